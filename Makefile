@@ -1,0 +1,115 @@
+# 汇交联动 (huijiao) — every developer and CI verb. `make test` and `make run` do all set-up on a
+# fresh Debian 12 machine as root: apt packages if missing, a venv on /usr/bin/python3 with the
+# system site packages (for PyQGIS), pinned dev dependencies from pyproject.toml.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+SYS_PYTHON := /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PLUGIN := huijiao_plugin
+TS := i18n/huijiao_zh_CN.ts
+QM := $(PLUGIN)/i18n/huijiao_zh_CN.qm
+RC := $(PLUGIN)/resources_rc.py
+DEMO_DIR ?= demo
+DEMO_SIZE ?= 20000
+DEMO_SEED ?= 2024
+PROFILES_DIR ?= $(CURDIR)/.qgis-settings
+export QT_QPA_PLATFORM ?= offscreen
+# The PostgreSQL/PostGIS test database started by tests/pg_setup.sh (optional outside `make test`).
+export HUIJIAO_TEST_PG ?= postgresql://huijiao:huijiao@127.0.0.1:5432/huijiao_test
+APT_PACKAGES := qgis python3-qgis qgis-providers pyqt5-dev-tools qttools5-dev-tools xvfb xauth \
+	fonts-noto-cjk python3-venv python3-pip gdal-bin zip postgresql postgis postgresql-15-postgis-3 \
+	poppler-utils
+
+.PHONY: help system venv test lint format translations qm resources package deploy run demo-data \
+	clean bench pg-start
+
+help:
+	@echo "make run | test | demo-data | lint | format | translations | resources | package | deploy | bench | clean"
+
+# --- set-up ---------------------------------------------------------------------------------------
+system:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages: $$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "Run as root (or install: $$missing)"; exit 1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.deps: pyproject.toml | system
+	$(SYS_PYTHON) -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $$($(SYS_PYTHON) -c "import tomllib; \
+		print(' '.join(tomllib.load(open('pyproject.toml','rb'))['project']['optional-dependencies']['dev']))")
+	touch $@
+
+venv: system $(VENV)/.deps
+
+# --- build products (never committed) ------------------------------------------------------------
+$(QM): $(TS) | system
+	mkdir -p $(dir $(QM))
+	lrelease -silent $(TS) -qm $(QM)
+
+qm: $(QM)
+
+$(RC): resources.qrc $(wildcard $(PLUGIN)/resources/icons/*.svg) | system
+	pyrcc5 -o $(RC) resources.qrc
+
+resources: $(RC)
+
+translations: system
+	@{ echo "SOURCES = \\"; find $(PLUGIN) -name '*.py' ! -name resources_rc.py | sort | sed 's/$$/ \\/'; \
+	   echo ""; echo "FORMS = \\"; find $(PLUGIN) -name '*.ui' | sort | sed 's/$$/ \\/'; echo ""; \
+	   echo "TRANSLATIONS = $(TS)"; } > build-i18n.pro
+	pylupdate5 -noobsolete build-i18n.pro
+	rm -f build-i18n.pro
+	$(MAKE) qm
+
+# --- quality ---------------------------------------------------------------------------------------
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+pg-start: system
+	bash tests/pg_setup.sh
+
+test: venv qm resources lint pg-start
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: venv qm resources
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# --- data and running ------------------------------------------------------------------------------
+demo-data: venv
+	@if [ ! -f $(DEMO_DIR)/county.gpkg ]; then \
+		$(PY) -m tests.datagen --out $(DEMO_DIR) --size $(DEMO_SIZE) --seed $(DEMO_SEED); \
+	else echo "$(DEMO_DIR)/county.gpkg exists (make clean-demo to regenerate)"; fi
+
+clean-demo:
+	rm -rf $(DEMO_DIR)
+
+deploy: qm resources
+	$(PY) -m tests.demo_profile deploy --profiles $(PROFILES_DIR)
+
+run: venv qm resources demo-data
+	$(PY) -m tests.demo_profile run --profiles $(PROFILES_DIR) --demo $(DEMO_DIR)
+
+# --- packaging -------------------------------------------------------------------------------------
+package: venv qm resources
+	rm -rf build/$(PLUGIN) build/$(PLUGIN).zip
+	mkdir -p build
+	cp -r $(PLUGIN) build/$(PLUGIN)
+	cp metadata.txt LICENSE build/$(PLUGIN)/
+	find build/$(PLUGIN) \( -name __pycache__ -o -name '*.pyc' -o -name ruff.toml \) -prune -exec rm -rf {} +
+	cd build && zip -qr $(PLUGIN).zip $(PLUGIN)
+	$(PY) -m tests.package_check build/$(PLUGIN).zip
+
+clean:
+	rm -rf build build-i18n.pro $(QM) $(RC) .pytest_cache .ruff_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +
