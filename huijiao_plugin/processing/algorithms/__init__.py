@@ -2,8 +2,42 @@
 
 from __future__ import annotations
 
+from huijiao_plugin.processing.algorithms.check_dataset import CheckDatasetAlgorithm
+from huijiao_plugin.processing.algorithms.compare_boundary_compare import CompareBoundaryAlgorithm
+from huijiao_plugin.processing.algorithms.compare_contiguity import CompareContiguityAlgorithm
+from huijiao_plugin.processing.algorithms.compare_farmland_nonagri import CompareFarmlandNonAgriAlgorithm
+from huijiao_plugin.processing.algorithms.compare_hsf_coverage import CompareHsfCoverageAlgorithm
+from huijiao_plugin.processing.algorithms.compare_hsf_not_in_pbf import CompareHsfNotInPbfAlgorithm
+from huijiao_plugin.processing.algorithms.compare_pbf_exit_candidates import ComparePbfExitCandidatesAlgorithm
+from huijiao_plugin.processing.algorithms.compare_pbf_nongrain import ComparePbfNonGrainAlgorithm
+from huijiao_plugin.processing.algorithms.compare_version_diff import CompareVersionDiffAlgorithm
 from huijiao_plugin.processing.algorithms.ellipsoidal_area import EllipsoidalAreaAlgorithm
+from huijiao_plugin.processing.algorithms.exchange_build_package import BuildPackageAlgorithm
+from huijiao_plugin.processing.algorithms.exchange_import_package import ImportPackageAlgorithm
+from huijiao_plugin.processing.algorithms.exchange_submit_package import SubmitPackageAlgorithm
+from huijiao_plugin.processing.algorithms.patches_atlas import PatchAtlasAlgorithm
+from huijiao_plugin.processing.algorithms.patches_checklist import PatchChecklistAlgorithm
+from huijiao_plugin.processing.algorithms.patches_field_package import FieldPackageAlgorithm
+from huijiao_plugin.processing.algorithms.patches_from_comparison import PatchesFromComparisonAlgorithm
+from huijiao_plugin.processing.algorithms.patches_import_field_results import ImportFieldResultsAlgorithm
 
 ALGORITHMS = [
+    CheckDatasetAlgorithm,
     EllipsoidalAreaAlgorithm,
+    BuildPackageAlgorithm,
+    ImportPackageAlgorithm,
+    SubmitPackageAlgorithm,
+    PatchesFromComparisonAlgorithm,
+    FieldPackageAlgorithm,
+    PatchAtlasAlgorithm,
+    PatchChecklistAlgorithm,
+    ImportFieldResultsAlgorithm,
+    CompareHsfNotInPbfAlgorithm,
+    ComparePbfExitCandidatesAlgorithm,
+    ComparePbfNonGrainAlgorithm,
+    CompareFarmlandNonAgriAlgorithm,
+    CompareHsfCoverageAlgorithm,
+    CompareContiguityAlgorithm,
+    CompareVersionDiffAlgorithm,
+    CompareBoundaryAlgorithm,
 ]

@@ -1,0 +1,208 @@
+"""耕地比对: every preset and the whole suite against the equivalent chains of QGIS native algorithms.
+
+On a generated county (``python -m tests.datagen``, default 250 000 DLTB polygons, cached in the temp directory;
+or ``--gpkg`` pointing to such a county.gpkg) each preset runs on a fresh ``CountyOverlay`` (reading included),
+the suite runs all presets on one overlay, and the native chains (native:extractbyexpression, intersection,
+difference, dissolve, buffer, multiparttosingleparts, detectvectorchanges; memory outputs, no geometry checks)
+answer the same questions in the same process. Printed: seconds, ratios native/ours and the peak RSS
+(``resource.getrusage``) after our runs and at the end.
+Targets (issue 4): each preset ≥ 5×, suite ≥ 10×, peak < 2 GB.
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from qgis.core import QgsFeatureRequest, QgsProcessingContext, QgsProcessingFeedback, QgsVectorLayer
+
+from huijiao_plugin.core.compare.overlay import CountyOverlay
+from huijiao_plugin.core.compare.presets import SUITE_ORDER, run_preset
+
+DEFAULT_SIZE = 250_000
+QGIS_PLUGINS = "/usr/share/qgis/python/plugins"
+LAYERS = {
+    "DLTB": "DLTB",
+    "DLTB_N1": "DLTB_N1",
+    "PBF": "YJJBNTBHTB",
+    "HSF": "GBZNT",
+    "STBHHX": "STBHHX",
+    "YZGHQ": "YZGHQ",
+    "TRHJZL": "TRHJZL",
+    "JCTB": "JCTB",
+    "XZQ": "XZQ",
+    "CJDCQ": "CJDCQ",
+    "A": "YJJBNTBHTB",
+    "B": "GDBHMB",
+}
+FARM = "DLBM IN ('0101','0102','0103')"
+CONSTRUCTION = (
+    "left(DLBM,2) IN ('05','06','07','08','09','10') AND left(DLBM,4) <> '1006' AND left(DLBM,4) <> '1202'"
+)
+FRAGILE = "TBXHDM IN ('HDGD','HQGD','LQGD','MQGD','SHGD','SMGD','YJGD') OR (GDPDJB = '5' AND GDLX = 'PD')"
+TBLX = "TBLX IN ('20','YH','DL1','DL2','DL3','TL','SJ','CK','GF','JC')"
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def county_path(args) -> Path:
+    if getattr(args, "gpkg", None):
+        return Path(args.gpkg)
+    size = args.size or DEFAULT_SIZE
+    out = Path(tempfile.gettempdir()) / f"huijiao_bench_county_{size}_{args.seed}"
+    path = out / "county.gpkg"
+    if not path.exists():
+        from tests.datagen.__main__ import main
+
+        main(["--out", str(out), "--size", str(size), "--seed", str(args.seed), "--formats", "gpkg", "--quiet"])
+    return path
+
+
+def open_layers(path: Path) -> dict[str, QgsVectorLayer]:
+    layers = {}
+    for role, name in LAYERS.items():
+        layer = QgsVectorLayer(f"{path}|layername={name}", name, "ogr")
+        if layer.isValid():
+            layers[role] = layer
+    return layers
+
+
+class Native:
+    """The native chains; every step writes a memory layer, geometry checks off (the data is valid)."""
+
+    def __init__(self, layers):
+        self.layers = layers
+        self.context = QgsProcessingContext()
+        self.context.setInvalidGeometryCheck(QgsFeatureRequest.GeometryNoCheck)
+        self.feedback = QgsProcessingFeedback()
+
+    def run(self, alg, **params):
+        import processing
+
+        params.setdefault("OUTPUT", "TEMPORARY_OUTPUT")
+        out = processing.run(alg, params, context=self.context, feedback=self.feedback)
+        return out["OUTPUT"] if "OUTPUT" in out else out
+
+    def layer(self, value):
+        if isinstance(value, str):
+            return self.context.getMapLayer(value) or QgsVectorLayer(value)
+        return value
+
+    def extract(self, role, expression):
+        return self.run("native:extractbyexpression", INPUT=self.layers[role], EXPRESSION=expression)
+
+    def intersection(self, a, b):
+        return self.run("native:intersection", INPUT=a, OVERLAY=b)
+
+    def difference(self, a, b):
+        return self.run("native:difference", INPUT=a, OVERLAY=b)
+
+    def dissolve(self, a):
+        return self.run("native:dissolve", INPUT=a)
+
+    def singles(self, a):
+        return self.run("native:multiparttosingleparts", INPUT=a)
+
+    # --- one chain per preset -------------------------------------------------------------------------------
+    def hsfnotinpbf(self):
+        farm = self.extract("DLTB", FARM)
+        return self.singles(self.difference(self.intersection(self.layers["HSF"], farm), self.layers["PBF"]))
+
+    def pbfnongrain(self):
+        sel = self.extract("DLTB", f"({FARM} AND ZZSXDM IN ('FLS','WG')) OR NOT ({FARM})")
+        return self.singles(self.intersection(self.layers["PBF"], sel))
+
+    def pbfexitcandidates(self):
+        pbf = self.layers["PBF"]
+        for zone in (
+            self.layers["STBHHX"],
+            self.layers["YZGHQ"],
+            self.extract("TRHJZL", "LB = '严格管控类'"),
+            self.extract("DLTB", FRAGILE),
+            self.extract("DLTB", "FRDBS = '1'"),
+        ):
+            self.singles(self.intersection(pbf, self.dissolve(zone)))
+        xzq = self.dissolve(self.layers["XZQ"])
+        self.difference(pbf, xzq)
+        return self.contiguity()
+
+    def farmlandnonagri(self):
+        farm = self.extract("DLTB", FARM)
+        self.singles(self.intersection(farm, self.extract("DLTB_N1", CONSTRUCTION)))
+        return self.singles(self.intersection(farm, self.extract("JCTB", TBLX)))
+
+    def hsfcoverage(self):
+        pbf, hsf = self.layers["PBF"], self.layers["HSF"]
+        self.singles(self.intersection(pbf, self.dissolve(hsf)))
+        self.singles(self.difference(pbf, hsf))
+        return self.singles(self.intersection(hsf, self.extract("DLTB", f"NOT ({FARM})")))
+
+    def contiguity(self):
+        buffered = self.run("native:buffer", INPUT=self.layers["PBF"], DISTANCE=0.25)
+        return self.singles(self.dissolve(buffered))
+
+    def versiondiff(self):
+        fields = ["DLBM", "ZZSXDM", "TBXHDM", "GDLX", "GDPDJB", "FRDBS", "CZCSXM", "QSXZ", "QSDWDM", "ZLDWDM"]
+        return self.run(
+            "native:detectvectorchanges",
+            ORIGINAL=self.layers["DLTB"],
+            REVISED=self.layers["DLTB_N1"],
+            COMPARE_ATTRIBUTES=fields,
+            MATCH_TYPE=1,
+            UNCHANGED="TEMPORARY_OUTPUT",
+            ADDED="TEMPORARY_OUTPUT",
+            DELETED="TEMPORARY_OUTPUT",
+        )
+
+    def boundarycompare(self):
+        a, b = self.layers["A"], self.layers["B"]
+        self.singles(self.difference(a, b))
+        self.singles(self.difference(b, a))
+        return self.singles(self.intersection(a, b))
+
+
+def timed(func):
+    gc.collect()
+    started = time.perf_counter()
+    value = func()
+    return time.perf_counter() - started, value
+
+
+def run(args):
+    if QGIS_PLUGINS not in sys.path:
+        sys.path.append(QGIS_PLUGINS)  # QGIS's own "processing" package
+    from processing.core.Processing import Processing
+
+    Processing.initialize()
+    path = county_path(args)
+    layers = open_layers(path)
+    dltb_count = layers["DLTB"].featureCount()
+    rows = [{"metric": "county DLTB polygons", "value": dltb_count, "unit": ""}]
+    presets = list(SUITE_ORDER)
+    ours = {}
+    for preset in presets:
+        seconds, result = timed(lambda p=preset: run_preset(p, CountyOverlay(layers)))
+        ours[preset] = seconds
+        rows.append({"metric": f"{preset}: ours ({len(result.pieces)} pieces)", "value": seconds, "unit": "s"})
+    suite_s, _ = timed(lambda: [run_preset(p, ov) for ov in [CountyOverlay(layers)] for p in presets])
+    rows.append({"metric": "suite: ours (one overlay)", "value": suite_s, "unit": "s"})
+    rows.append({"metric": "peak RSS after our runs", "value": peak_mb(), "unit": "MB"})
+    native = Native(layers)
+    native_total = 0.0
+    for preset in presets:
+        seconds, _ = timed(getattr(native, preset))
+        native_total += seconds
+        rows.append({"metric": f"{preset}: native chain", "value": seconds, "unit": "s"})
+        rows.append({"metric": f"{preset}: ratio native/ours (target ≥ 5)", "value": seconds / ours[preset]})
+        native.context = QgsProcessingContext()  # drop the temporary layers of this chain
+        native.context.setInvalidGeometryCheck(QgsFeatureRequest.GeometryNoCheck)
+    rows.append({"metric": "suite: native chains added up", "value": native_total, "unit": "s"})
+    rows.append({"metric": "suite: ratio native/ours (target ≥ 10)", "value": native_total / suite_s})
+    rows.append({"metric": "peak RSS at the end (target < 2048)", "value": peak_mb(), "unit": "MB"})
+    return rows

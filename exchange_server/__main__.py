@@ -1,0 +1,232 @@
+"""Command line: ``serve``, ``admin …`` and ``demo-accounts``.
+
+    python -m exchange_server serve --data DIR --host 127.0.0.1 --port 8765 [--db URL] [--catalog DIR]
+    python -m exchange_server admin --data DIR create-account --username u --password p --department zrzy \\
+        --region 610102 --role submitter
+    python -m exchange_server demo-accounts --data DIR [--region 610102]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+from exchange_server.catalog import DEFAULT_CATALOG_DIR
+from exchange_server.config import ServerConfig
+from exchange_server.errors import ApiError
+
+DEMO_PASSWORD = "huijiao-demo-2025"
+DEMO_REGION = "610102"
+
+
+def _config(args: argparse.Namespace) -> ServerConfig:
+    cfg = ServerConfig(
+        data_dir=Path(args.data).resolve(), db_url=args.db or os.environ.get("HUIJIAO_SERVER_DB")
+    )
+    cfg.catalog_dir = Path(args.catalog) if args.catalog else DEFAULT_CATALOG_DIR
+    for name in (
+        "max_upload_size",
+        "max_concurrent_uploads",
+        "upload_expiry_seconds",
+        "token_ttl_seconds",
+        "cleanup_interval_seconds",
+        "due_days",
+        "monitoring_min_per_year",
+        "zip_max_files",
+        "zip_max_uncompressed",
+        "zip_max_ratio",
+        "sync_every_bytes",
+    ):
+        value = getattr(args, name, None)
+        if value is not None:
+            setattr(cfg, name, value)
+    if getattr(args, "base_submitters", None):
+        cfg.base_submitters = tuple(args.base_submitters.split(","))
+    return cfg
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="data directory (database, uploads, packages, keys)")
+    p.add_argument(
+        "--db", help="database URL (default: SQLite in DATA); e.g. postgresql+psycopg://u:p@host/db"
+    )
+    p.add_argument("--catalog", help=f"catalog directory (default: {DEFAULT_CATALOG_DIR})")
+    p.add_argument("--base-submitters", help="departments that may submit 'base' datasets (default: zrzy)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m exchange_server", description="汇交联动 exchange server")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    _common(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765, help="0 = any free port (see --port-file)")
+    serve.add_argument("--port-file", help="write the bound port to this file once listening")
+    serve.add_argument("--log-level", default="info")
+    for opt in (
+        "max-upload-size",
+        "max-concurrent-uploads",
+        "upload-expiry-seconds",
+        "token-ttl-seconds",
+        "cleanup-interval-seconds",
+        "due-days",
+        "monitoring-min-per-year",
+        "zip-max-files",
+        "zip-max-uncompressed",
+        "zip-max-ratio",
+        "sync-every-bytes",
+    ):
+        serve.add_argument("--" + opt, type=int)
+
+    adm = sub.add_parser("admin", help="accounts, tokens and release dates")
+    _common(adm)
+    asub = adm.add_subparsers(dest="action", required=True)
+    ca = asub.add_parser("create-account")
+    ca.add_argument("--username", required=True)
+    ca.add_argument("--password", required=True)
+    ca.add_argument("--department", required=True, choices=("zrzy", "nync"))
+    ca.add_argument("--region", required=True)
+    ca.add_argument("--role", required=True, choices=("submitter", "reader", "reviewer", "admin"))
+    ca.add_argument("--display-name", default="")
+    ca.add_argument("--unit", default="")
+    asub.add_parser("list-accounts")
+    it = asub.add_parser("issue-token")
+    it.add_argument("--username", required=True)
+    it.add_argument("--ttl-seconds", type=int)
+    rt = asub.add_parser("revoke-token", help="revoke every token of an account")
+    rt.add_argument("--username", required=True)
+    sr = asub.add_parser("set-release")
+    sr.add_argument("--dataset", required=True)
+    sr.add_argument("--year", type=int, required=True)
+    sr.add_argument("--date", required=True, help="YYYY-MM-DD")
+    lr = asub.add_parser("list-releases")
+    lr.add_argument("--year", type=int)
+    asub.add_parser("server-key")
+
+    demo = sub.add_parser("demo-accounts", help="create demo accounts for both departments and print tokens")
+    _common(demo)
+    demo.add_argument("--region", default=DEMO_REGION, help=f"demo county code (default {DEMO_REGION})")
+    demo.add_argument("--password", default=DEMO_PASSWORD)
+    demo.add_argument("--ttl-seconds", type=int, default=30 * 24 * 3600)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from exchange_server.app import create_app
+    from exchange_server.service import Exchange
+
+    cfg = _config(args)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    ex = Exchange.open(cfg)
+    app = create_app(ex)
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    if args.port_file:
+        tmp = Path(args.port_file + ".tmp")
+        tmp.write_text(str(port), encoding="ascii")
+        os.replace(tmp, args.port_file)
+    print(f"exchange_server listening on http://{args.host}:{port}/api/v1", flush=True)
+    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, timeout_keep_alive=30)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def _admin(args: argparse.Namespace) -> int:
+    from exchange_server.service import Exchange
+
+    ex = Exchange.open(_config(args))
+    if args.action == "create-account":
+        out = ex.create_account(
+            args.username,
+            args.password,
+            args.department,
+            args.region,
+            args.role,
+            args.display_name,
+            args.unit,
+        )
+    elif args.action == "list-accounts":
+        out = ex.list_accounts()
+    elif args.action == "issue-token":
+        out = ex.issue_token(args.username, args.ttl_seconds, "cli")
+    elif args.action == "revoke-token":
+        out = {"revoked": ex.revoke_tokens(args.username)}
+    elif args.action == "set-release":
+        out = ex.set_release(args.dataset, args.year, dt.date.fromisoformat(args.date))
+    elif args.action == "list-releases":
+        out = ex.list_releases(args.year)
+    else:
+        out = {"public_key": ex.signer.public_b64, "fingerprint": ex.signer.fingerprint}
+    print(json.dumps(out, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from exchange_server.regions import normalise
+    from exchange_server.service import Exchange
+
+    ex = Exchange.open(_config(args))
+    county = normalise(args.region)
+    city = county[:4]
+    specs = [
+        ("demo_zrzy_submitter", "zrzy", county, "submitter", "自然资源 提交员"),
+        ("demo_zrzy_reader", "zrzy", county, "reader", "自然资源 查阅员"),
+        ("demo_zrzy_reviewer", "zrzy", city, "reviewer", "自然资源 审核员（市级）"),
+        ("demo_nync_submitter", "nync", county, "submitter", "农业农村 提交员"),
+        ("demo_nync_reader", "nync", county, "reader", "农业农村 查阅员"),
+        ("demo_nync_reviewer", "nync", city, "reviewer", "农业农村 审核员（市级）"),
+        ("demo_admin", "zrzy", "61", "admin", "管理员"),
+    ]
+    existing = {a["username"] for a in ex.list_accounts()}
+    accounts = []
+    for username, dept, region, role, name in specs:
+        if username not in existing:
+            ex.create_account(username, args.password, dept, region, role, name, "演示单位")
+        token = ex.issue_token(username, args.ttl_seconds, "demo")
+        accounts.append(
+            {
+                "username": username,
+                "password": args.password,
+                "department": dept,
+                "region_code": region,
+                "role": role,
+                "token": token["access_token"],
+                "expires_at": token["expires_at"],
+            }
+        )
+    print(
+        json.dumps({"accounts": accounts, "server_key": ex.signer.fingerprint}, ensure_ascii=False, indent=2)
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "admin":
+            return _admin(args)
+        return _demo(args)
+    except ApiError as err:
+        print(f"错误 {err.code}: {err.message_zh} ({err.message})", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Server configuration: one dataclass, filled from the command line (every limit is an option)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exchange_server.catalog import DEFAULT_CATALOG_DIR
+
+GIB = 1024**3
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path
+    db_url: str | None = None
+    catalog_dir: Path = DEFAULT_CATALOG_DIR
+    max_upload_size: int = 4 * GIB
+    max_concurrent_uploads: int = 4
+    upload_expiry_seconds: int = 24 * 3600
+    token_ttl_seconds: int = 12 * 3600
+    cleanup_interval_seconds: int = 300
+    due_days: int = 30
+    monitoring_min_per_year: int = 2
+    base_submitters: tuple[str, ...] = ("zrzy",)
+    # zip safety
+    zip_max_files: int = 1000
+    zip_max_uncompressed: int = 16 * GIB
+    zip_max_ratio: int = 200
+    zip_ratio_min_size: int = 1024 * 1024
+    # fsync + record the offset at least every this many bytes of a PATCH without Upload-Checksum
+    sync_every_bytes: int = 16 * 1024 * 1024
+    feed_max_wait: int = 60
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def packages_dir(self) -> Path:
+        return self.data_dir / "packages"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.data_dir / "tmp"
+
+    def database_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return "sqlite:///{}".format((self.data_dir / "exchange.sqlite3").as_posix())
+
+    def ensure_dirs(self) -> None:
+        for d in (self.data_dir, self.uploads_dir, self.packages_dir, self.keys_dir, self.tmp_dir):
+            d.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,352 @@
+"""Checks the server runs on a committed package by itself: manifest shape, zip safety, file hashes,
+GeoPackage
+structure, CRS, layers, feature counts and the catalog's required fields. Returns receipt findings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import sqlite3
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from exchange_server.catalog import Catalog
+from exchange_server.errors import ApiError, finding
+from exchange_server.regions import RegionCodeError, normalise
+
+FORMAT_VERSIONS = ("1", "1.0")
+PERIOD_RE = re.compile(r"^(\d{4})(H[12]|Q[1-4])?$")
+MANIFEST_NAME = "manifest.json"
+REQUIRED_KEYS = (
+    "format_version",
+    "package_uuid",
+    "dataset_id",
+    "region_code",
+    "period",
+    "department",
+    "files",
+)
+GPKG_APPLICATION_IDS = {0x47504B47, 0x47503130, 0x47503131}  # 'GPKG', 'GP10', 'GP11'
+CHUNK = 1024 * 1024
+
+
+def allowed_epsg(code: int) -> bool:
+    """CGCS2000: geographic 4490, 6° GK 4491–4512 and 3° GK 4513–4554."""
+    return code == 4490 or 4491 <= code <= 4554
+
+
+def parse_epsg(crs: object) -> int | None:
+    m = re.match(r"^\s*EPSG\s*:\s*(\d+)\s*$", str(crs or ""), re.IGNORECASE)
+    return int(m.group(1)) if m else None
+
+
+def period_year(period: str) -> int | None:
+    m = PERIOD_RE.match(period or "")
+    return int(m.group(1)) if m else None
+
+
+@dataclass
+class ManifestHead:
+    dataset_id: str
+    region_code: str
+    period: str
+    department: str
+    package_uuid: str
+
+
+def manifest_head(manifest: object) -> ManifestHead:
+    """Validate the fields needed to authorise a commit; raise MANIFEST_INVALID / REGION_INVALID."""
+    if not isinstance(manifest, dict):
+        raise ApiError("MANIFEST_INVALID", "manifest must be an object")
+    missing = [k for k in REQUIRED_KEYS if manifest.get(k) in (None, "")]
+    if missing:
+        raise ApiError("MANIFEST_INVALID", "missing: " + ", ".join(missing))
+    if not isinstance(manifest["files"], list):
+        raise ApiError("MANIFEST_INVALID", "files must be a list")
+    if not isinstance(manifest.get("layers", []), list):
+        raise ApiError("MANIFEST_INVALID", "layers must be a list")
+    try:
+        region = normalise(manifest["region_code"])
+    except RegionCodeError:
+        raise ApiError("REGION_INVALID", str(manifest["region_code"]))
+    return ManifestHead(
+        dataset_id=str(manifest["dataset_id"]),
+        region_code=region,
+        period=str(manifest["period"]),
+        department=str(manifest["department"]),
+        package_uuid=str(manifest["package_uuid"]),
+    )
+
+
+def check_manifest_content(manifest: dict, catalog: Catalog) -> list[dict]:
+    """Checks that need no package bytes (also used for offline registration)."""
+    found: list[dict] = []
+    if str(manifest.get("format_version")) not in FORMAT_VERSIONS:
+        found.append(finding("MANIFEST_FORMAT", str(manifest.get("format_version"))))
+    if period_year(str(manifest.get("period"))) is None:
+        found.append(finding("PERIOD_INVALID", str(manifest.get("period"))))
+    ds = catalog.get(str(manifest.get("dataset_id")))
+    if ds is None:
+        found.append(finding("DATASET_UNKNOWN", str(manifest.get("dataset_id"))))
+    epsg = parse_epsg(manifest.get("crs"))
+    if manifest.get("crs") and (epsg is None or not allowed_epsg(epsg)):
+        found.append(finding("CRS_NOT_CGCS2000", str(manifest.get("crs"))))
+    layers = manifest.get("layers") or []
+    if not layers:
+        found.append(finding("NO_LAYERS"))
+    if ds is not None and ds.layer_names:
+        allowed = {n.lower() for n in ds.layer_names}
+        for layer in layers:
+            name = str(layer.get("name", "")) if isinstance(layer, dict) else ""
+            if name.lower() not in allowed:
+                found.append(
+                    finding("LAYER_NAME_UNKNOWN", "{}；标准名称：{}".format(name, "、".join(ds.layer_names)))
+                )
+    validation = manifest.get("validation") or {}
+    if isinstance(validation, dict):
+        if _int(validation.get("errors")) > 0:
+            found.append(finding("VALIDATION_ERRORS", str(validation.get("errors"))))
+        if _int(validation.get("warnings")) > 0:
+            found.append(finding("VALIDATION_WARNINGS", str(validation.get("warnings"))))
+    return found
+
+
+def _int(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0
+
+
+def _unsafe_name(name: str) -> bool:
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or "\x00" in name:
+        return True
+    parts = re.split(r"[\\/]", name)
+    return any(p == ".." for p in parts)
+
+
+def check_package(path: Path, manifest: dict, catalog: Catalog, limits: object, tmp_root: Path) -> list[dict]:
+    """Open the zip at ``path`` and run every content check. ``limits`` is the ServerConfig."""
+    found = check_manifest_content(manifest, catalog)
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        found.append(finding("NOT_A_ZIP", str(exc)[:100]))
+        return found
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > limits.zip_max_files:
+            found.append(finding("ZIP_TOO_MANY_FILES", str(len(infos))))
+            return found
+        names: set[str] = set()
+        total = 0
+        fatal = False
+        for info in infos:
+            if _unsafe_name(info.filename):
+                found.append(finding("ZIP_UNSAFE_PATH", info.filename[:200], path=info.filename[:200]))
+                fatal = True
+            mode = info.external_attr >> 16
+            if info.create_system == 3 and stat.S_ISLNK(mode):
+                found.append(finding("ZIP_SYMLINK", info.filename[:200], path=info.filename[:200]))
+                fatal = True
+            if info.filename in names:
+                found.append(finding("ZIP_DUPLICATE_ENTRY", info.filename[:200]))
+                fatal = True
+            names.add(info.filename)
+            total += info.file_size
+            if info.file_size > limits.zip_ratio_min_size:
+                ratio = info.file_size / max(info.compress_size, 1)
+                if ratio > limits.zip_max_ratio:
+                    found.append(finding("ZIP_RATIO", f"{info.filename[:200]}: {ratio:.0f}:1"))
+                    fatal = True
+        if total > limits.zip_max_uncompressed:
+            found.append(finding("ZIP_TOO_LARGE", str(total)))
+            fatal = True
+        if fatal:
+            return found
+        if MANIFEST_NAME not in names:
+            found.append(finding("MANIFEST_MISSING"))
+            return found
+        try:
+            inner = json.loads(zf.read(MANIFEST_NAME).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError, zipfile.BadZipFile):
+            inner = None
+        if inner != manifest:
+            found.append(finding("MANIFEST_MISMATCH"))
+            return found
+        listed: dict[str, dict] = {}
+        for entry in manifest.get("files") or []:
+            if isinstance(entry, dict) and entry.get("path"):
+                listed[str(entry["path"])] = entry
+        for name in sorted(names):
+            if name == MANIFEST_NAME or name.endswith("/"):
+                continue
+            if name not in listed:
+                found.append(finding("EXTRA_FILE", name[:200], path=name[:200]))
+        workdir = Path(tempfile.mkdtemp(prefix="check-", dir=tmp_root))
+        try:
+            gpkgs: dict[str, Path] = {}
+            for rel, entry in listed.items():
+                if _unsafe_name(rel) or rel not in names:
+                    found.append(finding("MISSING_FILE", rel[:200], path=rel[:200]))
+                    continue
+                is_gpkg = rel.lower().endswith(".gpkg")
+                out_path = workdir / f"f{len(gpkgs)}.gpkg" if is_gpkg else None
+                try:
+                    size, digest = _hash_member(zf, rel, out_path)
+                except (zipfile.BadZipFile, OSError) as exc:
+                    found.append(finding("ZIP_CORRUPT", f"{rel}: {str(exc)[:80]}", path=rel[:200]))
+                    continue
+                if _int(entry.get("size")) != size:
+                    found.append(finding("FILE_SIZE_MISMATCH", rel[:200], path=rel[:200]))
+                if str(entry.get("sha256", "")).lower() != digest:
+                    found.append(finding("FILE_HASH_MISMATCH", rel[:200], path=rel[:200]))
+                if out_path is not None:
+                    gpkgs[rel] = out_path
+            found.extend(_check_layers(manifest, catalog, gpkgs))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return found
+
+
+def _hash_member(zf: zipfile.ZipFile, name: str, out_path: Path | None) -> tuple[int, str]:
+    h = hashlib.sha256()
+    size = 0
+    out = out_path.open("wb") if out_path is not None else None
+    try:
+        with zf.open(name) as src:
+            while True:
+                block = src.read(CHUNK)
+                if not block:
+                    break
+                h.update(block)
+                size += len(block)
+                if out is not None:
+                    out.write(block)
+    finally:
+        if out is not None:
+            out.close()
+    return size, h.hexdigest()
+
+
+def _q(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _check_layers(manifest: dict, catalog: Catalog, gpkgs: dict[str, Path]) -> list[dict]:
+    found: list[dict] = []
+    ds = catalog.get(str(manifest.get("dataset_id")))
+    manifest_epsg = parse_epsg(manifest.get("crs"))
+    opened: dict[str, sqlite3.Connection | None] = {}
+    layers_by_file: dict[str, set[str]] = {}
+    try:
+        for rel, path in gpkgs.items():
+            opened[rel] = _open_gpkg(path, rel, found)
+        for layer in manifest.get("layers") or []:
+            if not isinstance(layer, dict):
+                continue
+            rel = str(layer.get("file", ""))
+            name = str(layer.get("name", ""))
+            conn = opened.get(rel)
+            if rel not in opened:
+                found.append(finding("LAYER_MISSING", f"{name}（文件 {rel} 不是清单中的 GeoPackage）"))
+                continue
+            if conn is None:
+                continue
+            layers_by_file.setdefault(rel, set()).add(name.lower())
+            found.extend(_check_one_layer(conn, rel, name, layer, ds, manifest_epsg))
+        for rel, conn in opened.items():
+            if conn is None:
+                continue
+            tables = [r[0] for r in conn.execute("SELECT table_name FROM gpkg_contents")]
+            extra = [t for t in tables if t.lower() not in layers_by_file.get(rel, set())]
+            if extra:
+                found.append(finding("GPKG_EXTRA_LAYER", "{}: {}".format(rel, ", ".join(extra)[:200])))
+    finally:
+        for conn in opened.values():
+            if conn is not None:
+                conn.close()
+    return found
+
+
+def _open_gpkg(path: Path, rel: str, found: list[dict]) -> sqlite3.Connection | None:
+    try:
+        conn = sqlite3.connect(f"file:{path.as_posix()}?mode=ro", uri=True)
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")}
+    except sqlite3.DatabaseError as exc:
+        found.append(finding("NOT_GEOPACKAGE", f"{rel}: {str(exc)[:80]}", path=rel))
+        return None
+    if app_id not in GPKG_APPLICATION_IDS:
+        conn.close()
+        found.append(finding("NOT_GEOPACKAGE", f"{rel}: application_id={app_id}", path=rel))
+        return None
+    needed = {"gpkg_contents", "gpkg_geometry_columns", "gpkg_spatial_ref_sys"}
+    if not needed <= names:
+        conn.close()
+        found.append(
+            finding("GPKG_STRUCTURE", "{}: {}".format(rel, ", ".join(sorted(needed - names))), path=rel)
+        )
+        return None
+    return conn
+
+
+def _check_one_layer(
+    conn: sqlite3.Connection, rel: str, name: str, layer: dict, ds, manifest_epsg
+) -> list[dict]:
+    found: list[dict] = []
+    row = conn.execute(
+        "SELECT table_name, srs_id FROM gpkg_contents WHERE lower(table_name) = lower(?)", (name,)
+    ).fetchone()
+    if row is None:
+        return [finding("LAYER_MISSING", f"{rel}: {name}", layer=name)]
+    table, srs_id = row
+    geom = conn.execute(
+        "SELECT geometry_type_name, srs_id FROM gpkg_geometry_columns WHERE lower(table_name) = lower(?)",
+        (table,),
+    ).fetchone()
+    if geom is not None:
+        srs_id = geom[1]
+        declared = str(layer.get("geometry_type") or "").upper().replace("MULTI", "")
+        actual = str(geom[0] or "").upper().replace("MULTI", "")
+        if declared and actual and actual != "GEOMETRY" and declared != actual:
+            found.append(finding("GEOMETRY_TYPE_MISMATCH", f"{name}: {declared} ≠ {actual}", layer=name))
+    srs = conn.execute(
+        "SELECT organization, organization_coordsys_id FROM gpkg_spatial_ref_sys WHERE srs_id = ?", (srs_id,)
+    ).fetchone()
+    epsg = None
+    if srs is not None and str(srs[0]).upper() == "EPSG":
+        epsg = int(srs[1])
+    elif srs_id is not None and srs is not None and allowed_epsg(int(srs_id)):
+        epsg = int(srs_id)
+    if epsg is None or not allowed_epsg(epsg):
+        found.append(finding("CRS_NOT_CGCS2000", f"{name}: srs_id={srs_id}", layer=name))
+    elif manifest_epsg is not None and epsg != manifest_epsg:
+        found.append(finding("CRS_MISMATCH", f"{name}: EPSG:{epsg} ≠ EPSG:{manifest_epsg}", layer=name))
+    try:
+        count = conn.execute(f"SELECT count(*) FROM {_q(table)}").fetchone()[0]
+        columns = {r[1].lower() for r in conn.execute(f"PRAGMA table_info({_q(table)})")}
+    except sqlite3.DatabaseError as exc:
+        return [*found, finding("NOT_GEOPACKAGE", f"{name}: {str(exc)[:80]}", layer=name)]
+    if count != _int(layer.get("feature_count", -1)):
+        found.append(
+            finding(
+                "FEATURE_COUNT_MISMATCH",
+                "{}: {} ≠ {}".format(name, layer.get("feature_count"), count),
+                layer=name,
+            )
+        )
+    if ds is not None:
+        for field in ds.required_fields():
+            if not (field.names() & columns):
+                found.append(finding("FIELD_MISSING", f"{name}.{field.name}", layer=name))
+    return found
+
+
+def member_paths_safe(names: list[str]) -> bool:
+    return not any(_unsafe_name(n) or PurePosixPath(n).is_absolute() for n in names)

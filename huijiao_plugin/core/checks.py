@@ -1,0 +1,578 @@
+"""Checks of a layer against its catalog dataset (the standard), streaming and fast.
+
+Two passes over the features:
+
+1. attributes only (``QgsFeatureRequest.NoGeometry`` + the subset of checked fields): codes outside
+   their domain (counted per value), DLMC not matching DLBM, duplicate BSM;
+2. geometry + the area field: empty and invalid geometries (GEOS), and the area field (TBMJ …) against the
+   recomputed 三调 ellipsoidal area, tolerance ``max(0.1 m², 1e-6·TBMJ)`` (domain.md §5.3).
+
+Plus layer-level rules: CRS (CGCS2000 geographic and Gauss-Krüger 3°/6° zones accepted; Xian-80, Beijing-54,
+WGS84 and a missing CRS are errors with the fix), required fields missing, field types.
+
+Every :class:`Finding` has a rule id, a severity (``error`` blocks a submission, ``warning`` does not),
+a Chinese message that says what to fix, the field and value concerned, a count and the feature ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsFeatureRequest,
+    QgsGeometry,
+    QgsVectorLayer,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from huijiao_plugin.core.catalog import Catalog, DatasetSpec, get_catalog
+from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator, ZoneDetectionError
+
+log = logging.getLogger(__name__)
+
+ERROR = "error"
+WARNING = "warning"
+
+RULE_CRS_MISSING = "crs_missing"
+RULE_CRS_LEGACY = "crs_legacy"
+RULE_CRS_WGS84 = "crs_wgs84"
+RULE_CRS_OTHER = "crs_other"
+RULE_FIELD_MISSING = "field_missing"
+RULE_FIELD_TYPE = "field_type"
+RULE_CODE_DOMAIN = "code_domain"
+RULE_DLMC_MISMATCH = "dlmc_mismatch"
+RULE_GEOMETRY_EMPTY = "geometry_empty"
+RULE_GEOMETRY_INVALID = "geometry_invalid"
+RULE_BSM_DUPLICATE = "bsm_duplicate"
+RULE_AREA_MISMATCH = "area_mismatch"
+RULE_AREA_MISSING = "area_missing"
+
+RULE_IDS = (
+    RULE_CRS_MISSING,
+    RULE_CRS_LEGACY,
+    RULE_CRS_WGS84,
+    RULE_CRS_OTHER,
+    RULE_FIELD_MISSING,
+    RULE_FIELD_TYPE,
+    RULE_CODE_DOMAIN,
+    RULE_DLMC_MISMATCH,
+    RULE_GEOMETRY_EMPTY,
+    RULE_GEOMETRY_INVALID,
+    RULE_BSM_DUPLICATE,
+    RULE_AREA_MISMATCH,
+    RULE_AREA_MISSING,
+)
+
+AREA_TOLERANCE_ABS = 0.1  # m²
+AREA_TOLERANCE_REL = 1e-6
+AREA_BATCH = 4096
+
+# legacy Gauss-Krüger code -> the CGCS2000 code of the same zone layout (domain.md §5.4)
+_LEGACY_TO_CGCS2000 = {
+    2359: 4523, 2360: 4524, 2361: 4525, 2380: 4544, 2381: 4545, 2382: 4546,  # Xian 1980
+    2411: 4523, 2412: 4524, 2413: 4525, 2432: 4544, 2433: 4545, 2434: 4546,  # Beijing 1954
+    4610: 4490, 4214: 4490,
+}  # fmt: skip
+_STRING_TYPES = (QVariant.String,)
+_INTEGER_TYPES = (QVariant.Int, QVariant.LongLong, QVariant.UInt, QVariant.ULongLong)
+_DOUBLE_TYPES = (QVariant.Double,)
+_DATE_TYPES = (QVariant.Date, QVariant.DateTime)
+
+
+class Progress(Protocol):
+    """QgsFeedback, QgsProcessingFeedback and QgsTask all fit."""
+
+    def isCanceled(self) -> bool: ...  # noqa: N802
+
+    def setProgress(self, progress: float) -> Any: ...  # noqa: N802
+
+
+class CheckCanceledError(Exception):
+    """The user cancelled the check."""
+
+
+class CheckError(Exception):
+    """The layer cannot be checked; ``str(error)`` is a Chinese message for the user."""
+
+
+@dataclass
+class Finding:
+    rule_id: str
+    severity: str
+    message_zh: str
+    field: str = ""
+    value: str = ""
+    count: int = 0
+    feature_ids: list[int] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CheckReport:
+    dataset_id: str
+    layer_name: str
+    feature_count: int
+    findings: list[Finding]
+    field_mapping: dict[str, str]
+    elapsed_s: float = 0.0
+    crs: str = ""
+
+    @property
+    def error_count(self) -> int:
+        return sum(1 for f in self.findings if f.severity == ERROR)
+
+    @property
+    def warning_count(self) -> int:
+        return sum(1 for f in self.findings if f.severity == WARNING)
+
+    @property
+    def passed(self) -> bool:
+        """No error: the data may be submitted (warnings do not block)."""
+        return self.error_count == 0
+
+    def offending_ids(self) -> dict[int, list[str]]:
+        """feature id -> rule ids of every finding that names the feature."""
+        out: dict[int, list[str]] = defaultdict(list)
+        for f in self.findings:
+            for fid in f.feature_ids:
+                if f.rule_id not in out[fid]:
+                    out[fid].append(f.rule_id)
+        return dict(out)
+
+    def signature(self) -> list[tuple[str, str, str, int]]:
+        """A comparable summary (rule, field, value, count), sorted — used to compare two runs."""
+        return sorted((f.rule_id, f.field, f.value, f.count) for f in self.findings)
+
+
+# ---- CRS --------------------------------------------------------------------------------------------------
+
+
+def _epsg(crs: QgsCoordinateReferenceSystem) -> int | None:
+    authid = crs.authid().upper()
+    if authid.startswith("EPSG:") and authid[5:].isdigit():
+        return int(authid[5:])
+    return None
+
+
+def is_cgcs2000(crs: QgsCoordinateReferenceSystem) -> bool:
+    """EPSG:4490 or a CGCS2000 Gauss-Krüger zone (EPSG:4491–4554)."""
+    code = _epsg(crs)
+    if code is not None:
+        return code == 4490 or 4491 <= code <= 4554
+    proj = crs.toProj()
+    desc = crs.description().upper()
+    return "CGCS" in desc or ("+ellps=GRS80" in proj and "+towgs84" not in proj and "tmerc" in proj)
+
+
+def suggest_cgcs2000(crs: QgsCoordinateReferenceSystem, x: float | None = None) -> str:
+    """The CGCS2000 CRS to reproject/assign to, as 'EPSG:xxxx'."""
+    code = _epsg(crs)
+    if code in _LEGACY_TO_CGCS2000:
+        return f"EPSG:{_LEGACY_TO_CGCS2000[code]}"
+    if x is not None:
+        if x > 1e7:  # 8-digit easting with the 3° zone prefix
+            zone = int(x // 1_000_000)
+            if 25 <= zone <= 45:
+                return f"EPSG:{4513 + zone - 25}"
+        elif abs(x) <= 180:
+            return "EPSG:4490"
+    return "EPSG:4524"
+
+
+def crs_is_missing(crs: QgsCoordinateReferenceSystem) -> bool:
+    """No CRS, or a GeoPackage 'Undefined geographic/cartesian SRS' placeholder."""
+    if not crs.isValid():
+        return True
+    return "undefined" in crs.description().lower() or (not crs.authid() and not crs.toProj())
+
+
+def check_crs(layer: QgsVectorLayer) -> list[Finding]:
+    crs = layer.crs()
+    extent = layer.extent()
+    x = extent.center().x() if not extent.isEmpty() else None
+    if crs_is_missing(crs):
+        target = suggest_cgcs2000(crs, x)
+        return [
+            Finding(
+                RULE_CRS_MISSING,
+                ERROR,
+                f"图层没有坐标系:请按数据实际坐标系为图层指定坐标系(按坐标推断应为 {target}),不要重投影",
+                value="",
+            )
+        ]
+    if is_cgcs2000(crs):
+        return []
+    proj = crs.toProj()
+    desc = crs.description()
+    target = suggest_cgcs2000(crs, x)
+    code = _epsg(crs)
+    legacy = (
+        code in _LEGACY_TO_CGCS2000
+        or "+ellps=IAU76" in proj
+        or "+ellps=krass" in proj
+        or "xian" in desc.lower()
+        or "beijing" in desc.lower()
+    )
+    if legacy:
+        name = "西安80" if ("IAU76" in proj or "xian" in desc.lower()) else "北京54"
+        return [
+            Finding(
+                RULE_CRS_LEGACY,
+                ERROR,
+                f"坐标系为{name}({crs.authid() or desc}):"
+                f"请使用省级转换参数将数据转换到 CGCS2000 ({target})后再提交",
+                value=crs.authid() or desc,
+            )
+        ]
+    if code in (4326, 3857) or "WGS 84" in desc or "+datum=WGS84" in proj:
+        return [
+            Finding(
+                RULE_CRS_WGS84,
+                ERROR,
+                f"坐标系为 WGS84({crs.authid() or desc}):请重投影到 CGCS2000 ({target})",
+                value=crs.authid() or desc,
+            )
+        ]
+    return [
+        Finding(
+            RULE_CRS_OTHER,
+            WARNING,
+            f"坐标系 {crs.authid() or desc} 不是 CGCS2000:请重投影到 CGCS2000 ({target})",
+            value=crs.authid() or desc,
+        )
+    ]
+
+
+# ---- fields -----------------------------------------------------------------------------------------------
+
+
+def _type_matches(expected: str, qtype: int) -> bool:
+    if expected == "string":
+        return qtype in _STRING_TYPES
+    if expected == "integer":
+        return qtype in _INTEGER_TYPES
+    if expected == "double":
+        return qtype in _DOUBLE_TYPES
+    if expected == "date":
+        return qtype in _DATE_TYPES or qtype in _STRING_TYPES
+    return True
+
+
+_TYPE_ZH = {"string": "文本", "integer": "整数", "double": "浮点数", "date": "日期"}
+
+
+def check_fields(layer: QgsVectorLayer, spec: DatasetSpec, mapping: dict[str, str]) -> list[Finding]:
+    findings = []
+    fields = layer.fields()
+    for f in spec.fields:
+        actual = mapping.get(f.name)
+        if actual is None:
+            if f.required:
+                findings.append(
+                    Finding(
+                        RULE_FIELD_MISSING,
+                        ERROR,
+                        f"缺少必填字段 {f.name}({f.aliases[0] if f.aliases else f.name}):请添加该字段并填写",
+                        field=f.name,
+                    )
+                )
+            continue
+        idx = fields.indexOf(actual)
+        if idx < 0:
+            continue
+        qtype = fields.at(idx).type()
+        if not _type_matches(f.type, qtype):
+            findings.append(
+                Finding(
+                    RULE_FIELD_TYPE,
+                    WARNING,
+                    f"字段 {actual} 类型为 {fields.at(idx).typeName()},"
+                    f"标准为{_TYPE_ZH.get(f.type, f.type)}:请按标准修改字段类型",
+                    field=f.name,
+                    value=fields.at(idx).typeName(),
+                )
+            )
+    return findings
+
+
+# ---- the check --------------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, QVariant) and value.isNull():
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, QVariant) and value.isNull()) or _text(value) == ""
+
+
+def _step(progress: Progress | None, value: float) -> None:
+    if progress is None:
+        return
+    if progress.isCanceled():
+        raise CheckCanceledError()
+    progress.setProgress(value)
+
+
+def check_layer(
+    layer: QgsVectorLayer,
+    dataset: str | DatasetSpec,
+    catalog: Catalog | None = None,
+    mapping: dict[str, str] | None = None,
+    progress: Progress | None = None,
+    area_tolerance_abs: float = AREA_TOLERANCE_ABS,
+    area_tolerance_rel: float = AREA_TOLERANCE_REL,
+) -> CheckReport:
+    """Check ``layer`` against catalog dataset ``dataset``.
+
+    Raises CheckCanceledError when ``progress`` is cancelled, CheckError for an unusable layer.
+    """
+    from huijiao_plugin.core.recognition import describe_layer, map_fields
+
+    catalog = catalog or get_catalog()
+    spec = catalog.dataset(dataset) if isinstance(dataset, str) else dataset
+    if not layer.isValid():
+        raise CheckError(f"图层无效,无法检查:{layer.source()}")
+    started = time.perf_counter()
+    if mapping is None:
+        mapping = map_fields(spec, describe_layer(layer))
+    total = max(1, int(layer.featureCount()))
+    findings: list[Finding] = []
+    findings += check_crs(layer)
+    findings += check_fields(layer, spec, mapping)
+    _step(progress, 1)
+
+    fields = layer.fields()
+    # ---- pass 1: attributes -------------------------------------------------------------------------------
+    domain_fields = []  # (spec field, actual name, code table)
+    for f in spec.fields:
+        if f.domain and f.name in mapping and catalog.code_table(f.domain) is not None:
+            domain_fields.append((f, mapping[f.name], catalog.code_table(f.domain)))
+    dlbm_actual = mapping.get("DLBM")
+    dlmc_actual = mapping.get("DLMC")
+    bsm_actual = mapping.get("BSM")
+    dlbm_table = catalog.code_table("dlbm")
+    attr_names = sorted(
+        {a for _, a, _ in domain_fields} | {n for n in (dlbm_actual, dlmc_actual, bsm_actual) if n}
+    )
+    bad_codes: dict[tuple[str, str], list[int]] = defaultdict(list)
+    bad_names: dict[tuple[str, str], list[int]] = defaultdict(list)
+    bsm_seen: dict[str, list[int]] = {}
+    if attr_names:
+        idx = {name: fields.indexOf(name) for name in attr_names}
+        request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry)
+        request.setSubsetOfAttributes([idx[n] for n in attr_names])
+        domain_plan = [
+            (f.name, idx[actual], table, f.required) for f, actual, table in domain_fields if idx[actual] >= 0
+        ]
+        dlbm_i = idx.get(dlbm_actual, -1) if dlbm_actual else -1
+        dlmc_i = idx.get(dlmc_actual, -1) if dlmc_actual else -1
+        bsm_i = idx.get(bsm_actual, -1) if bsm_actual else -1
+        valid_cache: dict[tuple[str, str], bool] = {}
+        for n, feat in enumerate(layer.getFeatures(request)):
+            attrs = feat.attributes()
+            fid = feat.id()
+            for std_name, i, table, required in domain_plan:
+                value = attrs[i]
+                if _is_null(value):
+                    if required:
+                        bad_codes[(std_name, "")].append(fid)
+                    continue
+                text = _text(value)
+                if table.is_empty(text):
+                    if required:
+                        bad_codes[(std_name, "")].append(fid)
+                    continue
+                key = (table.id, text)
+                ok = valid_cache.get(key)
+                if ok is None:
+                    ok = valid_cache[key] = table.is_valid(text)
+                if not ok:
+                    bad_codes[(std_name, text)].append(fid)
+            if dlbm_i >= 0 and dlmc_i >= 0 and dlbm_table is not None:
+                code = _text(attrs[dlbm_i])
+                expected = dlbm_table.name(code) if code else None
+                if expected is not None and _text(attrs[dlmc_i]) != expected:
+                    bad_names[(code, _text(attrs[dlmc_i]))].append(fid)
+            if bsm_i >= 0:
+                bsm = _text(attrs[bsm_i])
+                if bsm:
+                    bsm_seen.setdefault(bsm, []).append(fid)
+            if n % 20000 == 0:
+                _step(progress, 1 + 44 * n / total)
+    for (std_name, value), ids in sorted(bad_codes.items()):
+        f = spec.field_spec(std_name)
+        table = catalog.code_table(f.domain) if f and f.domain else None
+        severity = ERROR if (f and f.confidence == "H" and table and table.confidence == "H") else WARNING
+        label = "{}({})".format(mapping.get(std_name, std_name), table.name_zh if table else "")
+        if value == "":
+            msg = f"必填代码字段 {label} 为空:{len(ids)} 个要素,请按代码表填写"
+        else:
+            msg = f"字段 {label} 的值 {value} 不在代码表中:{len(ids)} 个要素,请改为代码表中的代码"
+        findings.append(Finding(RULE_CODE_DOMAIN, severity, msg, std_name, value, len(ids), ids))
+    for (code, name), ids in sorted(bad_names.items()):
+        expected = dlbm_table.name(code) if dlbm_table else ""
+        findings.append(
+            Finding(
+                RULE_DLMC_MISMATCH,
+                ERROR,
+                f"地类名称与地类编码不符:DLBM={code} 应为“{expected}”,"
+                f"实为“{name}”({len(ids)} 个要素),请修正 DLMC",
+                "DLMC",
+                f"{code}/{name}",
+                len(ids),
+                ids,
+            )
+        )
+    for bsm, ids in sorted(bsm_seen.items()):
+        if len(ids) > 1:
+            findings.append(
+                Finding(
+                    RULE_BSM_DUPLICATE,
+                    ERROR,
+                    f"标识码 BSM={bsm} 重复 {len(ids)} 次:标识码在图层内必须唯一,请重新编号",
+                    "BSM",
+                    bsm,
+                    len(ids),
+                    ids,
+                )
+            )
+    _step(progress, 45)
+
+    # ---- pass 2: geometry and area ------------------------------------------------------------------------
+    area_std = spec.geometry_area_field
+    area_spec = spec.field_spec(area_std) if area_std else None
+    area_actual = mapping.get(area_std) if area_std else None
+    check_area = (
+        spec.geometry == "polygon"
+        and area_actual is not None
+        and spec.area_semantics.get("method") == "ellipsoidal"
+        and area_spec is not None
+        and area_spec.confidence in ("H", "M")
+        and fields.indexOf(area_actual) >= 0
+    )
+    empty_ids: list[int] = []
+    invalid_ids: list[int] = []
+    area_bad: list[tuple[int, float, float]] = []
+    area_missing: list[int] = []
+    if layer.isSpatial():
+        crs = QgsCoordinateReferenceSystem() if crs_is_missing(layer.crs()) else layer.crs()
+        calc = EllipsoidalAreaCalculator(crs) if check_area else None
+        request = QgsFeatureRequest()
+        area_i = fields.indexOf(area_actual) if check_area else -1
+        request.setSubsetOfAttributes([area_i] if area_i >= 0 else [])
+        batch: list[tuple[int, QgsGeometry, Any]] = []
+
+        def flush() -> None:
+            nonlocal calc
+            if not batch or calc is None:
+                batch.clear()
+                return
+            try:
+                areas = calc.areas([g for _, g, _ in batch])
+            except ZoneDetectionError:  # no CRS and no zone prefix: reported by the CRS rule
+                log.warning("area check skipped for %s: zone unknown", layer.name())
+                calc = None
+                batch.clear()
+                return
+            for (fid, _, recorded), computed in zip(batch, areas):
+                if _is_null(recorded):
+                    area_missing.append(fid)
+                    continue
+                try:
+                    value = float(recorded)
+                except (TypeError, ValueError):
+                    area_missing.append(fid)
+                    continue
+                if value <= 0:
+                    area_missing.append(fid)
+                    continue
+                if abs(value - computed) > max(area_tolerance_abs, area_tolerance_rel * value):
+                    area_bad.append((fid, value, computed))
+            batch.clear()
+
+        for n, feat in enumerate(layer.getFeatures(request)):
+            geom = feat.geometry()
+            fid = feat.id()
+            if geom is None or geom.isNull() or geom.isEmpty():
+                empty_ids.append(fid)
+                continue
+            if not geom.isGeosValid():
+                invalid_ids.append(fid)
+            if calc is not None:
+                batch.append((fid, geom, feat.attributes()[area_i]))
+                if len(batch) >= AREA_BATCH:
+                    flush()
+            if n % 5000 == 0:
+                _step(progress, 45 + 54 * n / total)
+        flush()
+    if empty_ids:
+        findings.append(
+            Finding(
+                RULE_GEOMETRY_EMPTY,
+                ERROR,
+                f"{len(empty_ids)} 个要素没有几何(空几何):请补绘图形或删除这些要素",
+                count=len(empty_ids),
+                feature_ids=empty_ids,
+            )
+        )
+    if invalid_ids:
+        findings.append(
+            Finding(
+                RULE_GEOMETRY_INVALID,
+                ERROR,
+                f"{len(invalid_ids)} 个要素几何无效(自相交、环方向或洞位置错误):请用“修复几何”修正后再检查",
+                count=len(invalid_ids),
+                feature_ids=invalid_ids,
+            )
+        )
+    if area_missing:
+        findings.append(
+            Finding(
+                RULE_AREA_MISSING,
+                ERROR,
+                f"{len(area_missing)} 个要素的面积字段 {area_actual} 为空或不大于 0:请按椭球面积重新计算",
+                field=area_std or "",
+                count=len(area_missing),
+                feature_ids=area_missing,
+            )
+        )
+    if area_bad:
+        worst = max(area_bad, key=lambda t: abs(t[1] - t[2]))
+        findings.append(
+            Finding(
+                RULE_AREA_MISMATCH,
+                ERROR,
+                f"{len(area_bad)} 个要素的 {area_actual} 与椭球面积之差超过容差 max(0.1 m², 1e-6×面积)"
+                f"(最大差 {worst[1] - worst[2]:.2f} m²):"
+                f"请用椭球面积重新计算 {area_actual}",
+                field=area_std or "",
+                value=f"{worst[1] - worst[2]:.2f}",
+                count=len(area_bad),
+                feature_ids=[t[0] for t in area_bad],
+            )
+        )
+    _step(progress, 100)
+    return CheckReport(
+        dataset_id=spec.id,
+        layer_name=layer.name(),
+        feature_count=int(layer.featureCount()),
+        findings=findings,
+        field_mapping=dict(mapping),
+        elapsed_s=time.perf_counter() - started,
+        crs=layer.crs().authid(),
+    )

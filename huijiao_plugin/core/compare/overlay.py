@@ -1,0 +1,634 @@
+"""The shared overlay engine of the 耕地比对 presets.
+
+The county's layers are loaded once (geometries repaired with ``makeValid``, reprojected to the base CRS,
+indexed
+with ``QgsSpatialIndex``) into a :class:`CountyOverlay`. Overlays between two roles are computed once and
+cached, so a
+suite of presets answers every question from the same pairwise pieces (e.g. PBF × DLTB serves 非粮化,
+生态脆弱 and
+插花地). Every overlay uses prepared geometries (``QgsGeometryEngine.prepareGeometry``) and predicate
+shortcuts:
+a candidate fully inside is taken whole, a disjoint candidate is skipped, only the rest is intersected. The
+geometry
+work runs on worker threads (GEOS calls release the GIL).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsFeatureRequest,
+    QgsFeedback,
+    QgsFields,
+    QgsGeometry,
+    QgsProject,
+    QgsRectangle,
+    QgsSpatialIndex,
+    QgsVectorLayer,
+    QgsVectorLayerFeatureSource,
+    QgsWkbTypes,
+)
+
+from huijiao_plugin.core.compare.rules import RuleProfile, _text
+
+LOG = logging.getLogger(__name__)
+
+CHUNK = 256  # features per worker task
+
+
+class CompareError(Exception):
+    """Bad input for a comparison; ``str(error)`` is a Chinese message for the user."""
+
+
+class CompareCanceledError(Exception):
+    """The user canceled the run."""
+
+
+# --- geometry helpers ---------------------------------------------------------------------------------------
+
+
+def polygonal(geom: QgsGeometry | None) -> QgsGeometry | None:
+    """The polygon part of an overlay result (lines/points from touching boundaries dropped), or None."""
+    if geom is None or geom.isNull() or geom.isEmpty():
+        return None
+    if geom.type() == QgsWkbTypes.PolygonGeometry:
+        return geom
+    if QgsWkbTypes.flatType(geom.wkbType()) == QgsWkbTypes.GeometryCollection:
+        out = QgsGeometry(geom)
+        if out.convertGeometryCollectionToSubclass(QgsWkbTypes.PolygonGeometry) and not out.isEmpty():
+            return out
+    return None
+
+
+def single_parts(geom: QgsGeometry | None) -> list[QgsGeometry]:
+    if geom is None or geom.isNull() or geom.isEmpty():
+        return []
+    if geom.isMultipart():
+        return [part for part in geom.asGeometryCollection() if not part.isEmpty()]
+    return [geom]
+
+
+def passes_sliver_rule(
+    geom: QgsGeometry, min_area: float, min_width: float, noise_width: float = 0.0
+) -> bool:
+    """domain.md §6: keep a piece only if its area ≥ ``min_area`` m² and its mean width (area / perimeter) ≥
+    ``min_width`` m (planar, in the projected CRS); with ``noise_width`` > 0 also drop pieces that are
+    thinner than
+    ``noise_width`` everywhere (erosion by half of it leaves nothing): the slivers between two departments'
+    boundaries that differ by digitising noise. A piece with area / perimeter > noise_width / 2 always
+    survives
+    the erosion, so only thin pieces pay for the buffer."""
+    area = geom.area()
+    if area < min_area:
+        return False
+    perimeter = geom.length()
+    if perimeter <= 0:
+        return True
+    width = area / perimeter
+    if width < min_width:
+        return False
+    if noise_width <= 0 or width > noise_width / 2.0:
+        return True
+    core = geom.buffer(-noise_width / 2.0, 4)
+    return core is not None and not core.isEmpty() and core.area() > 0.01
+
+
+def kept_parts(
+    geom: QgsGeometry | None, min_area: float, min_width: float, noise_width: float = 0.0
+) -> list[QgsGeometry]:
+    return [p for p in single_parts(geom) if passes_sliver_rule(p, min_area, min_width, noise_width)]
+
+
+def union_parts(parts: Sequence[QgsGeometry]) -> QgsGeometry | None:
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    return polygonal(QgsGeometry.unaryUnion(list(parts)))
+
+
+# --- feature sets -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FeatureSet:
+    """One input layer in memory: repaired geometries in the base CRS, the attributes the rules need, an
+    index."""
+
+    role: str
+    name: str
+    geoms: list[QgsGeometry]
+    attrs: list[dict[str, Any]]
+    fids: list[int]
+    info: dict[str, Any] = field(default_factory=dict)
+    repaired: list[int] = field(default_factory=list)
+    dropped: list[int] = field(default_factory=list)
+    _index: QgsSpatialIndex | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    bulk: Callable[[], QgsSpatialIndex] | None = None  # builds an STR-packed index keyed by feature id
+    _pos: dict[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.geoms)
+
+    @property
+    def index(self) -> QgsSpatialIndex:
+        with self._lock:
+            if self._index is None:
+                if self.bulk is not None:
+                    # bulk loading (STR) from the source is ~4× faster than inserting one by one
+                    self._pos = {fid: i for i, fid in enumerate(self.fids)}
+                    self._index = self.bulk()
+                else:
+                    index = QgsSpatialIndex()
+                    for i, geom in enumerate(self.geoms):
+                        index.addFeature(i, geom.boundingBox())
+                    self._index = index
+            return self._index
+
+    def candidates(self, rect: QgsRectangle) -> list[int]:
+        ids = self.index.intersects(rect)
+        if self._pos is None:
+            return ids
+        pos = self._pos
+        return [pos[f] for f in ids if f in pos]
+
+    def value(self, i: int, key: str) -> Any:
+        return self.attrs[i].get(key)
+
+
+class LayerSnapshot:
+    """What the engine needs of a layer, taken in the layer's own (main) thread: fields, CRS, name, source
+    and a thread-safe feature source (``QgsVectorLayerFeatureSource``), so a QgsTask can read it in the
+    background."""
+
+    def __init__(self, layer: QgsVectorLayer) -> None:
+        if layer is None or not layer.isValid():
+            raise CompareError("图层无效或无法打开: " + (layer.name() if layer is not None else ""))
+        self.name = layer.name()
+        self.fields = layer.fields()
+        self.crs = layer.crs()
+        self.geometry_type = layer.geometryType()
+        self.source = layer.source()
+        self.feature_count = layer.featureCount()
+        self.features = QgsVectorLayerFeatureSource(layer)
+
+
+def _resolve_fields(fields: QgsFields, profile: RuleProfile, keys: Iterable[str]) -> dict[str, int]:
+    """Role key -> field index, by the profile's alias lists (case-insensitive); missing keys are left out."""
+    names = {f.name().upper(): i for i, f in enumerate(fields)}
+    out: dict[str, int] = {}
+    for key in keys:
+        for candidate in profile.field_candidates(key):
+            if candidate.upper() in names:
+                out[key] = names[candidate.upper()]
+                break
+    return out
+
+
+def load_feature_set(
+    layer: LayerSnapshot | QgsVectorLayer,
+    role: str,
+    keys: Iterable[str],
+    profile: RuleProfile,
+    crs: QgsCoordinateReferenceSystem | None = None,
+    feedback: QgsFeedback | None = None,
+) -> FeatureSet:
+    """Read ``layer`` once: only the fields of ``keys``; invalid geometries repaired (``makeValid``) and
+    reported; null or non-polygon geometries dropped and reported."""
+    snap = layer if isinstance(layer, LayerSnapshot) else LayerSnapshot(layer)
+    if snap.geometry_type != QgsWkbTypes.PolygonGeometry:
+        raise CompareError(f"图层 {snap.name}（{role}）不是面图层")
+    keys = list(keys)
+    fields = _resolve_fields(snap.fields, profile, keys)
+    transform = None
+    if crs is not None and crs.isValid() and snap.crs.isValid() and snap.crs != crs:
+        transform = QgsCoordinateTransform(snap.crs, crs, QgsProject.instance())
+    request = QgsFeatureRequest().setSubsetOfAttributes(sorted(set(fields.values())))
+    geoms: list[QgsGeometry] = []
+    attrs: list[dict[str, Any]] = []
+    fids: list[int] = []
+    repaired: list[int] = []
+    dropped: list[int] = []
+    items = list(fields.items())
+    for n, feature in enumerate(snap.features.getFeatures(request)):
+        if feedback is not None and n % 5000 == 0 and feedback.isCanceled():
+            raise CompareCanceledError()
+        geom = feature.geometry()
+        if geom is None or geom.isNull() or geom.isEmpty():
+            dropped.append(feature.id())
+            continue
+        if transform is not None:
+            geom = QgsGeometry(geom)
+            geom.transform(transform)
+        geoms.append(geom)
+        attributes = feature.attributes()
+        attrs.append({key: attributes[idx] for key, idx in items})
+        fids.append(feature.id())
+    # GEOS validity on worker threads (the GIL is released); repair the invalid ones with makeValid
+    runner = _Runner(2, feedback)
+    invalid = runner.map(
+        lambda chunk: [i for i in chunk if not geoms[i].isGeosValid()], range(len(geoms)), 2048
+    )
+    for i in sorted(invalid, reverse=True):
+        fixed = polygonal(geoms[i].makeValid())
+        repaired.append(fids[i])
+        if fixed is None:
+            dropped.append(fids[i])
+            del geoms[i], attrs[i], fids[i]
+        else:
+            geoms[i] = fixed
+    repaired.sort()
+    if repaired:
+        LOG.warning(
+            "%s: %d invalid geometries repaired with makeValid (fids %s)",
+            snap.name,
+            len(repaired),
+            repaired[:20],
+        )
+    versions = sorted({_text(a.get("SJNF")) for a in attrs} - {""}) if "SJNF" in fields else []
+    source = snap.source.split("|")[0]
+    info = {
+        "role": role,
+        "name": snap.name,
+        "source": Path(source).name if source else "",
+        "features": len(geoms),
+        "version": ",".join(versions[:5]),
+        "repaired": len(repaired),
+        "dropped": len(dropped),
+    }
+    fs = FeatureSet(role, snap.name, geoms, attrs, fids, info, repaired, dropped)
+
+    def bulk() -> QgsSpatialIndex:
+        req = QgsFeatureRequest().setNoAttributes()
+        if transform is not None:
+            req.setDestinationCrs(crs, QgsProject.instance().transformContext())
+        return QgsSpatialIndex(snap.features.getFeatures(req))
+
+    fs.bulk = bulk
+    return fs
+
+
+# --- the overlay operations (thread-parallel) ---------------------------------------------------------------
+
+
+class _Runner:
+    """Chunks work over ``workers`` threads and reports progress/cancel through a QgsFeedback."""
+
+    def __init__(self, workers: int, feedback: QgsFeedback | None) -> None:
+        self.workers = max(1, workers)
+        self.feedback = feedback
+
+    def check(self) -> None:
+        if self.feedback is not None and self.feedback.isCanceled():
+            raise CompareCanceledError()
+
+    def advance(self, chunks: int) -> None:
+        """Monotonic progress without knowing the number of operations ahead: each finished chunk moves the
+        bar a share of the remaining way towards 95 %."""
+        if self.feedback is not None:
+            current = self.feedback.progress()
+            self.feedback.setProgress(current + (95.0 - current) * 0.5 / max(chunks, 1))
+
+    def map(
+        self, func: Callable[[Sequence[int]], list[Any]], items: Sequence[int], chunk: int = CHUNK
+    ) -> list[Any]:
+        chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
+        out: list[Any] = []
+        if self.workers == 1 or len(chunks) <= 1:
+            for part in chunks:
+                self.check()
+                out.extend(func(part))
+                self.advance(len(chunks))
+            return out
+        with ThreadPoolExecutor(self.workers) as pool:
+            futures = [pool.submit(func, part) for part in chunks]
+            try:
+                for future in futures:
+                    self.check()
+                    out.extend(future.result())
+                    self.advance(len(chunks))
+            except CompareCanceledError:
+                for future in futures:
+                    future.cancel()
+                raise
+        return out
+
+
+def _prepared(geom: QgsGeometry) -> Any:
+    engine = QgsGeometry.createGeometryEngine(geom.constGet())
+    engine.prepareGeometry()
+    return engine
+
+
+Pred = Optional[Callable[[int], bool]]
+
+
+def pairwise_intersection(
+    a: FeatureSet,
+    b: FeatureSet,
+    runner: _Runner,
+    a_pred: Pred = None,
+    b_pred: Pred = None,
+    same: bool = False,
+    noise: float = 0.0,
+) -> list[tuple[int, int, QgsGeometry]]:
+    """Every polygonal ``a_i ∩ b_j`` as (i, j, geometry); ``same=True`` for a layer against itself (i < j).
+
+    With ``noise`` > 0, pairs whose every piece would be digitising noise are skipped without intersecting:
+    if ``b_j`` misses ``a_i`` eroded by noise/2, each piece of ``a_i ∩ b_j`` lies within noise/2 of the
+    boundary of ``a_i``, so its largest inscribed circle is smaller than noise/2 and the sliver rule
+    (``passes_sliver_rule``) would drop it anyway."""
+    items = [i for i in range(len(a)) if a_pred is None or a_pred(i)]
+    cands = {i: b.candidates(a.geoms[i].boundingBox()) for i in items}
+
+    def work(chunk: Sequence[int]) -> list[tuple[int, int, QgsGeometry]]:
+        out = []
+        for i in chunk:
+            js = [j for j in cands[i] if (b_pred is None or b_pred(j)) and (not same or j > i)]
+            if not js:
+                continue
+            ga = a.geoms[i]
+            engine = _prepared(ga)
+            core = None
+            if noise > 0 and len(js) > 1:
+                eroded = ga.buffer(-noise / 2.0, 8)
+                if eroded is None or eroded.isEmpty():
+                    continue  # a_i itself is thinner than the noise: nothing of it can be reported
+                core = _prepared(eroded)
+            for j in js:
+                gb = b.geoms[j]
+                if not engine.intersects(gb.constGet()):
+                    continue
+                if core is not None and not core.intersects(gb.constGet()):
+                    continue
+                if engine.contains(gb.constGet()):
+                    out.append((i, j, gb))
+                    continue
+                piece = polygonal(ga.intersection(gb))
+                if piece is not None:
+                    out.append((i, j, piece))
+        return out
+
+    return runner.map(work, items)
+
+
+def _union_op(
+    geoms: Sequence[QgsGeometry],
+    b: FeatureSet,
+    runner: _Runner,
+    b_pred: Pred,
+    mode: str,
+    items: Sequence[int] | None = None,
+) -> list[tuple[int, QgsGeometry | None]]:
+    """Per geometry g: ``g − ∪B`` (mode "difference") or ``g ∩ ∪B`` (mode "intersection")."""
+    items = list(range(len(geoms))) if items is None else list(items)
+    cands = {i: b.candidates(geoms[i].boundingBox()) for i in items}
+
+    def work(chunk: Sequence[int]) -> list[tuple[int, QgsGeometry | None]]:
+        out: list[tuple[int, QgsGeometry | None]] = []
+        for i in chunk:
+            g = geoms[i]
+            js = [j for j in cands[i] if b_pred is None or b_pred(j)]
+            hits: list[QgsGeometry] = []
+            whole = False
+            if js:
+                engine = _prepared(g)
+                for j in js:
+                    gb = b.geoms[j]
+                    if not engine.intersects(gb.constGet()):
+                        continue
+                    if gb.boundingBox().contains(g.boundingBox()) and _prepared(gb).contains(g.constGet()):
+                        whole = True
+                        break
+                    hits.append(gb)
+            if mode == "difference":
+                if whole:
+                    out.append((i, None))
+                elif not hits:
+                    out.append((i, g))
+                else:
+                    out.append((i, polygonal(g.difference(union_parts(hits) or QgsGeometry()))))
+            elif whole:
+                out.append((i, g))
+            elif hits:
+                out.append((i, polygonal(g.intersection(union_parts(hits) or QgsGeometry()))))
+            else:
+                out.append((i, None))
+        return out
+
+    return runner.map(work, items)
+
+
+def difference_by_union(
+    geoms: Sequence[QgsGeometry], b: FeatureSet, runner: _Runner, b_pred: Pred = None
+) -> list[tuple[int, QgsGeometry | None]]:
+    return _union_op(geoms, b, runner, b_pred, "difference")
+
+
+def intersection_by_union(
+    geoms: Sequence[QgsGeometry], b: FeatureSet, runner: _Runner, b_pred: Pred = None
+) -> list[tuple[int, QgsGeometry | None]]:
+    return _union_op(geoms, b, runner, b_pred, "intersection")
+
+
+def proximity_groups(
+    a: FeatureSet, runner: _Runner, tolerance: float, items: Sequence[int]
+) -> list[list[int]]:
+    """Connected groups of features whose distance is ≤ ``tolerance`` (touching counts), union-find."""
+    allowed = set(items)
+
+    def work(chunk: Sequence[int]) -> list[tuple[int, int]]:
+        edges = []
+        for i in chunk:
+            gi = a.geoms[i]
+            rect = gi.boundingBox()
+            rect.grow(tolerance)
+            js = [j for j in a.candidates(rect) if j > i and j in allowed]
+            if not js:
+                continue
+            engine = _prepared(gi)
+            for j in js:
+                gj = a.geoms[j]
+                if engine.intersects(gj.constGet()) or (tolerance > 0 and gi.distance(gj) <= tolerance):
+                    edges.append((i, j))
+        return edges
+
+    edges = runner.map(work, list(items))
+    parent = {i: i for i in items}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, j in edges:
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    groups: dict[int, list[int]] = {}
+    for i in items:
+        groups.setdefault(find(i), []).append(i)
+    return sorted(groups.values(), key=lambda g: g[0])
+
+
+# --- the county overlay -------------------------------------------------------------------------------------
+
+# attribute keys read per role (tolerant alias lookup in the rule profile)
+ROLE_KEYS: dict[str, list[str]] = {
+    "DLTB": ["BSM", "DLBM", "ZZSXDM", "TBXHDM", "GDPDJB", "GDLX", "FRDBS", "ZLDWDM", "QSDWDM", "SJNF"],
+    "DLTB_N1": ["BSM", "DLBM", "ZZSXDM", "TBXHDM", "GDPDJB", "GDLX", "FRDBS", "ZLDWDM", "QSDWDM", "SJNF"],
+    "PBF": ["BSM", "ZLDWDM", "XZQDM", "SJNF"],
+    "HSF": ["XMBH", "XMMC", "ZLDWDM", "XZQDM"],
+    "STBHHX": [],
+    "YZGHQ": [],
+    "TRHJZL": ["SOIL_CLASS", "ZLDWDM"],
+    "JCTB": ["JCBH", "TBLX", "ZLDWDM", "XZQDM"],
+    "XZQ": ["XZQDM", "XZQMC"],
+    "CJDCQ": ["CJDM", "CJMC"],
+    "A": ["BSM", "ZLDWDM"],
+    "B": ["BSM", "ZLDWDM"],
+}
+
+
+class CountyOverlay:
+    """The county's layers by role, loaded once, with cached overlays shared by all presets.
+
+    ``layers`` maps a role (DLTB, DLTB_N1, PBF, HSF, STBHHX, YZGHQ, TRHJZL, JCTB, XZQ, CJDCQ, A, B) to a
+    layer.
+    All geometry is brought into the CRS of ``crs`` (default: the DLTB layer's, else the first layer's)."""
+
+    def __init__(
+        self,
+        layers: dict[str, QgsVectorLayer | LayerSnapshot],
+        profile: RuleProfile | None = None,
+        crs: QgsCoordinateReferenceSystem | None = None,
+        workers: int = 2,
+        feedback: QgsFeedback | None = None,
+    ) -> None:
+        self.layers = {
+            role: layer if isinstance(layer, LayerSnapshot) else LayerSnapshot(layer)
+            for role, layer in layers.items()
+            if layer is not None
+        }
+        self.profile = profile or RuleProfile.default()
+        if crs is None or not crs.isValid():
+            base = self.layers.get("DLTB") or next(iter(self.layers.values()), None)
+            crs = base.crs if base is not None else QgsCoordinateReferenceSystem()
+        self.crs = crs
+        if self.crs.isValid() and self.crs.isGeographic():
+            raise CompareError(
+                "比对需要投影坐标系（如 CGCS2000 3 度带），当前为地理坐标系: " + self.crs.authid()
+            )
+        self.feedback = feedback
+        self.runner = _Runner(workers, feedback)
+        self._sets: dict[str, FeatureSet] = {}
+        self._cache: dict[tuple[Any, ...], Any] = {}
+        self._area_calc: Any = None
+
+    def has(self, role: str) -> bool:
+        return role in self.layers
+
+    def require(self, *roles: str) -> None:
+        missing = [r for r in roles if r not in self.layers]
+        if missing:
+            raise CompareError("缺少输入图层: " + "、".join(missing))
+
+    def features(self, role: str) -> FeatureSet:
+        if role not in self._sets:
+            self.require(role)
+            keys = list(ROLE_KEYS.get(role, []))
+            if role in ("DLTB", "DLTB_N1"):
+                keys += [k for k in self.profile.get("versiondiff_fields") if k not in keys]
+            self._sets[role] = load_feature_set(
+                self.layers[role], role, keys, self.profile, self.crs, self.feedback
+            )
+        return self._sets[role]
+
+    def input_info(self, roles: Iterable[str]) -> dict[str, Any]:
+        return {role: self.features(role).info for role in roles if self.has(role)}
+
+    def repaired_report(self) -> dict[str, list[int]]:
+        return {role: fs.repaired for role, fs in self._sets.items() if fs.repaired}
+
+    # --- cached overlays ------------------------------------------------------------------------------------
+    def pairs(
+        self,
+        role_a: str,
+        role_b: str,
+        a_pred: Pred = None,
+        b_pred: Pred = None,
+        key: str = "",
+        noise: float = 0.0,
+    ) -> list[tuple[int, int, QgsGeometry]]:
+        """``a_i ∩ b_j`` pieces. The complete overlay (no filter, no noise skip) is reused when some preset
+        already computed it; any other is cached under (``key``, ``noise``). Pass ``noise`` only when each
+        piece is judged on its own by the sliver rule (see ``pairwise_intersection``)."""
+        full = ("pairs", role_a, role_b, "", 0.0)
+        if full in self._cache:
+            out = self._cache[full]
+            return [p for p in out if (a_pred is None or a_pred(p[0])) and (b_pred is None or b_pred(p[1]))]
+        cache_key = ("pairs", role_a, role_b, key if (a_pred or b_pred) else "", float(noise))
+        if cache_key not in self._cache:
+            self._cache[cache_key] = pairwise_intersection(
+                self.features(role_a), self.features(role_b), self.runner, a_pred, b_pred, noise=noise
+            )
+        return self._cache[cache_key]
+
+    def identical(self, role_a: str, role_b: str) -> dict[int, int]:
+        """Features of ``role_a`` whose geometry is identical (same WKB) to one of ``role_b``: a → b index.
+        Year N+1 of a 变更调查 keeps the exact geometry of every unchanged patch."""
+        cache_key = ("identical", role_a, role_b)
+        if cache_key not in self._cache:
+            index: dict[bytes, int] = {}
+            for j, geom in enumerate(self.features(role_b).geoms):
+                index.setdefault(bytes(geom.asWkb()), j)
+            out: dict[int, int] = {}
+            for i, geom in enumerate(self.features(role_a).geoms):
+                j = index.get(bytes(geom.asWkb()))
+                if j is not None:
+                    out[i] = j
+            self._cache[cache_key] = out
+        return self._cache[cache_key]
+
+    def by_union(self, role_a: str, role_b: str, mode: str, b_pred: Pred = None, key: str = "") -> list[Any]:
+        """Per feature of ``role_a``: its difference from / intersection with the union of ``role_b``."""
+        cache_key = ("union", role_a, role_b, mode, key)
+        if cache_key not in self._cache:
+            a = self.features(role_a)
+            self._cache[cache_key] = _union_op(a.geoms, self.features(role_b), self.runner, b_pred, mode)
+        return self._cache[cache_key]
+
+    def groups(self, role: str, tolerance: float, pred: Pred = None, key: str = "") -> list[list[int]]:
+        cache_key = ("groups", role, float(tolerance), key)
+        if cache_key not in self._cache:
+            fs = self.features(role)
+            items = [i for i in range(len(fs)) if pred is None or pred(i)]
+            self._cache[cache_key] = proximity_groups(fs, self.runner, tolerance, items)
+        return self._cache[cache_key]
+
+    # --- areas ----------------------------------------------------------------------------------------------
+    def areas(self, geoms: Iterable[QgsGeometry]) -> list[float]:
+        """三调 ellipsoidal areas in m² (rounded 0.01) from the foundation's calculator."""
+        if self._area_calc is None:
+            from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator
+
+            self._area_calc = EllipsoidalAreaCalculator(self.crs)
+        return list(self._area_calc.areas(list(geoms)))
+
+    def check(self) -> None:
+        self.runner.check()
+
+    def progress(self, value: float) -> None:
+        if self.feedback is not None:
+            self.feedback.setProgress(value)

@@ -1,0 +1,808 @@
+"""The 耕地比对 policy presets, answered from one :class:`CountyOverlay` (domain.md §10 defaults,
+configurable).
+
+Each preset returns a :class:`PresetResult`: pieces (geometry, category, attributes, region codes, 三调
+ellipsoidal
+area) plus the rule parameters and the inputs (names / versions) used. Pieces under ``min_area`` m² or with
+mean
+width (area / perimeter) under ``min_width`` m are digitising noise (domain.md §6) and are never reported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from qgis.core import QgsGeometry
+from qgis.PyQt.QtCore import QVariant
+
+from huijiao_plugin.core.compare.overlay import (
+    CompareError,
+    CountyOverlay,
+    _prepared,
+    kept_parts,
+    polygonal,
+    union_parts,
+)
+from huijiao_plugin.core.compare.rules import _text
+from huijiao_plugin.core.units import M2_PER_MU, rounded_area
+from huijiao_plugin.toolbelt.i18n import tr
+
+LOG = logging.getLogger(__name__)
+
+# Sliver defaults (rules_default.json): min_area_m2 0.5 m² and min_width_m 0.1 m (domain.md §6, area /
+# perimeter),
+# noise_width_m 1.0 m (pieces thinner than this everywhere are digitising noise between two departments).
+LEVELS = ("county", "township", "village")
+CODE_LENGTH = {"county": 6, "township": 9, "village": 12}
+
+# category code -> English label (translated at run time)
+CATEGORY_LABELS = {
+    "candidate": "Candidate to bring into PBF",
+    "redline": "Ecological protection red line",
+    "fragile": "Ecologically fragile",
+    "drought": "Severe drought area",
+    "soil_strict": "Strictly controlled soil",
+    "enclave": "Enclave",
+    "fragment": "Fragmented plot",
+    "nongrain": "Non-grain crops",
+    "occupied": "No longer farmland",
+    "to_construction": "Farmland turned into construction land",
+    "monitoring": "Under construction-type monitoring patch",
+    "covered": "PBF covered by HSF",
+    "not_covered": "PBF not covered by HSF",
+    "hsf_nonfarmland": "HSF on non-farmland",
+    "block": "Contiguous block",
+    "added": "Added",
+    "removed": "Removed",
+    "modified": "Modified",
+    "only_a": "Only in A",
+    "only_b": "Only in B",
+    "both": "In both",
+}
+
+
+@dataclass
+class CompareOptions:
+    """Run options; ``None`` takes the rule profile's value."""
+
+    min_area: float | None = None
+    min_width: float | None = None
+    noise_width: float | None = None
+    base: str | None = None  # "pbf" or "farmland"; default: farmland for farmlandnonagri, pbf for contiguity
+    tolerance: float | None = None  # contiguity tolerance (m)
+
+
+@dataclass
+class Piece:
+    geom: QgsGeometry
+    category: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+    zldwdm: str = ""
+    area_m2: float = 0.0
+    codes: tuple[str, str, str] = ("", "", "")
+
+
+@dataclass
+class PresetResult:
+    rule_id: str
+    title: str
+    pieces: list[Piece]
+    extra_fields: list[tuple[str, Any]]
+    rule_params: dict[str, Any]
+    inputs: dict[str, Any]
+    repaired: dict[str, list[int]] = field(default_factory=dict)
+    region_names: dict[str, str] = field(default_factory=dict)
+
+    def total_area_m2(self, category: str | None = None) -> float:
+        return sum(p.area_m2 for p in self.pieces if category is None or p.category == category)
+
+    def count(self, category: str | None = None) -> int:
+        return sum(1 for p in self.pieces if category is None or p.category == category)
+
+    def summary(self) -> str:
+        """One line: "<title> 1,234 块，5,678.9 亩"."""
+        mu = self.total_area_m2() / M2_PER_MU
+        return tr("{title}: {count} pieces, {mu} mu").format(
+            title=self.title, count=f"{len(self.pieces):,}", mu=f"{mu:,.1f}"
+        )
+
+
+S = QVariant.String
+D = QVariant.Double
+INT = QVariant.Int
+
+
+@dataclass
+class PresetSpec:
+    id: str
+    title: str  # English, translated at call time
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    param_keys: list[str]
+    func: Callable[[CountyOverlay, CompareOptions, dict[str, Any]], tuple[list[Piece], list[tuple[str, Any]]]]
+    help: str = ""
+
+
+# --- helpers ------------------------------------------------------------------------------------------------
+
+
+def _thresholds(ov: CountyOverlay, opt: CompareOptions) -> tuple[float, float, float]:
+    """(min_area m², min_width m, noise_width m): options first, else the rule profile."""
+    min_area = opt.min_area if opt.min_area is not None else float(ov.profile.get("min_area_m2"))
+    min_width = opt.min_width if opt.min_width is not None else float(ov.profile.get("min_width_m"))
+    noise = opt.noise_width if opt.noise_width is not None else float(ov.profile.get("noise_width_m"))
+    return min_area, min_width, noise
+
+
+def _attr(ov: CountyOverlay, role: str, i: int, key: str) -> str:
+    return _text(ov.features(role).attrs[i].get(key))
+
+
+def _zl(ov: CountyOverlay, role: str, i: int) -> str:
+    fs = ov.features(role)
+    return _text(fs.attrs[i].get("ZLDWDM")) or _text(fs.attrs[i].get("XZQDM"))
+
+
+def _id(ov: CountyOverlay, role: str, i: int) -> str:
+    fs = ov.features(role)
+    return _text(fs.attrs[i].get("BSM")) or str(fs.fids[i])
+
+
+def _pieces_from(
+    geom: QgsGeometry | None, category: str, attrs: dict[str, Any], zl: str, thr: tuple[float, float, float]
+) -> list[Piece]:
+    return [Piece(part, category, dict(attrs), zl) for part in kept_parts(geom, *thr)]
+
+
+def _row_from(
+    geoms: Sequence[QgsGeometry],
+    category: str,
+    attrs: dict[str, Any],
+    zl: str,
+    thr: tuple[float, float, float],
+) -> list[Piece]:
+    """One multipart row (per patch and reason) from the kept parts of the union of ``geoms``."""
+    parts = kept_parts(union_parts(list(geoms)), *thr)
+    if not parts:
+        return []
+    geom = parts[0] if len(parts) == 1 else QgsGeometry.collectGeometry(parts)
+    return [Piece(geom, category, dict(attrs), zl)]
+
+
+# --- presets ------------------------------------------------------------------------------------------------
+
+
+def hsf_not_in_pbf(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
+    """(HSF ∩ DLTB farmland) − PBF: 已建高标准农田未划入永农 — candidates to bring into PBF."""
+    ov.require("DLTB", "HSF", "PBF")
+    thr = _thresholds(ov, opt)
+    prof = ov.profile
+    dltb = ov.features("DLTB")
+    farm = [prof.is_farmland(a.get("DLBM")) for a in dltb.attrs]
+    pairs = ov.pairs("HSF", "DLTB", b_pred=lambda j: farm[j], key="farmland", noise=thr[2])
+    from huijiao_plugin.core.compare.overlay import difference_by_union
+
+    diffs = difference_by_union([p[2] for p in pairs], ov.features("PBF"), ov.runner)
+    pieces: list[Piece] = []
+    for k, geom in diffs:
+        i, j, _ = pairs[k]
+        attrs = {
+            "XMBH": _attr(ov, "HSF", i, "XMBH"),
+            "XMMC": _attr(ov, "HSF", i, "XMMC"),
+            "DLTB_BSM": _id(ov, "DLTB", j),
+            "DLBM": _attr(ov, "DLTB", j, "DLBM"),
+        }
+        pieces += _pieces_from(geom, "candidate", attrs, _zl(ov, "DLTB", j), thr)
+    fields = [("XMBH", S), ("XMMC", S), ("DLTB_BSM", S), ("DLBM", S)]
+    return pieces, fields
+
+
+def pbf_exit_candidates(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
+    """PBF inside each exit reason, one row per PBF patch and reason."""
+    ov.require("PBF")
+    thr = _thresholds(ov, opt)
+    prof = ov.profile
+    pbf = ov.features("PBF")
+    rows: dict[tuple[int, str], list[QgsGeometry]] = {}
+
+    def add(i: int, reason: str, geom: QgsGeometry | None) -> None:
+        if geom is not None:
+            rows.setdefault((i, reason), []).append(geom)
+
+    if ov.has("STBHHX"):
+        for i, geom in ov.by_union("PBF", "STBHHX", "intersection"):
+            add(i, "redline", geom)
+    if ov.has("YZGHQ"):
+        for i, geom in ov.by_union("PBF", "YZGHQ", "intersection"):
+            add(i, "drought", geom)
+    if ov.has("TRHJZL"):
+        soil = ov.features("TRHJZL")
+        strict = [prof.is_strict_soil(a.get("SOIL_CLASS")) for a in soil.attrs]
+        for i, geom in ov.by_union("PBF", "TRHJZL", "intersection", b_pred=lambda j: strict[j], key="strict"):
+            add(i, "soil_strict", geom)
+    if ov.has("DLTB"):
+        dltb = ov.features("DLTB")
+        fragile = [prof.is_fragile(a.get("TBXHDM"), a.get("GDPDJB"), a.get("GDLX")) for a in dltb.attrs]
+        enclave = [prof.is_enclave_flag(a.get("FRDBS")) for a in dltb.attrs]
+        for i, j, geom in ov.pairs("PBF", "DLTB"):
+            if fragile[j]:
+                add(i, "fragile", geom)
+            if enclave[j]:
+                add(i, "enclave", geom)
+    if ov.has("XZQ") and prof.get("enclave_outside_township"):
+        for i, geom in _outside_own_township(ov):
+            add(i, "enclave", geom)
+    # 细碎地: contiguous PBF blocks smaller than fragment_max_mu
+    tolerance = opt.tolerance if opt.tolerance is not None else float(prof.get("contiguity_tolerance_m"))
+    limit = float(prof.get("fragment_max_mu")) * M2_PER_MU
+    member_area = ov.areas(pbf.geoms) if limit > 0 else []
+    fragment_block: dict[int, tuple[int, float]] = {}
+    if limit > 0:
+        for b, group in enumerate(ov.groups("PBF", tolerance)):
+            area = sum(member_area[i] for i in group)
+            if area < limit:
+                for i in group:
+                    add(i, "fragment", pbf.geoms[i])
+                    fragment_block[i] = (b, area)
+    pieces: list[Piece] = []
+    for (i, reason), geoms in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        attrs = {"PBF_ID": _id(ov, "PBF", i), "reason": reason}
+        if reason == "fragment":
+            attrs["block_id"] = fragment_block[i][0]
+            attrs["block_m2"] = fragment_block[i][1]
+        pieces += _row_from(geoms, reason, attrs, _zl(ov, "PBF", i), thr)
+    fields = [("PBF_ID", S), ("reason", S), ("block_id", INT), ("block_m2", D)]
+    return pieces, fields
+
+
+def _outside_own_township(ov: CountyOverlay) -> list[tuple[int, QgsGeometry | None]]:
+    """PBF parts outside the township (XZQ, by the first 9 digits of ZLDWDM/XZQDM) the patch belongs to."""
+    pbf = ov.features("PBF")
+    xzq = ov.features("XZQ")
+    by_code: dict[str, list[QgsGeometry]] = {}
+    for k, attrs in enumerate(xzq.attrs):
+        code = _text(attrs.get("XZQDM"))[:9]
+        if code:
+            by_code.setdefault(code, []).append(xzq.geoms[k])
+    unions = {code: union_parts(geoms) for code, geoms in by_code.items()}
+    engines = {code: _prepared(g) for code, g in unions.items() if g is not None}
+    unknown = 0
+    items = []
+    for i in range(len(pbf)):
+        code = _zl(ov, "PBF", i)[:9]
+        if code not in engines:
+            unknown += 1
+            continue
+        items.append((i, code))
+    if unknown:
+        LOG.info("%d PBF patches without a known township code: 插花 (outside township) not checked", unknown)
+
+    def work(chunk: Sequence[int]) -> list[tuple[int, QgsGeometry | None]]:
+        out = []
+        for k in chunk:
+            i, code = items[k]
+            geom = pbf.geoms[i]
+            if engines[code].contains(geom.constGet()):
+                continue
+            out.append((i, polygonal(geom.difference(unions[code]))))
+        return out
+
+    return ov.runner.map(work, list(range(len(items))))
+
+
+def pbf_nongrain(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
+    """PBF ∩ DLTB farmland with a non-grain planting attribute, or PBF ∩ DLTB that is no longer farmland."""
+    ov.require("PBF", "DLTB")
+    thr = _thresholds(ov, opt)
+    prof = ov.profile
+    dltb = ov.features("DLTB")
+    nongrain = prof.nongrain_codes()
+    category: list[str] = []
+    for a in dltb.attrs:
+        if prof.is_farmland(a.get("DLBM")):
+            category.append("nongrain" if _text(a.get("ZZSXDM")) in nongrain else "")
+        else:
+            category.append("occupied" if prof.is_occupied(a.get("DLBM")) else "")
+    pieces: list[Piece] = []
+    for i, j, geom in ov.pairs(
+        "PBF", "DLTB", b_pred=lambda j: bool(category[j]), key="nongrain", noise=thr[2]
+    ):
+        if not category[j]:
+            continue
+        attrs = {
+            "PBF_ID": _id(ov, "PBF", i),
+            "DLTB_BSM": _id(ov, "DLTB", j),
+            "DLBM": _attr(ov, "DLTB", j, "DLBM"),
+            "ZZSXDM": _attr(ov, "DLTB", j, "ZZSXDM"),
+        }
+        pieces += _pieces_from(geom, category[j], attrs, _zl(ov, "DLTB", j), thr)
+    fields = [("PBF_ID", S), ("DLTB_BSM", S), ("DLBM", S), ("ZZSXDM", S)]
+    return pieces, fields
+
+
+def _base(ov: CountyOverlay, opt: CompareOptions, default: str) -> tuple[str, Callable[[int], bool] | None]:
+    if (opt.base or default) == "farmland":
+        ov.require("DLTB")
+        dltb = ov.features("DLTB")
+        farm = [ov.profile.is_farmland(a.get("DLBM")) for a in dltb.attrs]
+        return "DLTB", (lambda i: farm[i])
+    ov.require("PBF")
+    return "PBF", None
+
+
+def farmland_nonagri(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
+    """Farmland (or PBF) of year N that is construction in year N+1 or under construction-type monitoring
+    patches."""
+    if not ov.has("DLTB_N1") and not ov.has("JCTB"):
+        raise CompareError("非农化比对需要 N+1 年地类图斑（DLTB_N1）或监测图斑（JCTB）之一")
+    thr = _thresholds(ov, opt)
+    prof = ov.profile
+    role, a_pred = _base(ov, opt, "farmland")
+    base = opt.base or "farmland"
+    pieces: list[Piece] = []
+    if ov.has("DLTB_N1"):
+        new = ov.features("DLTB_N1")
+        constr = [prof.is_construction(a.get("DLBM")) for a in new.attrs]
+        found: list[tuple[int, int, QgsGeometry]] = []
+        b_pred: Callable[[int], bool] = lambda j: constr[j]  # noqa: E731
+        if role == "DLTB":
+            # DLTB is a partition: a patch kept unchanged in N+1 (same geometry) overlaps only its own year-N
+            # patch, so those pairs need no overlay and all other pairs involve changed patches only
+            same = ov.identical("DLTB", "DLTB_N1")
+            same_new = set(same.values())
+            found = [
+                (i, j, new.geoms[j]) for i, j in same.items() if (a_pred is None or a_pred(i)) and constr[j]
+            ]
+            a_all = a_pred
+
+            def a_pred(i: int) -> bool:
+                return i not in same and (a_all is None or a_all(i))
+
+            def b_pred(j: int) -> bool:
+                return j not in same_new and constr[j]
+
+        found += ov.pairs(role, "DLTB_N1", a_pred, b_pred, key=f"{base}-construction", noise=thr[2])
+        for i, j, geom in found:
+            attrs = {
+                "BASE_ID": _id(ov, role, i),
+                "OLD_DLBM": _attr(ov, role, i, "DLBM"),
+                "NEW_ID": _id(ov, "DLTB_N1", j),
+                "NEW_DLBM": _attr(ov, "DLTB_N1", j, "DLBM"),
+            }
+            pieces += _pieces_from(geom, "to_construction", attrs, _zl(ov, role, i), thr)
+    if ov.has("JCTB"):
+        jctb = ov.features("JCTB")
+        constr_j = [prof.is_monitoring_construction(a.get("TBLX")) for a in jctb.attrs]
+        base_pred = _base(ov, opt, "farmland")[1]
+        for i, j, geom in ov.pairs(
+            role, "JCTB", base_pred, lambda j: constr_j[j], key=f"{base}-jctb", noise=thr[2]
+        ):
+            attrs = {
+                "BASE_ID": _id(ov, role, i),
+                "OLD_DLBM": _attr(ov, role, i, "DLBM"),
+                "JCBH": _attr(ov, "JCTB", j, "JCBH"),
+                "TBLX": _attr(ov, "JCTB", j, "TBLX"),
+            }
+            pieces += _pieces_from(geom, "monitoring", attrs, _zl(ov, role, i), thr)
+    fields = [("BASE_ID", S), ("OLD_DLBM", S), ("NEW_ID", S), ("NEW_DLBM", S), ("JCBH", S), ("TBLX", S)]
+    return pieces, fields
+
+
+def hsf_coverage(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
+    """PBF covered / not covered by HSF, and HSF on non-farmland; coverage % per region in the statistics."""
+    ov.require("PBF", "HSF")
+    thr = _thresholds(ov, opt)
+    prof = ov.profile
+    pieces: list[Piece] = []
+    for mode, category in (("intersection", "covered"), ("difference", "not_covered")):
+        for i, geom in ov.by_union("PBF", "HSF", mode):
+            pieces += _pieces_from(geom, category, {"PBF_ID": _id(ov, "PBF", i)}, _zl(ov, "PBF", i), thr)
+    if ov.has("DLTB"):
+        dltb = ov.features("DLTB")
+        nonfarm = [not prof.is_farmland(a.get("DLBM")) for a in dltb.attrs]
+        for i, j, geom in ov.pairs("HSF", "DLTB", b_pred=lambda j: nonfarm[j], key="nonfarm", noise=thr[2]):
+            if not nonfarm[j]:
+                continue
+            attrs = {
+                "XMBH": _attr(ov, "HSF", i, "XMBH"),
+                "DLTB_BSM": _id(ov, "DLTB", j),
+                "DLBM": _attr(ov, "DLTB", j, "DLBM"),
+            }
+            pieces += _pieces_from(geom, "hsf_nonfarmland", attrs, _zl(ov, "DLTB", j), thr)
+    fields = [("PBF_ID", S), ("XMBH", S), ("DLTB_BSM", S), ("DLBM", S)]
+    return pieces, fields
+
+
+def size_class(mu: float, bounds: Sequence[float]) -> str:
+    """ "<10", "10-50", …, "≥1000" (亩)."""
+    lower = 0.0
+    for bound in bounds:
+        if mu < bound:
+            return f"<{bound:g}" if lower == 0 else f"{lower:g}-{bound:g}"
+        lower = bound
+    return f">={lower:g}"
+
+
+def contiguity(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
+    """集中连片: blocks of PBF (or farmland) patches within ``tolerance`` of each other, with size classes."""
+    role, pred = _base(ov, opt, "pbf")
+    prof = ov.profile
+    tolerance = opt.tolerance if opt.tolerance is not None else float(prof.get("contiguity_tolerance_m"))
+    params["contiguity_tolerance_m"] = tolerance
+    fs = ov.features(role)
+    groups = ov.groups(role, tolerance, pred, key=role)
+    bounds = [float(b) for b in prof.get("contiguity_size_classes_mu")]
+    pieces: list[Piece] = []
+    for b, group in enumerate(groups):
+        if b % 1000 == 0:
+            ov.check()
+        geom = union_parts([fs.geoms[i] for i in group])
+        if geom is None:
+            continue
+        largest = max(group, key=lambda i: fs.geoms[i].area())
+        attrs = {"block_id": b, "members": len(group)}
+        pieces.append(Piece(geom, "block", attrs, _zl(ov, role, largest)))
+    fields = [("block_id", INT), ("members", INT), ("size_class", S)]
+    params["size_bounds"] = bounds
+    return pieces, fields
+
+
+def version_diff(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
+    """DLTB year N vs N+1, matched spatially (not by BSM): added, removed, modified (attributes and/or
+    geometry)."""
+    ov.require("DLTB", "DLTB_N1")
+    min_area, min_width, noise = _thresholds(ov, opt)
+    prof = ov.profile
+    old, new = ov.features("DLTB"), ov.features("DLTB_N1")
+    ratio = float(prof.get("versiondiff_match_ratio"))
+    # identical geometry (same WKB) pairs first: 97–99 % of a 变更调查; only the rest is matched by overlay
+    same = ov.identical("DLTB", "DLTB_N1")
+    same_new = set(same.values())
+    old_area = [g.area() for g in old.geoms]
+    new_area = [g.area() for g in new.geoms]
+    best_old: dict[int, tuple[float, int]] = {}
+    best_new: dict[int, tuple[float, int]] = {}
+    overlap: dict[tuple[int, int], float] = {(i, j): old_area[i] for i, j in same.items()}
+    pairs = ov.pairs(
+        "DLTB", "DLTB_N1", lambda i: i not in same, lambda j: j not in same_new, key="changed-geometry"
+    )
+    for i, j, geom in pairs:
+        a = geom.area()
+        overlap[(i, j)] = a
+        if a > best_old.get(i, (-1.0, -1))[0]:
+            best_old[i] = (a, j)
+        if a > best_new.get(j, (-1.0, -1))[0]:
+            best_new[j] = (a, i)
+    matched: dict[int, int] = dict(same)
+    for i, (a, j) in best_old.items():
+        if best_new.get(j, (0, -1))[1] == i and a >= ratio * max(old_area[i], new_area[j]):
+            matched[i] = j
+    keys = (
+        [k for k in prof.get("versiondiff_fields") if k in old.attrs[0] or k in new.attrs[0]]
+        if len(old)
+        else []
+    )
+    pieces: list[Piece] = []
+
+    def values(prefix: str, fs: Any, i: int | None) -> dict[str, Any]:
+        return {f"{prefix}{k}": (_text(fs.attrs[i].get(k)) if i is not None else "") for k in keys}
+
+    for i, j in sorted(matched.items()):
+        changed = [k for k in keys if _text(old.attrs[i].get(k)) != _text(new.attrs[j].get(k))]
+        sym = old_area[i] + new_area[j] - 2 * overlap[(i, j)]
+        geom_changed = False
+        if i not in same and sym >= min_area:
+            diff = old.geoms[i].symDifference(new.geoms[j])
+            geom_changed = bool(kept_parts(polygonal(diff), min_area, min_width, noise))
+        if geom_changed:
+            changed.append("GEOMETRY")
+        if not changed:
+            continue
+        attrs = {"change": "modified", "changed_fields": ",".join(changed), "OLD_ID": _id(ov, "DLTB", i)}
+        attrs["NEW_ID"] = _id(ov, "DLTB_N1", j)
+        attrs.update(values("OLD_", old, i))
+        attrs.update(values("NEW_", new, j))
+        pieces.append(Piece(new.geoms[j], "modified", attrs, _zl(ov, "DLTB_N1", j)))
+    matched_new = set(matched.values())
+    for i in range(len(old)):
+        if i not in matched:
+            attrs = {"change": "removed", "changed_fields": "", "OLD_ID": _id(ov, "DLTB", i), "NEW_ID": ""}
+            attrs.update(values("OLD_", old, i))
+            attrs.update(values("NEW_", new, None))
+            pieces.append(Piece(old.geoms[i], "removed", attrs, _zl(ov, "DLTB", i)))
+    for j in range(len(new)):
+        if j not in matched_new:
+            attrs = {"change": "added", "changed_fields": "", "OLD_ID": "", "NEW_ID": _id(ov, "DLTB_N1", j)}
+            attrs.update(values("OLD_", old, None))
+            attrs.update(values("NEW_", new, j))
+            pieces.append(Piece(new.geoms[j], "added", attrs, _zl(ov, "DLTB_N1", j)))
+    fields = [("change", S), ("changed_fields", S), ("OLD_ID", S), ("NEW_ID", S)]
+    fields += [(f"OLD_{k}", S) for k in keys] + [(f"NEW_{k}", S) for k in keys]
+    return pieces, fields
+
+
+def boundary_compare(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
+    """Two polygon layers without shared ids: only-in-A, only-in-B, both, and 套合率 per feature."""
+    ov.require("A", "B")
+    thr = _thresholds(ov, opt)
+    a, b = ov.features("A"), ov.features("B")
+    only_a = ov.by_union("A", "B", "difference")
+    only_b = ov.by_union("B", "A", "difference")
+    ratio_a = _overlap_ratios(a.geoms, only_a)
+    ratio_b = _overlap_ratios(b.geoms, only_b)
+    pieces: list[Piece] = []
+    for i, geom in only_a:
+        attrs = {"A_ID": _id(ov, "A", i), "B_ID": "", "A_RATIO": ratio_a[i], "B_RATIO": None}
+        pieces += _pieces_from(geom, "only_a", attrs, _zl(ov, "A", i), thr)
+    for j, geom in only_b:
+        attrs = {"A_ID": "", "B_ID": _id(ov, "B", j), "A_RATIO": None, "B_RATIO": ratio_b[j]}
+        pieces += _pieces_from(geom, "only_b", attrs, _zl(ov, "B", j), thr)
+    for i, j, geom in ov.pairs("A", "B", noise=thr[2]):
+        attrs = {
+            "A_ID": _id(ov, "A", i),
+            "B_ID": _id(ov, "B", j),
+            "A_RATIO": ratio_a[i],
+            "B_RATIO": ratio_b[j],
+        }
+        pieces += _pieces_from(geom, "both", attrs, _zl(ov, "A", i), thr)
+    fields = [("A_ID", S), ("B_ID", S), ("A_RATIO", D), ("B_RATIO", D)]
+    return pieces, fields
+
+
+def _overlap_ratios(
+    geoms: Sequence[QgsGeometry], outside: Sequence[tuple[int, QgsGeometry | None]]
+) -> list[float]:
+    """套合率 = area inside the other layer / own area (planar, 4 decimals)."""
+    out = [1.0] * len(geoms)
+    for i, geom in outside:
+        total = geoms[i].area()
+        rest = geom.area() if geom is not None else 0.0
+        out[i] = round(max(0.0, 1.0 - rest / total), 4) if total > 0 else 0.0
+    return out
+
+
+COMMON_KEYS = ["min_area_m2", "min_width_m"]
+
+PRESETS: dict[str, PresetSpec] = {
+    spec.id: spec
+    for spec in (
+        PresetSpec(
+            "hsfnotinpbf",
+            "Candidates to bring into PBF",
+            ("DLTB", "HSF", "PBF"),
+            ("XZQ", "CJDCQ"),
+            ["farmland_codes", "farmland_include_adjustable"],
+            hsf_not_in_pbf,
+            "Built high-standard farmland on farmland that is not permanent basic farmland.",
+        ),
+        PresetSpec(
+            "pbfexitcandidates",
+            "PBF exit candidates",
+            ("PBF",),
+            ("DLTB", "STBHHX", "YZGHQ", "TRHJZL", "XZQ", "CJDCQ"),
+            [
+                "fragile_tbxhdm",
+                "steep_slope_grade",
+                "steep_slope_gdlx",
+                "soil_strict_values",
+                "enclave_frdbs_values",
+                "enclave_outside_township",
+                "fragment_max_mu",
+                "contiguity_tolerance_m",
+            ],
+            pbf_exit_candidates,
+            "PBF inside each exit reason: red line, fragile, drought, "
+            "strictly controlled soil, enclave, fragment.",
+        ),
+        PresetSpec(
+            "pbfnongrain",
+            "PBF non-grain use",
+            ("PBF", "DLTB"),
+            ("XZQ", "CJDCQ"),
+            [
+                "farmland_codes",
+                "nongrain_codes",
+                "nongrain_include_lyfl",
+                "nongrain_include_lljz",
+                "nongrain_occupation",
+                "nongrain_occupation_prefixes",
+            ],
+            pbf_nongrain,
+            "PBF on farmland with a non-grain planting attribute, or on land that is no longer farmland.",
+        ),
+        PresetSpec(
+            "farmlandnonagri",
+            "Farmland turned non-agricultural",
+            (),
+            ("DLTB", "PBF", "DLTB_N1", "JCTB", "XZQ", "CJDCQ"),
+            [
+                "farmland_codes",
+                "construction_prefixes",
+                "construction_include_1006",
+                "construction_include_1202",
+                "monitoring_construction_tblx",
+            ],
+            farmland_nonagri,
+            "Farmland or PBF of year N that is construction land in year N+1 "
+            "or under construction-type monitoring patches.",
+        ),
+        PresetSpec(
+            "hsfcoverage",
+            "HSF coverage of PBF",
+            ("PBF", "HSF"),
+            ("DLTB", "XZQ", "CJDCQ"),
+            ["farmland_codes"],
+            hsf_coverage,
+            "PBF covered and not covered by high-standard farmland, "
+            "HSF on non-farmland, coverage per region.",
+        ),
+        PresetSpec(
+            "contiguity",
+            "Contiguous blocks",
+            (),
+            ("PBF", "DLTB", "XZQ", "CJDCQ"),
+            ["contiguity_tolerance_m", "contiguity_size_classes_mu", "farmland_codes"],
+            contiguity,
+            "Blocks of adjacent PBF or farmland within a tolerance and their size distribution.",
+        ),
+        PresetSpec(
+            "versiondiff",
+            "Version differences",
+            ("DLTB", "DLTB_N1"),
+            ("XZQ", "CJDCQ"),
+            ["versiondiff_fields", "versiondiff_match_ratio"],
+            version_diff,
+            "DLTB year N against year N+1, matched spatially: added, removed and modified patches.",
+        ),
+        PresetSpec(
+            "boundarycompare",
+            "Boundary comparison",
+            ("A", "B"),
+            ("XZQ", "CJDCQ"),
+            [],
+            boundary_compare,
+            "Any two polygon layers: only in A, only in B, in both, and the overlap ratio per feature.",
+        ),
+    )
+}
+
+SUITE_ORDER = [
+    "versiondiff",
+    "pbfexitcandidates",
+    "pbfnongrain",
+    "hsfcoverage",
+    "hsfnotinpbf",
+    "farmlandnonagri",
+    "contiguity",
+    "boundarycompare",
+]
+
+
+# --- running ------------------------------------------------------------------------------------------------
+
+
+class RegionResolver:
+    """Region codes (county 6 / township 9 / village 12 digits) of a piece: from its ZLDWDM, else from the
+    CJDCQ / XZQ polygon under its point-on-surface."""
+
+    def __init__(self, ov: CountyOverlay) -> None:
+        self.ov = ov
+        self.names: dict[str, str] = {}
+        self._layers = []
+        for role, code_key, name_key in (("CJDCQ", "CJDM", "CJMC"), ("XZQ", "XZQDM", "XZQMC")):
+            if ov.has(role):
+                fs = ov.features(role)
+                self._layers.append((fs, code_key))
+                for attrs in fs.attrs:
+                    code = _text(attrs.get(code_key))
+                    if code:
+                        length = 12 if role == "CJDCQ" else 9
+                        self.names.setdefault(code[:length], _text(attrs.get(name_key)))
+
+    def code(self, piece: Piece) -> str:
+        if piece.zldwdm:
+            return piece.zldwdm
+        if not self._layers:
+            return ""
+        point = piece.geom.pointOnSurface()
+        for fs, key in self._layers:
+            for k in fs.candidates(point.boundingBox()):
+                if fs.geoms[k].contains(point):
+                    return _text(fs.attrs[k].get(key))
+        return ""
+
+    def codes(self, piece: Piece) -> tuple[str, str, str]:
+        code = self.code(piece)
+        return (code[:6], code[:9] if len(code) >= 9 else "", code[:12] if len(code) >= 12 else "")
+
+
+def run_preset(
+    preset_id: str,
+    ov: CountyOverlay,
+    options: CompareOptions | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> PresetResult:
+    """Run one preset on ``ov``; ``overrides`` replace rule-profile keys for this run."""
+    if preset_id not in PRESETS:
+        raise CompareError(f"未知的比对规则: {preset_id}")
+    spec = PRESETS[preset_id]
+    options = options or CompareOptions()
+    base_profile = ov.profile
+    if overrides:
+        ov.profile = base_profile.with_overrides(overrides)
+    try:
+        min_area, min_width, noise = _thresholds(ov, options)
+        params = ov.profile.subset(spec.param_keys)
+        params.update({"min_area_m2": min_area, "min_width_m": min_width, "noise_width_m": noise})
+        if preset_id in ("contiguity", "farmlandnonagri"):
+            params["base"] = options.base or ("pbf" if preset_id == "contiguity" else "farmland")
+        pieces, fields = spec.func(ov, options, params)
+        ov.check()
+        areas = ov.areas(p.geom for p in pieces)
+        resolver = RegionResolver(ov)
+        for piece, area in zip(pieces, areas):
+            piece.area_m2 = area
+            piece.codes = resolver.codes(piece)
+        if preset_id == "contiguity":
+            bounds = params.pop("size_bounds")
+            for piece in pieces:
+                piece.attrs["size_class"] = size_class(piece.area_m2 / M2_PER_MU, bounds)
+        roles = [r for r in spec.required + spec.optional if ov.has(r)]
+        return PresetResult(
+            rule_id=f"huijiao:{preset_id}",
+            title=tr(spec.title),
+            pieces=pieces,
+            extra_fields=fields,
+            rule_params=params,
+            inputs=ov.input_info(roles),
+            repaired=ov.repaired_report(),
+            region_names=resolver.names,
+        )
+    finally:
+        ov.profile = base_profile
+
+
+def run_suite(
+    ov: CountyOverlay, preset_ids: Sequence[str] | None = None, options: CompareOptions | None = None
+) -> dict[str, PresetResult]:
+    """Every applicable preset on one overlay (shared pieces); presets whose inputs are missing are
+    skipped."""
+    ids = list(preset_ids) if preset_ids else [p for p in SUITE_ORDER if applicable(p, ov)]
+    out: dict[str, PresetResult] = {}
+    for n, preset_id in enumerate(ids):
+        ov.check()
+        out[preset_id] = run_preset(preset_id, ov, options)
+        ov.progress(100.0 * (n + 1) / len(ids))
+    return out
+
+
+def applicable(preset_id: str, ov: CountyOverlay) -> bool:
+    spec = PRESETS[preset_id]
+    if not all(ov.has(r) for r in spec.required):
+        return False
+    if preset_id == "farmlandnonagri":
+        return ov.has("DLTB") and (ov.has("DLTB_N1") or ov.has("JCTB"))
+    if preset_id == "contiguity":
+        return ov.has("PBF")
+    return True
+
+
+def rule_params_json(result: PresetResult) -> str:
+    return json.dumps(result.rule_params, ensure_ascii=False, sort_keys=True)
+
+
+def inputs_json(result: PresetResult) -> str:
+    return json.dumps(result.inputs, ensure_ascii=False, sort_keys=True)
+
+
+def category_label(category: str) -> str:
+    return tr(CATEGORY_LABELS.get(category, category))
+
+
+def area_values(m2: float) -> tuple[float, float, float]:
+    """(m², 亩, 公顷) rounded as in statistics tables (2, 2, 4 decimals)."""
+    return rounded_area(m2, "m2"), rounded_area(m2, "mu"), rounded_area(m2, "ha")

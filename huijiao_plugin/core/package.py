@@ -1,0 +1,824 @@
+"""The exchange package (交换包): one zip format for network submission and offline exchange.
+
+A package is a zip archive holding ``manifest.json``, the data as GeoPackage(s) under ``data/`` and
+optional attachments under ``attachments/``. Building is deterministic: the same features give the
+same data-file sha256 (fixed fid order, fixed ``gpkg_contents.last_change``, checkpointed database
+without ``-wal``/``-shm``, VACUUMed; zip entries sorted with a fixed date). The package sha256 is the
+sha256 of the zip bytes.
+
+Offline exchange (人工交换、离线拷贝): :func:`export_package` copies a package with a ``.sha256``
+side file to a folder or removable disk; :func:`import_package` verifies every hash, refuses a
+package that was already imported (:class:`ImportRegistry`) and extracts the data for loading.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import sqlite3
+import tempfile
+import uuid
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from qgis.core import (
+    QgsApplication,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsDistanceArea,
+    QgsFeature,
+    QgsFeatureRequest,
+    QgsFields,
+    QgsGeometry,
+    QgsProject,
+    QgsRectangle,
+    QgsVectorFileWriter,
+    QgsVectorLayer,
+    QgsWkbTypes,
+)
+
+from huijiao_plugin.core.settings import DEPARTMENTS
+from huijiao_plugin.toolbelt.i18n import tr
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = "1.0"
+MANIFEST_NAME = "manifest.json"
+DATA_DIR = "data"
+ATTACHMENTS_DIR = "attachments"
+#: written into gpkg_contents.last_change so that the data files do not depend on the build time
+FIXED_GPKG_TIMESTAMP = "2000-01-01T00:00:00.000Z"
+#: date of every zip entry (the earliest a zip can hold)
+ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+HASH_CHUNK = 1024 * 1024
+FID_BATCH = 2000
+#: refuse archives whose entries expand more than this factor (zip bombs) ...
+MAX_COMPRESSION_RATIO = 200
+#: ... or more than this many bytes in total
+MAX_UNCOMPRESSED_BYTES = 20 * 1024**3
+PERIOD_PATTERN = re.compile(r"^(?P<year>(19|20)\d\d)(H[12]|Q[1-4])?$")
+SAFE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+ProgressCallback = Callable[[float], None]
+
+
+class PackageError(Exception):
+    """A package cannot be built, verified or imported. ``str(e)`` is a user message (translated);
+    ``reasons`` lists each problem found."""
+
+    def __init__(self, message: str, reasons: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.reasons = list(reasons)
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        if not self.reasons:
+            return base
+        return base + "\n" + "\n".join("- " + r for r in self.reasons)
+
+
+class AlreadyImportedError(PackageError):
+    """The package (same sha256 or package UUID) was imported before."""
+
+    def __init__(self, message: str, previous: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.previous = previous
+
+
+@dataclass
+class LayerInput:
+    """One layer to package: the source layer and its name inside the package (catalog layer name)."""
+
+    layer: QgsVectorLayer
+    name: str
+    file: str = ""  # GeoPackage file name inside data/; default "<dataset_id>.gpkg"
+
+
+@dataclass
+class BuiltPackage:
+    path: Path
+    sha256: str
+    size: int
+    manifest: dict[str, Any]
+
+
+@dataclass
+class VerifiedPackage:
+    path: Path
+    sha256: str
+    size: int
+    manifest: dict[str, Any]
+
+
+@dataclass
+class ImportedPackage:
+    sha256: str
+    manifest: dict[str, Any]
+    directory: Path
+    layer_uris: list[tuple[str, str]] = field(default_factory=list)  # (layer name, OGR uri)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def default_state_dir() -> Path:
+    """``<QGIS profile>/huijiao``: where receipts, upload states and the import registry live."""
+    path = Path(QgsApplication.qgisSettingsDirPath()) / "huijiao"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def is_valid_period(period: str) -> bool:
+    """``2025`` (year), ``2025H1``/``2025H2`` (half-year) or ``2025Q1``…``2025Q4`` (quarter)."""
+    return bool(PERIOD_PATTERN.match(period or ""))
+
+
+def region_prefix(region_code: str) -> str:
+    """The significant prefix of a GB/T 2260 code: 610000 → 61, 610100 → 6101, 610102 → 610102."""
+    code = (region_code or "").strip()
+    if len(code) == 6 and code.isdigit():
+        if code.endswith("0000"):
+            return code[:2]
+        if code.endswith("00"):
+            return code[:4]
+    return code
+
+
+def region_within(code: str, user_region: str) -> bool:
+    """True when ``code`` (6-digit region or 9/12/19-digit 坐落单位代码) lies in ``user_region``."""
+    code = (code or "").strip()
+    prefix = region_prefix(user_region)
+    if not prefix or not code.isdigit():
+        return False
+    return region_prefix(code[:6]).startswith(prefix) if len(code) >= 6 else code.startswith(prefix)
+
+
+def _now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def _plugin_version() -> str:
+    from huijiao_plugin.toolbelt.resources import plugin_version
+
+    return plugin_version()
+
+
+# ------------------------------------------------------------------------------------ ellipsoidal area
+
+
+def ellipsoidal_areas(crs: QgsCoordinateReferenceSystem, geometries: Sequence[QgsGeometry]) -> list[float]:
+    """三调 ellipsoidal areas (m²) of ``geometries`` in ``crs``.
+
+    Uses the project's 三调 calculator (``core.ellipsoidal_area``); when that module is not available
+    the CGCS2000 ellipsoid of ``QgsDistanceArea`` is used, which agrees with the 三调 method to a few
+    0.01 m² on patch-sized polygons (domain.md §5.3).
+    """
+    try:
+        from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator
+    except ImportError:
+        EllipsoidalAreaCalculator = None  # noqa: N806
+    if EllipsoidalAreaCalculator is not None:
+        return [float(a) for a in EllipsoidalAreaCalculator(crs).areas(list(geometries))]
+    calculator = QgsDistanceArea()
+    calculator.setSourceCrs(crs, QgsProject.instance().transformContext())
+    calculator.setEllipsoid("EPSG:1024")
+    return [calculator.measureArea(g) if g is not None and not g.isNull() else 0.0 for g in geometries]
+
+
+# ---------------------------------------------------------------------------- deterministic GeoPackage
+
+
+def _package_fields(fields: QgsFields) -> tuple[QgsFields, list[int]]:
+    """Fields of the written layer (the source ``fid`` column is dropped: fids are renumbered 1…n)."""
+    out = QgsFields()
+    indexes: list[int] = []
+    for index, fld in enumerate(fields):
+        if fld.name().lower() == "fid":
+            continue
+        out.append(fld)
+        indexes.append(index)
+    return out, indexes
+
+
+def _features_in_fid_order(layer: QgsVectorLayer, batch: int = FID_BATCH) -> Iterable[QgsFeature]:
+    """Every feature of ``layer`` in ascending fid order, fetched in batches (bounded memory)."""
+    fids = sorted(layer.allFeatureIds())
+    for start in range(0, len(fids), batch):
+        wanted = fids[start : start + batch]
+        fetched = {
+            f.id(): QgsFeature(f) for f in layer.getFeatures(QgsFeatureRequest().setFilterFids(wanted))
+        }
+        for fid in wanted:
+            feature = fetched.get(fid)
+            if feature is not None:
+                yield feature
+
+
+def finalize_gpkg(path: str | os.PathLike[str]) -> None:
+    """Make a written GeoPackage reproducible and self-contained: fixed timestamps, WAL checkpointed,
+    then copied with ``VACUUM INTO`` into a fresh rollback-journal file (its header counters do not depend
+    on how many transactions the writer used); no ``-wal``/``-shm`` file is left next to it."""
+    path = Path(path)
+    fresh = path.with_name(path.name + ".vacuum")
+    fresh.unlink(missing_ok=True)
+    con = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        con.execute("PRAGMA journal_mode=DELETE")
+        con.execute("UPDATE gpkg_contents SET last_change = ?", (FIXED_GPKG_TIMESTAMP,))
+        tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "gpkg_metadata_reference" in tables:
+            con.execute("UPDATE gpkg_metadata_reference SET timestamp = ?", (FIXED_GPKG_TIMESTAMP,))
+        con.execute("VACUUM INTO ?", (str(fresh),))
+    finally:
+        con.close()
+    os.replace(fresh, path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        leftover = Path(str(path) + suffix)
+        if leftover.exists():
+            leftover.unlink()
+
+
+def write_layers_gpkg(
+    path: str | os.PathLike[str],
+    layers: Sequence[tuple[str, QgsVectorLayer]],
+    crs: QgsCoordinateReferenceSystem,
+    progress: ProgressCallback | None = None,
+    is_canceled: Callable[[], bool] | None = None,
+) -> list[dict[str, Any]]:
+    """Write ``layers`` ((name, layer) pairs) into one new GeoPackage in ``crs``, deterministically.
+
+    Features are written in ascending source-fid order with new fids 1…n, geometries as multi-type
+    and transformed to ``crs``. Returns per layer: name, geometry_type, feature_count, area_m2, extent.
+    """
+    path = Path(path)
+    if path.exists():
+        path.unlink()
+    context = QgsProject.instance().transformContext()
+    stats: list[dict[str, Any]] = []
+    total = sum(max(layer.featureCount(), 0) for _, layer in layers) or 1
+    done = 0
+    for index, (name, layer) in enumerate(layers):
+        if not layer or not layer.isValid():
+            raise PackageError(tr("Layer {name} is not valid and cannot be packaged.").format(name=name))
+        fields, indexes = _package_fields(layer.fields())
+        wkb_type = QgsWkbTypes.multiType(QgsWkbTypes.flatType(layer.wkbType()))
+        options = QgsVectorFileWriter.SaveVectorOptions()
+        options.driverName = "GPKG"
+        options.layerName = name
+        options.fileEncoding = "UTF-8"
+        if index > 0:
+            options.actionOnExistingFile = QgsVectorFileWriter.CreateOrOverwriteLayer
+        writer = QgsVectorFileWriter.create(str(path), fields, wkb_type, crs, context, options)
+        if writer is None or writer.hasError():
+            message = writer.errorMessage() if writer is not None else ""
+            raise PackageError(
+                tr("Cannot write the GeoPackage {path}: {error}").format(path=path, error=message)
+            )
+        transform = None
+        if layer.crs().isValid() and layer.crs() != crs:
+            transform = QgsCoordinateTransform(layer.crs(), crs, context)
+        polygonal = QgsWkbTypes.geometryType(wkb_type) == QgsWkbTypes.PolygonGeometry
+        geometries: list[QgsGeometry] = []
+        extent = QgsRectangle()
+        extent.setMinimal()
+        count = 0
+        for src in _features_in_fid_order(layer):
+            if is_canceled is not None and is_canceled():
+                del writer
+                raise PackageError(tr("Packaging was canceled."))
+            out = QgsFeature(fields)
+            attrs = src.attributes()
+            out.setAttributes([attrs[i] for i in indexes])
+            geometry = QgsGeometry(src.geometry())
+            if not geometry.isNull():
+                if transform is not None:
+                    geometry.transform(transform)
+                geometry.convertToMultiType()
+                out.setGeometry(geometry)
+                extent.combineExtentWith(geometry.boundingBox())
+                if polygonal:
+                    geometries.append(geometry)
+            if not writer.addFeature(out):
+                message = writer.errorMessage()
+                del writer
+                raise PackageError(
+                    tr("Cannot write a feature of layer {name}: {error}").format(name=name, error=message)
+                )
+            count += 1
+            done += 1
+            if progress is not None and done % 200 == 0:
+                progress(100.0 * done / total)
+        del writer
+        area = round(sum(ellipsoidal_areas(crs, geometries)), 2) if polygonal else None
+        stats.append(
+            {
+                "name": name,
+                "geometry_type": QgsWkbTypes.displayString(wkb_type),
+                "feature_count": count,
+                "area_m2": area,
+                "extent": None
+                if count == 0 or extent.width() < 0
+                else [
+                    round(extent.xMinimum(), 3),
+                    round(extent.yMinimum(), 3),
+                    round(extent.xMaximum(), 3),
+                    round(extent.yMaximum(), 3),
+                ],
+            }
+        )
+    finalize_gpkg(path)
+    if progress is not None:
+        progress(100.0)
+    return stats
+
+
+# ------------------------------------------------------------------------------------------ zip writing
+
+
+def _zip_add_file(archive: zipfile.ZipFile, arcname: str, source: Path) -> None:
+    info = zipfile.ZipInfo(arcname, date_time=ZIP_DATE_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    with open(source, "rb") as src, archive.open(info, "w", force_zip64=True) as dst:
+        shutil.copyfileobj(src, dst, HASH_CHUNK)
+
+
+def _zip_add_bytes(archive: zipfile.ZipFile, arcname: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(arcname, date_time=ZIP_DATE_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    archive.writestr(info, data)
+
+
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    return json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
+
+
+def build_package(
+    output_path: str | os.PathLike[str],
+    layers: Sequence[LayerInput],
+    dataset_id: str,
+    region_code: str,
+    period: str,
+    department: str,
+    unit: str,
+    crs: QgsCoordinateReferenceSystem | str | None = None,
+    validation: dict[str, Any] | None = None,
+    sources: Sequence[dict[str, Any]] = (),
+    attachments: Sequence[str | os.PathLike[str]] = (),
+    package_uuid: str | None = None,
+    created_at: str | None = None,
+    progress: ProgressCallback | None = None,
+    is_canceled: Callable[[], bool] | None = None,
+) -> BuiltPackage:
+    """Build an exchange package zip at ``output_path`` and return it with its sha256 and manifest."""
+    problems: list[str] = []
+    if not dataset_id or not SAFE_NAME_PATTERN.match(dataset_id):
+        problems.append(tr("The dataset id '{value}' is not valid.").format(value=dataset_id))
+    if not (region_code or "").isdigit() or len(region_code) not in (2, 4, 6):
+        problems.append(
+            tr("The region code '{value}' is not a GB/T 2260 code (2, 4 or 6 digits).").format(
+                value=region_code
+            )
+        )
+    if not is_valid_period(period):
+        problems.append(
+            tr(
+                "The period '{value}' is not valid: use a year (2025), a half-year (2025H1) or a quarter."
+            ).format(value=period)
+        )
+    if department not in DEPARTMENTS:
+        problems.append(tr("The department '{value}' is unknown (zrzy or nync).").format(value=department))
+    if not layers:
+        problems.append(tr("There is no layer to package."))
+    names = [item.name for item in layers]
+    if len(set(n.lower() for n in names)) != len(names):
+        problems.append(tr("Two layers have the same name in the package."))
+    for item in layers:
+        if not SAFE_NAME_PATTERN.match(item.name or ""):
+            problems.append(tr("The layer name '{value}' is not valid in a package.").format(value=item.name))
+    attachment_paths = [Path(a) for a in attachments]
+    for attachment in attachment_paths:
+        if not attachment.is_file():
+            problems.append(tr("The attachment {path} does not exist.").format(path=attachment))
+    if problems:
+        raise PackageError(tr("The package cannot be built."), problems)
+
+    if crs is None:
+        target_crs = layers[0].layer.crs()
+    elif isinstance(crs, str):
+        target_crs = QgsCoordinateReferenceSystem(crs)
+    else:
+        target_crs = crs
+    if not target_crs.isValid():
+        raise PackageError(tr("The coordinate reference system of the package is not valid."))
+
+    groups: dict[str, list[LayerInput]] = {}
+    for item in layers:
+        file_name = item.file or f"{dataset_id}.gpkg"
+        if not SAFE_NAME_PATTERN.match(file_name) or not file_name.lower().endswith(".gpkg"):
+            raise PackageError(tr("The data file name '{value}' is not valid.").format(value=file_name))
+        groups.setdefault(file_name, []).append(item)
+
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="huijiao-pkg-", dir=str(output_path.parent)) as work:
+        work_dir = Path(work)
+        files: list[dict[str, Any]] = []
+        layer_entries: list[dict[str, Any]] = []
+        entries: list[tuple[str, Path]] = []
+        total_groups = len(groups)
+        for group_index, (file_name, items) in enumerate(sorted(groups.items())):
+            gpkg_path = work_dir / file_name
+
+            def group_progress(value: float, _i: int = group_index) -> None:
+                if progress is not None:
+                    progress(90.0 * (_i + value / 100.0) / total_groups)
+
+            stats = write_layers_gpkg(
+                gpkg_path, [(i.name, i.layer) for i in items], target_crs, group_progress, is_canceled
+            )
+            arcname = f"{DATA_DIR}/{file_name}"
+            entries.append((arcname, gpkg_path))
+            for entry in stats:
+                layer_entries.append({"file": arcname, **entry})
+        for attachment in attachment_paths:
+            entries.append((f"{ATTACHMENTS_DIR}/{attachment.name}", attachment))
+        entries.sort(key=lambda e: e[0])
+        for arcname, source in entries:
+            files.append({"path": arcname, "size": source.stat().st_size, "sha256": sha256_file(source)})
+
+        manifest: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "package_uuid": package_uuid or str(uuid.uuid4()),
+            "dataset_id": dataset_id,
+            "region_code": region_code,
+            "period": period,
+            "department": department,
+            "unit": unit,
+            "created_at": created_at or _now_iso(),
+            "crs": target_crs.authid(),
+            "files": files,
+            "layers": layer_entries,
+            "validation": validation or {"errors": 0, "warnings": 0, "summary": {}},
+            "sources": list(sources),
+            "plugin_version": _plugin_version(),
+        }
+        tmp_zip = work_dir / "package.zip"
+        with zipfile.ZipFile(tmp_zip, "w", allowZip64=True) as archive:
+            all_entries = [(MANIFEST_NAME, None), *entries]
+            for arcname, source in sorted(all_entries, key=lambda e: e[0]):
+                if source is None:
+                    _zip_add_bytes(archive, arcname, manifest_bytes(manifest))
+                else:
+                    _zip_add_file(archive, arcname, source)
+        os.replace(tmp_zip, output_path)
+    if progress is not None:
+        progress(100.0)
+    digest = sha256_file(output_path)
+    log.info("Built package %s (%s) sha256=%s", output_path.name, dataset_id, digest)
+    return BuiltPackage(output_path, digest, output_path.stat().st_size, manifest)
+
+
+# ------------------------------------------------------------------------------------------ verification
+
+
+def _safe_member(name: str) -> bool:
+    if not name or name.startswith(("/", "\\")) or "\\" in name or ":" in name:
+        return False
+    parts = name.split("/")
+    return all(part not in ("", ".", "..") for part in parts)
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of a package zip (no hash checks; see :func:`verify_package`)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read(MANIFEST_NAME).decode("utf-8"))
+    except KeyError:
+        raise PackageError(tr("The package has no manifest.json.")) from None
+    except (zipfile.BadZipFile, OSError) as error:
+        raise PackageError(tr("The file is not a readable package: {error}").format(error=error)) from error
+    except ValueError as error:
+        raise PackageError(tr("The manifest.json of the package is not valid JSON.")) from error
+
+
+def verify_package(path: str | os.PathLike[str], expected_sha256: str | None = None) -> VerifiedPackage:
+    """Check a package zip: its sha256 (when expected), safe member names, sizes, the manifest and
+    the sha256 and size of every listed file. Raises :class:`PackageError` with every reason found."""
+    path = Path(path)
+    if not path.is_file():
+        raise PackageError(tr("The package {path} does not exist.").format(path=path))
+    digest = sha256_file(path)
+    reasons: list[str] = []
+    if expected_sha256 and digest.lower() != expected_sha256.strip().lower():
+        raise PackageError(
+            tr(
+                "The package hash does not match: the file was changed or copied incompletely. Copy it again."
+            ),
+            [tr("expected {expected}, found {found}").format(expected=expected_sha256, found=digest)],
+        )
+    manifest = read_manifest(path)
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        total = 0
+        for info in infos:
+            if not _safe_member(info.filename):
+                reasons.append(tr("Unsafe path in the package: {name}").format(name=info.filename))
+            total += info.file_size
+            if info.compress_size and info.file_size / max(info.compress_size, 1) > MAX_COMPRESSION_RATIO:
+                reasons.append(tr("Suspicious compression ratio of {name}").format(name=info.filename))
+        if total > MAX_UNCOMPRESSED_BYTES:
+            reasons.append(tr("The package expands to more than the allowed size."))
+        for key in (
+            "format_version",
+            "package_uuid",
+            "dataset_id",
+            "region_code",
+            "period",
+            "files",
+            "layers",
+        ):
+            if key not in manifest:
+                reasons.append(tr("The manifest has no '{key}'.").format(key=key))
+        members = {info.filename: info for info in infos}
+        listed = set()
+        for entry in manifest.get("files", []) or []:
+            name = str(entry.get("path", ""))
+            listed.add(name)
+            info = members.get(name)
+            if info is None or not _safe_member(name):
+                reasons.append(tr("The file {name} listed in the manifest is missing.").format(name=name))
+                continue
+            if reasons:
+                continue
+            file_digest = hashlib.sha256()
+            size = 0
+            with archive.open(info) as handle:
+                for chunk in iter(lambda h=handle: h.read(HASH_CHUNK), b""):
+                    file_digest.update(chunk)
+                    size += len(chunk)
+            if size != entry.get("size"):
+                reasons.append(tr("The size of {name} does not match the manifest.").format(name=name))
+            if file_digest.hexdigest() != str(entry.get("sha256", "")).lower():
+                reasons.append(tr("The sha256 of {name} does not match the manifest.").format(name=name))
+        for name in members:
+            if name != MANIFEST_NAME and name not in listed and not name.endswith("/"):
+                reasons.append(tr("The file {name} is not listed in the manifest.").format(name=name))
+    if reasons:
+        raise PackageError(
+            tr("The package is damaged or was modified; ask the sender for a new copy."), reasons
+        )
+    return VerifiedPackage(path, digest, path.stat().st_size, manifest)
+
+
+def extract_package(verified: VerifiedPackage, destination: str | os.PathLike[str]) -> Path:
+    """Extract a verified package into ``destination`` (created) and return it."""
+    destination = Path(destination)
+    destination.mkdir(parents=True, exist_ok=True)
+    root = destination.resolve()
+    with zipfile.ZipFile(verified.path) as archive:
+        for info in archive.infolist():
+            if info.filename.endswith("/"):
+                continue
+            target = (root / info.filename).resolve()
+            if root not in target.parents:
+                raise PackageError(tr("Unsafe path in the package: {name}").format(name=info.filename))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, HASH_CHUNK)
+    return destination
+
+
+# ------------------------------------------------------------------------------------- offline exchange
+
+
+class ImportRegistry:
+    """The packages imported on this machine (JSON file), keyed by package sha256 and UUID."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path else default_state_dir() / "imported_packages.json"
+
+    def _load(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            log.warning("Import registry %s is unreadable; starting a new one", self.path)
+            return []
+        return data if isinstance(data, list) else []
+
+    def entries(self) -> list[dict[str, Any]]:
+        return self._load()
+
+    def find(self, sha256: str, package_uuid: str | None = None) -> dict[str, Any] | None:
+        for entry in self._load():
+            if entry.get("sha256") == sha256 or (package_uuid and entry.get("package_uuid") == package_uuid):
+                return entry
+        return None
+
+    def record(self, entry: dict[str, Any]) -> None:
+        entries = self._load()
+        entries.append(entry)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(entries, ensure_ascii=False, indent=2), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def mark_registered(self, sha256: str, receipt_id: str) -> None:
+        """Note that an offline-exchanged package was registered with the server."""
+        entries = self._load()
+        for entry in entries:
+            if entry.get("sha256") == sha256:
+                entry["registered_receipt"] = receipt_id
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(entries, ensure_ascii=False, indent=2), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def package_file_name(manifest: dict[str, Any]) -> str:
+    """A readable file name: ``<dataset>_<region>_<period>_<uuid8>.zip``."""
+    return "{d}_{r}_{p}_{u}.zip".format(
+        d=manifest.get("dataset_id", "package"),
+        r=manifest.get("region_code", ""),
+        p=manifest.get("period", ""),
+        u=str(manifest.get("package_uuid", ""))[:8],
+    )
+
+
+def export_package(package_path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> Path:
+    """Copy a package to ``folder`` (a directory or removable disk) with a ``.sha256`` side file,
+    verifying the copy. Returns the copied zip path."""
+    verified = verify_package(package_path)
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / package_file_name(verified.manifest)
+        tmp = target.with_suffix(".part")
+        shutil.copyfile(verified.path, tmp)
+        os.replace(tmp, target)
+        if sha256_file(target) != verified.sha256:
+            target.unlink()
+            raise PackageError(
+                tr("The copy on {folder} is damaged; check the disk and try again.").format(folder=folder)
+            )
+        Path(str(target) + ".sha256").write_text(f"{verified.sha256}  {target.name}\n", encoding="utf-8")
+    except OSError as error:
+        raise PackageError(
+            tr("Cannot write to {folder}: {error}. Check that the disk is plugged in and writable.").format(
+                folder=folder, error=error
+            )
+        ) from error
+    return target
+
+
+def read_side_hash(package_path: str | os.PathLike[str]) -> str | None:
+    side = Path(str(package_path) + ".sha256")
+    if not side.exists():
+        return None
+    text = side.read_text(encoding="utf-8").strip()
+    return text.split()[0] if text else None
+
+
+def import_package(
+    package_path: str | os.PathLike[str],
+    destination_root: str | os.PathLike[str] | None = None,
+    registry: ImportRegistry | None = None,
+) -> ImportedPackage:
+    """Verify an offline package (side-file hash, every data-file hash), refuse a double import and
+    extract it under ``destination_root/<sha256[:16]>``. Layers are returned as OGR URIs."""
+    registry = registry or ImportRegistry()
+    verified = verify_package(package_path, read_side_hash(package_path))
+    previous = registry.find(verified.sha256, str(verified.manifest.get("package_uuid", "")))
+    if previous is not None:
+        raise AlreadyImportedError(
+            tr("This package was already imported on {when} into {path}; it is not imported again.").format(
+                when=previous.get("imported_at", "?"), path=previous.get("directory", "?")
+            ),
+            previous,
+        )
+    root = Path(destination_root) if destination_root else default_state_dir() / "imported"
+    directory = extract_package(verified, root / verified.sha256[:16])
+    uris: list[tuple[str, str]] = []
+    for entry in verified.manifest.get("layers", []):
+        file_path = directory / str(entry.get("file", ""))
+        uris.append((str(entry.get("name")), f"{file_path}|layername={entry.get('name')}"))
+    registry.record(
+        {
+            "sha256": verified.sha256,
+            "package_uuid": verified.manifest.get("package_uuid"),
+            "dataset_id": verified.manifest.get("dataset_id"),
+            "region_code": verified.manifest.get("region_code"),
+            "period": verified.manifest.get("period"),
+            "department": verified.manifest.get("department"),
+            "imported_at": _now_iso(),
+            "directory": str(directory),
+            "source": str(package_path),
+        }
+    )
+    return ImportedPackage(verified.sha256, verified.manifest, directory, uris)
+
+
+DATASET_PROPERTY = "huijiao/dataset_id"  # same layer property as the 共享图层 panel
+PACKAGE_PROPERTY = "huijiao/package_sha256"
+
+
+def load_imported_layers(imported: ImportedPackage, group_name: str | None = None) -> list[QgsVectorLayer]:
+    """Add the layers of an imported package to the 一张图: the department group of the dataset
+    (自然资源 / 农业农村 / 基础, as the 共享图层 panel does), styled from the catalog when a style exists,
+    named "<dataset name> <period>"."""
+    manifest = imported.manifest
+    dataset_id = str(manifest.get("dataset_id", ""))
+    period = str(manifest.get("period", ""))
+    title = group_name
+    display = dataset_id
+    catalog = None
+    try:
+        from huijiao_plugin.core.catalog import DEPARTMENT_GROUPS, get_catalog
+
+        catalog = get_catalog()
+        spec = catalog.datasets.get(dataset_id)
+        if spec is not None:
+            display = spec.name_zh
+            title = title or DEPARTMENT_GROUPS.get(spec.department, spec.department)
+        else:
+            title = title or DEPARTMENT_GROUPS.get(str(manifest.get("department", "")), "")
+    except Exception as error:  # the catalog only names and styles the layers
+        log.warning("catalog unavailable for loading: %s", error)
+    project = QgsProject.instance()
+    root = project.layerTreeRoot()
+    title = title or "{d} {r} {p}".format(d=dataset_id, r=manifest.get("region_code"), p=period)
+    group = root.findGroup(title) or root.insertGroup(0, title)
+    loaded: list[QgsVectorLayer] = []
+    for name, uri in imported.layer_uris:
+        label = f"{display} {period}" if len(imported.layer_uris) == 1 else f"{display} {name} {period}"
+        layer = QgsVectorLayer(uri, label, "ogr")
+        if not layer.isValid():
+            raise PackageError(tr("The layer {name} of the package cannot be opened.").format(name=name))
+        if catalog is not None:
+            try:
+                from huijiao_plugin.core.styles import apply_style
+
+                apply_style(layer, dataset_id, None, catalog)
+            except Exception as error:  # an unstyled layer is still loaded
+                log.warning("style not applied to %s: %s", label, error)
+        layer.setCustomProperty(DATASET_PROPERTY, dataset_id)
+        layer.setCustomProperty(PACKAGE_PROPERTY, imported.sha256)
+        project.addMapLayer(layer, False)
+        group.insertLayer(0, layer)
+        loaded.append(layer)
+    return loaded
+
+
+def iter_package_layers(manifest: dict[str, Any]) -> Iterable[tuple[str, str]]:
+    for entry in manifest.get("layers", []):
+        yield str(entry.get("file")), str(entry.get("name"))
+
+
+def package_layer_names(dataset_id: str, source_names: Sequence[str], catalog: Any = None) -> list[str]:
+    """Names of the layers inside a package: a source name that is a standard layer name of the dataset
+    (catalog ``layer_names``, case-insensitive) keeps it in the standard spelling; other layers get the
+    dataset's first standard name (with ``_2``, ``_3``… when several layers need it)."""
+    standard: list[str] = []
+    try:
+        if catalog is None:
+            from huijiao_plugin.core.catalog import get_catalog
+
+            catalog = get_catalog()
+        spec = catalog.datasets.get(dataset_id)
+        standard = list(spec.layer_names) if spec is not None else []
+    except Exception as error:  # the catalog is optional here: fall back to the source names
+        log.warning("catalog unavailable for layer names: %s", error)
+    by_upper = {n.upper(): n for n in standard}
+    out: list[str] = []
+    for source in source_names:
+        name = by_upper.get(str(source).strip().upper())
+        if name is None or name in out:
+            base = (
+                standard[0] if standard else re.sub(r"[^A-Za-z0-9_]", "_", str(source)).strip("_") or "layer"
+            )
+            name = base
+            n = 2
+            while name in out:
+                name = f"{base}_{n}"
+                n += 1
+        out.append(name)
+    return out

@@ -1,0 +1,3 @@
+"""变化图斑 change patches: dataset ``bghtb``, workflow, comparisons, field packages, atlas, checklist."""
+
+from __future__ import annotations

@@ -1,0 +1,251 @@
+"""外业核查图 (per-patch map sheets): a PDF atlas, one A4 page per patch, rendered with Chinese fonts.
+
+Each page shows the patch over the chosen context layers, its number, type, area (m² and 亩), region codes,
+centroid (CGCS2000 lon/lat, Gauss-Krüger X/Y) and the corner coordinates of its bounding box, a scale bar, a
+north arrow and blank fields for the verifier (result, name, date, notes, signature).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from qgis.core import (
+    QgsApplication,
+    QgsField,
+    QgsFillSymbol,
+    QgsLayoutExporter,
+    QgsLayoutItemLabel,
+    QgsLayoutItemMap,
+    QgsLayoutItemPage,
+    QgsLayoutItemPicture,
+    QgsLayoutItemScaleBar,
+    QgsLayoutItemShape,
+    QgsLayoutPoint,
+    QgsLayoutSize,
+    QgsPalLayerSettings,
+    QgsPrintLayout,
+    QgsProject,
+    QgsProperty,
+    QgsRectangle,
+    QgsScaleBarSettings,
+    QgsSingleSymbolRenderer,
+    QgsSymbolLayer,
+    QgsUnitTypes,
+    QgsVectorLayer,
+    QgsVectorLayerSimpleLabeling,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from huijiao_plugin.core.patches import schema, workflow
+from huijiao_plugin.core.patches.store import PatchStore, sql_literal
+from huijiao_plugin.toolbelt.i18n import tr
+
+log = logging.getLogger(__name__)
+
+CJK_FONT_FAMILY = "Noto Sans CJK SC"  # installed with fonts-noto-cjk; Windows falls back to a system CJK font
+NORTH_ARROW_SVG = "arrows/NorthArrow_02.svg"
+
+VERIFIER_TEXT = (
+    "核查结果：□ 属实　　□ 不属实　　□ 存疑\n\n"
+    "现场地类 / 种植情况：______________________________________________\n\n"
+    "情况说明：__________________________________________________________\n\n"
+    "__________________________________________________________________\n\n"
+    "核查人：______________　　核查日期：______年____月____日　　签字：______________"
+)
+
+
+class AtlasError(RuntimeError):
+    """The atlas cannot be produced (message for users)."""
+
+
+def _case_expression(field: str, labels: dict[str, str]) -> str:
+    whens = " ".join(
+        f'WHEN "{field}" = {sql_literal(code)} THEN {sql_literal(label)}' for code, label in labels.items()
+    )
+    return f'CASE {whens} ELSE "{field}" END'
+
+
+def _corner(north: str, east: str) -> str:
+    return f"[% to_string(round({north}($geometry), 2)) %] / [% to_string(round({east}($geometry), 2)) %]"
+
+
+def _north_arrow_path() -> str:
+    for base in QgsApplication.svgPaths():
+        candidate = Path(base) / NORTH_ARROW_SVG
+        if candidate.is_file():
+            return str(candidate)
+    return ""
+
+
+def _label(
+    layout: QgsPrintLayout, text: str, x: float, y: float, w: float, h: float, size: float, bold: bool = False
+) -> QgsLayoutItemLabel:
+    label = QgsLayoutItemLabel(layout)
+    label.setText(text)
+    font = label.font()
+    font.setFamily(CJK_FONT_FAMILY)
+    font.setPointSizeF(size)
+    font.setBold(bold)
+    label.setFont(font)
+    layout.addLayoutItem(label)
+    label.attemptMove(QgsLayoutPoint(x, y, QgsUnitTypes.LayoutMillimeters))
+    label.attemptResize(QgsLayoutSize(w, h, QgsUnitTypes.LayoutMillimeters))
+    return label
+
+
+def build_atlas_layout(
+    project: QgsProject, coverage: QgsVectorLayer, context_layers: list, title: str
+) -> QgsPrintLayout:
+    layout = QgsPrintLayout(project)
+    layout.initializeDefaults()
+    layout.setName(title)
+    layout.pageCollection().page(0).setPageSize("A4", QgsLayoutItemPage.Portrait)
+
+    _label(layout, title + '  [% "number" %]', 15, 10, 180, 10, 16, bold=True)
+    _label(layout, "第 [% @atlas_featurenumber %] / [% @atlas_totalfeatures %] 页", 150, 12, 45, 6, 9)
+
+    frame = QgsLayoutItemShape(layout)
+    frame.setShapeType(QgsLayoutItemShape.Rectangle)
+    layout.addLayoutItem(frame)
+
+    map_item = QgsLayoutItemMap(layout)
+    map_item.setCrs(coverage.crs())
+    map_item.setLayers([coverage, *context_layers])
+    map_item.setFrameEnabled(True)
+    layout.addLayoutItem(map_item)
+    map_item.attemptMove(QgsLayoutPoint(15, 24, QgsUnitTypes.LayoutMillimeters))
+    map_item.attemptResize(QgsLayoutSize(180, 150, QgsUnitTypes.LayoutMillimeters))
+    # an initial extent with the item's aspect ratio: without it the atlas resizes the item
+    extent = coverage.extent()
+    cx, cy = extent.center().x(), extent.center().y()
+    half_h = max(extent.height(), extent.width() * 150 / 180, 1.0) / 2
+    map_item.setExtent(QgsRectangle(cx - half_h * 1.2, cy - half_h, cx + half_h * 1.2, cy + half_h))
+    map_item.setAtlasDriven(True)
+    map_item.setAtlasScalingMode(QgsLayoutItemMap.Auto)
+    map_item.setAtlasMargin(0.6)
+    frame.attemptMove(QgsLayoutPoint(14, 23, QgsUnitTypes.LayoutMillimeters))
+    frame.attemptResize(QgsLayoutSize(182, 152, QgsUnitTypes.LayoutMillimeters))
+
+    arrow_path = _north_arrow_path()
+    if arrow_path:
+        arrow = QgsLayoutItemPicture(layout)
+        arrow.setPicturePath(arrow_path)
+        layout.addLayoutItem(arrow)
+        arrow.attemptMove(QgsLayoutPoint(180, 27, QgsUnitTypes.LayoutMillimeters))
+        arrow.attemptResize(QgsLayoutSize(12, 16, QgsUnitTypes.LayoutMillimeters))
+        arrow.setLinkedMap(map_item)
+
+    scalebar = QgsLayoutItemScaleBar(layout)
+    scalebar.setStyle("Single Box")
+    scalebar.setLinkedMap(map_item)
+    scalebar.setUnits(QgsUnitTypes.DistanceMeters)
+    scalebar.setUnitLabel("米")
+    scalebar.setNumberOfSegments(2)
+    scalebar.setNumberOfSegmentsLeft(0)
+    scalebar.setSegmentSizeMode(QgsScaleBarSettings.SegmentSizeFitWidth)
+    scalebar.setMinimumBarWidth(30)
+    scalebar.setMaximumBarWidth(60)
+    fmt = scalebar.textFormat()
+    font = fmt.font()
+    font.setFamily(CJK_FONT_FAMILY)
+    fmt.setFont(font)
+    fmt.setSize(8)
+    scalebar.setTextFormat(fmt)
+    layout.addLayoutItem(scalebar)
+    scalebar.attemptMove(QgsLayoutPoint(18, 162, QgsUnitTypes.LayoutMillimeters))
+    scalebar.setBackgroundEnabled(True)
+
+    info = (
+        '图斑编号：[% "number" %]　　图斑类型：[% "type_label" %]　　状态：[% "status_label" %]\n'
+        "原因：[% coalesce(\"reason\", '') %]　　规则：[% coalesce(\"rule_id\", '') %]\n"
+        '行政区：县 [% "county_code" %]　乡 [% coalesce("township_code", \'\') %]'
+        "　村 [% coalesce(\"village_code\", '') %]\n"
+        '面积：[% format_number("area_m2", 2) %] 平方米（[% format_number("area_mu", 2) %] 亩）\n'
+        '中心点：经度 [% format_number("lon", 6) %]°　纬度 [% format_number("lat", 6) %]°（CGCS2000）　'
+        'X [% to_string(round("gk_x", 2)) %]　Y [% to_string(round("gk_y", 2)) %]\n'
+        "四至角点（X北/Y东）：西北 "
+        + _corner("y_max", "x_min")
+        + "　东北 "
+        + _corner("y_max", "x_max")
+        + "\n"
+        "　　　　　　　　　　西南 " + _corner("y_min", "x_min") + "　东南 " + _corner("y_min", "x_max") + "\n"
+        '坐标系：[% @project_crs %]　　唯一标识：[% "uuid" %]'
+    )
+    _label(layout, info, 15, 178, 180, 52, 9)
+    _label(layout, "外业核查（现场填写）", 15, 232, 180, 6, 10, bold=True)
+    _label(layout, VERIFIER_TEXT, 15, 239, 180, 45, 9)
+
+    atlas = layout.atlas()
+    atlas.setCoverageLayer(coverage)
+    atlas.setEnabled(True)
+    atlas.setHideCoverage(False)
+    atlas.setSortFeatures(True)
+    atlas.setSortExpression('"number"')
+    atlas.setFilenameExpression('"number"')
+    return layout
+
+
+def export_atlas(
+    store: PatchStore,
+    pdf_path: str | Path,
+    patch_uuids: list[str] | None = None,
+    context_layers: list | None = None,
+    title: str = "",
+    dpi: int = 150,
+) -> Path:
+    """Write the PDF atlas of ``patch_uuids`` (all patches when None); returns the PDF path."""
+    pdf_path = Path(pdf_path)
+    project = QgsProject()
+    project.setCrs(store.crs)
+    coverage = store.qgs_layer("变化图斑")
+    if not coverage.isValid():
+        raise AtlasError(tr("Cannot open the change-patch layer of {path}").format(path=str(store.path)))
+    if patch_uuids is not None:
+        if not patch_uuids:
+            raise AtlasError(tr("Select at least one change patch for the atlas."))
+        coverage.setSubsetString("uuid IN (" + ", ".join(sql_literal(u) for u in patch_uuids) + ")")
+    if coverage.featureCount() == 0:
+        raise AtlasError(tr("No change patches to print."))
+    coverage.addExpressionField(
+        _case_expression("patch_type", schema.PATCH_TYPES), QgsField("type_label", QVariant.String)
+    )
+    coverage.addExpressionField(
+        _case_expression("status", workflow.STATUSES), QgsField("status_label", QVariant.String)
+    )
+    symbol = QgsFillSymbol.createSimple(
+        {"color": "255,0,0,25", "outline_color": "255,0,0", "outline_width": "0.4"}
+    )
+    symbol.symbolLayer(0).setDataDefinedProperty(
+        QgsSymbolLayer.PropertyStrokeWidth,
+        QgsProperty.fromExpression("if(@atlas_featureid = $id, 1.0, 0.3)"),
+    )
+    coverage.setRenderer(QgsSingleSymbolRenderer(symbol))
+    label = QgsPalLayerSettings()
+    label.fieldName = "number"
+    label.enabled = True
+    fmt = label.format()
+    font = fmt.font()
+    font.setFamily(CJK_FONT_FAMILY)
+    fmt.setFont(font)
+    fmt.setSize(8)
+    label.setFormat(fmt)
+    coverage.setLabeling(QgsVectorLayerSimpleLabeling(label))
+    coverage.setLabelsEnabled(True)
+    project.addMapLayer(coverage)
+    context = []
+    for layer in context_layers or []:
+        copy = layer.clone()
+        project.addMapLayer(copy)
+        context.append(copy)
+
+    layout = build_atlas_layout(project, coverage, context, title or "变化图斑外业核查图")
+    settings = QgsLayoutExporter.PdfExportSettings()
+    settings.dpi = dpi
+    settings.rasterizeWholeImage = False
+    settings.forceVectorOutput = False
+    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    result, error = QgsLayoutExporter.exportToPdf(layout.atlas(), str(pdf_path), settings)
+    if result != QgsLayoutExporter.Success:
+        raise AtlasError(tr("The atlas could not be written: {error}").format(error=error))
+    return pdf_path

@@ -1,0 +1,114 @@
+"""Standard styles of the catalog datasets (``resources/styles/*.qml``) and applying them to layers.
+
+The QML files are written for the standard field names (DLBM, JSND, HJZLLB …). When a layer carries
+the field under another name (地类编码, lower case …), :func:`apply_style` points the renderer and the
+labels at the actual field through the recognition's field mapping. Categories whose values depend on
+configurable codes (土壤环境质量类别) are matched by code *or* class name, following the catalog's code
+table (override file included).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from qgis.core import (
+    QgsCategorizedSymbolRenderer,
+    QgsGraduatedSymbolRenderer,
+    QgsVectorLayer,
+    QgsVectorLayerSimpleLabeling,
+)
+
+from huijiao_plugin.core.catalog import Catalog, get_catalog, normalize_name
+
+log = logging.getLogger(__name__)
+
+STYLES_DIR = Path(__file__).resolve().parent.parent / "resources" / "styles"
+
+
+def style_path(dataset_id: str, catalog: Catalog | None = None) -> Path | None:
+    """The QML of a dataset, or None when the dataset has no (existing) style file."""
+    catalog = catalog or get_catalog()
+    spec = catalog.datasets.get(dataset_id)
+    if spec is None or not spec.style:
+        return None
+    path = STYLES_DIR / spec.style
+    return path if path.exists() else None
+
+
+def _actual_field(layer: QgsVectorLayer, name: str, mapping: dict[str, str]) -> str | None:
+    if layer.fields().indexOf(name) >= 0:
+        return name
+    if name in mapping and layer.fields().indexOf(mapping[name]) >= 0:
+        return mapping[name]
+    key = normalize_name(name)
+    for f in layer.fields():
+        if normalize_name(f.name()) == key:
+            return f.name()
+    return None
+
+
+def _quote(value: str) -> str:
+    return "'{}'".format(value.replace("'", "''"))
+
+
+def _code_expression(field: str, renderer: QgsCategorizedSymbolRenderer, codes: dict[str, str]) -> str:
+    """CASE expression mapping every code or name of the table onto the category with that name."""
+    by_label = {c.label().strip(): str(c.value()) for c in renderer.categories()}
+    whens = []
+    for code, name in codes.items():
+        target = by_label.get(name)
+        if target is None:
+            continue
+        whens.append(
+            "WHEN {} IN ({}, {}) THEN {}".format(f'"{field}"', _quote(code), _quote(name), _quote(target))
+        )
+    if not whens:
+        return f'"{field}"'
+    return "CASE {} ELSE {} END".format(" ".join(whens), f'"{field}"')
+
+
+def apply_style(
+    layer: QgsVectorLayer,
+    dataset_id: str,
+    mapping: dict[str, str] | None = None,
+    catalog: Catalog | None = None,
+) -> bool:
+    """Load the dataset's QML into ``layer`` and adapt field names; False when there is no style."""
+    catalog = catalog or get_catalog()
+    mapping = mapping or {}
+    path = style_path(dataset_id, catalog)
+    if path is None:
+        return False
+    message, ok = layer.loadNamedStyle(str(path))
+    if not ok:
+        log.warning("style %s not applied to %s: %s", path.name, layer.name(), message)
+        return False
+    renderer = layer.renderer()
+    if isinstance(renderer, (QgsCategorizedSymbolRenderer, QgsGraduatedSymbolRenderer)):
+        attr = renderer.classAttribute()
+        actual = _actual_field(layer, attr, mapping)
+        spec = catalog.datasets.get(dataset_id)
+        field_spec = spec.field_spec(attr) if spec else None
+        table = catalog.code_table(field_spec.domain) if field_spec and field_spec.domain else None
+        if (
+            isinstance(renderer, QgsCategorizedSymbolRenderer)
+            and table is not None
+            and table.values_may_be_names
+        ):
+            renderer.setClassAttribute(_code_expression(actual or attr, renderer, table.codes))
+        elif actual and actual != attr:
+            renderer.setClassAttribute(actual)
+    labeling = layer.labeling()
+    if isinstance(labeling, QgsVectorLayerSimpleLabeling):
+        settings = labeling.settings()
+        if not settings.isExpression:
+            actual = _actual_field(layer, settings.fieldName, mapping)
+            if actual is None:
+                layer.setLabelsEnabled(False)
+            elif actual != settings.fieldName:
+                settings.fieldName = actual
+                layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
+    layer.setCustomProperty("huijiao/dataset_id", dataset_id)
+    layer.triggerRepaint()
+    return True

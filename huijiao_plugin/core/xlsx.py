@@ -1,0 +1,102 @@
+"""xlsx export of comparison statistics (openpyxl): Chinese headers with units, one sheet of rule
+parameters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+class XlsxError(Exception):
+    """The workbook cannot be written; ``str(error)`` is a Chinese message for the user."""
+
+
+def write_table(
+    path: str | Path,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    sheet_title: str = "统计",
+    extra_sheets: dict[str, list[tuple[str, str]]] | None = None,
+    number_formats: dict[int, str] | None = None,
+) -> Path:
+    """Write ``rows`` under bold ``headers`` (frozen header row, auto filter); ``extra_sheets`` maps a sheet
+    title
+    to (key, value) rows. ``number_formats`` maps a column index to an Excel number format."""
+    try:
+        from openpyxl import Workbook
+        from openpyxl.styles import Font
+    except ImportError as exc:  # pragma: no cover - openpyxl is a pinned dependency
+        raise XlsxError("导出 xlsx 需要 openpyxl") from exc
+    path = Path(path)
+    if path.suffix.lower() != ".xlsx":
+        path = path.with_suffix(".xlsx")
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = sheet_title[:31]
+    sheet.append(list(headers))
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        sheet.append([_cell(v) for v in row])
+    for column, fmt in (number_formats or {}).items():
+        for (cell,) in sheet.iter_rows(min_row=2, min_col=column + 1, max_col=column + 1):
+            cell.number_format = fmt
+    for index, header in enumerate(headers, start=1):
+        width = max([len(str(header)) * 2] + [len(str(r[index - 1] or "")) for r in rows[:200]]) + 2
+        sheet.column_dimensions[sheet.cell(row=1, column=index).column_letter].width = min(width, 60)
+    sheet.freeze_panes = "A2"
+    if rows:
+        sheet.auto_filter.ref = sheet.dimensions
+    for title, pairs in (extra_sheets or {}).items():
+        extra = workbook.create_sheet(title[:31])
+        extra.append(["项目", "内容"])
+        for cell in extra[1]:
+            cell.font = Font(bold=True)
+        for key, value in pairs:
+            extra.append([key, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)])
+        extra.column_dimensions["A"].width = 30
+        extra.column_dimensions["B"].width = 100
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        workbook.save(path)
+    except OSError as exc:
+        raise XlsxError(f"无法写入 xlsx 文件 {path}: {exc}") from exc
+    return path
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, (int, float, str)):
+        return value
+    try:
+        from qgis.PyQt.QtCore import QVariant
+
+        if isinstance(value, QVariant) and value.isNull():
+            return None
+    except ImportError:  # pragma: no cover
+        pass
+    return str(value)
+
+
+def write_statistics_xlsx(path: str | Path, rows: Sequence[Any], results: Sequence[Any] = ()) -> Path:
+    """Statistics rows (``compare.statistics.StatRow``) plus a 规则参数 sheet (rule, parameters, inputs)."""
+    from huijiao_plugin.core.compare.statistics import LEVEL_NAMES, STAT_COLUMNS
+
+    headers = [header for _name, _type, header in STAT_COLUMNS]
+    values = []
+    for row in rows:
+        v = row.values()
+        v[0] = LEVEL_NAMES.get(v[0], v[0])
+        values.append(v)
+    params: list[tuple[str, str]] = []
+    for result in results:
+        params.append((result.rule_id + " 规则参数", json.dumps(result.rule_params, ensure_ascii=False)))
+        params.append((result.rule_id + " 输入图层", json.dumps(result.inputs, ensure_ascii=False)))
+    params.append(
+        ("面积说明", "面积为 2000 国家大地坐标系椭球面积；1 亩 = 2000/3 平方米，1 公顷 = 10000 平方米")
+    )
+    formats = {7: "#,##0.00", 8: "#,##0.00", 9: "#,##0.0000", 10: "0.00"}
+    return write_table(path, headers, values, "比对统计", {"规则参数": params}, formats)

@@ -1,0 +1,187 @@
+"""The settings dialog: what every panel needs to know about the user and the exchange server.
+
+Only non-secret values are saved (HuijiaoSettings → QgsSettings). Credentials for the exchange server stay in
+the QGIS authentication manager; the dialog stores only the id of the chosen auth configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from qgis.core import QgsSettings
+from qgis.gui import QgsAuthConfigSelect, QgsFileWidget
+from qgis.PyQt.QtCore import QUrl
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+)
+
+from huijiao_plugin.core.settings import (
+    AREA_UNITS,
+    DEPARTMENTS,
+    HuijiaoSettings,
+    is_valid_region_code,
+)
+from huijiao_plugin.gui.user_context import area_unit_label, department_label, load_region_names, region_name
+from huijiao_plugin.toolbelt.i18n import tr
+
+log = logging.getLogger(__name__)
+
+ERROR_STYLE = "color: #b00020;"
+
+
+class HuijiaoSettingsDialog(QDialog):
+    """Edit HuijiaoSettings; ``accept()`` validates, saves and keeps the result in ``self.settings``."""
+
+    def __init__(self, parent=None, settings: QgsSettings | None = None):
+        super().__init__(parent)
+        self.setObjectName("HuijiaoSettingsDialog")
+        self.setWindowTitle(tr("Huijiao settings"))
+        self._qgs_settings = settings
+        self.settings = HuijiaoSettings.load(settings)
+        self._region_names = load_region_names()
+
+        layout = QVBoxLayout(self)
+
+        user_box = QGroupBox(tr("User"), self)
+        user_form = QFormLayout(user_box)
+        self.department_combo = QComboBox(user_box)
+        self.department_combo.setObjectName("department_combo")
+        for department in DEPARTMENTS:
+            self.department_combo.addItem(department_label(department), department)
+        user_form.addRow(tr("Department"), self.department_combo)
+        self.region_edit = QLineEdit(user_box)
+        self.region_edit.setObjectName("region_edit")
+        self.region_edit.setPlaceholderText("610100")
+        self.region_edit.setMaxLength(6)
+        self.region_edit.setToolTip(tr("GB/T 2260 code of your province (2 digits), city (4) or county (6)"))
+        user_form.addRow(tr("Region code"), self.region_edit)
+        self.region_name_label = QLabel(user_box)
+        self.region_name_label.setObjectName("region_name_label")
+        user_form.addRow("", self.region_name_label)
+        self.unit_edit = QLineEdit(user_box)
+        self.unit_edit.setObjectName("unit_edit")
+        user_form.addRow(tr("Unit name"), self.unit_edit)
+        layout.addWidget(user_box)
+
+        server_box = QGroupBox(tr("Exchange server"), self)
+        server_form = QFormLayout(server_box)
+        self.server_edit = QLineEdit(server_box)
+        self.server_edit.setObjectName("server_edit")
+        self.server_edit.setPlaceholderText("https://")
+        server_form.addRow(tr("Server URL"), self.server_edit)
+        self.auth_select = QgsAuthConfigSelect(server_box)
+        self.auth_select.setObjectName("auth_select")
+        self.auth_select.setToolTip(
+            tr(
+                "Credentials are kept in the QGIS authentication manager; "
+                "only the id of the configuration is saved."
+            )
+        )
+        server_form.addRow(tr("Authentication"), self.auth_select)
+        layout.addWidget(server_box)
+
+        display_box = QGroupBox(tr("Display and configuration files"), self)
+        display_form = QFormLayout(display_box)
+        self.area_unit_combo = QComboBox(display_box)
+        self.area_unit_combo.setObjectName("area_unit_combo")
+        for unit in AREA_UNITS:
+            self.area_unit_combo.addItem(area_unit_label(unit), unit)
+        display_form.addRow(tr("Area unit"), self.area_unit_combo)
+        self.catalog_file = QgsFileWidget(display_box)
+        self.catalog_file.setObjectName("catalog_file")
+        self.catalog_file.setFilter(tr("JSON files (*.json);;All files (*)"))
+        display_form.addRow(tr("Catalog override file"), self.catalog_file)
+        self.rules_file = QgsFileWidget(display_box)
+        self.rules_file.setObjectName("rules_file")
+        self.rules_file.setFilter(tr("JSON files (*.json);;All files (*)"))
+        display_form.addRow(tr("Rules profile"), self.rules_file)
+        layout.addWidget(display_box)
+
+        self.error_label = QLabel(self)
+        self.error_label.setObjectName("error_label")
+        self.error_label.setStyleSheet(ERROR_STYLE)
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+        layout.addWidget(self.error_label)
+
+        self.button_box = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel, self)
+        self.button_box.accepted.connect(self.accept)
+        self.button_box.rejected.connect(self.reject)
+        layout.addWidget(self.button_box)
+
+        self.region_edit.textChanged.connect(self._update_region_name)
+        self._show(self.settings)
+
+    # --- state <-> widgets -------------------------------------------------------------------------
+    def _show(self, settings: HuijiaoSettings) -> None:
+        self.department_combo.setCurrentIndex(max(0, self.department_combo.findData(settings.department)))
+        self.region_edit.setText(settings.region_code)
+        self.unit_edit.setText(settings.unit_name)
+        self.server_edit.setText(settings.server_url)
+        self.auth_select.setConfigId(settings.authcfg)
+        self.area_unit_combo.setCurrentIndex(max(0, self.area_unit_combo.findData(settings.area_unit)))
+        self.catalog_file.setFilePath(settings.catalog_override_path)
+        self.rules_file.setFilePath(settings.rules_profile_path)
+        self._update_region_name(settings.region_code)
+
+    def _update_region_name(self, text: str) -> None:
+        code = text.strip()
+        if not code:
+            self.region_name_label.setText("")
+        elif not is_valid_region_code(code):
+            self.region_name_label.setText(tr("2, 4 or 6 digits"))
+        else:
+            name = region_name(code, self._region_names)
+            self.region_name_label.setText(name or tr("Not in the region list; saved as typed."))
+
+    def values(self) -> HuijiaoSettings:
+        """The settings as currently entered (not validated)."""
+        return HuijiaoSettings(
+            department=self.department_combo.currentData(),
+            region_code=self.region_edit.text().strip(),
+            unit_name=self.unit_edit.text().strip(),
+            server_url=self.server_edit.text().strip(),
+            authcfg=self.auth_select.configId() or "",
+            area_unit=self.area_unit_combo.currentData(),
+            catalog_override_path=self.catalog_file.filePath().strip(),
+            rules_profile_path=self.rules_file.filePath().strip(),
+        )
+
+    def validation_errors(self, values: HuijiaoSettings) -> list[str]:
+        errors = []
+        if not is_valid_region_code(values.region_code):
+            errors.append(tr("The region code must have 2, 4 or 6 digits (GB/T 2260), for example 610100."))
+        if values.server_url:
+            url = QUrl(values.server_url)
+            if url.scheme() not in ("http", "https") or not url.host():
+                errors.append(
+                    tr("The exchange server URL must start with http:// or https:// and name a host.")
+                )
+        for label, path in (
+            (tr("Catalog override file"), values.catalog_override_path),
+            (tr("Rules profile"), values.rules_profile_path),
+        ):
+            if path and not Path(path).is_file():
+                errors.append(tr("{label}: file not found: {path}").format(label=label, path=path))
+        return errors
+
+    def accept(self) -> None:
+        values = self.values()
+        errors = self.validation_errors(values)
+        if errors:
+            self.error_label.setText("\n".join(errors))
+            self.error_label.show()
+            return
+        self.error_label.hide()
+        values.save(self._qgs_settings)
+        self.settings = values
+        log.info("Settings saved (department %s, region %s)", values.department, values.region_code)
+        super().accept()

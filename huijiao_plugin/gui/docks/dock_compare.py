@@ -1,0 +1,558 @@
+"""The 耕地比对 (farmland comparison) panel: choose a preset, inputs pre-filled from the recognised roles,
+rule parameters with defaults, run as a QgsTask (progress, cancel), styled result layers, a sortable
+statistics table with xlsx export and a one-line summary ("划入候选 1,234 块，5,678.9 亩")."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsCategorizedSymbolRenderer,
+    QgsFeedback,
+    QgsFillSymbol,
+    QgsMapLayerProxyModel,
+    QgsProject,
+    QgsRendererCategory,
+    QgsTask,
+    QgsVectorLayer,
+)
+from qgis.gui import QgsDockWidget, QgsMapLayerComboBox
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from huijiao_plugin.core.compare.overlay import CompareCanceledError, CompareError, CountyOverlay
+from huijiao_plugin.core.compare.presets import LEVELS, PRESETS, CompareOptions, run_preset
+from huijiao_plugin.core.compare.rules import RuleProfile, RuleProfileError
+from huijiao_plugin.core.compare.statistics import region_statistics, result_layer
+from huijiao_plugin.core.settings import HuijiaoSettings
+from huijiao_plugin.core.xlsx import XlsxError, write_statistics_xlsx
+from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
+from huijiao_plugin.processing.algorithms import ALGORITHMS
+from huijiao_plugin.processing.algorithms.compare_common import ROLE_LABELS, CompareAlgorithm
+from huijiao_plugin.toolbelt.i18n import tr
+
+log = logging.getLogger(__name__)
+
+PRESET_ORDER = [
+    "hsfnotinpbf",
+    "pbfexitcandidates",
+    "pbfnongrain",
+    "farmlandnonagri",
+    "hsfcoverage",
+    "contiguity",
+    "versiondiff",
+    "boundarycompare",
+]
+ALL_ROLES = ["DLTB", "DLTB_N1", "PBF", "HSF", "STBHHX", "YZGHQ", "TRHJZL", "JCTB", "A", "B", "XZQ", "CJDCQ"]
+# catalog dataset id -> role (core/recognition.py)
+DATASET_ROLES = {
+    "dltb_sandiao": "DLTB",
+    "dltb_biangeng": "DLTB",
+    "yjjbnt": "PBF",
+    "gbznt": "HSF",
+    "stbhhx": "STBHHX",
+    "yzghq": "YZGHQ",
+    "trhjzl": "TRHJZL",
+    "jctb": "JCTB",
+    "xzq": "XZQ",
+    "cjdcq": "CJDCQ",
+}
+# fallback: layer-name hints per role (upper case, without separators)
+NAME_HINTS = {
+    "DLTB": ("DLTB",),
+    "PBF": ("YJJBNTBHTB", "YJJBNTTB", "JBNTBHTB", "YJJBNT"),
+    "HSF": ("GBZNT", "GBZ", "高标准"),
+    "STBHHX": ("STBHHX", "生态保护红线"),
+    "YZGHQ": ("YZGHQ", "干旱"),
+    "TRHJZL": ("TRHJZL", "土壤环境"),
+    "JCTB": ("JCTB", "监测图斑"),
+    "XZQ": ("XZQ",),
+    "CJDCQ": ("CJDCQ",),
+}
+PALETTE = {
+    "candidate": "#2e7d32",
+    "redline": "#c62828",
+    "fragile": "#8d6e63",
+    "drought": "#f9a825",
+    "soil_strict": "#ad1457",
+    "enclave": "#6a1b9a",
+    "fragment": "#ff7043",
+    "nongrain": "#fbc02d",
+    "occupied": "#558b2f",
+    "to_construction": "#d84315",
+    "monitoring": "#e64a19",
+    "covered": "#43a047",
+    "not_covered": "#e53935",
+    "hsf_nonfarmland": "#8e24aa",
+    "block": "#1e88e5",
+    "added": "#43a047",
+    "removed": "#e53935",
+    "modified": "#fb8c00",
+    "only_a": "#1e88e5",
+    "only_b": "#e53935",
+    "both": "#9e9e9e",
+}
+STAT_HEADERS = [
+    "Level",
+    "Region code",
+    "Region name",
+    "Rule",
+    "Category code",
+    "Category",
+    "Count",
+    "Area (m²)",
+    "Area (mu)",
+    "Area (ha)",
+    "Ratio (%)",
+]
+
+
+def compare_algorithms() -> dict[str, type]:
+    return {
+        cls.PRESET: cls for cls in ALGORITHMS if isinstance(cls, type) and issubclass(cls, CompareAlgorithm)
+    }
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[\s_\-\.]", "", name).upper()
+
+
+def _year(layer: QgsVectorLayer) -> int:
+    """The data year of a layer: SJNF of its first feature, else a year in its name, else 0."""
+    index = layer.fields().lookupField("SJNF")
+    if index >= 0:
+        for feature in layer.getFeatures():
+            try:
+                return int(feature.attributes()[index])
+            except (TypeError, ValueError):
+                break
+    match = re.search(r"(19|20)\d\d", layer.name())
+    return int(match.group(0)) if match else 0
+
+
+def guess_roles(layers: list[QgsVectorLayer]) -> dict[str, QgsVectorLayer]:
+    """Role -> layer from the catalog recognition (if available), else from layer-name hints; two DLTB layers
+    become DLTB (older) and DLTB_N1 (newer)."""
+    found: dict[str, list[QgsVectorLayer]] = {}
+    unplaced = []
+    try:
+        from huijiao_plugin.core.recognition import recognize_layer
+    except ImportError:  # the catalog is optional for this panel
+        recognize_layer = None
+    for layer in layers:
+        role = None
+        if recognize_layer is not None:
+            try:
+                role = DATASET_ROLES.get(recognize_layer(layer).dataset_id or "")
+            except Exception:  # recognition must never break the panel
+                log.exception("role recognition failed for %s", layer.name())
+        if role is None:
+            unplaced.append(layer)
+        else:
+            found.setdefault(role, []).append(layer)
+    for layer in unplaced:
+        name = _norm(layer.name())
+        for role, hints in NAME_HINTS.items():
+            if any(name.startswith(_norm(h)) for h in hints):
+                found.setdefault(role, []).append(layer)
+                break
+    roles: dict[str, QgsVectorLayer] = {}
+    for role, candidates in found.items():
+        if role == "DLTB" and len(candidates) > 1:
+            ordered = sorted(candidates, key=lambda lyr: (_year(lyr), "N1" in _norm(lyr.name())))
+            roles["DLTB"], roles["DLTB_N1"] = ordered[0], ordered[-1]
+        else:
+            roles[role] = candidates[0]
+    return roles
+
+
+class HuijiaoCompareTask(QgsTask):
+    """One preset in the background; the overlay snapshots the layers in the constructor (main thread)."""
+
+    def __init__(self, preset_id, layers, profile, options, level):
+        super().__init__(tr("Farmland comparison"), QgsTask.CanCancel)
+        self.preset_id = preset_id
+        self.options = options
+        self.level = level
+        self.feedback = QgsFeedback()
+        self.feedback.progressChanged.connect(self.setProgress, Qt.DirectConnection)
+        self.overlay = CountyOverlay(layers, profile, feedback=self.feedback)
+        self.result = None
+        self.rows = []
+        self.error = ""
+
+    def run(self):
+        try:
+            self.result = run_preset(self.preset_id, self.overlay, self.options)
+            self.rows = region_statistics([self.result], self.level)
+        except CompareCanceledError:
+            self.error = tr("Canceled.")
+            return False
+        except CompareError as exc:
+            self.error = str(exc)
+            return False
+        except Exception as exc:  # a bug must end the task, not QGIS
+            log.exception("comparison failed")
+            self.error = tr("Comparison failed: {error}").format(error=exc)
+            return False
+        self.setProgress(100)
+        return True
+
+    def cancel(self):
+        self.feedback.cancel()
+        super().cancel()
+
+
+class HuijiaoCompareDock(QgsDockWidget):
+    """Farmland comparison by policy rule presets."""
+
+    def __init__(self, iface, parent=None):
+        super().__init__(parent)
+        self.iface = iface
+        self.setObjectName("HuijiaoCompareDock")
+        self.setWindowTitle(tr("Farmland comparison"))
+        self.task = None
+        self.result = None
+        self.rows = []
+        self.result_layers = []
+        self.algorithms = compare_algorithms()
+        body = QWidget(self)
+        layout = QVBoxLayout(body)
+        self.context_widget = HuijiaoUserContextWidget(
+            tr(
+                "Compare the farmland boundaries of the natural-resources and the agriculture departments "
+                "by policy rules and list every difference with its ellipsoidal area."
+            ),
+            ("department", "region", "area_unit"),
+            body,
+        )
+        layout.addWidget(self.context_widget)
+
+        top = QFormLayout()
+        self.preset_combo = QComboBox(body)
+        self.preset_combo.setObjectName("HuijiaoComparePreset")
+        for preset_id in PRESET_ORDER:
+            self.preset_combo.addItem(tr(PRESETS[preset_id].title), preset_id)
+        top.addRow(tr("Rule"), self.preset_combo)
+        layout.addLayout(top)
+        self.help_label = QLabel(body)
+        self.help_label.setWordWrap(True)
+        layout.addWidget(self.help_label)
+
+        self.inputs_form = QFormLayout()
+        self.role_combos = {}
+        self.role_labels = {}
+        for role in ALL_ROLES:
+            combo = QgsMapLayerComboBox(body)
+            combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+            combo.setAllowEmptyLayer(True)
+            combo.setLayer(None)
+            combo.setObjectName(f"HuijiaoCompareInput{role}")
+            label = QLabel(tr(ROLE_LABELS[role]), body)
+            self.inputs_form.addRow(label, combo)
+            self.role_combos[role] = combo
+            self.role_labels[role] = label
+        layout.addLayout(self.inputs_form)
+        self.recognize_button = QPushButton(tr("Fill inputs from recognised layers"), body)
+        layout.addWidget(self.recognize_button)
+
+        params = QFormLayout()
+        self.min_area = self._spin(
+            0.5, 3, tr("Pieces smaller than this are not reported (domain.md §6: 0.5 m²).")
+        )
+        self.min_width = self._spin(
+            0.1, 3, tr("Mean width = area / perimeter; thinner pieces are slivers (domain.md §6: 0.1 m).")
+        )
+        self.noise_width = self._spin(
+            1.0,
+            2,
+            tr("Pieces thinner than this everywhere are digitising noise between departments; 0 = off."),
+        )
+        self.tolerance = self._spin(0.5, 2, tr("Patches closer than this belong to one contiguous block."))
+        params.addRow(tr("Minimum area (m²)"), self.min_area)
+        params.addRow(tr("Minimum width (m)"), self.min_width)
+        params.addRow(tr("Noise width (m)"), self.noise_width)
+        self.tolerance_label = QLabel(tr("Contiguity tolerance (m)"), body)
+        params.addRow(self.tolerance_label, self.tolerance)
+        self.base_combo = QComboBox(body)
+        self.base_combo.addItem(tr("Farmland in DLTB"), "farmland")
+        self.base_combo.addItem(tr("Permanent basic farmland"), "pbf")
+        self.base_label = QLabel(tr("Base layer"), body)
+        params.addRow(self.base_label, self.base_combo)
+        self.level_combo = QComboBox(body)
+        for level, label in zip(LEVELS, (tr("County"), tr("Township"), tr("Village"))):
+            self.level_combo.addItem(label, level)
+        self.level_combo.setCurrentIndex(1)
+        params.addRow(tr("Statistics by"), self.level_combo)
+        layout.addLayout(params)
+        self.overrides_form = QFormLayout()
+        self.override_edits = {}
+        layout.addLayout(self.overrides_form)
+
+        buttons = QHBoxLayout()
+        self.run_button = QPushButton(tr("Run"), body)
+        self.run_button.setObjectName("HuijiaoCompareRun")
+        self.cancel_button = QPushButton(tr("Cancel"), body)
+        self.cancel_button.setEnabled(False)
+        self.export_button = QPushButton(tr("Export xlsx…"), body)
+        self.export_button.setEnabled(False)
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.export_button)
+        layout.addLayout(buttons)
+        self.progress = QProgressBar(body)
+        self.progress.setRange(0, 100)
+        layout.addWidget(self.progress)
+        self.summary_label = QLabel(body)
+        self.summary_label.setObjectName("HuijiaoCompareSummary")
+        self.summary_label.setWordWrap(True)
+        layout.addWidget(self.summary_label)
+        self.table = QTableWidget(0, len(STAT_HEADERS), body)
+        self.table.setHorizontalHeaderLabels([tr(h) for h in STAT_HEADERS])
+        self.table.setSortingEnabled(True)
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        layout.addWidget(self.table, 1)
+        self.setWidget(body)
+
+        self.preset_combo.currentIndexChanged.connect(self._preset_changed)
+        self.recognize_button.clicked.connect(self.prefill)
+        self.run_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.export_button.clicked.connect(self._export_clicked)
+        self._preset_changed()
+        self.prefill()
+        self.apply_settings(HuijiaoSettings.load())
+
+    def _spin(self, value, decimals, tooltip):
+        spin = QDoubleSpinBox(self)
+        spin.setDecimals(decimals)
+        spin.setRange(0.0, 1e6)
+        spin.setValue(value)
+        spin.setToolTip(tooltip)
+        spin.setWhatsThis(tooltip)
+        return spin
+
+    def apply_settings(self, settings: HuijiaoSettings) -> None:
+        """Show the department, region and server the panel works with."""
+        self.context_widget.apply_settings(settings)
+
+    # --- inputs ---------------------------------------------------------------------------------------------
+    def preset_id(self):
+        return self.preset_combo.currentData()
+
+    def roles_for(self, preset_id):
+        cls = self.algorithms.get(preset_id)
+        roles = [r for r, _ in cls.ROLES] if cls else list(PRESETS[preset_id].required)
+        return roles + [r for r in ("XZQ", "CJDCQ") if r not in roles]
+
+    def _preset_changed(self):
+        preset_id = self.preset_id()
+        spec = PRESETS[preset_id]
+        self.help_label.setText(tr(spec.help))
+        visible = set(self.roles_for(preset_id))
+        for role in ALL_ROLES:
+            self.role_combos[role].setVisible(role in visible)
+            self.role_labels[role].setVisible(role in visible)
+        cls = self.algorithms.get(preset_id)
+        has_base = bool(cls and cls.HAS_BASE)
+        self.base_combo.setVisible(has_base)
+        self.base_label.setVisible(has_base)
+        if has_base:
+            self.base_combo.setCurrentIndex(self.base_combo.findData(cls.BASE_DEFAULT))
+        has_tolerance = bool(cls and cls.HAS_TOLERANCE)
+        self.tolerance.setVisible(has_tolerance)
+        self.tolerance_label.setVisible(has_tolerance)
+        while self.overrides_form.rowCount():
+            self.overrides_form.removeRow(0)
+        self.override_edits = {}
+        profile = self._profile_or_default()
+        for _name, key, label in cls.OVERRIDES if cls else []:
+            edit = QLineEdit(self)
+            value = profile.values.get(key)
+            edit.setPlaceholderText(
+                ",".join(str(v) for v in value)
+                if isinstance(value, list)
+                else str(value if value is not None else "")
+            )
+            edit.setToolTip(tr("Empty = the rule profile's default shown in grey."))
+            self.overrides_form.addRow(tr(label), edit)
+            self.override_edits[key] = edit
+
+    def prefill(self):
+        """Pre-fill empty inputs from the layers of the project (recognised roles)."""
+        layers = [
+            lyr for lyr in QgsProject.instance().mapLayers().values() if isinstance(lyr, QgsVectorLayer)
+        ]
+        for role, layer in guess_roles(layers).items():
+            combo = self.role_combos.get(role)
+            if combo is not None and combo.currentLayer() is None:
+                combo.setLayer(layer)
+        if (
+            self.role_combos["A"].currentLayer() is None
+            and self.role_combos["PBF"].currentLayer() is not None
+        ):
+            self.role_combos["A"].setLayer(self.role_combos["PBF"].currentLayer())
+        if (
+            self.role_combos["B"].currentLayer() is None
+            and self.role_combos["DLTB"].currentLayer() is not None
+        ):
+            self.role_combos["B"].setLayer(self.role_combos["DLTB"].currentLayer())
+
+    def _profile_or_default(self):
+        try:
+            return RuleProfile.from_settings()
+        except RuleProfileError:
+            return RuleProfile.default()
+
+    # --- running --------------------------------------------------------------------------------------------
+    def start(self):
+        """Start the selected preset as a QgsTask; returns the task (None if the inputs are not usable)."""
+        if self.task is not None:
+            return None
+        preset_id = self.preset_id()
+        layers = {}
+        for role in self.roles_for(preset_id):
+            layer = self.role_combos[role].currentLayer()
+            if layer is not None:
+                layers[role] = layer
+        options = CompareOptions(
+            min_area=self.min_area.value(),
+            min_width=self.min_width.value(),
+            noise_width=self.noise_width.value(),
+        )
+        cls = self.algorithms.get(preset_id)
+        if cls and cls.HAS_BASE:
+            options.base = self.base_combo.currentData()
+        if cls and cls.HAS_TOLERANCE:
+            options.tolerance = self.tolerance.value()
+        try:
+            overrides = {k: e.text().strip() for k, e in self.override_edits.items() if e.text().strip()}
+            missing = [r for r in PRESETS[preset_id].required if r not in layers]
+            if missing:
+                raise CompareError(tr("Missing input layers: {roles}").format(roles=", ".join(missing)))
+            profile = RuleProfile.load(HuijiaoSettings.load().rules_profile_path).with_overrides(overrides)
+            task = HuijiaoCompareTask(preset_id, layers, profile, options, self.level_combo.currentData())
+        except (CompareError, RuleProfileError) as exc:
+            self._message(str(exc), error=True)
+            return None
+        self.task = task
+        task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
+        task.taskCompleted.connect(self._completed)
+        task.taskTerminated.connect(self._terminated)
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setValue(0)
+        self.summary_label.setText(tr("Running…"))
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def cancel(self):
+        if self.task is not None:
+            self.task.cancel()
+
+    def _finish(self):
+        self.task = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _terminated(self):
+        error = self.task.error if self.task is not None else ""
+        self._finish()
+        self.progress.setValue(0)
+        text = error or tr("Canceled.")
+        self.summary_label.setText(text)
+        self._message(text, error=bool(error) and error != tr("Canceled."))
+
+    def _completed(self):
+        task = self.task
+        self._finish()
+        self.progress.setValue(100)
+        self.result, self.rows = task.result, task.rows
+        self.show_result(task.result, task.overlay.crs)
+        self.fill_table(self.rows)
+        self.export_button.setEnabled(True)
+        self.summary_label.setText(self.result.summary())
+
+    def show_result(self, result, crs):
+        """Add the pieces as a layer styled by category in the group 耕地比对."""
+        layer = result_layer(result, crs, result.title)
+        field = "size_class" if result.rule_id == "huijiao:contiguity" else "category"
+        categories = []
+        values = sorted({f[field] for f in layer.getFeatures()}, key=str)
+        for n, value in enumerate(values):
+            color = PALETTE.get(
+                str(value), ["#1e88e5", "#43a047", "#fb8c00", "#8e24aa", "#e53935", "#00897b"][n % 6]
+            )
+            symbol = QgsFillSymbol.createSimple(
+                {"color": color + "99", "outline_color": color, "outline_width": "0.4"}
+            )
+            label = str(value)
+            for feature in layer.getFeatures():
+                if feature[field] == value:
+                    label = feature["category_name"] if field == "category" else label
+                    break
+            categories.append(QgsRendererCategory(value, symbol, label))
+        layer.setRenderer(QgsCategorizedSymbolRenderer(field, categories))
+        project = QgsProject.instance()
+        project.addMapLayer(layer, False)
+        root = project.layerTreeRoot()
+        group_name = tr("Farmland comparison")
+        group = root.findGroup(group_name) or root.insertGroup(0, group_name)
+        group.insertLayer(0, layer)
+        self.result_layers.append(layer.id())
+        return layer
+
+    def fill_table(self, rows):
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row.values()):
+                item = QTableWidgetItem()
+                if isinstance(value, (int, float)):
+                    item.setData(Qt.DisplayRole, value)
+                else:
+                    item.setData(Qt.DisplayRole, "" if value is None else str(value))
+                self.table.setItem(r, c, item)
+        self.table.setSortingEnabled(True)
+        self.table.resizeColumnsToContents()
+
+    def export_xlsx(self, path):
+        """Write the statistics of the last result to ``path`` (xlsx); returns the written path."""
+        if self.result is None:
+            return None
+        try:
+            written = write_statistics_xlsx(path, self.rows, [self.result])
+        except XlsxError as exc:
+            self._message(str(exc), error=True)
+            return None
+        self._message(tr("Statistics written to {path}").format(path=written))
+        return written
+
+    def _export_clicked(self):
+        path, _ = QFileDialog.getSaveFileName(self, tr("Export statistics"), "", "Excel (*.xlsx)")
+        if path:
+            self.export_xlsx(path)
+
+    def _message(self, text, error=False):
+        bar = self.iface.messageBar() if self.iface is not None else None
+        if bar is None:
+            return
+        level = Qgis.Critical if error else Qgis.Info
+        bar.pushMessage(tr("Farmland comparison"), text, level=level, duration=8 if error else 5)

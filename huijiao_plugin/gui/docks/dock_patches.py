@@ -1,0 +1,566 @@
+"""The 变化图斑 (change patches) panel: table with filters, sorting, zoom-to, bulk status change, detail view
+with history and photos, totals per type and status, and the marking map tool."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from qgis.core import (
+    Qgis,
+    QgsCoordinateTransform,
+    QgsProject,
+    QgsRectangle,
+    QgsVectorLayer,
+)
+from qgis.gui import QgsDockWidget, QgsFileWidget
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QIcon, QPixmap
+from qgis.PyQt.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QTextBrowser,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from huijiao_plugin.core.patches import schema, workflow
+from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError
+from huijiao_plugin.core.settings import HuijiaoSettings
+from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
+from huijiao_plugin.toolbelt.i18n import tr
+
+log = logging.getLogger(__name__)
+
+UUID_ROLE = Qt.UserRole + 1
+COLUMNS = (
+    ("number", "图斑编号"),
+    ("patch_type", "图斑类型"),
+    ("status", "状态"),
+    ("result", "核查结果"),
+    ("township_code", "乡级代码"),
+    ("village_code", "村级代码"),
+    ("area_mu", "面积(亩)"),
+    ("verifier", "核查人"),
+    ("updated_at", "更新时间"),
+)
+
+
+class _NumberItem(QTableWidgetItem):
+    """Sorts by the numeric value stored in UserRole."""
+
+    def __lt__(self, other):
+        try:
+            return float(self.data(Qt.UserRole)) < float(other.data(Qt.UserRole))
+        except (TypeError, ValueError):
+            return super().__lt__(other)
+
+
+class HuijiaoPatchesDock(QgsDockWidget):
+    """Change patches of one county GeoPackage (BGHTB)."""
+
+    def __init__(self, iface, parent=None):
+        super().__init__(parent)
+        self.iface = iface
+        self.store: PatchStore | None = None
+        self.rows: list[dict] = []
+        self.map_tool = None
+        self.setObjectName("HuijiaoPatchesDock")
+        self.setWindowTitle(tr("Change patches"))
+        body = QWidget(self)
+        layout = QVBoxLayout(body)
+        self.context_widget = HuijiaoUserContextWidget(
+            tr(
+                "Manage change patches: create them from comparisons or by marking, send them to field "
+                "verification and record the verified results."
+            ),
+            ("department", "region"),
+            body,
+        )
+        layout.addWidget(self.context_widget)
+
+        # store
+        store_row = QHBoxLayout()
+        self.file_widget = QgsFileWidget(body)
+        self.file_widget.setFilter("GeoPackage (*.gpkg)")
+        self.file_widget.setStorageMode(QgsFileWidget.GetFile)
+        self.file_widget.fileChanged.connect(self._file_chosen)
+        self.new_button = QPushButton(tr("New…"), body)
+        self.new_button.clicked.connect(self._new_store)
+        self.add_layer_button = QPushButton(tr("Add to map"), body)
+        self.add_layer_button.clicked.connect(self.add_layer_to_map)
+        store_row.addWidget(QLabel(tr("Patches:"), body))
+        store_row.addWidget(self.file_widget, 1)
+        store_row.addWidget(self.new_button)
+        store_row.addWidget(self.add_layer_button)
+        layout.addLayout(store_row)
+
+        # filters
+        filters = QFormLayout()
+        self.type_filter = QComboBox(body)
+        self.type_filter.addItem(tr("All types"), "")
+        for code, label in schema.PATCH_TYPES.items():
+            self.type_filter.addItem(label, code)
+        self.status_filter = QComboBox(body)
+        self.status_filter.addItem(tr("All statuses"), "")
+        for code, label in workflow.STATUSES.items():
+            self.status_filter.addItem(label, code)
+        self.region_filter = QLineEdit(body)
+        self.region_filter.setPlaceholderText(tr("Region code prefix (county/township/village)"))
+        area_row = QHBoxLayout()
+        self.area_min = QDoubleSpinBox(body)
+        self.area_max = QDoubleSpinBox(body)
+        for spin in (self.area_min, self.area_max):
+            spin.setRange(0.0, 1e9)
+            spin.setDecimals(2)
+            spin.setSuffix(" 亩")
+        self.area_max.setSpecialValueText(tr("no limit"))
+        area_row.addWidget(self.area_min)
+        area_row.addWidget(QLabel("–", body))
+        area_row.addWidget(self.area_max)
+        type_status = QHBoxLayout()
+        type_status.addWidget(self.type_filter)
+        type_status.addWidget(self.status_filter)
+        filters.addRow(tr("Type / status"), type_status)
+        filters.addRow(tr("Region"), self.region_filter)
+        filters.addRow(tr("Area"), area_row)
+        layout.addLayout(filters)
+        for widget in (self.type_filter, self.status_filter):
+            widget.currentIndexChanged.connect(self.apply_filters)
+        self.region_filter.textChanged.connect(self.apply_filters)
+        self.area_min.valueChanged.connect(self.apply_filters)
+        self.area_max.valueChanged.connect(self.apply_filters)
+
+        splitter = QSplitter(Qt.Vertical, body)
+        self.table = QTableWidget(0, len(COLUMNS), splitter)
+        self.table.setHorizontalHeaderLabels([label for _key, label in COLUMNS])
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.AscendingOrder)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.table.itemDoubleClicked.connect(lambda _item: self.zoom_to_selected())
+
+        self.tabs = QTabWidget(splitter)
+        self.detail = QTextBrowser(self.tabs)
+        self.history_table = QTableWidget(0, 5, self.tabs)
+        self.history_table.setHorizontalHeaderLabels(["时间", "修改人", "方式", "字段", "原值 → 新值"])
+        self.history_table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.photos = QListWidget(self.tabs)
+        self.photos.setViewMode(QListWidget.IconMode)
+        self.photos.setIconSize(QPixmap(96, 96).size())
+        self.totals_tree = QTreeWidget(self.tabs)
+        self.totals_tree.setHeaderLabels([tr("Type / status"), tr("Count"), tr("Area (mu)")])
+        self.tabs.addTab(self.detail, tr("Details"))
+        self.tabs.addTab(self.history_table, tr("History"))
+        self.tabs.addTab(self.photos, tr("Photos"))
+        self.tabs.addTab(self.totals_tree, tr("Totals"))
+        layout.addWidget(splitter, 1)
+
+        actions = QHBoxLayout()
+        self.zoom_button = QPushButton(tr("Zoom to"), body)
+        self.zoom_button.clicked.connect(self.zoom_to_selected)
+        self.bulk_status = QComboBox(body)
+        for code, label in workflow.STATUSES.items():
+            self.bulk_status.addItem(label, code)
+        self.bulk_button = QPushButton(tr("Set status"), body)
+        self.bulk_button.clicked.connect(lambda: self.apply_bulk_status(self.bulk_status.currentData()))
+        self.mark_button = QPushButton(tr("Mark patch"), body)
+        self.mark_button.setCheckable(True)
+        self.mark_button.toggled.connect(self._toggle_mark_tool)
+        self.refresh_button = QPushButton(tr("Refresh"), body)
+        self.refresh_button.clicked.connect(self.refresh)
+        for widget in (self.zoom_button, self.bulk_status, self.bulk_button, self.refresh_button):
+            actions.addWidget(widget)
+        layout.addLayout(actions)
+        edit_row = QHBoxLayout()
+        self.mode_combo = QComboBox(body)
+        self.mode_combo.addItem(tr("Draw"), "draw")
+        self.mode_combo.addItem(tr("Pick features"), "pick")
+        self.mode_combo.addItem(tr("Split"), "split")
+        self.mode_combo.currentIndexChanged.connect(self._mode_changed)
+        self.merge_button = QPushButton(tr("Merge selected"), body)
+        self.merge_button.clicked.connect(self.merge_selected)
+        self.save_button = QPushButton(tr("Save edits"), body)
+        self.save_button.clicked.connect(self.save_edits)
+        for widget in (self.mark_button, self.mode_combo, self.merge_button, self.save_button):
+            edit_row.addWidget(widget)
+        layout.addLayout(edit_row)
+        field_row = QHBoxLayout()
+        self.algorithm_buttons = {}
+        for alg_id, label in (
+            ("fieldpackage", tr("Field package…")),
+            ("patchatlas", tr("Map sheets…")),
+            ("patchchecklist", tr("Checklist…")),
+            ("importfieldresults", tr("Import results…")),
+        ):
+            button = QPushButton(label, body)
+            button.clicked.connect(lambda _checked=False, a=alg_id: self.run_algorithm(a))
+            field_row.addWidget(button)
+            self.algorithm_buttons[alg_id] = button
+        layout.addLayout(field_row)
+        self.status_label = QLabel(body)
+        self.status_label.setWordWrap(True)
+        layout.addWidget(self.status_label)
+        self.setWidget(body)
+        self.apply_settings(HuijiaoSettings.load())
+
+    # -- settings / store -----------------------------------------------------------------------------------
+
+    def apply_settings(self, settings: HuijiaoSettings) -> None:
+        """Show the department, region and server the panel works with."""
+        self.context_widget.apply_settings(settings)
+
+    def _file_chosen(self, path: str) -> None:
+        if path and (self.store is None or Path(path) != self.store.path):
+            self.set_store(path)
+
+    def _new_store(self) -> None:
+        path, _filter = QFileDialog.getSaveFileName(
+            self, tr("New change-patch GeoPackage"), "", "GeoPackage (*.gpkg)"
+        )
+        if not path:
+            return
+        crs = self.iface.mapCanvas().mapSettings().destinationCrs()
+        settings = HuijiaoSettings.load()
+        county = settings.region_code if len(settings.region_code) == 6 else ""
+        try:
+            PatchStore.create(path, crs, county_code=county, overwrite=False)
+        except PatchStoreError as exc:
+            self._message(str(exc), Qgis.Warning)
+            return
+        self.set_store(path)
+
+    def set_store(self, path: str | Path) -> bool:
+        try:
+            self.store = PatchStore(path)
+        except PatchStoreError as exc:
+            self.store = None
+            self._message(str(exc), Qgis.Warning)
+            return False
+        self.file_widget.blockSignals(True)
+        self.file_widget.setFilePath(str(path))
+        self.file_widget.blockSignals(False)
+        if self.map_tool is not None:
+            self.map_tool.set_store(self.store, self.patch_layer(create=False))
+        self.refresh()
+        return True
+
+    def patch_layer(self, create: bool = False) -> QgsVectorLayer | None:
+        """The map layer of the current store (added to the project when ``create``)."""
+        if self.store is None:
+            return None
+        for layer in QgsProject.instance().mapLayers().values():
+            if isinstance(layer, QgsVectorLayer) and layer.providerType() == "ogr":
+                source = layer.source().split("|")[0]
+                if Path(source) == self.store.path and schema.PATCH_LAYER in layer.source():
+                    return layer
+        if not create:
+            return None
+        layer = self.store.qgs_layer(tr("Change patches"))
+        QgsProject.instance().addMapLayer(layer)
+        return layer
+
+    def add_layer_to_map(self) -> None:
+        self.patch_layer(create=True)
+
+    # -- table ----------------------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        if self.store is None:
+            self.rows = []
+        else:
+            self.rows = self.store.patches()
+        layer = self.patch_layer(create=False)
+        if layer is not None and not layer.isEditable():
+            layer.reload()
+            layer.triggerRepaint()
+        self.apply_filters()
+
+    def _matches(self, row: dict) -> bool:
+        patch_type = self.type_filter.currentData()
+        status = self.status_filter.currentData()
+        region = self.region_filter.text().strip()
+        if patch_type and row["patch_type"] != patch_type:
+            return False
+        if status and row["status"] != status:
+            return False
+        if region and not any(
+            (row.get(key) or "").startswith(region)
+            for key in ("county_code", "township_code", "village_code")
+        ):
+            return False
+        area = row["area_mu"] or 0.0
+        if area < self.area_min.value():
+            return False
+        return not (self.area_max.value() > 0 and area > self.area_max.value())
+
+    def filtered_rows(self) -> list[dict]:
+        return [row for row in self.rows if self._matches(row)]
+
+    def filtered_uuids(self) -> list[str]:
+        return [row["uuid"] for row in self.filtered_rows()]
+
+    def apply_filters(self) -> None:
+        rows = self.filtered_rows()
+        selected = set(self.selected_uuids())
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, (key, _label) in enumerate(COLUMNS):
+                value = row.get(key)
+                if key == "patch_type":
+                    text = schema.PATCH_TYPES.get(value or "", value or "")
+                elif key == "status":
+                    text = workflow.status_label(value)
+                elif key == "result":
+                    text = workflow.result_label(value)
+                elif key == "area_mu":
+                    text = f"{value or 0.0:.2f}"
+                else:
+                    text = "" if value is None else str(value)
+                item = _NumberItem(text) if key == "area_mu" else QTableWidgetItem(text)
+                if key == "area_mu":
+                    item.setData(Qt.UserRole, float(value or 0.0))
+                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                item.setData(UUID_ROLE, row["uuid"])
+                self.table.setItem(r, c, item)
+        self.table.setSortingEnabled(True)
+        self.table.resizeColumnsToContents()
+        if selected:
+            self.select_uuids(list(selected))
+        self._update_totals(rows)
+        self.status_label.setText(
+            tr("{shown} of {total} patches shown").format(shown=len(rows), total=len(self.rows))
+        )
+
+    def totals(self, rows: list[dict] | None = None) -> dict[tuple[str, str], tuple[int, float]]:
+        """(type, status) → (count, Σ 亩) of ``rows`` (default: the filtered rows)."""
+        out: dict[tuple[str, str], tuple[int, float]] = {}
+        for row in self.filtered_rows() if rows is None else rows:
+            key = (row["patch_type"] or "", row["status"] or "")
+            count, mu = out.get(key, (0, 0.0))
+            out[key] = (count + 1, mu + (row["area_mu"] or 0.0))
+        return out
+
+    def _update_totals(self, rows: list[dict]) -> None:
+        self.totals_tree.clear()
+        totals = self.totals(rows)
+        by_type: dict[str, list] = {}
+        for (patch_type, status), (count, mu) in sorted(totals.items()):
+            by_type.setdefault(patch_type, []).append((status, count, mu))
+        all_count = sum(c for c, _m in totals.values())
+        all_mu = sum(m for _c, m in totals.values())
+        root = QTreeWidgetItem(self.totals_tree, [tr("All patches"), str(all_count), f"{all_mu:.2f}"])
+        for patch_type, entries in by_type.items():
+            type_item = QTreeWidgetItem(
+                root,
+                [
+                    schema.PATCH_TYPES.get(patch_type, patch_type),
+                    str(sum(e[1] for e in entries)),
+                    f"{sum(e[2] for e in entries):.2f}",
+                ],
+            )
+            for status, count, mu in entries:
+                QTreeWidgetItem(type_item, [workflow.status_label(status), str(count), f"{mu:.2f}"])
+        self.totals_tree.expandAll()
+        self.totals_tree.resizeColumnToContents(0)
+
+    def selected_uuids(self) -> list[str]:
+        seen: list[str] = []
+        for item in self.table.selectedItems():
+            value = item.data(UUID_ROLE)
+            if value and value not in seen:
+                seen.append(value)
+        return seen
+
+    def select_uuids(self, uuids: list[str]) -> None:
+        wanted = set(uuids)
+        self.table.blockSignals(True)
+        self.table.clearSelection()
+        mode = self.table.selectionMode()
+        self.table.setSelectionMode(QAbstractItemView.MultiSelection)
+        for r in range(self.table.rowCount()):
+            if self.table.item(r, 0).data(UUID_ROLE) in wanted:
+                self.table.selectRow(r)
+        self.table.setSelectionMode(mode)
+        self.table.blockSignals(False)
+        self._selection_changed()
+
+    # -- actions --------------------------------------------------------------------------------------------
+
+    def _selection_changed(self) -> None:
+        uuids = self.selected_uuids()
+        if len(uuids) == 1:
+            self.show_detail(uuids[0])
+        layer = self.patch_layer(create=False)
+        if layer is not None:
+            ids = [f.id() for f in layer.getFeatures() if f["uuid"] in set(uuids)]
+            layer.selectByIds(ids)
+
+    def show_detail(self, patch_uuid: str) -> None:
+        if self.store is None:
+            return
+        row = self.store.get(patch_uuid)
+        if row is None:
+            return
+        lines = []
+        for spec in schema.PATCH_FIELDS:
+            value = row.get(spec.name)
+            if spec.name == "patch_type":
+                value = schema.PATCH_TYPES.get(value or "", value)
+            elif spec.name == "status":
+                value = workflow.status_label(value)
+            elif spec.name == "result":
+                value = workflow.result_label(value)
+            lines.append(f"<tr><td><b>{spec.alias}</b></td><td>{'' if value is None else value}</td></tr>")
+        self.detail.setHtml("<table>" + "".join(lines) + "</table>")
+        history = self.store.history(patch_uuid)
+        self.history_table.setRowCount(len(history))
+        for r, h in enumerate(reversed(history)):
+            field = h["field"]
+            label = schema.ALIASES.get(field, field)
+            old, new = h["old_value"], h["new_value"]
+            if field == "status":
+                old, new = workflow.status_label(old), workflow.status_label(new)
+            for c, text in enumerate(
+                [h["changed_at"], h["changed_by"], h["edit_source"], label, f"{old or ''} → {new or ''}"]
+            ):
+                self.history_table.setItem(r, c, QTableWidgetItem(text or ""))
+        self.photos.clear()
+        for attachment in self.store.attachments(patch_uuid):
+            path = self.store.attachment_path(attachment)
+            text = "{}\n{}°".format(attachment["taken_at"] or "", attachment["direction"] or "")
+            item = QListWidgetItem(QIcon(str(path)), text, self.photos)
+            item.setToolTip(str(path))
+
+    def zoom_to_selected(self) -> None:
+        if self.store is None:
+            return
+        uuids = set(self.selected_uuids())
+        rect = QgsRectangle()
+        rect.setMinimal()
+        for row in self.rows:
+            if row["uuid"] in uuids and row["geometry"] is not None:
+                rect.combineExtentWith(row["geometry"].boundingBox())
+        if rect.isEmpty() and rect.width() <= 0:
+            return
+        canvas = self.iface.mapCanvas()
+        transform = QgsCoordinateTransform(
+            self.store.crs, canvas.mapSettings().destinationCrs(), QgsProject.instance()
+        )
+        rect = transform.transformBoundingBox(rect)
+        rect.scale(1.5)
+        canvas.setExtent(rect)
+        canvas.refresh()
+
+    def apply_bulk_status(self, status: str, result: str | None = None) -> tuple[list[str], dict[str, str]]:
+        """Set ``status`` on the selected patches; refused changes are listed in the message bar."""
+        uuids = self.selected_uuids()
+        if self.store is None or not uuids:
+            self._message(tr("Select patches first."), Qgis.Info)
+            return [], {}
+        user = HuijiaoSettings.load().unit_name
+        done, refused = self.store.set_status(uuids, status, user=user, result=result)
+        self.refresh()
+        self.select_uuids(uuids)
+        text = tr("{done} patches set to {status}").format(
+            done=len(done), status=workflow.status_label(status)
+        )
+        if refused:
+            text += "; " + tr("{n} refused: {reason}").format(
+                n=len(refused), reason=next(iter(refused.values()))
+            )
+        self._message(text, Qgis.Warning if refused else Qgis.Success)
+        return done, refused
+
+    def _toggle_mark_tool(self, checked: bool) -> None:
+        canvas = self.iface.mapCanvas()
+        if not checked:
+            if self.map_tool is not None and canvas.mapTool() is self.map_tool:
+                canvas.unsetMapTool(self.map_tool)
+            return
+        if self.store is None:
+            self._message(tr("Open or create a change-patch GeoPackage first."), Qgis.Info)
+            self.mark_button.setChecked(False)
+            return
+        canvas.setMapTool(self._ensure_tool())
+
+    def algorithm_parameters(self, alg_id: str) -> dict:
+        """Preset parameters of the Processing dialog: the open store and the selected patches."""
+        if self.store is None:
+            return {}
+        params = {"STORE": str(self.store.path)}
+        if alg_id != "importfieldresults":
+            numbers = [r["number"] for r in self.rows if r["uuid"] in set(self.selected_uuids())]
+            params["PATCH_IDS"] = ",".join(numbers)
+        return params
+
+    def run_algorithm(self, alg_id: str) -> None:
+        """Open the Processing dialog of a patch algorithm, preset with the store and selection."""
+        if self.store is None:
+            self._message(tr("Open or create a change-patch GeoPackage first."), Qgis.Info)
+            return
+        import processing
+
+        processing.execAlgorithmDialog(f"huijiao:{alg_id}", self.algorithm_parameters(alg_id))
+        self.refresh()
+
+    def _mode_changed(self) -> None:
+        if self.map_tool is not None:
+            self.map_tool.set_mode(self.mode_combo.currentData())
+
+    def merge_selected(self) -> None:
+        """Merge the patches selected in the table (through the map tool, undoable)."""
+        layer = self.patch_layer(create=True)
+        if layer is None:
+            self._message(tr("Open or create a change-patch GeoPackage first."), Qgis.Info)
+            return
+        self._ensure_tool()
+        uuids = set(self.selected_uuids())
+        layer.selectByIds([f.id() for f in layer.getFeatures() if f["uuid"] in uuids])
+        self.map_tool.merge_selected()
+
+    def save_edits(self) -> None:
+        if self.map_tool is not None and self.map_tool.save():
+            self.refresh()
+
+    def _ensure_tool(self):
+        from huijiao_plugin.gui.map_tools.map_tool_mark_patch import HuijiaoMarkPatchMapTool
+
+        if self.map_tool is None:
+            self.map_tool = HuijiaoMarkPatchMapTool(self.iface.mapCanvas(), self.iface)
+            self.map_tool.patches_changed.connect(self.refresh)
+            self.map_tool.deactivated.connect(lambda: self.mark_button.setChecked(False))
+        self.map_tool.set_store(self.store, self.patch_layer(create=True))
+        self.map_tool.set_mode(self.mode_combo.currentData())
+        return self.map_tool
+
+    def _message(self, text: str, level=Qgis.Info) -> None:
+        self.status_label.setText(text)
+        try:
+            self.iface.messageBar().pushMessage(tr("Change patches"), text, level, 5)
+        except (AttributeError, TypeError):
+            log.info(text)
+
+    def closeEvent(self, event):
+        if self.map_tool is not None and self.iface.mapCanvas().mapTool() is self.map_tool:
+            self.iface.mapCanvas().unsetMapTool(self.map_tool)
+        super().closeEvent(event)

@@ -1,0 +1,670 @@
+"""The 共享图层 (shared layers) panel: the shared-data catalog as a tree with the state of every dataset,
+recognition of folders / files / PostGIS schemas, the styled 一张图 in one click and the standard check."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsCoordinateReferenceSystem,
+    QgsLayerTreeGroup,
+    QgsProject,
+    QgsProviderRegistry,
+    QgsTask,
+    QgsVectorLayer,
+)
+from qgis.gui import QgsDockWidget
+from qgis.PyQt.QtCore import QSortFilterProxyModel, Qt
+from qgis.PyQt.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
+from qgis.PyQt.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QMenu,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QToolButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from huijiao_plugin.core.catalog import DEPARTMENT_GROUPS, DEPARTMENT_ORDER, Catalog, catalog_from_settings
+from huijiao_plugin.core.checks import CheckReport, Finding
+from huijiao_plugin.core.recognition import (
+    Recognition,
+    best_by_dataset,
+    other_years,
+    recognize_path,
+    recognize_postgres,
+)
+from huijiao_plugin.core.shared_layers_tasks import CheckDatasetsTask, OpenLayersTask
+from huijiao_plugin.core.styles import apply_style
+from huijiao_plugin.toolbelt.i18n import tr
+
+log = logging.getLogger(__name__)
+
+STATE_LOADED = "loaded"
+STATE_FOUND = "found"
+STATE_MISSING = "missing"
+DATASET_PROPERTY = "huijiao/dataset_id"
+YEAR_PROPERTY = "huijiao/year"
+ROLE_DATASET = Qt.UserRole + 1
+ROLE_SORT = Qt.UserRole + 2
+# groups of the 一张图 from top to bottom of the layer tree (boundaries above thematic layers above DLTB)
+GROUP_ORDER = ("base", "nync", "zrzy")
+# datasets loaded but switched off: opaque thematic fills that would hide the land-use map
+HIDDEN_ON_LOAD = ("gdzldj", "trhjzl", "trpc_soiltype")
+
+COL_DATASET, COL_STATE, COL_YEAR, COL_SOURCE = range(4)
+FINDING_COLUMNS = ("dataset", "severity", "rule", "field", "value", "count", "message")
+
+
+def _state_text(state: str) -> str:
+    return {STATE_LOADED: tr("loaded"), STATE_FOUND: tr("found"), STATE_MISSING: tr("missing")}[state]
+
+
+def _severity_text(severity: str) -> str:
+    return tr("error") if severity == "error" else tr("warning")
+
+
+class HuijiaoSharedLayersDock(QgsDockWidget):
+    """Catalog tree grouped by department; scan, load 一张图, check and the findings table."""
+
+    def __init__(self, iface, parent=None):
+        super().__init__(parent)
+        self.iface = iface
+        self.setObjectName("HuijiaoSharedLayersDock")
+        self.setWindowTitle(tr("Shared layers"))
+        self.catalog: Catalog = catalog_from_settings()
+        self.recognitions: list[Recognition] = []
+        self.found: dict[str, Recognition] = {}
+        self.older: dict[str, list[Recognition]] = {}
+        self.reports: list[CheckReport] = []
+        self._findings: list[tuple[str, Finding]] = []
+        self.task: QgsTask | None = None
+        self._build()
+        self.refresh_tree()
+        project = QgsProject.instance()
+        project.layersAdded.connect(self._project_changed)
+        project.layersRemoved.connect(self._project_changed)
+
+    # ---- UI ------------------------------------------------------------------------------------------------
+    def _build(self):
+        body = QWidget(self)
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
+        bar = QHBoxLayout()
+        self.scan_button = QToolButton(body)
+        self.scan_button.setObjectName("HuijiaoScanButton")
+        self.scan_button.setText(tr("Scan folder or file…"))
+        self.scan_button.setToolButtonStyle(Qt.ToolButtonTextOnly)
+        self.scan_button.setPopupMode(QToolButton.MenuButtonPopup)
+        menu = QMenu(self.scan_button)
+        menu.addAction(tr("Scan a folder…"), self._ask_folder)
+        menu.addAction(tr("Scan a file or FileGDB…"), self._ask_file)
+        self.scan_button.setMenu(menu)
+        self.scan_button.clicked.connect(self._ask_folder)
+        self.pg_button = QPushButton(tr("From PostGIS connection…"), body)
+        self.pg_button.setObjectName("HuijiaoPostgisButton")
+        self.pg_button.clicked.connect(self._ask_postgres)
+        bar.addWidget(self.scan_button)
+        bar.addWidget(self.pg_button)
+        layout.addLayout(bar)
+        bar2 = QHBoxLayout()
+        self.load_button = QPushButton(tr("Load 一张图"), body)
+        self.load_button.setObjectName("HuijiaoLoadOneMapButton")
+        self.load_button.setToolTip(tr("Load every found dataset, styled, into the groups by department"))
+        self.load_button.clicked.connect(lambda: self.load_one_map())
+        self.check_button = QPushButton(tr("Check"), body)
+        self.check_button.setObjectName("HuijiaoCheckButton")
+        self.check_button.setToolTip(
+            tr("Check the selected dataset (or every found dataset) against the standard")
+        )
+        self.check_button.clicked.connect(lambda: self.check())
+        self.cancel_button = QPushButton(tr("Cancel"), body)
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        bar2.addWidget(self.load_button)
+        bar2.addWidget(self.check_button)
+        bar2.addWidget(self.cancel_button)
+        layout.addLayout(bar2)
+
+        splitter = QSplitter(Qt.Vertical, body)
+        self.tree = QTreeWidget(splitter)
+        self.tree.setObjectName("HuijiaoCatalogTree")
+        self.tree.setHeaderLabels([tr("Dataset"), tr("State"), tr("Year"), tr("Source")])
+        self.tree.setSelectionMode(QAbstractItemView.ExtendedSelection)
+        self.tree.header().setSectionResizeMode(COL_DATASET, QHeaderView.ResizeToContents)
+        self.findings_model = QStandardItemModel(0, len(FINDING_COLUMNS), self)
+        self.findings_model.setHorizontalHeaderLabels(
+            [
+                tr("Dataset"),
+                tr("Severity"),
+                tr("Rule"),
+                tr("Field"),
+                tr("Value"),
+                tr("Count"),
+                tr("What to fix"),
+            ]
+        )
+        self.findings_proxy = QSortFilterProxyModel(self)
+        self.findings_proxy.setSourceModel(self.findings_model)
+        self.findings_proxy.setSortRole(ROLE_SORT)
+        findings_box = QWidget(splitter)
+        fl = QVBoxLayout(findings_box)
+        fl.setContentsMargins(0, 0, 0, 0)
+        self.findings_view = QTableView(findings_box)
+        self.findings_view.setObjectName("HuijiaoFindingsTable")
+        self.findings_view.setModel(self.findings_proxy)
+        self.findings_view.setSortingEnabled(True)
+        self.findings_view.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.findings_view.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.findings_view.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.findings_view.horizontalHeader().setStretchLastSection(True)
+        self.findings_view.clicked.connect(self._finding_clicked)
+        fl.addWidget(self.findings_view)
+        row = QHBoxLayout()
+        self.summary_label = QLabel(findings_box)
+        self.export_button = QPushButton(tr("Export xlsx…"), findings_box)
+        self.export_button.setObjectName("HuijiaoExportFindingsButton")
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(self._ask_export)
+        row.addWidget(self.summary_label, 1)
+        row.addWidget(self.export_button)
+        fl.addLayout(row)
+        splitter.addWidget(self.tree)
+        splitter.addWidget(findings_box)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        layout.addWidget(splitter, 1)
+        self.progress = QProgressBar(body)
+        self.progress.setRange(0, 100)
+        self.progress.setVisible(False)
+        self.status_label = QLabel(body)
+        self.status_label.setWordWrap(True)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status_label)
+        self.setWidget(body)
+
+    # ---- state --------------------------------------------------------------------------------------------
+    def loaded_layers(self, dataset_id: str) -> list[QgsVectorLayer]:
+        return [
+            layer
+            for layer in QgsProject.instance().mapLayers().values()
+            if isinstance(layer, QgsVectorLayer) and layer.customProperty(DATASET_PROPERTY) == dataset_id
+        ]
+
+    def state(self, dataset_id: str) -> str:
+        if self.loaded_layers(dataset_id):
+            return STATE_LOADED
+        if dataset_id in self.found:
+            return STATE_FOUND
+        return STATE_MISSING
+
+    def _year(self, dataset_id: str):
+        rec = self.found.get(dataset_id)
+        if rec is not None and rec.year:
+            return rec.year
+        for layer in self.loaded_layers(dataset_id):
+            year = layer.customProperty(YEAR_PROPERTY)
+            if year:
+                return int(year)
+        return None
+
+    def _project_changed(self, *args):
+        self.refresh_tree()
+
+    def refresh_tree(self):
+        expanded = {
+            self.tree.topLevelItem(i).text(0): self.tree.topLevelItem(i).isExpanded()
+            for i in range(self.tree.topLevelItemCount())
+        }
+        self.tree.clear()
+        colors = {
+            STATE_LOADED: QColor("#1a7f37"),
+            STATE_FOUND: QColor("#0550ae"),
+            STATE_MISSING: QColor("#8c959f"),
+        }
+        by_dep = self.catalog.by_department()
+        for dep in list(DEPARTMENT_ORDER) + [d for d in by_dep if d not in DEPARTMENT_ORDER]:
+            specs = by_dep.get(dep, [])
+            if not specs:
+                continue
+            top = QTreeWidgetItem([DEPARTMENT_GROUPS.get(dep, dep)])
+            top.setFirstColumnSpanned(False)
+            self.tree.addTopLevelItem(top)
+            for spec in specs:
+                state = self.state(spec.id)
+                rec = self.found.get(spec.id)
+                year = self._year(spec.id)
+                source = ""
+                if rec is not None:
+                    source = "{} ({})".format(rec.layer_name, os.path.basename(rec.source.split("|")[0]))
+                item = QTreeWidgetItem(
+                    [spec.name_zh, _state_text(state), str(year) if year else "", source if rec else ""]
+                )
+                item.setData(COL_DATASET, ROLE_DATASET, spec.id)
+                item.setData(COL_STATE, ROLE_DATASET, state)
+                item.setForeground(COL_STATE, QBrush(colors[state]))
+                tip = f"{spec.name_en} ({spec.id})"
+                if rec is not None:
+                    tip += (
+                        "\n"
+                        + tr("Confidence {value:.2f}").format(value=rec.confidence)
+                        + "\n"
+                        + "\n".join(rec.evidence)
+                    )
+                    for old in self.older.get(spec.id, []):
+                        tip += "\n" + tr("Also year {year}: {source}").format(
+                            year=old.year, source=old.source
+                        )
+                item.setToolTip(COL_DATASET, tip)
+                if rec is not None:
+                    item.setToolTip(COL_SOURCE, rec.source)
+                top.addChild(item)
+            top.setExpanded(expanded.get(top.text(0), True))
+        unplaced = [r for r in self.recognitions if r.dataset_id is None]
+        if unplaced:
+            top = QTreeWidgetItem([tr("Unplaced layers")])
+            self.tree.addTopLevelItem(top)
+            for r in unplaced:
+                item = QTreeWidgetItem([r.layer_name, "", "", os.path.basename(r.source.split("|")[0])])
+                item.setToolTip(COL_DATASET, "\n".join(r.evidence))
+                item.setToolTip(COL_SOURCE, r.source)
+                top.addChild(item)
+            top.setExpanded(expanded.get(top.text(0), True))
+
+    def dataset_item(self, dataset_id: str) -> QTreeWidgetItem | None:
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            for j in range(top.childCount()):
+                if top.child(j).data(COL_DATASET, ROLE_DATASET) == dataset_id:
+                    return top.child(j)
+        return None
+
+    def selected_datasets(self) -> list[str]:
+        return [
+            item.data(COL_DATASET, ROLE_DATASET)
+            for item in self.tree.selectedItems()
+            if item.data(COL_DATASET, ROLE_DATASET)
+        ]
+
+    # ---- scanning -----------------------------------------------------------------------------------------
+    def _ask_folder(self):
+        path = QFileDialog.getExistingDirectory(self, tr("Folder with shared data"))
+        if path:
+            self.scan_path(path)
+
+    def _ask_file(self):
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            tr("File with shared data"),
+            "",
+            tr("Vector data (*.gpkg *.shp *.geojson *.sqlite *.gdbtable *.kml *.gml);;All files (*)"),
+        )
+        if path:
+            if path.lower().endswith(".gdbtable"):  # a FileGDB is chosen through one of its tables
+                path = os.path.dirname(path)
+            self.scan_path(path)
+
+    def _ask_postgres(self):
+        md = QgsProviderRegistry.instance().providerMetadata("postgres")
+        names = sorted(md.connections().keys()) if md is not None else []
+        if not names:
+            self._message(
+                tr("No PostGIS connection is configured; add one in the Data Source Manager."), Qgis.Warning
+            )
+            return
+        name, ok = QInputDialog.getItem(self, tr("PostGIS connection"), tr("Connection"), names, 0, False)
+        if not ok:
+            return
+        try:
+            schemas = md.connections()[name].schemas()
+        except Exception as error:  # noqa: BLE001 - a QgsProviderConnectionException with the server's text
+            self._message(tr("Cannot connect: {error}").format(error=error), Qgis.Critical)
+            return
+        schema, ok = QInputDialog.getItem(self, tr("PostGIS connection"), tr("Schema"), schemas, 0, False)
+        if ok:
+            self.scan_postgres(name, schema)
+
+    def _merge(self, results: list[Recognition]):
+        sources = {r.source for r in results}
+        self.recognitions = [r for r in self.recognitions if r.source not in sources] + results
+        self.found = best_by_dataset(self.recognitions)
+        self.older = other_years(self.recognitions)
+        self.refresh_tree()
+        placed = sum(1 for r in results if r.dataset_id)
+        self.status_label.setText(
+            tr("{layers} layers scanned: {placed} recognised, {unplaced} unplaced.").format(
+                layers=len(results), placed=placed, unplaced=len(results) - placed
+            )
+        )
+
+    def scan_path(self, path: str) -> list[Recognition]:
+        """Recognise every layer of a folder (recursively), file or FileGDB."""
+        QApplication.setOverrideCursor(Qt.WaitCursor)
+        try:
+            results = recognize_path(path, self.catalog)
+        except (OSError, RuntimeError) as error:
+            self._message(tr("Cannot read {path}: {error}").format(path=path, error=error), Qgis.Critical)
+            return []
+        finally:
+            QApplication.restoreOverrideCursor()
+        self._merge(results)
+        return results
+
+    def scan_postgres(self, connection: str, schema: str) -> list[Recognition]:
+        """Recognise every table of a PostGIS schema (saved connection name or postgresql:// URL)."""
+        QApplication.setOverrideCursor(Qt.WaitCursor)
+        try:
+            results = recognize_postgres(connection, schema, self.catalog)
+        except Exception as error:  # noqa: BLE001 - provider connection errors carry the server message
+            self._message(
+                tr("Cannot read schema {schema}: {error}").format(schema=schema, error=error), Qgis.Critical
+            )
+            return []
+        finally:
+            QApplication.restoreOverrideCursor()
+        self._merge(results)
+        return results
+
+    # ---- tasks --------------------------------------------------------------------------------------------
+    def _start(self, task: QgsTask, done):
+        self.task = task
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+        self.cancel_button.setEnabled(True)
+        self.load_button.setEnabled(False)
+        self.check_button.setEnabled(False)
+        task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
+
+        def finish(ok):
+            self.progress.setVisible(False)
+            self.cancel_button.setEnabled(False)
+            self.load_button.setEnabled(True)
+            self.check_button.setEnabled(True)
+            self.task = None
+            done(ok)
+
+        task.taskCompleted.connect(lambda: finish(True))
+        task.taskTerminated.connect(lambda: finish(False))
+        QgsApplication.taskManager().addTask(task)
+
+    def cancel(self):
+        if self.task is not None:
+            self.task.cancel()
+
+    def is_busy(self) -> bool:
+        return self.task is not None
+
+    # ---- 一张图 -----------------------------------------------------------------------------------------
+    def load_one_map(self, dataset_ids: list[str] | None = None) -> QgsTask | None:
+        """Load the found datasets (default: every found one not loaded yet) styled into department groups."""
+        if self.is_busy():
+            return None
+        ids = dataset_ids or [
+            d for d in self.catalog.dataset_ids() if d in self.found and not self.loaded_layers(d)
+        ]
+        items = [(d, self.found[d]) for d in ids if d in self.found]
+        items += [(d, rec) for d in ids for rec in self.older.get(d, [])]
+        if not items:
+            self._message(tr("Nothing to load: scan a folder, file or PostGIS schema first."), Qgis.Info)
+            return None
+        task = OpenLayersTask(items, tr("Loading the 一张图"))
+        self._start(task, lambda ok: self._add_layers(task, ok))
+        return task
+
+    def _group(self, department: str) -> QgsLayerTreeGroup:
+        root = QgsProject.instance().layerTreeRoot()
+        name = DEPARTMENT_GROUPS.get(department, department)
+        group = root.findGroup(name)
+        if group is None:
+            # insert so that the groups read 基础 / 农业农村 / 自然资源 from the top
+            order = list(GROUP_ORDER)
+            rank = order.index(department) if department in order else len(order)
+            pos = 0
+            for i, child in enumerate(root.children()):
+                if isinstance(child, QgsLayerTreeGroup) and child.name() in [
+                    DEPARTMENT_GROUPS[d] for d in order
+                ]:
+                    other = [DEPARTMENT_GROUPS[d] for d in order].index(child.name())
+                    if other < rank:
+                        pos = i + 1
+            group = root.insertGroup(pos, name)
+        return group
+
+    def _add_layers(self, task: OpenLayersTask, ok: bool):
+        project = QgsProject.instance()
+        added = []
+
+        # inserted bottom-up: low draw order first, an older year below the newest one
+        def key(t):
+            return self.catalog.dataset(t[0]).draw_order, t[1] is self.found.get(t[0]), t[1].year or 0
+
+        for dataset_id, rec, layer in sorted(task.layers, key=key):
+            spec = self.catalog.dataset(dataset_id)
+            layer.setName(f"{spec.name_zh} {rec.year}" if rec.year else spec.name_zh)
+            apply_style(layer, dataset_id, rec.field_mapping, self.catalog)
+            layer.setCustomProperty(DATASET_PROPERTY, dataset_id)
+            if rec.year:
+                layer.setCustomProperty(YEAR_PROPERTY, rec.year)
+            project.addMapLayer(layer, False)
+            group = self._group(spec.department)
+            node = group.insertLayer(0, layer)  # higher draw order ends on top
+            older = rec is not self.found.get(dataset_id)  # an older year of the same dataset
+            older_dltb = dataset_id == "dltb_sandiao" and "dltb_biangeng" in self.found
+            if dataset_id in HIDDEN_ON_LOAD or older_dltb or older:
+                node.setItemVisibilityChecked(False)
+            added.append(layer)
+        if added:
+            self._set_project_crs(added)
+            canvas = self.iface.mapCanvas() if self.iface is not None else None
+            if canvas is not None:
+                extent = None
+                for layer in added:
+                    ext = canvas.mapSettings().layerExtentToOutputExtent(layer, layer.extent())
+                    if extent is None:
+                        extent = ext
+                    else:
+                        extent.combineExtentWith(ext)
+                if extent is not None and not extent.isEmpty():
+                    canvas.setExtent(extent)
+                    canvas.refresh()
+        for _dataset_id, source in task.errors:
+            self._message(tr("Cannot open {source}").format(source=source), Qgis.Warning)
+        self.refresh_tree()
+        self.status_label.setText(tr("{count} layers loaded into the 一张图.").format(count=len(added)))
+
+    def _set_project_crs(self, layers: list[QgsVectorLayer]):
+        """Project CRS = the Gauss-Krüger zone of the data (the DLTB first), never a geographic CRS."""
+        order = ["dltb_biangeng", "dltb_sandiao", "yjjbnt", "gdbhmb"]
+        ranked = sorted(
+            layers,
+            key=lambda lyr: (
+                order.index(lyr.customProperty(DATASET_PROPERTY))
+                if lyr.customProperty(DATASET_PROPERTY) in order
+                else len(order)
+            ),
+        )
+        for layer in ranked:
+            crs = layer.crs()
+            if crs.isValid() and not crs.isGeographic():
+                QgsProject.instance().setCrs(crs)
+                return
+        for layer in ranked:
+            crs = layer.crs()
+            ext = layer.extent()
+            if crs.isValid() and crs.isGeographic() and not ext.isEmpty():
+                lon = ext.center().x()
+                zone = int(round(lon / 3.0))
+                if 25 <= zone <= 45:
+                    QgsProject.instance().setCrs(QgsCoordinateReferenceSystem(f"EPSG:{4513 + zone - 25}"))
+                    return
+
+    # ---- checks -------------------------------------------------------------------------------------------
+    def check(self, dataset_ids: list[str] | None = None) -> QgsTask | None:
+        """Check the selected (or every found) dataset in a background task; results go to the table."""
+        if self.is_busy():
+            return None
+        ids = (
+            dataset_ids
+            or self.selected_datasets()
+            or [d for d in self.catalog.dataset_ids() if d in self.found]
+        )
+        items = []
+        for d in ids:
+            rec = self.found.get(d)
+            if rec is None:
+                layers = self.loaded_layers(d)
+                if not layers:
+                    continue
+                rec = Recognition(
+                    source=layers[0].source(),
+                    provider=layers[0].providerType(),
+                    layer_name=layers[0].name(),
+                    dataset_id=d,
+                    confidence=1.0,
+                    evidence=[],
+                    field_mapping={},
+                )
+            items.append((d, rec))
+        if not items:
+            self._message(tr("Nothing to check: scan or load the shared data first."), Qgis.Info)
+            return None
+        task = CheckDatasetsTask(items, self.catalog, tr("Checking shared data"))
+        self._start(task, lambda ok: self._show_reports(task, ok))
+        return task
+
+    def _show_reports(self, task: CheckDatasetsTask, ok: bool):
+        if not ok:
+            self.status_label.setText(tr("Check cancelled."))
+            return
+        self.set_reports(task.reports)
+        for dataset_id, error in task.errors:
+            self._message(f"{dataset_id}: {error}", Qgis.Warning)
+
+    def set_reports(self, reports: list[CheckReport]):
+        self.reports = list(reports)
+        self._findings = [(r.dataset_id, f) for r in self.reports for f in r.findings]
+        model = self.findings_model
+        model.removeRows(0, model.rowCount())
+        for index, (dataset_id, f) in enumerate(self._findings):
+            spec = self.catalog.datasets.get(dataset_id)
+            values = [
+                (spec.name_zh if spec else dataset_id, dataset_id),
+                (_severity_text(f.severity), 0 if f.severity == "error" else 1),
+                (f.rule_id, f.rule_id),
+                (f.field, f.field),
+                (f.value, f.value),
+                (str(f.count), f.count),
+                (f.message_zh, f.message_zh),
+            ]
+            row = []
+            for text, key in values:
+                item = QStandardItem(text)
+                item.setData(key, ROLE_SORT)
+                item.setData(index, ROLE_DATASET)
+                item.setToolTip(f.message_zh)
+                row.append(item)
+            if f.severity == "error":
+                row[1].setForeground(QBrush(QColor("#cf222e")))
+            else:
+                row[1].setForeground(QBrush(QColor("#9a6700")))
+            model.appendRow(row)
+        self.findings_view.resizeColumnsToContents()
+        errors = sum(r.error_count for r in self.reports)
+        warnings = sum(r.warning_count for r in self.reports)
+        self.summary_label.setText(
+            tr("{datasets} datasets checked: {errors} errors, {warnings} warnings").format(
+                datasets=len(self.reports), errors=errors, warnings=warnings
+            )
+        )
+        self.export_button.setEnabled(bool(self.reports))
+        self.status_label.setText(self.summary_label.text())
+
+    def finding_at(self, proxy_row: int) -> tuple[str, Finding]:
+        source = self.findings_proxy.mapToSource(self.findings_proxy.index(proxy_row, 0))
+        index = self.findings_model.item(source.row(), 0).data(ROLE_DATASET)
+        return self._findings[index]
+
+    def _finding_clicked(self, proxy_index):
+        self.show_finding(proxy_index.row())
+
+    def show_finding(self, proxy_row: int) -> QgsVectorLayer | None:
+        """Select the features of the finding in its layer (loaded if needed) and zoom to them."""
+        dataset_id, finding = self.finding_at(proxy_row)
+        if not finding.feature_ids:
+            return None
+        layers = self.loaded_layers(dataset_id)
+        if not layers and dataset_id in self.found:
+            rec = self.found[dataset_id]
+            layer = rec.make_layer()
+            spec = self.catalog.dataset(dataset_id)
+            layer.setName(spec.name_zh)
+            apply_style(layer, dataset_id, rec.field_mapping, self.catalog)
+            layer.setCustomProperty(DATASET_PROPERTY, dataset_id)
+            QgsProject.instance().addMapLayer(layer, False)
+            self._group(spec.department).insertLayer(0, layer)
+            layers = [layer]
+        if not layers:
+            return None
+        layer = layers[0]
+        layer.selectByIds(finding.feature_ids)
+        canvas = self.iface.mapCanvas() if self.iface is not None else None
+        if canvas is not None and layer.selectedFeatureCount():
+            canvas.zoomToSelected(layer)
+            canvas.refresh()
+        if self.iface is not None:
+            self.iface.setActiveLayer(layer)
+        return layer
+
+    def _ask_export(self):
+        path, _ = QFileDialog.getSaveFileName(self, tr("Export findings"), "", tr("Excel workbook (*.xlsx)"))
+        if path:
+            self.export_xlsx(path)
+
+    def export_xlsx(self, path: str) -> str | None:
+        from huijiao_plugin.core.xlsx import XlsxError, write_table
+
+        headers = ["数据集", "图层", "严重性", "规则", "字段", "值", "数量", "修改说明", "要素ID"]
+        rows = []
+        for report in self.reports:
+            spec = self.catalog.datasets.get(report.dataset_id)
+            for f in report.findings:
+                rows.append(
+                    [
+                        spec.name_zh if spec else report.dataset_id,
+                        report.layer_name,
+                        "错误" if f.severity == "error" else "警告",
+                        f.rule_id,
+                        f.field,
+                        f.value,
+                        f.count,
+                        f.message_zh,
+                        ",".join(str(i) for i in f.feature_ids[:5000]),
+                    ]
+                )
+        try:
+            out = write_table(path, headers, rows, sheet_title="检查结果")
+        except XlsxError as error:
+            self._message(str(error), Qgis.Critical)
+            return None
+        self._message(tr("Findings exported to {path}").format(path=out), Qgis.Success)
+        return str(out)
+
+    # ---- messages -----------------------------------------------------------------------------------------
+    def _message(self, text: str, level=Qgis.Info):
+        self.status_label.setText(text)
+        if self.iface is not None:
+            self.iface.messageBar().pushMessage(tr("Shared layers"), text, level=level, duration=5)

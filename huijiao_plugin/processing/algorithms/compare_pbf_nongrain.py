@@ -1,0 +1,20 @@
+"""huijiao:pbfnongrain — PBF on non-grain farmland or on land that is no longer farmland (非粮化)."""
+
+from __future__ import annotations
+
+from huijiao_plugin.processing.algorithms.compare_common import CompareAlgorithm
+
+
+class ComparePbfNonGrainAlgorithm(CompareAlgorithm):
+    ALG_ID = "pbfnongrain"
+    PRESET = "pbfnongrain"
+    ROLES = [("PBF", False), ("DLTB", False)]
+    OVERRIDES = [
+        ("NONGRAIN_CODES", "nongrain_codes", "Non-grain ZZSXDM codes (e.g. FLS,WG)"),
+        ("FARMLAND_CODES", "farmland_codes", "Farmland DLBM codes (comma separated)"),
+        (
+            "OCCUPATION_PREFIXES",
+            "nongrain_occupation_prefixes",
+            "DLBM prefixes counted as occupation (empty = all)",
+        ),
+    ]

@@ -1,0 +1,2491 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="zh_CN">
+    <context>
+        <name>@default</name>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="279" />
+            <source>Layer {name} is not valid and cannot be packaged.</source>
+            <translation>图层 {name} 无效，无法打包。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="291" />
+            <source>Cannot write the GeoPackage {path}: {error}</source>
+            <translation>无法写入 GeoPackage {path}：{error}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="305" />
+            <source>Packaging was canceled.</source>
+            <translation>打包已取消。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="321" />
+            <source>Cannot write a feature of layer {name}: {error}</source>
+            <translation>无法写入图层 {name} 的要素：{error}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="394" />
+            <source>The dataset id '{value}' is not valid.</source>
+            <translation>数据集标识“{value}”无效。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="396" />
+            <source>The region code '{value}' is not a GB/T 2260 code (2, 4 or 6 digits).</source>
+            <translation>行政区代码“{value}”不是 GB/T 2260 代码（2、4 或 6 位数字）。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="402" />
+            <source>The period '{value}' is not valid: use a year (2025), a half-year (2025H1) or a quarter.</source>
+            <translation>期次“{value}”无效：请填写年份（2025）、半年（2025H1）或季度（2025Q3）。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="408" />
+            <source>The department '{value}' is unknown (zrzy or nync).</source>
+            <translation>部门“{value}”未知（应为 zrzy 或 nync）。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="410" />
+            <source>There is no layer to package.</source>
+            <translation>没有可打包的图层。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="413" />
+            <source>Two layers have the same name in the package.</source>
+            <translation>数据包中有两个图层同名。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="416" />
+            <source>The layer name '{value}' is not valid in a package.</source>
+            <translation>图层名称“{value}”不能用于数据包。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="420" />
+            <source>The attachment {path} does not exist.</source>
+            <translation>附件 {path} 不存在。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="422" />
+            <source>The package cannot be built.</source>
+            <translation>无法生成数据包。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="431" />
+            <source>The coordinate reference system of the package is not valid.</source>
+            <translation>数据包的坐标参考系无效。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="437" />
+            <source>The data file name '{value}' is not valid.</source>
+            <translation>数据文件名“{value}”无效。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="516" />
+            <source>The package has no manifest.json.</source>
+            <translation>数据包中没有 manifest.json。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="518" />
+            <source>The file is not a readable package: {error}</source>
+            <translation>该文件不是可读取的数据包：{error}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="520" />
+            <source>The manifest.json of the package is not valid JSON.</source>
+            <translation>数据包的 manifest.json 不是有效的 JSON。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="528" />
+            <source>The package {path} does not exist.</source>
+            <translation>数据包 {path} 不存在。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="532" />
+            <source>The package hash does not match: the file was changed or copied incompletely. Copy it again.</source>
+            <translation>数据包哈希值不一致：文件已被修改或拷贝不完整，请重新拷贝。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="532" />
+            <source>expected {expected}, found {found}</source>
+            <translation>应为 {expected}，实为 {found}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="603" />
+            <source>Unsafe path in the package: {name}</source>
+            <translation>数据包中有不安全的路径：{name}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="547" />
+            <source>Suspicious compression ratio of {name}</source>
+            <translation>{name} 的压缩比异常</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="549" />
+            <source>The package expands to more than the allowed size.</source>
+            <translation>数据包解压后超过允许的大小。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="560" />
+            <source>The manifest has no '{key}'.</source>
+            <translation>清单中缺少“{key}”。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="568" />
+            <source>The file {name} listed in the manifest is missing.</source>
+            <translation>清单列出的文件 {name} 不存在。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="579" />
+            <source>The size of {name} does not match the manifest.</source>
+            <translation>{name} 的大小与清单不一致。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="581" />
+            <source>The sha256 of {name} does not match the manifest.</source>
+            <translation>{name} 的 sha256 与清单不一致。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="584" />
+            <source>The file {name} is not listed in the manifest.</source>
+            <translation>文件 {name} 未在清单中列出。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="586" />
+            <source>The package is damaged or was modified; ask the sender for a new copy.</source>
+            <translation>数据包已损坏或被修改，请向发送方索取新的副本。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="680" />
+            <source>The copy on {folder} is damaged; check the disk and try again.</source>
+            <translation>{folder} 上的副本已损坏，请检查磁盘后重试。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="685" />
+            <source>Cannot write to {folder}: {error}. Check that the disk is plugged in and writable.</source>
+            <translation>无法写入 {folder}：{error}。请检查磁盘是否已插入且可写。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/package.py" line="712" />
+            <source>This package was already imported on {when} into {path}; it is not imported again.</source>
+            <translation>该数据包已于 {when} 导入到 {path}，不再重复导入。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_import_package.py" line="91" />
+            <source>The layer {name} of the package cannot be opened.</source>
+            <translation>无法打开数据包中的图层 {name}。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/workflow.py" line="74" />
+            <source>Unknown patch status: {value}</source>
+            <translation>未知的图斑状态：{value}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/workflow.py" line="87" />
+            <source>Unknown verification result: {value}</source>
+            <translation>未知的核查结果：{value}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/workflow.py" line="101" />
+            <source>A patch status cannot be empty.</source>
+            <translation>图斑状态不能为空。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/workflow.py" line="103" />
+            <source>Status change {old} → {new} is not allowed.</source>
+            <translation>不允许将状态由“{old}”改为“{new}”。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/workflow.py" line="109" />
+            <source>Status {new} needs a verification result (属实/不属实/存疑).</source>
+            <translation>状态“{new}”需要填写核查结果（属实/不属实/存疑）。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="46" />
+            <source>Huijiao settings</source>
+            <translation>汇交联动设置</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="53" />
+            <source>User</source>
+            <translation>用户</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="293" />
+            <source>Department</source>
+            <translation>部门</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="64" />
+            <source>GB/T 2260 code of your province (2 digits), city (4) or county (6)</source>
+            <translation>所在省（2 位）、市（4 位）或县（6 位）的 GB/T 2260 行政区划代码</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="78" />
+            <source>Region code</source>
+            <translation>行政区代码</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="71" />
+            <source>Unit name</source>
+            <translation>单位名称</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="74" />
+            <source>Exchange server</source>
+            <translation>汇交服务器</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="79" />
+            <source>Server URL</source>
+            <translation>服务器地址</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="82" />
+            <source>Credentials are kept in the QGIS authentication manager; only the id of the configuration is saved.</source>
+            <translation>凭据保存在 QGIS 认证管理器中，设置里只保存认证配置的 ID。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="88" />
+            <source>Authentication</source>
+            <translation>认证配置</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="91" />
+            <source>Display and configuration files</source>
+            <translation>显示与配置文件</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="97" />
+            <source>Area unit</source>
+            <translation>面积单位</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="104" />
+            <source>JSON files (*.json);;All files (*)</source>
+            <translation>JSON 文件 (*.json);;所有文件 (*)</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="168" />
+            <source>Catalog override file</source>
+            <translation>目录覆盖文件</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="168" />
+            <source>Rules profile</source>
+            <translation>规则配置文件</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="140" />
+            <source>2, 4 or 6 digits</source>
+            <translation>须为 2、4 或 6 位数字</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="143" />
+            <source>Not in the region list; saved as typed.</source>
+            <translation>不在行政区列表中，将按输入保存。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="161" />
+            <source>The region code must have 2, 4 or 6 digits (GB/T 2260), for example 610100.</source>
+            <translation>行政区划代码须为 2、4 或 6 位数字（GB/T 2260），例如 610100。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="165" />
+            <source>The exchange server URL must start with http:// or https:// and name a host.</source>
+            <translation>汇交服务器地址须以 http:// 或 https:// 开头并包含主机名。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="173" />
+            <source>{label}: file not found: {path}</source>
+            <translation>{label}：文件不存在：{path}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="558" />
+            <source>Farmland comparison</source>
+            <translation>耕地比对</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="238" />
+            <source>Compare the farmland boundaries of the natural-resources and the agriculture departments by policy rules and list every difference with its ellipsoidal area.</source>
+            <translation>按政策规则比对自然资源与农业农村部门的耕地边界，逐一列出差异图斑及其椭球面积。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="411" />
+            <source>Change patches</source>
+            <translation>变化图斑</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="670" />
+            <source>Shared layers</source>
+            <translation>共享图层</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="293" />
+            <source>Dataset</source>
+            <translation>数据集</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="146" />
+            <source>State</source>
+            <translation>状态</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="287" />
+            <source>Year</source>
+            <translation>年度</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="826" />
+            <source>Result submission</source>
+            <translation>成果汇交</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="154" />
+            <source>Submit results to the exchange server and keep its signed receipt, or export an offline package when the server cannot be reached.</source>
+            <translation>将成果提交到汇交服务器并保存其签名回执；服务器无法连接时，导出离线数据包。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/user_context.py" line="50" />
+            <source>Natural resources</source>
+            <translation>自然资源</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/user_context.py" line="51" />
+            <source>Agriculture and rural affairs</source>
+            <translation>农业农村</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/user_context.py" line="58" />
+            <source>Mu</source>
+            <translation>亩</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/user_context.py" line="59" />
+            <source>Hectare</source>
+            <translation>公顷</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/user_context.py" line="60" />
+            <source>Square metre (m²)</source>
+            <translation>平方米（m²）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/user_context.py" line="67" />
+            <source>Unknown region</source>
+            <translation>未知行政区</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/user_context.py" line="72" />
+            <source>not set</source>
+            <translation>未设置</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/user_context.py" line="74" />
+            <source>Department: {department}</source>
+            <translation>部门：{department}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/user_context.py" line="77" />
+            <source>Region: {region}</source>
+            <translation>行政区：{region}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/user_context.py" line="78" />
+            <source>Unit: {unit}</source>
+            <translation>单位：{unit}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/user_context.py" line="79" />
+            <source>Exchange server: {url}</source>
+            <translation>汇交服务器：{url}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/user_context.py" line="80" />
+            <source>Area unit: {unit}</source>
+            <translation>面积单位：{unit}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/plugin.py" line="158" />
+            <source>Huijiao</source>
+            <translation>汇交联动</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/plugin.py" line="126" />
+            <source>Settings…</source>
+            <translation>设置…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/plugin.py" line="130" />
+            <source>Department, region, exchange server and display settings</source>
+            <translation>部门、行政区、汇交服务器与显示设置</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/provider.py" line="18" />
+            <source>Huijiao farmland exchange</source>
+            <translation>汇交联动（耕地数据汇交）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="109" />
+            <source>{title}: {count} pieces, {mu} mu</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/statistics.py" line="105" />
+            <source>Block {size} mu</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/statistics.py" line="119" />
+            <source>HSF coverage of PBF</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/statistics.py" line="159" />
+            <source>Comparison statistics</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="118" />
+            <source>The exchange server answered with HTTP {status}.</source>
+            <translation>汇交服务器返回 HTTP {status}。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="128" />
+            <source>The secure connection to {url} failed: check the server certificate and the proxy settings.</source>
+            <translation>与 {url} 的安全连接失败：请检查服务器证书和代理设置。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="132" />
+            <source>The proxy refused the connection to {url}: check the proxy settings of QGIS.</source>
+            <translation>代理拒绝了到 {url} 的连接：请检查 QGIS 的代理设置。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="134" />
+            <source>The exchange server {url} did not answer in time: check the network and try again.</source>
+            <translation>汇交服务器 {url} 未及时响应：请检查网络后重试。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="136" />
+            <source>Cannot reach the exchange server {url}: check the network connection and the server address in the plugin settings.</source>
+            <translation>无法连接汇交服务器 {url}：请检查网络连接和插件设置中的服务器地址。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="406" />
+            <source>No account is configured: choose an authentication configuration in the plugin settings.</source>
+            <translation>尚未配置账号：请在插件设置中选择认证配置。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="205" />
+            <source>The authentication configuration {id} cannot be read: check it in the QGIS authentication manager (the master password may be needed).</source>
+            <translation>无法读取认证配置 {id}：请在 QGIS 认证管理器中检查（可能需要输入主密码）。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="221" />
+            <source>The authentication configuration {id} has no user name/password or token.</source>
+            <translation>认证配置 {id} 中没有用户名/密码或令牌。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="356" />
+            <source>No exchange server address is set in the plugin settings.</source>
+            <translation>插件设置中未填写汇交服务器地址。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="498" />
+            <source>The exchange server did not send its signing key.</source>
+            <translation>汇交服务器未发送签名公钥。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="514" />
+            <source>The server's answer holds no signed receipt.</source>
+            <translation>服务器的应答中没有已签名的回执。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="517" />
+            <source>The receipt signature is not valid: the receipt was altered or not issued by the pinned server ({fingerprint}). Do not rely on it; contact the server administrator.</source>
+            <translation>回执签名无效：回执已被篡改，或并非由已固定的服务器密钥（{fingerprint}）签发。请勿采信，并联系服务器管理员。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="524" />
+            <source>The receipt is for another package than the one submitted.</source>
+            <translation>该回执对应的不是本次提交的数据包。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="548" />
+            <source>The exchange server did not create the upload.</source>
+            <translation>汇交服务器未能创建上传任务。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="557" />
+            <source>The upload is no longer on the server; it starts again.</source>
+            <translation>服务器上已没有该上传任务，将重新上传。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="609" />
+            <source>The upload was canceled.</source>
+            <translation>上传已取消。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="611" />
+            <source>The upload is paused; it resumes where it stopped.</source>
+            <translation>上传已暂停，将从中断处继续。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="826" />
+            <source>The download was canceled.</source>
+            <translation>下载已取消。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="828" />
+            <source>The download is paused.</source>
+            <translation>下载已暂停。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="866" />
+            <source>The downloaded package is damaged (sha256 does not match); download it again.</source>
+            <translation>下载的数据包已损坏（sha256 不一致），请重新下载。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/atlas.py" line="203" />
+            <source>Cannot open the change-patch layer of {path}</source>
+            <translation>无法打开 {path} 中的变化图斑图层</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/atlas.py" line="206" />
+            <source>Select at least one change patch for the atlas.</source>
+            <translation>请至少选择一个变化图斑生成核查图。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/atlas.py" line="209" />
+            <source>No change patches to print.</source>
+            <translation>没有可输出的变化图斑。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/atlas.py" line="250" />
+            <source>The atlas could not be written: {error}</source>
+            <translation>核查图无法写出：{error}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="182" />
+            <source>The package folder is not empty: {path}</source>
+            <translation>外业包文件夹不是空的：{path}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="184" />
+            <source>Select at least one change patch for the field package.</source>
+            <translation>请至少选择一个变化图斑生成外业核查包。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/store.py" line="486" />
+            <source>No change patch with id {uuid}</source>
+            <translation>不存在标识为 {uuid} 的变化图斑</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="275" />
+            <source>Field verification {name}</source>
+            <translation>外业核查 {name}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="369" />
+            <source>Basemap</source>
+            <translation>底图</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="379" />
+            <source>The field package GeoPackage cannot be opened: {path}</source>
+            <translation>无法打开外业核查包 GeoPackage：{path}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="506" />
+            <source>Cannot write the project {path}</source>
+            <translation>无法写入工程文件 {path}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="538" />
+            <source>{applied} patches updated, {unchanged} unchanged, {conflicts} conflicts, {rejected} refused, {photos} photos added, {missing} photos missing, {new} new patches</source>
+            <translation>更新图斑 {applied} 个，未变化 {unchanged} 个，冲突 {conflicts} 个，拒绝 {rejected} 个，新增照片 {photos} 张，缺失照片 {missing} 张，新图斑 {new} 个</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="558" />
+            <source>Unsafe path in package: {name}</source>
+            <translation>核查包中存在不安全的路径：{name}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="570" />
+            <source>No field package GeoPackage found in {path}</source>
+            <translation>在 {path} 中未找到外业核查包的 GeoPackage</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/store.py" line="228" />
+            <source>Cannot open {path}</source>
+            <translation>无法打开 {path}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="621" />
+            <source>Field package not found: {path}</source>
+            <translation>未找到外业核查包：{path}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="649" />
+            <source>{path} is not a field package (no package id).</source>
+            <translation>{path} 不是外业核查包（缺少核查包标识）。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="653" />
+            <source>This field package was already imported on {when} by {who}; nothing was changed.</source>
+            <translation>该外业核查包已于 {when} 由 {who} 导入，本次未做任何修改。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="674" />
+            <source>patch deleted at the desk</source>
+            <translation>图斑已在内业删除</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="694" />
+            <source>changed at the desk and in the field since export</source>
+            <translation>导出后内业和外业均修改了该图斑</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/from_comparison.py" line="93" />
+            <source>{created} patches created, {matched} already present, {dropped} under the minimum area dropped</source>
+            <translation>新建图斑 {created} 个，已存在 {matched} 个，小于最小上图面积而舍去 {dropped} 个</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/from_comparison.py" line="153" />
+            <source>The comparison output has no rule_id field; choose the patch type to use.</source>
+            <translation>比对结果没有 rule_id 字段，请选择要使用的图斑类型。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/store.py" line="516" />
+            <source>Unknown patch type: {value}</source>
+            <translation>未知的图斑类型：{value}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/store.py" line="128" />
+            <source>Change-patch GeoPackage not found: {path}</source>
+            <translation>未找到变化图斑 GeoPackage：{path}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/store.py" line="132" />
+            <source>{path} is not a change-patch GeoPackage (layer BGHTB missing).</source>
+            <translation>{path} 不是变化图斑 GeoPackage（缺少 BGHTB 图层）。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/store.py" line="162" />
+            <source>File already exists: {path}</source>
+            <translation>文件已存在：{path}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/store.py" line="167" />
+            <source>Change patches need the county's projected (Gauss-Krüger) CRS.</source>
+            <translation>变化图斑须使用县级投影坐标系（高斯-克吕格）。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/store.py" line="426" />
+            <source>No 6-digit county code for a new patch: load XZQ/CJDCQ or set the county code.</source>
+            <translation>新图斑缺少 6 位县级代码：请加载行政区（XZQ）/村级调查区（CJDCQ）图层或设置县级代码。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/store.py" line="525" />
+            <source>A change patch needs a polygon geometry.</source>
+            <translation>变化图斑必须是面状图形。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/store.py" line="503" />
+            <source>The identity of a patch ({field}) cannot be changed.</source>
+            <translation>图斑的标识字段（{field}）不能修改。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/store.py" line="520" />
+            <source>Unknown patch fields: {fields}</source>
+            <translation>未知的图斑字段：{fields}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/store.py" line="550" />
+            <source>not found</source>
+            <translation>未找到</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/store.py" line="592" />
+            <source>Attachment not found: {path}</source>
+            <translation>未找到附件：{path}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/store.py" line="660" />
+            <source>Unknown patch numbers or ids: {ids}</source>
+            <translation>未知的图斑编号或标识：{ids}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/preflight.py" line="145" />
+            <source>The dataset {id} is not in the shared-data catalog.</source>
+            <translation>共享清单中没有数据集 {id}。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/preflight.py" line="172" />
+            <source>The region code {code} is not valid.</source>
+            <translation>行政区代码 {code} 无效。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/preflight.py" line="177" />
+            <source>The package region {code} is outside your region {own}: you cannot submit it.</source>
+            <translation>数据包行政区 {code} 不在您的辖区 {own} 内，不能提交。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/preflight.py" line="196" />
+            <source>The layer {name} cannot be read.</source>
+            <translation>无法读取图层 {name}。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/preflight.py" line="204" />
+            <source>The layer {name} has no features.</source>
+            <translation>图层 {name} 没有要素。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/preflight.py" line="252" />
+            <source>{n} features of {name} have no geometry.</source>
+            <translation>{name} 中有 {n} 个要素没有几何。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/preflight.py" line="261" />
+            <source>{n} features of {name} have an invalid geometry.</source>
+            <translation>{name} 中有 {n} 个要素几何无效。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/preflight.py" line="272" />
+            <source>{n} features of {name} lie outside your region ({field}).</source>
+            <translation>{name} 中有 {n} 个要素位于您的辖区之外（{field}）。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/preflight.py" line="283" />
+            <source>{n} features of {name} lie outside the package region ({field}).</source>
+            <translation>{name} 中有 {n} 个要素位于数据包行政区之外（{field}）。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/preflight.py" line="295" />
+            <source>{n} features of {name} have no value in the required field {field}.</source>
+            <translation>{name} 中有 {n} 个要素的必填字段 {field} 为空。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/preflight.py" line="308" />
+            <source>{n} features of {name} overlap each other; the layer must be a partition.</source>
+            <translation>{name} 中有 {n} 个要素相互重叠；该图层必须无缝无叠。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/preflight.py" line="337" />
+            <source>The layer {name} lacks the required fields: {fields}.</source>
+            <translation>图层 {name} 缺少必填字段：{fields}。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/preflight.py" line="420" />
+            <source>The catalog checks could not run on {name}: {error}</source>
+            <translation>无法对 {name} 执行共享清单检查：{error}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/receipts.py" line="109" />
+            <source>The exchange server presents another signing key than the one recorded on first contact ({pinned}). Receipts cannot be trusted: ask the server administrator whether the key was changed, then remove the recorded key in the settings.</source>
+            <translation>汇交服务器出示的签名密钥与首次连接时记录的不同（{pinned}）。回执不可信：请向服务器管理员确认密钥是否已更换，然后在设置中删除已记录的密钥。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="221" />
+            <source>Canceled.</source>
+            <translation>已取消。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="213" />
+            <source>Comparison failed: {error}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="150" />
+            <source>Rule</source>
+            <translation>规则</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="273" />
+            <source>Fill inputs from recognised layers</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="277" />
+            <source>Pieces smaller than this are not reported (domain.md §6: 0.5 m²).</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="280" />
+            <source>Mean width = area / perimeter; thinner pieces are slivers (domain.md §6: 0.1 m).</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="283" />
+            <source>Pieces thinner than this everywhere are digitising noise between departments; 0 = off.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="288" />
+            <source>Patches closer than this belong to one contiguous block.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="289" />
+            <source>Minimum area (m²)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="290" />
+            <source>Minimum width (m)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="291" />
+            <source>Noise width (m)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="131" />
+            <source>Contiguity tolerance (m)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="122" />
+            <source>Farmland in DLTB</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="122" />
+            <source>Permanent basic farmland</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="122" />
+            <source>Base layer</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="150" />
+            <source>County</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="150" />
+            <source>Township</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="150" />
+            <source>Village</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="150" />
+            <source>Statistics by</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="310" />
+            <source>Run</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="220" />
+            <source>Cancel</source>
+            <translation>取消</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="179" />
+            <source>Export xlsx…</source>
+            <translation>导出 xlsx…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="394" />
+            <source>Empty = the rule profile's default shown in grey.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="449" />
+            <source>Missing input layers: {roles}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="462" />
+            <source>Running…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="545" />
+            <source>Statistics written to {path}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="549" />
+            <source>Export statistics</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="88" />
+            <source>Manage change patches: create them from comparisons or by marking, send them to field verification and record the verified results.</source>
+            <translation>管理变化图斑：由比对结果生成或手工标记，下发外业核查，并记录核查结果。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="104" />
+            <source>New…</source>
+            <translation>新建…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="106" />
+            <source>Add to map</source>
+            <translation>添加到地图</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="108" />
+            <source>Patches:</source>
+            <translation>图斑库：</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="117" />
+            <source>All types</source>
+            <translation>全部类型</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="121" />
+            <source>All statuses</source>
+            <translation>全部状态</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="125" />
+            <source>Region code prefix (county/township/village)</source>
+            <translation>行政区代码前缀（县/乡/村）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="133" />
+            <source>no limit</source>
+            <translation>不限</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="170" />
+            <source>Type / status</source>
+            <translation>类型 / 状态</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="293" />
+            <source>Region</source>
+            <translation>行政区</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="142" />
+            <source>Area</source>
+            <translation>面积</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="150" />
+            <source>Count</source>
+            <translation>数量</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="170" />
+            <source>Area (mu)</source>
+            <translation>面积（亩）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="171" />
+            <source>Details</source>
+            <translation>详情</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="172" />
+            <source>History</source>
+            <translation>历史</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="173" />
+            <source>Photos</source>
+            <translation>照片</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="174" />
+            <source>Totals</source>
+            <translation>汇总</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="178" />
+            <source>Zoom to</source>
+            <translation>缩放至</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="183" />
+            <source>Set status</source>
+            <translation>设置状态</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="185" />
+            <source>Mark patch</source>
+            <translation>标记图斑</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="264" />
+            <source>Refresh</source>
+            <translation>刷新</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="236" />
+            <source>New change-patch GeoPackage</source>
+            <translation>新建变化图斑 GeoPackage</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="350" />
+            <source>{shown} of {total} patches shown</source>
+            <translation>显示 {shown} / {total} 个图斑</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="371" />
+            <source>All patches</source>
+            <translation>全部图斑</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="478" />
+            <source>Select patches first.</source>
+            <translation>请先选择图斑。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="484" />
+            <source>{done} patches set to {status}</source>
+            <translation>已将 {done} 个图斑设为“{status}”</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="488" />
+            <source>{n} refused: {reason}</source>
+            <translation>{n} 个被拒绝：{reason}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="245" />
+            <source>Open or create a change-patch GeoPackage first.</source>
+            <translation>请先打开或新建变化图斑 GeoPackage。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="74" />
+            <source>loaded</source>
+            <translation>已加载</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="74" />
+            <source>found</source>
+            <translation>已找到</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="74" />
+            <source>missing</source>
+            <translation>缺失</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="78" />
+            <source>error</source>
+            <translation>错误</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="78" />
+            <source>warning</source>
+            <translation>警告</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="110" />
+            <source>Scan folder or file…</source>
+            <translation>扫描文件夹或文件…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="114" />
+            <source>Scan a folder…</source>
+            <translation>扫描文件夹…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="115" />
+            <source>Scan a file or FileGDB…</source>
+            <translation>扫描文件或 FileGDB…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="118" />
+            <source>From PostGIS connection…</source>
+            <translation>从 PostGIS 连接…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="125" />
+            <source>Load 一张图</source>
+            <translation>加载一张图</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="127" />
+            <source>Load every found dataset, styled, into the groups by department</source>
+            <translation>按部门分组加载所有已找到的数据集(带标准样式)</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="129" />
+            <source>Check</source>
+            <translation>检查</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="131" />
+            <source>Check the selected dataset (or every found dataset) against the standard</source>
+            <translation>按标准检查所选数据集(未选择时检查所有已找到的数据集)</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="146" />
+            <source>Source</source>
+            <translation>来源</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="206" />
+            <source>Severity</source>
+            <translation>级别</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="150" />
+            <source>Field</source>
+            <translation>字段</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="150" />
+            <source>Value</source>
+            <translation>值</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="150" />
+            <source>What to fix</source>
+            <translation>修改说明</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="262" />
+            <source>Confidence {value:.2f}</source>
+            <translation>置信度 {value:.2f}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="269" />
+            <source>Also year {year}: {source}</source>
+            <translation>另有 {year} 年数据:{source}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="279" />
+            <source>Unplaced layers</source>
+            <translation>未识别图层</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="305" />
+            <source>Folder with shared data</source>
+            <translation>共享数据所在文件夹</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="310" />
+            <source>File with shared data</source>
+            <translation>共享数据文件</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="310" />
+            <source>Vector data (*.gpkg *.shp *.geojson *.sqlite *.gdbtable *.kml *.gml);;All files (*)</source>
+            <translation>矢量数据 (*.gpkg *.shp *.geojson *.sqlite *.gdbtable *.kml *.gml);;所有文件 (*)</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="325" />
+            <source>No PostGIS connection is configured; add one in the Data Source Manager.</source>
+            <translation>尚未配置 PostGIS 连接,请在数据源管理器中添加。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="337" />
+            <source>PostGIS connection</source>
+            <translation>PostGIS 连接</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="329" />
+            <source>Connection</source>
+            <translation>连接</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="335" />
+            <source>Cannot connect: {error}</source>
+            <translation>无法连接:{error}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="337" />
+            <source>Schema</source>
+            <translation>模式</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="348" />
+            <source>{layers} layers scanned: {placed} recognised, {unplaced} unplaced.</source>
+            <translation>已扫描 {layers} 个图层:识别 {placed} 个,未识别 {unplaced} 个。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="360" />
+            <source>Cannot read {path}: {error}</source>
+            <translation>无法读取 {path}:{error}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="373" />
+            <source>Cannot read schema {schema}: {error}</source>
+            <translation>无法读取模式 {schema}:{error}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="422" />
+            <source>Nothing to load: scan a folder, file or PostGIS schema first.</source>
+            <translation>没有可加载的数据:请先扫描文件夹、文件或 PostGIS 模式。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="424" />
+            <source>Loading the 一张图</source>
+            <translation>正在加载一张图</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="485" />
+            <source>Cannot open {source}</source>
+            <translation>无法打开 {source}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="487" />
+            <source>{count} layers loaded into the 一张图.</source>
+            <translation>已将 {count} 个图层加载到一张图。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="543" />
+            <source>Nothing to check: scan or load the shared data first.</source>
+            <translation>没有可检查的数据:请先扫描或加载共享数据。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="545" />
+            <source>Checking shared data</source>
+            <translation>正在检查共享数据</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="551" />
+            <source>Check cancelled.</source>
+            <translation>检查已取消。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="588" />
+            <source>{datasets} datasets checked: {errors} errors, {warnings} warnings</source>
+            <translation>已检查 {datasets} 个数据集:{errors} 个错误,{warnings} 个警告</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="633" />
+            <source>Export findings</source>
+            <translation>导出检查结果</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="633" />
+            <source>Excel workbook (*.xlsx)</source>
+            <translation>Excel 工作簿 (*.xlsx)</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="663" />
+            <source>Findings exported to {path}</source>
+            <translation>检查结果已导出到 {path}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="90" />
+            <source>{done} / {total} MB, {speed} MB/s</source>
+            <translation>{done} / {total} MB，{speed} MB/s</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="94" />
+            <source>{seconds} s left</source>
+            <translation>剩余 {seconds} 秒</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="215" />
+            <source>Submit</source>
+            <translation>提交</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="165" />
+            <source>Receipts</source>
+            <translation>回执</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="166" />
+            <source>Deadlines</source>
+            <translation>截止日期</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="167" />
+            <source>Offline exchange</source>
+            <translation>离线交换</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="182" />
+            <source>A year (2025), a half-year (2025H1) or a quarter (2025Q3).</source>
+            <translation>年份（2025）、半年（2025H1）或季度（2025Q3）。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="250" />
+            <source>Period</source>
+            <translation>期次</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="189" />
+            <source>Layers to submit (a dataset layer, or patches with their results):</source>
+            <translation>要提交的图层（数据集图层，或变化图斑及其核查结果）：</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="196" />
+            <source>Refresh layers</source>
+            <translation>刷新图层</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="198" />
+            <source>Validate</source>
+            <translation>检查</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="206" />
+            <source>Finding</source>
+            <translation>问题</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="206" />
+            <source>Features</source>
+            <translation>要素数</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="212" />
+            <source>I have checked the warnings and accept them</source>
+            <translation>我已查看警告并确认接受</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="218" />
+            <source>Pause</source>
+            <translation>暂停</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="222" />
+            <source>Export offline package…</source>
+            <translation>导出离线数据包…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="250" />
+            <source>Submission</source>
+            <translation>提交编号</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="250" />
+            <source>Received</source>
+            <translation>接收时间</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_submit_package.py" line="77" />
+            <source>Status</source>
+            <translation>状态</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="250" />
+            <source>sha256</source>
+            <translation>sha256</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="266" />
+            <source>Re-verify</source>
+            <translation>重新校验</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="284" />
+            <source>Load deadlines</source>
+            <translation>加载截止日期</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="293" />
+            <source>Due</source>
+            <translation>截止日期</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="293" />
+            <source>Days left</source>
+            <translation>剩余天数</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="305" />
+            <source>Offline exchange: export a package to a folder or removable disk on the Submit tab; import a package received that way here. Register an exported package with the server when the network is back, so that the evaluation counts it.</source>
+            <translation>离线交换：在“提交”页将数据包导出到文件夹或移动磁盘；在此导入以该方式收到的数据包。网络恢复后，将已导出的数据包向服务器登记，以便计入成效评估。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="315" />
+            <source>Import package…</source>
+            <translation>导入数据包…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="317" />
+            <source>Register offline package with the server…</source>
+            <translation>向服务器登记离线数据包…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="413" />
+            <source>Check at least one layer to submit.</source>
+            <translation>请至少勾选一个要提交的图层。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="422" />
+            <source>Error</source>
+            <translation>错误</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="422" />
+            <source>Warning</source>
+            <translation>警告</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="436" />
+            <source>OK</source>
+            <translation>通过</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="436" />
+            <source>No problem found.</source>
+            <translation>未发现问题。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="456" />
+            <source>Validation found {n} errors: fix them before submitting.</source>
+            <translation>预检发现 {n} 个错误：请修正后再提交。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="462" />
+            <source>Validation found {n} warnings: check them, then tick the box to accept them.</source>
+            <translation>预检发现 {n} 个警告：请检查后勾选确认接受。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="549" />
+            <source>Connecting…</source>
+            <translation>正在连接…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="605" />
+            <source>Paused. Press Submit to resume the upload where it stopped.</source>
+            <translation>已暂停。点击“提交”将从中断处继续上传。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="613" />
+            <source>Submission failed.</source>
+            <translation>提交失败。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="622" />
+            <source>Submitted and accepted; the receipt is verified.</source>
+            <translation>已提交并被接收，回执已校验。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="624" />
+            <source>The server rejected the package; see the reasons in the receipt.</source>
+            <translation>服务器拒收了该数据包，原因见回执。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="635" />
+            <source>Receipt {id}</source>
+            <translation>回执 {id}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="636" />
+            <source>Server time: {time}</source>
+            <translation>服务器时间：{time}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="637" />
+            <source>Dataset: {dataset}  Region: {region}  Period: {period}</source>
+            <translation>数据集：{dataset}  行政区：{region}  期次：{period}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="642" />
+            <source>Package sha256: {sha}</source>
+            <translation>数据包 sha256：{sha}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="643" />
+            <source>Status: {status}</source>
+            <translation>状态：{status}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="666" />
+            <source>accepted</source>
+            <translation>已接收</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="666" />
+            <source>rejected</source>
+            <translation>已拒收</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="644" />
+            <source>Signature: verified with the pinned server key</source>
+            <translation>签名：已用固定的服务器密钥校验</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="644" />
+            <source>Signature: NOT VALID</source>
+            <translation>签名：无效</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="647" />
+            <source>This package was submitted before: this is its first receipt.</source>
+            <translation>该数据包此前已提交，这是其首次提交的回执。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="650" />
+            <source>Findings:</source>
+            <translation>检查结果：</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="700" />
+            <source>The receipt signature is valid.</source>
+            <translation>回执签名有效。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="702" />
+            <source>The receipt was altered or is not signed by the pinned server key.</source>
+            <translation>回执已被篡改，或不是由已固定的服务器密钥签发。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="723" />
+            <source>met</source>
+            <translation>已按期</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="724" />
+            <source>late</source>
+            <translation>逾期完成</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="725" />
+            <source>overdue</source>
+            <translation>已逾期</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="726" />
+            <source>pending</source>
+            <translation>待提交</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="749" />
+            <source>{n} obligations, {overdue} overdue.</source>
+            <translation>共 {n} 项汇交任务，{overdue} 项已逾期。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="765" />
+            <source>Package copied to {path}</source>
+            <translation>数据包已拷贝到 {path}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="769" />
+            <source>Export offline package to</source>
+            <translation>导出离线数据包到</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="787" />
+            <source>Imported {dataset} {region} {period}: {n} layers loaded.</source>
+            <translation>已导入 {dataset} {region} {period}：加载了 {n} 个图层。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="799" />
+            <source>Import package</source>
+            <translation>导入数据包</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="97" />
+            <source>Exchange package (*.zip)</source>
+            <translation>汇交数据包 (*.zip)</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="817" />
+            <source>Register offline package</source>
+            <translation>登记离线数据包</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="826" />
+            <source>The upload is paused; it resumes with the next Submit.</source>
+            <translation>上传已暂停，下次点击“提交”时继续。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="68" />
+            <source>New change patch</source>
+            <translation>新建变化图斑</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="76" />
+            <source>{area} mu, township {township}, village {village}</source>
+            <translation>{area} 亩，乡 {township}，村 {village}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="81" />
+            <source>Number</source>
+            <translation>编号</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="82" />
+            <source>Computed</source>
+            <translation>自动计算</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="83" />
+            <source>Type</source>
+            <translation>类型</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="84" />
+            <source>Reason</source>
+            <translation>原因</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="85" />
+            <source>Notes</source>
+            <translation>备注</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="248" />
+            <source>The patch layer cannot be edited.</source>
+            <translation>变化图斑图层无法编辑。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="290" />
+            <source>Mark change patch {number}</source>
+            <translation>标记变化图斑 {number}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="321" />
+            <source>No polygon feature under the cursor.</source>
+            <translation>光标处没有面要素。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="344" />
+            <source>Split change patches</source>
+            <translation>分割变化图斑</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="348" />
+            <source>The line does not split any patch.</source>
+            <translation>该线未分割任何图斑。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="382" />
+            <source>Select at least two patches to merge.</source>
+            <translation>请至少选择两个图斑进行合并。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="389" />
+            <source>Merge change patches</source>
+            <translation>合并变化图斑</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/plugin.py" line="99" />
+            <source>The Processing tools could not be loaded: {error}</source>
+            <translation>无法加载数据处理工具：{error}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/check_dataset.py" line="70" />
+            <source>Check dataset against the standard</source>
+            <translation>按标准检查数据集</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/check_dataset.py" line="73" />
+            <source>Checks a layer against its dataset in the shared-data catalog: coordinate system (CGCS2000 geographic or Gauss-Krüger zones), required fields and field types, codes outside their code tables (counted per value), DLMC not matching DLBM, empty and invalid geometries, duplicate BSM and the area field (TBMJ …) against the recomputed ellipsoidal area, tolerance max(0.1 m², 1e-6 × area). DATASET 'auto' recognises the dataset from the layer name and fields.
+Outputs a findings table (one row per rule and value, severity error or warning, a Chinese message saying what to fix, the feature ids) and a layer of the offending features with the rule ids.</source>
+            <translation>按共享清单中的数据集标准检查图层:坐标系(CGCS2000 地理坐标或高斯-克吕格分带)、必填字段和字段类型、代码表之外的代码(按值计数)、地类名称与地类编码不符、空几何和无效几何、标识码 BSM 重复,以及面积字段(TBMJ 等)与重新计算的椭球面积之差,容差为 max(0.1 m², 1e-6 × 面积)。数据集选 'auto' 时按图层名和字段自动识别。
+输出检查结果表(每条规则和值一行,严重性为错误或警告,中文说明如何修改,要素 ID)以及带规则编号的问题要素图层。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/check_dataset.py" line="88" />
+            <source>Layer to check</source>
+            <translation>待检查图层</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/check_dataset.py" line="89" />
+            <source>Catalog dataset ('auto' = recognise)</source>
+            <translation>共享清单数据集('auto' = 自动识别)</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/check_dataset.py" line="98" />
+            <source>Catalog override file (JSON, optional; default: the one in the settings)</source>
+            <translation>共享清单覆盖文件(JSON,可选;默认使用设置中的文件)</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_submit_package.py" line="80" />
+            <source>Findings</source>
+            <translation>检查结果</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/check_dataset.py" line="109" />
+            <source>Offending features</source>
+            <translation>问题要素</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/check_dataset.py" line="114" />
+            <source>Number of error findings</source>
+            <translation>错误数</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/check_dataset.py" line="115" />
+            <source>Number of warning findings</source>
+            <translation>警告数</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/check_dataset.py" line="116" />
+            <source>Checked dataset</source>
+            <translation>检查的数据集</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/check_dataset.py" line="141" />
+            <source>Cannot recognise which catalog dataset '{name}' is; choose the dataset.</source>
+            <translation>无法识别“{name}”属于共享清单中的哪个数据集,请手动选择数据集。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/check_dataset.py" line="147" />
+            <source>Recognised as {dataset} (confidence {confidence:.2f}): {evidence}</source>
+            <translation>识别为 {dataset}(置信度 {confidence:.2f}):{evidence}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/check_dataset.py" line="153" />
+            <source>Unknown catalog dataset: {id}</source>
+            <translation>共享清单中没有数据集:{id}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/check_dataset.py" line="193" />
+            <source>{errors} errors, {warnings} warnings in {n} features ({s:.1f} s)</source>
+            <translation>{n} 个要素中有 {errors} 个错误、{warnings} 个警告(用时 {s:.1f} 秒)</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="94" />
+            <source>Pieces smaller than MIN_AREA (default 0.5 m²), with a mean width area/perimeter under MIN_WIDTH (default 0.1 m) or thinner than NOISE_WIDTH everywhere (default 1.0 m, digitising noise between the departments; 0 switches it off) are not reported. Rule defaults come from the rule profile (domain.md §10) and can be overridden per run. Every output feature carries rule_id, rule_params, inputs and the ellipsoidal area in m², mu and hectares.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="160" />
+            <source>Rule profile (JSON, optional)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="165" />
+            <source>Comparison result</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="170" />
+            <source>Statistics by region</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="175" />
+            <source>Statistics workbook (xlsx)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="180" />
+            <source>Number of pieces</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="181" />
+            <source>Total area (m²)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="182" />
+            <source>Total area (mu)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="225" />
+            <source>{role}: {n} invalid geometries repaired (feature ids {ids})</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="67" />
+            <source>Cannot determine the Gauss-Krüger zone of the coordinates: {detail}. Set the layer CRS (e.g. EPSG:4545 or EPSG:4524) or check whether X and Y are swapped, and run again.</source>
+            <translation>无法确定坐标的高斯-克吕格投影带：{detail}。请设置图层坐标系（如 EPSG:4545 或 EPSG:4524）或检查 X、Y 是否颠倒后重新运行。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="85" />
+            <source>Ellipsoidal area (TBMJ)</source>
+            <translation>椭球面积（图斑面积 TBMJ）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="101" />
+            <source>Input polygon layer</source>
+            <translation>输入面图层</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="106" />
+            <source>Also fill TBMJ, KCMJ and TBDLMJ</source>
+            <translation>同时填写 TBMJ、KCMJ 和 TBDLMJ</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="111" />
+            <source>Terrace-ridge coefficient table (JSON, optional)</source>
+            <translation>田坎系数表（JSON，可选）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="119" />
+            <source>Layer with ellipsoidal areas</source>
+            <translation>带椭球面积的图层</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="135" />
+            <source>The input layer must be a polygon layer; '{name}' has {type} geometries.</source>
+            <translation>输入图层必须是面图层；“{name}”的几何类型为 {type}。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="147" />
+            <source>Cannot read the terrace-ridge coefficient table: {error}</source>
+            <translation>无法读取田坎系数表：{error}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="181" />
+            <source>Area method: {method}</source>
+            <translation>面积计算方法：{method}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="209" />
+            <source>{count} features had problems in total (only the first {shown} are listed).</source>
+            <translation>共有 {count} 个要素存在问题（仅列出前 {shown} 个）。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="214" />
+            <source>{count} features written.</source>
+            <translation>已写入 {count} 个要素。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="241" />
+            <source>Feature {fid}: no area ({error}).</source>
+            <translation>要素 {fid}：无法计算面积（{error}）。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="254" />
+            <source>Feature {fid}: KCXS '{value}' is not a number.</source>
+            <translation>要素 {fid}：扣除地类系数 KCXS“{value}”不是数值。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="264" />
+            <source>Feature {fid}: no terrace-ridge coefficient for GDPDJB '{level}' and GDLX '{kind}'.</source>
+            <translation>要素 {fid}：田坎系数表中没有耕地坡度级别“{level}”、耕地类型“{kind}”的系数。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="307" />
+            <source>Feature {fid}: {error}</source>
+            <translation>要素 {fid}：{error}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="55" />
+            <source>Build exchange package</source>
+            <translation>生成汇交数据包</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="58" />
+            <source>Validates the layers (catalog checks, geometry validity, overlaps in partition layers, region codes, required fields) and writes the exchange package: a zip with manifest.json and the data as a deterministic GeoPackage. Errors stop the build; warnings stop it unless they are accepted. Region, department and unit default to the plugin settings. Optionally copies the package to a folder for offline exchange.</source>
+            <translation>检查图层（共享清单检查、几何有效性、须无缝无叠图层中的重叠、行政区代码、必填字段），并写出汇交数据包：包含 manifest.json 和确定性 GeoPackage 数据的 zip 文件。有错误时停止生成；有警告时，除非确认接受，也停止生成。行政区、部门和单位默认取自插件设置。可选择同时拷贝到文件夹，用于离线交换。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_import_package.py" line="69" />
+            <source>Layers</source>
+            <translation>图层</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="72" />
+            <source>Dataset id (catalog)</source>
+            <translation>数据集标识（共享清单）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="73" />
+            <source>Layer names in the package (comma separated)</source>
+            <translation>数据包中的图层名称（逗号分隔）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="79" />
+            <source>Period (2025, 2025H1, 2025Q3)</source>
+            <translation>期次（2025、2025H1、2025Q3）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="80" />
+            <source>Department (empty: from the settings)</source>
+            <translation>部门（留空：取自设置）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="89" />
+            <source>Producing unit</source>
+            <translation>生产单位</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="90" />
+            <source>Package CRS</source>
+            <translation>数据包坐标系</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="91" />
+            <source>Source versions (JSON list) for derived results</source>
+            <translation>派生成果的来源版本（JSON 列表）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="96" />
+            <source>Accept warnings</source>
+            <translation>接受警告</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_submit_package.py" line="57" />
+            <source>Package</source>
+            <translation>数据包</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="100" />
+            <source>Also copy to folder (offline exchange)</source>
+            <translation>同时拷贝到文件夹（离线交换）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_submit_package.py" line="81" />
+            <source>Package sha256</source>
+            <translation>数据包 sha256</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="109" />
+            <source>Package UUID</source>
+            <translation>数据包 UUID</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="110" />
+            <source>Offline copy</source>
+            <translation>离线副本</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="111" />
+            <source>Validation errors</source>
+            <translation>预检错误数</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="112" />
+            <source>Validation warnings</source>
+            <translation>预检警告数</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="119" />
+            <source>Choose at least one layer to package.</source>
+            <translation>请至少选择一个要打包的图层。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="133" />
+            <source>Give one package layer name per input layer.</source>
+            <translation>请为每个输入图层提供一个数据包图层名称。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="140" />
+            <source>The source versions are not valid JSON: {error}</source>
+            <translation>来源版本不是有效的 JSON：{error}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="144" />
+            <source>The source versions must be a JSON list.</source>
+            <translation>来源版本必须是 JSON 列表。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="146" />
+            <source>Pre-flight validation…</source>
+            <translation>汇交前预检…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="165" />
+            <source>Validation found {n} errors; the package was not built.</source>
+            <translation>预检发现 {n} 个错误，未生成数据包。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="170" />
+            <source>Validation found {n} warnings; check them and accept them to build the package.</source>
+            <translation>预检发现 {n} 个警告：请检查并确认接受后再生成数据包。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="176" />
+            <source>Writing the package…</source>
+            <translation>正在写出数据包…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="201" />
+            <source>Copied to {path}</source>
+            <translation>已拷贝到 {path}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="202" />
+            <source>Package {path}, sha256 {sha}</source>
+            <translation>数据包 {path}，sha256 {sha}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_import_package.py" line="35" />
+            <source>Import exchange package (offline)</source>
+            <translation>导入汇交数据包（离线）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_import_package.py" line="38" />
+            <source>Imports a package received on a disk or through a folder: checks the package hash (.sha256 side file) and the hash of every data file, refuses a package that was already imported, extracts it and loads its layers.</source>
+            <translation>导入通过磁盘或文件夹收到的数据包：核对数据包哈希（.sha256 附带文件）和每个数据文件的哈希，拒绝已导入过的数据包，解压并加载其图层。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_import_package.py" line="48" />
+            <source>Extract to (empty: the profile folder)</source>
+            <translation>解压到（留空：配置文件夹）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_import_package.py" line="56" />
+            <source>Import registry (empty: the profile folder)</source>
+            <translation>导入登记文件（留空：配置文件夹）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_import_package.py" line="65" />
+            <source>Load the layers</source>
+            <translation>加载图层</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_import_package.py" line="67" />
+            <source>Dataset id</source>
+            <translation>数据集标识</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_import_package.py" line="68" />
+            <source>Extracted to</source>
+            <translation>已解压到</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_import_package.py" line="78" />
+            <source>Verifying {path}…</source>
+            <translation>正在校验 {path}…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_import_package.py" line="98" />
+            <source>Imported {dataset} {region} {period} ({n} layers).</source>
+            <translation>已导入 {dataset} {region} {period}（{n} 个图层）。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_submit_package.py" line="44" />
+            <source>Submit exchange package</source>
+            <translation>提交汇交数据包</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_submit_package.py" line="47" />
+            <source>Uploads an exchange package to the exchange server (resumable: an interrupted or canceled run continues where it stopped when it is started again), commits it and verifies the signed receipt with the server key pinned on first contact. The receipt is kept in the local history. With 'offline' the package, already delivered on a disk, is only registered with the server. Server and account default to the plugin settings; credentials come from the QGIS authentication manager.</source>
+            <translation>将汇交数据包上传到汇交服务器（可续传：中断或取消后再次运行将从中断处继续），提交并用首次连接时固定的服务器密钥校验签名回执。回执保存在本地历史中。勾选“离线”时，已通过磁盘交付的数据包只向服务器登记。服务器和账号默认取自插件设置；凭据来自 QGIS 认证管理器。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_submit_package.py" line="58" />
+            <source>Server address (empty: settings)</source>
+            <translation>服务器地址（留空：取自设置）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_submit_package.py" line="63" />
+            <source>Account (empty: settings)</source>
+            <translation>账号（留空：取自设置）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_submit_package.py" line="66" />
+            <source>Register a package exchanged offline (no upload)</source>
+            <translation>登记已离线交换的数据包（不上传）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_submit_package.py" line="71" />
+            <source>State folder (empty: the QGIS profile)</source>
+            <translation>状态文件夹（留空：QGIS 配置文件夹）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_submit_package.py" line="76" />
+            <source>Submission id</source>
+            <translation>提交编号</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_submit_package.py" line="78" />
+            <source>Receipt verified</source>
+            <translation>回执已校验</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_submit_package.py" line="79" />
+            <source>Already submitted before</source>
+            <translation>此前已提交</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_submit_package.py" line="105" />
+            <source>Uploading {path} to {server}…</source>
+            <translation>正在将 {path} 上传到 {server}…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_submit_package.py" line="108" />
+            <source>The upload was interrupted; run the algorithm again to resume it.</source>
+            <translation>上传被中断，请再次运行该算法以继续上传。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_submit_package.py" line="117" />
+            <source>The package was submitted before; this is the first receipt.</source>
+            <translation>该数据包此前已提交，这是首次提交的回执。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/exchange_submit_package.py" line="118" />
+            <source>Receipt {id}: {status}, signature verified.</source>
+            <translation>回执 {id}：{status}，签名已校验。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_atlas.py" line="39" />
+            <source>Patch map sheets (PDF atlas)</source>
+            <translation>图斑核查图（PDF 图集）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_atlas.py" line="42" />
+            <source>Writes a PDF with one A4 page per change patch: the patch over the context layers, its number, type, area in m² and mu, region codes, centroid (CGCS2000 longitude/latitude and Gauss-Krüger X/Y), the corner coordinates, a scale bar, a north arrow and blank fields for the verifier.</source>
+            <translation>生成 PDF，每个变化图斑一页 A4：参考图层上的图斑、编号、类型、面积（平方米和亩）、行政区代码、中心点（CGCS2000 经纬度和高斯-克吕格 X/Y）、四至角点坐标、比例尺、指北针以及供核查人填写的空白栏。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_field_package.py" line="62" />
+            <source>Context layers</source>
+            <translation>参考图层</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_checklist.py" line="47" />
+            <source>Title</source>
+            <translation>标题</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_atlas.py" line="57" />
+            <source>Resolution (dpi)</source>
+            <translation>分辨率（dpi）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_atlas.py" line="67" />
+            <source>PDF atlas</source>
+            <translation>PDF 图集</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_atlas.py" line="86" />
+            <source>{n} pages written to {path}</source>
+            <translation>已写出 {n} 页到 {path}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_checklist.py" line="35" />
+            <source>Patch checklist (xlsx)</source>
+            <translation>图斑核查清单（xlsx）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_checklist.py" line="38" />
+            <source>Writes the field-verification checklist: one row per change patch with number, UUID, type, region codes, area (m², mu), centroid, status, result, verifier, date, notes and photo count, plus a sheet with totals per type.</source>
+            <translation>生成外业核查清单：每个变化图斑一行，包括编号、唯一标识、类型、行政区代码、面积（平方米、亩）、中心点、状态、核查结果、核查人、日期、说明和照片数，另有一页按类型汇总。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_checklist.py" line="48" />
+            <source>Checklist</source>
+            <translation>核查清单</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_checklist.py" line="64" />
+            <source>{n} rows written to {path}</source>
+            <translation>已写出 {n} 行到 {path}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_common.py" line="26" />
+            <source>Change-patch GeoPackage (BGHTB)</source>
+            <translation>变化图斑 GeoPackage（BGHTB）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_common.py" line="34" />
+            <source>Patch numbers or UUIDs (comma separated, empty = all)</source>
+            <translation>图斑编号或唯一标识（逗号分隔，空 = 全部）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_common.py" line="39" />
+            <source>Attribute filter (e.g. status = 'pending')</source>
+            <translation>属性筛选（例如 status = 'pending'）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_common.py" line="42" />
+            <source>At most this many patches (0 = no limit)</source>
+            <translation>最多图斑数（0 = 不限）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_common.py" line="74" />
+            <source>Invalid attribute filter: {error}</source>
+            <translation>属性筛选条件无效：{error}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_common.py" line="76" />
+            <source>No change patches match the selection.</source>
+            <translation>没有符合选择条件的变化图斑。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_field_package.py" line="48" />
+            <source>Field verification package</source>
+            <translation>外业核查包</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_field_package.py" line="51" />
+            <source>Writes a field-verification package into an empty folder: a GeoPackage with the selected change patches, a photo table and the context layers clipped to the patches plus a buffer, and a QGIS project with edit forms (status and result lists, date, photos) that opens in QGIS and QField. Optionally an MBTiles basemap from a raster file. Bring the folder back and run 'Import field results'.</source>
+            <translation>在空文件夹中生成外业核查包：包含所选变化图斑、照片表以及按图斑外扩范围裁剪的参考图层的 GeoPackage，和带编辑表单（状态与核查结果下拉列表、日期、照片）的 QGIS 工程，可在 QGIS 和 QField 中打开。可选用栅格文件生成 MBTiles 底图。外业完成后交回该文件夹，运行“导入外业核查成果”。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_field_package.py" line="67" />
+            <source>Area of interest: buffer around the patches</source>
+            <translation>范围：图斑外扩距离</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_field_package.py" line="72" />
+            <source>Basemap raster for MBTiles</source>
+            <translation>用于 MBTiles 的底图栅格</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_field_package.py" line="75" />
+            <source>Package name</source>
+            <translation>核查包名称</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_field_package.py" line="76" />
+            <source>Also write a zip file</source>
+            <translation>同时生成 zip 文件</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_import_field_results.py" line="53" />
+            <source>User name</source>
+            <translation>用户名</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_field_package.py" line="80" />
+            <source>Package folder</source>
+            <translation>核查包文件夹</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_field_package.py" line="81" />
+            <source>QGIS project</source>
+            <translation>QGIS 工程</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_field_package.py" line="82" />
+            <source>Package GeoPackage</source>
+            <translation>核查包 GeoPackage</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_field_package.py" line="83" />
+            <source>Package id</source>
+            <translation>核查包标识</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_field_package.py" line="84" />
+            <source>Patches exported</source>
+            <translation>导出图斑数</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_field_package.py" line="108" />
+            <source>{n} patches exported to {path}</source>
+            <translation>已导出 {n} 个图斑到 {path}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="51" />
+            <source>Change patches from a comparison</source>
+            <translation>由比对结果生成变化图斑</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="54" />
+            <source>Turns a comparison output (any polygon layer with a rule_id field) into change patches: pieces of the same patch type and rule that touch are merged, patches under the minimum area are dropped (defaults 200 m² for non-agricultural use, 400 m² otherwise; set a value to override), and the rest get a UUID and a number (county code + year + sequence). Region codes come from the township (XZQ) and village (CJDCQ) layers. Patches already in the GeoPackage (same type and rule, overlapping by the match ratio) are kept, so running the same comparison again creates no duplicates. The GeoPackage is created when it does not exist.</source>
+            <translation>将比对结果（任何带 rule_id 字段的面图层）转为变化图斑：同一图斑类型和规则下相邻的碎片合并，小于最小上图面积的图斑舍去（默认非农化 200 平方米，其他 400 平方米；填写数值可覆盖），其余图斑赋予唯一标识（UUID）和编号（县级代码 + 年度 + 顺序号）。行政区代码取自乡级（XZQ）和村级（CJDCQ）图层。GeoPackage 中已有的图斑（类型和规则相同、重叠比例达到匹配阈值）保持不变，因此对同一比对重复运行不会产生重复图斑。GeoPackage 不存在时自动创建。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="66" />
+            <source>Comparison output</source>
+            <translation>比对结果</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="71" />
+            <source>Change-patch GeoPackage (created or updated)</source>
+            <translation>变化图斑 GeoPackage（新建或更新）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="76" />
+            <source>CRS of a new GeoPackage (default: input CRS)</source>
+            <translation>新建 GeoPackage 的坐标系（默认与输入相同）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="81" />
+            <source>County code (6 digits)</source>
+            <translation>县级代码（6 位）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="84" />
+            <source>Year of the patch numbers</source>
+            <translation>图斑编号年度</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="94" />
+            <source>Patch type when the rule id does not tell</source>
+            <translation>规则无法确定类型时使用的图斑类型</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="94" />
+            <source>(none)</source>
+            <translation>（无）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="102" />
+            <source>Minimum patch area in m² (empty = defaults per type)</source>
+            <translation>最小图斑面积（平方米，空 = 按类型默认值）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="111" />
+            <source>Townships (XZQ)</source>
+            <translation>乡级行政区（XZQ）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="116" />
+            <source>Villages (CJDCQ)</source>
+            <translation>村级调查区（CJDCQ）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="121" />
+            <source>Overlap ratio for an existing patch to count as the same</source>
+            <translation>视为同一图斑的重叠比例</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="132" />
+            <source>Patches created</source>
+            <translation>新建图斑数</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="133" />
+            <source>Patches already present</source>
+            <translation>已存在图斑数</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="134" />
+            <source>Patches under the minimum area</source>
+            <translation>小于最小面积的图斑数</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="145" />
+            <source>The county code must have 6 digits: {code}</source>
+            <translation>县级代码必须为 6 位数字：{code}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="154" />
+            <source>Created {path}</source>
+            <translation>已创建 {path}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_from_comparison.py" line="185" />
+            <source>{n} pieces have a rule id without a known patch type and were skipped.</source>
+            <translation>{n} 个碎片的规则无法对应图斑类型，已跳过。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_import_field_results.py" line="33" />
+            <source>Import field results</source>
+            <translation>导入外业核查成果</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_import_field_results.py" line="36" />
+            <source>Reads a returned field package (its GeoPackage or the zip file), matches the patches by UUID and applies status, result, verifier, date, notes and photos with history. A package whose content was already imported is refused. Patches changed both at the desk and in the field since the export are reported as conflicts: the desk values stay, the field values are kept in the conflict table for you to resolve.</source>
+            <translation>读取交回的外业核查包（其中的 GeoPackage 或 zip 文件），按唯一标识（UUID）匹配图斑，写入状态、核查结果、核查人、日期、说明和照片，并记录修改历史。内容已导入过的核查包会被拒绝。导出后内业和外业都修改过的图斑作为冲突报告：保留内业值，外业值保存在冲突表中，由您处理。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_import_field_results.py" line="46" />
+            <source>Returned field package (.gpkg in the package folder, or .zip)</source>
+            <translation>交回的外业核查包（核查包文件夹中的 .gpkg 或 .zip）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_import_field_results.py" line="54" />
+            <source>Import report</source>
+            <translation>导入报告</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_import_field_results.py" line="59" />
+            <source>Patches updated</source>
+            <translation>已更新图斑数</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_import_field_results.py" line="60" />
+            <source>Conflicts</source>
+            <translation>冲突数</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_import_field_results.py" line="61" />
+            <source>Refused changes</source>
+            <translation>被拒绝的修改数</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_import_field_results.py" line="62" />
+            <source>Photos added</source>
+            <translation>新增照片数</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_import_field_results.py" line="81" />
+            <source>Conflict on patch {number}: {reason}</source>
+            <translation>图斑 {number} 存在冲突：{reason}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_import_field_results.py" line="87" />
+            <source>Refused for patch {number}: {reason}</source>
+            <translation>图斑 {number} 的修改被拒绝：{reason}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="195" />
+            <source>Draw</source>
+            <translation>绘制</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="196" />
+            <source>Pick features</source>
+            <translation>选取要素</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="197" />
+            <source>Split</source>
+            <translation>分割</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="199" />
+            <source>Merge selected</source>
+            <translation>合并所选</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="201" />
+            <source>Save edits</source>
+            <translation>保存编辑</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="186" />
+            <source>The region of the data; inside your own region (settings).</source>
+            <translation>数据所属行政区；须在本人辖区（设置）之内。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="501" />
+            <source>{n} interrupted uploads: Submit resumes them where they stopped.</source>
+            <translation>{n} 个上传被中断：点击“提交”将从中断处继续。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="537" />
+            <source>Resuming the interrupted upload of {name}.</source>
+            <translation>正在继续上传中断的 {name}。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/plugin.py" line="158" />
+            <source>The panel {name} could not be opened: {error}</source>
+            <translation>无法打开面板 {name}：{error}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="88" />
+            <source>Computes the ellipsoidal area of every polygon as the third national land survey does (TD/T 1055 quadrangle formula on the CGCS2000 ellipsoid, edges densified every 70 m, vertices rounded to 0.0001 m) and writes AREA_M2 (m², 2 decimals), AREA_MU (mu, 2 decimals) and AREA_HA (hectares, 4 decimals). The Gauss-Krüger zone comes from the layer CRS, or from 8-digit zone-prefixed eastings when the layer has no CRS. Holes are subtracted, multipolygon parts summed; invalid geometries are measured as they are, ring by ring.
+Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 decimals). KCXS comes from the feature's KCXS field, else from the terrace-ridge coefficient table by GDPDJB and GDLX (default values shipped with the plugin, overridable by a JSON table file).</source>
+            <translation>按第三次全国国土调查的方法计算每个面要素的椭球面积（TD/T 1055 梯形面积公式，CGCS2000 椭球，边长每 70 米加密，坐标取至 0.0001 米），并写入 AREA_M2（平方米，2 位小数）、AREA_MU（亩，2 位小数）和 AREA_HA（公顷，4 位小数）。投影带取自图层坐标系；图层无坐标系时取自 8 位带号横坐标。内环（洞）面积扣除，多部件面积累加；无效几何按原样逐环计算。
+可选同时填写 TBMJ、KCMJ = TBMJ × KCXS 和 TBDLMJ = TBMJ − KCMJ（2 位小数）。KCXS 取要素的 KCXS 字段，缺失时按 GDPDJB 和 GDLX 查田坎系数表（插件自带默认值，可用 JSON 表文件覆盖）。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="317" />
+            <source>Cannot write to the output layer: {error}</source>
+            <translation>无法写入输出图层：{error}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="208" />
+            <source>Field package…</source>
+            <translation>外业核查包…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="208" />
+            <source>Map sheets…</source>
+            <translation>核查图…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="208" />
+            <source>Checklist…</source>
+            <translation>核查清单…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="208" />
+            <source>Import results…</source>
+            <translation>导入核查成果…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="88" />
+            <source>{done} / {total} KB</source>
+            <translation>{done} / {total} KB</translation>
+        </message>
+    </context>
+</TS>

@@ -1,0 +1,556 @@
+"""Deploy the plugin into an isolated QGIS profile and start QGIS on the demo county (make deploy, run).
+
+    python -m tests.demo_profile deploy --profiles DIR
+    python -m tests.demo_profile run --profiles DIR --demo DEMO_DIR [--screenshot PNG] [--timeout S]
+
+The profile is ``DIR/profiles/huijiao-demo`` (never the user's default profile): the plugin enabled, the
+Chinese UI (``zh-Hans``, which QGIS ships), and no version-check, news-feed or plugin-update nags.
+``run`` writes ``DEMO_DIR/demo.qgz`` (the layers of ``DEMO_DIR/county.gpkg`` grouped 自然资源/农业农村/基础,
+project CRS EPSG:4545), starts the reference exchange server if the ``exchange_server`` package exists,
+and starts QGIS with a startup script that shows the four 汇交联动 panels. ``--screenshot PNG`` waits
+until the window is shown and the project drawn, saves the main window to PNG plus a JSON report
+(``PNG`` with suffix ``.json``: panels, titles, layers, locale) and quits QGIS.
+
+QGIS needs a display: run under ``xvfb-run -a`` on a headless machine. With ``DISPLAY`` set the
+platform is forced to ``xcb`` (the Makefile exports ``QT_QPA_PLATFORM=offscreen`` for the tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN = "huijiao_plugin"
+PROFILE = "huijiao-demo"
+PROJECT_CRS = "EPSG:4545"
+SERVER_PORT = 8765
+DOCK_NAMES = ("HuijiaoSharedLayersDock", "HuijiaoCompareDock", "HuijiaoPatchesDock", "HuijiaoSubmitDock")
+
+# layer name -> (group, Chinese display name); the groups are listed top to bottom in the legend
+GROUPS = ("自然资源", "农业农村", "基础")
+LAYERS = {
+    "JCTB": ("自然资源", "监测图斑"),
+    "BCGD": ("自然资源", "补充耕地"),
+    "YJJBNTBHTB": ("自然资源", "永久基本农田保护图斑"),
+    "GDBHMB": ("自然资源", "耕地保护目标"),
+    "STBHHX": ("自然资源", "生态保护红线"),
+    "CZKFBJ": ("自然资源", "城镇开发边界"),
+    "YZGHQ": ("自然资源", "允许建设区"),
+    "DLTB": ("自然资源", "地类图斑"),
+    "DLTB_N1": ("自然资源", "地类图斑（上年度）"),
+    "GBZNT": ("农业农村", "高标准农田"),
+    "GDZLDJ": ("农业农村", "耕地质量等级"),
+    "TRHJZL": ("农业农村", "土壤环境质量类别"),
+    "XZQ": ("基础", "行政区"),
+    "CJDCQ": ("基础", "村级调查区"),
+}
+HIDDEN = {"DLTB_N1", "GDZLDJ", "TRHJZL"}  # full-coverage layers that would hide the others
+FILLED = ("DLTB_N1", "DLTB")  # filled layers, drawn under every outline layer
+OUTLINES = {  # layer -> (outline colour, width mm, pen style) for outline-only polygon styles
+    "JCTB": ("#e31a1c", 0.6, "solid"),
+    "BCGD": ("#1a9641", 0.5, "solid"),
+    "YJJBNTBHTB": ("#c51b7d", 0.4, "dash"),
+    "GDBHMB": ("#8c510a", 0.4, "dot"),
+    "STBHHX": ("#006d2c", 0.8, "solid"),
+    "CZKFBJ": ("#6a51a3", 0.6, "dash"),
+    "YZGHQ": ("#6a51a3", 0.5, "dot"),
+    "DLTB_N1": ("#969696", 0.2, "solid"),
+    "GBZNT": ("#2166ac", 0.6, "solid"),
+    "GDZLDJ": ("#b35806", 0.2, "solid"),
+    "TRHJZL": ("#542788", 0.2, "solid"),
+    "XZQ": ("#000000", 0.9, "solid"),
+    "CJDCQ": ("#525252", 0.3, "dash"),
+}
+# DLTB filled by the first two digits of DLBM (三调 一级类)
+DLBM_CLASSES = {
+    "01": ("#ffe08a", "耕地"),
+    "02": ("#f4a582", "园地"),
+    "03": ("#66bd63", "林地"),
+    "04": ("#c2e699", "草地"),
+    "05": ("#d6604d", "商业服务业用地"),
+    "06": ("#b2182b", "工矿用地"),
+    "07": ("#f4cccc", "住宅用地"),
+    "08": ("#fb9a99", "公共管理与公共服务用地"),
+    "09": ("#a50026", "特殊用地"),
+    "10": ("#bababa", "交通运输用地"),
+    "11": ("#74add1", "水域及水利设施用地"),
+    "12": ("#e0e0e0", "其他土地"),
+    "20": ("#f1b6da", "城镇村及工矿用地"),
+}
+
+
+def profile_dir(profiles: Path) -> Path:
+    return Path(profiles).resolve() / "profiles" / PROFILE
+
+
+def ini_path(profiles: Path) -> Path:
+    return profile_dir(profiles) / "QGIS" / "QGIS3.ini"
+
+
+# --- deploy ---------------------------------------------------------------------------------------
+def deploy(profiles: Path) -> Path:
+    """Copy the plugin (with metadata.txt, LICENSE, .qm, resources_rc.py) into the demo profile."""
+    target = profile_dir(profiles) / "python" / "plugins" / PLUGIN
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(ROOT / PLUGIN, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "ruff.toml"))
+    shutil.copy2(ROOT / "metadata.txt", target / "metadata.txt")
+    shutil.copy2(ROOT / "LICENSE", target / "LICENSE")
+    # the build products, rebuilt here so that a deploy never ships a stale translation
+    qm = target / "i18n" / "huijiao_zh_CN.qm"
+    qm.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["lrelease", "-silent", str(ROOT / "i18n" / "huijiao_zh_CN.ts"), "-qm", str(qm)], check=True
+    )
+    subprocess.run(["pyrcc5", "-o", str(target / "resources_rc.py"), "resources.qrc"], check=True, cwd=ROOT)
+    write_profile_settings(profiles)
+    print(f"deployed {PLUGIN} into {target}")
+    return target
+
+
+def write_profile_settings(profiles: Path, extra: dict[str, object] | None = None) -> Path:
+    """Enable the plugin, the zh-Hans UI and switch off start-up nags in the profile's QGIS3.ini."""
+    from qgis.PyQt.QtCore import QSettings
+
+    path = ini_path(profiles)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    settings = QSettings(str(path), QSettings.IniFormat)
+    values: dict[str, object] = {
+        f"PythonPlugins/{PLUGIN}": True,
+        "locale/overrideFlag": True,
+        "locale/userLocale": "zh-Hans",
+        "qgis/checkVersion": False,
+        "qgis/allowVersionCheck": False,
+        "core/NewsFeed/httpsfeedqgisorg/disabled": True,
+        "app/plugin_installer/checkOnStart": False,
+        "app/plugin_installer/checkOnStartLastDate": time.strftime("%Y-%m-%d"),
+        "qgis/showTips": False,
+        "qgis/askToSaveProjectChanges": False,
+        "qgis/warnOldProjectVersion": False,
+        "qgis/enableMacros": "Never",
+        "UI/showWelcomePage": False,
+    }
+    values.update(extra or {})
+    for key, value in values.items():
+        settings.setValue(key, value)
+    # QGIS disables a plugin whose loading was interrupted (watchDog); a fresh deploy starts clean.
+    settings.remove(f"PythonPlugins/watchDog/{PLUGIN}")
+    settings.sync()
+    return path
+
+
+# --- demo project ---------------------------------------------------------------------------------
+def _polygon_style(layer, name: str):
+    from qgis.core import (
+        QgsCategorizedSymbolRenderer,
+        QgsFillSymbol,
+        QgsRendererCategory,
+        QgsWkbTypes,
+    )
+
+    if layer.geometryType() != QgsWkbTypes.PolygonGeometry:
+        return
+    if name == "DLTB" and layer.fields().indexOf("DLBM") >= 0:
+        categories = []
+        for prefix, (color, label) in DLBM_CLASSES.items():
+            symbol = QgsFillSymbol.createSimple(
+                {"color": color, "outline_color": "#7f7f7f", "outline_width": "0.1"}
+            )
+            categories.append(QgsRendererCategory(prefix, symbol, label))
+        layer.setRenderer(QgsCategorizedSymbolRenderer('left("DLBM", 2)', categories))
+    elif name in OUTLINES:
+        color, width, style = OUTLINES[name]
+        symbol = QgsFillSymbol.createSimple(
+            {"style": "no", "outline_color": color, "outline_width": str(width), "outline_style": style}
+        )
+        layer.renderer().setSymbol(symbol)
+
+
+def demo_region_code(gpkg: Path) -> str | None:
+    """The 6-digit county code of the demo data (XZQ.XZQDM), to preset the user's region."""
+    from osgeo import ogr
+
+    dataset = ogr.Open(str(gpkg))
+    layer = dataset.GetLayerByName("XZQ") if dataset else None
+    if layer is None or layer.GetLayerDefn().GetFieldIndex("XZQDM") < 0:
+        return None
+    for feature in layer:
+        code = str(feature.GetField("XZQDM") or "")
+        if len(code) >= 6 and code[:6].isdigit():
+            return code[:6]
+    return None
+
+
+def write_project(demo_dir: Path) -> Path:
+    """Write DEMO_DIR/demo.qgz from DEMO_DIR/county.gpkg: groups 自然资源/农业农村/基础, CRS EPSG:4545."""
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from osgeo import ogr
+    from qgis.core import (
+        QgsApplication,
+        QgsCoordinateReferenceSystem,
+        QgsCoordinateTransform,
+        QgsProject,
+        QgsRectangle,
+        QgsReferencedRectangle,
+        QgsVectorLayer,
+    )
+
+    demo_dir = Path(demo_dir).resolve()
+    gpkg = demo_dir / "county.gpkg"
+    if not gpkg.exists():
+        raise SystemExit(f"{gpkg} not found: run `make demo-data` first")
+    dataset = ogr.Open(str(gpkg))
+    names = [dataset.GetLayerByIndex(i).GetName() for i in range(dataset.GetLayerCount())]
+    spatial = {
+        dataset.GetLayerByName(n).GetName()
+        for n in names
+        if dataset.GetLayerByName(n).GetGeomType() != ogr.wkbNone
+    }
+    dataset = None
+
+    app = QgsApplication.instance()
+    own_app = app is None
+    if own_app:
+        app = QgsApplication([], False)
+        app.initQgis()
+    project = QgsProject()
+    project.setCrs(QgsCoordinateReferenceSystem(PROJECT_CRS))
+    project.setTitle("汇交联动 演示县")
+    root = project.layerTreeRoot()
+    groups = {name: root.addGroup(name) for name in GROUPS}
+    known = [n for n in LAYERS if n in spatial]
+    others = sorted(n for n in spatial if n not in LAYERS)
+    for name in known + others:
+        group_name, label = LAYERS.get(name, ("基础", name))
+        layer = QgsVectorLayer(f"{gpkg}|layername={name}", f"{name} {label}".strip(), "ogr")
+        if not layer.isValid():
+            print(f"skipping layer {name}: not valid")
+            continue
+        _polygon_style(layer, name)
+        project.addMapLayer(layer, False)
+        node = groups[group_name].addLayer(layer)
+        node.setItemVisibilityChecked(name not in HIDDEN)
+        node.setExpanded(False)
+    # the legend keeps the department groups; the drawing order puts the filled DLTB at the bottom
+    drawn = [lyr for lyr in root.layerOrder() if lyr.name().split(" ")[0] not in FILLED]
+    drawn += [lyr for lyr in root.layerOrder() if lyr.name().split(" ")[0] in FILLED]
+    root.setHasCustomLayerOrder(True)
+    root.setCustomLayerOrder(drawn)
+    extent = QgsRectangle()
+    for layer in project.mapLayers().values():
+        transform = QgsCoordinateTransform(layer.crs(), project.crs(), project)
+        extent.combineExtentWith(transform.transformBoundingBox(layer.extent()))
+    if not extent.isEmpty():
+        extent.scale(1.05)
+        project.viewSettings().setDefaultViewExtent(QgsReferencedRectangle(extent, project.crs()))
+    for group in groups.values():
+        if not group.children():
+            root.removeChildNode(group)
+    path = demo_dir / "demo.qgz"
+    if not project.write(str(path)):
+        raise SystemExit(f"cannot write {path}: {project.error()}")
+    project.clear()
+    print(f"wrote {path} ({len(known) + len(others)} layers)")
+    return path
+
+
+# --- exchange server hook -------------------------------------------------------------------------
+DEMO_ACCOUNT = ("demo", "huijiao-demo")  # a local demo server account, printed for the user
+
+
+def seed_demo_account(data: Path, region: str) -> None:
+    """Create the demo submitter account on the local server (once; an existing account is kept)."""
+    username, password = DEMO_ACCOUNT
+    result = subprocess.run(
+        [sys.executable, "-m", "exchange_server", "admin", "--data", str(data), "create-account",
+         "--username", username, "--password", password, "--department", "zrzy", "--region", region,
+         "--role", "submitter", "--unit", "演示县自然资源局"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    if result.returncode == 0 or "ACCOUNT_EXISTS" in result.stdout + result.stderr:
+        print(
+            f"demo server account: user {username}, password {password} "
+            f"(department 自然资源, region {region}); add it as a Basic authentication in "
+            "汇交联动 → 设置… → 认证配置"
+        )
+    else:
+        print(f"note: could not create the demo account: {(result.stderr or result.stdout).strip()[-300:]}")
+
+
+def start_exchange_server(demo_dir: Path, region: str | None = None) -> subprocess.Popen | None:
+    """Start the reference exchange server on 127.0.0.1:8765 if the ``exchange_server`` package exists."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    if (
+        importlib.util.find_spec("exchange_server") is None
+        or not (ROOT / "exchange_server" / "__main__.py").exists()
+    ):
+        print("note: exchange_server is not available; starting QGIS without the exchange server")
+        return None
+    data = Path(demo_dir).resolve() / "server"
+    data.mkdir(parents=True, exist_ok=True)
+    seed_demo_account(data, region or "610000")
+    log_file = open(data / "server.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exchange_server", "serve", "--data", str(data), "--host", "127.0.0.1",
+         "--port", str(SERVER_PORT)],
+        cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    time.sleep(1.5)
+    if process.poll() is not None:
+        print(
+            f"note: the exchange server exited at once (code {process.returncode}); see {data / 'server.log'}"
+        )
+        return None
+    print(f"exchange server running on http://127.0.0.1:{SERVER_PORT} (pid {process.pid}, data {data})")
+    return process
+
+
+# --- QGIS start-up script -------------------------------------------------------------------------
+STARTUP_SCRIPT = r"""
+# Generated by tests/demo_profile.py: show the 汇交联动 panels; in screenshot mode grab the window and quit.
+import json as _hj_json
+import time as _hj_time
+import traceback as _hj_traceback
+
+from qgis.core import QgsProject as _HjProject, QgsSettings as _HjSettings
+from qgis.PyQt.QtCore import QTimer as _HjTimer
+from qgis.PyQt.QtWidgets import QApplication as _HjApp, QDockWidget as _HjDock, QMenu as _HjMenu
+from qgis.utils import iface as _hj_iface, plugins as _hj_plugins
+
+_HJ_SCREENSHOT = {screenshot!r}
+_HJ_REPORT = {report!r}
+_HJ_PROJECT = {project!r}
+_HJ_DOCKS = {docks!r}
+_HJ_TIMEOUT = {timeout!r}
+_HJ_RAISE = {raise_dock!r}
+_HJ_START = _hj_time.time()
+
+
+def _hj_show_docks():
+    # the panels as tabs of one dock area (a fresh profile's default window state stacks them)
+    window = _hj_iface.mainWindow()
+    docks = [d for d in (window.findChild(_HjDock, name) for name in _HJ_DOCKS) if d is not None]
+    for dock in docks:
+        dock.show()
+    for dock in docks[1:]:
+        if dock not in window.tabifiedDockWidgets(docks[0]):
+            window.tabifyDockWidget(docks[0], dock)
+    front = [d for d in docks if d.objectName() == _HJ_RAISE] or docks[:1]
+    for dock in front:
+        dock.raise_()
+
+
+def _hj_fit_screen():
+    window = _hj_iface.mainWindow()
+    screen = window.screen() if hasattr(window, "screen") else _HjApp.primaryScreen()
+    window.setGeometry(screen.availableGeometry())
+    window.showMaximized()
+
+
+def _hj_report(error=None):
+    window = _hj_iface.mainWindow()
+    docks = []
+    for dock in window.findChildren(_HjDock):
+        if dock.objectName().startswith("Huijiao"):
+            docks.append({{"objectName": dock.objectName(), "title": dock.windowTitle(),
+                          "visible": not dock.isHidden(), "area": int(window.dockWidgetArea(dock))}})
+    project = _HjProject.instance()
+    menus = [m.title() for m in window.findChildren(_HjMenu) if m.objectName() == "HuijiaoMenu"]
+    data = {{
+        "plugin_loaded": "huijiao_plugin" in _hj_plugins,
+        "docks": docks,
+        "menus": menus,
+        "project": project.fileName(),
+        "crs": project.crs().authid(),
+        "layers": sorted(layer.name() for layer in project.mapLayers().values()),
+        "groups": [g.name() for g in project.layerTreeRoot().children()],
+        "locale": _HjSettings().value("locale/userLocale", "", type=str),
+        "window_size": [window.width(), window.height()],
+        "seconds": round(_hj_time.time() - _HJ_START, 1),
+        "error": error,
+    }}
+    with open(_HJ_REPORT, "w", encoding="utf-8") as handle:
+        _hj_json.dump(data, handle, ensure_ascii=False, indent=2)
+
+
+def _hj_zoom_if_empty():
+    canvas = _hj_iface.mapCanvas()
+    if _HjProject.instance().mapLayers() and (canvas.extent().isEmpty() or canvas.scale() < 2):
+        canvas.zoomToFullExtent()
+        canvas.refresh()
+
+
+def _hj_ready():
+    window = _hj_iface.mainWindow()
+    project = _HjProject.instance()
+    return (
+        window.isVisible()
+        and project.fileName() == _HJ_PROJECT
+        and len(project.mapLayers()) > 0
+        and not _hj_iface.mapCanvas().isDrawing()
+        and _hj_time.time() - _HJ_START > 3
+    )
+
+
+def _hj_poll():
+    try:
+        _hj_zoom_if_empty()
+        if not _hj_ready() and _hj_time.time() - _HJ_START < _HJ_TIMEOUT:
+            _HjTimer.singleShot(500, _hj_poll)
+            return
+        _hj_show_docks()
+        _HjApp.processEvents()
+        _hj_iface.mainWindow().grab().save(_HJ_SCREENSHOT)
+        _hj_report()
+    except Exception:
+        _hj_report(_hj_traceback.format_exc())
+    # clear first: layers under /tmp count as "temporary" and would make QGIS ask before quitting
+    _HjProject.instance().clear()
+    _HjTimer.singleShot(300, _hj_iface.actionExit().trigger)
+
+
+try:
+    _hj_show_docks()
+    _hj_fit_screen()
+    _HjTimer.singleShot(500, _hj_zoom_if_empty)
+    if _HJ_SCREENSHOT:
+        _HjTimer.singleShot(1000, _hj_poll)
+except Exception:
+    if _HJ_REPORT:
+        _hj_report(_hj_traceback.format_exc())
+    raise
+"""
+
+
+def write_startup_script(
+    profiles: Path, project: Path, screenshot: Path | None, timeout: float, panel: str = ""
+) -> Path:
+    path = profile_dir(profiles) / "huijiao_demo_startup.py"
+    report = screenshot.with_suffix(".json") if screenshot else None
+    path.write_text(
+        STARTUP_SCRIPT.format(
+            screenshot=str(screenshot) if screenshot else "",
+            report=str(report) if report else "",
+            project=str(project),
+            docks=list(DOCK_NAMES),
+            timeout=max(10.0, timeout - 20.0),
+            raise_dock=panel,
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+# --- run ------------------------------------------------------------------------------------------
+def qgis_environment(screenshot: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    if not env.get("DISPLAY"):  # the qgis binary refuses to start without one, even with offscreen
+        hint = "xvfb-run -a python -m tests.demo_profile run ..." if screenshot else "xvfb-run -a make run"
+        raise SystemExit(f"No DISPLAY: QGIS needs a display. On a headless machine run `{hint}`.")
+    env["QT_QPA_PLATFORM"] = "xcb"
+    env.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}")
+    Path(env["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, exist_ok=True)
+    return env
+
+
+def stop(process: subprocess.Popen | None, name: str) -> None:
+    """Stop a child we started (by its pid only)."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+    print(f"stopped {name} (pid {process.pid})")
+
+
+def run(profiles: Path, demo_dir: Path, screenshot: Path | None = None, timeout: float = 240.0,
+        server: bool = True, panel: str = "") -> int:  # fmt: skip
+    profiles = Path(profiles).resolve()
+    demo_dir = Path(demo_dir).resolve()
+    screenshot = Path(screenshot).resolve() if screenshot else None
+    env = qgis_environment(screenshot is not None)
+    deploy(profiles)
+    project = write_project(demo_dir)
+    region = demo_region_code(demo_dir / "county.gpkg")
+    if region:
+        current = ini_path(profiles).read_text(encoding="utf-8", errors="replace")
+        if "region_code" not in current:
+            write_profile_settings(profiles, {"huijiao/user/region_code": region})
+    script = write_startup_script(profiles, project, screenshot, timeout, panel)
+    if screenshot:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        for stale in (screenshot, screenshot.with_suffix(".json")):
+            stale.unlink(missing_ok=True)
+    qgis = shutil.which("qgis") or "qgis"
+    command = [qgis, "--profiles-path", str(profiles), "--profile", PROFILE, "--nologo", "--noversioncheck",
+               "--code", str(script), str(project)]  # fmt: skip
+    exchange = start_exchange_server(demo_dir, region) if server else None
+    log_path = profile_dir(profiles) / "qgis-demo.log"
+    print("starting:", " ".join(command))
+    try:
+        with open(log_path, "wb") as log_file:
+            output = log_file if screenshot else None
+            process = subprocess.Popen(command, env=env, stdout=output, stderr=output)
+            try:
+                code = process.wait(timeout=timeout if screenshot else None)
+            except subprocess.TimeoutExpired:
+                print(f"QGIS did not finish within {timeout:.0f} s; stopping it")
+                stop(process, "QGIS")
+                code = 124
+    finally:
+        stop(exchange, "exchange server")
+    if code < 0:  # killed by a signal: report it the shell way
+        code = 128 - code
+    if screenshot:
+        report = screenshot.with_suffix(".json")
+        if not screenshot.exists() or not report.exists():
+            print(f"no screenshot written; QGIS log: {log_path}")
+            print(log_path.read_text(encoding="utf-8", errors="replace")[-3000:])
+            return code or 1
+        data = json.loads(report.read_text(encoding="utf-8"))
+        print(f"screenshot {screenshot} ({screenshot.stat().st_size} bytes); report {report}")
+        print("panels:", ", ".join(d["title"] for d in data["docks"]) or "none")
+        if data.get("error"):
+            print(data["error"])
+            return 1
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The isolated huijiao-demo QGIS profile")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_deploy = sub.add_parser("deploy", help="copy the plugin into PROFILES/profiles/huijiao-demo")
+    p_deploy.add_argument("--profiles", type=Path, required=True)
+    p_run = sub.add_parser("run", help="deploy, write the demo project and start QGIS")
+    p_run.add_argument("--profiles", type=Path, required=True)
+    p_run.add_argument("--demo", type=Path, required=True, help="folder holding county.gpkg")
+    p_run.add_argument("--screenshot", type=Path, help="save the main window to this PNG and quit")
+    p_run.add_argument("--timeout", type=float, default=240.0, help="seconds allowed in screenshot mode")
+    p_run.add_argument("--no-server", action="store_true", help="do not start the exchange server")
+    p_run.add_argument("--panel", default="", choices=("", *DOCK_NAMES), help="panel to bring to the front")
+    p_project = sub.add_parser("project", help="only write DEMO/demo.qgz")
+    p_project.add_argument("--demo", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.command == "deploy":
+        deploy(args.profiles)
+        return 0
+    if args.command == "project":
+        write_project(args.demo)
+        return 0
+    return run(args.profiles, args.demo, args.screenshot, args.timeout, not args.no_server, args.panel)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

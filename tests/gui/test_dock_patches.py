@@ -1,0 +1,146 @@
+"""The 变化图斑 panel: table, filters, sorting, totals, bulk status change, detail view, zoom-to."""
+
+from __future__ import annotations
+
+import pytest
+from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsRectangle
+from qgis.PyQt.QtCore import Qt
+
+from huijiao_plugin.core.patches import schema
+from huijiao_plugin.core.patches.store import NewPatch, PatchStore
+from huijiao_plugin.gui.docks.dock_patches import COLUMNS, HuijiaoPatchesDock
+from tests.unit.test_patches_helpers import COUNTY, X0, Y0, rel_rect
+
+
+@pytest.fixture()
+def dock_store(tmp_path, qgis_iface, qgis_new_project):
+    store = PatchStore.create(tmp_path / "bghtb.gpkg", "EPSG:4545", county_code=COUNTY)
+    sizes = [(100, 100), (200, 50), (40, 40), (300, 100)]
+    types = [schema.TYPE_NONGRAIN, schema.TYPE_NONGRAIN, schema.TYPE_NONAGRI, schema.TYPE_NONGRAIN]
+    ids = store.add_patches(
+        [
+            NewPatch(QgsGeometry.fromWkt(rel_rect(400 * i, 0, 400 * i + w, h)), patch_type=t, year=2025)
+            for i, ((w, h), t) in enumerate(zip(sizes, types))
+        ]
+    )
+    store.update(ids[0], {"status": "verified", "result": "true"}, user="核查员")
+    dock = HuijiaoPatchesDock(qgis_iface)
+    assert dock.set_store(store.path)
+    yield dock, store, ids
+    dock.deleteLater()
+
+
+def test_table_totals_match_the_data(dock_store):
+    dock, store, ids = dock_store
+    assert dock.objectName() == "HuijiaoPatchesDock"
+    assert dock.table.rowCount() == 4
+    rounded = {k: (c, round(m, 2)) for k, (c, m) in dock.totals().items()}
+    assert rounded == {k: (c, round(m, 2)) for k, (c, m) in store.totals().items()}
+    assert rounded[(schema.TYPE_NONGRAIN, "pending")][0] == 2
+    root = dock.totals_tree.topLevelItem(0)
+    assert root.text(1) == "4"
+    assert float(root.text(2)) == pytest.approx(sum(m for _c, m in store.totals().values()), abs=0.01)
+
+
+def test_filters_and_sorting(dock_store):
+    dock, store, ids = dock_store
+    dock.type_filter.setCurrentIndex(dock.type_filter.findData(schema.TYPE_NONAGRI))
+    assert dock.filtered_uuids() == [ids[2]]
+    assert dock.table.rowCount() == 1
+    dock.type_filter.setCurrentIndex(0)
+    dock.status_filter.setCurrentIndex(dock.status_filter.findData("verified"))
+    assert dock.filtered_uuids() == [ids[0]]
+    dock.status_filter.setCurrentIndex(0)
+    dock.area_min.setValue(10.0)  # 亩: 100x100 m = 15 亩, 200x50 = 15, 300x100 = 45, 40x40 = 2.4
+    assert set(dock.filtered_uuids()) == {ids[0], ids[1], ids[3]}
+    dock.area_max.setValue(20.0)
+    assert set(dock.filtered_uuids()) == {ids[0], ids[1]}
+    dock.area_min.setValue(0.0)
+    dock.area_max.setValue(0.0)
+    dock.region_filter.setText("999")
+    assert dock.filtered_uuids() == []
+    dock.region_filter.setText(COUNTY)
+    assert len(dock.filtered_uuids()) == 4
+    area_column = [key for key, _label in COLUMNS].index("area_mu")
+    dock.table.sortItems(area_column, Qt.DescendingOrder)
+    values = [float(dock.table.item(r, area_column).text()) for r in range(dock.table.rowCount())]
+    assert values == sorted(values, reverse=True) and values[0] == pytest.approx(45.0, abs=0.05)
+
+
+def test_bulk_status_detail_and_zoom(dock_store, qgis_iface):
+    dock, store, ids = dock_store
+    dock.select_uuids([ids[0], ids[1]])
+    assert set(dock.selected_uuids()) == {ids[0], ids[1]}
+    done, refused = dock.apply_bulk_status("approved")
+    assert done == [ids[0]] and list(refused) == [ids[1]]  # 待核查 → 审核通过 is refused
+    assert store.get(ids[0])["status"] == "approved"
+    assert store.get(ids[1])["status"] == "pending"
+    assert "1" in dock.status_label.text()
+
+    dock.select_uuids([ids[0]])
+    assert "审核通过" in dock.detail.toPlainText()
+    assert store.get(ids[0])["number"] in dock.detail.toPlainText()
+    fields = [dock.history_table.item(r, 3).text() for r in range(dock.history_table.rowCount())]
+    assert fields.count("状态") == 2 and "核查结果" in fields
+
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:4545"))
+    canvas.setExtent(QgsRectangle(0, 0, 10, 10))
+    dock.zoom_to_selected()
+    assert canvas.extent().contains(QgsRectangle(X0, Y0, X0 + 100, Y0 + 100))
+    assert canvas.extent().width() < 1000
+
+
+def test_photos_listed(dock_store, tmp_path):
+    dock, store, ids = dock_store
+    photo = tmp_path / "p.png"
+    from qgis.PyQt.QtGui import QImage
+
+    image = QImage(8, 8, QImage.Format_RGB32)
+    image.fill(Qt.red)
+    assert image.save(str(photo))
+    store.add_attachment(ids[3], photo, taken_at="2025-06-01T08:00:00", direction=90)
+    dock.select_uuids([ids[3]])
+    assert dock.photos.count() == 1
+    assert "90" in dock.photos.item(0).text()
+
+
+def test_bad_store_is_reported(qgis_iface, tmp_path, qgis_new_project):
+    dock = HuijiaoPatchesDock(qgis_iface)
+    (tmp_path / "x.gpkg").write_bytes(b"not a geopackage")
+    assert not dock.set_store(tmp_path / "x.gpkg")
+    assert dock.store is None and dock.table.rowCount() == 0
+    assert dock.status_label.text()
+
+
+def test_merge_from_the_panel_keeps_the_first_identity(dock_store):
+    dock, store, ids = dock_store
+    before = {r["uuid"]: r for r in store.patches()}
+    dock.select_uuids([ids[1], ids[2]])
+    dock.merge_selected()
+    layer = dock.patch_layer()
+    assert layer.isEditable() and layer.featureCount() == 3
+    dock.save_edits()
+    after = {r["uuid"]: r for r in store.patches()}
+    assert set(after) == {ids[0], ids[1], ids[3]}
+    assert after[ids[1]]["number"] == before[ids[1]]["number"]
+    assert after[ids[1]]["area_m2"] == pytest.approx(
+        before[ids[1]]["area_m2"] + before[ids[2]]["area_m2"], abs=0.5
+    )
+    assert [h["field"] for h in store.history(ids[2])][-1] == "deleted"
+    assert dock.table.rowCount() == 3
+
+
+def test_processing_dialogs_are_preset_with_store_and_selection(dock_store):
+    dock, store, ids = dock_store
+    assert set(dock.algorithm_buttons) == {
+        "fieldpackage",
+        "patchatlas",
+        "patchchecklist",
+        "importfieldresults",
+    }
+    dock.select_uuids([ids[1], ids[3]])
+    params = dock.algorithm_parameters("fieldpackage")
+    assert params["STORE"] == str(store.path)
+    assert sorted(params["PATCH_IDS"].split(",")) == sorted(store.get(i)["number"] for i in (ids[1], ids[3]))
+    assert "PATCH_IDS" not in dock.algorithm_parameters("importfieldresults")

@@ -1,0 +1,145 @@
+"""The 成果汇交 panel driven through one submission against the real exchange server."""
+
+from __future__ import annotations
+
+import pytest
+from qgis.core import Qgis, QgsFeature, QgsGeometry, QgsProject, QgsRectangle
+
+from huijiao_plugin.core.settings import HuijiaoSettings
+from huijiao_plugin.gui.docks.dock_submit import FID_ROLE, HuijiaoSubmitDock, format_progress
+from tests.integration.test_exchange_client import Server, client_for, dltb_layer
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exchange-gui")
+    srv = Server(root / "data")
+    srv.run_cli("demo-accounts", "--data", str(srv.data_dir), "--region", "610102")
+    srv.run_cli(
+        "admin", "--data", str(srv.data_dir), "set-release", "--dataset", "dltb_biangeng", "--year", "2025",
+        "--date", "2025-03-01",
+    )  # fmt: skip
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture()
+def dock(qgis_iface, qgis_new_project, server, tmp_path):
+    widget = HuijiaoSubmitDock(qgis_iface)
+    widget.state_dir = tmp_path / "profile"
+    widget.client_factory = lambda: client_for(server.url, "demo_zrzy_submitter", tmp_path / "profile")
+    widget.apply_settings(
+        HuijiaoSettings(
+            department="zrzy", region_code="610102", unit_name="新城区自然资源局", server_url=server.url
+        )
+    )
+    widget.period_edit.setText("2025")
+    yield widget
+    widget.deleteLater()
+
+
+def test_one_submission_through_the_panel(dock, qgis_iface):
+    layer = dltb_layer(seed="gui")
+    QgsProject.instance().addMapLayer(layer)
+    dock.select_layers([layer], "dltb_biangeng")
+    assert dock.dataset_combo.currentData() == "dltb_biangeng"
+    assert [lyr.id() for lyr in dock.selected_layers()] == [layer.id()]
+
+    report = dock.validate()
+    assert report is not None and report.ok, [f.message for f in report.findings]
+    assert dock.submit()
+    assert not dock.submit_button.isEnabled()  # running
+    assert dock.wait(60)
+    text = dock.receipt_view.toPlainText()
+    assert dock.last_result is not None and dock.last_result.accepted, text
+    assert dock.last_result.submission_id in text
+    assert "verified" in text
+    assert dock.progress_bar.value() == 1000
+    assert dock.submit_button.isEnabled()
+    assert any("accepted" in m for m in qgis_iface.messageBar().get_messages(Qgis.Success))
+
+    # the receipt is in the history and re-verifies
+    assert dock.receipts_tree.topLevelItemCount() == 1
+    dock.receipts_tree.setCurrentItem(dock.receipts_tree.topLevelItem(0))
+    assert dock.reverify_selected() is True
+    assert dock.last_result.submission_id in dock.receipt_detail.toPlainText()
+
+    # the deadline of the unit is met now
+    dock.year_spin.setValue(2025)
+    dock.refresh_deadlines()
+    rows = [dock.deadlines_tree.topLevelItem(i) for i in range(dock.deadlines_tree.topLevelItemCount())]
+    dltb = [r for r in rows if "dltb_biangeng" in r.text(0)]
+    assert dltb and dltb[0].text(3) == "2025-03-31"
+
+
+def test_errors_block_and_findings_zoom_to_features(dock, qgis_iface):
+    layer = dltb_layer(seed="err")
+    overlap = QgsFeature(layer.fields())
+    overlap.setAttributes(["X1", "9", "0101", "水田", "30", "6101020010010000000", 2500.0])
+    overlap.setGeometry(QgsGeometry.fromRect(QgsRectangle(580050, 3800000, 580150, 3800050)))
+    layer.dataProvider().addFeatures([overlap])
+    QgsProject.instance().addMapLayer(layer)
+    dock.select_layers([layer], "dltb_biangeng")
+    assert not dock.submit()
+    assert any("errors" in m for m in qgis_iface.messageBar().get_messages(Qgis.Critical))
+    items = [dock.findings_tree.topLevelItem(i) for i in range(dock.findings_tree.topLevelItemCount())]
+    [overlap_item] = [i for i in items if "overlap" in i.text(1)]
+    dock._zoom_to_finding(overlap_item)
+    assert sorted(layer.selectedFeatureIds()) == sorted(overlap_item.data(0, FID_ROLE))
+    assert len(layer.selectedFeatureIds()) == 3
+
+
+def test_offline_export_and_import_through_the_panel(dock, qgis_iface, tmp_path):
+    layer = dltb_layer(seed="off")
+    QgsProject.instance().addMapLayer(layer)
+    dock.select_layers([layer], "dltb_biangeng")
+    exported = dock.export_offline(tmp_path / "usb")
+    assert exported is not None and exported.exists()
+    loaded = dock.import_package_file(exported)
+    assert [lyr.featureCount() for lyr in loaded] == [layer.featureCount()]
+    assert dock.import_package_file(exported) == []
+    assert "already imported" in dock.offline_label.text()
+    result = dock.register_offline_file(exported)
+    assert result is not None and result.receipt["offline"] is True
+
+
+def test_progress_text():
+    text = format_progress(30 * 1024 * 1024, 40 * 1024 * 1024, 10.0, 10 * 1024 * 1024)
+    assert text == "30.0 / 40.0 MB, 2.0 MB/s, 5 s left"
+    assert format_progress(40 * 1024 * 1024, 40 * 1024 * 1024, 10.0) == "40.0 / 40.0 MB, 4.0 MB/s"
+    assert format_progress(512, 2048, 1.0) == "0.5 / 2.0 KB, 3 s left"
+
+
+def test_paused_upload_resumes_after_restart(qgis_iface, qgis_new_project, server, tmp_path):
+    settings = HuijiaoSettings(department="zrzy", region_code="610102", unit_name="u", server_url=server.url)
+
+    def make_dock():
+        widget = HuijiaoSubmitDock(qgis_iface)
+        widget.state_dir = tmp_path / "profile"
+        widget.client_factory = lambda: client_for(
+            server.url, "demo_zrzy_submitter", tmp_path / "profile", chunk_size=4096
+        )
+        widget.apply_settings(settings)
+        widget.period_edit.setText("2025")
+        return widget
+
+    layer = dltb_layer(n=300, seed="pause")
+    QgsProject.instance().addMapLayer(layer)
+    first = make_dock()
+    first.select_layers([layer], "dltb_biangeng")
+    assert first.submit()
+    first.pause()
+    assert first.wait(60)
+    assert "Paused" in first.progress_label.text()
+    assert first.pending_packages() == [first.last_package]
+    assert first.pending_label.isVisible() or not first.isVisible()
+    first.deleteLater()
+
+    second = make_dock()  # QGIS started again: the panel finds the interrupted upload
+    [package] = second.pending_packages()
+    assert second.submit()
+    assert second.wait(60)
+    assert second.last_result is not None and second.last_result.accepted
+    assert second.last_package == package
+    assert second.pending_packages() == []

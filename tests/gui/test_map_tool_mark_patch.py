@@ -1,0 +1,143 @@
+"""The marking map tool on a real QgsMapCanvas: mouse events draw a snapped patch; pick, split, merge."""
+
+from __future__ import annotations
+
+import pytest
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProject,
+    QgsRectangle,
+    QgsSnappingConfig,
+    QgsTolerance,
+    QgsVectorLayer,
+)
+from qgis.gui import QgsMapCanvas, QgsMapCanvasSnappingUtils
+from qgis.PyQt.QtCore import QPoint, Qt
+from qgis.PyQt.QtTest import QTest
+from qgis.PyQt.QtWidgets import QApplication
+
+from huijiao_plugin.core.patches import schema
+from huijiao_plugin.core.patches.store import PatchStore
+from huijiao_plugin.gui.map_tools.map_tool_mark_patch import MODE_PICK, MODE_SPLIT, HuijiaoMarkPatchMapTool
+from tests.unit.test_patches_helpers import COUNTY, X0, Y0, make_regions
+
+
+@pytest.fixture()
+def setup(tmp_path, qgis_app, qgis_new_project):
+    store = PatchStore.create(tmp_path / "bghtb.gpkg", "EPSG:4545", county_code=COUNTY)
+    xzq_uri, cjdcq_uri = make_regions(tmp_path / "regions.gpkg")
+    xzq = QgsVectorLayer(xzq_uri, "XZQ", "ogr")
+    cjdcq = QgsVectorLayer(cjdcq_uri, "CJDCQ", "ogr")
+    patches = store.qgs_layer("变化图斑")
+    QgsProject.instance().addMapLayers([patches, cjdcq, xzq])
+    canvas = QgsMapCanvas()
+    canvas.setFixedSize(600, 600)
+    canvas.show()
+    QApplication.processEvents()
+    canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:4545"))
+    canvas.setLayers([patches, cjdcq, xzq])
+    canvas.setExtent(QgsRectangle(X0, Y0, X0 + 1000, Y0 + 1000))
+    canvas.refresh()
+    QApplication.processEvents()
+    assert canvas.mapSettings().outputSize().width() > 500
+    utils = QgsMapCanvasSnappingUtils(canvas, canvas)
+    config = QgsSnappingConfig(QgsProject.instance())
+    config.setEnabled(True)
+    config.setMode(QgsSnappingConfig.AllLayers)
+    config.setTypeFlag(QgsSnappingConfig.VertexFlag)
+    config.setTolerance(12)
+    config.setUnits(QgsTolerance.Pixels)
+    utils.setConfig(config)
+    canvas.setSnappingUtils(utils)
+    tool = HuijiaoMarkPatchMapTool(canvas)
+    tool.ask_attributes = False
+    tool.set_store(store, patches)
+    canvas.setMapTool(tool)
+    yield store, patches, canvas, tool
+    if patches.isEditable():
+        patches.rollBack()
+    canvas.unsetMapTool(tool)
+    canvas.hide()
+    canvas.deleteLater()
+
+
+def _pixel(canvas, x: float, y: float) -> QPoint:
+    point = canvas.getCoordinateTransform().transform(QgsPointXY(X0 + x, Y0 + y))
+    return QPoint(round(point.x()), round(point.y()))
+
+
+def _click(canvas, pos: QPoint, button=Qt.LeftButton) -> None:
+    QTest.mouseMove(canvas.viewport(), pos)
+    QTest.mouseClick(canvas.viewport(), button, Qt.NoModifier, pos)
+    QApplication.processEvents()
+
+
+def test_draw_polygon_with_mouse_events_snaps_fills_and_undoes(setup):
+    store, patches, canvas, tool = setup
+    # a vertex of the village layer is at (500, 0)/(500, 1000): click 3 px off, expect an exact snap
+    near_vertex = _pixel(canvas, 500, 1000) + QPoint(3, 2)
+    for pos in (_pixel(canvas, 400, 600), _pixel(canvas, 480, 600), near_vertex, _pixel(canvas, 400, 700)):
+        _click(canvas, pos)
+    assert len(tool.points) == 4
+    assert tool.points[2] == QgsPointXY(X0 + 500, Y0 + 1000)
+    _click(canvas, _pixel(canvas, 420, 650), Qt.RightButton)
+    assert patches.isEditable()
+    (feature,) = list(patches.getFeatures())
+    assert feature.geometry().isGeosValid()
+    assert feature["number"] == f"{COUNTY}{feature['year']}0001"
+    assert feature["village_code"] == "610423100201" and feature["township_code"] == "610423100"
+    assert feature["area_m2"] > 8000 and feature["area_mu"] == pytest.approx(
+        feature["area_m2"] * 0.0015, abs=0.01
+    )
+    assert feature["gk_y"] > X0 + 400 and feature["status"] == "pending"
+    # undo through the layer's undo stack removes it, redo brings it back
+    patches.undoStack().undo()
+    assert patches.featureCount() == 0
+    patches.undoStack().redo()
+    assert patches.featureCount() == 1
+    assert tool.save()
+    (row,) = store.patches()
+    assert row["uuid"] == feature["uuid"] and row["created_at"]
+    assert store.history(row["uuid"])[0]["field"] == "created"
+
+
+def test_escape_and_backspace(setup):
+    _store, patches, canvas, tool = setup
+    _click(canvas, _pixel(canvas, 100, 100))
+    _click(canvas, _pixel(canvas, 200, 100))
+    QTest.keyClick(canvas, Qt.Key_Backspace)
+    assert len(tool.points) == 1
+    QTest.keyClick(canvas, Qt.Key_Escape)
+    assert tool.points == []
+    _click(canvas, _pixel(canvas, 100, 100), Qt.RightButton)
+    assert patches.featureCount() == 0
+
+
+def test_pick_split_merge(setup):
+    store, patches, canvas, tool = setup
+    tool.set_mode(MODE_PICK)
+    _click(canvas, _pixel(canvas, 700, 500))  # the second village (500..1000 x 0..1000)
+    (picked,) = list(patches.getFeatures())
+    assert picked["source"] == schema.SOURCE_FEATURE and picked["source_ref"].startswith("CJDCQ:")
+    assert picked["area_m2"] == pytest.approx(499920, rel=1e-3)
+
+    tool.set_mode(MODE_SPLIT)
+    _click(canvas, _pixel(canvas, 700, -50))
+    _click(canvas, _pixel(canvas, 700, 1050))
+    _click(canvas, _pixel(canvas, 700, 1050), Qt.RightButton)
+    features = sorted(patches.getFeatures(), key=lambda f: f["number"])
+    assert len(features) == 2
+    assert len({f["uuid"] for f in features}) == 2 and len({f["number"] for f in features}) == 2
+    assert sum(f["area_m2"] for f in features) == pytest.approx(picked["area_m2"], abs=1.0)
+    assert features[0]["uuid"] == picked["uuid"]
+
+    patches.selectByIds([f.id() for f in features])
+    kept = tool.merge_selected()
+    (merged,) = list(patches.getFeatures())
+    assert merged.id() == kept and merged["uuid"] == picked["uuid"]
+    assert merged["area_m2"] == pytest.approx(picked["area_m2"], abs=1.0)
+    assert tool.save()
+    assert [r["uuid"] for r in store.patches()] == [picked["uuid"]]
+    assert QgsGeometry(store.patches()[0]["geometry"]).area() == pytest.approx(500 * 1000, rel=1e-6)

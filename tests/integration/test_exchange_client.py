@@ -1,0 +1,603 @@
+"""The exchange client against the real exchange server (``python -m exchange_server serve`` on 127.0.0.1).
+
+Connection cuts are made by a small TCP relay on 127.0.0.1 that closes every connection after N bytes;
+the server itself is never mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from qgis.core import QgsFeature, QgsGeometry, QgsRectangle, QgsVectorLayer
+
+from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator
+from huijiao_plugin.core.exchange_client import (
+    Credentials,
+    ExchangeClient,
+    ExchangeError,
+    TransferControl,
+    TransferPausedError,
+    proxies_from_qgis,
+)
+from huijiao_plugin.core.package import ImportRegistry, LayerInput, build_package, import_package
+from huijiao_plugin.core.receipts import KeyMismatchError, ReceiptError, ReceiptStore
+
+REPO = Path(__file__).resolve().parents[2]
+CHUNK = 32 * 1024
+DEMO_PASSWORD = "huijiao-demo-2025"
+
+
+# ---------------------------------------------------------------------------------------------- server
+
+
+class Server:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+
+    def run_cli(self, *args: str) -> dict:
+        cmd = [sys.executable, "-m", "exchange_server", *args]
+        out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, check=True)
+        return json.loads(out.stdout)
+
+    def start(self) -> None:
+        port_file = self.data_dir.parent / "port"
+        log = (self.data_dir.parent / "server.log").open("ab")
+        cmd = [sys.executable, "-m", "exchange_server", "serve", "--data", str(self.data_dir)]
+        cmd += ["--host", "127.0.0.1", "--port", "0", "--port-file", str(port_file), "--log-level", "warning"]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, (self.data_dir.parent / "server.log").read_text()[-3000:]
+            if port_file.exists():
+                self.port = int(port_file.read_text())
+                try:
+                    if requests.get(self.url + "/api/v1/health", timeout=2).ok:
+                        return
+                except requests.ConnectionError:
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError("exchange server did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(15)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exchange")
+    srv = Server(root / "data")
+    srv.run_cli("demo-accounts", "--data", str(srv.data_dir), "--region", "610102")
+    release = ["set-release", "--dataset", "dltb_biangeng", "--year", "2025", "--date", "2025-03-01"]
+    srv.run_cli("admin", "--data", str(srv.data_dir), *release)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+class CuttingRelay:
+    """TCP relay 127.0.0.1:port → server; ``arm_up(n)``/``arm_down(n)`` cut every open connection once
+    after n more bytes in that direction (client → server / server → client)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.counted = {"up": 0, "down": 0}
+        self.cut_at: dict[str, int | None] = {"up": None, "down": None}
+        self.cuts = 0
+        self.sockets: list[socket.socket] = []
+        self.running = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def arm_up(self, n: int) -> None:
+        with self.lock:
+            self.cut_at["up"] = self.counted["up"] + n
+
+    def arm_down(self, n: int) -> None:
+        with self.lock:
+            self.cut_at["down"] = self.counted["down"] + n
+
+    def _accept(self) -> None:
+        while self.running:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            with self.lock:
+                self.sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, "up"), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, "down"), daemon=True).start()
+
+    def _cut_all(self) -> None:
+        for s in self.sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        self.sockets = []
+
+    def _pump(self, src: socket.socket, dst: socket.socket, direction: str) -> None:
+        while True:
+            try:
+                data = src.recv(16384)
+            except OSError:
+                data = b""
+            if not data:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                return
+            with self.lock:
+                self.counted[direction] += len(data)
+                limit = self.cut_at[direction]
+                if limit is not None and self.counted[direction] >= limit:
+                    self.cut_at[direction] = None
+                    self.cuts += 1
+                    keep = len(data) - (self.counted[direction] - limit)
+                    try:
+                        dst.sendall(data[: max(keep, 0)])
+                    except OSError:
+                        pass
+                    self._cut_all()
+                    return
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.running = False
+        self.listener.close()
+        with self.lock:
+            self._cut_all()
+
+
+@pytest.fixture()
+def relay(server):
+    r = CuttingRelay(server.port)
+    yield r
+    r.close()
+
+
+def client_for(url: str, username: str, state_dir: Path, **kwargs) -> ExchangeClient:
+    options = {"chunk_size": CHUNK, "backoff_base": 0.05, "timeout": (5, 30)}
+    options.update(kwargs)
+    return ExchangeClient(
+        url,
+        Credentials(username=username, password=DEMO_PASSWORD),
+        state_dir=state_dir,
+        proxies={},
+        **options,
+    )
+
+
+# --------------------------------------------------------------------------------------------- packages
+
+
+def dltb_layer(n: int = 6, seed: str = "") -> QgsVectorLayer:
+    fields = ["BSM", "TBBH", "DLBM", "DLMC", "QSXZ", "ZLDWDM", "TBMJ"]
+    spec = "&".join(f"field={f}:{'double' if f == 'TBMJ' else 'string'}" for f in fields)
+    layer = QgsVectorLayer(f"Polygon?crs=EPSG:4545&{spec}", "DLTB_BG", "memory")
+    calculator = EllipsoidalAreaCalculator(layer.crs())
+    feats = []
+    for i in range(n):
+        geometry = QgsGeometry.fromRect(QgsRectangle(580000 + 100 * i, 3800000, 580100 + 100 * i, 3800100))
+        f = QgsFeature(layer.fields())
+        f.setAttributes(
+            [f"{seed}{i:06d}", str(i), "0101", "水田", "30", "6101020010010000000", calculator.area(geometry)]
+        )
+        f.setGeometry(geometry)
+        feats.append(f)
+    layer.dataProvider().addFeatures(feats)
+    return layer
+
+
+def make_package(tmp_path: Path, layer_name: str = "DLTB_BG", attachment_kb: int = 256, **kwargs) -> Path:
+    attachment = tmp_path / f"photos-{uuid.uuid4().hex[:6]}.bin"
+    attachment.write_bytes(os.urandom(attachment_kb * 1024))  # incompressible: several chunks
+    args = dict(
+        dataset_id="dltb_biangeng",
+        region_code="610102",
+        period="2025",
+        department="zrzy",
+        unit="新城区自然资源局",
+        crs="EPSG:4545",
+        attachments=[attachment],
+    )
+    args.update(kwargs)
+    out = tmp_path / f"pkg-{uuid.uuid4().hex[:8]}.zip"
+    return build_package(out, [LayerInput(dltb_layer(seed=uuid.uuid4().hex[:4]), layer_name)], **args).path
+
+
+# ------------------------------------------------------------------------------------------------ tests
+
+
+def test_submit_with_connection_cut_is_resumed(qgis_app, server, relay, tmp_path):
+    package = make_package(tmp_path)
+    client = client_for(relay.url, "demo_zrzy_submitter", tmp_path / "state")
+    client.pinned_key()  # first contact
+    seen = []
+    relay.arm_up(CHUNK + CHUNK // 2)  # in the middle of the second chunk
+    result = client.submit_package(package, progress=lambda done, total: seen.append((done, total)))
+    assert relay.cuts == 1
+    assert result.retries >= 1
+    assert result.accepted, result.reasons
+    assert result.verified and not result.duplicate
+    size = package.stat().st_size
+    assert seen[-1] == (size, size)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    # the receipt is in the local history and re-verifies
+    stored = client.receipts.get(relay.url, result.submission_id)
+    assert stored is not None and stored.accepted
+    assert client.reverify(stored)
+    assert client.uploads.pending() == []
+    # the other department sees the new version (shared dataset) in its feed
+    reader = client_for(server.url, "demo_nync_reader", tmp_path / "nync")
+    items = reader.poll_feed()
+    assert any(i["submission_id"] == result.submission_id for i in items)
+    assert "新的" in items[-1]["message_zh"]
+    assert reader.poll_feed() == []  # the cursor is kept
+
+
+def test_restart_mid_upload_resumes_from_disk_state(qgis_app, server, tmp_path):
+    package = make_package(tmp_path)
+    state = tmp_path / "profile"
+    first = client_for(server.url, "demo_zrzy_submitter", state)
+    control = TransferControl()
+
+    def pause_after_two_chunks(done, total):
+        if done >= 2 * CHUNK:
+            control.pause()
+
+    with pytest.raises(TransferPausedError):
+        first.submit_package(package, progress=pause_after_two_chunks, control=control)
+    [pending] = first.uploads.pending()
+    assert pending["offset"] >= 2 * CHUNK
+    del first  # QGIS closed
+
+    second = client_for(server.url, "demo_zrzy_submitter", state)  # QGIS started again
+    result = second.submit_package(package)
+    assert result.accepted, result.reasons
+    assert result.resumed_from >= 2 * CHUNK
+    assert result.uploaded_bytes == package.stat().st_size - result.resumed_from
+    assert second.uploads.pending() == []
+
+
+def test_rejected_package_shows_server_reasons(qgis_app, server, tmp_path):
+    package = make_package(tmp_path, layer_name="WRONG_NAME", attachment_kb=8)
+    client = client_for(server.url, "demo_zrzy_submitter", tmp_path / "state")
+    result = client.submit_package(package)
+    assert not result.accepted
+    assert result.receipt["status"] == "rejected"
+    assert result.verified
+    assert any("LAYER_NAME_UNKNOWN" in r and "图层名称" in r for r in result.reasons)
+    stored = client.receipts.get(server.url, result.submission_id)
+    assert stored.status == "rejected"
+    assert any("LAYER_NAME_UNKNOWN" in r for r in stored.reasons)
+
+
+def test_forbidden_department_gives_a_chinese_message(qgis_app, server, tmp_path):
+    package = make_package(tmp_path, attachment_kb=8)
+    client = client_for(server.url, "demo_nync_submitter", tmp_path / "state")
+    with pytest.raises(ExchangeError) as error:
+        client.submit_package(package)
+    assert error.value.code == "FORBIDDEN_DEPARTMENT"
+    assert "本部门无权提交" in str(error.value)
+
+
+def test_duplicate_submit_answers_with_first_receipt(qgis_app, server, tmp_path):
+    package = make_package(tmp_path, attachment_kb=8)
+    client = client_for(server.url, "demo_zrzy_submitter", tmp_path / "state")
+    first = client.submit_package(package)
+    assert first.accepted and not first.duplicate
+    again = client_for(server.url, "demo_zrzy_submitter", tmp_path / "other-machine").submit_package(package)
+    assert again.duplicate
+    assert again.submission_id == first.submission_id
+    assert again.receipt == first.receipt
+    assert again.signature == first.signature
+
+
+def test_tampered_receipt_is_detected(qgis_app, server, tmp_path):
+    package = make_package(tmp_path, attachment_kb=8)
+    client = client_for(server.url, "demo_zrzy_submitter", tmp_path / "state")
+    result = client.submit_package(package)
+    envelope = {"receipt": dict(result.receipt), "signature": result.signature}
+    assert client.verify_envelope(envelope)
+    envelope["receipt"]["status"] = "accepted" if result.receipt["status"] == "rejected" else "rejected"
+    with pytest.raises(ReceiptError):
+        client.verify_envelope(envelope)
+    # a receipt edited inside the local history no longer verifies
+    con = sqlite3.connect(tmp_path / "state" / "receipts.sqlite")
+    with con:
+        receipt = json.loads(con.execute("SELECT receipt FROM receipts").fetchone()[0])
+        receipt["package_sha256"] = "0" * 64
+        con.execute("UPDATE receipts SET receipt = ?", (json.dumps(receipt),))
+    con.close()
+    store = ReceiptStore(tmp_path / "state" / "receipts.sqlite")
+    [stored] = store.all()
+    assert not store.verify(stored, client.pins)
+
+
+def test_changed_server_key_is_refused(qgis_app, server, tmp_path):
+    client = client_for(server.url, "demo_zrzy_submitter", tmp_path / "state")
+    key = client.server_key()
+    assert client.pins.get(server.url) == key
+    other = "A" * 43 + "="
+    client.pins.forget(server.url)
+    client.pins.pin(server.url, other)
+    with pytest.raises(KeyMismatchError):
+        client.server_key()
+
+
+def test_offline_package_registered_with_server(qgis_app, server, tmp_path):
+    package = make_package(tmp_path, attachment_kb=8)
+    client = client_for(server.url, "demo_zrzy_submitter", tmp_path / "state")
+    result = client.register_offline(package)
+    assert result.receipt["offline"] is True
+    assert result.accepted
+    assert any("OFFLINE_REGISTERED" in r for r in result.reasons)
+    assert client.register_offline(package).submission_id == result.submission_id
+
+
+def test_download_resumed_after_cut_and_pause(qgis_app, server, relay, tmp_path):
+    package = make_package(tmp_path, attachment_kb=512)
+    submitted = client_for(server.url, "demo_zrzy_submitter", tmp_path / "zrzy").submit_package(package)
+    assert submitted.accepted
+    reader = client_for(relay.url, "demo_nync_reader", tmp_path / "nync")
+    [version] = [
+        v
+        for v in reader.versions(dataset_id="dltb_biangeng")
+        if v["submission_id"] == submitted.submission_id
+    ]
+    relay.arm_down(200 * 1024)
+    result = reader.download(version)
+    assert relay.cuts == 1
+    assert reader.retries >= 1
+    assert result.sha256 == submitted.receipt["package_sha256"]
+    assert result.path.read_bytes() == package.read_bytes()
+    assert reader.download(version).from_cache
+
+    # paused half-way (QGIS closed), then resumed by a new client with Range
+    other = client_for(server.url, "demo_nync_reader", tmp_path / "nync2")
+    control = TransferControl()
+
+    def pause_half(done, total):
+        if done >= total // 2:
+            control.pause()
+
+    with pytest.raises(TransferPausedError):
+        other.download(version, progress=pause_half, control=control)
+    partial = other.cached_path(version["package_sha256"]).with_suffix(".zip.part")
+    partial_size = partial.stat().st_size
+    assert 0 < partial_size < version["size"]
+    again = client_for(server.url, "demo_nync_reader", tmp_path / "nync2").download(version)
+    assert again.resumed_from == partial_size
+    assert not partial.exists()
+    assert not again.from_cache
+    assert again.path.read_bytes() == package.read_bytes()
+
+
+def test_deadlines_show_what_the_unit_owes(qgis_app, server, tmp_path):
+    client = client_for(server.url, "demo_zrzy_submitter", tmp_path / "state")
+    body = client.deadlines(2025, as_of="2025-12-31")
+    items = [i for i in body["items"] if i["dataset_id"] == "dltb_biangeng" and i["department"] == "zrzy"]
+    assert items and items[0]["due_date"] == "2025-03-31"
+    assert items[0]["status"] in ("met", "late")  # submitted during this test run
+
+
+def test_unreachable_server_message(qgis_app, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = ExchangeClient(
+        f"http://127.0.0.1:{port}", Credentials(token="x"), state_dir=tmp_path, proxies={}, max_retries=1,
+        backoff_base=0.01,
+    )  # fmt: skip
+    with pytest.raises(ExchangeError) as error:
+        client.health()
+    assert error.value.code == "NETWORK"
+    assert f"127.0.0.1:{port}" in str(error.value)
+
+
+def test_proxy_taken_from_qgis(qgis_app):
+    from qgis.core import QgsNetworkAccessManager
+    from qgis.PyQt.QtNetwork import QNetworkProxy
+
+    nam = QgsNetworkAccessManager.instance()
+    old = nam.fallbackProxy()
+    try:
+        nam.setFallbackProxyAndExcludes(
+            QNetworkProxy(QNetworkProxy.HttpProxy, "proxy.example", 3128, "u", "p w"), ["localhost"], []
+        )
+        assert proxies_from_qgis() == {
+            "http": "http://u:p%20w@proxy.example:3128",
+            "https": "http://u:p%20w@proxy.example:3128",
+            "no_proxy": "localhost",
+        }
+        nam.setFallbackProxyAndExcludes(QNetworkProxy(QNetworkProxy.NoProxy), [], [])
+        assert proxies_from_qgis() == {}
+    finally:
+        nam.setFallbackProxyAndExcludes(old, [], [])
+
+
+AUTH_SCRIPT = r"""
+import json, os, sys
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from qgis.core import QgsApplication, QgsAuthMethodConfig
+app = QgsApplication([], False, sys.argv[1])  # a profile folder of its own: the test auth database
+app.initQgis()
+from huijiao_plugin.core.exchange_client import ExchangeError, credentials_from_authcfg
+manager = QgsApplication.authManager()
+assert manager.setMasterPassword("master-for-test", True)
+out = {}
+for name, method, config in [
+    ("basic", "Basic", {"username": "demo_zrzy_submitter", "password": "s3cret"}),
+    ("token", "Basic", {"username": "", "password": "hj_token"}),
+    ("esri", "EsriToken", {"token": "hj_esri"}),
+]:
+    cfg = QgsAuthMethodConfig()
+    cfg.setName(name)
+    cfg.setMethod(method)
+    for key, value in config.items():
+        cfg.setConfig(key, value)
+    assert manager.storeAuthenticationConfig(cfg)[0]
+    c = credentials_from_authcfg(cfg.id())
+    out[name] = [c.username, c.password, c.token, repr(c)]
+for bad in ("", "nosuch1"):
+    try:
+        credentials_from_authcfg(bad)
+    except ExchangeError as error:
+        out["error_" + (bad or "empty")] = error.code
+print(json.dumps(out))
+"""
+
+
+def test_credentials_from_qgis_auth_manager(tmp_path):
+    script = tmp_path / "auth_check.py"
+    script.write_text(AUTH_SCRIPT, encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    run = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "profile")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["basic"][:3] == ["demo_zrzy_submitter", "s3cret", ""]
+    assert "s3cret" not in out["basic"][3]  # never shown in a repr or a log line
+    assert out["token"][:3] == ["", "", "hj_token"]
+    assert "hj_token" not in out["token"][3]
+    assert out["esri"][2] == "hj_esri"
+    assert out["error_empty"] == "AUTH_REQUIRED"
+    assert out["error_nosuch1"] == "AUTH_REQUIRED"
+
+
+SCRIPTED_SUBMIT = r"""
+import json, os, sys
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+sys.path.append("/usr/share/qgis/python/plugins")
+from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsVectorLayer
+app = QgsApplication([], False, sys.argv[1])
+app.initQgis()
+from processing.core.Processing import Processing
+import processing
+from huijiao_plugin.processing.provider import HuijiaoProvider
+Processing.initialize()
+provider = HuijiaoProvider()  # keep a reference: the registry does not own the Python object
+assert QgsApplication.processingRegistry().addProvider(provider)
+manager = QgsApplication.authManager()
+assert manager.setMasterPassword("master-for-test", True)
+cfg = QgsAuthMethodConfig()
+cfg.setName("exchange")
+cfg.setMethod("Basic")
+cfg.setConfig("username", "demo_zrzy_submitter")
+cfg.setConfig("password", sys.argv[3])
+assert manager.storeAuthenticationConfig(cfg)[0]
+params = {"INPUT": sys.argv[4], "SERVER_URL": sys.argv[2], "AUTHCFG": cfg.id(), "STATE_DIR": sys.argv[5]}
+first = processing.run("huijiao:submitpackage", params)
+again = processing.run("huijiao:submitpackage", params)
+print(json.dumps({"first": first, "again": again}))
+"""
+
+
+def test_submit_algorithm_scripted(qgis_app, server, tmp_path):
+    package = make_package(tmp_path, attachment_kb=64)
+    script = tmp_path / "submit.py"
+    script.write_text(SCRIPTED_SUBMIT, encoding="utf-8")
+    args = [str(tmp_path / "profile"), server.url, DEMO_PASSWORD, str(package), str(tmp_path / "state")]
+    run = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["first"]["STATUS"] == "accepted"
+    assert out["first"]["VERIFIED"] is True
+    assert out["first"]["DUPLICATE"] is False
+    assert out["again"]["DUPLICATE"] is True
+    assert out["again"]["SUBMISSION_ID"] == out["first"]["SUBMISSION_ID"]
+    assert DEMO_PASSWORD not in run.stdout + run.stderr
+    history = ReceiptStore(tmp_path / "state" / "receipts.sqlite").all()
+    assert [r.submission_id for r in history] == [out["first"]["SUBMISSION_ID"]]
+
+
+def test_change_patches_submitted_and_shared(qgis_app, server, tmp_path):
+    from huijiao_plugin.core.preflight import run_preflight
+
+    layer = QgsVectorLayer(
+        "Polygon?crs=EPSG:4545&field=uuid:string&field=number:string&field=patch_type:string"
+        "&field=county_code:string&field=area_m2:double&field=status:string",
+        "变化图斑",
+        "memory",
+    )
+    calculator = EllipsoidalAreaCalculator(layer.crs())
+    feats = []
+    for i in range(3):
+        geometry = QgsGeometry.fromRect(QgsRectangle(580000 + 200 * i, 3800000, 580100 + 200 * i, 3800100))
+        f = QgsFeature(layer.fields())
+        f.setAttributes(
+            [str(uuid.uuid4()), f"BG{i:03d}", "nonagri", "610102", calculator.area(geometry), "verified"]
+        )
+        f.setGeometry(geometry)
+        feats.append(f)
+    layer.dataProvider().addFeatures(feats)
+    report = run_preflight([("BGHTB", layer)], "bghtb", "610102")
+    assert report.ok, [f.message for f in report.findings]
+    package = build_package(
+        tmp_path / "bghtb.zip",
+        [LayerInput(layer, "BGHTB")],
+        dataset_id="bghtb",
+        region_code="610102",
+        period="2025Q3",
+        department="zrzy",
+        unit="新城区自然资源局",
+        validation=report.to_validation(),
+        sources=[{"dataset_id": "dltb_biangeng", "version": "1"}, {"dataset_id": "gbznt", "version": "1"}],
+    ).path
+    result = client_for(server.url, "demo_zrzy_submitter", tmp_path / "zrzy").submit_package(package)
+    assert result.accepted, result.reasons
+    reader = client_for(server.url, "demo_nync_reader", tmp_path / "nync")
+    [version] = [v for v in reader.versions(dataset_id="bghtb") if v["submission_id"] == result.submission_id]
+    downloaded = reader.download(version)
+    imported = import_package(downloaded.path, tmp_path / "imported", ImportRegistry(tmp_path / "reg.json"))
+    [(name, uri)] = imported.layer_uris
+    assert name == "BGHTB"
+    assert QgsVectorLayer(uri, name, "ogr").featureCount() == 3
+    assert imported.manifest["sources"][1]["dataset_id"] == "gbznt"

@@ -1,0 +1,115 @@
+"""The 耕地比对 Processing algorithms (huijiao:<preset>) on the hand-made county: same numbers as the core."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from compare_support import T1, build_county, release
+
+from huijiao_plugin.core.compare.overlay import CountyOverlay
+from huijiao_plugin.core.compare.presets import CompareOptions, run_preset
+
+EXPECTED = {  # preset -> (roles, pieces, planar m²) — see test_compare_presets for the derivation
+    "hsfnotinpbf": (("DLTB", "HSF", "PBF"), 5, 34600),
+    "pbfnongrain": (("PBF", "DLTB"), 3, 30000),
+    "pbfexitcandidates": (("PBF", "DLTB", "STBHHX", "YZGHQ", "TRHJZL", "XZQ"), 10, 70800),
+    "farmlandnonagri": (("DLTB", "DLTB_N1", "JCTB"), 2, 12500),
+    "hsfcoverage": (("PBF", "HSF", "DLTB"), 11, 90400),
+    "contiguity": (("PBF",), 2, 80400),
+    "versiondiff": (("DLTB", "DLTB_N1"), 4, 30000),
+}
+
+
+@pytest.fixture(scope="module")
+def county(huijiao_provider, tmp_path_factory):
+    layers = build_county(tmp_path_factory.mktemp("alg") / "county.gpkg")
+    yield layers
+    release(layers)
+
+
+def run(alg, params):
+    import processing
+
+    params = dict(params)
+    params.setdefault("OUTPUT", "memory:")
+    params.setdefault("OUTPUT_STATS", "memory:")
+    return processing.run(alg, params)
+
+
+@pytest.mark.parametrize("preset", sorted(EXPECTED))
+def test_algorithm_matches_core(county, preset):
+    roles, count, planar = EXPECTED[preset]
+    params = {role: county[role] for role in roles}
+    params["CJDCQ"] = county["CJDCQ"]
+    out = run(f"huijiao:{preset}", params)
+    layer = out["OUTPUT"]
+    assert layer.featureCount() == count == out["COUNT"]
+    assert round(sum(f.geometry().area() for f in layer.getFeatures())) == planar
+    core = run_preset(preset, CountyOverlay({r: county[r] for r in (*roles, "CJDCQ")}))
+    assert out["AREA_M2"] == pytest.approx(core.total_area_m2(), abs=0.005)
+    assert sum(f["area_m2"] for f in layer.getFeatures()) == pytest.approx(core.total_area_m2(), abs=0.01)
+    feature = next(layer.getFeatures())
+    assert feature["rule_id"] == f"huijiao:{preset}"
+    assert json.loads(feature["rule_params"])["min_width_m"] == 0.1
+    assert set(json.loads(feature["inputs"])) >= set(roles)
+    stats = out["OUTPUT_STATS"]
+    assert sum(f["count"] for f in stats.getFeatures() if f["category"] != "coverage") == count
+
+
+def test_boundarycompare_algorithm(county):
+    out = run("huijiao:boundarycompare", {"A": county["PBF"], "B": county["DLTB"], "REGION_LEVEL": 0})
+    cats = {}
+    for f in out["OUTPUT"].getFeatures():
+        cats[f["category"]] = cats.get(f["category"], 0) + 1
+    assert cats == {"only_b": 16, "both": 9}
+    assert {f["region_code"] for f in out["OUTPUT_STATS"].getFeatures()} == {"610102"}
+
+
+def test_overrides_base_tolerance_and_xlsx(county, tmp_path):
+    from openpyxl import load_workbook
+
+    xlsx = tmp_path / "nongrain.xlsx"
+    out = run(
+        "huijiao:pbfnongrain",
+        {
+            "PBF": county["PBF"],
+            "DLTB": county["DLTB"],
+            "XZQ": county["XZQ"],
+            "NONGRAIN_CODES": "FLS",
+            "XLSX": str(xlsx),
+        },
+    )
+    assert out["COUNT"] == 2
+    sheet = load_workbook(out["XLSX"])["比对统计"]
+    assert [c.value for c in sheet[2]][1:3] == [T1, "一号镇"]
+    params = json.loads(next(out["OUTPUT"].getFeatures())["rule_params"])
+    assert params["nongrain_codes"] == ["FLS"]
+    joined = run("huijiao:contiguity", {"PBF": county["PBF"], "TOLERANCE": 150})
+    assert joined["COUNT"] == 1
+    on_pbf = run(
+        "huijiao:farmlandnonagri",
+        {
+            "DLTB": county["DLTB"],
+            "PBF": county["PBF"],
+            "DLTB_N1": county["DLTB_N1"],
+            "JCTB": county["JCTB"],
+            "BASE": 1,
+        },
+    )
+    assert on_pbf["COUNT"] == 1
+    core = run_preset("farmlandnonagri", CountyOverlay(dict(county)), CompareOptions(base="pbf"))
+    assert on_pbf["AREA_M2"] == pytest.approx(core.total_area_m2())
+
+
+def test_bad_input_gives_clear_error(county, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="DLTB_N1"):
+        run("huijiao:farmlandnonagri", {"DLTB": county["DLTB"]})
+    bad = tmp_path / "rules.json"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(QgsProcessingException, match="规则配置文件"):
+        run("huijiao:pbfnongrain", {"PBF": county["PBF"], "DLTB": county["DLTB"], "RULES_PROFILE": str(bad)})
+    with pytest.raises(QgsProcessingException, match="数值"):
+        run("huijiao:pbfexitcandidates", {"PBF": county["PBF"], "FRAGMENT_MAX_MU": "many"})

@@ -1,0 +1,264 @@
+"""耕地比对 presets on the hand-made county (compare_support.py): exact expected pieces, areas and
+categories."""
+
+from __future__ import annotations
+
+import pytest
+from compare_support import T1, T2, build_county, noisy, rect, release, write_layer
+from qgis.PyQt.QtCore import QVariant
+
+from huijiao_plugin.core.compare.overlay import CompareError, CountyOverlay, passes_sliver_rule
+from huijiao_plugin.core.compare.presets import CompareOptions, run_preset, run_suite, size_class
+from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator
+
+
+@pytest.fixture(scope="module")
+def county(qgis_app, tmp_path_factory):
+    layers = build_county(tmp_path_factory.mktemp("hand") / "county.gpkg")
+    yield layers
+    release(layers)
+
+
+def overlay(county, **extra):
+    layers = dict(county)
+    layers.update(extra)
+    return CountyOverlay(layers)
+
+
+def planar(result, category=None):
+    return sorted(
+        round(p.geom.area(), 2) for p in result.pieces if category is None or p.category == category
+    )
+
+
+def test_hsfnotinpbf_exact(county):
+    result = run_preset("hsfnotinpbf", overlay(county))
+    # HSF x 250–550, y 100–300 on farmland, minus PBF (x < 400, y < 200 and the 20 m square); (4,2) is forest
+    assert planar(result) == [4600.0, 5000.0, 5000.0, 10000.0, 10000.0]
+    assert {p.category for p in result.pieces} == {"candidate"}
+    assert result.rule_id == "huijiao:hsfnotinpbf"
+    calc = EllipsoidalAreaCalculator(county["DLTB"].crs())
+    for piece in result.pieces:
+        assert piece.area_m2 == calc.area(piece.geom)
+        assert piece.attrs["XMBH"] == "6101020011140202001"
+        assert piece.attrs["DLBM"] == "0103"
+    assert result.rule_params["min_area_m2"] == 0.5 and result.rule_params["min_width_m"] == 0.1
+    assert result.inputs["DLTB"]["version"] == "2023"
+    assert result.inputs["HSF"]["features"] == 1
+    assert result.summary().startswith("Candidates to bring into PBF: 5 pieces, 51.9 mu")
+
+
+def test_pbfnongrain_exact(county):
+    result = run_preset("pbfnongrain", overlay(county))
+    cats = sorted(
+        (p.category, p.attrs["ZZSXDM"] or p.attrs["DLBM"], round(p.geom.area())) for p in result.pieces
+    )
+    assert cats == [("nongrain", "FLS", 10000), ("nongrain", "WG", 10000), ("occupied", "JKHF", 10000)]
+    # LYFL configured as non-grain changes nothing here; dropping WG removes one piece
+    fewer = run_preset("pbfnongrain", overlay(county), overrides={"nongrain_codes": "FLS"})
+    assert len(fewer.pieces) == 2
+    assert fewer.rule_params["nongrain_codes"] == ["FLS"]
+
+
+def test_pbfexitcandidates_rows_per_patch_and_reason(county):
+    result = run_preset("pbfexitcandidates", overlay(county))
+    rows = sorted((p.attrs["PBF_ID"], p.category, round(p.geom.area())) for p in result.pieces)
+    assert rows == [
+        ("P0000", "redline", 5000),
+        ("P0002", "soil_strict", 10000),
+        ("P0003", "soil_strict", 10000),
+        ("P0004", "fragile", 10000),  # TBXHDM SHGD
+        ("P0004", "redline", 5000),
+        ("P0005", "fragile", 10000),  # GDPDJB 5 + PD
+        ("P0006", "enclave", 10000),  # FRDBS 1
+        ("P0007", "drought", 10000),
+        ("P9999", "enclave", 400),  # outside its own township
+        ("P9999", "fragment", 400),  # block of 0.6 亩 < 1 亩
+    ]
+    # a larger fragment threshold makes the 8-cell block (120 亩) a fragment too
+    bigger = run_preset("pbfexitcandidates", overlay(county), overrides={"fragment_max_mu": 200})
+    assert sum(1 for p in bigger.pieces if p.category == "fragment") == 9
+
+
+def test_farmlandnonagri_both_sources(county):
+    result = run_preset("farmlandnonagri", overlay(county))
+    rows = sorted(
+        (p.category, p.attrs.get("NEW_DLBM") or p.attrs.get("TBLX"), round(p.geom.area()))
+        for p in result.pieces
+    )
+    assert rows == [("monitoring", "20", 2500), ("to_construction", "0702", 10000)]
+    # PBF as the base: (0,0) is PBF too, the JCTB patch lies on non-PBF farmland
+    on_pbf = run_preset("farmlandnonagri", overlay(county), CompareOptions(base="pbf"))
+    assert [(p.category, round(p.geom.area())) for p in on_pbf.pieces] == [("to_construction", 10000)]
+    # 1006 农村道路 counts as construction only when switched on: none of them is farmland in N, nothing
+    # changes
+    with_road = run_preset("farmlandnonagri", overlay(county), overrides={"construction_include_1006": True})
+    assert len(with_road.pieces) == 2
+
+
+def test_farmlandnonagri_needs_a_source(county):
+    layers = {k: v for k, v in county.items() if k not in ("DLTB_N1", "JCTB")}
+    with pytest.raises(CompareError, match="DLTB_N1"):
+        run_preset("farmlandnonagri", CountyOverlay(layers))
+
+
+def test_hsfcoverage(county):
+    result = run_preset("hsfcoverage", overlay(county))
+    assert planar(result, "covered") == [400.0, 5000.0, 10000.0]
+    assert planar(result, "not_covered") == [5000.0] + [10000.0] * 6
+    assert planar(result, "hsf_nonfarmland") == [10000.0]
+
+
+def test_contiguity_blocks_and_tolerance(county):
+    result = run_preset("contiguity", overlay(county))
+    blocks = sorted((p.attrs["members"], round(p.geom.area()), p.attrs["size_class"]) for p in result.pieces)
+    assert blocks == [(1, 400, "<10"), (8, 80000, "100-500")]
+    # the small patch is 20 m from the nearest PBF cell … (x 520 vs 400) → 120 m: a 150 m tolerance joins it
+    joined = run_preset("contiguity", overlay(county), CompareOptions(tolerance=150))
+    assert [p.attrs["members"] for p in joined.pieces] == [9]
+    farmland = run_preset("contiguity", overlay(county), CompareOptions(base="farmland"))
+    assert sum(p.attrs["members"] for p in farmland.pieces) == 20
+
+
+def test_versiondiff_spatial_matching(county):
+    result = run_preset("versiondiff", overlay(county))
+    rows = sorted((p.category, p.attrs["changed_fields"], round(p.geom.area())) for p in result.pieces)
+    assert rows == [
+        ("added", "", 4000),
+        ("modified", "DLBM,ZZSXDM", 10000),
+        ("modified", "GEOMETRY", 6000),
+        ("modified", "ZZSXDM", 10000),
+    ]
+    modified = next(p for p in result.pieces if p.attrs["changed_fields"] == "DLBM,ZZSXDM")
+    assert (modified.attrs["OLD_DLBM"], modified.attrs["NEW_DLBM"]) == ("0103", "0702")
+    assert modified.attrs["OLD_ID"] == "2023000000" and modified.attrs["NEW_ID"] == "2024000000"
+
+
+def test_versiondiff_ignores_bsm_and_noise(county, tmp_path):
+    """Same patches, new BSM values and 0.3 m vertex noise: no differences at all."""
+    from compare_support import DLTB_FIELDS, dltb_rows
+
+    rows = [(noisy(g, 0.3, seed=k), dict(a, BSM=f"X{k}")) for k, (g, a) in enumerate(dltb_rows(2023))]
+    moved = write_layer(tmp_path / "n1.gpkg", "DLTB_N1", DLTB_FIELDS, rows)
+    result = run_preset("versiondiff", overlay(county, DLTB_N1=moved))
+    assert result.pieces == []
+
+
+def test_boundarycompare_noise_only(county, tmp_path):
+    """PBF against a copy with 1 m digitising noise per feature: adjacent noisy features can leave gaps up to
+    2 m
+    wide, so the noise width is 2 m here; nothing only-in-A/B, every feature overlaps > 90 %."""
+    rows = []
+    for k, feature in enumerate(county["PBF"].getFeatures()):
+        rows.append((noisy(feature.geometry(), 1.0, seed=100 + k, step=5.0), {"BSM": f"B{k}"}))
+    other = write_layer(tmp_path / "b.gpkg", "B", [("BSM", QVariant.String)], rows)
+    options = CompareOptions(noise_width=2.0)
+    result = run_preset("boundarycompare", overlay(county, A=county["PBF"], B=other), options)
+    assert {p.category for p in result.pieces} == {"both"}
+    assert len(result.pieces) == 9
+    assert min(p.attrs["A_RATIO"] for p in result.pieces) > 0.9
+    # without the noise rule the slivers come back
+    raw = run_preset(
+        "boundarycompare", overlay(county, A=county["PBF"], B=other), CompareOptions(noise_width=0)
+    )
+    assert any(p.category == "only_a" for p in raw.pieces)
+
+
+def test_pbf_noise_produces_no_nongrain_output(county, tmp_path):
+    """PBF = exactly the FLS/WG cells' neighbours with 1 m noise: no piece from noise."""
+    rows = [
+        (noisy(rect(0, 100, 100, 200), 1.0, seed=3), {"BSM": "N1", "ZLDWDM": T1 + "0010000000"}),
+        (noisy(rect(300, 100, 400, 200), 1.0, seed=4), {"BSM": "N2", "ZLDWDM": T2 + "0010000000"}),
+    ]
+    pbf = write_layer(
+        tmp_path / "p.gpkg", "PBF", [("BSM", QVariant.String), ("ZLDWDM", QVariant.String)], rows
+    )
+    result = run_preset("pbfnongrain", overlay(county, PBF=pbf))
+    assert result.pieces == []
+
+
+def test_invalid_geometry_repaired_and_reported(county, tmp_path):
+    from qgis.core import QgsGeometry
+
+    bowtie = QgsGeometry.fromWkt(
+        "POLYGON((500000 3800000, 500100 3800100, 500100 3800000, 500000 3800100, 500000 3800000))"
+    )
+    assert not bowtie.isGeosValid()
+    hsf = write_layer(tmp_path / "h.gpkg", "HSF", [("XMBH", QVariant.String)], [(bowtie, {"XMBH": "BAD"})])
+    ov = overlay(county, HSF=hsf)
+    result = run_preset("hsfcoverage", ov)
+    assert result.repaired == {"HSF": [1]}
+    assert result.inputs["HSF"]["repaired"] == 1
+    covered = sum(p.geom.area() for p in result.pieces if p.category == "covered")
+    assert covered == pytest.approx(5000.0)  # the bow-tie's two triangles on PBF cell (0,0)
+
+
+def test_suite_shares_overlays_and_matches_single_runs(county):
+    layers = dict(county, A=county["PBF"], B=county["DLTB"])
+    suite = run_suite(CountyOverlay(layers))
+    assert set(suite) == {
+        "versiondiff",
+        "pbfnongrain",
+        "pbfexitcandidates",
+        "hsfcoverage",
+        "hsfnotinpbf",
+        "farmlandnonagri",
+        "contiguity",
+        "boundarycompare",
+    }
+    for preset_id, result in suite.items():
+        single = run_preset(preset_id, CountyOverlay(layers))
+        assert sorted(p.area_m2 for p in single.pieces) == sorted(p.area_m2 for p in result.pieces), preset_id
+
+
+def test_region_codes_from_zldwdm_and_layers(county):
+    result = run_preset("pbfnongrain", overlay(county))
+    assert sorted(p.codes for p in result.pieces)[0] == ("610102", T1, T1 + "001")
+    assert result.region_names[T1] == "一号镇"
+    # pieces without ZLDWDM get their region from CJDCQ
+    result = run_preset("contiguity", overlay(county), CompareOptions(base="pbf"))
+    assert all(p.codes[1] in (T1, T2) for p in result.pieces)
+
+
+def test_missing_layer_gives_chinese_error(county):
+    with pytest.raises(CompareError, match="缺少输入图层"):
+        run_preset("versiondiff", CountyOverlay({"DLTB": county["DLTB"]}))
+    with pytest.raises(CompareError, match="未知"):
+        run_preset("nosuchpreset", CountyOverlay({"DLTB": county["DLTB"]}))
+
+
+def test_geographic_crs_refused(tmp_path):
+    layer = write_layer(
+        tmp_path / "g.gpkg",
+        "G",
+        [("BSM", QVariant.String)],
+        [(rect(0, 0, 1, 1), {"BSM": "1"})],
+        crs="EPSG:4490",
+    )
+    with pytest.raises(CompareError, match="投影坐标系"):
+        CountyOverlay({"PBF": layer})
+
+
+def test_sliver_rule():
+    thin = rect(0, 0, 100, 0.8)  # 80 m², area/perimeter 0.396
+    assert passes_sliver_rule(thin, 0.5, 0.1, 0.0)
+    assert not passes_sliver_rule(thin, 0.5, 0.1, 1.0)
+    assert not passes_sliver_rule(thin, 0.5, 0.5, 0.0)
+    assert not passes_sliver_rule(rect(0, 0, 0.5, 0.5), 0.5, 0.1, 0.0)
+    assert passes_sliver_rule(rect(0, 0, 3, 3), 0.5, 0.1, 1.0)
+    assert (
+        size_class(5, [10, 50]) == "<10"
+        and size_class(20, [10, 50]) == "10-50"
+        and size_class(50, [10, 50]) == ">=50"
+    )
+
+
+def test_polygonal_keeps_only_polygon_parts():
+    from qgis.core import QgsGeometry
+
+    from huijiao_plugin.core.compare.overlay import polygonal
+
+    mixed = QgsGeometry.fromWkt("GEOMETRYCOLLECTION(POLYGON((0 0,1 0,1 1,0 0)),LINESTRING(0 0,5 5))")
+    assert polygonal(mixed).asWkt() == "MultiPolygon (((0 0, 1 0, 1 1, 0 0)))"
+    assert polygonal(QgsGeometry.fromWkt("GEOMETRYCOLLECTION(LINESTRING(0 0,5 5))")) is None
+    assert polygonal(QgsGeometry.fromWkt("MULTIPOLYGON EMPTY")) is None

@@ -1,0 +1,143 @@
+"""The change-patch Processing algorithms (group "patches") end to end, with atlas and checklist output."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+from openpyxl import load_workbook
+from osgeo import ogr
+from qgis.core import QgsProcessingException, QgsVectorLayer
+
+from huijiao_plugin.core.patches import schema
+from huijiao_plugin.core.patches.store import PatchStore
+from tests.unit.test_patches_helpers import COUNTY, make_comparison, make_regions
+
+
+@pytest.fixture()
+def inputs(tmp_path, huijiao_provider):
+    xzq, cjdcq = make_regions(tmp_path / "regions.gpkg")
+    comparison = make_comparison(tmp_path / "cmp.gpkg")
+    return tmp_path, xzq, cjdcq, comparison
+
+
+def _from_comparison(tmp_path, xzq, cjdcq, comparison, **extra):
+    import processing
+
+    params = {
+        "INPUT": comparison,
+        "STORE": str(tmp_path / "bghtb.gpkg"),
+        "YEAR": 2025,
+        "XZQ": QgsVectorLayer(xzq, "XZQ", "ogr"),
+        "CJDCQ": QgsVectorLayer(cjdcq, "CJDCQ", "ogr"),
+        "USER": "分析员",
+    }
+    params.update(extra)
+    return processing.run("huijiao:patchesfromcomparison", params)
+
+
+def test_algorithms_registered_in_group(huijiao_provider):
+    ids = {alg.name(): alg.groupId() for alg in huijiao_provider.algorithms()}
+    for name in (
+        "patchesfromcomparison",
+        "fieldpackage",
+        "patchatlas",
+        "patchchecklist",
+        "importfieldresults",
+    ):
+        assert ids[name] == "patches"
+
+
+def test_from_comparison_twice_is_idempotent(inputs):
+    tmp_path, xzq, cjdcq, comparison = inputs
+    first = _from_comparison(tmp_path, xzq, cjdcq, comparison)
+    assert (first["CREATED"], first["MATCHED"], first["DROPPED"]) == (3, 0, 1)
+    second = _from_comparison(tmp_path, xzq, cjdcq, comparison)
+    assert (second["CREATED"], second["MATCHED"]) == (0, 3)
+    store = PatchStore(first["STORE"])
+    assert store.count() == 3
+    assert store.crs.authid() == "EPSG:4545"
+    assert all(r["number"].startswith(COUNTY + "2025") for r in store.patches(with_geometry=False))
+
+
+def test_bad_county_code_is_a_clear_error(inputs):
+    tmp_path, xzq, cjdcq, comparison = inputs
+    with pytest.raises(QgsProcessingException, match="6 digits"):
+        _from_comparison(tmp_path, xzq, cjdcq, comparison, COUNTY_CODE="61")
+
+
+def test_package_atlas_checklist_import(inputs):
+    import processing
+
+    tmp_path, xzq, cjdcq, comparison = inputs
+    store_path = _from_comparison(tmp_path, xzq, cjdcq, comparison)["STORE"]
+    store = PatchStore(store_path)
+    numbers = sorted(r["number"] for r in store.patches(with_geometry=False))
+
+    package = processing.run(
+        "huijiao:fieldpackage",
+        {
+            "STORE": store_path,
+            "WHERE": "patch_type = 'nongrain'",
+            "CONTEXT_LAYERS": [QgsVectorLayer(cjdcq, "CJDCQ", "ogr")],
+            "BUFFER": 30,
+            "NAME": "pkg",
+            "OUTPUT": str(tmp_path / "pkg"),
+        },
+    )
+    assert package["COUNT"] == 2
+    ds = ogr.Open(package["GPKG"], update=1)
+    layer = ds.GetLayerByName(schema.PATCH_LAYER)
+    feature = layer.GetNextFeature()
+    feature.SetField("result", "属实")
+    feature.SetField("verifier", "外业员")
+    layer.SetFeature(feature)
+    ds = None
+
+    atlas = processing.run(
+        "huijiao:patchatlas",
+        {
+            "STORE": store_path,
+            "PATCH_IDS": ",".join(numbers[:2]),
+            "DPI": 72,
+            "OUTPUT": str(tmp_path / "a.pdf"),
+        },
+    )
+    info = subprocess.run(["pdfinfo", atlas["OUTPUT"]], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"^Pages:\s+2$", info, re.M)
+    fonts = subprocess.run(["pdffonts", atlas["OUTPUT"]], capture_output=True, text=True, check=True).stdout
+    assert "NotoSansCJK" in fonts
+
+    checklist = processing.run(
+        "huijiao:patchchecklist", {"STORE": store_path, "LIMIT": 2, "OUTPUT": str(tmp_path / "list.xlsx")}
+    )
+    sheet = load_workbook(checklist["OUTPUT"])["核查清单"]
+    assert sheet.cell(1, 2).value == "图斑编号"
+    assert [sheet.cell(r, 2).value for r in (2, 3)] == numbers[:2]
+    assert sheet.max_row == 3
+
+    imported = processing.run(
+        "huijiao:importfieldresults",
+        {
+            "STORE": store_path,
+            "PACKAGE": package["GPKG"],
+            "USER": "分析员",
+            "REPORT": str(tmp_path / "r.json"),
+        },
+    )
+    assert (imported["APPLIED"], imported["CONFLICTS"], imported["REJECTED"]) == (1, 0, 0)
+    with pytest.raises(QgsProcessingException, match="already imported"):
+        processing.run("huijiao:importfieldresults", {"STORE": store_path, "PACKAGE": package["GPKG"]})
+
+
+def test_unknown_patch_ids_are_reported(inputs):
+    import processing
+
+    tmp_path, xzq, cjdcq, comparison = inputs
+    store_path = _from_comparison(tmp_path, xzq, cjdcq, comparison)["STORE"]
+    with pytest.raises(QgsProcessingException, match="99999"):
+        processing.run(
+            "huijiao:patchchecklist",
+            {"STORE": store_path, "PATCH_IDS": "99999", "OUTPUT": str(tmp_path / "x.xlsx")},
+        )
