@@ -22,7 +22,7 @@ from exchange_server.config import ServerConfig
 from exchange_server.errors import ApiError
 
 DEMO_PASSWORD = "huijiao-demo-2025"
-DEMO_REGION = "610102"
+DEMO_REGION = "610431"
 
 
 def _config(args: argparse.Namespace) -> ServerConfig:
@@ -115,7 +115,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--region", default=DEMO_REGION, help=f"demo county code (default {DEMO_REGION})")
     demo.add_argument("--password", default=DEMO_PASSWORD)
     demo.add_argument("--ttl-seconds", type=int, default=30 * 24 * 3600)
+
+    sc = sub.add_parser(
+        "scenario", help="end-to-end check against a running server (accounts, cut upload, …)"
+    )
+    sc.add_argument("--url", required=True, help="server base URL, e.g. http://127.0.0.1:8765")
+    sc.add_argument("--admin-user", required=True)
+    sc.add_argument("--admin-password", required=True)
+    sc.add_argument("--size-mb", type=float, default=200)
+    sc.add_argument("--region", default=DEMO_REGION)
+    sc.add_argument("--dataset", default="dltb_biangeng")
     return parser
+
+
+def _scenario(args: argparse.Namespace) -> int:
+    from exchange_server.scenario import ScenarioError, run_scenario
+
+    try:
+        run_scenario(args.url, args.admin_user, args.admin_password, args.size_mb, args.region, args.dataset)
+    except ScenarioError as err:
+        print(f"失败 / FAILED: {err}", file=sys.stderr)
+        return 1
+    print("全部通过 / all steps passed")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -222,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "admin":
             return _admin(args)
+        if args.command == "scenario":
+            return _scenario(args)
         return _demo(args)
     except ApiError as err:
         print(f"错误 {err.code}: {err.message_zh} ({err.message})", file=sys.stderr)

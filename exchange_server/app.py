@@ -31,6 +31,7 @@ LOG = logging.getLogger(__name__)
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,checksum,termination,expiration"
 DOWNLOAD_CHUNK = 1024 * 1024
+WRITE_BUFFER = 4 * 1024 * 1024
 
 
 class LoginBody(BaseModel):
@@ -327,10 +328,45 @@ def create_app(ex: Exchange) -> FastAPI:
         whole = prev[1] if prev is not None and prev[0] == offset else None
         if whole is None and offset == 0:
             whole = hashlib.sha256()
-        position = offset
+        position = offset  # bytes accepted (buffered or written)
         synced = offset
         disconnected = False
         too_long = False
+        buf: list[bytes] = []
+        buffered = 0
+        pending: list = []
+
+        def write_all(data: bytes) -> None:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            if whole is not None:
+                whole.update(data)
+
+        async def drain() -> None:
+            if pending:
+                await asyncio.gather(*pending)
+                pending.clear()
+
+        syncing: list = []
+
+        async def sync_to(pos: int) -> None:
+            await run_in_threadpool(os.fsync, fd)
+            await run_in_threadpool(ex.set_offset, upload_id, pos, None, account, ip)
+
+        async def flush() -> None:
+            """Write and hash the buffer in worker threads while the next buffer is being received."""
+            nonlocal buf, buffered
+            await drain()
+            if buf:
+                data = b"".join(buf)
+                buf = []
+                buffered = 0
+                pending.append(asyncio.ensure_future(run_in_threadpool(write_all, data)))
+                if chunk_hash is not None:
+                    pending.append(asyncio.ensure_future(run_in_threadpool(chunk_hash.update, data)))
+
         try:
             os.ftruncate(fd, offset)
             os.lseek(fd, offset, os.SEEK_SET)
@@ -341,22 +377,28 @@ def create_app(ex: Exchange) -> FastAPI:
                     if position + len(block) > length:
                         too_long = True
                         break
-                    view = memoryview(block)
-                    while view:
-                        n = os.write(fd, view)
-                        view = view[n:]
-                    if chunk_hash is not None:
-                        chunk_hash.update(block)
-                    if whole is not None:
-                        whole.update(block)
+                    buf.append(block)
+                    buffered += len(block)
                     position += len(block)
+                    if buffered >= WRITE_BUFFER:
+                        await flush()
                     if chunk_hash is None and position - synced >= ex.config.sync_every_bytes:
-                        await run_in_threadpool(os.fsync, fd)
-                        await run_in_threadpool(ex.set_offset, upload_id, position, None, account, ip)
+                        # fsync, then record the offset, in the background while the next bytes arrive
+                        await flush()
+                        await drain()
+                        if syncing:
+                            await asyncio.gather(*syncing)
+                            syncing.clear()
+                        syncing.append(asyncio.ensure_future(sync_to(position)))
                         synced = position
             except ClientDisconnect:
                 LOG.debug("upload %s: client disconnected at %d", upload_id, position)
                 disconnected = True
+            await flush()
+            await drain()
+            if syncing:
+                await asyncio.gather(*syncing)
+                syncing.clear()
             if too_long or (
                 chunk_hash is not None and (disconnected or chunk_hash.digest() != expected_digest)
             ):
@@ -387,6 +429,8 @@ def create_app(ex: Exchange) -> FastAPI:
                 return offset
             await run_in_threadpool(os.fsync, fd)
         finally:
+            if pending or syncing:
+                await asyncio.gather(*pending, *syncing, return_exceptions=True)
             os.close(fd)
         sha = None
         if position == length:
@@ -589,9 +633,10 @@ def create_app(ex: Exchange) -> FastAPI:
 
     @app.get(API_PREFIX + "/deadlines")
     async def deadlines(
-        request: Request, year: int, region: str | None = None, as_of: str | None = None
+        request: Request, year: int | None = None, region: str | None = None, as_of: str | None = None
     ) -> dict:
         account = await auth(request)
+        year = year or _as_of(as_of).year
         reg = _region(region) if region else account["region_code"]
         require_region(account, reg)
         day = _as_of(as_of)
@@ -600,9 +645,10 @@ def create_app(ex: Exchange) -> FastAPI:
 
     @app.get(API_PREFIX + "/evaluation")
     async def evaluation(
-        request: Request, year: int, region: str | None = None, as_of: str | None = None
+        request: Request, year: int | None = None, region: str | None = None, as_of: str | None = None
     ) -> dict:
         account = await auth(request)
+        year = year or _as_of(as_of).year
         require_role(account, "reviewer")
         reg = _region(region) if region else account["region_code"]
         require_region(account, reg)

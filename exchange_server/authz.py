@@ -28,6 +28,8 @@ def require_region(account: dict, region: str) -> None:
 def check_submit(account: dict, catalog: Catalog, dataset_id: str, region: str, department: str) -> None:
     """A submitter submits datasets its department may submit, for regions inside its own."""
     require_role(account, "submitter")
+    if catalog.get(dataset_id) is None:
+        raise ApiError("DATASET_UNKNOWN", dataset_id)
     if account["role"] == "admin":
         return
     if department != account["department"] or account["department"] not in catalog.submit_departments(

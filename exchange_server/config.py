@@ -29,7 +29,7 @@ class ServerConfig:
     zip_max_ratio: int = 200
     zip_ratio_min_size: int = 1024 * 1024
     # fsync + record the offset at least every this many bytes of a PATCH without Upload-Checksum
-    sync_every_bytes: int = 16 * 1024 * 1024
+    sync_every_bytes: int = 64 * 1024 * 1024
     feed_max_wait: int = 60
     extra: dict = field(default_factory=dict)
 

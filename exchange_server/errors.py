@@ -61,6 +61,7 @@ ERRORS: dict[str, tuple[int, str, str]] = {
         "Content-Type must be application/offset+octet-stream.",
     ),
     "REQUEST_INVALID": (400, "请求参数不正确。", "Invalid request."),
+    "DATASET_UNKNOWN": (400, "共享清单中没有该数据集，请检查数据集编号。", "Dataset not in the catalog."),
     "MANIFEST_INVALID": (400, "清单（manifest）缺少必填项或格式错误。", "Manifest invalid."),
     "REGION_INVALID": (400, "行政区代码格式错误。", "Invalid region code."),
     "PACKAGE_HASH_MISMATCH": (

@@ -11,9 +11,10 @@ import shutil
 import sqlite3
 import stat
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from exchange_server.catalog import Catalog
 from exchange_server.errors import ApiError, finding
@@ -33,6 +34,8 @@ REQUIRED_KEYS = (
 )
 GPKG_APPLICATION_IDS = {0x47504B47, 0x47503130, 0x47503131}  # 'GPKG', 'GP10', 'GP11'
 CHUNK = 1024 * 1024
+MANIFEST_MAX_BYTES = 16 * 1024 * 1024
+GPKG_QUERY_SECONDS = 120
 
 
 def allowed_epsg(code: int) -> bool:
@@ -172,10 +175,12 @@ def check_package(path: Path, manifest: dict, catalog: Catalog, limits: object, 
         if MANIFEST_NAME not in names:
             found.append(finding("MANIFEST_MISSING"))
             return found
-        try:
-            inner = json.loads(zf.read(MANIFEST_NAME).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError, zipfile.BadZipFile):
-            inner = None
+        inner = None
+        if zf.getinfo(MANIFEST_NAME).file_size <= MANIFEST_MAX_BYTES:
+            try:
+                inner = json.loads(zf.read(MANIFEST_NAME).decode("utf-8"))
+            except (ValueError, UnicodeDecodeError, zipfile.BadZipFile):
+                inner = None
         if inner != manifest:
             found.append(finding("MANIFEST_MISMATCH"))
             return found
@@ -275,10 +280,14 @@ def _check_layers(manifest: dict, catalog: Catalog, gpkgs: dict[str, Path]) -> l
 
 
 def _open_gpkg(path: Path, rel: str, found: list[dict]) -> sqlite3.Connection | None:
+    """Open an untrusted GeoPackage read-only: schema functions untrusted, queries time-limited."""
     try:
         conn = sqlite3.connect(f"file:{path.as_posix()}?mode=ro", uri=True)
+        conn.execute("PRAGMA trusted_schema = OFF")
+        deadline = time.monotonic() + GPKG_QUERY_SECONDS
+        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10000)
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")}
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as exc:
         found.append(finding("NOT_GEOPACKAGE", f"{rel}: {str(exc)[:80]}", path=rel))
         return None
@@ -306,6 +315,11 @@ def _check_one_layer(
     if row is None:
         return [finding("LAYER_MISSING", f"{rel}: {name}", layer=name)]
     table, srs_id = row
+    is_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()
+    if is_table is None:
+        return [finding("LAYER_MISSING", f"{rel}: {name}（不是数据表）", layer=name)]
     geom = conn.execute(
         "SELECT geometry_type_name, srs_id FROM gpkg_geometry_columns WHERE lower(table_name) = lower(?)",
         (table,),
@@ -346,7 +360,3 @@ def _check_one_layer(
             if not (field.names() & columns):
                 found.append(finding("FIELD_MISSING", f"{name}.{field.name}", layer=name))
     return found
-
-
-def member_paths_safe(names: list[str]) -> bool:
-    return not any(_unsafe_name(n) or PurePosixPath(n).is_absolute() for n in names)

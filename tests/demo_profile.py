@@ -5,10 +5,11 @@
 
 The profile is ``DIR/profiles/huijiao-demo`` (never the user's default profile): the plugin enabled, the
 Chinese UI (``zh-Hans``, which QGIS ships), and no version-check, news-feed or plugin-update nags.
-``run`` writes ``DEMO_DIR/demo.qgz`` (the layers of ``DEMO_DIR/county.gpkg`` grouped 自然资源/农业农村/基础,
-project CRS EPSG:4545), starts the reference exchange server if the ``exchange_server`` package exists,
-and starts QGIS with a startup script that shows the four 汇交联动 panels. ``--screenshot PNG`` waits
-until the window is shown and the project drawn, saves the main window to PNG plus a JSON report
+``run`` writes ``DEMO_DIR/demo.qgz`` (the 一张图 of ``DEMO_DIR/county.gpkg`` as the 共享图层 panel loads
+it: recognised, styled, grouped 基础/农业农村/自然资源, project CRS of the data's zone), starts the
+reference exchange server if the ``exchange_server`` package exists, and starts QGIS with a startup
+script that shows the four 汇交联动 panels. ``--screenshot PNG`` waits until the window is shown and the
+project drawn, saves the main window to PNG plus a JSON report
 (``PNG`` with suffix ``.json``: panels, titles, layers, locale) and quits QGIS.
 
 QGIS needs a display: run under ``xvfb-run -a`` on a headless machine. With ``DISPLAY`` set the
@@ -31,61 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = "huijiao_plugin"
 PROFILE = "huijiao-demo"
-PROJECT_CRS = "EPSG:4545"
 SERVER_PORT = 8765
 DOCK_NAMES = ("HuijiaoSharedLayersDock", "HuijiaoCompareDock", "HuijiaoPatchesDock", "HuijiaoSubmitDock")
-
-# layer name -> (group, Chinese display name); the groups are listed top to bottom in the legend
-GROUPS = ("自然资源", "农业农村", "基础")
-LAYERS = {
-    "JCTB": ("自然资源", "监测图斑"),
-    "BCGD": ("自然资源", "补充耕地"),
-    "YJJBNTBHTB": ("自然资源", "永久基本农田保护图斑"),
-    "GDBHMB": ("自然资源", "耕地保护目标"),
-    "STBHHX": ("自然资源", "生态保护红线"),
-    "CZKFBJ": ("自然资源", "城镇开发边界"),
-    "YZGHQ": ("自然资源", "允许建设区"),
-    "DLTB": ("自然资源", "地类图斑"),
-    "DLTB_N1": ("自然资源", "地类图斑（上年度）"),
-    "GBZNT": ("农业农村", "高标准农田"),
-    "GDZLDJ": ("农业农村", "耕地质量等级"),
-    "TRHJZL": ("农业农村", "土壤环境质量类别"),
-    "XZQ": ("基础", "行政区"),
-    "CJDCQ": ("基础", "村级调查区"),
-}
-HIDDEN = {"DLTB_N1", "GDZLDJ", "TRHJZL"}  # full-coverage layers that would hide the others
-FILLED = ("DLTB_N1", "DLTB")  # filled layers, drawn under every outline layer
-OUTLINES = {  # layer -> (outline colour, width mm, pen style) for outline-only polygon styles
-    "JCTB": ("#e31a1c", 0.6, "solid"),
-    "BCGD": ("#1a9641", 0.5, "solid"),
-    "YJJBNTBHTB": ("#c51b7d", 0.4, "dash"),
-    "GDBHMB": ("#8c510a", 0.4, "dot"),
-    "STBHHX": ("#006d2c", 0.8, "solid"),
-    "CZKFBJ": ("#6a51a3", 0.6, "dash"),
-    "YZGHQ": ("#6a51a3", 0.5, "dot"),
-    "DLTB_N1": ("#969696", 0.2, "solid"),
-    "GBZNT": ("#2166ac", 0.6, "solid"),
-    "GDZLDJ": ("#b35806", 0.2, "solid"),
-    "TRHJZL": ("#542788", 0.2, "solid"),
-    "XZQ": ("#000000", 0.9, "solid"),
-    "CJDCQ": ("#525252", 0.3, "dash"),
-}
-# DLTB filled by the first two digits of DLBM (三调 一级类)
-DLBM_CLASSES = {
-    "01": ("#ffe08a", "耕地"),
-    "02": ("#f4a582", "园地"),
-    "03": ("#66bd63", "林地"),
-    "04": ("#c2e699", "草地"),
-    "05": ("#d6604d", "商业服务业用地"),
-    "06": ("#b2182b", "工矿用地"),
-    "07": ("#f4cccc", "住宅用地"),
-    "08": ("#fb9a99", "公共管理与公共服务用地"),
-    "09": ("#a50026", "特殊用地"),
-    "10": ("#bababa", "交通运输用地"),
-    "11": ("#74add1", "水域及水利设施用地"),
-    "12": ("#e0e0e0", "其他土地"),
-    "20": ("#f1b6da", "城镇村及工矿用地"),
-}
 
 
 def profile_dir(profiles: Path) -> Path:
@@ -112,6 +60,11 @@ def deploy(profiles: Path) -> Path:
     )
     subprocess.run(["pyrcc5", "-o", str(target / "resources_rc.py"), "resources.qrc"], check=True, cwd=ROOT)
     write_profile_settings(profiles)
+    # qgis_process has no --profile option: with QGIS_CUSTOM_CONFIG_PATH=PROFILES it reads the profile
+    # "default", so that name points at the demo profile (still inside PROFILES, never the user's own).
+    default = Path(profiles).resolve() / "profiles" / "default"
+    if not default.exists() and not default.is_symlink():
+        default.symlink_to(PROFILE)
     print(f"deployed {PLUGIN} into {target}")
     return target
 
@@ -148,32 +101,6 @@ def write_profile_settings(profiles: Path, extra: dict[str, object] | None = Non
 
 
 # --- demo project ---------------------------------------------------------------------------------
-def _polygon_style(layer, name: str):
-    from qgis.core import (
-        QgsCategorizedSymbolRenderer,
-        QgsFillSymbol,
-        QgsRendererCategory,
-        QgsWkbTypes,
-    )
-
-    if layer.geometryType() != QgsWkbTypes.PolygonGeometry:
-        return
-    if name == "DLTB" and layer.fields().indexOf("DLBM") >= 0:
-        categories = []
-        for prefix, (color, label) in DLBM_CLASSES.items():
-            symbol = QgsFillSymbol.createSimple(
-                {"color": color, "outline_color": "#7f7f7f", "outline_width": "0.1"}
-            )
-            categories.append(QgsRendererCategory(prefix, symbol, label))
-        layer.setRenderer(QgsCategorizedSymbolRenderer('left("DLBM", 2)', categories))
-    elif name in OUTLINES:
-        color, width, style = OUTLINES[name]
-        symbol = QgsFillSymbol.createSimple(
-            {"style": "no", "outline_color": color, "outline_width": str(width), "outline_style": style}
-        )
-        layer.renderer().setSymbol(symbol)
-
-
 def demo_region_code(gpkg: Path) -> str | None:
     """The 6-digit county code of the demo data (XZQ.XZQDM), to preset the user's region."""
     from osgeo import ogr
@@ -190,75 +117,51 @@ def demo_region_code(gpkg: Path) -> str | None:
 
 
 def write_project(demo_dir: Path) -> Path:
-    """Write DEMO_DIR/demo.qgz from DEMO_DIR/county.gpkg: groups 自然资源/农业农村/基础, CRS EPSG:4545."""
+    """Write DEMO_DIR/demo.qgz: the 一张图 of DEMO_DIR/county.gpkg, exactly as the 共享图层 panel loads it.
+
+    Recognition, names, groups (自然资源/农业农村/基础), draw order, styles, visibility and the project CRS
+    (the data's Gauss-Krüger zone, EPSG:4545 for the demo county) all come from the plugin's core
+    (``huijiao_plugin.core.one_map.load_one_map``); layers the catalog cannot place are left out, as the
+    panel leaves them out of its 一张图.
+    """
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    from osgeo import ogr
-    from qgis.core import (
-        QgsApplication,
-        QgsCoordinateReferenceSystem,
-        QgsCoordinateTransform,
-        QgsProject,
-        QgsRectangle,
-        QgsReferencedRectangle,
-        QgsVectorLayer,
-    )
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from qgis.core import QgsApplication, QgsProject, QgsReferencedRectangle
 
     demo_dir = Path(demo_dir).resolve()
     gpkg = demo_dir / "county.gpkg"
     if not gpkg.exists():
         raise SystemExit(f"{gpkg} not found: run `make demo-data` first")
-    dataset = ogr.Open(str(gpkg))
-    names = [dataset.GetLayerByIndex(i).GetName() for i in range(dataset.GetLayerCount())]
-    spatial = {
-        dataset.GetLayerByName(n).GetName()
-        for n in names
-        if dataset.GetLayerByName(n).GetGeomType() != ogr.wkbNone
-    }
-    dataset = None
-
     app = QgsApplication.instance()
-    own_app = app is None
-    if own_app:
+    if app is None:
         app = QgsApplication([], False)
         app.initQgis()
+    from huijiao_plugin.core.catalog import get_catalog
+    from huijiao_plugin.core.one_map import combined_extent, load_one_map
+    from huijiao_plugin.core.recognition import recognize_path
+
+    catalog = get_catalog()  # the shipped catalog: the demo profile has no override file
+    recognitions = recognize_path(gpkg, catalog)
     project = QgsProject()
-    project.setCrs(QgsCoordinateReferenceSystem(PROJECT_CRS))
     project.setTitle("汇交联动 演示县")
-    root = project.layerTreeRoot()
-    groups = {name: root.addGroup(name) for name in GROUPS}
-    known = [n for n in LAYERS if n in spatial]
-    others = sorted(n for n in spatial if n not in LAYERS)
-    for name in known + others:
-        group_name, label = LAYERS.get(name, ("基础", name))
-        layer = QgsVectorLayer(f"{gpkg}|layername={name}", f"{name} {label}".strip(), "ogr")
-        if not layer.isValid():
-            print(f"skipping layer {name}: not valid")
-            continue
-        _polygon_style(layer, name)
-        project.addMapLayer(layer, False)
-        node = groups[group_name].addLayer(layer)
-        node.setItemVisibilityChecked(name not in HIDDEN)
-        node.setExpanded(False)
-    # the legend keeps the department groups; the drawing order puts the filled DLTB at the bottom
-    drawn = [lyr for lyr in root.layerOrder() if lyr.name().split(" ")[0] not in FILLED]
-    drawn += [lyr for lyr in root.layerOrder() if lyr.name().split(" ")[0] in FILLED]
-    root.setHasCustomLayerOrder(True)
-    root.setCustomLayerOrder(drawn)
-    extent = QgsRectangle()
-    for layer in project.mapLayers().values():
-        transform = QgsCoordinateTransform(layer.crs(), project.crs(), project)
-        extent.combineExtentWith(transform.transformBoundingBox(layer.extent()))
+    result = load_one_map(project, recognitions, catalog)
+    for dataset_id, source in result.errors:
+        print(f"skipping {dataset_id}: cannot open {source}")
+    unplaced = sorted(r.layer_name for r in recognitions if r.dataset_id is None)
+    if unplaced:
+        print("not in the catalog (left out):", ", ".join(unplaced))
+    if not result.layers:
+        raise SystemExit(f"no catalog dataset recognised in {gpkg}")
+    extent = combined_extent(project, result.layers)
     if not extent.isEmpty():
         extent.scale(1.05)
         project.viewSettings().setDefaultViewExtent(QgsReferencedRectangle(extent, project.crs()))
-    for group in groups.values():
-        if not group.children():
-            root.removeChildNode(group)
     path = demo_dir / "demo.qgz"
     if not project.write(str(path)):
         raise SystemExit(f"cannot write {path}: {project.error()}")
+    print(f"wrote {path} ({len(result.layers)} layers, project CRS {project.crs().authid()})")
     project.clear()
-    print(f"wrote {path} ({len(known) + len(others)} layers)")
     return path
 
 

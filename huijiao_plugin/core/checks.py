@@ -320,6 +320,29 @@ def _is_null(value: Any) -> bool:
     return value is None or (isinstance(value, QVariant) and value.isNull()) or _text(value) == ""
 
 
+_VALID, _INVALID, _EMPTY = 0, 1, 2
+
+
+def _classify(value: Any, table: Any) -> tuple[int, str]:
+    if _is_null(value):
+        return _EMPTY, ""
+    text = _text(value)
+    if table.is_empty(text):
+        return _EMPTY, ""
+    return (_VALID if table.is_valid(text) else _INVALID), text
+
+
+def _dlmc_mismatch(code_value: Any, name_value: Any, table: Any) -> tuple[str, str] | None:
+    """(DLBM, DLMC) when DLMC is not the name of a known DLBM; None otherwise (unknown codes are
+    reported by the domain rule)."""
+    code = _text(code_value)
+    expected = table.name(code) if code else None
+    name = _text(name_value)
+    if expected is not None and name != expected:
+        return code, name
+    return None
+
+
 def _step(progress: Progress | None, value: float) -> None:
     if progress is None:
         return
@@ -382,34 +405,42 @@ def check_layer(
         dlbm_i = idx.get(dlbm_actual, -1) if dlbm_actual else -1
         dlmc_i = idx.get(dlmc_actual, -1) if dlmc_actual else -1
         bsm_i = idx.get(bsm_actual, -1) if bsm_actual else -1
-        valid_cache: dict[tuple[str, str], bool] = {}
+        # per domain field: raw value -> (status, text); values repeat a lot, so each is classified once
+        caches: list[dict[Any, tuple[int, str]]] = [{} for _ in domain_plan]
+        pair_cache: dict[tuple[Any, Any], tuple[str, str] | None] = {}
         for n, feat in enumerate(layer.getFeatures(request)):
             attrs = feat.attributes()
             fid = feat.id()
-            for std_name, i, table, required in domain_plan:
+            for k, (std_name, i, table, required) in enumerate(domain_plan):
                 value = attrs[i]
-                if _is_null(value):
+                if value.__class__ is QVariant:  # NULL
+                    status, text = _EMPTY, ""
+                else:
+                    cached = caches[k].get(value)
+                    if cached is None:
+                        cached = caches[k][value] = _classify(value, table)
+                    status, text = cached
+                if status == _VALID:
+                    continue
+                if status == _EMPTY:
                     if required:
                         bad_codes[(std_name, "")].append(fid)
                     continue
-                text = _text(value)
-                if table.is_empty(text):
-                    if required:
-                        bad_codes[(std_name, "")].append(fid)
-                    continue
-                key = (table.id, text)
-                ok = valid_cache.get(key)
-                if ok is None:
-                    ok = valid_cache[key] = table.is_valid(text)
-                if not ok:
-                    bad_codes[(std_name, text)].append(fid)
+                bad_codes[(std_name, text)].append(fid)
             if dlbm_i >= 0 and dlmc_i >= 0 and dlbm_table is not None:
-                code = _text(attrs[dlbm_i])
-                expected = dlbm_table.name(code) if code else None
-                if expected is not None and _text(attrs[dlmc_i]) != expected:
-                    bad_names[(code, _text(attrs[dlmc_i]))].append(fid)
+                key = (attrs[dlbm_i], attrs[dlmc_i])
+                try:
+                    mismatch = pair_cache[key]
+                except KeyError:
+                    mismatch = pair_cache[key] = _dlmc_mismatch(key[0], key[1], dlbm_table)
+                except TypeError:  # a NULL (unhashable QVariant) on either side
+                    mismatch = _dlmc_mismatch(key[0], key[1], dlbm_table)
+                if mismatch is not None:
+                    bad_names[mismatch].append(fid)
             if bsm_i >= 0:
-                bsm = _text(attrs[bsm_i])
+                bsm = attrs[bsm_i]
+                if bsm.__class__ is not str:
+                    bsm = _text(bsm)
                 if bsm:
                     bsm_seen.setdefault(bsm, []).append(fid)
             if n % 20000 == 0:

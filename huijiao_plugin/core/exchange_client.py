@@ -520,6 +520,14 @@ class ExchangeClient:
                     "server ({fingerprint}). Do not rely on it; contact the server administrator."
                 ).format(fingerprint=key_fingerprint(key))
             )
+        fingerprint = key_fingerprint(key)
+        for claimed in (envelope.get("key_fingerprint"), receipt.get("key_fingerprint")):
+            if claimed and claimed != fingerprint:
+                raise ReceiptError(
+                    tr(
+                        "The receipt names another server key ({claimed}) than the pinned one ({pinned})."
+                    ).format(claimed=claimed, pinned=fingerprint)
+                )
         if package_sha256 and str(receipt.get("package_sha256", "")).lower() != package_sha256.lower():
             raise ReceiptError(tr("The receipt is for another package than the one submitted."))
         return receipt
@@ -533,10 +541,12 @@ class ExchangeClient:
         return self.receipts.verify(stored, self.pins)
 
     # ------------------------------------------------------------------------------------------- tus
-    def _create_upload(self, path: Path, sha256: str, size: int) -> str:
+    def _create_upload(self, path: Path, sha256: str, size: int, dataset_id: str = "") -> str:
+        items = [("filename", path.name), ("package_sha256", sha256)]
+        if dataset_id:
+            items.append(("dataset_id", dataset_id))
         metadata = ",".join(
-            "{} {}".format(k, base64.b64encode(v.encode("utf-8")).decode("ascii"))
-            for k, v in (("filename", path.name), ("package_sha256", sha256))
+            "{} {}".format(k, base64.b64encode(v.encode("utf-8")).decode("ascii")) for k, v in items
         )
         response = self._send(
             "POST",
@@ -563,6 +573,7 @@ class ExchangeClient:
         sha256: str | None = None,
         progress: ProgressCallback | None = None,
         control: TransferControl | None = None,
+        dataset_id: str = "",
     ) -> tuple[str, int]:
         """Upload ``path`` with tus, resuming a stored upload of the same package. Returns
         (upload URL, offset the upload resumed from)."""
@@ -586,7 +597,7 @@ class ExchangeClient:
                 self.uploads.delete(sha256)
                 state = None
         if state is None:
-            upload_url = self._create_upload(path, sha256, size)
+            upload_url = self._create_upload(path, sha256, size, dataset_id)
             offset = 0
             state = {
                 "server_url": self.server_url,
@@ -720,7 +731,8 @@ class ExchangeClient:
             self.uploads.delete(verified.sha256)
             stored = self._store(envelope)
             return SubmitResult(envelope["receipt"], envelope["signature"], True, True, stored)
-        upload_url, resumed_from = self.upload(path, verified.sha256, progress, control)
+        dataset_id = str(verified.manifest.get("dataset_id", ""))
+        upload_url, resumed_from = self.upload(path, verified.sha256, progress, control, dataset_id)
         response = self._send(
             "POST",
             "/submissions",

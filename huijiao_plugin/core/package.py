@@ -737,6 +737,28 @@ def import_package(
     return ImportedPackage(verified.sha256, verified.manifest, directory, uris)
 
 
+def open_package(
+    package_path: str | os.PathLike[str], destination_root: str | os.PathLike[str] | None = None
+) -> ImportedPackage:
+    """Verify a package (e.g. shared data downloaded from the server) and extract it once under
+    ``destination_root/<sha256[:16]>`` for loading; unlike :func:`import_package` there is no
+    double-import guard, so the same package can be opened again (it is not extracted twice)."""
+    verified = verify_package(package_path)
+    root = Path(destination_root) if destination_root else default_state_dir() / "shared"
+    directory = root / verified.sha256[:16]
+    marker = directory / ".complete"
+    if not marker.exists():
+        if directory.exists():
+            shutil.rmtree(directory)
+        extract_package(verified, directory)
+        marker.write_text(verified.sha256, encoding="utf-8")
+    uris = [
+        (str(e.get("name")), f"{directory / str(e.get('file', ''))}|layername={e.get('name')}")
+        for e in verified.manifest.get("layers", [])
+    ]
+    return ImportedPackage(verified.sha256, verified.manifest, directory, uris)
+
+
 DATASET_PROPERTY = "huijiao/dataset_id"  # same layer property as the 共享图层 panel
 PACKAGE_PROPERTY = "huijiao/package_sha256"
 

@@ -24,14 +24,17 @@ def write_table(
     """Write ``rows`` under bold ``headers`` (frozen header row, auto filter); ``extra_sheets`` maps a sheet
     title
     to (key, value) rows. ``number_formats`` maps a column index to an Excel number format."""
-    try:
-        from openpyxl import Workbook
-        from openpyxl.styles import Font
-    except ImportError as exc:  # pragma: no cover - openpyxl is a pinned dependency
-        raise XlsxError("导出 xlsx 需要 openpyxl") from exc
     path = Path(path)
     if path.suffix.lower() != ".xlsx":
         path = path.with_suffix(".xlsx")
+    try:
+        from openpyxl import Workbook
+        from openpyxl.styles import Font
+    except ImportError:  # e.g. qgis_process on a QGIS without openpyxl: a plain workbook, same content
+        sheets = [(sheet_title, [list(headers)] + [list(r) for r in rows])]
+        for title, pairs in (extra_sheets or {}).items():
+            sheets.append((title, [["项目", "内容"]] + [[k, _json_text(v)] for k, v in pairs]))
+        return write_plain_xlsx(path, sheets)
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = sheet_title[:31]
@@ -55,12 +58,100 @@ def write_table(
         for cell in extra[1]:
             cell.font = Font(bold=True)
         for key, value in pairs:
-            extra.append([key, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)])
+            extra.append([key, _json_text(value)])
         extra.column_dimensions["A"].width = 30
         extra.column_dimensions["B"].width = 100
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         workbook.save(path)
+    except OSError as exc:
+        raise XlsxError(f"无法写入 xlsx 文件 {path}: {exc}") from exc
+    return path
+
+
+def _json_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _column_letter(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def write_plain_xlsx(path: Path, sheets: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> Path:
+    """A minimal Office Open XML workbook (inline strings, numbers) written with zipfile only."""
+    import zipfile
+    from xml.sax.saxutils import escape
+
+    def sheet_xml(rows: Sequence[Sequence[Any]]) -> str:
+        out = []
+        for r, row in enumerate(rows, start=1):
+            cells = []
+            for c, value in enumerate(row):
+                value = _cell(value)
+                ref = f"{_column_letter(c)}{r}"
+                if value is None:
+                    continue
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    text = escape(str(value))
+                    cells.append(
+                        f'<c r="{ref}" t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'
+                    )
+                else:
+                    cells.append(f'<c r="{ref}"><v>{value!r}</v></c>')
+            out.append(f'<row r="{r}">{"".join(cells)}</row>')
+        return (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+            f"<sheetData>{''.join(out)}</sheetData></worksheet>"
+        )
+
+    ns = "http://schemas.openxmlformats.org"
+    types = "".join(
+        f'<Override PartName="/xl/worksheets/sheet{i}.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+        for i in range(1, len(sheets) + 1)
+    )
+    files = {
+        "[Content_Types].xml": '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        f'<Types xmlns="{ns}/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        '<Override PartName="/xl/workbook.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        f"{types}</Types>",
+        "_rels/.rels": '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        f'<Relationships xmlns="{ns}/package/2006/relationships">'
+        f'<Relationship Id="rId1" Type="{ns}/officeDocument/2006/relationships/officeDocument" '
+        'Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml": '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        f'<workbook xmlns="{ns}/spreadsheetml/2006/main" xmlns:r="{ns}/officeDocument/2006/relationships">'
+        "<sheets>"
+        + "".join(
+            f'<sheet name="{escape(title[:31])}" sheetId="{i}" r:id="rId{i}"/>'
+            for i, (title, _rows) in enumerate(sheets, start=1)
+        )
+        + "</sheets></workbook>",
+        "xl/_rels/workbook.xml.rels": '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        f'<Relationships xmlns="{ns}/package/2006/relationships">'
+        + "".join(
+            f'<Relationship Id="rId{i}" Type="{ns}/officeDocument/2006/relationships/worksheet" '
+            f'Target="worksheets/sheet{i}.xml"/>'
+            for i in range(1, len(sheets) + 1)
+        )
+        + "</Relationships>",
+    }
+    for i, (_title, rows) in enumerate(sheets, start=1):
+        files[f"xl/worksheets/sheet{i}.xml"] = sheet_xml(rows)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, text in files.items():
+                archive.writestr(name, text.encode("utf-8"))
     except OSError as exc:
         raise XlsxError(f"无法写入 xlsx 文件 {path}: {exc}") from exc
     return path

@@ -6,14 +6,19 @@ from qgis.core import QgsProcessingAlgorithm
 
 from huijiao_plugin.toolbelt.i18n import tr
 
-# group id -> English display name (translated at call time, never at import time)
-GROUPS = {
-    "basic": "Basic tools",
-    "catalog": "Shared data",
-    "compare": "Farmland comparison",
-    "patches": "Change patches",
-    "exchange": "Exchange",
-}
+GROUP_IDS = ("basic", "catalog", "compare", "patches", "exchange")
+
+
+def group_name(group_id: str) -> str:
+    """Translated display name of a group (literal tr() calls so that pylupdate5 extracts them)."""
+    names = {
+        "basic": tr("Basic tools"),
+        "catalog": tr("Shared data"),
+        "compare": tr("Farmland comparison"),
+        "patches": tr("Change patches"),
+        "exchange": tr("Exchange"),
+    }
+    return names[group_id]
 
 
 class HuijiaoAlgorithm(QgsProcessingAlgorithm):
@@ -27,7 +32,7 @@ class HuijiaoAlgorithm(QgsProcessingAlgorithm):
         return self.ALG_ID
 
     def group(self) -> str:
-        return tr(GROUPS[self.GROUP_ID])
+        return group_name(self.GROUP_ID)
 
     def groupId(self) -> str:
         return self.GROUP_ID

@@ -6,6 +6,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,7 +141,7 @@ def generate_county(
     county = build_county(seed, size)
     lap("landscape")
     rng = np.random.default_rng([seed, 1])
-    layers, changes_rows = _derive_layers(rng, county, year, timings, lap)
+    layers, changes_rows = _derive_layers(rng, county, year, lap)
 
     gpkg = out / "county.gpkg"
     if gpkg.exists():
@@ -191,7 +192,9 @@ def generate_county(
     )
 
 
-def _derive_layers(rng: np.random.Generator, county: County, year: int, timings: dict, lap) -> tuple:  # noqa: ANN001
+def _derive_layers(
+    rng: np.random.Generator, county: County, year: int, lap: Callable[[str], None]
+) -> tuple[list[_Layer], list[list[object]]]:
     x, y = county.lat.x, county.lat.y
     ny, nx = county.comp.shape
     gy, gx = np.gradient(county.elev)
@@ -493,7 +496,7 @@ def _derive_layers(rng: np.random.Generator, county: County, year: int, timings:
     lap("gbznt")
 
     # ---- JCTB over N→N+1 changes (+ a few false alarms) and BCGD plots
-    dx2, dy2 = _perturbation(rng, x.size, 2.0)
+    dx2, dy2 = _perturbation(rng, x.size, 1.5)
     ps1_j = ring_polys(rings1, np.round(x + dx2, 3), np.round(y + dy2, 3))
     jc_wkbs: list[bytes] = []
     jc_rows: list[list[object]] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,7 +118,7 @@ class AreaCalc:
     def areas(self, wkbs: list[bytes]) -> np.ndarray:
         from qgis.core import QgsGeometry
 
-        def geoms():  # noqa: ANN202
+        def geoms() -> Iterator[QgsGeometry]:
             for w in wkbs:
                 g = QgsGeometry()
                 g.fromWkb(w)

@@ -31,14 +31,22 @@ class Lattice:
         return (self.nx + 1) * (self.ny + 1)
 
 
-def make_lattice(rng: np.random.Generator, nx: int, ny: int, x0: float, y0: float, cell: float) -> Lattice:
-    """Regular lattice jittered by up to 0.3 cell per axis: every cell stays a simple, positive quad."""
-    jx = rng.uniform(-0.3, 0.3, size=(ny + 1, nx + 1))
-    jy = rng.uniform(-0.3, 0.3, size=(ny + 1, nx + 1))
-    ii, jj = np.meshgrid(np.arange(nx + 1, dtype=np.float64), np.arange(ny + 1, dtype=np.float64))
+def make_lattice(rng: np.random.Generator, wx: np.ndarray, wy: np.ndarray, x0: float, y0: float) -> Lattice:
+    """Rectilinear lattice (column widths wx, row heights wy, metres) with jittered vertices.
+
+    Each vertex moves by up to 0.3 × the smaller adjacent spacing per axis, so the vertex boxes of adjacent
+    rows/columns stay 0.4 spacing apart and every cell stays a simple, positively oriented quad.
+    """
+    nx, ny = wx.size, wy.size
+    gx = x0 + np.concatenate([[0.0], np.cumsum(wx)])
+    gy = y0 + np.concatenate([[0.0], np.cumsum(wy)])
+    bx = 0.3 * np.minimum(np.concatenate([wx[:1], wx]), np.concatenate([wx, wx[-1:]]))
+    by = 0.3 * np.minimum(np.concatenate([wy[:1], wy]), np.concatenate([wy, wy[-1:]]))
+    jx = rng.uniform(-1.0, 1.0, size=(ny + 1, nx + 1)) * bx[None, :]
+    jy = rng.uniform(-1.0, 1.0, size=(ny + 1, nx + 1)) * by[:, None]
     # coordinates are rounded to 1 mm so that every format stores identical numbers
-    x = np.round(x0 + (ii + jx) * cell, 3).ravel()
-    y = np.round(y0 + (jj + jy) * cell, 3).ravel()
+    x = np.round(gx[None, :] + jx, 3).ravel()
+    y = np.round(gy[:, None] + jy, 3).ravel()
     return Lattice(nx, ny, x, y)
 
 

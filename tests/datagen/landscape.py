@@ -23,6 +23,8 @@ from tests.datagen.grid import (
 )
 
 CELL_M = 30.0
+FARM_ROAD_M = 9.0  # width of the lattice rows/columns that carry the farm-road grid (1006)
+FARM_ROAD_EVERY = (20, 30)  # every 20th row and 30th column
 CELLS_PER_PATCH = 9.0
 MASK_SHARE = 0.72
 
@@ -111,6 +113,7 @@ class County:
     town_names: list[str]
     town_codes: list[str]  # 9 digits
     cls: np.ndarray  # class index per cell (CLASSES)
+    farm_road: tuple[int, int] = (0, 0)  # first narrow row and column of the farm-road lattice
     comp: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))  # DLTB patch id per cell
     n_patches: int = 0
 
@@ -198,9 +201,16 @@ def build_county(seed: int, size: int) -> County:
     cells_needed = size * CELLS_PER_PATCH / MASK_SHARE
     nx = max(48, int(math.ceil(math.sqrt(cells_needed * 1.2))))
     ny = max(40, int(math.ceil(cells_needed / nx)))
-    x0 = codes.CENTER_E - nx * CELL_M / 2.0
-    y0 = codes.CENTER_N - ny * CELL_M / 2.0
-    lat = make_lattice(rng, nx, ny, round(x0), round(y0), CELL_M)
+    # farm roads run along narrow lattice rows and columns
+    road_j0 = int(rng.integers(0, FARM_ROAD_EVERY[0]))
+    road_i0 = int(rng.integers(0, FARM_ROAD_EVERY[1]))
+    wy = np.full(ny, CELL_M)
+    wy[road_j0 :: FARM_ROAD_EVERY[0]] = FARM_ROAD_M
+    wx = np.full(nx, CELL_M)
+    wx[road_i0 :: FARM_ROAD_EVERY[1]] = FARM_ROAD_M
+    x0 = codes.CENTER_E - wx.sum() / 2.0
+    y0 = codes.CENTER_N - wy.sum() / 2.0
+    lat = make_lattice(rng, wx, wy, round(x0), round(y0))
     mask = _outline(rng, ny, nx)
     elev = smooth_field(rng, ny, nx, max(nx, ny) / 3.0, octaves=3)
     mountain = mask & (elev > np.quantile(elev[mask], 0.72))
@@ -220,6 +230,7 @@ def build_county(seed: int, size: int) -> County:
         town_names=[],
         town_codes=[],
         cls=np.full((ny, nx), -1, np.int64),
+        farm_road=(road_j0, road_i0),
     )
     _names(rng, county)
     _classes(rng, county)
@@ -385,7 +396,10 @@ def _classes(rng: np.random.Generator, county: County) -> None:
     seeds_j, seeds_i, radius, kind = [], [], [], []
     for t in range(n_town):
         members = np.nonzero(county.town_of_vill == t)[0]
-        v = members[np.argmax(cnt[members])]
+        if t == 0:  # the county seat: the village of township 0 nearest the centre of the county
+            v = members[np.argmin(np.hypot(cj[members] - jj2.mean(), ci[members] - ii2.mean()))]
+        else:
+            v = members[np.argmax(cnt[members])]
         seeds_j.append(int(cj[v]))
         seeds_i.append(int(ci[v]))
         share = 0.03 if t == 0 else 0.004 * max(1.0, n_town / 10.0)
@@ -465,9 +479,9 @@ def _classes(rng: np.random.Generator, county: County) -> None:
 
     # farm roads (1006) on a loose lattice over cropland, canals (1107)
     fr = np.zeros((ny, nx), bool)
-    off_j, off_i = int(rng.integers(0, 20)), int(rng.integers(0, 30))
-    fr[off_j::20, :] = True
-    fr[:, off_i::30] = True
+    off_j, off_i = county.farm_road
+    fr[off_j :: FARM_ROAD_EVERY[0], :] = True
+    fr[:, off_i :: FARM_ROAD_EVERY[1]] = True
     cropland = np.isin(cls, FARMLAND_IDX) | (cls == CI["0201"])
     gap = smooth_field(rng, ny, nx, 12.0) > 0.25
     put(fr & cropland & gap & plain, "1006")

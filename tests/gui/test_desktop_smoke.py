@@ -104,8 +104,12 @@ def test_demo_project_and_isolated_profile(desktop_run):
     report = json.loads(png.with_suffix(".json").read_text(encoding="utf-8"))
     assert report["crs"] == "EPSG:4545"
     assert report["project"] == str(base / "demo" / "demo.qgz")
-    assert report["groups"] == ["自然资源", "农业农村", "基础"]
-    assert report["layers"] == ["DLTB 地类图斑", "GBZNT 高标准农田", "XZQ 行政区"]
+    # the 一张图 as the 共享图层 panel loads it: catalog groups (基础 on top) and catalog names
+    from huijiao_plugin.core.catalog import get_catalog
+
+    assert report["groups"] == ["基础", "农业农村", "自然资源"]
+    names = [get_catalog().dataset(d).name_zh for d in ("dltb_sandiao", "gbznt", "xzq")]
+    assert report["layers"] == sorted(names)
     profile = base / "profiles" / "profiles" / "huijiao-demo"
     ini = (profile / "QGIS" / "QGIS3.ini").read_text(encoding="utf-8")
     assert "huijiao_plugin=true" in ini

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
-from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsRectangle
+from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsProject, QgsRectangle, QgsVectorLayer
 from qgis.PyQt.QtCore import Qt
 
 from huijiao_plugin.core.patches import schema
@@ -99,10 +101,11 @@ def test_photos_listed(dock_store, tmp_path):
     image = QImage(8, 8, QImage.Format_RGB32)
     image.fill(Qt.red)
     assert image.save(str(photo))
-    store.add_attachment(ids[3], photo, taken_at="2025-06-01T08:00:00", direction=90)
+    store.add_attachment(ids[3], photo, taken_at="2025-06-01T08:00:00", direction=90, lon=108.9, lat=34.3)
     dock.select_uuids([ids[3]])
     assert dock.photos.count() == 1
     assert "90" in dock.photos.item(0).text()
+    assert "108.900000°E 34.300000°N" in dock.photos.item(0).toolTip()
 
 
 def test_bad_store_is_reported(qgis_iface, tmp_path, qgis_new_project):
@@ -144,3 +147,69 @@ def test_processing_dialogs_are_preset_with_store_and_selection(dock_store):
     assert params["STORE"] == str(store.path)
     assert sorted(params["PATCH_IDS"].split(",")) == sorted(store.get(i)["number"] for i in (ids[1], ids[3]))
     assert "PATCH_IDS" not in dock.algorithm_parameters("importfieldresults")
+
+
+def test_conflicts_tab_resolves(dock_store, tmp_path):
+    from osgeo import ogr
+
+    from huijiao_plugin.core.patches.field_package import export_field_package
+
+    dock, store, ids = dock_store
+    package = export_field_package(store, tmp_path / "pkg", [ids[1]])
+    ds = ogr.Open(str(package.gpkg), update=1)
+    layer = ds.GetLayerByName(schema.PATCH_LAYER)
+    feature = layer.GetNextFeature()
+    feature.SetField("result", "不属实")
+    layer.SetFeature(feature)
+    ds = None
+    store.update(ids[1], {"notes": "x", "verifier": "内业员"}, user="内业员")
+    from huijiao_plugin.core.patches.field_package import import_field_package
+
+    assert len(import_field_package(store, package.folder).conflicts) == 1
+    dock.refresh()
+    assert dock.conflicts_table.rowCount() == 1
+    assert "不属实" in dock.conflicts_table.item(0, 2).text()
+    assert dock.tabs.tabText(dock.tabs.count() - 1).endswith("(1)")
+    dock.conflicts_table.selectRow(0)
+    dock.resolve_selected_conflict(True)
+    assert dock.conflicts_table.rowCount() == 0
+    assert store.get(ids[1])["result"] == "false" and store.get(ids[1])["status"] == "verified"
+
+
+def test_map_layer_has_desk_form_and_records_the_editor(dock_store):
+    dock, store, ids = dock_store
+    layer = dock.patch_layer(create=True)
+    fields = layer.fields()
+    assert layer.editorWidgetSetup(fields.indexOf("status")).type() == "ValueMap"
+    assert layer.editFormConfig().readOnly(fields.indexOf("area_m2"))
+    assert not layer.editFormConfig().readOnly(fields.indexOf("notes"))
+    feature = next(f for f in layer.getFeatures() if f["uuid"] == ids[3])
+    layer.startEditing()
+    layer.changeAttributeValue(feature.id(), fields.indexOf("notes"), "属性表中修改")
+    assert layer.commitChanges()
+    (row,) = [h for h in store.history(ids[3]) if h["field"] == "notes"]
+    assert row["new_value"] == "属性表中修改" and row["edit_source"] == "desk"
+    assert store.get(ids[3])["updated_at"] != store.get(ids[3])["created_at"]  # filled on update by QGIS
+
+
+def test_patches_from_selected_features_of_another_layer(dock_store, tmp_path):
+    from tests.unit.test_patches_helpers import make_regions
+
+    dock, store, ids = dock_store
+    _xzq, cjdcq_uri = make_regions(tmp_path / "regions.gpkg")
+    villages = QgsVectorLayer(cjdcq_uri, "CJDCQ", "ogr")
+    QgsProject.instance().addMapLayer(villages)  # also the source of the village codes
+    villages.selectByExpression("\"ZLDWDM\" LIKE '61042310020%'")
+    assert villages.selectedFeatureCount() == 2
+    dock.map_tool = None
+    tool = dock._ensure_tool()
+    tool.ask_attributes = False
+    added = dock.patches_from_selection(villages)
+    assert len(added) == 2
+    dock.save_edits()
+    new = [r for r in store.patches() if r["source"] == schema.SOURCE_FEATURE]
+    assert sorted(r["source_ref"] for r in new) == ["CJDCQ:1", "CJDCQ:2"]
+    year = datetime.date.today().year
+    assert sorted(r["number"] for r in new) == [f"{COUNTY}{year}{n:04d}" for n in (1, 2)]
+    assert all(r["village_code"].startswith("6104231002") for r in new)
+    assert dock.patches_from_selection(dock.patch_layer()) == []  # not from the patch layer itself

@@ -234,3 +234,31 @@ def test_cancel_a_check(dock, mixed_county):
     dock.cancel()
     _wait(dock)
     assert not dock.is_busy() and task is not None
+
+
+@pytest.mark.postgres
+def test_scan_postgis_schema(dock, demo_county):
+    url = os.environ.get("HUIJIAO_TEST_PG")
+    if not url:
+        pytest.skip("HUIJIAO_TEST_PG not set (optional PostgreSQL component)")
+    import uuid
+
+    from tests.unit.shared_layers_data import pg_execute, pg_ogr_dsn
+
+    schema = "hj_dock_" + uuid.uuid4().hex[:8]
+    pg_execute(url, f"CREATE SCHEMA {schema}")
+    try:
+        for name, target in (("XZQ", "xzq_2024"), ("GBZNT", "gaobiaozhun")):
+            gdal.VectorTranslate(
+                pg_ogr_dsn(url),
+                str(demo_county.gpkg),
+                layers=[name],
+                layerName=f"{schema}.{target}",
+                format="PostgreSQL",
+            )
+        results = dock.scan_postgres(url, schema)
+        assert {r.layer_name: r.dataset_id for r in results} == {"xzq_2024": "xzq", "gaobiaozhun": "gbznt"}
+        assert dock.state("gbznt") == STATE_FOUND and dock.found["gbznt"].provider == "postgres"
+        assert dock.found["gbznt"].make_layer().featureCount() > 0
+    finally:
+        pg_execute(url, f"DROP SCHEMA {schema} CASCADE")

@@ -141,3 +141,28 @@ def test_pick_split_merge(setup):
     assert tool.save()
     assert [r["uuid"] for r in store.patches()] == [picked["uuid"]]
     assert QgsGeometry(store.patches()[0]["geometry"]).area() == pytest.approx(500 * 1000, rel=1e-6)
+
+
+def test_snaps_to_visible_layers_when_project_snapping_is_off(setup):
+    _store, patches, canvas, tool = setup
+    config = canvas.snappingUtils().config()
+    config.setEnabled(False)
+    canvas.snappingUtils().setConfig(config)
+    _click(canvas, _pixel(canvas, 1000, 1000) + QPoint(-3, 3))  # near the XZQ/CJDCQ corner (1000, 1000)
+    assert tool.points[-1] == QgsPointXY(X0 + 1000, Y0 + 1000)
+    tool.snap_to_visible_layers = False
+    _click(canvas, _pixel(canvas, 1000, 1000) + QPoint(-3, 3))
+    assert tool.points[-1] != QgsPointXY(X0 + 1000, Y0 + 1000)
+
+
+def test_form_asks_only_type_reason_notes(qgis_app):
+    from huijiao_plugin.gui.map_tools.map_tool_mark_patch import HuijiaoPatchAttributesDialog
+
+    dialog = HuijiaoPatchAttributesDialog(
+        {"number": "61042320250009", "area_mu": 1.5, "township_code": "610423100", "patch_type": "nonagri"}
+    )
+    assert dialog.type_combo.currentData() == schema.TYPE_NONAGRI
+    dialog.type_combo.setCurrentIndex(dialog.type_combo.findData(schema.TYPE_EXCLUDE))
+    dialog.reason_edit.setText("25度以上坡耕地")
+    assert dialog.values() == {"patch_type": schema.TYPE_EXCLUDE, "reason": "25度以上坡耕地", "notes": None}
+    dialog.deleteLater()

@@ -30,7 +30,13 @@ from huijiao_plugin.core.exchange_client import (
     TransferPausedError,
     proxies_from_qgis,
 )
-from huijiao_plugin.core.package import ImportRegistry, LayerInput, build_package, import_package
+from huijiao_plugin.core.package import (
+    ImportRegistry,
+    LayerInput,
+    build_package,
+    import_package,
+    open_package,
+)
 from huijiao_plugin.core.receipts import KeyMismatchError, ReceiptError, ReceiptStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -333,6 +339,10 @@ def test_tampered_receipt_is_detected(qgis_app, server, tmp_path):
     result = client.submit_package(package)
     envelope = {"receipt": dict(result.receipt), "signature": result.signature}
     assert client.verify_envelope(envelope)
+    with pytest.raises(ReceiptError):  # signed, but naming another key than the pinned one
+        client.verify_envelope({**envelope, "key_fingerprint": "SHA256:" + "0" * 64})
+    with pytest.raises(ReceiptError):  # a genuine receipt presented for another package
+        client.verify_envelope(envelope, "f" * 64)
     envelope["receipt"]["status"] = "accepted" if result.receipt["status"] == "rejected" else "rejected"
     with pytest.raises(ReceiptError):
         client.verify_envelope(envelope)
@@ -601,3 +611,32 @@ def test_change_patches_submitted_and_shared(qgis_app, server, tmp_path):
     assert name == "BGHTB"
     assert QgsVectorLayer(uri, name, "ogr").featureCount() == 3
     assert imported.manifest["sources"][1]["dataset_id"] == "gbznt"
+    # shared data is opened (verified, extracted once) without the offline double-import guard
+    opened = open_package(downloaded.path, tmp_path / "shared")
+    again = open_package(downloaded.path, tmp_path / "shared")
+    assert opened.directory == again.directory and (opened.directory / ".complete").exists()
+    assert QgsVectorLayer(again.layer_uris[0][1], "x", "ogr").featureCount() == 3
+
+
+def test_cancel_terminates_the_upload(qgis_app, server, tmp_path):
+    from huijiao_plugin.core.exchange_client import TransferCanceledError
+
+    package = make_package(tmp_path, attachment_kb=128)
+    client = client_for(server.url, "demo_zrzy_submitter", tmp_path / "state")
+    control = TransferControl()
+    urls = []
+
+    def cancel_after_first_chunk(done, total):
+        if done >= CHUNK:
+            urls.extend(s["upload_url"] for s in client.uploads.pending())
+            control.cancel()
+
+    with pytest.raises(TransferCanceledError):
+        client.submit_package(package, progress=cancel_after_first_chunk, control=control)
+    assert client.uploads.pending() == []
+    [url] = set(urls)
+    token = client._token
+    gone = requests.head(
+        server.url + url, headers={"Tus-Resumable": "1.0.0", "Authorization": "Bearer " + token}
+    )
+    assert gone.status_code == 404

@@ -143,6 +143,23 @@ def _hostile(kind: str):
             conn.close()
             data = Path(tmp, "x.db").read_bytes()
         return build_package("dltb_biangeng", "610102", gpkg=data)
+    if kind == "layer_is_endless_view":
+        import sqlite3
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp, "v.gpkg")
+            path.write_bytes(make_gpkg("DLTB", ["DLBM", "TBMJ"]))
+            conn = sqlite3.connect(path)
+            conn.execute('ALTER TABLE "DLTB" RENAME TO "DLTB_REAL"')
+            conn.execute(
+                'CREATE VIEW "DLTB" AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) '
+                "SELECT i AS fid, 'x' AS DLBM, 1.0 AS TBMJ FROM n"
+            )
+            conn.commit()
+            conn.close()
+            data = path.read_bytes()
+        return build_package("dltb_biangeng", "610102", gpkg=data)
     if kind == "wrong_crs":
         return build_package("dltb_biangeng", "610102", epsg=32649)
     if kind == "crs_differs_from_manifest":
@@ -177,6 +194,7 @@ HOSTILE = {
     "not_a_geopackage": "NOT_GEOPACKAGE",
     "sqlite_not_gpkg": "NOT_GEOPACKAGE",
     "wrong_crs": "CRS_NOT_CGCS2000",
+    "layer_is_endless_view": "LAYER_MISSING",
     "crs_differs_from_manifest": "CRS_MISMATCH",
     "feature_count": "FEATURE_COUNT_MISMATCH",
     "missing_required_field": "FIELD_MISSING",
@@ -232,6 +250,9 @@ def test_invalid_manifest_and_region_are_request_errors(zrzy):
     assert r.status_code == 400 and r.json()["error"]["code"] == "MANIFEST_INVALID"
     r = zrzy.submit(package, dict(manifest, region_code="61x"))
     assert r.status_code == 400 and r.json()["error"]["code"] == "REGION_INVALID"
+    r = zrzy.submit(package, dict(manifest, dataset_id="no_such_dataset"))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "DATASET_UNKNOWN"
+    assert "共享清单" in r.json()["error"]["message_zh"]
 
 
 def test_offline_registration(zrzy, public_key):

@@ -98,6 +98,21 @@ def test_protocol_errors(server, make_account):
     assert not (server.data_dir / "uploads" / (upload_id + ".part")).exists()
 
 
+def test_second_patch_while_first_streams_is_locked(server, make_account):
+    c = make_account("zrzy", "610102", "submitter")
+    data = os.urandom(400_000)
+    upload_id = _id(c.create_upload(len(data)))
+    t = threading.Thread(
+        target=partial_patch, args=(server.url, c.token, upload_id, 0, data, 100_000, False, 1.5)
+    )
+    t.start()
+    time.sleep(0.5)
+    r = c.patch(upload_id, 0, data[:1000])
+    t.join()
+    assert r.status_code == 423 and r.json()["error"]["code"] == "UPLOAD_LOCKED"
+    assert wait_offset(c, upload_id, 100_000) == 100_000
+
+
 def test_size_and_concurrency_limits(server, make_account):
     c = make_account("zrzy", "610102", "submitter")
     r = c.create_upload(5 * 1024**3)

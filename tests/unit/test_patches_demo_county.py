@@ -51,6 +51,7 @@ def test_demo_county_round_trip(demo_county, huijiao_provider, tmp_path, qgis_if
         for r in rows
     )
     assert all(len(r["village_code"]) == 12 for r in rows)
+    assert all(set(r["reason"].split("；")) <= {"种植非粮作物", "已非耕地（园林坑塘等占用）"} for r in rows)
     identity = {r["uuid"]: r["number"] for r in rows}
     again = processing.run("huijiao:patchesfromcomparison", params)
     assert again["CREATED"] == 0 and again["MATCHED"] == first["CREATED"]

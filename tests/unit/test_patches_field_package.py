@@ -186,6 +186,8 @@ def test_round_trip_with_plain_ogr_history_photos_guard_and_conflict(exported, t
     _field_edit(result.gpkg, n1, field_notes="已种植苗木，复核")
     again = import_field_package(store, result.folder, user="分析员")
     assert [a["number"] for a in again.applied] == [n1]
+    assert again.rejected == [] and [c["number"] for c in again.conflicts] == [n3]  # n3 still unresolved
+    assert len(store.table_rows(schema.CONFLICTS_TABLE)) == 1  # updated, not duplicated
     assert store.get(numbers[n1])["field_notes"] == "已种植苗木，复核"
     assert again.photos_added == 0
 
@@ -249,3 +251,66 @@ def test_mbtiles_basemap_from_a_raster(exported, tmp_path):
     assert tiles is not None and tiles.GetDriver().ShortName == "MBTiles" and tiles.RasterXSize > 0
     tiles = None
     assert "basemap.mbtiles" in result.project.read_text(encoding="utf-8")
+
+
+def test_conflicts_are_resolved_by_the_analyst(exported):
+    from huijiao_plugin.core.patches.field_package import open_conflicts, resolve_conflict
+
+    store, ids, result = exported
+    first, second = (store.get(i)["number"] for i in ids[:2])
+    _field_edit(result.gpkg, first, result="属实", verifier="外业员", field_notes="外业")
+    _field_edit(result.gpkg, second, result="存疑", verifier="外业员")
+    store.update(ids[0], {"verifier": "内业员"}, user="内业员")
+    store.update(ids[1], {"status": "in_progress"}, user="内业员")
+    report = import_field_package(store, result.folder)
+    assert sorted(c["number"] for c in report.conflicts) == sorted([first, second])
+    conflicts = {c["number"]: c for c in open_conflicts(store)}
+    assert (
+        conflicts[first]["field"]["field_notes"] == "外业"
+        and conflicts[first]["desk"]["verifier"] == "内业员"
+    )
+
+    taken = resolve_conflict(store, conflicts[first]["fid"], take_field=True, user="分析员")
+    assert (taken["status"], taken["result"], taken["verifier"]) == ("verified", "true", "外业员")
+    kept = resolve_conflict(store, conflicts[second]["fid"], take_field=False, user="分析员")
+    assert kept["status"] == "in_progress" and kept["result"] is None
+    assert open_conflicts(store) == []
+    with pytest.raises(FieldPackageError):
+        resolve_conflict(store, conflicts[first]["fid"], take_field=True)
+    # the crew keeps working on the same package: resolved values do not come back as conflicts
+    _field_edit(result.gpkg, first, field_notes="外业复核")
+    again = import_field_package(store, result.folder)
+    assert again.conflicts == [] and [a["number"] for a in again.applied] == [first]
+    assert store.get(ids[0])["field_notes"] == "外业复核"
+
+
+def test_geometry_reshaped_in_the_field_is_applied_or_kept_in_a_conflict(exported):
+    from huijiao_plugin.core.patches.field_package import open_conflicts, resolve_conflict
+
+    store, ids, result = exported
+    first, second = (store.get(i) for i in ids[:2])
+    ds = ogr.Open(str(result.gpkg), update=1)
+    layer = ds.GetLayerByName(schema.PATCH_LAYER)
+    for feature in layer:
+        if feature.GetField("uuid") in (first["uuid"], second["uuid"]):
+            x1, x2, y1, y2 = feature.GetGeometryRef().GetEnvelope()
+            wkt = f"MULTIPOLYGON((({x1} {y1},{x2} {y1},{x2} {(y1 + y2) / 2},{x1} {(y1 + y2) / 2},{x1} {y1})))"
+            feature.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
+            layer.SetFeature(feature)
+    ds = None
+    store.update(second["uuid"], {"notes": "内业修改"}, user="内业员")  # changed at the desk too -> conflict
+    store.update(second["uuid"], {"verifier": "内业员"}, user="内业员")
+    report = import_field_package(store, result.folder)
+    assert [a["number"] for a in report.applied] == [first["number"]]
+    reshaped = store.get(first["uuid"])
+    assert reshaped["area_m2"] == pytest.approx(first["area_m2"] / 2, abs=0.5)
+    assert reshaped["uuid"] == first["uuid"] and reshaped["number"] == first["number"]
+    assert [h for h in store.history(first["uuid"]) if h["field"] == "geometry"][0]["edit_source"] == "field"
+    # the second patch was also changed at the desk: its field geometry waits in the conflict table
+    (conflict,) = open_conflicts(store)
+    assert conflict["patch_uuid"] == second["uuid"] and conflict["field"]["geometry_wkt"].startswith(
+        "MultiPolygon"
+    )
+    assert store.get(second["uuid"])["area_m2"] == second["area_m2"]
+    resolved = resolve_conflict(store, conflict["fid"], take_field=True, user="分析员")
+    assert resolved["area_m2"] == pytest.approx(second["area_m2"] / 2, abs=0.5)

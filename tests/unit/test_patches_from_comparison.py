@@ -58,7 +58,7 @@ def test_merge_drop_number(setup):
     assert [round(r["area_m2"]) for r in nongrain] == [800, 900]
     assert [round(r["area_m2"]) for r in by_type[schema.TYPE_NONAGRI]] == [400]
     merged = nongrain[0]
-    assert merged["reason"] == "FLS；WG"
+    assert merged["reason"] == "FLS；WG"  # unknown category codes are kept as they are
     assert json.loads(merged["rule_params"]) == {"nongrain_codes": ["FLS", "WG"]}
     assert json.loads(merged["inputs"]) == {"DLTB": "2023", "YJJBNTBHTB": "2022"}
     assert merged["source"] == schema.SOURCE_COMPARISON and merged["rule_id"] == "pbfnongrain"

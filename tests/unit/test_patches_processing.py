@@ -141,3 +141,19 @@ def test_unknown_patch_ids_are_reported(inputs):
             "huijiao:patchchecklist",
             {"STORE": store_path, "PATCH_IDS": "99999", "OUTPUT": str(tmp_path / "x.xlsx")},
         )
+
+
+def test_checklist_without_openpyxl_uses_gdal(inputs):
+    from huijiao_plugin.core.patches.checklist import checklist_info, checklist_rows, write_checklist_ogr
+
+    tmp_path, xzq, cjdcq, comparison = inputs
+    store = PatchStore(_from_comparison(tmp_path, xzq, cjdcq, comparison)["STORE"])
+    rows = checklist_rows(store)
+    path = write_checklist_ogr(tmp_path / "plain", rows, checklist_info(rows, "测试"))
+    assert path.suffix == ".xlsx"
+    workbook = load_workbook(path)
+    sheet = workbook["核查清单"]
+    assert sheet.cell(1, 2).value == "图斑编号"
+    assert [sheet.cell(r, 2).value for r in range(2, 5)] == sorted(r[1] for r in rows)
+    assert float(sheet.cell(2, 11).value) == pytest.approx(rows[0][10])
+    assert workbook["说明"].cell(2, 2).value == "测试"

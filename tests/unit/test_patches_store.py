@@ -220,3 +220,18 @@ def test_not_a_patch_store(tmp_path, qgis_app):
     regions_only(tmp_path / "other.gpkg")
     with pytest.raises(PatchStoreError, match="BGHTB"):
         PatchStore(tmp_path / "other.gpkg")
+
+
+def test_gdal_exception_mode_is_left_as_found(store):
+    from osgeo import gdal, ogr, osr
+
+    def modes():
+        return ogr.GetUseExceptions(), gdal.GetUseExceptions(), osr.GetUseExceptions()
+
+    before = modes()
+    store.add_patches([NewPatch(QgsGeometry.fromWkt(rel_rect(0, 0, 50, 50)))])
+    assert store.count() == 1
+    assert modes() == before
+    with pytest.raises(PatchStoreError):
+        PatchStore(store.path.with_name("missing.gpkg"))
+    assert modes() == before

@@ -228,7 +228,8 @@ def pbf_exit_candidates(ov: CountyOverlay, opt: CompareOptions, params: dict[str
         dltb = ov.features("DLTB")
         fragile = [prof.is_fragile(a.get("TBXHDM"), a.get("GDPDJB"), a.get("GDLX")) for a in dltb.attrs]
         enclave = [prof.is_enclave_flag(a.get("FRDBS")) for a in dltb.attrs]
-        for i, j, geom in ov.pairs("PBF", "DLTB"):
+        exits = ov.pairs("PBF", "DLTB", b_pred=lambda j: fragile[j] or enclave[j], key="fragile-enclave")
+        for i, j, geom in exits:
             if fragile[j]:
                 add(i, "fragile", geom)
             if enclave[j]:
@@ -268,13 +269,12 @@ def _outside_own_township(ov: CountyOverlay) -> list[tuple[int, QgsGeometry | No
         code = _text(attrs.get("XZQDM"))[:9]
         if code:
             by_code.setdefault(code, []).append(xzq.geoms[k])
-    unions = {code: union_parts(geoms) for code, geoms in by_code.items()}
-    engines = {code: _prepared(g) for code, g in unions.items() if g is not None}
+    unions = {code: g for code, g in ((c, union_parts(gs)) for c, gs in by_code.items()) if g is not None}
     unknown = 0
     items = []
     for i in range(len(pbf)):
         code = _zl(ov, "PBF", i)[:9]
-        if code not in engines:
+        if code not in unions:
             unknown += 1
             continue
         items.append((i, code))
@@ -283,9 +283,12 @@ def _outside_own_township(ov: CountyOverlay) -> list[tuple[int, QgsGeometry | No
 
     def work(chunk: Sequence[int]) -> list[tuple[int, QgsGeometry | None]]:
         out = []
+        engines: dict[str, Any] = {}  # prepared geometries are not thread-safe: one set per chunk
         for k in chunk:
             i, code = items[k]
             geom = pbf.geoms[i]
+            if code not in engines:
+                engines[code] = _prepared(unions[code])
             if engines[code].contains(geom.constGet()):
                 continue
             out.append((i, polygonal(geom.difference(unions[code]))))
@@ -672,8 +675,8 @@ PRESETS: dict[str, PresetSpec] = {
 
 SUITE_ORDER = [
     "versiondiff",
-    "pbfexitcandidates",
     "pbfnongrain",
+    "pbfexitcandidates",
     "hsfcoverage",
     "hsfnotinpbf",
     "farmlandnonagri",

@@ -48,6 +48,7 @@ class RuleProfile:
     def __init__(self, values: dict[str, Any], sources: list[str] | None = None) -> None:
         self.values = values
         self.sources = sources or []
+        self._farmland: set[str] | None = None  # cached code set (a profile is never changed in place)
 
     # --- loading --------------------------------------------------------------------------------
     @classmethod
@@ -111,10 +112,12 @@ class RuleProfile:
         return list(self.values.get("field_aliases", {}).get(role, [role]))
 
     def farmland_codes(self) -> set[str]:
-        codes = set(self.values["farmland_codes"])
-        if self.values.get("farmland_include_adjustable"):
-            codes.update(self.values.get("adjustable_codes", []))
-        return codes
+        if self._farmland is None:
+            codes = set(self.values["farmland_codes"])
+            if self.values.get("farmland_include_adjustable"):
+                codes.update(self.values.get("adjustable_codes", []))
+            self._farmland = codes
+        return self._farmland
 
     def is_farmland(self, dlbm: Any) -> bool:
         return _text(dlbm) in self.farmland_codes()
@@ -167,6 +170,9 @@ class RuleProfile:
 
 def _text(value: Any) -> str:
     """Attribute value as stripped text; NULL/None -> ''; 1.0 -> '1'."""
+    if type(value) is str:  # the common case first (hot path of every rule)
+        text = value.strip()
+        return "" if text == "NULL" else text
     if value is None:
         return ""
     try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from huijiao_plugin.core.patches import schema, workflow
 from huijiao_plugin.core.patches.store import PatchStore
-from huijiao_plugin.core.xlsx import write_table
+from huijiao_plugin.core.xlsx import XlsxError, write_table
 
 CHECKLIST_HEADERS = (
     "序号",
@@ -78,8 +78,20 @@ def checklist_rows(store: PatchStore, patch_uuids: list[str] | None = None) -> l
 def write_checklist(
     store: PatchStore, path: str | Path, patch_uuids: list[str] | None = None, title: str = ""
 ) -> Path:
-    """Write the checklist xlsx; a second sheet holds totals per type (count, 亩) and the notes on units."""
+    """Write the checklist xlsx; a second sheet holds totals per type (count, 亩) and the notes on units.
+    openpyxl is used when installed (styled workbook), else GDAL's XLSX driver."""
     rows = checklist_rows(store, patch_uuids)
+    info = checklist_info(rows, title)
+    try:
+        import openpyxl  # noqa: F401
+    except ImportError:  # QGIS installs without openpyxl: GDAL's XLSX driver writes a plainer workbook
+        return write_checklist_ogr(path, rows, info)
+    formats = {9: "#,##0.00", 10: "#,##0.00", 11: "0.000000", 12: "0.000000", 13: "0.000", 14: "0.000"}
+    return write_table(path, CHECKLIST_HEADERS, rows, "核查清单", {"说明": info}, formats)
+
+
+def checklist_info(rows: list[list], title: str = "") -> list[tuple[str, str]]:
+    """The 说明 sheet: title, count, totals per type (count / 亩), notes on areas and coordinates."""
     totals: dict[str, list[float]] = {}
     for row in rows:
         entry = totals.setdefault(row[3] or "", [0, 0.0])
@@ -90,5 +102,43 @@ def write_checklist(
         info.append((f"{type_label} 图斑数 / 面积(亩)", f"{int(count)} / {mu:.2f}"))
     info.append(("面积说明", "椭球面积(CGCS2000)；1 亩 = 2000/3 平方米"))
     info.append(("坐标说明", "经纬度为 CGCS2000 (EPSG:4490)；X 为北坐标、Y 为东坐标(高斯-克吕格)"))
-    formats = {9: "#,##0.00", 10: "#,##0.00", 11: "0.000000", 12: "0.000000", 13: "0.000", 14: "0.000"}
-    return write_table(path, CHECKLIST_HEADERS, rows, "核查清单", {"说明": info}, formats)
+    return info
+
+
+def write_checklist_ogr(path: str | Path, rows: list[list], info: list[tuple[str, str]]) -> Path:
+    """The checklist through GDAL's XLSX driver (no styling), for Python environments without openpyxl."""
+    from osgeo import ogr
+
+    from huijiao_plugin.core.patches.store import ogr_exceptions
+
+    path = Path(path)
+    if path.suffix.lower() != ".xlsx":
+        path = path.with_suffix(".xlsx")
+    kinds = {0: ogr.OFTInteger, 20: ogr.OFTInteger, **{i: ogr.OFTReal for i in range(9, 15)}}
+    with ogr_exceptions():
+        try:
+            if path.exists():
+                path.unlink()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ds = ogr.GetDriverByName("XLSX").CreateDataSource(str(path))
+            sheet = ds.CreateLayer("核查清单", None, ogr.wkbNone)
+            for index, header in enumerate(CHECKLIST_HEADERS):
+                sheet.CreateField(ogr.FieldDefn(header, kinds.get(index, ogr.OFTString)))
+            for row in rows:
+                feature = ogr.Feature(sheet.GetLayerDefn())
+                for index, value in enumerate(row):
+                    if value is not None:
+                        feature.SetField(index, value)
+                sheet.CreateFeature(feature)
+            notes = ds.CreateLayer("说明", None, ogr.wkbNone)
+            notes.CreateField(ogr.FieldDefn("项目", ogr.OFTString))
+            notes.CreateField(ogr.FieldDefn("内容", ogr.OFTString))
+            for key, value in info:
+                feature = ogr.Feature(notes.GetLayerDefn())
+                feature.SetField(0, key)
+                feature.SetField(1, value)
+                notes.CreateFeature(feature)
+            ds = None
+        except (OSError, RuntimeError) as exc:
+            raise XlsxError(f"无法写入 xlsx 文件 {path}: {exc}") from exc
+    return path

@@ -62,6 +62,7 @@ from huijiao_plugin.core.patches.store import (
     feature_dict,
     field_defn,
     now_iso,
+    ogr_exceptions,
     sql_literal,
 )
 from huijiao_plugin.toolbelt.i18n import tr
@@ -109,6 +110,12 @@ def _norm(value: Any) -> str | None:
     return text or None
 
 
+DESK_EDITABLE = ("patch_type", "reason", "notes", "reviewer")  # besides the field-editable ones
+GEOMETRY_KEY = "geometry_key"  # hash of the geometry: a reshaped patch counts as a field change
+GEOMETRY_WKT = "geometry_wkt"  # kept in the conflict table so a field geometry is never lost
+COMPARED_KEYS = (*schema.FIELD_EDITABLE, GEOMETRY_KEY)
+
+
 def editable_values(row: dict) -> dict[str, str | None]:
     """The field-editable values of a patch row, normalized for comparison (codes, not labels)."""
     values = {name: _norm(row.get(name)) for name in schema.FIELD_EDITABLE}
@@ -122,6 +129,22 @@ def editable_values(row: dict) -> dict[str, str | None]:
         pass
     if values.get("verify_date"):
         values["verify_date"] = str(values["verify_date"]).replace("/", "-")[:10]
+    geometry = row.get("geometry")
+    if geometry is not None and not geometry.isEmpty():
+        values[GEOMETRY_KEY] = hashlib.sha1(geometry.asWkt(3).encode()).hexdigest()
+    return values
+
+
+def field_effective(values: dict[str, str | None]) -> dict[str, str | None]:
+    """What the field values mean for the workflow: a result recorded on a patch still 待核查/核查中 makes it
+    已核查 (the crew decides the result, the status follows)."""
+    values = dict(values)
+    if values.get("result") and values.get("status") in (
+        None,
+        workflow.STATUS_PENDING,
+        workflow.STATUS_IN_PROGRESS,
+    ):
+        values["status"] = workflow.STATUS_VERIFIED
     return values
 
 
@@ -164,6 +187,41 @@ def _srs_of(crs: QgsCoordinateReferenceSystem) -> osr.SpatialReference:
 
 
 def export_field_package(
+    store: PatchStore,
+    folder: str | Path,
+    patch_uuids: list[str],
+    context_layers: list[QgsVectorLayer] | None = None,
+    name: str = "",
+    buffer_m: float = 200.0,
+    aoi: QgsGeometry | None = None,
+    basemap: QgsRasterLayer | None = None,
+    user: str = "",
+    zip_package: bool = False,
+    feedback: QgsFeedback | None = None,
+) -> ExportResult:
+    """Write a field package of ``patch_uuids`` into ``folder`` (created; must be empty or new)."""
+    with ogr_exceptions():
+        try:
+            return _export_field_package(
+                store,
+                folder,
+                patch_uuids,
+                context_layers,
+                name,
+                buffer_m,
+                aoi,
+                basemap,
+                user,
+                zip_package,
+                feedback,
+            )
+        except FieldPackageError:
+            raise
+        except RuntimeError as exc:  # GDAL errors and PatchStoreError
+            raise FieldPackageError(str(exc)) from exc
+
+
+def _export_field_package(
     store: PatchStore,
     folder: str | Path,
     patch_uuids: list[str],
@@ -355,33 +413,12 @@ def _value_map(labels: dict[str, str]) -> QgsEditorWidgetSetup:
     return QgsEditorWidgetSetup("ValueMap", {"map": [{label: code} for code, label in labels.items()]})
 
 
-def write_field_project(
-    project_path: Path, gpkg: Path, context_layers: list[str], basemap: Path | None, title: str = ""
-) -> None:
-    """The QGIS/QField project of a package (forms: value lists, date, photo widget, relation)."""
-    project = QgsProject()
-    project.setTitle(title)
-    project.setFileName(str(project_path))
-    project.writeEntryBool("Paths", "/Absolute", False)
-    crs_layer = QgsVectorLayer(f"{gpkg}|layername={schema.PATCH_LAYER}", "crs", "ogr")
-    project.setCrs(crs_layer.crs())
-    if basemap is not None:
-        project.addMapLayer(QgsRasterLayer(str(basemap), tr("Basemap"), "gdal"))
-    # the first context layer ends on top; all but the bottom one are half transparent
-    for n, layer_name in enumerate(reversed(context_layers)):
-        layer = QgsVectorLayer(f"{gpkg}|layername={layer_name}", layer_name, "ogr")
-        if layer.isValid():
-            layer.setReadOnly(True)
-            if n > 0:
-                layer.setOpacity(0.5)
-            project.addMapLayer(layer)
-
-    patches = QgsVectorLayer(f"{gpkg}|layername={schema.PATCH_LAYER}", "变化图斑", "ogr")
-    photos = QgsVectorLayer(f"{gpkg}|layername={PHOTOS_LAYER}", "核查照片", "ogr")
-    if not patches.isValid() or not photos.isValid():
-        raise FieldPackageError(
-            tr("The field package GeoPackage cannot be opened: {path}").format(path=str(gpkg))
-        )
+def configure_patch_layer(patches: QgsVectorLayer, desk: bool = True) -> None:
+    """Style, labels and edit form of a BGHTB layer: Chinese aliases, value lists for type/status/result, a
+    date widget, technical fields hidden and derived/identity fields read-only. ``desk=False`` (field package)
+    also makes type, notes and review fields read-only: the crew edits only the field-editable fields. On the
+    desk, ``updated_at``/``updated_by``/``edit_source`` are filled on every edit, so the history triggers know
+    who changed what."""
     patches.setRenderer(
         QgsSingleSymbolRenderer(
             QgsFillSymbol.createSimple(
@@ -394,9 +431,6 @@ def write_field_project(
     label.enabled = True
     patches.setLabeling(QgsVectorLayerSimpleLabeling(label))
     patches.setLabelsEnabled(True)
-    photos.setRenderer(
-        QgsSingleSymbolRenderer(QgsMarkerSymbol.createSimple({"name": "triangle", "color": "0,90,255"}))
-    )
 
     form = patches.editFormConfig()
     for spec in schema.PATCH_FIELDS:
@@ -431,11 +465,51 @@ def write_field_project(
             "source_ref",
         ):
             patches.setEditorWidgetSetup(field_index, QgsEditorWidgetSetup("Hidden", {}))
-        if not spec.field_editable:
+        if not spec.field_editable and (not desk or spec.name not in DESK_EDITABLE):
             form.setReadOnly(field_index, True)
     form.setReadOnly(patches.fields().indexOf("fid"), True)
     patches.setEditorWidgetSetup(patches.fields().indexOf("fid"), QgsEditorWidgetSetup("Hidden", {}))
     patches.setEditFormConfig(form)
+    if desk:
+        fields = patches.fields()
+        patches.setDefaultValueDefinition(
+            fields.indexOf("updated_by"), QgsDefaultValue("@user_full_name", True)
+        )
+        patches.setDefaultValueDefinition(fields.indexOf("updated_at"), QgsDefaultValue("now()", True))
+        patches.setDefaultValueDefinition(fields.indexOf("edit_source"), QgsDefaultValue("'desk'", True))
+
+
+def write_field_project(
+    project_path: Path, gpkg: Path, context_layers: list[str], basemap: Path | None, title: str = ""
+) -> None:
+    """The QGIS/QField project of a package (forms: value lists, date, photo widget, relation)."""
+    project = QgsProject()
+    project.setTitle(title)
+    project.setFileName(str(project_path))
+    project.writeEntryBool("Paths", "/Absolute", False)
+    crs_layer = QgsVectorLayer(f"{gpkg}|layername={schema.PATCH_LAYER}", "crs", "ogr")
+    project.setCrs(crs_layer.crs())
+    if basemap is not None:
+        project.addMapLayer(QgsRasterLayer(str(basemap), tr("Basemap"), "gdal"))
+    # the first context layer ends on top; all but the bottom one are half transparent
+    for n, layer_name in enumerate(reversed(context_layers)):
+        layer = QgsVectorLayer(f"{gpkg}|layername={layer_name}", layer_name, "ogr")
+        if layer.isValid():
+            layer.setReadOnly(True)
+            if n > 0:
+                layer.setOpacity(0.5)
+            project.addMapLayer(layer)
+
+    patches = QgsVectorLayer(f"{gpkg}|layername={schema.PATCH_LAYER}", "变化图斑", "ogr")
+    photos = QgsVectorLayer(f"{gpkg}|layername={PHOTOS_LAYER}", "核查照片", "ogr")
+    if not patches.isValid() or not photos.isValid():
+        raise FieldPackageError(
+            tr("The field package GeoPackage cannot be opened: {path}").format(path=str(gpkg))
+        )
+    configure_patch_layer(patches, desk=False)
+    photos.setRenderer(
+        QgsSingleSymbolRenderer(QgsMarkerSymbol.createSimple({"name": "triangle", "color": "0,90,255"}))
+    )
 
     pform = photos.editFormConfig()
     for spec in PHOTO_FIELDS:
@@ -565,7 +639,10 @@ def _locate(package: Path, workdir: Path) -> tuple[Path, Path]:
         return package.parent, package
     if package.is_dir():
         for gpkg in sorted(package.rglob("*.gpkg")):
-            ds = ogr.Open(str(gpkg))
+            try:
+                ds = ogr.Open(str(gpkg))
+            except RuntimeError:
+                continue
             ok = ds is not None and ds.GetLayerByName(PACKAGE_META) is not None
             ds = None
             if ok:
@@ -588,6 +665,11 @@ def package_checksum(folder: Path, gpkg: Path) -> str:
     """Checksum of what an import would apply: package id, the field-editable values and geometry of every
     patch, the photo rows and the photo files (independent of SQLite page layout)."""
     digest = hashlib.sha256()
+    with ogr_exceptions():
+        return _checksum(digest, folder, gpkg)
+
+
+def _checksum(digest: Any, folder: Path, gpkg: Path) -> str:
     ds = ogr.Open(str(gpkg))
     if ds is None:
         raise FieldPackageError(tr("Cannot open {path}").format(path=str(gpkg)))
@@ -622,9 +704,14 @@ def import_field_package(
     package = Path(package)
     if not package.exists():
         raise FieldPackageError(tr("Field package not found: {path}").format(path=str(package)))
-    with tempfile.TemporaryDirectory() as tmp:
-        folder, gpkg = _locate(package, Path(tmp))
-        report = _import(store, folder, gpkg, user)
+    with tempfile.TemporaryDirectory() as tmp, ogr_exceptions():
+        try:
+            folder, gpkg = _locate(package, Path(tmp))
+            report = _import(store, folder, gpkg, user)
+        except FieldPackageError:
+            raise
+        except RuntimeError as exc:  # GDAL errors and PatchStoreError
+            raise FieldPackageError(str(exc)) from exc
     if report_path:
         Path(report_path).write_text(
             json.dumps(report.as_dict(), ensure_ascii=False, indent=2), encoding="utf-8"
@@ -670,8 +757,8 @@ def _import(store: PatchStore, folder: Path, gpkg: Path, user: str) -> ImportRep
             if not patch_uuid or (patch_uuid not in package_bases and store.get(patch_uuid) is None):
                 new_rows.append(row)
                 continue
-            desk = store._get_in(sds, patch_uuid)  # noqa: SLF001
-            field_values = editable_values(row)
+            desk = store._get_in(sds, patch_uuid, with_geometry=True)  # noqa: SLF001
+            field_values = field_effective(editable_values(row))
             base = syncs[patch_uuid][1] if patch_uuid in syncs else package_bases.get(patch_uuid, {})
             if desk is None:
                 report.conflicts.append(
@@ -684,11 +771,12 @@ def _import(store: PatchStore, folder: Path, gpkg: Path, user: str) -> ImportRep
                         "base": base,
                     }
                 )
-                _save_conflict(store, sds, package_id, patch_uuid, stamp, None, field_values)
+                _save_conflict(store, sds, package_id, patch_uuid, stamp, None, _with_wkt(field_values, row))
                 continue
             desk_values = editable_values(desk)
-            field_changed = {k for k in schema.FIELD_EDITABLE if field_values.get(k) != base.get(k)}
-            desk_changed = {k for k in schema.FIELD_EDITABLE if desk_values.get(k) != base.get(k)}
+            compared = [k for k in COMPARED_KEYS if k != GEOMETRY_KEY or GEOMETRY_KEY in base]
+            field_changed = {k for k in compared if field_values.get(k) != base.get(k)}
+            desk_changed = {k for k in compared if desk_values.get(k) != base.get(k)}
             if not field_changed or all(field_values.get(k) == desk_values.get(k) for k in field_changed):
                 report.unchanged += 1
                 _save_sync(store, sds, syncs, package_id, patch_uuid, field_values)
@@ -706,9 +794,13 @@ def _import(store: PatchStore, folder: Path, gpkg: Path, user: str) -> ImportRep
                         "field_fields": sorted(field_changed),
                     }
                 )
-                _save_conflict(store, sds, package_id, patch_uuid, stamp, desk_values, field_values)
+                _save_conflict(
+                    store, sds, package_id, patch_uuid, stamp, desk_values, _with_wkt(field_values, row)
+                )
                 continue
-            changes: dict[str, Any] = {k: field_values.get(k) for k in field_changed}
+            changes: dict[str, Any] = {k: field_values.get(k) for k in field_changed if k != GEOMETRY_KEY}
+            if GEOMETRY_KEY in field_changed:
+                changes["geometry"] = row["geometry"]
             try:
                 status = workflow.normalize_status(field_values.get("status"))
                 result = workflow.normalize_result(field_values.get("result"))
@@ -729,7 +821,9 @@ def _import(store: PatchStore, folder: Path, gpkg: Path, user: str) -> ImportRep
                         "field": field_values,
                     }
                 )
-                _save_conflict(store, sds, package_id, patch_uuid, stamp, desk_values, field_values)
+                _save_conflict(
+                    store, sds, package_id, patch_uuid, stamp, desk_values, _with_wkt(field_values, row)
+                )
                 continue
             report.applied.append(
                 {
@@ -738,8 +832,9 @@ def _import(store: PatchStore, folder: Path, gpkg: Path, user: str) -> ImportRep
                     "changes": {
                         k: [desk_values.get(k), changes.get(k)]
                         for k in changes
-                        if desk_values.get(k) != changes.get(k)
-                    },
+                        if k != "geometry" and desk_values.get(k) != changes.get(k)
+                    }
+                    | ({"geometry": ["", "changed"]} if "geometry" in changes else {}),
                 }
             )
             _save_sync(store, sds, syncs, package_id, patch_uuid, field_values)
@@ -817,6 +912,13 @@ def _import(store: PatchStore, folder: Path, gpkg: Path, user: str) -> ImportRep
     return report
 
 
+def _with_wkt(values: dict, row: dict) -> dict:
+    geometry = row.get("geometry")
+    if geometry is None or geometry.isEmpty():
+        return values
+    return dict(values, **{GEOMETRY_WKT: geometry.asWkt()})
+
+
 def _save_sync(
     store: PatchStore, ds: ogr.DataSource, syncs: dict, package_id: str, patch_uuid: str, values: dict
 ) -> None:
@@ -841,15 +943,89 @@ def _save_conflict(
     desk: dict | None,
     field_values: dict,
 ) -> None:
-    store.insert_row(
-        ds,
-        schema.CONFLICTS_TABLE,
-        {
-            "package_id": package_id,
-            "patch_uuid": patch_uuid,
-            "detected_at": stamp,
-            "desk_json": json.dumps(desk, ensure_ascii=False, sort_keys=True) if desk is not None else None,
-            "field_json": json.dumps(field_values, ensure_ascii=False, sort_keys=True),
-            "resolved": 0,
-        },
+    """Record a conflict; an open conflict of the same package and patch is updated, not duplicated."""
+    values = {
+        "package_id": package_id,
+        "patch_uuid": patch_uuid,
+        "detected_at": stamp,
+        "desk_json": json.dumps(desk, ensure_ascii=False, sort_keys=True) if desk is not None else None,
+        "field_json": json.dumps(field_values, ensure_ascii=False, sort_keys=True),
+        "resolved": 0,
+    }
+    where = (
+        f"package_id = {sql_literal(package_id)} AND patch_uuid = {sql_literal(patch_uuid)} "
+        "AND (resolved = 0 OR resolved IS NULL)"
     )
+    result = ds.ExecuteSQL(f'SELECT count(*) FROM "{schema.CONFLICTS_TABLE}" WHERE {where}')
+    existing = result.GetNextFeature().GetField(0)
+    ds.ReleaseResultSet(result)
+    if existing:
+        assignments = ", ".join(f'"{k}" = {sql_literal(v)}' for k, v in values.items())
+        ds.ExecuteSQL(f'UPDATE "{schema.CONFLICTS_TABLE}" SET {assignments} WHERE {where}')
+    else:
+        store.insert_row(ds, schema.CONFLICTS_TABLE, values)
+
+
+# ================================================================================================ conflicts
+
+RESOLVED_FIELD = 1  # the field values were applied
+RESOLVED_DESK = 2  # the desk values were kept
+
+
+def open_conflicts(store: PatchStore) -> list[dict]:
+    """Unresolved conflicts (and refused field changes) with the patch number and parsed values."""
+    rows = []
+    for row in store.table_rows(schema.CONFLICTS_TABLE, "resolved = 0 OR resolved IS NULL"):
+        patch = store.get(row["patch_uuid"])
+        rows.append(
+            dict(
+                row,
+                number=patch["number"] if patch else None,
+                desk=json.loads(row["desk_json"]) if row["desk_json"] else None,
+                field=json.loads(row["field_json"]) if row["field_json"] else {},
+            )
+        )
+    return rows
+
+
+def resolve_conflict(store: PatchStore, conflict_fid: int, take_field: bool, user: str = "") -> dict:
+    """Resolve one conflict: apply the field values (workflow-checked, recorded in the history) or keep the
+    desk values. Either way the field values become the package's last exchanged values, so importing the
+    same package again does not raise the conflict again. Returns the patch."""
+    conflicts = [c for c in open_conflicts(store) if c["fid"] == conflict_fid]
+    if not conflicts:
+        raise FieldPackageError(tr("No open conflict with id {id}").format(id=conflict_fid))
+    conflict = conflicts[0]
+    field_values = field_effective(conflict["field"])
+    where = "package_id = {} AND patch_uuid = {}".format(
+        sql_literal(conflict["package_id"]), sql_literal(conflict["patch_uuid"])
+    )
+    syncs = {r["patch_uuid"]: (r["fid"], None) for r in store.table_rows(schema.SYNC_TABLE, where)}
+    with ogr_exceptions(), store.transaction() as ds:
+        desk = store._get_in(ds, conflict["patch_uuid"], with_geometry=True)  # noqa: SLF001
+        if desk is None:
+            raise FieldPackageError(tr("No change patch with id {uuid}").format(uuid=conflict["patch_uuid"]))
+        if take_field:
+            desk_values = editable_values(desk)
+            changes: dict[str, Any] = {
+                k: field_values.get(k)
+                for k in schema.FIELD_EDITABLE
+                if field_values.get(k) != desk_values.get(k)
+            }
+            result = workflow.normalize_result(field_values.get("result"))
+            status = workflow.normalize_status(field_values.get("status"))
+            if result and status in (None, workflow.STATUS_PENDING, workflow.STATUS_IN_PROGRESS):
+                changes["status"] = workflow.STATUS_VERIFIED
+            if field_values.get(GEOMETRY_WKT) and field_values.get(GEOMETRY_KEY) != desk_values.get(
+                GEOMETRY_KEY
+            ):
+                changes["geometry"] = QgsGeometry.fromWkt(field_values[GEOMETRY_WKT])
+            if changes:
+                store._update(ds, desk, changes, user, schema.EDIT_FIELD, True)  # noqa: SLF001
+        sync_values = {k: v for k, v in field_values.items() if k != GEOMETRY_WKT}
+        _save_sync(store, ds, syncs, conflict["package_id"], conflict["patch_uuid"], sync_values)
+        ds.ExecuteSQL(
+            f'UPDATE "{schema.CONFLICTS_TABLE}" SET resolved = '
+            f"{RESOLVED_FIELD if take_field else RESOLVED_DESK} WHERE fid = {int(conflict_fid)}"
+        )
+    return store.get(conflict["patch_uuid"]) or {}

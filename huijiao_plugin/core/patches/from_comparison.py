@@ -34,7 +34,32 @@ log = logging.getLogger(__name__)
 RULE_FIELDS = ("rule_id", "RULE_ID", "ruleid", "rule")
 PARAM_FIELDS = ("rule_params", "RULE_PARAMS", "params")
 INPUT_FIELDS = ("inputs", "INPUTS", "input_versions")
-REASON_FIELDS = ("reason", "REASON", "category_name", "reason_label", "category", "CATEGORY", "yy")
+REASON_FIELDS = ("reason", "REASON", "category", "CATEGORY", "category_name", "reason_label", "yy")
+
+# category codes of the comparison presets -> the Chinese reason stored on the patch (unknown codes are kept)
+REASON_LABELS = {
+    "candidate": "建议划入永久基本农田",
+    "redline": "生态保护红线内",
+    "fragile": "生态脆弱区",
+    "drought": "严重干旱区",
+    "soil_strict": "严格管控类耕地",
+    "enclave": "插花地",
+    "fragment": "细碎地块",
+    "nongrain": "种植非粮作物",
+    "occupied": "已非耕地（园林坑塘等占用）",
+    "to_construction": "耕地变为建设用地",
+    "monitoring": "建设类监测图斑",
+    "covered": "已建高标准农田",
+    "not_covered": "未建高标准农田",
+    "hsf_nonfarmland": "高标准农田内非耕地",
+    "block": "集中连片地块",
+    "added": "新增",
+    "removed": "减少",
+    "modified": "变化",
+    "only_a": "仅A有",
+    "only_b": "仅B有",
+    "both": "两者均有",
+}
 TYPE_FIELDS = ("patch_type", "PATCH_TYPE", "tblx_type")
 
 # substring of a rule id (lower case) -> patch type; checked in order. Exact entries of ``type_map`` win.
@@ -199,7 +224,6 @@ def patches_from_comparison(
 
     # 2. merge adjacent pieces per group, 3. drop small ones, 4. match or create
     new_patches: list[NewPatch] = []
-    existing_cache: dict[tuple[str, str], list[dict]] = {}
     done_groups = 0
     for (patch_type, rule_id), pieces in groups.items():
         done_groups += 1
@@ -217,18 +241,19 @@ def patches_from_comparison(
         where = f"patch_type = {sql_literal(patch_type)} AND " + (
             f"rule_id = {sql_literal(rule_id)}" if rule_id else "rule_id IS NULL"
         )
-        existing = existing_cache.setdefault((patch_type, rule_id), store.patches(where))
+        existing = [row for row in store.patches(where) if row["geometry"] is not None]
+        existing_index = QgsSpatialIndex()
+        for n, row in enumerate(existing):
+            existing_index.addFeature(n, row["geometry"].boundingBox())
         for part, area in zip(parts, areas):
             if area < minimum:
                 result.dropped_small += 1
                 continue
             match = next(
                 (
-                    row
-                    for row in existing
-                    if row["geometry"] is not None
-                    and row["geometry"].boundingBox().intersects(part.boundingBox())
-                    and _iou(row["geometry"], part) >= match_iou
+                    existing[n]
+                    for n in existing_index.intersects(QgsRectangle(part.boundingBox()))
+                    if _iou(existing[n]["geometry"], part) >= match_iou
                 ),
                 None,
             )
@@ -240,7 +265,7 @@ def patches_from_comparison(
                 for n in index.intersects(QgsRectangle(part.boundingBox()))
                 if pieces[n][0].intersects(part)
             ]
-            reasons = _merge_values([m["reason"] for m in members])
+            reasons = _merge_values([REASON_LABELS.get(str(m["reason"]), m["reason"]) for m in members])
             reason_text = "；".join(str(r) for r in reasons) if isinstance(reasons, list) else (reasons or "")
             new_patches.append(
                 NewPatch(

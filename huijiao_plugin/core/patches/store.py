@@ -28,10 +28,9 @@ from huijiao_plugin.toolbelt.i18n import tr
 log = logging.getLogger(__name__)
 
 
-
 @contextmanager
 def ogr_exceptions() -> Iterator[None]:
-    """GDAL/OGR errors as exceptions inside the block only (QGIS and other plugins expect the global default)."""
+    """GDAL/OGR errors as exceptions inside the block only (QGIS and other plugins expect the default)."""
     modules = (gdal, ogr, osr)
     previous = [module.GetUseExceptions() for module in modules]
     for module in modules:
@@ -39,7 +38,7 @@ def ogr_exceptions() -> Iterator[None]:
     try:
         yield
     finally:
-        for module, was_on in zip(modules, previous):
+        for module, was_on in reversed(list(zip(modules, previous))):  # GDAL keeps a stack of handlers
             if not was_on:
                 module.DontUseExceptions()
 
@@ -230,6 +229,12 @@ class PatchStore:
 
     def _ensure_schema(self) -> None:
         """Re-install the history triggers (a table rebuild by another tool may have dropped them)."""
+        try:
+            self._install_triggers()
+        except PatchStoreError as exc:  # e.g. a read-only file: reading still works
+            log.warning("history triggers of %s not checked: %s", self.path, exc)
+
+    def _install_triggers(self) -> None:
         with self._open(update=True) as ds:
             rows = ds.ExecuteSQL(
                 "SELECT count(*) FROM sqlite_master WHERE type='trigger' AND name LIKE 'bghtb_history_%'"
@@ -585,12 +590,12 @@ class PatchStore:
                     done.append(patch_uuid)
         return done, refused
 
-    def _get_in(self, ds: ogr.DataSource, patch_uuid: str) -> dict | None:
+    def _get_in(self, ds: ogr.DataSource, patch_uuid: str, with_geometry: bool = False) -> dict | None:
         layer = ds.GetLayerByName(schema.PATCH_LAYER)
         layer.SetAttributeFilter(f"uuid = {sql_literal(patch_uuid)}")
         try:
             for feature in layer:
-                return feature_dict(feature, schema.PATCH_FIELDS, with_geometry=False)
+                return feature_dict(feature, schema.PATCH_FIELDS, with_geometry=with_geometry)
             return None
         finally:
             layer.SetAttributeFilter(None)

@@ -485,7 +485,9 @@ class HuijiaoCompareDock(QgsDockWidget):
         self._finish()
         self.progress.setValue(100)
         self.result, self.rows = task.result, task.rows
-        self.show_result(task.result, task.overlay.crs)
+        crs = task.overlay.crs
+        task.overlay = None  # release the layer snapshots
+        self.show_result(task.result, crs)
         self.fill_table(self.rows)
         self.export_button.setEnabled(True)
         self.summary_label.setText(self.result.summary())

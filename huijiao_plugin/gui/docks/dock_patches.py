@@ -41,7 +41,14 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from huijiao_plugin.core.patches import schema, workflow
+from huijiao_plugin.core.patches.field_package import (
+    FieldPackageError,
+    configure_patch_layer,
+    open_conflicts,
+    resolve_conflict,
+)
 from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError
+from huijiao_plugin.core.patches.workflow import WorkflowError
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
 from huijiao_plugin.toolbelt.i18n import tr
@@ -60,6 +67,14 @@ COLUMNS = (
     ("verifier", "核查人"),
     ("updated_at", "更新时间"),
 )
+
+
+def _value_label(key: str, value) -> str:
+    if key == "status":
+        return workflow.status_label(value)
+    if key == "result":
+        return workflow.result_label(value)
+    return "" if value is None else str(value)
 
 
 class _NumberItem(QTableWidgetItem):
@@ -172,6 +187,23 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.tabs.addTab(self.history_table, tr("History"))
         self.tabs.addTab(self.photos, tr("Photos"))
         self.tabs.addTab(self.totals_tree, tr("Totals"))
+        conflicts_page = QWidget(self.tabs)
+        conflicts_layout = QVBoxLayout(conflicts_page)
+        self.conflicts_table = QTableWidget(0, 3, conflicts_page)
+        self.conflicts_table.setHorizontalHeaderLabels(["图斑编号", "内业值", "外业值"])
+        self.conflicts_table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.conflicts_table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.conflicts_table.horizontalHeader().setStretchLastSection(True)
+        conflicts_layout.addWidget(self.conflicts_table)
+        conflict_buttons = QHBoxLayout()
+        self.take_field_button = QPushButton(tr("Take field values"), conflicts_page)
+        self.take_field_button.clicked.connect(lambda: self.resolve_selected_conflict(True))
+        self.keep_desk_button = QPushButton(tr("Keep desk values"), conflicts_page)
+        self.keep_desk_button.clicked.connect(lambda: self.resolve_selected_conflict(False))
+        conflict_buttons.addWidget(self.take_field_button)
+        conflict_buttons.addWidget(self.keep_desk_button)
+        conflicts_layout.addLayout(conflict_buttons)
+        self.tabs.addTab(conflicts_page, tr("Open conflicts"))
         layout.addWidget(splitter, 1)
 
         actions = QHBoxLayout()
@@ -200,7 +232,18 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.merge_button.clicked.connect(self.merge_selected)
         self.save_button = QPushButton(tr("Save edits"), body)
         self.save_button.clicked.connect(self.save_edits)
-        for widget in (self.mark_button, self.mode_combo, self.merge_button, self.save_button):
+        self.from_selection_button = QPushButton(tr("From selection"), body)
+        self.from_selection_button.setToolTip(
+            tr("Make a patch of every selected feature of the active layer")
+        )
+        self.from_selection_button.clicked.connect(self.patches_from_selection)
+        for widget in (
+            self.mark_button,
+            self.mode_combo,
+            self.from_selection_button,
+            self.merge_button,
+            self.save_button,
+        ):
             edit_row.addWidget(widget)
         layout.addLayout(edit_row)
         field_row = QHBoxLayout()
@@ -275,6 +318,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         if not create:
             return None
         layer = self.store.qgs_layer(tr("Change patches"))
+        configure_patch_layer(layer, desk=True)
         QgsProject.instance().addMapLayer(layer)
         return layer
 
@@ -293,6 +337,48 @@ class HuijiaoPatchesDock(QgsDockWidget):
             layer.reload()
             layer.triggerRepaint()
         self.apply_filters()
+        self._fill_conflicts()
+
+    def _fill_conflicts(self) -> None:
+        conflicts = open_conflicts(self.store) if self.store is not None else []
+        self.conflicts_table.setRowCount(len(conflicts))
+        for r, conflict in enumerate(conflicts):
+            desk = conflict["desk"] or {}
+            field = conflict["field"] or {}
+            keys = [k for k in schema.FIELD_EDITABLE if desk.get(k) != field.get(k)]
+
+            def describe(values: dict, keys=keys) -> str:
+                return "；".join(f"{schema.ALIASES.get(k, k)}={_value_label(k, values.get(k))}" for k in keys)
+
+            for c, text in enumerate(
+                [conflict["number"] or conflict["patch_uuid"], describe(desk), describe(field)]
+            ):
+                item = QTableWidgetItem(text)
+                item.setData(UUID_ROLE, conflict["fid"])
+                self.conflicts_table.setItem(r, c, item)
+        self.tabs.setTabText(
+            self.tabs.indexOf(self.conflicts_table.parentWidget()),
+            tr("Open conflicts") + (f" ({len(conflicts)})" if conflicts else ""),
+        )
+
+    def resolve_selected_conflict(self, take_field: bool) -> None:
+        """Apply the field values of (or keep the desk values for) the selected conflicts."""
+        fids = sorted({item.data(UUID_ROLE) for item in self.conflicts_table.selectedItems()})
+        if self.store is None or not fids:
+            self._message(tr("Select a conflict first."), Qgis.Info)
+            return
+        user = HuijiaoSettings.load().unit_name
+        errors = []
+        for fid in fids:
+            try:
+                resolve_conflict(self.store, fid, take_field, user)
+            except (FieldPackageError, WorkflowError, PatchStoreError) as exc:
+                errors.append(str(exc))
+        self.refresh()
+        if errors:
+            self._message(errors[0], Qgis.Warning)
+        else:
+            self._message(tr("{n} conflicts resolved").format(n=len(fids)), Qgis.Success)
 
     def _matches(self, row: dict) -> bool:
         patch_type = self.type_filter.currentData()
@@ -449,7 +535,10 @@ class HuijiaoPatchesDock(QgsDockWidget):
             path = self.store.attachment_path(attachment)
             text = "{}\n{}°".format(attachment["taken_at"] or "", attachment["direction"] or "")
             item = QListWidgetItem(QIcon(str(path)), text, self.photos)
-            item.setToolTip(str(path))
+            position = ""
+            if attachment["lon"] is not None and attachment["lat"] is not None:
+                position = "\n{:.6f}°E {:.6f}°N".format(attachment["lon"], attachment["lat"])
+            item.setToolTip(str(path) + position + "\n" + (attachment["taken_by"] or ""))
 
     def zoom_to_selected(self) -> None:
         if self.store is None:
@@ -537,6 +626,14 @@ class HuijiaoPatchesDock(QgsDockWidget):
         uuids = set(self.selected_uuids())
         layer.selectByIds([f.id() for f in layer.getFeatures() if f["uuid"] in uuids])
         self.map_tool.merge_selected()
+
+    def patches_from_selection(self, layer=None) -> list[int]:
+        """Patches of the selected features of ``layer`` (default: the active layer), in the edit buffer."""
+        if self.store is None:
+            self._message(tr("Open or create a change-patch GeoPackage first."), Qgis.Info)
+            return []
+        layer = layer or self.iface.activeLayer()
+        return self._ensure_tool().create_from_selection(layer)
 
     def save_edits(self) -> None:
         if self.map_tool is not None and self.map_tool.save():

@@ -9,14 +9,13 @@ import os
 from qgis.core import (
     Qgis,
     QgsApplication,
-    QgsCoordinateReferenceSystem,
-    QgsLayerTreeGroup,
     QgsProject,
     QgsProviderRegistry,
     QgsTask,
     QgsVectorLayer,
 )
 from qgis.gui import QgsDockWidget
+from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QSortFilterProxyModel, Qt
 from qgis.PyQt.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
 from qgis.PyQt.QtWidgets import (
@@ -41,6 +40,15 @@ from qgis.PyQt.QtWidgets import (
 
 from huijiao_plugin.core.catalog import DEPARTMENT_GROUPS, DEPARTMENT_ORDER, Catalog, catalog_from_settings
 from huijiao_plugin.core.checks import CheckReport, Finding
+from huijiao_plugin.core.one_map import (
+    DATASET_PROPERTY,
+    YEAR_PROPERTY,
+    add_one_map_layers,
+    department_group,
+    one_map_items,
+    prepare_layer,
+    set_project_crs,
+)
 from huijiao_plugin.core.recognition import (
     Recognition,
     best_by_dataset,
@@ -49,7 +57,6 @@ from huijiao_plugin.core.recognition import (
     recognize_postgres,
 )
 from huijiao_plugin.core.shared_layers_tasks import CheckDatasetsTask, OpenLayersTask
-from huijiao_plugin.core.styles import apply_style
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -57,14 +64,8 @@ log = logging.getLogger(__name__)
 STATE_LOADED = "loaded"
 STATE_FOUND = "found"
 STATE_MISSING = "missing"
-DATASET_PROPERTY = "huijiao/dataset_id"
-YEAR_PROPERTY = "huijiao/year"
 ROLE_DATASET = Qt.UserRole + 1
 ROLE_SORT = Qt.UserRole + 2
-# groups of the 一张图 from top to bottom of the layer tree (boundaries above thematic layers above DLTB)
-GROUP_ORDER = ("base", "nync", "zrzy")
-# datasets loaded but switched off: opaque thematic fills that would hide the land-use map
-HIDDEN_ON_LOAD = ("gdzldj", "trhjzl", "trpc_soiltype")
 
 COL_DATASET, COL_STATE, COL_YEAR, COL_SOURCE = range(4)
 FINDING_COLUMNS = ("dataset", "severity", "rule", "field", "value", "count", "message")
@@ -223,6 +224,8 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         return None
 
     def _project_changed(self, *args):
+        if sip.isdeleted(self) or sip.isdeleted(self.tree):  # the project outlives the panel
+            return
         self.refresh_tree()
 
     def refresh_tree(self):
@@ -353,6 +356,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
 
     def scan_path(self, path: str) -> list[Recognition]:
         """Recognise every layer of a folder (recursively), file or FileGDB."""
+        self.catalog = catalog_from_settings()  # the override file may have changed in the settings
         QApplication.setOverrideCursor(Qt.WaitCursor)
         try:
             results = recognize_path(path, self.catalog)
@@ -366,6 +370,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
 
     def scan_postgres(self, connection: str, schema: str) -> list[Recognition]:
         """Recognise every table of a PostGIS schema (saved connection name or postgresql:// URL)."""
+        self.catalog = catalog_from_settings()
         QApplication.setOverrideCursor(Qt.WaitCursor)
         try:
             results = recognize_postgres(connection, schema, self.catalog)
@@ -410,14 +415,14 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
 
     # ---- 一张图 -----------------------------------------------------------------------------------------
     def load_one_map(self, dataset_ids: list[str] | None = None) -> QgsTask | None:
-        """Load the found datasets (default: every found one not loaded yet) styled into department groups."""
+        """Load the found datasets (default: every found one not loaded yet) styled into department groups.
+
+        The layers are opened in a background task; names, styles, groups, order, visibility and the
+        project CRS come from :mod:`huijiao_plugin.core.one_map` (as for every 一张图)."""
         if self.is_busy():
             return None
-        ids = dataset_ids or [
-            d for d in self.catalog.dataset_ids() if d in self.found and not self.loaded_layers(d)
-        ]
-        items = [(d, self.found[d]) for d in ids if d in self.found]
-        items += [(d, rec) for d in ids for rec in self.older.get(d, [])]
+        loaded = [d for d in self.found if self.loaded_layers(d)]
+        items = one_map_items(self.catalog, self.found, self.older, dataset_ids, skip=loaded)
         if not items:
             self._message(tr("Nothing to load: scan a folder, file or PostGIS schema first."), Qgis.Info)
             return None
@@ -425,50 +430,11 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         self._start(task, lambda ok: self._add_layers(task, ok))
         return task
 
-    def _group(self, department: str) -> QgsLayerTreeGroup:
-        root = QgsProject.instance().layerTreeRoot()
-        name = DEPARTMENT_GROUPS.get(department, department)
-        group = root.findGroup(name)
-        if group is None:
-            # insert so that the groups read 基础 / 农业农村 / 自然资源 from the top
-            order = list(GROUP_ORDER)
-            rank = order.index(department) if department in order else len(order)
-            pos = 0
-            for i, child in enumerate(root.children()):
-                if isinstance(child, QgsLayerTreeGroup) and child.name() in [
-                    DEPARTMENT_GROUPS[d] for d in order
-                ]:
-                    other = [DEPARTMENT_GROUPS[d] for d in order].index(child.name())
-                    if other < rank:
-                        pos = i + 1
-            group = root.insertGroup(pos, name)
-        return group
-
     def _add_layers(self, task: OpenLayersTask, ok: bool):
         project = QgsProject.instance()
-        added = []
-
-        # inserted bottom-up: low draw order first, an older year below the newest one
-        def key(t):
-            return self.catalog.dataset(t[0]).draw_order, t[1] is self.found.get(t[0]), t[1].year or 0
-
-        for dataset_id, rec, layer in sorted(task.layers, key=key):
-            spec = self.catalog.dataset(dataset_id)
-            layer.setName(f"{spec.name_zh} {rec.year}" if rec.year else spec.name_zh)
-            apply_style(layer, dataset_id, rec.field_mapping, self.catalog)
-            layer.setCustomProperty(DATASET_PROPERTY, dataset_id)
-            if rec.year:
-                layer.setCustomProperty(YEAR_PROPERTY, rec.year)
-            project.addMapLayer(layer, False)
-            group = self._group(spec.department)
-            node = group.insertLayer(0, layer)  # higher draw order ends on top
-            older = rec is not self.found.get(dataset_id)  # an older year of the same dataset
-            older_dltb = dataset_id == "dltb_sandiao" and "dltb_biangeng" in self.found
-            if dataset_id in HIDDEN_ON_LOAD or older_dltb or older:
-                node.setItemVisibilityChecked(False)
-            added.append(layer)
+        added = add_one_map_layers(project, task.layers, self.found, self.catalog)
         if added:
-            self._set_project_crs(added)
+            set_project_crs(project, added)
             canvas = self.iface.mapCanvas() if self.iface is not None else None
             if canvas is not None:
                 extent = None
@@ -485,32 +451,6 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
             self._message(tr("Cannot open {source}").format(source=source), Qgis.Warning)
         self.refresh_tree()
         self.status_label.setText(tr("{count} layers loaded into the 一张图.").format(count=len(added)))
-
-    def _set_project_crs(self, layers: list[QgsVectorLayer]):
-        """Project CRS = the Gauss-Krüger zone of the data (the DLTB first), never a geographic CRS."""
-        order = ["dltb_biangeng", "dltb_sandiao", "yjjbnt", "gdbhmb"]
-        ranked = sorted(
-            layers,
-            key=lambda lyr: (
-                order.index(lyr.customProperty(DATASET_PROPERTY))
-                if lyr.customProperty(DATASET_PROPERTY) in order
-                else len(order)
-            ),
-        )
-        for layer in ranked:
-            crs = layer.crs()
-            if crs.isValid() and not crs.isGeographic():
-                QgsProject.instance().setCrs(crs)
-                return
-        for layer in ranked:
-            crs = layer.crs()
-            ext = layer.extent()
-            if crs.isValid() and crs.isGeographic() and not ext.isEmpty():
-                lon = ext.center().x()
-                zone = int(round(lon / 3.0))
-                if 25 <= zone <= 45:
-                    QgsProject.instance().setCrs(QgsCoordinateReferenceSystem(f"EPSG:{4513 + zone - 25}"))
-                    return
 
     # ---- checks -------------------------------------------------------------------------------------------
     def check(self, dataset_ids: list[str] | None = None) -> QgsTask | None:
@@ -591,7 +531,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
             )
         )
         self.export_button.setEnabled(bool(self.reports))
-        self.status_label.setText(self.summary_label.text())
+        self.status_label.clear()
 
     def finding_at(self, proxy_row: int) -> tuple[str, Finding]:
         source = self.findings_proxy.mapToSource(self.findings_proxy.index(proxy_row, 0))
@@ -610,12 +550,9 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         if not layers and dataset_id in self.found:
             rec = self.found[dataset_id]
             layer = rec.make_layer()
-            spec = self.catalog.dataset(dataset_id)
-            layer.setName(spec.name_zh)
-            apply_style(layer, dataset_id, rec.field_mapping, self.catalog)
-            layer.setCustomProperty(DATASET_PROPERTY, dataset_id)
+            spec = prepare_layer(layer, dataset_id, rec, self.catalog)
             QgsProject.instance().addMapLayer(layer, False)
-            self._group(spec.department).insertLayer(0, layer)
+            department_group(QgsProject.instance(), spec).insertLayer(0, layer)
             layers = [layer]
         if not layers:
             return None
@@ -625,8 +562,6 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         if canvas is not None and layer.selectedFeatureCount():
             canvas.zoomToSelected(layer)
             canvas.refresh()
-        if self.iface is not None:
-            self.iface.setActiveLayer(layer)
         return layer
 
     def _ask_export(self):

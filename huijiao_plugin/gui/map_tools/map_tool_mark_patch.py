@@ -22,10 +22,12 @@ from qgis.core import (
     QgsPointXY,
     QgsProject,
     QgsRectangle,
+    QgsSnappingConfig,
+    QgsTolerance,
     QgsVectorLayer,
     QgsWkbTypes,
 )
-from qgis.gui import QgsMapTool, QgsRubberBand, QgsSnapIndicator
+from qgis.gui import QgsMapCanvasSnappingUtils, QgsMapTool, QgsRubberBand, QgsSnapIndicator
 from qgis.PyQt.QtCore import QDateTime, Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
@@ -113,6 +115,8 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
         self.default_type = schema.TYPE_MANUAL
         self.points: list[QgsPointXY] = []
         self._regions: RegionLookup | None = None
+        self.snap_to_visible_layers = True
+        self._own_snapping = None
         self.rubber = QgsRubberBand(canvas, QgsWkbTypes.PolygonGeometry)
         self.rubber.setColor(QColor(255, 0, 0, 90))
         self.rubber.setStrokeColor(QColor(255, 0, 0))
@@ -154,8 +158,25 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
 
     # -- events ---------------------------------------------------------------------------------------------
 
+    def snapping_utils(self):
+        """The project's snapping when the user enabled it, else snapping to the vertices and segments of all
+        visible layers (``snap_to_visible_layers``)."""
+        utils = self.canvas().snappingUtils()
+        if utils.config().enabled() or not self.snap_to_visible_layers:
+            return utils
+        if self._own_snapping is None:
+            self._own_snapping = QgsMapCanvasSnappingUtils(self.canvas(), self)
+            config = QgsSnappingConfig(QgsProject.instance())
+            config.setEnabled(True)
+            config.setMode(QgsSnappingConfig.AllLayers)
+            config.setTypeFlag(QgsSnappingConfig.VertexFlag | QgsSnappingConfig.SegmentFlag)
+            config.setTolerance(10)
+            config.setUnits(QgsTolerance.Pixels)
+            self._own_snapping.setConfig(config)
+        return self._own_snapping
+
     def _snapped(self, event) -> QgsPointXY:
-        match = self.canvas().snappingUtils().snapToMap(event.pos())
+        match = self.snapping_utils().snapToMap(event.pos())
         self.snap_indicator.setMatch(match)
         if match.isValid():
             return QgsPointXY(match.point())
@@ -320,6 +341,22 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
                     )
         self._message(tr("No polygon feature under the cursor."), Qgis.Info)
         return []
+
+    def create_from_selection(self, layer: QgsVectorLayer) -> list[int]:
+        """One patch per selected polygon feature of ``layer`` (any layer, any CRS)."""
+        if layer is None or layer is self.layer or layer.geometryType() != QgsWkbTypes.PolygonGeometry:
+            self._message(tr("Select polygon features on another layer first."), Qgis.Info)
+            return []
+        features = layer.selectedFeatures()
+        if not features:
+            self._message(tr("Select polygon features on another layer first."), Qgis.Info)
+            return []
+        added: list[int] = []
+        for feature in features:
+            added += self.create_patches(
+                [feature.geometry()], layer.crs(), schema.SOURCE_FEATURE, f"{layer.name()}:{feature.id()}"
+            )
+        return added
 
     def _refresh_derived(self, fid: int) -> None:
         feature = self.layer.getFeature(fid)

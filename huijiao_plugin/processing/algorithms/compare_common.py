@@ -214,13 +214,21 @@ class CompareAlgorithm(HuijiaoAlgorithm):
             options.base = BASES[self.parameterAsEnum(parameters, BASE, context)]
         if self.HAS_TOLERANCE:
             options.tolerance = self.parameterAsDouble(parameters, TOLERANCE, context)
+        profile = self._profile(parameters, context)
+        error = ""
+        overlay = None
         try:
-            overlay = CountyOverlay(layers, self._profile(parameters, context), workers=2, feedback=feedback)
+            overlay = CountyOverlay(layers, profile, workers=2, feedback=feedback)
             result = run_preset(self.PRESET, overlay, options)
-        except CompareCanceledError as exc:
-            raise QgsProcessingException(tr("Canceled.")) from exc
+        except CompareCanceledError:
+            error = tr("Canceled.")
         except CompareError as exc:
-            raise QgsProcessingException(str(exc)) from exc
+            error = str(exc)
+        if error:
+            # raised outside the handler, with the overlay dropped: no traceback keeps the layer snapshots
+            # (feature sources) alive until after QGIS has exited
+            overlay = None
+            raise QgsProcessingException(error)
         for role, fids in result.repaired.items():
             feedback.reportError(
                 tr("{role}: {n} invalid geometries repaired (feature ids {ids})").format(
