@@ -71,6 +71,7 @@ translations: system
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/flake8 --select=QGS101,QGS102,QGS103,QGS104,QGS106,QGS107 --exclude=$(RC) $(PLUGIN)
 
 format: venv
 	$(VENV)/bin/ruff check --fix .

@@ -1,11 +1,11 @@
 """耕地比对: every preset and the whole suite against the equivalent chains of QGIS native algorithms.
 
-On a generated county (``python -m tests.datagen``, default 250 000 DLTB polygons, cached in the temp directory;
-or ``--gpkg`` pointing to such a county.gpkg) each preset runs on a fresh ``CountyOverlay`` (reading included),
-the suite runs all presets on one overlay, and the native chains (native:extractbyexpression, intersection,
-difference, dissolve, buffer, multiparttosingleparts, detectvectorchanges; memory outputs, no geometry checks)
-answer the same questions in the same process. Printed: seconds, ratios native/ours and the peak RSS
-(``resource.getrusage``) after our runs and at the end.
+On a generated county (``python -m tests.datagen``, default 250 000 DLTB polygons, cached in the temp
+directory; or ``--gpkg`` pointing to such a county.gpkg) each preset runs on a fresh ``CountyOverlay``
+(reading included), the suite runs all presets on one overlay, and the native chains
+(native:extractbyexpression, intersection, difference, dissolve, buffer, multiparttosingleparts,
+detectvectorchanges; memory outputs, no geometry checks) answer the same questions in the same process.
+Printed: seconds, ratios native/ours and the peak RSS (``resource.getrusage``) after our runs and at the end.
 Targets (issue 4): each preset ≥ 5×, suite ≥ 10×, peak < 2 GB.
 """
 
@@ -60,7 +60,9 @@ def county_path(args) -> Path:
     if not path.exists():
         from tests.datagen.__main__ import main
 
-        main(["--out", str(out), "--size", str(size), "--seed", str(args.seed), "--formats", "gpkg", "--quiet"])
+        main(
+            ["--out", str(out), "--size", str(size), "--seed", str(args.seed), "--formats", "gpkg", "--quiet"]
+        )
     return path
 
 
@@ -87,7 +89,7 @@ class Native:
 
         params.setdefault("OUTPUT", "TEMPORARY_OUTPUT")
         out = processing.run(alg, params, context=self.context, feedback=self.feedback)
-        return out["OUTPUT"] if "OUTPUT" in out else out
+        return out.get("OUTPUT", out)
 
     def layer(self, value):
         if isinstance(value, str):
@@ -167,6 +169,18 @@ class Native:
         return self.singles(self.intersection(a, b))
 
 
+class _Rows(list):
+    """Rows for the runner's table, also echoed to stderr as they come (a 250k run takes a while)."""
+
+    def append(self, row):
+        print(
+            f"  compare: {row['metric']}: {row['value']:.3f} {row.get('unit', '')}",
+            file=sys.stderr,
+            flush=True,
+        )
+        super().append(row)
+
+
 def timed(func):
     gc.collect()
     started = time.perf_counter()
@@ -183,13 +197,15 @@ def run(args):
     path = county_path(args)
     layers = open_layers(path)
     dltb_count = layers["DLTB"].featureCount()
-    rows = [{"metric": "county DLTB polygons", "value": dltb_count, "unit": ""}]
+    rows = _Rows([{"metric": "county DLTB polygons", "value": dltb_count, "unit": ""}])
     presets = list(SUITE_ORDER)
     ours = {}
     for preset in presets:
         seconds, result = timed(lambda p=preset: run_preset(p, CountyOverlay(layers)))
         ours[preset] = seconds
-        rows.append({"metric": f"{preset}: ours ({len(result.pieces)} pieces)", "value": seconds, "unit": "s"})
+        rows.append(
+            {"metric": f"{preset}: ours ({len(result.pieces)} pieces)", "value": seconds, "unit": "s"}
+        )
     suite_s, _ = timed(lambda: [run_preset(p, ov) for ov in [CountyOverlay(layers)] for p in presets])
     rows.append({"metric": "suite: ours (one overlay)", "value": suite_s, "unit": "s"})
     rows.append({"metric": "peak RSS after our runs", "value": peak_mb(), "unit": "MB"})

@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--display-name", default="")
     ca.add_argument("--unit", default="")
     asub.add_parser("list-accounts")
+    for name in ("disable-account", "enable-account"):
+        p = asub.add_parser(name)
+        p.add_argument("--username", required=True)
+    sp = asub.add_parser("set-password")
+    sp.add_argument("--username", required=True)
+    sp.add_argument("--password", required=True)
     it = asub.add_parser("issue-token")
     it.add_argument("--username", required=True)
     it.add_argument("--ttl-seconds", type=int)
@@ -184,6 +190,10 @@ def _admin(args: argparse.Namespace) -> int:
         )
     elif args.action == "list-accounts":
         out = ex.list_accounts()
+    elif args.action in ("disable-account", "enable-account"):
+        out = ex.update_account(args.username, disabled=args.action == "disable-account")
+    elif args.action == "set-password":
+        out = ex.update_account(args.username, password=args.password)
     elif args.action == "issue-token":
         out = ex.issue_token(args.username, args.ttl_seconds, "cli")
     elif args.action == "revoke-token":

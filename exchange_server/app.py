@@ -63,6 +63,11 @@ class AccountBody(BaseModel):
     unit: str = ""
 
 
+class AccountUpdateBody(BaseModel):
+    disabled: bool | None = None
+    password: str | None = None
+
+
 class TokenBody(BaseModel):
     username: str
     ttl_seconds: int | None = None
@@ -684,6 +689,11 @@ def create_app(ex: Exchange) -> FastAPI:
             body.unit,
             actor,
         )
+
+    @app.patch(API_PREFIX + "/admin/accounts/{username}")
+    async def update_account(username: str, body: AccountUpdateBody, request: Request) -> dict:
+        actor = await admin(request)
+        return await run_in_threadpool(ex.update_account, username, body.disabled, body.password, actor)
 
     @app.get(API_PREFIX + "/admin/accounts")
     async def list_accounts(request: Request) -> dict:

@@ -112,6 +112,32 @@ class Exchange:
             raise ApiError("ACCOUNT_EXISTS", username)
         return account_public(values)
 
+    def update_account(
+        self,
+        username: str,
+        disabled: bool | None = None,
+        password: str | None = None,
+        actor: dict | None = None,
+    ) -> dict:
+        """Disable/enable an account or set its password (an admin action, audited)."""
+        values: dict = {}
+        if disabled is not None:
+            values["disabled"] = bool(disabled)
+        if password is not None:
+            if len(password) < 8:
+                raise ApiError("REQUEST_INVALID", "password at least 8 characters")
+            values["password_hash"] = hash_password(password)
+        with self.engine.begin() as conn:
+            account = self.get_account(conn, username)
+            if account is None:
+                raise ApiError("NOT_FOUND", username)
+            if values:
+                conn.execute(update(db.accounts).where(db.accounts.c.id == account["id"]).values(**values))
+                account.update(values)
+            detail = {"disabled": values.get("disabled"), "password_changed": "password_hash" in values}
+            db.write_audit(conn, "account.update", "ok", actor, "account:" + username, detail)
+        return account_public(account)
+
     def list_accounts(self) -> list[dict]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(db.accounts).order_by(db.accounts.c.id)).mappings().all()

@@ -4,167 +4,167 @@
     <context>
         <name>@default</name>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="279" />
+            <location filename="../huijiao_plugin/core/package.py" line="280" />
             <source>Layer {name} is not valid and cannot be packaged.</source>
             <translation>图层 {name} 无效，无法打包。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="291" />
+            <location filename="../huijiao_plugin/core/package.py" line="292" />
             <source>Cannot write the GeoPackage {path}: {error}</source>
             <translation>无法写入 GeoPackage {path}：{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="305" />
+            <location filename="../huijiao_plugin/core/package.py" line="306" />
             <source>Packaging was canceled.</source>
             <translation>打包已取消。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="321" />
+            <location filename="../huijiao_plugin/core/package.py" line="322" />
             <source>Cannot write a feature of layer {name}: {error}</source>
             <translation>无法写入图层 {name} 的要素：{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="394" />
+            <location filename="../huijiao_plugin/core/package.py" line="395" />
             <source>The dataset id '{value}' is not valid.</source>
             <translation>数据集标识“{value}”无效。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="396" />
+            <location filename="../huijiao_plugin/core/package.py" line="397" />
             <source>The region code '{value}' is not a GB/T 2260 code (2, 4 or 6 digits).</source>
             <translation>行政区代码“{value}”不是 GB/T 2260 代码（2、4 或 6 位数字）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="402" />
+            <location filename="../huijiao_plugin/core/package.py" line="403" />
             <source>The period '{value}' is not valid: use a year (2025), a half-year (2025H1) or a quarter.</source>
             <translation>期次“{value}”无效：请填写年份（2025）、半年（2025H1）或季度（2025Q3）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="408" />
+            <location filename="../huijiao_plugin/core/package.py" line="409" />
             <source>The department '{value}' is unknown (zrzy or nync).</source>
             <translation>部门“{value}”未知（应为 zrzy 或 nync）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="410" />
+            <location filename="../huijiao_plugin/core/package.py" line="411" />
             <source>There is no layer to package.</source>
             <translation>没有可打包的图层。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="413" />
+            <location filename="../huijiao_plugin/core/package.py" line="414" />
             <source>Two layers have the same name in the package.</source>
             <translation>数据包中有两个图层同名。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="416" />
+            <location filename="../huijiao_plugin/core/package.py" line="417" />
             <source>The layer name '{value}' is not valid in a package.</source>
             <translation>图层名称“{value}”不能用于数据包。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="420" />
+            <location filename="../huijiao_plugin/core/package.py" line="421" />
             <source>The attachment {path} does not exist.</source>
             <translation>附件 {path} 不存在。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="422" />
+            <location filename="../huijiao_plugin/core/package.py" line="423" />
             <source>The package cannot be built.</source>
             <translation>无法生成数据包。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="431" />
+            <location filename="../huijiao_plugin/core/package.py" line="432" />
             <source>The coordinate reference system of the package is not valid.</source>
             <translation>数据包的坐标参考系无效。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="437" />
+            <location filename="../huijiao_plugin/core/package.py" line="438" />
             <source>The data file name '{value}' is not valid.</source>
             <translation>数据文件名“{value}”无效。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="516" />
+            <location filename="../huijiao_plugin/core/package.py" line="517" />
             <source>The package has no manifest.json.</source>
             <translation>数据包中没有 manifest.json。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="518" />
+            <location filename="../huijiao_plugin/core/package.py" line="519" />
             <source>The file is not a readable package: {error}</source>
             <translation>该文件不是可读取的数据包：{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="520" />
+            <location filename="../huijiao_plugin/core/package.py" line="521" />
             <source>The manifest.json of the package is not valid JSON.</source>
             <translation>数据包的 manifest.json 不是有效的 JSON。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="528" />
+            <location filename="../huijiao_plugin/core/package.py" line="529" />
             <source>The package {path} does not exist.</source>
             <translation>数据包 {path} 不存在。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="532" />
+            <location filename="../huijiao_plugin/core/package.py" line="533" />
             <source>The package hash does not match: the file was changed or copied incompletely. Copy it again.</source>
             <translation>数据包哈希值不一致：文件已被修改或拷贝不完整，请重新拷贝。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="532" />
+            <location filename="../huijiao_plugin/core/package.py" line="533" />
             <source>expected {expected}, found {found}</source>
             <translation>应为 {expected}，实为 {found}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="603" />
+            <location filename="../huijiao_plugin/core/package.py" line="604" />
             <source>Unsafe path in the package: {name}</source>
             <translation>数据包中有不安全的路径：{name}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="547" />
+            <location filename="../huijiao_plugin/core/package.py" line="548" />
             <source>Suspicious compression ratio of {name}</source>
             <translation>{name} 的压缩比异常</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="549" />
+            <location filename="../huijiao_plugin/core/package.py" line="550" />
             <source>The package expands to more than the allowed size.</source>
             <translation>数据包解压后超过允许的大小。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="560" />
+            <location filename="../huijiao_plugin/core/package.py" line="561" />
             <source>The manifest has no '{key}'.</source>
             <translation>清单中缺少“{key}”。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="568" />
+            <location filename="../huijiao_plugin/core/package.py" line="569" />
             <source>The file {name} listed in the manifest is missing.</source>
             <translation>清单列出的文件 {name} 不存在。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="579" />
+            <location filename="../huijiao_plugin/core/package.py" line="580" />
             <source>The size of {name} does not match the manifest.</source>
             <translation>{name} 的大小与清单不一致。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="581" />
+            <location filename="../huijiao_plugin/core/package.py" line="582" />
             <source>The sha256 of {name} does not match the manifest.</source>
             <translation>{name} 的 sha256 与清单不一致。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="584" />
+            <location filename="../huijiao_plugin/core/package.py" line="585" />
             <source>The file {name} is not listed in the manifest.</source>
             <translation>文件 {name} 未在清单中列出。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="586" />
+            <location filename="../huijiao_plugin/core/package.py" line="587" />
             <source>The package is damaged or was modified; ask the sender for a new copy.</source>
             <translation>数据包已损坏或被修改，请向发送方索取新的副本。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="680" />
+            <location filename="../huijiao_plugin/core/package.py" line="681" />
             <source>The copy on {folder} is damaged; check the disk and try again.</source>
             <translation>{folder} 上的副本已损坏，请检查磁盘后重试。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="685" />
+            <location filename="../huijiao_plugin/core/package.py" line="686" />
             <source>Cannot write to {folder}: {error}. Check that the disk is plugged in and writable.</source>
             <translation>无法写入 {folder}：{error}。请检查磁盘是否已插入且可写。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="712" />
+            <location filename="../huijiao_plugin/core/package.py" line="713" />
             <source>This package was already imported on {when} into {path}; it is not imported again.</source>
             <translation>该数据包已于 {when} 导入到 {path}，不再重复导入。</translation>
         </message>
@@ -221,7 +221,7 @@
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/exchange_build_package.py" line="78" />
             <source>Region code</source>
-            <translation>行政区代码</translation>
+            <translation>行政区划代码</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="71" />
@@ -299,7 +299,7 @@
             <translation>{label}：文件不存在：{path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="558" />
+            <location filename="../huijiao_plugin/processing/base.py" line="17" />
             <source>Farmland comparison</source>
             <translation>耕地比对</translation>
         </message>
@@ -309,12 +309,12 @@
             <translation>按政策规则比对自然资源与农业农村部门的耕地边界，逐一列出差异图斑及其椭球面积。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="411" />
+            <location filename="../huijiao_plugin/processing/base.py" line="18" />
             <source>Change patches</source>
             <translation>变化图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="670" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1113" />
             <source>Shared layers</source>
             <translation>共享图层</translation>
         </message>
@@ -324,7 +324,7 @@
             <translation>数据集</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="146" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="768" />
             <source>State</source>
             <translation>状态</translation>
         </message>
@@ -421,125 +421,125 @@
         <message>
             <location filename="../huijiao_plugin/processing/provider.py" line="18" />
             <source>Huijiao farmland exchange</source>
-            <translation>汇交联动（耕地数据汇交）</translation>
+            <translation>汇交联动</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/core/compare/presets.py" line="109" />
             <source>{title}: {count} pieces, {mu} mu</source>
-            <translation type="unfinished" />
+            <translation>{title} {count} 块，{mu} 亩</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/core/compare/statistics.py" line="105" />
             <source>Block {size} mu</source>
-            <translation type="unfinished" />
+            <translation>连片 {size} 亩</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/core/compare/statistics.py" line="119" />
             <source>HSF coverage of PBF</source>
-            <translation type="unfinished" />
+            <translation>高标准农田覆盖率</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/core/compare/statistics.py" line="159" />
             <source>Comparison statistics</source>
-            <translation type="unfinished" />
+            <translation>比对统计</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="118" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="126" />
             <source>The exchange server answered with HTTP {status}.</source>
             <translation>汇交服务器返回 HTTP {status}。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="128" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="136" />
             <source>The secure connection to {url} failed: check the server certificate and the proxy settings.</source>
             <translation>与 {url} 的安全连接失败：请检查服务器证书和代理设置。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="132" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="140" />
             <source>The proxy refused the connection to {url}: check the proxy settings of QGIS.</source>
             <translation>代理拒绝了到 {url} 的连接：请检查 QGIS 的代理设置。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="134" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="142" />
             <source>The exchange server {url} did not answer in time: check the network and try again.</source>
             <translation>汇交服务器 {url} 未及时响应：请检查网络后重试。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="136" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="144" />
             <source>Cannot reach the exchange server {url}: check the network connection and the server address in the plugin settings.</source>
             <translation>无法连接汇交服务器 {url}：请检查网络连接和插件设置中的服务器地址。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="406" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="414" />
             <source>No account is configured: choose an authentication configuration in the plugin settings.</source>
             <translation>尚未配置账号：请在插件设置中选择认证配置。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="205" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="213" />
             <source>The authentication configuration {id} cannot be read: check it in the QGIS authentication manager (the master password may be needed).</source>
             <translation>无法读取认证配置 {id}：请在 QGIS 认证管理器中检查（可能需要输入主密码）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="221" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="229" />
             <source>The authentication configuration {id} has no user name/password or token.</source>
             <translation>认证配置 {id} 中没有用户名/密码或令牌。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="356" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="364" />
             <source>No exchange server address is set in the plugin settings.</source>
             <translation>插件设置中未填写汇交服务器地址。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="498" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="506" />
             <source>The exchange server did not send its signing key.</source>
             <translation>汇交服务器未发送签名公钥。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="514" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="522" />
             <source>The server's answer holds no signed receipt.</source>
             <translation>服务器的应答中没有已签名的回执。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="517" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="525" />
             <source>The receipt signature is not valid: the receipt was altered or not issued by the pinned server ({fingerprint}). Do not rely on it; contact the server administrator.</source>
             <translation>回执签名无效：回执已被篡改，或并非由已固定的服务器密钥（{fingerprint}）签发。请勿采信，并联系服务器管理员。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="524" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="540" />
             <source>The receipt is for another package than the one submitted.</source>
             <translation>该回执对应的不是本次提交的数据包。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="548" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="566" />
             <source>The exchange server did not create the upload.</source>
             <translation>汇交服务器未能创建上传任务。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="557" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="575" />
             <source>The upload is no longer on the server; it starts again.</source>
             <translation>服务器上已没有该上传任务，将重新上传。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="609" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="628" />
             <source>The upload was canceled.</source>
             <translation>上传已取消。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="611" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="630" />
             <source>The upload is paused; it resumes where it stopped.</source>
             <translation>上传已暂停，将从中断处继续。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="826" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="993" />
             <source>The download was canceled.</source>
             <translation>下载已取消。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="828" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="848" />
             <source>The download is paused.</source>
             <translation>下载已暂停。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_client.py" line="866" />
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="886" />
             <source>The downloaded package is damaged (sha256 does not match); download it again.</source>
             <translation>下载的数据包已损坏（sha256 不一致），请重新下载。</translation>
         </message>
@@ -564,152 +564,152 @@
             <translation>核查图无法写出：{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="182" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="240" />
             <source>The package folder is not empty: {path}</source>
             <translation>外业包文件夹不是空的：{path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="184" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="242" />
             <source>Select at least one change patch for the field package.</source>
             <translation>请至少选择一个变化图斑生成外业核查包。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="486" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="516" />
             <source>No change patch with id {uuid}</source>
             <translation>不存在标识为 {uuid} 的变化图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="275" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="333" />
             <source>Field verification {name}</source>
             <translation>外业核查 {name}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="369" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="493" />
             <source>Basemap</source>
             <translation>底图</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="379" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="506" />
             <source>The field package GeoPackage cannot be opened: {path}</source>
             <translation>无法打开外业核查包 GeoPackage：{path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="506" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="583" />
             <source>Cannot write the project {path}</source>
             <translation>无法写入工程文件 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="538" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="615" />
             <source>{applied} patches updated, {unchanged} unchanged, {conflicts} conflicts, {rejected} refused, {photos} photos added, {missing} photos missing, {new} new patches</source>
             <translation>更新图斑 {applied} 个，未变化 {unchanged} 个，冲突 {conflicts} 个，拒绝 {rejected} 个，新增照片 {photos} 张，缺失照片 {missing} 张，新图斑 {new} 个</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="558" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="635" />
             <source>Unsafe path in package: {name}</source>
             <translation>核查包中存在不安全的路径：{name}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="570" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="650" />
             <source>No field package GeoPackage found in {path}</source>
             <translation>在 {path} 中未找到外业核查包的 GeoPackage</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="228" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="258" />
             <source>Cannot open {path}</source>
             <translation>无法打开 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="621" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="706" />
             <source>Field package not found: {path}</source>
             <translation>未找到外业核查包：{path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="649" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="739" />
             <source>{path} is not a field package (no package id).</source>
             <translation>{path} 不是外业核查包（缺少核查包标识）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="653" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="743" />
             <source>This field package was already imported on {when} by {who}; nothing was changed.</source>
             <translation>该外业核查包已于 {when} 由 {who} 导入，本次未做任何修改。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="674" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="764" />
             <source>patch deleted at the desk</source>
             <translation>图斑已在内业删除</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="694" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="785" />
             <source>changed at the desk and in the field since export</source>
             <translation>导出后内业和外业均修改了该图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/from_comparison.py" line="93" />
+            <location filename="../huijiao_plugin/core/patches/from_comparison.py" line="118" />
             <source>{created} patches created, {matched} already present, {dropped} under the minimum area dropped</source>
             <translation>新建图斑 {created} 个，已存在 {matched} 个，小于最小上图面积而舍去 {dropped} 个</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/from_comparison.py" line="153" />
+            <location filename="../huijiao_plugin/core/patches/from_comparison.py" line="178" />
             <source>The comparison output has no rule_id field; choose the patch type to use.</source>
             <translation>比对结果没有 rule_id 字段，请选择要使用的图斑类型。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="516" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="546" />
             <source>Unknown patch type: {value}</source>
             <translation>未知的图斑类型：{value}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="128" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="141" />
             <source>Change-patch GeoPackage not found: {path}</source>
             <translation>未找到变化图斑 GeoPackage：{path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="132" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="145" />
             <source>{path} is not a change-patch GeoPackage (layer BGHTB missing).</source>
             <translation>{path} 不是变化图斑 GeoPackage（缺少 BGHTB 图层）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="162" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="175" />
             <source>File already exists: {path}</source>
             <translation>文件已存在：{path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="167" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="180" />
             <source>Change patches need the county's projected (Gauss-Krüger) CRS.</source>
             <translation>变化图斑须使用县级投影坐标系（高斯-克吕格）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="426" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="456" />
             <source>No 6-digit county code for a new patch: load XZQ/CJDCQ or set the county code.</source>
             <translation>新图斑缺少 6 位县级代码：请加载行政区（XZQ）/村级调查区（CJDCQ）图层或设置县级代码。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="525" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="555" />
             <source>A change patch needs a polygon geometry.</source>
             <translation>变化图斑必须是面状图形。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="503" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="533" />
             <source>The identity of a patch ({field}) cannot be changed.</source>
             <translation>图斑的标识字段（{field}）不能修改。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="520" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="550" />
             <source>Unknown patch fields: {fields}</source>
             <translation>未知的图斑字段：{fields}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="550" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="580" />
             <source>not found</source>
             <translation>未找到</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="592" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="622" />
             <source>Attachment not found: {path}</source>
             <translation>未找到附件：{path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="660" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="690" />
             <source>Unknown patch numbers or ids: {ids}</source>
             <translation>未知的图斑编号或标识：{ids}</translation>
         </message>
@@ -784,104 +784,104 @@
             <translation>汇交服务器出示的签名密钥与首次连接时记录的不同（{pinned}）。回执不可信：请向服务器管理员确认密钥是否已更换，然后在设置中删除已记录的密钥。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="221" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="224" />
             <source>Canceled.</source>
             <translation>已取消。</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="213" />
             <source>Comparison failed: {error}</source>
-            <translation type="unfinished" />
+            <translation>比对失败：{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="150" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="271" />
             <source>Rule</source>
             <translation>规则</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="273" />
             <source>Fill inputs from recognised layers</source>
-            <translation type="unfinished" />
+            <translation>按识别的图层填充输入</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="277" />
             <source>Pieces smaller than this are not reported (domain.md §6: 0.5 m²).</source>
-            <translation type="unfinished" />
+            <translation>小于此面积的碎片不输出（默认 0.5 平方米）。</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="280" />
             <source>Mean width = area / perimeter; thinner pieces are slivers (domain.md §6: 0.1 m).</source>
-            <translation type="unfinished" />
+            <translation>平均宽度 = 面积 / 周长；更窄的碎片视为细长碎片（默认 0.1 米）。</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="283" />
             <source>Pieces thinner than this everywhere are digitising noise between departments; 0 = off.</source>
-            <translation type="unfinished" />
+            <translation>处处窄于此宽度的碎片视为部门间数字化误差；0 = 关闭。</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="288" />
             <source>Patches closer than this belong to one contiguous block.</source>
-            <translation type="unfinished" />
+            <translation>间距小于此值的图斑归为同一连片块。</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="289" />
             <source>Minimum area (m²)</source>
-            <translation type="unfinished" />
+            <translation>最小面积（平方米）</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="290" />
             <source>Minimum width (m)</source>
-            <translation type="unfinished" />
+            <translation>最小宽度（米）</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="291" />
             <source>Noise width (m)</source>
-            <translation type="unfinished" />
+            <translation>误差宽度（米）</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="131" />
             <source>Contiguity tolerance (m)</source>
-            <translation type="unfinished" />
+            <translation>连片容差（米）</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="122" />
             <source>Farmland in DLTB</source>
-            <translation type="unfinished" />
+            <translation>地类图斑中的耕地</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="122" />
             <source>Permanent basic farmland</source>
-            <translation type="unfinished" />
+            <translation>永久基本农田</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="122" />
             <source>Base layer</source>
-            <translation type="unfinished" />
+            <translation>基础图层</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="150" />
             <source>County</source>
-            <translation type="unfinished" />
+            <translation>县级</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="150" />
             <source>Township</source>
-            <translation type="unfinished" />
+            <translation>乡镇级</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="150" />
             <source>Village</source>
-            <translation type="unfinished" />
+            <translation>村级</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="150" />
             <source>Statistics by</source>
-            <translation type="unfinished" />
+            <translation>统计级别</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="310" />
             <source>Run</source>
-            <translation type="unfinished" />
+            <translation>运行</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="220" />
@@ -889,77 +889,77 @@
             <translation>取消</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="179" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="300" />
             <source>Export xlsx…</source>
             <translation>导出 xlsx…</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="394" />
             <source>Empty = the rule profile's default shown in grey.</source>
-            <translation type="unfinished" />
+            <translation>留空 = 使用灰色显示的规则配置默认值。</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="449" />
             <source>Missing input layers: {roles}</source>
-            <translation type="unfinished" />
+            <translation>缺少输入图层：{roles}</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="462" />
             <source>Running…</source>
-            <translation type="unfinished" />
+            <translation>正在运行…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="545" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="547" />
             <source>Statistics written to {path}</source>
-            <translation type="unfinished" />
+            <translation>统计已写入 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="549" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="551" />
             <source>Export statistics</source>
-            <translation type="unfinished" />
+            <translation>导出统计</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="88" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="103" />
             <source>Manage change patches: create them from comparisons or by marking, send them to field verification and record the verified results.</source>
             <translation>管理变化图斑：由比对结果生成或手工标记，下发外业核查，并记录核查结果。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="104" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="119" />
             <source>New…</source>
             <translation>新建…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="106" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="121" />
             <source>Add to map</source>
             <translation>添加到地图</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="108" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="123" />
             <source>Patches:</source>
             <translation>图斑库：</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="117" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="132" />
             <source>All types</source>
             <translation>全部类型</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="121" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="136" />
             <source>All statuses</source>
             <translation>全部状态</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="125" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="140" />
             <source>Region code prefix (county/township/village)</source>
             <translation>行政区代码前缀（县/乡/村）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="133" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="148" />
             <source>no limit</source>
             <translation>不限</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="170" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="185" />
             <source>Type / status</source>
             <translation>类型 / 状态</translation>
         </message>
@@ -969,52 +969,52 @@
             <translation>行政区</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="142" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="157" />
             <source>Area</source>
             <translation>面积</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="150" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="271" />
             <source>Count</source>
             <translation>数量</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="170" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="185" />
             <source>Area (mu)</source>
             <translation>面积（亩）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="171" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="186" />
             <source>Details</source>
             <translation>详情</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="172" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="187" />
             <source>History</source>
             <translation>历史</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="173" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="188" />
             <source>Photos</source>
             <translation>照片</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="174" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="189" />
             <source>Totals</source>
             <translation>汇总</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="178" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="210" />
             <source>Zoom to</source>
             <translation>缩放至</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="183" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="215" />
             <source>Set status</source>
             <translation>设置状态</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="185" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="217" />
             <source>Mark patch</source>
             <translation>标记图斑</translation>
         </message>
@@ -1024,107 +1024,107 @@
             <translation>刷新</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="236" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="279" />
             <source>New change-patch GeoPackage</source>
             <translation>新建变化图斑 GeoPackage</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="350" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="436" />
             <source>{shown} of {total} patches shown</source>
             <translation>显示 {shown} / {total} 个图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="371" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="457" />
             <source>All patches</source>
             <translation>全部图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="478" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="567" />
             <source>Select patches first.</source>
             <translation>请先选择图斑。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="484" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="573" />
             <source>{done} patches set to {status}</source>
             <translation>已将 {done} 个图斑设为“{status}”</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="488" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="577" />
             <source>{n} refused: {reason}</source>
             <translation>{n} 个被拒绝：{reason}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="245" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="266" />
             <source>Open or create a change-patch GeoPackage first.</source>
             <translation>请先打开或新建变化图斑 GeoPackage。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="74" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="907" />
             <source>loaded</source>
             <translation>已加载</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="74" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="110" />
             <source>found</source>
             <translation>已找到</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="74" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="110" />
             <source>missing</source>
             <translation>缺失</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="78" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="114" />
             <source>error</source>
             <translation>错误</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="78" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="114" />
             <source>warning</source>
             <translation>警告</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="110" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="231" />
             <source>Scan folder or file…</source>
             <translation>扫描文件夹或文件…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="114" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="235" />
             <source>Scan a folder…</source>
             <translation>扫描文件夹…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="115" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="236" />
             <source>Scan a file or FileGDB…</source>
             <translation>扫描文件或 FileGDB…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="118" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="239" />
             <source>From PostGIS connection…</source>
             <translation>从 PostGIS 连接…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="125" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="246" />
             <source>Load 一张图</source>
             <translation>加载一张图</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="127" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="248" />
             <source>Load every found dataset, styled, into the groups by department</source>
             <translation>按部门分组加载所有已找到的数据集(带标准样式)</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="129" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="250" />
             <source>Check</source>
             <translation>检查</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="131" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="252" />
             <source>Check the selected dataset (or every found dataset) against the standard</source>
             <translation>按标准检查所选数据集(未选择时检查所有已找到的数据集)</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="146" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="267" />
             <source>Source</source>
             <translation>来源</translation>
         </message>
@@ -1134,142 +1134,142 @@
             <translation>级别</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="150" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="271" />
             <source>Field</source>
             <translation>字段</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="150" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="271" />
             <source>Value</source>
             <translation>值</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="150" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="271" />
             <source>What to fix</source>
             <translation>修改说明</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="262" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="391" />
             <source>Confidence {value:.2f}</source>
             <translation>置信度 {value:.2f}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="269" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="398" />
             <source>Also year {year}: {source}</source>
             <translation>另有 {year} 年数据:{source}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="279" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="408" />
             <source>Unplaced layers</source>
             <translation>未识别图层</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="305" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="434" />
             <source>Folder with shared data</source>
             <translation>共享数据所在文件夹</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="310" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="439" />
             <source>File with shared data</source>
             <translation>共享数据文件</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="310" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="439" />
             <source>Vector data (*.gpkg *.shp *.geojson *.sqlite *.gdbtable *.kml *.gml);;All files (*)</source>
             <translation>矢量数据 (*.gpkg *.shp *.geojson *.sqlite *.gdbtable *.kml *.gml);;所有文件 (*)</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="325" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="454" />
             <source>No PostGIS connection is configured; add one in the Data Source Manager.</source>
             <translation>尚未配置 PostGIS 连接,请在数据源管理器中添加。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="337" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="466" />
             <source>PostGIS connection</source>
             <translation>PostGIS 连接</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="329" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="458" />
             <source>Connection</source>
             <translation>连接</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="335" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="464" />
             <source>Cannot connect: {error}</source>
             <translation>无法连接:{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="337" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="466" />
             <source>Schema</source>
             <translation>模式</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="348" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="477" />
             <source>{layers} layers scanned: {placed} recognised, {unplaced} unplaced.</source>
             <translation>已扫描 {layers} 个图层:识别 {placed} 个,未识别 {unplaced} 个。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="360" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="490" />
             <source>Cannot read {path}: {error}</source>
             <translation>无法读取 {path}:{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="373" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="504" />
             <source>Cannot read schema {schema}: {error}</source>
             <translation>无法读取模式 {schema}:{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="422" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="553" />
             <source>Nothing to load: scan a folder, file or PostGIS schema first.</source>
             <translation>没有可加载的数据:请先扫描文件夹、文件或 PostGIS 模式。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="424" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="555" />
             <source>Loading the 一张图</source>
             <translation>正在加载一张图</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="485" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="577" />
             <source>Cannot open {source}</source>
             <translation>无法打开 {source}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="487" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="579" />
             <source>{count} layers loaded into the 一张图.</source>
             <translation>已将 {count} 个图层加载到一张图。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="543" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="609" />
             <source>Nothing to check: scan or load the shared data first.</source>
             <translation>没有可检查的数据:请先扫描或加载共享数据。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="545" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="611" />
             <source>Checking shared data</source>
             <translation>正在检查共享数据</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="551" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="617" />
             <source>Check cancelled.</source>
             <translation>检查已取消。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="588" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="654" />
             <source>{datasets} datasets checked: {errors} errors, {warnings} warnings</source>
             <translation>已检查 {datasets} 个数据集:{errors} 个错误,{warnings} 个警告</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="633" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="694" />
             <source>Export findings</source>
             <translation>导出检查结果</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="633" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="694" />
             <source>Excel workbook (*.xlsx)</source>
             <translation>Excel 工作簿 (*.xlsx)</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="663" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="724" />
             <source>Findings exported to {path}</source>
             <translation>检查结果已导出到 {path}</translation>
         </message>
@@ -1594,72 +1594,72 @@
             <translation>上传已暂停，下次点击“提交”时继续。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="68" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="70" />
             <source>New change patch</source>
             <translation>新建变化图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="76" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="78" />
             <source>{area} mu, township {township}, village {village}</source>
             <translation>{area} 亩，乡 {township}，村 {village}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="81" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="83" />
             <source>Number</source>
             <translation>编号</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="82" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="84" />
             <source>Computed</source>
             <translation>自动计算</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="83" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="85" />
             <source>Type</source>
             <translation>类型</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="84" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="86" />
             <source>Reason</source>
             <translation>原因</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="85" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="87" />
             <source>Notes</source>
             <translation>备注</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="248" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="269" />
             <source>The patch layer cannot be edited.</source>
             <translation>变化图斑图层无法编辑。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="290" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="311" />
             <source>Mark change patch {number}</source>
             <translation>标记变化图斑 {number}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="321" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="342" />
             <source>No polygon feature under the cursor.</source>
             <translation>光标处没有面要素。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="344" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="381" />
             <source>Split change patches</source>
             <translation>分割变化图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="348" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="385" />
             <source>The line does not split any patch.</source>
             <translation>该线未分割任何图斑。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="382" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="419" />
             <source>Select at least two patches to merge.</source>
             <translation>请至少选择两个图斑进行合并。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="389" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="426" />
             <source>Merge change patches</source>
             <translation>合并变化图斑</translation>
         </message>
@@ -1743,47 +1743,47 @@ Outputs a findings table (one row per rule and value, severity error or warning,
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="94" />
             <source>Pieces smaller than MIN_AREA (default 0.5 m²), with a mean width area/perimeter under MIN_WIDTH (default 0.1 m) or thinner than NOISE_WIDTH everywhere (default 1.0 m, digitising noise between the departments; 0 switches it off) are not reported. Rule defaults come from the rule profile (domain.md §10) and can be overridden per run. Every output feature carries rule_id, rule_params, inputs and the ellipsoidal area in m², mu and hectares.</source>
-            <translation type="unfinished" />
+            <translation>面积小于 MIN_AREA（默认 0.5 平方米）、平均宽度（面积/周长）小于 MIN_WIDTH（默认 0.1 米）或处处窄于 NOISE_WIDTH（默认 1.0 米，两部门间的数字化误差；0 为关闭）的碎片不作为差异输出。规则默认值来自规则配置（domain.md §10），每次运行可覆盖。每个输出要素都带有 rule_id、rule_params、inputs 以及平方米、亩、公顷三种椭球面积。</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="160" />
             <source>Rule profile (JSON, optional)</source>
-            <translation type="unfinished" />
+            <translation>规则配置文件（JSON，可选）</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="165" />
             <source>Comparison result</source>
-            <translation type="unfinished" />
+            <translation>比对结果</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="170" />
             <source>Statistics by region</source>
-            <translation type="unfinished" />
+            <translation>分区统计</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="175" />
             <source>Statistics workbook (xlsx)</source>
-            <translation type="unfinished" />
+            <translation>统计工作簿（xlsx）</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="180" />
             <source>Number of pieces</source>
-            <translation type="unfinished" />
+            <translation>图斑数</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="181" />
             <source>Total area (m²)</source>
-            <translation type="unfinished" />
+            <translation>总面积（平方米）</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="182" />
             <source>Total area (mu)</source>
-            <translation type="unfinished" />
+            <translation>总面积（亩）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="225" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="233" />
             <source>{role}: {n} invalid geometries repaired (feature ids {ids})</source>
-            <translation type="unfinished" />
+            <translation>{role}：已修复 {n} 个无效几何（要素编号 {ids}）</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/processing/algorithms/ellipsoidal_area.py" line="67" />
@@ -2406,27 +2406,27 @@ Outputs a findings table (one row per rule and value, severity error or warning,
             <translation>图斑 {number} 的修改被拒绝：{reason}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="195" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="227" />
             <source>Draw</source>
             <translation>绘制</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="196" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="228" />
             <source>Pick features</source>
             <translation>选取要素</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="197" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="229" />
             <source>Split</source>
             <translation>分割</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="199" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="231" />
             <source>Merge selected</source>
             <translation>合并所选</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="201" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="233" />
             <source>Save edits</source>
             <translation>保存编辑</translation>
         </message>
@@ -2463,22 +2463,22 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>无法写入输出图层：{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="208" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="251" />
             <source>Field package…</source>
             <translation>外业核查包…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="208" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="251" />
             <source>Map sheets…</source>
             <translation>核查图…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="208" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="251" />
             <source>Checklist…</source>
             <translation>核查清单…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="208" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="251" />
             <source>Import results…</source>
             <translation>导入核查成果…</translation>
         </message>
@@ -2486,6 +2486,251 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="88" />
             <source>{done} / {total} KB</source>
             <translation>{done} / {total} KB</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="91" />
+            <source>Ask the server administrator for a new token and update the authentication.</source>
+            <translation>请向服务器管理员申请新令牌并更新认证配置。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="93" />
+            <source>Configure the account (authentication configuration) in the plugin settings.</source>
+            <translation>请在插件设置中配置账号（认证配置）。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="94" />
+            <source>Check the user name and password of the authentication configuration.</source>
+            <translation>请检查认证配置中的用户名和密码。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="95" />
+            <source>Check the token of the authentication configuration in the plugin settings.</source>
+            <translation>请检查插件设置中认证配置的令牌。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="98" />
+            <source>Check the dataset and the department in the plugin settings.</source>
+            <translation>请检查插件设置中的数据集和部门。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="99" />
+            <source>Check the region code of the package and of your account.</source>
+            <translation>请检查数据包和账号的行政区代码。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="100" />
+            <source>Split the data into several packages or ask the administrator to raise the limit.</source>
+            <translation>请将数据拆分为多个数据包，或请管理员提高上限。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="103" />
+            <source>Wait until your other uploads finish or cancel them.</source>
+            <translation>请等待其他上传完成，或取消这些上传。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="104" />
+            <source>The package was already submitted by another account of your unit.</source>
+            <translation>该数据包已由本单位的其他账号提交。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/exchange_client.py" line="534" />
+            <source>The receipt names another server key ({claimed}) than the pinned one ({pinned}).</source>
+            <translation>回执所列的服务器密钥（{claimed}）与已固定的密钥（{pinned}）不同。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="997" />
+            <source>No open conflict with id {id}</source>
+            <translation>不存在编号为 {id} 的待处理冲突</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="199" />
+            <source>Take field values</source>
+            <translation>采用外业值</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="201" />
+            <source>Keep desk values</source>
+            <translation>保留内业值</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="359" />
+            <source>Open conflicts</source>
+            <translation>待处理冲突</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="235" />
+            <source>From selection</source>
+            <translation>由所选要素生成</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="236" />
+            <source>Make a patch of every selected feature of the active layer</source>
+            <translation>将当前图层的每个所选要素生成一个图斑</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="368" />
+            <source>Select a conflict first.</source>
+            <translation>请先选择一条冲突。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="381" />
+            <source>{n} conflicts resolved</source>
+            <translation>已处理 {n} 条冲突</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="119" />
+            <source>{value} MB</source>
+            <translation>{value} MB</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="120" />
+            <source>{value} KB</source>
+            <translation>{value} KB</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="321" />
+            <source>Catalog</source>
+            <translation>共享清单</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1105" />
+            <source>Shared data from the server</source>
+            <translation>服务器共享数据</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="738" />
+            <source>Refresh list</source>
+            <translation>刷新列表</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="741" />
+            <source>Download and load</source>
+            <translation>下载并加载</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="743" />
+            <source>Download the selected package (resumed after a cut), check its hashes and load it styled</source>
+            <translation>下载所选数据包（断线后续传），校验哈希值并按样式加载</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="751" />
+            <source>Check for new data</source>
+            <translation>检查新数据</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="762" />
+            <source>Also list my department's data</source>
+            <translation>同时列出本部门的数据</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="768" />
+            <source>Version</source>
+            <translation>版本</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="768" />
+            <source>Size</source>
+            <translation>大小</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="768" />
+            <source>Shared on</source>
+            <translation>共享日期</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="877" />
+            <source>Server {url}, region {region}</source>
+            <translation>服务器 {url}，行政区 {region}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="880" />
+            <source>Listing the shared data on the server</source>
+            <translation>正在列出服务器上的共享数据</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="883" />
+            <source>Asking the server…</source>
+            <translation>正在查询服务器…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="909" />
+            <source>downloaded</source>
+            <translation>已下载</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="910" />
+            <source>on the server</source>
+            <translation>在服务器上</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="944" />
+            <source>{count} shared datasets on the server.</source>
+            <translation>服务器上有 {count} 个共享数据集。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="972" />
+            <source>Choose a dataset in the list first.</source>
+            <translation>请先在列表中选择一个数据集。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="986" />
+            <source>Downloading {name}</source>
+            <translation>正在下载{name}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="987" />
+            <source>Downloading {name}…</source>
+            <translation>正在下载{name}…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1012" />
+            <source>{name} {region} {period} (version {version}) loaded: {count} layers.</source>
+            <translation>已加载{name} {region} {period}（第 {version} 版）：{count} 个图层。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1020" />
+            <source>(from the local cache)</source>
+            <translation>（来自本地缓存）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1058" />
+            <source>Checking the server for new shared data</source>
+            <translation>正在检查服务器上的新共享数据</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1077" />
+            <source>New {name} data has arrived ({region}, {period})</source>
+            <translation>新的{name}数据已到达（{region}，{period}）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1091" />
+            <source>No new shared data.</source>
+            <translation>没有新的共享数据。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1095" />
+            <source>{count} new shared datasets have arrived.</source>
+            <translation>已到达 {count} 个新的共享数据集。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="352" />
+            <source>Select polygon features on another layer first.</source>
+            <translation>请先在其他图层上选择面要素。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/base.py" line="15" />
+            <source>Basic tools</source>
+            <translation>基础工具</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/base.py" line="16" />
+            <source>Shared data</source>
+            <translation>共享数据</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/base.py" line="19" />
+            <source>Exchange</source>
+            <translation>成果汇交</translation>
         </message>
     </context>
 </TS>

@@ -14,6 +14,29 @@ if QGIS_PLUGINS_DIR not in sys.path:
     sys.path.append(QGIS_PLUGINS_DIR)  # QGIS's own "processing" package
 
 
+_EXIT_STATUS = {"code": 0}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    _EXIT_STATUS["code"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Leave without Python's interpreter shutdown once pytest has reported everything.
+
+    pytest-qgis calls QgsApplication.exitQgis() at the end of the session. Python objects that still
+    wrap QGIS layers then (held by pytest's fixture caches, or by tracebacks of exceptions raised in
+    processAlgorithm() that QGIS keeps) are destroyed during interpreter shutdown, after their OGR
+    datasets are gone, and the process dies with SIGSEGV (exit 139) although every test passed. The
+    exit status is pytest's own.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_EXIT_STATUS["code"])
+
+
 @pytest.fixture(scope="session")
 def huijiao_provider(qgis_app):
     """Processing initialised with the huijiao provider registered, as QGIS does for the plugin."""
@@ -25,10 +48,16 @@ def huijiao_provider(qgis_app):
     Processing.initialize()
     registry = QgsApplication.processingRegistry()
     provider = registry.providerById("huijiao")
-    if provider is None:
+    added = provider is None
+    if added:
         provider = HuijiaoProvider()
         registry.addProvider(provider)
     yield provider
+    # Unregister before QgsApplication.exitQgis(): a Python provider still in the registry at exit is
+    # deleted from C++ after Python has torn it down, which crashes the interpreter (exit code 139).
+    if added and registry.providerById("huijiao") is not None:
+        registry.removeProvider(provider)
+    Processing.deinitialize()
 
 
 DEMO_COUNTY_SIZE = 1500

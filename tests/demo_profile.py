@@ -1,16 +1,32 @@
 """Deploy the plugin into an isolated QGIS profile and start QGIS on the demo county (make deploy, run).
 
     python -m tests.demo_profile deploy --profiles DIR
-    python -m tests.demo_profile run --profiles DIR --demo DEMO_DIR [--screenshot PNG] [--timeout S]
+    python -m tests.demo_profile run --profiles DIR --demo DEMO_DIR [--as zrzy|nync] [--screenshot PNG]
+                                     [--timeout S] [--no-server] [--panel HuijiaoSubmitDock]
 
 The profile is ``DIR/profiles/huijiao-demo`` (never the user's default profile): the plugin enabled, the
 Chinese UI (``zh-Hans``, which QGIS ships), and no version-check, news-feed or plugin-update nags.
 ``run`` writes ``DEMO_DIR/demo.qgz`` (the 一张图 of ``DEMO_DIR/county.gpkg`` as the 共享图层 panel loads
 it: recognised, styled, grouped 基础/农业农村/自然资源, project CRS of the data's zone), starts the
-reference exchange server if the ``exchange_server`` package exists, and starts QGIS with a startup
-script that shows the four 汇交联动 panels. ``--screenshot PNG`` waits until the window is shown and the
-project drawn, saves the main window to PNG plus a JSON report
-(``PNG`` with suffix ``.json``: panels, titles, layers, locale) and quits QGIS.
+reference exchange server on http://127.0.0.1:8765 if the ``exchange_server`` package exists (data in
+``DEMO_DIR/server``, the demo accounts of both departments created once with ``exchange_server
+demo-accounts``), and starts QGIS with a startup script that shows the four 汇交联动 panels.
+``--screenshot PNG`` waits until the window is shown and the project drawn, saves the main window to PNG
+plus a JSON report (``PNG`` with suffix ``.json``: panels, titles, layers, locale, account) and quits QGIS.
+
+Accounts (demo profile only). ``--as zrzy`` (default) works as the 自然资源 submitter
+``demo_zrzy_submitter`` — the 成果汇交 panel submits with one click; ``--as nync`` works as the 农业农村
+reader ``demo_nync_reader`` — its 共享图层 panel (tab 服务器共享数据) lists, downloads and loads what
+自然资源 shared and notifies new data. The profile's plugin settings (``huijiao/server/url``,
+``huijiao/server/authcfg``, ``huijiao/user/department``, ``region_code``, ``unit_name``) point at the chosen
+account. Its credentials live only in the QGIS authentication database of the demo profile, as a Basic
+configuration (ids ``hjzrzy1`` and ``hjnync1``) created idempotently by the startup script. QGIS
+encrypts that database with a master password; in this demo profile **only** the startup script sets
+the documented demo master password :data:`DEMO_MASTER_PASSWORD` (``huijiao-demo-master``) with
+``QgsApplication.authManager().setMasterPassword(pw, True)`` before the plugin reads the account, so
+nobody is asked for it. Both passwords are public demo values of the local reference server
+(:data:`DEMO_SERVER_PASSWORD` is the server's ``demo-accounts`` default); no real password is ever
+stored here. A real installation uses the user's own master password and account.
 
 QGIS needs a display: run under ``xvfb-run -a`` on a headless machine. With ``DISPLAY`` set the
 platform is forced to ``xcb`` (the Makefile exports ``QT_QPA_PLATFORM=offscreen`` for the tests).
@@ -27,6 +43,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,26 +183,69 @@ def write_project(demo_dir: Path) -> Path:
 
 
 # --- exchange server hook -------------------------------------------------------------------------
-DEMO_ACCOUNT = ("demo", "huijiao-demo")  # a local demo server account, printed for the user
+#: the reference server's documented demo password of every ``demo-accounts`` account (public, demo only)
+DEMO_SERVER_PASSWORD = "huijiao-demo-2025"
+#: the QGIS auth master password of the demo profile only (public; a real profile uses the user's own)
+DEMO_MASTER_PASSWORD = "huijiao-demo-master"
 
 
-def seed_demo_account(data: Path, region: str) -> None:
-    """Create the demo submitter account on the local server (once; an existing account is kept)."""
-    username, password = DEMO_ACCOUNT
+@dataclass(frozen=True)
+class DemoAccount:
+    side: str  # zrzy | nync: the department the demo user works for
+    username: str  # account created by ``exchange_server demo-accounts``
+    authcfg: str  # id of the Basic configuration in the demo profile's QGIS auth database
+    title: str
+    unit: str
+
+
+DEMO_ACCOUNTS = {
+    "zrzy": DemoAccount(
+        "zrzy", "demo_zrzy_submitter", "hjzrzy1", "汇交演示 自然资源 提交员", "演示县自然资源局"
+    ),
+    "nync": DemoAccount(
+        "nync", "demo_nync_reader", "hjnync1", "汇交演示 农业农村 查阅员", "演示县农业农村局"
+    ),
+}
+
+
+def seed_demo_accounts(data: Path, region: str) -> bool:
+    """Create the demo accounts of both departments on the local server (existing accounts are kept)."""
     result = subprocess.run(
-        [sys.executable, "-m", "exchange_server", "admin", "--data", str(data), "create-account",
-         "--username", username, "--password", password, "--department", "zrzy", "--region", region,
-         "--role", "submitter", "--unit", "演示县自然资源局"],
+        [sys.executable, "-m", "exchange_server", "demo-accounts", "--data", str(data), "--region", region,
+         "--password", DEMO_SERVER_PASSWORD],
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
-    if result.returncode == 0 or "ACCOUNT_EXISTS" in result.stdout + result.stderr:
-        print(
-            f"demo server account: user {username}, password {password} "
-            f"(department 自然资源, region {region}); add it as a Basic authentication in "
-            "汇交联动 → 设置… → 认证配置"
-        )
-    else:
-        print(f"note: could not create the demo account: {(result.stderr or result.stdout).strip()[-300:]}")
+    if result.returncode != 0:
+        print(f"note: could not create the demo accounts: {(result.stderr or result.stdout).strip()[-300:]}")
+        return False
+    for account in DEMO_ACCOUNTS.values():
+        print(f"demo server account {account.username} ({account.title}, region {region})")
+    return True
+
+
+def account_settings(account: DemoAccount, region: str | None) -> dict[str, object]:
+    """The plugin settings of the demo profile for ``account`` (the password is in the auth database)."""
+    values: dict[str, object] = {
+        "huijiao/server/url": f"http://127.0.0.1:{SERVER_PORT}",
+        "huijiao/server/authcfg": account.authcfg,
+        "huijiao/user/department": account.side,
+        "huijiao/user/unit_name": account.unit,
+    }
+    if region:
+        values["huijiao/user/region_code"] = region
+    return values
+
+
+def auth_setup(account: DemoAccount) -> dict[str, object]:
+    """What the startup script stores in the demo profile's auth database (both demo accounts)."""
+    return {
+        "master": DEMO_MASTER_PASSWORD,
+        "active": account.authcfg,
+        "configs": [
+            {"id": a.authcfg, "name": a.title, "username": a.username, "password": DEMO_SERVER_PASSWORD}
+            for a in DEMO_ACCOUNTS.values()
+        ],
+    }
 
 
 def start_exchange_server(demo_dir: Path, region: str | None = None) -> subprocess.Popen | None:
@@ -200,7 +260,7 @@ def start_exchange_server(demo_dir: Path, region: str | None = None) -> subproce
         return None
     data = Path(demo_dir).resolve() / "server"
     data.mkdir(parents=True, exist_ok=True)
-    seed_demo_account(data, region or "610000")
+    seed_demo_accounts(data, region or "610000")
     log_file = open(data / "server.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
     process = subprocess.Popen(
         [sys.executable, "-m", "exchange_server", "serve", "--data", str(data), "--host", "127.0.0.1",
@@ -235,7 +295,58 @@ _HJ_PROJECT = {project!r}
 _HJ_DOCKS = {docks!r}
 _HJ_TIMEOUT = {timeout!r}
 _HJ_RAISE = {raise_dock!r}
+_HJ_AUTH = {auth!r}
+_HJ_SERVER_TAB = {server_tab!r}
 _HJ_START = _hj_time.time()
+_HJ_AUTH_ERROR = None
+
+
+def _hj_demo_auth():
+    # DEMO PROFILE ONLY: the documented demo master password (tests/demo_profile.py DEMO_MASTER_PASSWORD)
+    # unlocks this profile's auth database without a prompt; the demo accounts of the local reference
+    # server are stored once as Basic configurations (an unchanged configuration is left as it is).
+    if not _HJ_AUTH:
+        return None
+    from qgis.core import QgsApplication as _HjQgsApp, QgsAuthMethodConfig as _HjAuthConfig
+
+    manager = _HjQgsApp.authManager()
+    if not manager.masterPasswordIsSet() and not manager.setMasterPassword(_HJ_AUTH["master"], True):
+        return "the auth database of this profile has another master password than the demo one"
+    for entry in _HJ_AUTH["configs"]:
+        existing = _HjAuthConfig()
+        if (
+            entry["id"] in manager.configIds()
+            and manager.loadAuthenticationConfig(entry["id"], existing, True)[0]
+            and existing.method() == "Basic"
+            and existing.config("username") == entry["username"]
+            and existing.config("password") == entry["password"]
+        ):
+            continue
+        config = _HjAuthConfig("Basic")
+        config.setId(entry["id"])
+        config.setName(entry["name"])
+        config.setConfig("username", entry["username"])
+        config.setConfig("password", entry["password"])
+        if not manager.storeAuthenticationConfig(config, True)[0]:
+            return "cannot store the demo authentication configuration " + entry["id"]
+    return None
+
+
+def _hj_account():
+    from qgis.core import QgsApplication as _HjQgsApp, QgsAuthMethodConfig as _HjAuthConfig
+
+    settings = _HjSettings()
+    authcfg = settings.value("huijiao/server/authcfg", "", type=str)
+    config = _HjAuthConfig()
+    loaded = bool(authcfg) and _HjQgsApp.authManager().loadAuthenticationConfig(authcfg, config, True)[0]
+    return {{
+        "authcfg": authcfg,
+        "username": config.config("username") if loaded else "",
+        "department": settings.value("huijiao/user/department", "", type=str),
+        "region_code": settings.value("huijiao/user/region_code", "", type=str),
+        "server_url": settings.value("huijiao/server/url", "", type=str),
+        "error": _HJ_AUTH_ERROR,
+    }}
 
 
 def _hj_show_docks():
@@ -279,6 +390,7 @@ def _hj_report(error=None):
         "locale": _HjSettings().value("locale/userLocale", "", type=str),
         "window_size": [window.width(), window.height()],
         "seconds": round(_hj_time.time() - _HJ_START, 1),
+        "account": _hj_account(),
         "error": error,
     }}
     with open(_HJ_REPORT, "w", encoding="utf-8") as handle:
@@ -292,11 +404,36 @@ def _hj_zoom_if_empty():
         canvas.refresh()
 
 
+def _hj_shared_dock():
+    return _hj_iface.mainWindow().findChild(_HjDock, "HuijiaoSharedLayersDock")
+
+
+def _hj_open_server_tab():
+    # the 农业农村 side: the 服务器共享数据 tab (it lists the shared data) and a feed check at once
+    from qgis.PyQt.QtWidgets import QTabWidget as _HjTabs
+
+    dock = _hj_shared_dock()
+    if dock is None:
+        return
+    tabs = dock.findChild(_HjTabs, "HuijiaoSharedLayersTabs")
+    if tabs is not None:
+        tabs.setCurrentIndex(tabs.count() - 1)
+    dock.poll_feed(0.0)
+
+
+def _hj_server_idle():
+    dock = _hj_shared_dock()
+    if not _HJ_SERVER_TAB or dock is None or not hasattr(dock, "server_busy"):
+        return True
+    return not dock.server_busy() and not dock.feed_busy() and _hj_time.time() - _HJ_START > 6
+
+
 def _hj_ready():
     window = _hj_iface.mainWindow()
     project = _HjProject.instance()
     return (
-        window.isVisible()
+        _hj_server_idle()
+        and window.isVisible()
         and project.fileName() == _HJ_PROJECT
         and len(project.mapLayers()) > 0
         and not _hj_iface.mapCanvas().isDrawing()
@@ -322,9 +459,14 @@ def _hj_poll():
 
 
 try:
+    _HJ_AUTH_ERROR = _hj_demo_auth()
+    if _HJ_AUTH_ERROR:
+        print("huijiao demo:", _HJ_AUTH_ERROR)
     _hj_show_docks()
     _hj_fit_screen()
     _HjTimer.singleShot(500, _hj_zoom_if_empty)
+    if _HJ_SERVER_TAB:
+        _HjTimer.singleShot(1500, _hj_open_server_tab)
     if _HJ_SCREENSHOT:
         _HjTimer.singleShot(1000, _hj_poll)
 except Exception:
@@ -335,7 +477,12 @@ except Exception:
 
 
 def write_startup_script(
-    profiles: Path, project: Path, screenshot: Path | None, timeout: float, panel: str = ""
+    profiles: Path,
+    project: Path,
+    screenshot: Path | None,
+    timeout: float,
+    panel: str = "",
+    account: DemoAccount | None = None,
 ) -> Path:
     path = profile_dir(profiles) / "huijiao_demo_startup.py"
     report = screenshot.with_suffix(".json") if screenshot else None
@@ -347,6 +494,8 @@ def write_startup_script(
             docks=list(DOCK_NAMES),
             timeout=max(10.0, timeout - 20.0),
             raise_dock=panel,
+            auth=auth_setup(account) if account is not None else None,
+            server_tab=account is not None and account.side == "nync",
         ),
         encoding="utf-8",
     )
@@ -379,7 +528,7 @@ def stop(process: subprocess.Popen | None, name: str) -> None:
 
 
 def run(profiles: Path, demo_dir: Path, screenshot: Path | None = None, timeout: float = 240.0,
-        server: bool = True, panel: str = "") -> int:  # fmt: skip
+        server: bool = True, panel: str = "", side: str = "zrzy") -> int:  # fmt: skip
     profiles = Path(profiles).resolve()
     demo_dir = Path(demo_dir).resolve()
     screenshot = Path(screenshot).resolve() if screenshot else None
@@ -387,11 +536,12 @@ def run(profiles: Path, demo_dir: Path, screenshot: Path | None = None, timeout:
     deploy(profiles)
     project = write_project(demo_dir)
     region = demo_region_code(demo_dir / "county.gpkg")
-    if region:
-        current = ini_path(profiles).read_text(encoding="utf-8", errors="replace")
-        if "region_code" not in current:
-            write_profile_settings(profiles, {"huijiao/user/region_code": region})
-    script = write_startup_script(profiles, project, screenshot, timeout, panel)
+    account = DEMO_ACCOUNTS[side]
+    write_profile_settings(profiles, account_settings(account, region))
+    print(
+        f"demo account: {account.username} ({account.title}); authentication configuration {account.authcfg}"
+    )
+    script = write_startup_script(profiles, project, screenshot, timeout, panel, account)
     if screenshot:
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         for stale in (screenshot, screenshot.with_suffix(".json")):
@@ -443,6 +593,13 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--timeout", type=float, default=240.0, help="seconds allowed in screenshot mode")
     p_run.add_argument("--no-server", action="store_true", help="do not start the exchange server")
     p_run.add_argument("--panel", default="", choices=("", *DOCK_NAMES), help="panel to bring to the front")
+    p_run.add_argument(
+        "--as",
+        dest="side",
+        default="zrzy",
+        choices=tuple(DEMO_ACCOUNTS),
+        help="work as the 自然资源 submitter (zrzy, default) or the 农业农村 reader (nync)",
+    )
     p_project = sub.add_parser("project", help="only write DEMO/demo.qgz")
     p_project.add_argument("--demo", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -452,7 +609,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "project":
         write_project(args.demo)
         return 0
-    return run(args.profiles, args.demo, args.screenshot, args.timeout, not args.no_server, args.panel)
+    return run(
+        args.profiles, args.demo, args.screenshot, args.timeout, not args.no_server, args.panel, args.side
+    )
 
 
 if __name__ == "__main__":

@@ -83,24 +83,32 @@ class TransferPausedError(ExchangeError):
     """The user paused the transfer; it resumes from the stored state."""
 
 
-# server error code -> what the user should do (appended to the server's Chinese message)
-_HINTS = {
-    "AUTH_REQUIRED": "Configure the account (authentication configuration) in the plugin settings.",
-    "AUTH_INVALID": "Check the user name and password of the authentication configuration.",
-    "TOKEN_INVALID": "Check the token of the authentication configuration in the plugin settings.",
-    "TOKEN_EXPIRED": "Ask the server administrator for a new token and update the authentication.",
-    "TOKEN_REVOKED": "Ask the server administrator for a new token and update the authentication.",
-    "FORBIDDEN_DEPARTMENT": "Check the dataset and the department in the plugin settings.",
-    "FORBIDDEN_REGION": "Check the region code of the package and of your account.",
-    "UPLOAD_TOO_LARGE": "Split the data into several packages or ask the administrator to raise the limit.",
-    "UPLOAD_TOO_MANY": "Wait until your other uploads finish or cancel them.",
-    "PACKAGE_SUBMITTED_BY_OTHER": "The package was already submitted by another account of your unit.",
-}
+def _hints() -> dict[str, str]:
+    """Server error code -> what the user should do (appended to the server's Chinese message).
+
+    Built at call time with literal ``tr("...")`` calls so that pylupdate5 extracts every string and the
+    translation is looked up in the current locale (never at import time)."""
+    renew = tr("Ask the server administrator for a new token and update the authentication.")
+    return {
+        "AUTH_REQUIRED": tr("Configure the account (authentication configuration) in the plugin settings."),
+        "AUTH_INVALID": tr("Check the user name and password of the authentication configuration."),
+        "TOKEN_INVALID": tr("Check the token of the authentication configuration in the plugin settings."),
+        "TOKEN_EXPIRED": renew,
+        "TOKEN_REVOKED": renew,
+        "FORBIDDEN_DEPARTMENT": tr("Check the dataset and the department in the plugin settings."),
+        "FORBIDDEN_REGION": tr("Check the region code of the package and of your account."),
+        "UPLOAD_TOO_LARGE": tr(
+            "Split the data into several packages or ask the administrator to raise the limit."
+        ),
+        "UPLOAD_TOO_MANY": tr("Wait until your other uploads finish or cancel them."),
+        "PACKAGE_SUBMITTED_BY_OTHER": tr(
+            "The package was already submitted by another account of your unit."
+        ),
+    }
 
 
 def _hint(code: str) -> str:
-    text = _HINTS.get(code)
-    return tr(text) if text else ""
+    return _hints().get(code, "")
 
 
 def error_from_response(response: requests.Response) -> ExchangeError:

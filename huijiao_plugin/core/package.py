@@ -27,6 +27,7 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 from qgis.core import (
@@ -759,53 +760,73 @@ def open_package(
     return ImportedPackage(verified.sha256, verified.manifest, directory, uris)
 
 
-DATASET_PROPERTY = "huijiao/dataset_id"  # same layer property as the 共享图层 panel
 PACKAGE_PROPERTY = "huijiao/package_sha256"
 
 
-def load_imported_layers(imported: ImportedPackage, group_name: str | None = None) -> list[QgsVectorLayer]:
-    """Add the layers of an imported package to the 一张图: the department group of the dataset
-    (自然资源 / 农业农村 / 基础, as the 共享图层 panel does), styled from the catalog when a style exists,
-    named "<dataset name> <period>"."""
+def _period_year(period: str) -> int | None:
+    match = PERIOD_PATTERN.match(period)
+    return int(match.group("year")) if match else None
+
+
+def load_imported_layers(
+    imported: ImportedPackage, project: QgsProject | None = None, catalog: Any = None
+) -> list[QgsVectorLayer]:
+    """Add the layers of an imported or downloaded package to the 一张图 of ``project`` (default: the
+    current project).
+
+    Names, QML styles, the department group (基础 / 农业农村 / 自然资源), the place in the group by the
+    catalog draw order and the initial visibility all come from :mod:`huijiao_plugin.core.one_map` — the
+    one place that knows them — so a package's layers look exactly like the same dataset loaded from a
+    folder. A layer is named "<dataset name> <period>" (with the layer name when the package holds
+    several). A dataset the catalog does not know is loaded unstyled into the group of its department."""
+    from huijiao_plugin.core.catalog import get_catalog
+    from huijiao_plugin.core.one_map import (
+        DATASET_PROPERTY,
+        YEAR_PROPERTY,
+        add_one_map_layers,
+        department_group,
+    )
+    from huijiao_plugin.core.recognition import Recognition
+
+    project = project or QgsProject.instance()
     manifest = imported.manifest
     dataset_id = str(manifest.get("dataset_id", ""))
     period = str(manifest.get("period", ""))
-    title = group_name
-    display = dataset_id
-    catalog = None
-    try:
-        from huijiao_plugin.core.catalog import DEPARTMENT_GROUPS, get_catalog
-
-        catalog = get_catalog()
-        spec = catalog.datasets.get(dataset_id)
-        if spec is not None:
-            display = spec.name_zh
-            title = title or DEPARTMENT_GROUPS.get(spec.department, spec.department)
-        else:
-            title = title or DEPARTMENT_GROUPS.get(str(manifest.get("department", "")), "")
-    except Exception as error:  # the catalog only names and styles the layers
-        log.warning("catalog unavailable for loading: %s", error)
-    project = QgsProject.instance()
-    root = project.layerTreeRoot()
-    title = title or "{d} {r} {p}".format(d=dataset_id, r=manifest.get("region_code"), p=period)
-    group = root.findGroup(title) or root.insertGroup(0, title)
+    year = _period_year(period)
+    catalog = catalog or get_catalog()
+    spec = catalog.datasets.get(dataset_id)
+    several = len(imported.layer_uris) > 1
     loaded: list[QgsVectorLayer] = []
     for name, uri in imported.layer_uris:
-        label = f"{display} {period}" if len(imported.layer_uris) == 1 else f"{display} {name} {period}"
-        layer = QgsVectorLayer(uri, label, "ogr")
+        layer = QgsVectorLayer(uri, name, "ogr")
         if not layer.isValid():
             raise PackageError(tr("The layer {name} of the package cannot be opened.").format(name=name))
-        if catalog is not None:
-            try:
-                from huijiao_plugin.core.styles import apply_style
-
-                apply_style(layer, dataset_id, None, catalog)
-            except Exception as error:  # an unstyled layer is still loaded
-                log.warning("style not applied to %s: %s", label, error)
-        layer.setCustomProperty(DATASET_PROPERTY, dataset_id)
+        if spec is not None:
+            rec = Recognition(
+                source=uri,
+                provider="ogr",
+                layer_name=name,
+                dataset_id=dataset_id,
+                confidence=1.0,
+                evidence=[],
+                field_mapping={},
+                year=year,
+            )
+            # each layer is the newest of its dataset in this package: one_map decides group, order, style
+            add_one_map_layers(project, [(dataset_id, rec, layer)], {dataset_id: rec}, catalog)
+            display = spec.name_zh
+        else:
+            display = dataset_id
+            # the group of the package's department, at its place in the 一张图 (one_map decides)
+            department = str(manifest.get("department", "")) or dataset_id
+            group = department_group(project, SimpleNamespace(group="", department=department))
+            layer.setCustomProperty(DATASET_PROPERTY, dataset_id)
+            if year:
+                layer.setCustomProperty(YEAR_PROPERTY, year)
+            project.addMapLayer(layer, False)
+            group.insertLayer(0, layer)
+        layer.setName(f"{display} {name} {period}" if several else f"{display} {period}")
         layer.setCustomProperty(PACKAGE_PROPERTY, imported.sha256)
-        project.addMapLayer(layer, False)
-        group.insertLayer(0, layer)
         loaded.append(layer)
     return loaded
 

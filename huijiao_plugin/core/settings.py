@@ -48,7 +48,9 @@ class HuijiaoSettings:
             server_url=s.value(f"{PREFIX}/server/url", d.server_url, type=str),
             authcfg=s.value(f"{PREFIX}/server/authcfg", d.authcfg, type=str),
             area_unit=area_unit if area_unit in AREA_UNITS else d.area_unit,
-            catalog_override_path=s.value(f"{PREFIX}/catalog/override_path", d.catalog_override_path, type=str),
+            catalog_override_path=s.value(
+                f"{PREFIX}/catalog/override_path", d.catalog_override_path, type=str
+            ),
             rules_profile_path=s.value(f"{PREFIX}/rules/profile_path", d.rules_profile_path, type=str),
         )
 

@@ -38,7 +38,13 @@ from tests.datagen.attrs import (
 )
 from tests.datagen.changes import make_year_n1
 from tests.datagen.geometry import AreaCalc, PolySet, grid_polys, ring_polys
-from tests.datagen.gpkg import Field, create_gpkg_layers, create_spatial_indexes, insert_rows
+from tests.datagen.gpkg import (
+    Field,
+    create_gpkg_layers,
+    create_spatial_indexes,
+    insert_rows,
+    shapefile_recoding,
+)
 from tests.datagen.grid import components, smooth_field, trace_rings
 from tests.datagen.landscape import CI, CLASSES, County, _nearest_seed, build_county
 
@@ -156,13 +162,14 @@ def generate_county(
             shutil.rmtree(shp_dir)
         shp_dir.mkdir()
         shp = shp_dir / "DLTB.shp"
-        gdal.VectorTranslate(
-            str(shp),
-            str(gpkg),
-            options=gdal.VectorTranslateOptions(
-                format="ESRI Shapefile", layers=["DLTB"], layerCreationOptions=["ENCODING=GBK"]
-            ),
-        )
+        with shapefile_recoding():
+            gdal.VectorTranslate(
+                str(shp),
+                str(gpkg),
+                options=gdal.VectorTranslateOptions(
+                    format="ESRI Shapefile", layers=["DLTB"], layerCreationOptions=["ENCODING=GBK"]
+                ),
+            )
         (shp_dir / "DLTB.cpg").write_text("GBK", encoding="ascii")
         lap("write_shp")
     if "gdb" in formats:

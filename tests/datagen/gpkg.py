@@ -9,14 +9,31 @@ from __future__ import annotations
 import os
 import sqlite3
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-from osgeo import ogr, osr
+from osgeo import gdal, ogr, osr
 
 ogr.UseExceptions()
 osr.UseExceptions()
+
+
+@contextmanager
+def shapefile_recoding() -> Iterator[None]:
+    """Let GDAL recode Shapefile text (e.g. to GBK) while writing.
+
+    QGIS's OGR provider sets SHAPE_ENCODING="" (no recoding) process-wide once it has opened a layer;
+    without this, a DBF asked for with ENCODING=GBK would silently receive UTF-8 bytes.
+    """
+    previous = gdal.GetConfigOption("SHAPE_ENCODING")
+    gdal.SetConfigOption("SHAPE_ENCODING", None)
+    try:
+        yield
+    finally:
+        gdal.SetConfigOption("SHAPE_ENCODING", previous)
+
 
 _HDR = struct.Struct("<2sBBi4d")  # magic, version, flags, srs_id, envelope minx maxx miny maxy
 

@@ -184,3 +184,21 @@ def test_non_admin_cannot_use_admin_api(make_account):
     c = make_account("zrzy", "61", "reviewer")
     r = c.get("/admin/accounts")
     assert r.status_code == 403 and r.json()["error"]["code"] == "FORBIDDEN_ROLE"
+
+
+def test_disable_enable_and_set_password(server, admin, make_account):
+    c = make_account("nync", "610102", "reader")
+    r = admin.request("PATCH", "/admin/accounts/" + c.username, json={"disabled": True})
+    assert r.status_code == 200 and r.json()["disabled"] is True
+    r = c.get("/auth/me")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "ACCOUNT_DISABLED"
+    r = requests.post(
+        server.url + API + "/auth/token", json={"username": c.username, "password": PASSWORD}, timeout=10
+    )
+    assert r.json()["error"]["code"] == "ACCOUNT_DISABLED"
+    server.cli("enable-account", "--username", c.username)
+    assert c.get("/auth/me").status_code == 200
+    server.cli("set-password", "--username", c.username, "--password", "another-pass-9")
+    assert login(server.url, c.username, "another-pass-9").get("/auth/me").status_code == 200
+    assert admin.request("PATCH", "/admin/accounts/nobody_here", json={"disabled": True}).status_code == 404
+    assert c.request("PATCH", "/admin/accounts/" + c.username, json={"disabled": False}).status_code == 403

@@ -12,6 +12,8 @@ from urllib.parse import urlparse
 
 from osgeo import gdal, ogr, osr
 
+from tests.datagen.gpkg import shapefile_recoding
+
 gdal.UseExceptions()
 
 COUNTY = "610424"  # 乾县, near 108.2°E
@@ -138,14 +140,8 @@ def write_layer(
     schema: str | None = None,
 ) -> str:
     """Write ``data`` as layer ``data.name`` of ``path`` (created or appended); returns the path."""
-    # QGIS's OGR provider sets SHAPE_ENCODING="" (no recoding) process-wide once it opened a layer;
-    # writing a real GBK DBF needs GDAL's recoding back for the duration of the write.
-    previous = gdal.GetConfigOption("SHAPE_ENCODING")
-    gdal.SetConfigOption("SHAPE_ENCODING", None)
-    try:
+    with shapefile_recoding():
         return _write_layer(path, data, driver, encoding, keep_cpg, schema)
-    finally:
-        gdal.SetConfigOption("SHAPE_ENCODING", previous)
 
 
 def _write_layer(path, data, driver, encoding, keep_cpg, schema) -> str:

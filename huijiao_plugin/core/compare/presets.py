@@ -186,7 +186,7 @@ def hsf_not_in_pbf(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any
     pairs = ov.pairs("HSF", "DLTB", b_pred=lambda j: farm[j], key="farmland", noise=thr[2])
     from huijiao_plugin.core.compare.overlay import difference_by_union
 
-    diffs = difference_by_union([p[2] for p in pairs], ov.features("PBF"), ov.runner)
+    diffs = difference_by_union([p[2] for p in pairs], ov.features("PBF"), ov.runner, noise=thr[2])
     pieces: list[Piece] = []
     for k, geom in diffs:
         i, j, _ = pairs[k]
@@ -402,7 +402,7 @@ def hsf_coverage(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any])
     prof = ov.profile
     pieces: list[Piece] = []
     for mode, category in (("intersection", "covered"), ("difference", "not_covered")):
-        for i, geom in ov.by_union("PBF", "HSF", mode):
+        for i, geom in ov.by_union("PBF", "HSF", mode, noise=thr[2] if mode == "difference" else 0.0):
             pieces += _pieces_from(geom, category, {"PBF_ID": _id(ov, "PBF", i)}, _zl(ov, "PBF", i), thr)
     if ov.has("DLTB"):
         dltb = ov.features("DLTB")
@@ -533,17 +533,17 @@ def boundary_compare(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
     ov.require("A", "B")
     thr = _thresholds(ov, opt)
     a, b = ov.features("A"), ov.features("B")
-    only_a = ov.by_union("A", "B", "difference")
-    only_b = ov.by_union("B", "A", "difference")
+    only_a = [(i, kept_parts(g, *thr)) for i, g in ov.by_union("A", "B", "difference", noise=thr[2])]
+    only_b = [(j, kept_parts(g, *thr)) for j, g in ov.by_union("B", "A", "difference", noise=thr[2])]
     ratio_a = _overlap_ratios(a.geoms, only_a)
     ratio_b = _overlap_ratios(b.geoms, only_b)
     pieces: list[Piece] = []
-    for i, geom in only_a:
+    for i, parts in only_a:
         attrs = {"A_ID": _id(ov, "A", i), "B_ID": "", "A_RATIO": ratio_a[i], "B_RATIO": None}
-        pieces += _pieces_from(geom, "only_a", attrs, _zl(ov, "A", i), thr)
-    for j, geom in only_b:
+        pieces += [Piece(part, "only_a", dict(attrs), _zl(ov, "A", i)) for part in parts]
+    for j, parts in only_b:
         attrs = {"A_ID": "", "B_ID": _id(ov, "B", j), "A_RATIO": None, "B_RATIO": ratio_b[j]}
-        pieces += _pieces_from(geom, "only_b", attrs, _zl(ov, "B", j), thr)
+        pieces += [Piece(part, "only_b", dict(attrs), _zl(ov, "B", j)) for part in parts]
     for i, j, geom in ov.pairs("A", "B", noise=thr[2]):
         attrs = {
             "A_ID": _id(ov, "A", i),
@@ -557,13 +557,14 @@ def boundary_compare(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
 
 
 def _overlap_ratios(
-    geoms: Sequence[QgsGeometry], outside: Sequence[tuple[int, QgsGeometry | None]]
+    geoms: Sequence[QgsGeometry], outside: Sequence[tuple[int, list[QgsGeometry]]]
 ) -> list[float]:
-    """套合率 = area inside the other layer / own area (planar, 4 decimals)."""
+    """套合率 = 1 − (area of the reported only-in-this-layer pieces) / own area (planar, 4 decimals):
+    differences below the sliver / noise thresholds count as overlapping."""
     out = [1.0] * len(geoms)
-    for i, geom in outside:
+    for i, parts in outside:
         total = geoms[i].area()
-        rest = geom.area() if geom is not None else 0.0
+        rest = sum(p.area() for p in parts)
         out[i] = round(max(0.0, 1.0 - rest / total), 4) if total > 0 else 0.0
     return out
 
