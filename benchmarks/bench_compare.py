@@ -130,8 +130,9 @@ class Native:
             self.extract("DLTB", "FRDBS = '1'"),
         ):
             self.singles(self.intersection(pbf, self.dissolve(zone)))
-        xzq = self.dissolve(self.layers["XZQ"])
-        self.difference(pbf, xzq)
+        # 插花 outside the own township: the PBF parts in another township's XZQ polygon
+        parts = self.intersection(pbf, self.layers["XZQ"])
+        self.run("native:extractbyexpression", INPUT=parts, EXPRESSION="left(ZLDWDM, 9) <> left(XZQDM_2, 9)")
         return self.contiguity()
 
     def farmlandnonagri(self):

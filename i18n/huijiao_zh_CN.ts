@@ -314,7 +314,7 @@
             <translation>变化图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1113" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1116" />
             <source>Shared layers</source>
             <translation>共享图层</translation>
         </message>
@@ -424,7 +424,7 @@
             <translation>汇交联动</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/compare/presets.py" line="109" />
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="110" />
             <source>{title}: {count} pieces, {mu} mu</source>
             <translation>{title} {count} 块，{mu} 亩</translation>
         </message>
@@ -2593,7 +2593,7 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>共享清单</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1105" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1108" />
             <source>Shared data from the server</source>
             <translation>服务器共享数据</translation>
         </message>
@@ -2698,17 +2698,17 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>正在检查服务器上的新共享数据</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1077" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1080" />
             <source>New {name} data has arrived ({region}, {period})</source>
             <translation>新的{name}数据已到达（{region}，{period}）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1091" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1094" />
             <source>No new shared data.</source>
             <translation>没有新的共享数据。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1095" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1098" />
             <source>{count} new shared datasets have arrived.</source>
             <translation>已到达 {count} 个新的共享数据集。</translation>
         </message>

@@ -600,6 +600,8 @@ def _union_op(
                     out.append((i, inside))
                 else:
                     out.append((i, polygonal(g.difference(inside)) if inside is not None else g))
+            elif mode == "difference" and noise > 0 and len(hits) > 1:
+                out.append((i, _subtract_each(g, [b.geoms[j] for j in hits], noise)))
             else:
                 other = union_parts([b.geoms[j] for j in hits]) or QgsGeometry()
                 op = g.difference if mode == "difference" else g.intersection
@@ -607,6 +609,35 @@ def _union_op(
         return out
 
     return runner.map(work, items)
+
+
+def _is_noise(part: QgsGeometry, noise: float) -> bool:
+    """True if ``part`` is thinner than ``noise`` everywhere (erosion by noise/2 leaves nothing)."""
+    perimeter = part.length()
+    if perimeter <= 0 or part.area() / perimeter > noise / 2.0:
+        return False
+    core = part.buffer(-noise / 2.0, 4)
+    return core is None or core.isEmpty() or core.area() <= 0.01
+
+
+def _subtract_each(g: QgsGeometry, others: list[QgsGeometry], noise: float) -> QgsGeometry | None:
+    """``g − ∪others`` by subtracting one at a time (largest overlap first), dropping after each step the
+    parts that are digitising noise: a part thinner than the noise stays so when cut further, and is dropped
+    by the sliver rule in the end anyway. Usually the first difference leaves only noise: no union needed."""
+    box = g.boundingBox()
+    others = sorted(others, key=lambda o: -o.boundingBox().intersect(box).area())
+    rest: QgsGeometry | None = g
+    for other in others:
+        if rest is None:
+            return None
+        if not rest.boundingBox().intersects(other.boundingBox()):
+            continue
+        diff = polygonal(rest.difference(other))
+        parts = [p for p in single_parts(diff) if not _is_noise(p, noise)]
+        if not parts:
+            return None
+        rest = parts[0] if len(parts) == 1 else QgsGeometry.collectGeometry(parts)
+    return rest
 
 
 def difference_by_union(

@@ -23,6 +23,7 @@ from huijiao_plugin.core.compare.overlay import (
     CompareError,
     CountyOverlay,
     _prepared,
+    difference_by_union,
     kept_parts,
     polygonal,
     union_parts,
@@ -184,8 +185,6 @@ def hsf_not_in_pbf(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any
     dltb = ov.features("DLTB")
     farm = [prof.is_farmland(a.get("DLBM")) for a in dltb.attrs]
     pairs = ov.pairs("HSF", "DLTB", b_pred=lambda j: farm[j], key="farmland", noise=thr[2])
-    from huijiao_plugin.core.compare.overlay import difference_by_union
-
     diffs = difference_by_union([p[2] for p in pairs], ov.features("PBF"), ov.runner, noise=thr[2])
     pieces: list[Piece] = []
     for k, geom in diffs:

@@ -213,11 +213,11 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         project.layersRemoved.connect(self._project_changed)
         self.feed_timer = QTimer(self)
         self.feed_timer.setInterval(FEED_INTERVAL_MS)
-        self.feed_timer.timeout.connect(lambda: self.poll_feed(FEED_WAIT_SECONDS, quiet=True))
+        self.feed_timer.timeout.connect(self._timed_poll)  # a bound method: never called after deletion
         self.feed_timer.start()
         self.first_feed_timer = QTimer(self)
         self.first_feed_timer.setSingleShot(True)
-        self.first_feed_timer.timeout.connect(lambda: self.poll_feed(FEED_WAIT_SECONDS, quiet=True))
+        self.first_feed_timer.timeout.connect(self._timed_poll)
         self.first_feed_timer.start(FEED_FIRST_MS)
 
     # ---- UI ------------------------------------------------------------------------------------------------
@@ -1068,6 +1068,9 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         task.taskTerminated.connect(lambda: finish(False))
         QgsApplication.taskManager().addTask(task)
         return task
+
+    def _timed_poll(self):
+        self.poll_feed(FEED_WAIT_SECONDS, quiet=True)
 
     def feed_message(self, item: dict[str, Any]) -> str:
         """E.g. "新的高标准农田数据已到达（610431，2025）"."""
