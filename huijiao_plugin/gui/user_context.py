@@ -1,14 +1,15 @@
 """The user context every panel shows: department, region (with its name), unit and exchange server.
 
-Region names come from ``huijiao_plugin/data/regions_shaanxi.json`` (a flat ``{code: name}`` object of
-GB/T 2260 codes); unknown codes are shown as typed, never rejected.
+Region names come from the catalog's code table ``regions_shaanxi`` (GB/T 2260 codes,
+``huijiao_plugin/data/codes/regions_shaanxi.json`` plus the user's override file); unknown codes are shown as
+typed, never rejected.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 
+from huijiao_plugin.core.catalog import catalog_from_settings
 from huijiao_plugin.core.settings import (
     AREA_UNIT_HECTARE,
     AREA_UNIT_M2,
@@ -18,22 +19,19 @@ from huijiao_plugin.core.settings import (
     HuijiaoSettings,
 )
 from huijiao_plugin.toolbelt.i18n import tr
-from huijiao_plugin.toolbelt.resources import data_path
 
 log = logging.getLogger(__name__)
 
-REGIONS_FILE = "regions_shaanxi.json"
+REGIONS_TABLE = "regions_shaanxi"
 
 
 def load_region_names() -> dict[str, str]:
-    """``{6-digit code: name}`` from the shipped regions file; an unreadable file gives ``{}``."""
-    path = data_path(REGIONS_FILE)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        log.warning("Cannot read region names from %s: %s", path, exc)
+    """``{6-digit code: name}`` from the catalog's region code table; a missing table gives ``{}``."""
+    table = catalog_from_settings().code_table(REGIONS_TABLE)
+    if table is None:
+        log.warning("The catalog has no code table %s: region names are not shown", REGIONS_TABLE)
         return {}
-    return {str(code): str(name) for code, name in data.items()} if isinstance(data, dict) else {}
+    return dict(table.codes)
 
 
 def region_name(code: str, names: dict[str, str] | None = None) -> str | None:

@@ -1,79 +1,26 @@
-"""Code tables used by the synthetic county generator (domain.md §1.4, §1.5, §2, §3, §4, §8, §9)."""
+"""Code tables used by the synthetic county generator (domain.md §1.4, §1.5, §2, §3, §4, §8, §9).
+
+Code names come from the plugin's shipped catalog code tables (``huijiao_plugin/data/codes/*.json``, one
+place); this module keeps only what the generator itself decides: which classes count as what, which
+codes it draws from and the county it places the data in.
+"""
 
 from __future__ import annotations
 
+from huijiao_plugin.core.catalog import Catalog
+
+_CATALOG = Catalog.load()  # the shipped tables only: generated data must not depend on a user's override
+
+
+def _names(table_id: str) -> dict[str, str]:
+    table = _CATALOG.code_table(table_id)
+    if table is None:
+        raise KeyError(f"the shipped catalog has no code table {table_id}")
+    return dict(table.codes)
+
+
 # §1.4 三调 工作分类 (including the extended 5-character codes)
-DLMC: dict[str, str] = {
-    "0303": "红树林地",
-    "0304": "森林沼泽",
-    "0306": "灌丛沼泽",
-    "0402": "沼泽草地",
-    "0603": "盐田",
-    "1105": "沿海滩涂",
-    "1106": "内陆滩涂",
-    "1108": "沼泽地",
-    "0101": "水田",
-    "0102": "水浇地",
-    "0103": "旱地",
-    "0201": "果园",
-    "0202": "茶园",
-    "0203": "橡胶园",
-    "0204": "其他园地",
-    "0301": "乔木林地",
-    "0302": "竹林地",
-    "0305": "灌木林地",
-    "0307": "其他林地",
-    "0401": "天然牧草地",
-    "0403": "人工牧草地",
-    "0404": "其他草地",
-    "05H1": "商业服务业设施用地",
-    "0508": "物流仓储用地",
-    "0601": "工业用地",
-    "0602": "采矿用地",
-    "0701": "城镇住宅用地",
-    "0702": "农村宅基地",
-    "08H1": "机关团体新闻出版用地",
-    "08H2": "科教文卫用地",
-    "0809": "公用设施用地",
-    "0810": "公园与绿地",
-    "09": "特殊用地",
-    "1001": "铁路用地",
-    "1002": "轨道交通用地",
-    "1003": "公路用地",
-    "1004": "城镇村道路用地",
-    "1005": "交通服务场站用地",
-    "1006": "农村道路",
-    "1007": "机场用地",
-    "1008": "港口码头用地",
-    "1009": "管道运输用地",
-    "1101": "河流水面",
-    "1102": "湖泊水面",
-    "1103": "水库水面",
-    "1104": "坑塘水面",
-    "1107": "沟渠",
-    "1109": "水工建筑用地",
-    "1110": "冰川及永久积雪",
-    "1201": "空闲地",
-    "1202": "设施农用地",
-    "1203": "田坎",
-    "1204": "盐碱地",
-    "1205": "沙地",
-    "1206": "裸土地",
-    "1207": "裸岩石砾地",
-    "0201K": "可调整果园",
-    "0202K": "可调整茶园",
-    "0203K": "可调整橡胶园",
-    "0204K": "可调整其他园地",
-    "0301K": "可调整乔木林地",
-    "0302K": "可调整竹林地",
-    "0307K": "可调整其他林地",
-    "0403K": "可调整人工牧草地",
-    "1104K": "可调整养殖坑塘",
-    "1104A": "养殖坑塘",
-    "1107A": "干渠",
-    "08H2A": "高教用地",
-    "0810A": "广场用地",
-}
+DLMC: dict[str, str] = _names("dlbm")
 
 FARMLAND = ("0101", "0102", "0103")
 # classes whose ZZSXDM may hold JKHF/GCHF (耕地恢复潜力), §1.5
@@ -100,37 +47,10 @@ CONSTRUCTION = (
 )
 STATE_OWNED = ("1001", "1003", "1101", "1103", "1109", "0701", "08H1", "09", "1009")
 
-ZZSX: dict[str, str] = {
-    "LS": "种植粮食作物",
-    "FLS": "种植非粮食作物",
-    "LYFL": "粮与非粮轮作",
-    "XG": "休耕",
-    "LLJZ": "林粮间作",
-    "WG": "未耕种",
-    "JKHF": "即可恢复",
-    "GCHF": "工程恢复",
-}
+ZZSX: dict[str, str] = _names("zzsxdm")
 ZZSX_FARMLAND = ("LS", "FLS", "LYFL", "XG", "LLJZ", "WG")
 
-TBXH: dict[str, str] = {
-    "HDGD": "河道耕地",
-    "HQGD": "湖区耕地",
-    "LQGD": "林区耕地",
-    "MQGD": "牧区耕地",
-    "SHGD": "沙荒耕地",
-    "SMGD": "石漠化耕地",
-    "YJGD": "盐碱耕地",
-    "LQYD": "林区园地",
-    "GCCD": "灌丛草地",
-    "HDGY": "火电工业",
-    "GTGY": "钢铁工业",
-    "MTGY": "煤炭工业",
-    "SNGY": "水泥工业",
-    "BLGY": "玻璃工业",
-    "DLGY": "电解铝工业",
-    "FQ": "废弃",
-    "LJTM": "垃圾填埋",
-}
+TBXH: dict[str, str] = _names("tbxhdm")
 # which DLBM prefixes each TBXHDM may be used on
 TBXH_APPLIES: dict[str, tuple[str, ...]] = {
     "HDGD": FARMLAND,
@@ -152,35 +72,20 @@ TBXH_APPLIES: dict[str, tuple[str, ...]] = {
     "LJTM": ("0301", "0302", "0305", "0307", "0404"),
 }
 
-QSXZ = ("10", "20", "30", "31", "32", "33", "34", "40")
-GDPDJB = ("1", "2", "3", "4", "5")
-GDLX = ("TT", "PD")
-CZCSXM = ("201", "202", "203", "204", "205", "201A", "202A", "203A")
+QSXZ = tuple(_names("qsxz"))
+GDPDJB = tuple(_names("gdpdjb"))
+GDLX = tuple(_names("gdlx"))
+CZCSXM = tuple(_names("czcsxm"))
 
 # §4: 土壤环境质量类别 and 高标准农田 地块类型
-TRHJ_LB = ("优先保护类", "安全利用类", "严格管控类")
-GBZNT_DKLX = ("新增", "提质", "改造", "提质改造")
+# (TRHJ_LB[i] has the code str(i + 1) in the trhjzl table)
+TRHJ_LB = tuple(_names("trhjzl").values())
+GBZNT_DKLX = tuple(_names("dklx").values())
 BCGD_XMLX = ("土地开发", "土地整理", "土地复垦")
 
 # §9 monitoring patch types (TBLX) and the subset that means construction
-TBLX: dict[str, str] = {
-    "20": "建/构筑物",
-    "YH": "硬化",
-    "DT": "动土",
-    "TD": "推堆土",
-    "DL1": "建成道路",
-    "DL2": "在建道路",
-    "ND": "农村道路",
-    "GF": "光伏",
-    "01": "耕地",
-    "02": "园地",
-    "03": "林地",
-    "04": "草地",
-    "KT": "坑塘",
-    "TP": "推平",
-    "QT": "其他",
-}
-TBLX_CONSTRUCTION = ("20", "YH", "DT", "TD", "DL1", "DL2", "GF")
+TBLX: dict[str, str] = _names("tblx")
+TBLX_CONSTRUCTION = tuple(_CATALOG.code_table("tblx").raw["sets"]["construction"])
 
 # §1.2 / §2 要素代码
 YSDM_DLTB = "2001010100"
@@ -188,12 +93,13 @@ YSDM_XZQ = "1000600100"
 YSDM_YJJBNTTB = "2005010300"
 
 # A real Shaanxi county on the 108°E central meridian (EPSG:4545): 咸阳市 武功县
+_REGIONS = _names("regions_shaanxi")
 PROVINCE_CODE = "610000"
-PROVINCE_NAME = "陕西省"
+PROVINCE_NAME = _REGIONS[PROVINCE_CODE]  # 陕西省
 CITY_CODE = "610400"
-CITY_NAME = "咸阳市"
+CITY_NAME = _REGIONS[CITY_CODE]  # 咸阳市
 COUNTY_CODE = "610431"
-COUNTY_NAME = "武功县"
+COUNTY_NAME = _REGIONS[COUNTY_CODE]  # 武功县
 # centre of the synthetic county (EPSG:4545, about 108.20°E 34.26°N)
 CENTER_E = 518500.0
 CENTER_N = 3791500.0

@@ -6,7 +6,6 @@ deterministic), verifies, caches and loads it styled into the 一张图 group of
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -20,45 +19,16 @@ from huijiao_plugin.gui.docks.dock_shared_layers import (
     HuijiaoSharedLayersDock,
     newest_per_dataset,
 )
-from tests.integration.test_exchange_client import CuttingRelay, Server, client_for, make_package
+from tests.integration.server_support import CuttingRelay, client_for, demo_server, make_package
 
 NAME_ZH = "年度国土变更调查地类图斑"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("exchange-shared")
-    srv = Server(root / "data")
-    srv.run_cli("demo-accounts", "--data", str(srv.data_dir), "--region", "610102")
-    srv.start()
+    srv = demo_server(tmp_path_factory.mktemp("exchange-shared"), release=False)
     yield srv
     srv.stop()
-
-
-class SlowRelay(CuttingRelay):
-    """The relay of the client tests, sending server → client at about 1 MB/s (16 KB per 16 ms)."""
-
-    def _pump(self, src: socket.socket, dst: socket.socket, direction: str) -> None:
-        if direction == "up":
-            super()._pump(src, dst, direction)
-            return
-        while True:
-            try:
-                data = src.recv(16384)
-            except OSError:
-                data = b""
-            if not data:
-                for s in (src, dst):
-                    try:
-                        s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                return
-            time.sleep(0.016)
-            try:
-                dst.sendall(data)
-            except OSError:
-                return
 
 
 def _wait(dock, attr="server_task", timeout=60):
@@ -153,7 +123,7 @@ def test_cancel_a_download_and_errors(qgis_iface, qgis_new_project, server, tmp_
     package = make_package(tmp_path, attachment_kb=3072)
     submitted = client_for(server.url, "demo_zrzy_submitter", tmp_path / "zrzy").submit_package(package)
     assert submitted.accepted, submitted.reasons
-    relay = SlowRelay(server.port)
+    relay = CuttingRelay(server.port, down_delay=0.016)  # about 1 MB/s server → client
     try:
         dock = make_dock(qgis_iface, relay.url, tmp_path / "nync")
         assert dock.refresh_server() is not None

@@ -7,19 +7,12 @@ from qgis.core import Qgis, QgsFeature, QgsGeometry, QgsProject, QgsRectangle
 
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.docks.dock_submit import FID_ROLE, HuijiaoSubmitDock, format_progress
-from tests.integration.test_exchange_client import Server, client_for, dltb_layer
+from tests.integration.server_support import client_for, demo_server, dltb_layer
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("exchange-gui")
-    srv = Server(root / "data")
-    srv.run_cli("demo-accounts", "--data", str(srv.data_dir), "--region", "610102")
-    srv.run_cli(
-        "admin", "--data", str(srv.data_dir), "set-release", "--dataset", "dltb_biangeng", "--year", "2025",
-        "--date", "2025-03-01",
-    )  # fmt: skip
-    srv.start()
+    srv = demo_server(tmp_path_factory.mktemp("exchange-gui"))
     yield srv
     srv.stop()
 

@@ -27,7 +27,8 @@ WITH_HOLE = (
 )
 
 
-def write_gpkg(path, geometry_type, crs_code, rows, fields="field=DLBM:string&field=GDPDJB:string"):
+def layer_with(rows, geometry_type, crs_code, fields):
+    """A memory layer "dltb" with one feature per ``(wkt, attributes)`` row."""
     uri = f"{geometry_type}?{'crs=' + crs_code + '&' if crs_code else ''}{fields}"
     layer = QgsVectorLayer(uri, "dltb", "memory")
     assert layer.isValid()
@@ -38,6 +39,11 @@ def write_gpkg(path, geometry_type, crs_code, rows, fields="field=DLBM:string&fi
         feature.setAttributes(attributes)
         features.append(feature)
     assert layer.dataProvider().addFeatures(features)[0]
+    return layer
+
+
+def write_gpkg(path, geometry_type, crs_code, rows, fields="field=DLBM:string&field=GDPDJB:string"):
+    layer = layer_with(rows, geometry_type, crs_code, fields)
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName = "GPKG"
     options.layerName = "dltb"
@@ -144,17 +150,9 @@ def test_fill_with_overriding_table(huijiao_provider, dltb, tmp_path):
 
 
 def memory_layer(rows, crs_code=""):
-    uri = f"Polygon?{'crs=' + crs_code + '&' if crs_code else ''}{DLTB_FIELDS}"
-    layer = QgsVectorLayer(uri, "dltb", "memory")
+    layer = layer_with(rows, "Polygon", crs_code, DLTB_FIELDS)
     if not crs_code:
         layer.setCrs(QgsCoordinateReferenceSystem())  # QGIS gives CRS-less memory layers EPSG:4326
-    features = []
-    for wkt, attributes in rows:
-        feature = QgsFeature(layer.fields())
-        feature.setGeometry(QgsGeometry.fromWkt(wkt))
-        feature.setAttributes(attributes)
-        features.append(feature)
-    assert layer.dataProvider().addFeatures(features)[0]
     return layer
 
 

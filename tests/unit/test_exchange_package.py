@@ -33,6 +33,7 @@ from huijiao_plugin.core.package import (
     region_within,
     verify_package,
 )
+from tests.integration.server_support import PACKAGE_ARGS
 
 
 def make_dltb(features: list[tuple[str, str, QgsRectangle]], name: str = "DLTB") -> QgsVectorLayer:
@@ -66,14 +67,7 @@ def dltb(qgis_app) -> QgsVectorLayer:
 
 
 def build(tmp_path: Path, layer: QgsVectorLayer, name: str = "pkg.zip", **kwargs):
-    args = dict(
-        dataset_id="dltb_biangeng",
-        region_code="610102",
-        period="2025",
-        department="zrzy",
-        unit="新城区自然资源局",
-        crs="EPSG:4545",
-    )
+    args = dict(PACKAGE_ARGS)
     args.update(kwargs)
     return build_package(tmp_path / name, [LayerInput(layer, "DLTB")], **args)
 
@@ -153,16 +147,7 @@ def test_reprojects_to_package_crs(tmp_path, qgis_app):
     f.setAttributes(["9"])
     f.setGeometry(QgsGeometry.fromRect(QgsRectangle(108.90, 34.25, 108.91, 34.26)))
     layer.dataProvider().addFeatures([f])
-    built = build_package(
-        tmp_path / "geo.zip",
-        [LayerInput(layer, "DLTB")],
-        dataset_id="dltb_biangeng",
-        region_code="610102",
-        period="2025H1",
-        department="zrzy",
-        unit="u",
-        crs="EPSG:4545",
-    )
+    built = build(tmp_path, layer, name="geo.zip", period="2025H1", unit="u")
     [entry] = built.manifest["layers"]
     assert built.manifest["crs"] == "EPSG:4545"
     assert 400_000 < entry["extent"][0] < 600_000  # metres, not degrees

@@ -15,6 +15,7 @@ from qgis.core import QgsVectorLayer
 from huijiao_plugin.core.patches import schema
 from huijiao_plugin.core.patches.field_package import PHOTOS_LAYER
 from huijiao_plugin.core.patches.store import PatchStore
+from tests.unit.test_patches_helpers import import_field_results
 
 
 def _layer(county, name: str) -> QgsVectorLayer:
@@ -117,15 +118,7 @@ def test_demo_county_round_trip(demo_county, huijiao_provider, tmp_path, qgis_if
     store.update(conflicted, {"notes": "内业已复核"}, user="内业员")
     store.update(conflicted, {"status": "in_progress"}, user="内业员")
 
-    imported = processing.run(
-        "huijiao:importfieldresults",
-        {
-            "STORE": store_path,
-            "PACKAGE": package["GPKG"],
-            "USER": "分析员",
-            "REPORT": str(tmp_path / "r.json"),
-        },
-    )
+    imported = import_field_results(store_path, package["GPKG"], tmp_path)
     assert (imported["APPLIED"], imported["CONFLICTS"], imported["PHOTOS"]) == (14, 1, 1)
     assert store.get(conflicted)["result"] is None
     after = {r["uuid"]: r["number"] for r in store.patches(with_geometry=False)}

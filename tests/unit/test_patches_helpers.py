@@ -100,6 +100,19 @@ def make_comparison(path: Path, name: str = "nongrain") -> str:
     return write_layer(path, name, COMPARISON_FIELDS, comparison_rows())
 
 
+def import_field_results(store_path: str, package_gpkg: str, tmp_path: Path) -> dict:
+    """Run huijiao:importfieldresults as 分析员 with a JSON report in ``tmp_path``."""
+    import processing
+
+    params = {
+        "STORE": store_path,
+        "PACKAGE": package_gpkg,
+        "USER": "分析员",
+        "REPORT": str(tmp_path / "r.json"),
+    }
+    return processing.run("huijiao:importfieldresults", params)
+
+
 def test_helpers_write_readable_layers(tmp_path):
     from qgis.core import QgsVectorLayer
 

@@ -12,7 +12,7 @@ from qgis.core import QgsProcessingException, QgsVectorLayer
 
 from huijiao_plugin.core.patches import schema
 from huijiao_plugin.core.patches.store import PatchStore
-from tests.unit.test_patches_helpers import COUNTY, make_comparison, make_regions
+from tests.unit.test_patches_helpers import COUNTY, import_field_results, make_comparison, make_regions
 
 
 @pytest.fixture()
@@ -117,15 +117,7 @@ def test_package_atlas_checklist_import(inputs):
     assert [sheet.cell(r, 2).value for r in (2, 3)] == numbers[:2]
     assert sheet.max_row == 3
 
-    imported = processing.run(
-        "huijiao:importfieldresults",
-        {
-            "STORE": store_path,
-            "PACKAGE": package["GPKG"],
-            "USER": "分析员",
-            "REPORT": str(tmp_path / "r.json"),
-        },
-    )
+    imported = import_field_results(store_path, package["GPKG"], tmp_path)
     assert (imported["APPLIED"], imported["CONFLICTS"], imported["REJECTED"]) == (1, 0, 0)
     with pytest.raises(QgsProcessingException, match="already imported"):
         processing.run("huijiao:importfieldresults", {"STORE": store_path, "PACKAGE": package["GPKG"]})

@@ -561,18 +561,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         added = add_one_map_layers(project, task.layers, self.found, self.catalog)
         if added:
             set_project_crs(project, added)
-            canvas = self.iface.mapCanvas() if self.iface is not None else None
-            if canvas is not None:
-                extent = None
-                for layer in added:
-                    ext = canvas.mapSettings().layerExtentToOutputExtent(layer, layer.extent())
-                    if extent is None:
-                        extent = ext
-                    else:
-                        extent.combineExtentWith(ext)
-                if extent is not None and not extent.isEmpty():
-                    canvas.setExtent(extent)
-                    canvas.refresh()
+            self._zoom_to(added)
         for _dataset_id, source in task.errors:
             self._message(tr("Cannot open {source}").format(source=source), Qgis.Warning)
         self.refresh_tree()
