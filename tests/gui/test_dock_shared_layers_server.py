@@ -19,16 +19,12 @@ from huijiao_plugin.gui.docks.dock_shared_layers import (
     HuijiaoSharedLayersDock,
     newest_per_dataset,
 )
-from tests.integration.server_support import CuttingRelay, client_for, demo_server, make_package
+from tests.integration.server_support import CuttingRelay, client_for, demo_server_fixture, make_package
 
 NAME_ZH = "年度国土变更调查地类图斑"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = demo_server(tmp_path_factory.mktemp("exchange-shared"), release=False)
-    yield srv
-    srv.stop()
+server = demo_server_fixture("exchange-shared", release=False)
 
 
 def _wait(dock, attr="server_task", timeout=60):

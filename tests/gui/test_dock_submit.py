@@ -7,14 +7,9 @@ from qgis.core import Qgis, QgsFeature, QgsGeometry, QgsProject, QgsRectangle
 
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.docks.dock_submit import FID_ROLE, HuijiaoSubmitDock, format_progress
-from tests.integration.server_support import client_for, demo_server, dltb_layer
+from tests.integration.server_support import client_for, demo_server_fixture, dltb_layer
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = demo_server(tmp_path_factory.mktemp("exchange-gui"))
-    yield srv
-    srv.stop()
+server = demo_server_fixture("exchange-gui")
 
 
 @pytest.fixture()

@@ -14,8 +14,11 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 import requests
 from qgis.core import QgsFeature, QgsGeometry, QgsRectangle, QgsVectorLayer
 
@@ -78,6 +81,18 @@ class Server:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(15)
+
+
+def demo_server_fixture(name: str, release: bool = True) -> Any:
+    """A module-scoped ``server`` fixture: :func:`demo_server` in the temporary folder ``name``."""
+
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+        srv = demo_server(tmp_path_factory.mktemp(name), release)
+        yield srv
+        srv.stop()
+
+    return server
 
 
 def demo_server(root: Path, release: bool = True) -> Server:
@@ -200,14 +215,17 @@ def client_for(url: str, username: str, state_dir: Path, **kwargs) -> ExchangeCl
 # --------------------------------------------------------------------------------------------- packages
 
 
-def dltb_layer(n: int = 6, seed: str = "") -> QgsVectorLayer:
+def dltb_layer(n: int = 6, seed: str = "", cell: float = 100.0) -> QgsVectorLayer:
+    """A memory DLTB_BG layer (EPSG:4545) of ``n`` 水田 squares of ``cell`` metres side by side."""
     fields = ["BSM", "TBBH", "DLBM", "DLMC", "QSXZ", "ZLDWDM", "TBMJ"]
     spec = "&".join(f"field={f}:{'double' if f == 'TBMJ' else 'string'}" for f in fields)
     layer = QgsVectorLayer(f"Polygon?crs=EPSG:4545&{spec}", "DLTB_BG", "memory")
     calculator = EllipsoidalAreaCalculator(layer.crs())
     feats = []
     for i in range(n):
-        geometry = QgsGeometry.fromRect(QgsRectangle(580000 + 100 * i, 3800000, 580100 + 100 * i, 3800100))
+        geometry = QgsGeometry.fromRect(
+            QgsRectangle(580000 + cell * i, 3800000, 580000 + cell * (i + 1), 3800000 + cell)
+        )
         f = QgsFeature(layer.fields())
         f.setAttributes(
             [f"{seed}{i:06d}", str(i), "0101", "水田", "30", "6101020010010000000", calculator.area(geometry)]

@@ -42,16 +42,11 @@ from tests.integration.server_support import (
     REPO,
     CuttingRelay,
     client_for,
-    demo_server,
+    demo_server_fixture,
     make_package,
 )
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = demo_server(tmp_path_factory.mktemp("exchange"))
-    yield srv
-    srv.stop()
+server = demo_server_fixture("exchange")
 
 
 @pytest.fixture()

@@ -105,48 +105,17 @@ def test_cli_issue_and_revoke_token(server):
 
 
 def test_create_account_validation(admin):
-    r = admin.post(
-        "/admin/accounts",
-        json={
-            "username": "x1",
-            "password": "short",
-            "department": "zrzy",
-            "region_code": "610102",
-            "role": "reader",
-        },
-    )
-    assert r.status_code == 400
-    r = admin.post(
-        "/admin/accounts",
-        json={
-            "username": "x2",
-            "password": PASSWORD,
-            "department": "other",
-            "region_code": "610102",
-            "role": "reader",
-        },
-    )
-    assert r.status_code == 400
-    r = admin.post(
-        "/admin/accounts",
-        json={
-            "username": "x3",
-            "password": PASSWORD,
-            "department": "zrzy",
-            "region_code": "61ab",
-            "role": "reader",
-        },
-    )
+    ok = dict(username="x4", password=PASSWORD, department="zrzy", region_code="610102", role="reader")
+
+    def create(**changes):
+        return admin.post("/admin/accounts", json={**ok, **changes})
+
+    assert create(username="x1", password="short").status_code == 400
+    assert create(username="x2", department="other").status_code == 400
+    r = create(username="x3", region_code="61ab")
     assert r.status_code == 400 and r.json()["error"]["code"] == "REGION_INVALID"
-    ok = {
-        "username": "x4",
-        "password": PASSWORD,
-        "department": "zrzy",
-        "region_code": "610102",
-        "role": "reader",
-    }
-    assert admin.post("/admin/accounts", json=ok).status_code == 201
-    assert admin.post("/admin/accounts", json=ok).json()["error"]["code"] == "ACCOUNT_EXISTS"
+    assert create().status_code == 201
+    assert create().json()["error"]["code"] == "ACCOUNT_EXISTS"
 
 
 def test_passwords_stored_as_scrypt(server):

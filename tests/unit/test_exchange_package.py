@@ -33,7 +33,7 @@ from huijiao_plugin.core.package import (
     region_within,
     verify_package,
 )
-from tests.integration.server_support import PACKAGE_ARGS
+from tests.integration.server_support import PACKAGE_ARGS, dltb_layer
 
 
 def make_dltb(features: list[tuple[str, str, QgsRectangle]], name: str = "DLTB") -> QgsVectorLayer:
@@ -271,31 +271,11 @@ def test_manifest_is_json_with_validation(tmp_path, dltb):
     assert manifest["validation"] == validation
 
 
-def _dltb_bg(qgis_app) -> QgsVectorLayer:
-    from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator
-
-    fields = ["BSM", "TBBH", "DLBM", "DLMC", "QSXZ", "ZLDWDM", "TBMJ"]
-    spec = "&".join(f"field={f}:{'double' if f == 'TBMJ' else 'string'}" for f in fields)
-    layer = QgsVectorLayer(f"Polygon?crs=EPSG:4545&{spec}", "DLTB_BG", "memory")
-    calculator = EllipsoidalAreaCalculator(layer.crs())
-    feats = []
-    for i in range(3):
-        geometry = QgsGeometry.fromRect(QgsRectangle(580000 + 10 * i, 3800000, 580010 + 10 * i, 3800010))
-        f = QgsFeature(layer.fields())
-        f.setAttributes(
-            [str(i), str(i), "0101", "水田", "30", "6101020010010000000", calculator.area(geometry)]
-        )
-        f.setGeometry(geometry)
-        feats.append(f)
-    layer.dataProvider().addFeatures(feats)
-    return layer
-
-
 def test_build_and_import_algorithms(tmp_path, huijiao_provider, qgis_new_project):
     import processing
     from qgis.core import QgsProcessingException
 
-    layer = _dltb_bg(None)
+    layer = dltb_layer(n=3, cell=10.0)
     out = tmp_path / "alg.zip"
     result = processing.run(
         "huijiao:buildpackage",
@@ -342,7 +322,7 @@ def test_build_algorithm_stops_on_validation_errors(tmp_path, huijiao_provider):
     import processing
     from qgis.core import QgsProcessingException
 
-    layer = _dltb_bg(None)
+    layer = dltb_layer(n=3, cell=10.0)
     overlap = QgsFeature(layer.fields())
     overlap.setAttributes(["9", "9", "0101", "水田", "30", "6101020010010000000", 25.0])
     overlap.setGeometry(QgsGeometry.fromRect(QgsRectangle(580005, 3800000, 580010, 3800005)))

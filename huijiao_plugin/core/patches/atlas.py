@@ -31,6 +31,7 @@ from qgis.core import (
     QgsScaleBarSettings,
     QgsSingleSymbolRenderer,
     QgsSymbolLayer,
+    QgsTextFormat,
     QgsUnitTypes,
     QgsVectorLayer,
     QgsVectorLayerSimpleLabeling,
@@ -76,6 +77,15 @@ def _north_arrow_path() -> str:
         if candidate.is_file():
             return str(candidate)
     return ""
+
+
+def _cjk_text(fmt: QgsTextFormat, size: float) -> QgsTextFormat:
+    """``fmt`` in the CJK font at ``size`` (in the format's own size unit)."""
+    font = fmt.font()
+    font.setFamily(CJK_FONT_FAMILY)
+    fmt.setFont(font)
+    fmt.setSize(size)
+    return fmt
 
 
 def _label(
@@ -146,12 +156,7 @@ def build_atlas_layout(
     scalebar.setSegmentSizeMode(QgsScaleBarSettings.SegmentSizeFitWidth)
     scalebar.setMinimumBarWidth(30)
     scalebar.setMaximumBarWidth(60)
-    fmt = scalebar.textFormat()
-    font = fmt.font()
-    font.setFamily(CJK_FONT_FAMILY)
-    fmt.setFont(font)
-    fmt.setSize(8)
-    scalebar.setTextFormat(fmt)
+    scalebar.setTextFormat(_cjk_text(scalebar.textFormat(), 8))
     layout.addLayoutItem(scalebar)
     scalebar.attemptMove(QgsLayoutPoint(18, 162, QgsUnitTypes.LayoutMillimeters))
     scalebar.setBackgroundEnabled(True)
@@ -224,12 +229,7 @@ def export_atlas(
     label = QgsPalLayerSettings()
     label.fieldName = "number"
     label.enabled = True
-    fmt = label.format()
-    font = fmt.font()
-    font.setFamily(CJK_FONT_FAMILY)
-    fmt.setFont(font)
-    fmt.setSize(8)
-    label.setFormat(fmt)
+    label.setFormat(_cjk_text(label.format(), 8))
     coverage.setLabeling(QgsVectorLayerSimpleLabeling(label))
     coverage.setLabelsEnabled(True)
     project.addMapLayer(coverage)

@@ -26,6 +26,8 @@ import re
 import tempfile
 import uuid as uuidlib
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,6 +179,20 @@ def _create_table(
     return layer
 
 
+@contextmanager
+def _field_package_errors() -> Iterator[None]:
+    """GDAL errors as exceptions inside the block; they and PatchStoreError leave it as FieldPackageError.
+
+    Also a decorator (``ContextDecorator``): the whole function runs inside the block."""
+    with ogr_exceptions():
+        try:
+            yield
+        except FieldPackageError:
+            raise
+        except RuntimeError as exc:  # GDAL errors and PatchStoreError
+            raise FieldPackageError(str(exc)) from exc
+
+
 def _srs_of(crs: QgsCoordinateReferenceSystem) -> osr.SpatialReference:
     srs = osr.SpatialReference()
     if crs.authid().upper().startswith("EPSG:"):
@@ -186,42 +202,8 @@ def _srs_of(crs: QgsCoordinateReferenceSystem) -> osr.SpatialReference:
     return srs
 
 
+@_field_package_errors()
 def export_field_package(
-    store: PatchStore,
-    folder: str | Path,
-    patch_uuids: list[str],
-    context_layers: list[QgsVectorLayer] | None = None,
-    name: str = "",
-    buffer_m: float = 200.0,
-    aoi: QgsGeometry | None = None,
-    basemap: QgsRasterLayer | None = None,
-    user: str = "",
-    zip_package: bool = False,
-    feedback: QgsFeedback | None = None,
-) -> ExportResult:
-    """Write a field package of ``patch_uuids`` into ``folder`` (created; must be empty or new)."""
-    with ogr_exceptions():
-        try:
-            return _export_field_package(
-                store,
-                folder,
-                patch_uuids,
-                context_layers,
-                name,
-                buffer_m,
-                aoi,
-                basemap,
-                user,
-                zip_package,
-                feedback,
-            )
-        except FieldPackageError:
-            raise
-        except RuntimeError as exc:  # GDAL errors and PatchStoreError
-            raise FieldPackageError(str(exc)) from exc
-
-
-def _export_field_package(
     store: PatchStore,
     folder: str | Path,
     patch_uuids: list[str],
@@ -704,14 +686,9 @@ def import_field_package(
     package = Path(package)
     if not package.exists():
         raise FieldPackageError(tr("Field package not found: {path}").format(path=str(package)))
-    with tempfile.TemporaryDirectory() as tmp, ogr_exceptions():
-        try:
-            folder, gpkg = _locate(package, Path(tmp))
-            report = _import(store, folder, gpkg, user)
-        except FieldPackageError:
-            raise
-        except RuntimeError as exc:  # GDAL errors and PatchStoreError
-            raise FieldPackageError(str(exc)) from exc
+    with tempfile.TemporaryDirectory() as tmp, _field_package_errors():
+        folder, gpkg = _locate(package, Path(tmp))
+        report = _import(store, folder, gpkg, user)
     if report_path:
         Path(report_path).write_text(
             json.dumps(report.as_dict(), ensure_ascii=False, indent=2), encoding="utf-8"

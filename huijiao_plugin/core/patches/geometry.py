@@ -134,6 +134,19 @@ class _Units:
         return best_code
 
 
+def _units_of(
+    layer: QgsVectorLayer | None, code_fields: tuple[str, ...], crs: QgsCoordinateReferenceSystem, kind: str
+) -> _Units | None:
+    """The units of a valid ``layer`` keyed by its first field of ``code_fields``; None (logged) if none."""
+    if layer is None or not layer.isValid():
+        return None
+    field = _field_of(layer, code_fields)
+    if not field:
+        log.warning("%s layer %s has no code field %s", kind, layer.name(), code_fields)
+        return None
+    return _Units(layer, field, crs)
+
+
 class RegionLookup:
     """County/township/village codes of a patch from XZQ (乡级, XZQDM 9 digits) and CJDCQ
     (村级, ZLDWDM 12/19), chosen by the largest overlap (domain.md §8). Missing layers or fields leave
@@ -147,24 +160,8 @@ class RegionLookup:
         county_code: str = "",
     ) -> None:
         self.county_code = county_code or ""
-        self.townships: _Units | None = None
-        self.villages: _Units | None = None
-        if township_layer is not None and township_layer.isValid():
-            field = _field_of(township_layer, TOWNSHIP_CODE_FIELDS)
-            if field:
-                self.townships = _Units(township_layer, field, crs)
-            else:
-                log.warning(
-                    "township layer %s has no code field %s", township_layer.name(), TOWNSHIP_CODE_FIELDS
-                )
-        if village_layer is not None and village_layer.isValid():
-            field = _field_of(village_layer, VILLAGE_CODE_FIELDS)
-            if field:
-                self.villages = _Units(village_layer, field, crs)
-            else:
-                log.warning(
-                    "village layer %s has no code field %s", village_layer.name(), VILLAGE_CODE_FIELDS
-                )
+        self.townships = _units_of(township_layer, TOWNSHIP_CODE_FIELDS, crs, "township")
+        self.villages = _units_of(village_layer, VILLAGE_CODE_FIELDS, crs, "village")
 
     def lookup(self, geometry: QgsGeometry) -> dict[str, str]:
         township = self.townships.best(geometry) if self.townships else ""
