@@ -95,21 +95,15 @@ demo-data: venv
 clean-demo:
 	rm -rf $(DEMO_DIR)
 
-deploy: qm resources
+deploy: venv
 	$(PY) -m tests.demo_profile deploy --profiles $(PROFILES_DIR)
 
-run: venv qm resources demo-data
+run: venv demo-data
 	$(PY) -m tests.demo_profile run --profiles $(PROFILES_DIR) --demo $(DEMO_DIR)
 
 # --- packaging -------------------------------------------------------------------------------------
-package: venv qm resources
-	rm -rf build/$(PLUGIN) build/$(PLUGIN).zip
-	mkdir -p build
-	cp -r $(PLUGIN) build/$(PLUGIN)
-	cp metadata.txt LICENSE build/$(PLUGIN)/
-	find build/$(PLUGIN) \( -name __pycache__ -o -name '*.pyc' -o -name ruff.toml \) -prune -exec rm -rf {} +
-	cd build && zip -qr $(PLUGIN).zip $(PLUGIN)
-	$(PY) -m tests.package_check build/$(PLUGIN).zip
+package: venv
+	$(PY) -m tests.package_check --stage build
 
 clean:
 	rm -rf build build-i18n.pro $(QM) $(RC) .pytest_cache .ruff_cache

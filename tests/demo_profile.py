@@ -42,6 +42,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,18 +65,13 @@ def ini_path(profiles: Path) -> Path:
 # --- deploy ---------------------------------------------------------------------------------------
 def deploy(profiles: Path) -> Path:
     """Copy the plugin (with metadata.txt, LICENSE, .qm, resources_rc.py) into the demo profile."""
+    from tests.package_check import stage
+
     target = profile_dir(profiles) / "python" / "plugins" / PLUGIN
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(ROOT / PLUGIN, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "ruff.toml"))
-    shutil.copy2(ROOT / "metadata.txt", target / "metadata.txt")
-    shutil.copy2(ROOT / "LICENSE", target / "LICENSE")
-    # the build products, rebuilt here so that a deploy never ships a stale translation
-    qm = target / "i18n" / "huijiao_zh_CN.qm"
-    qm.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["lrelease", "-silent", str(ROOT / "i18n" / "huijiao_zh_CN.ts"), "-qm", str(qm)], check=True
-    )
-    subprocess.run(["pyrcc5", "-o", str(target / "resources_rc.py"), "resources.qrc"], check=True, cwd=ROOT)
+    with tempfile.TemporaryDirectory() as tmp:  # the same staging as `make package`
+        staged = stage(Path(tmp)).parent / PLUGIN
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(staged, target)
     write_profile_settings(profiles)
     # qgis_process has no --profile option: with QGIS_CUSTOM_CONFIG_PATH=PROFILES it reads the profile
     # "default", so that name points at the demo profile (still inside PROFILES, never the user's own).

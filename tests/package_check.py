@@ -166,13 +166,17 @@ def check_zip(path: Path, urls: bool = False) -> list[str]:
     return errors
 
 
+# development files inside the package folder that are not shipped (screenshots are for the README)
+STAGE_IGNORE = ("__pycache__", "*.pyc", "ruff.toml", "screenshots", "resources_rc.py", "*.qm")
+
+
 def stage(out_dir: Path, repo: Path = ROOT) -> Path:
     """The steps of `make package` into ``out_dir`` (build products built there, not in the repo)."""
     out_dir = Path(out_dir)
     staged = out_dir / PLUGIN
     shutil.rmtree(staged, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(repo / PLUGIN, staged, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "ruff.toml"))
+    shutil.copytree(repo / PLUGIN, staged, ignore=shutil.ignore_patterns(*STAGE_IGNORE))
     shutil.copy2(repo / "metadata.txt", staged / "metadata.txt")
     shutil.copy2(repo / "LICENSE", staged / "LICENSE")
     (staged / "i18n").mkdir(exist_ok=True)

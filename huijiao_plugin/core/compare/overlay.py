@@ -368,13 +368,17 @@ def load_feature_set(
     def accept(fid: int, wkb: bytes | None) -> bool:
         if feedback is not None and len(fids) % 20000 == 0 and feedback.isCanceled():
             raise CompareCanceledError()
-        geom = QgsGeometry()
-        if wkb:
-            geom.fromWkb(wkb)
-        if geom.isNull() or geom.isEmpty():
-            dropped.append(fid)
-            return False
-        if transform is not None:
+        if transform is None:
+            if not wkb or len(wkb) <= 9:  # no geometry, or a (multi)polygon without rings / parts
+                dropped.append(fid)
+                return False
+        else:
+            geom = QgsGeometry()
+            if wkb:
+                geom.fromWkb(wkb)
+            if geom.isNull() or geom.isEmpty():
+                dropped.append(fid)
+                return False
             geom.transform(transform)
             wkb = bytes(geom.asWkb())
         geoms.append(wkb)
@@ -608,7 +612,8 @@ def _union_op(
                 out.append((i, polygonal(op(other))))
         return out
 
-    return runner.map(work, items)
+    # larger chunks than pairwise: each chunk prepares the large zones (red line, soil …) it meets once
+    return runner.map(work, items, 1024)
 
 
 def _is_noise(part: QgsGeometry, noise: float) -> bool:

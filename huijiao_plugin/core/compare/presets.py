@@ -293,7 +293,8 @@ def _outside_own_township(ov: CountyOverlay) -> list[tuple[int, QgsGeometry | No
             out.append((i, polygonal(geom.difference(unions[code]))))
         return out
 
-    return ov.runner.map(work, list(range(len(items))))
+    # large chunks: every chunk prepares the (large) township polygons it meets once
+    return ov.runner.map(work, list(range(len(items))), 2048)
 
 
 def pbf_nongrain(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
