@@ -1,6 +1,7 @@
 """Upload throughput of the exchange server: a tus upload of a large file on 127.0.0.1 compared with a
-plain copy of the same file (both fsync'ed). File size: ``--upload-mib`` when run alone, else the environment
-variable HUIJIAO_BENCH_UPLOAD_MIB (default 1024 = 1 GiB).
+plain copy of the same file (both fsync'ed; the reference is the best of three copies). File size:
+``--upload-mib`` when run alone, else the environment variable HUIJIAO_BENCH_UPLOAD_MIB (default 1024 =
+1 GiB).
 Target ratio ≥ 0.5."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import requests
 
 DEFAULT_MIB = 1024
 CHUNK = 64 * 1024 * 1024
+COPIES = 3
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -107,27 +109,35 @@ def _start_server(data: Path) -> tuple[subprocess.Popen, str, str]:
 
 
 def _upload(url: str, token: str, path: Path, checksum: bool) -> float:
-    """tus upload in 64 MiB chunks; the client hashes chunk n+1 while chunk n is on the wire."""
+    """tus upload in 64 MiB chunks; the client reads and hashes chunk n+1 while chunk n is on the wire.
+
+    The timer covers the tus creation (POST) and every PATCH, not the server start nor a commit. Chunks are
+    read into two reused buffers and sent as a memoryview (one ``sendall`` per chunk): a fresh 64 MiB
+    ``bytes`` per chunk costs page faults on every read, which showed up as client time."""
     from concurrent.futures import ThreadPoolExecutor
 
     size = path.stat().st_size
     h = {"Authorization": "Bearer " + token, "Tus-Resumable": "1.0.0"}
     s = requests.Session()
+    buffers = [bytearray(min(CHUNK, size)) for _ in range(2)]
     started = time.perf_counter()
     r = s.post(url + "/api/v1/uploads", headers={**h, "Upload-Length": str(size)}, timeout=60)
     r.raise_for_status()
     location = url + r.headers["Location"]
     offset = 0
 
-    def read_and_hash(fh):
-        chunk = fh.read(CHUNK)
+    def read_and_hash(fh, buffer: bytearray) -> tuple[memoryview, bytes | None]:
+        chunk = memoryview(buffer)[: fh.readinto(buffer)]
         return chunk, (hashlib.sha256(chunk).digest() if checksum and chunk else None)
 
-    with path.open("rb") as fh, ThreadPoolExecutor(1) as pool:
-        nxt = pool.submit(read_and_hash, fh)
+    with path.open("rb", buffering=0) as fh, ThreadPoolExecutor(1) as pool:
+        n = 0
+        nxt = pool.submit(read_and_hash, fh, buffers[0])
         while offset < size:
             chunk, digest = nxt.result()
-            nxt = pool.submit(read_and_hash, fh)
+            n += 1
+            # the other buffer is free: its PATCH has been answered
+            nxt = pool.submit(read_and_hash, fh, buffers[n % 2])
             ph = {**h, "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)}
             if digest is not None:
                 ph["Upload-Checksum"] = "sha256 " + base64.b64encode(digest).decode()
@@ -148,10 +158,17 @@ def run(args) -> list[dict]:
         tmpdir = Path(tmp)
         src = tmpdir / "package.bin"
         _make_file(src, size, getattr(args, "seed", 1))
-        copy_s = _copy(src, tmpdir / "copy.bin")
-        (tmpdir / "copy.bin").unlink()
+        # The first copy writes into page-cache pages the VM has not touched for a while, which can cost 4x
+        # (seen: 420 MiB/s first, 2 GB/s after); the reference is the best of three copies.
+        copies = []
+        for _ in range(COPIES):
+            copies.append(_copy(src, tmpdir / "copy.bin"))
+            (tmpdir / "copy.bin").unlink()
+        copy_s = min(copies)
         rows.append({"metric": "file size", "value": float(mib), "unit": "MiB"})
-        rows.append({"metric": "plain copy + fsync", "value": mib / copy_s, "unit": "MiB/s"})
+        for name, seconds in (("first", copies[0]), ("best", copy_s)):
+            metric = f"plain copy + fsync, {name} of {COPIES}"
+            rows.append({"metric": metric, "value": mib / seconds, "unit": "MiB/s"})
         proc, url, token = _start_server(tmpdir / "data")
         try:
             for checksum in (True, False):
@@ -160,7 +177,7 @@ def run(args) -> list[dict]:
                 rows.append({"metric": label, "value": mib / up_s, "unit": "MiB/s"})
                 rows.append(
                     {
-                        "metric": label + ": ratio to plain copy (target ≥ 0.5)",
+                        "metric": label + ": ratio to best plain copy (target ≥ 0.5)",
                         "value": copy_s / up_s,
                         "unit": "ratio",
                     }

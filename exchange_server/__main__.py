@@ -46,6 +46,8 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         value = getattr(args, name, None)
         if value is not None:
             setattr(cfg, name, value)
+    if getattr(args, "no_direct_io", False):
+        cfg.direct_io = False
     if getattr(args, "base_submitters", None):
         cfg.base_submitters = tuple(args.base_submitters.split(","))
     return cfg
@@ -84,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
         "sync-every-bytes",
     ):
         serve.add_argument("--" + opt, type=int)
+    serve.add_argument(
+        "--no-direct-io",
+        action="store_true",
+        help="write uploads through the page cache (default: O_DIRECT where the OS and filesystem allow it)",
+    )
 
     adm = sub.add_parser("admin", help="accounts, tokens and release dates")
     _common(adm)

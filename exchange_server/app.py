@@ -8,8 +8,10 @@ import binascii
 import contextlib
 import datetime as dt
 import email.utils
+import errno
 import hashlib
 import logging
+import mmap
 import os
 from typing import Any
 
@@ -31,7 +33,10 @@ LOG = logging.getLogger(__name__)
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,checksum,termination,expiration"
 DOWNLOAD_CHUNK = 1024 * 1024
-WRITE_BUFFER = 4 * 1024 * 1024
+# received bytes handed to the worker threads (write, hash) at a time; one buffer is being written and
+# hashed while the next one arrives, so an upload holds at most about twice this in memory
+WRITE_BUFFER = 8 * 1024 * 1024
+DIRECT_ALIGN = 4096
 
 
 class LoginBody(BaseModel):
@@ -133,6 +138,7 @@ def create_app(ex: Exchange) -> FastAPI:
     app.state.exchange = ex
     locks: dict[str, asyncio.Lock] = {}
     running_hash: dict[str, tuple[int, Any]] = {}
+    staging: list[mmap.mmap] = []  # free aligned buffers for direct writes, reused across PATCH requests
     tus_headers = {"Tus-Resumable": TUS_VERSION}
 
     @app.exception_handler(ApiError)
@@ -327,7 +333,8 @@ def create_app(ex: Exchange) -> FastAPI:
     async def _receive(upload_id, request, account, ip, offset, length, expected_digest) -> int:
         LOG.debug("upload %s: receiving from %d", upload_id, offset)
         path = ex.upload_path(upload_id)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        writer = _PartWriter(path, offset, staging if ex.config.direct_io else None)
+        fd = writer.fd
         chunk_hash = hashlib.sha256() if expected_digest is not None else None
         prev = running_hash.pop(upload_id, None)
         whole = prev[1] if prev is not None and prev[0] == offset else None
@@ -340,14 +347,6 @@ def create_app(ex: Exchange) -> FastAPI:
         buf: list[bytes] = []
         buffered = 0
         pending: list = []
-
-        def write_all(data: bytes) -> None:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            if whole is not None:
-                whole.update(data)
 
         async def drain() -> None:
             if pending:
@@ -365,12 +364,15 @@ def create_app(ex: Exchange) -> FastAPI:
             nonlocal buf, buffered
             await drain()
             if buf:
-                data = b"".join(buf)
+                blocks = buf
                 buf = []
                 buffered = 0
-                pending.append(asyncio.ensure_future(run_in_threadpool(write_all, data)))
-                if chunk_hash is not None:
-                    pending.append(asyncio.ensure_future(run_in_threadpool(chunk_hash.update, data)))
+                # the write, the chunk checksum and the whole-file hash each in a worker thread (all release
+                # the GIL), straight from the received blocks: no join, no copy in Python
+                pending.append(asyncio.ensure_future(run_in_threadpool(writer.write, blocks)))
+                for h in (chunk_hash, whole):
+                    if h is not None:
+                        pending.append(asyncio.ensure_future(run_in_threadpool(_update_hash, h, blocks)))
 
         try:
             os.ftruncate(fd, offset)
@@ -391,6 +393,7 @@ def create_app(ex: Exchange) -> FastAPI:
                         # fsync, then record the offset, in the background while the next bytes arrive
                         await flush()
                         await drain()
+                        await run_in_threadpool(writer.finish)
                         if syncing:
                             await asyncio.gather(*syncing)
                             syncing.clear()
@@ -401,6 +404,7 @@ def create_app(ex: Exchange) -> FastAPI:
                 disconnected = True
             await flush()
             await drain()
+            await run_in_threadpool(writer.finish)
             if syncing:
                 await asyncio.gather(*syncing)
                 syncing.clear()
@@ -436,7 +440,7 @@ def create_app(ex: Exchange) -> FastAPI:
         finally:
             if pending or syncing:
                 await asyncio.gather(*pending, *syncing, return_exceptions=True)
-            os.close(fd)
+            writer.close()
         sha = None
         if position == length:
             sha = whole.hexdigest() if whole is not None else await run_in_threadpool(_file_sha256, path)
@@ -759,6 +763,106 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
             return None
         return start, min(end, size - 1)
     return None
+
+
+class _PartWriter:
+    """Appends received blocks to an upload's ``.part`` file from ``offset`` on.
+
+    With ``pool`` (a free list of page-aligned buffers) and where the OS has O_DIRECT, whole 4 KiB-aligned
+    stretches go to the disk directly from a reused aligned staging buffer, bypassing the page cache (on the
+    benchmark VM, writes into fresh page-cache pages ran at ~400 MiB/s, slower than receiving and both hashes
+    together; the pages would only be written back at the fsync anyway). The unaligned head and the tail
+    (< 4 KiB) of a request are written normally. A filesystem that refuses O_DIRECT (EINVAL) gets plain
+    writes. Durability is the caller's fsync either way (it covers the file, whichever descriptor wrote)."""
+
+    POOL_MAX = 4
+
+    def __init__(self, path: Any, offset: int, pool: list[mmap.mmap] | None) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.pos = offset  # file position of the first byte not yet written (staged bytes start here)
+        self.fill = 0
+        self.pool = pool
+        self.dfd = -1
+        self.buf: mmap.mmap | None = None
+        direct = getattr(os, "O_DIRECT", 0)
+        if pool is not None and direct:
+            try:
+                self.buf = pool.pop() if pool else mmap.mmap(-1, WRITE_BUFFER)
+                self.dfd = os.open(path, os.O_WRONLY | direct)
+            except OSError:  # no O_DIRECT on this filesystem (or no memory for the buffer): plain writes
+                self.dfd = -1
+            if self.buf is not None:
+                self.view = memoryview(self.buf)
+
+    @staticmethod
+    def _pwrite(fd: int, data: memoryview, pos: int) -> None:
+        if not hasattr(os, "pwrite"):  # Windows: the plain path, sequential writes
+            os.lseek(fd, pos, os.SEEK_SET)
+        while data:
+            n = os.pwrite(fd, data, pos) if hasattr(os, "pwrite") else os.write(fd, data)
+            data = data[n:]
+            pos += n
+
+    def write(self, blocks: list[bytes]) -> None:
+        for block in blocks:
+            data = memoryview(block)
+            if self.dfd < 0:  # plain writes (also after the filesystem refused O_DIRECT mid-way)
+                if self.fill:
+                    self._write_staged()
+                self._pwrite(self.fd, data, self.pos)
+                self.pos += len(data)
+                continue
+            if self.fill == 0 and self.pos % DIRECT_ALIGN:
+                head = min(len(data), DIRECT_ALIGN - self.pos % DIRECT_ALIGN)
+                self._pwrite(self.fd, data[:head], self.pos)
+                self.pos += head
+                data = data[head:]
+            while data:
+                n = min(len(data), len(self.view) - self.fill)
+                self.view[self.fill : self.fill + n] = data[:n]
+                self.fill += n
+                data = data[n:]
+                if self.fill == len(self.view):
+                    self._write_staged()
+
+    def _write_staged(self) -> None:
+        """Write the staged bytes: the aligned part directly, a remainder (< 4 KiB) normally."""
+        aligned = self.fill - self.fill % DIRECT_ALIGN if self.dfd >= 0 else 0
+        if aligned:
+            try:
+                self._pwrite(self.dfd, self.view[:aligned], self.pos)
+            except OSError as err:
+                if err.errno != errno.EINVAL:
+                    raise
+                LOG.info("O_DIRECT refused by the filesystem (%s): buffered writes", err)
+                os.close(self.dfd)
+                self.dfd = -1
+                aligned = 0
+        self._pwrite(self.fd, self.view[aligned : self.fill], self.pos + aligned)
+        self.pos += self.fill
+        self.fill = 0
+
+    def finish(self) -> None:
+        """Everything received so far is in the file (not yet fsync'ed)."""
+        if self.fill:
+            self._write_staged()
+
+    def close(self) -> None:
+        if self.dfd >= 0:
+            os.close(self.dfd)
+        if self.buf is not None:
+            self.view.release()
+            if self.pool is not None and len(self.pool) < self.POOL_MAX:
+                self.pool.append(self.buf)
+            else:
+                self.buf.close()
+            self.buf = None
+        os.close(self.fd)
+
+
+def _update_hash(h: Any, blocks: list[bytes]) -> None:
+    for block in blocks:
+        h.update(block)
 
 
 def _file_sha256(path) -> str:

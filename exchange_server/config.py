@@ -30,6 +30,8 @@ class ServerConfig:
     zip_ratio_min_size: int = 1024 * 1024
     # fsync + record the offset at least every this many bytes of a PATCH without Upload-Checksum
     sync_every_bytes: int = 64 * 1024 * 1024
+    # write uploads with O_DIRECT where available (Linux), bypassing the page cache; off: plain writes
+    direct_io: bool = True
     feed_max_wait: int = 60
     extra: dict = field(default_factory=dict)
 
