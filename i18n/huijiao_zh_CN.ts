@@ -4,167 +4,167 @@
     <context>
         <name>@default</name>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="280" />
+            <location filename="../huijiao_plugin/core/package.py" line="289" />
             <source>Layer {name} is not valid and cannot be packaged.</source>
             <translation>图层 {name} 无效，无法打包。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="292" />
+            <location filename="../huijiao_plugin/core/package.py" line="301" />
             <source>Cannot write the GeoPackage {path}: {error}</source>
             <translation>无法写入 GeoPackage {path}：{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="306" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="734" />
             <source>Packaging was canceled.</source>
             <translation>打包已取消。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="322" />
+            <location filename="../huijiao_plugin/core/package.py" line="331" />
             <source>Cannot write a feature of layer {name}: {error}</source>
             <translation>无法写入图层 {name} 的要素：{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="395" />
+            <location filename="../huijiao_plugin/core/package.py" line="406" />
             <source>The dataset id '{value}' is not valid.</source>
             <translation>数据集标识“{value}”无效。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="397" />
+            <location filename="../huijiao_plugin/core/package.py" line="408" />
             <source>The region code '{value}' is not a GB/T 2260 code (2, 4 or 6 digits).</source>
             <translation>行政区代码“{value}”不是 GB/T 2260 代码（2、4 或 6 位数字）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="403" />
+            <location filename="../huijiao_plugin/core/package.py" line="414" />
             <source>The period '{value}' is not valid: use a year (2025), a half-year (2025H1) or a quarter.</source>
             <translation>期次“{value}”无效：请填写年份（2025）、半年（2025H1）或季度（2025Q3）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="409" />
+            <location filename="../huijiao_plugin/core/package.py" line="420" />
             <source>The department '{value}' is unknown (zrzy or nync).</source>
             <translation>部门“{value}”未知（应为 zrzy 或 nync）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="411" />
+            <location filename="../huijiao_plugin/core/package.py" line="422" />
             <source>There is no layer to package.</source>
             <translation>没有可打包的图层。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="414" />
+            <location filename="../huijiao_plugin/core/package.py" line="425" />
             <source>Two layers have the same name in the package.</source>
             <translation>数据包中有两个图层同名。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="417" />
+            <location filename="../huijiao_plugin/core/package.py" line="428" />
             <source>The layer name '{value}' is not valid in a package.</source>
             <translation>图层名称“{value}”不能用于数据包。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="421" />
+            <location filename="../huijiao_plugin/core/package.py" line="432" />
             <source>The attachment {path} does not exist.</source>
             <translation>附件 {path} 不存在。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="423" />
+            <location filename="../huijiao_plugin/core/package.py" line="434" />
             <source>The package cannot be built.</source>
             <translation>无法生成数据包。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="432" />
+            <location filename="../huijiao_plugin/core/package.py" line="443" />
             <source>The coordinate reference system of the package is not valid.</source>
             <translation>数据包的坐标参考系无效。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="438" />
+            <location filename="../huijiao_plugin/core/package.py" line="449" />
             <source>The data file name '{value}' is not valid.</source>
             <translation>数据文件名“{value}”无效。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="517" />
+            <location filename="../huijiao_plugin/core/package.py" line="533" />
             <source>The package has no manifest.json.</source>
             <translation>数据包中没有 manifest.json。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="519" />
+            <location filename="../huijiao_plugin/core/package.py" line="535" />
             <source>The file is not a readable package: {error}</source>
             <translation>该文件不是可读取的数据包：{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="521" />
+            <location filename="../huijiao_plugin/core/package.py" line="537" />
             <source>The manifest.json of the package is not valid JSON.</source>
             <translation>数据包的 manifest.json 不是有效的 JSON。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="529" />
+            <location filename="../huijiao_plugin/core/package.py" line="545" />
             <source>The package {path} does not exist.</source>
             <translation>数据包 {path} 不存在。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="533" />
+            <location filename="../huijiao_plugin/core/package.py" line="549" />
             <source>The package hash does not match: the file was changed or copied incompletely. Copy it again.</source>
             <translation>数据包哈希值不一致：文件已被修改或拷贝不完整，请重新拷贝。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="533" />
+            <location filename="../huijiao_plugin/core/package.py" line="549" />
             <source>expected {expected}, found {found}</source>
             <translation>应为 {expected}，实为 {found}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="604" />
+            <location filename="../huijiao_plugin/core/package.py" line="620" />
             <source>Unsafe path in the package: {name}</source>
             <translation>数据包中有不安全的路径：{name}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="548" />
+            <location filename="../huijiao_plugin/core/package.py" line="564" />
             <source>Suspicious compression ratio of {name}</source>
             <translation>{name} 的压缩比异常</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="550" />
+            <location filename="../huijiao_plugin/core/package.py" line="566" />
             <source>The package expands to more than the allowed size.</source>
             <translation>数据包解压后超过允许的大小。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="561" />
+            <location filename="../huijiao_plugin/core/package.py" line="577" />
             <source>The manifest has no '{key}'.</source>
             <translation>清单中缺少“{key}”。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="569" />
+            <location filename="../huijiao_plugin/core/package.py" line="585" />
             <source>The file {name} listed in the manifest is missing.</source>
             <translation>清单列出的文件 {name} 不存在。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="580" />
+            <location filename="../huijiao_plugin/core/package.py" line="596" />
             <source>The size of {name} does not match the manifest.</source>
             <translation>{name} 的大小与清单不一致。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="582" />
+            <location filename="../huijiao_plugin/core/package.py" line="598" />
             <source>The sha256 of {name} does not match the manifest.</source>
             <translation>{name} 的 sha256 与清单不一致。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="585" />
+            <location filename="../huijiao_plugin/core/package.py" line="601" />
             <source>The file {name} is not listed in the manifest.</source>
             <translation>文件 {name} 未在清单中列出。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="587" />
+            <location filename="../huijiao_plugin/core/package.py" line="603" />
             <source>The package is damaged or was modified; ask the sender for a new copy.</source>
             <translation>数据包已损坏或被修改，请向发送方索取新的副本。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="681" />
+            <location filename="../huijiao_plugin/core/package.py" line="697" />
             <source>The copy on {folder} is damaged; check the disk and try again.</source>
             <translation>{folder} 上的副本已损坏，请检查磁盘后重试。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="686" />
+            <location filename="../huijiao_plugin/core/package.py" line="702" />
             <source>Cannot write to {folder}: {error}. Check that the disk is plugged in and writable.</source>
             <translation>无法写入 {folder}：{error}。请检查磁盘是否已插入且可写。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="713" />
+            <location filename="../huijiao_plugin/core/package.py" line="729" />
             <source>This package was already imported on {when} into {path}; it is not imported again.</source>
             <translation>该数据包已于 {when} 导入到 {path}，不再重复导入。</translation>
         </message>
@@ -209,7 +209,7 @@
             <translation>用户</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="293" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="449" />
             <source>Department</source>
             <translation>部门</translation>
         </message>
@@ -314,92 +314,92 @@
             <translation>变化图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1116" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1105" />
             <source>Shared layers</source>
             <translation>共享图层</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="293" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="449" />
             <source>Dataset</source>
             <translation>数据集</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="768" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="757" />
             <source>State</source>
             <translation>状态</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="287" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="443" />
             <source>Year</source>
             <translation>年度</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="826" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1186" />
             <source>Result submission</source>
             <translation>成果汇交</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="154" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="310" />
             <source>Submit results to the exchange server and keep its signed receipt, or export an offline package when the server cannot be reached.</source>
             <translation>将成果提交到汇交服务器并保存其签名回执；服务器无法连接时，导出离线数据包。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="50" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="48" />
             <source>Natural resources</source>
             <translation>自然资源</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="51" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="49" />
             <source>Agriculture and rural affairs</source>
             <translation>农业农村</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="58" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="56" />
             <source>Mu</source>
             <translation>亩</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="59" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="57" />
             <source>Hectare</source>
             <translation>公顷</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="60" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="58" />
             <source>Square metre (m²)</source>
             <translation>平方米（m²）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="67" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="65" />
             <source>Unknown region</source>
             <translation>未知行政区</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="72" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="70" />
             <source>not set</source>
             <translation>未设置</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="74" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="72" />
             <source>Department: {department}</source>
             <translation>部门：{department}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="77" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="75" />
             <source>Region: {region}</source>
             <translation>行政区：{region}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="78" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="76" />
             <source>Unit: {unit}</source>
             <translation>单位：{unit}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="79" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="77" />
             <source>Exchange server: {url}</source>
             <translation>汇交服务器：{url}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="80" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="78" />
             <source>Area unit: {unit}</source>
             <translation>面积单位：{unit}</translation>
         </message>
@@ -529,7 +529,7 @@
             <translation>上传已暂停，将从中断处继续。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="993" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="982" />
             <source>The download was canceled.</source>
             <translation>下载已取消。</translation>
         </message>
@@ -544,17 +544,17 @@
             <translation>下载的数据包已损坏（sha256 不一致），请重新下载。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/atlas.py" line="203" />
+            <location filename="../huijiao_plugin/core/patches/atlas.py" line="208" />
             <source>Cannot open the change-patch layer of {path}</source>
             <translation>无法打开 {path} 中的变化图斑图层</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/atlas.py" line="206" />
+            <location filename="../huijiao_plugin/core/patches/atlas.py" line="211" />
             <source>Select at least one change patch for the atlas.</source>
             <translation>请至少选择一个变化图斑生成核查图。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/atlas.py" line="209" />
+            <location filename="../huijiao_plugin/core/patches/atlas.py" line="214" />
             <source>No change patches to print.</source>
             <translation>没有可输出的变化图斑。</translation>
         </message>
@@ -564,12 +564,12 @@
             <translation>核查图无法写出：{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="240" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="222" />
             <source>The package folder is not empty: {path}</source>
             <translation>外业包文件夹不是空的：{path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="242" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="224" />
             <source>Select at least one change patch for the field package.</source>
             <translation>请至少选择一个变化图斑生成外业核查包。</translation>
         </message>
@@ -579,37 +579,37 @@
             <translation>不存在标识为 {uuid} 的变化图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="333" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="315" />
             <source>Field verification {name}</source>
             <translation>外业核查 {name}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="493" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="475" />
             <source>Basemap</source>
             <translation>底图</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="506" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="488" />
             <source>The field package GeoPackage cannot be opened: {path}</source>
             <translation>无法打开外业核查包 GeoPackage：{path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="583" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="565" />
             <source>Cannot write the project {path}</source>
             <translation>无法写入工程文件 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="615" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="597" />
             <source>{applied} patches updated, {unchanged} unchanged, {conflicts} conflicts, {rejected} refused, {photos} photos added, {missing} photos missing, {new} new patches</source>
             <translation>更新图斑 {applied} 个，未变化 {unchanged} 个，冲突 {conflicts} 个，拒绝 {rejected} 个，新增照片 {photos} 张，缺失照片 {missing} 张，新图斑 {new} 个</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="635" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="617" />
             <source>Unsafe path in package: {name}</source>
             <translation>核查包中存在不安全的路径：{name}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="650" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="632" />
             <source>No field package GeoPackage found in {path}</source>
             <translation>在 {path} 中未找到外业核查包的 GeoPackage</translation>
         </message>
@@ -619,27 +619,27 @@
             <translation>无法打开 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="706" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="688" />
             <source>Field package not found: {path}</source>
             <translation>未找到外业核查包：{path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="739" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="716" />
             <source>{path} is not a field package (no package id).</source>
             <translation>{path} 不是外业核查包（缺少核查包标识）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="743" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="720" />
             <source>This field package was already imported on {when} by {who}; nothing was changed.</source>
             <translation>该外业核查包已于 {when} 由 {who} 导入，本次未做任何修改。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="764" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="741" />
             <source>patch deleted at the desk</source>
             <translation>图斑已在内业删除</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="785" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="762" />
             <source>changed at the desk and in the field since export</source>
             <translation>导出后内业和外业均修改了该图斑</translation>
         </message>
@@ -719,62 +719,62 @@
             <translation>共享清单中没有数据集 {id}。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/preflight.py" line="172" />
+            <location filename="../huijiao_plugin/core/preflight.py" line="175" />
             <source>The region code {code} is not valid.</source>
             <translation>行政区代码 {code} 无效。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/preflight.py" line="177" />
+            <location filename="../huijiao_plugin/core/preflight.py" line="180" />
             <source>The package region {code} is outside your region {own}: you cannot submit it.</source>
             <translation>数据包行政区 {code} 不在您的辖区 {own} 内，不能提交。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/preflight.py" line="196" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="208" />
             <source>The layer {name} cannot be read.</source>
             <translation>无法读取图层 {name}。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/preflight.py" line="204" />
+            <location filename="../huijiao_plugin/core/preflight.py" line="207" />
             <source>The layer {name} has no features.</source>
             <translation>图层 {name} 没有要素。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/preflight.py" line="252" />
+            <location filename="../huijiao_plugin/core/preflight.py" line="255" />
             <source>{n} features of {name} have no geometry.</source>
             <translation>{name} 中有 {n} 个要素没有几何。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/preflight.py" line="261" />
+            <location filename="../huijiao_plugin/core/preflight.py" line="264" />
             <source>{n} features of {name} have an invalid geometry.</source>
             <translation>{name} 中有 {n} 个要素几何无效。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/preflight.py" line="272" />
+            <location filename="../huijiao_plugin/core/preflight.py" line="275" />
             <source>{n} features of {name} lie outside your region ({field}).</source>
             <translation>{name} 中有 {n} 个要素位于您的辖区之外（{field}）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/preflight.py" line="283" />
+            <location filename="../huijiao_plugin/core/preflight.py" line="286" />
             <source>{n} features of {name} lie outside the package region ({field}).</source>
             <translation>{name} 中有 {n} 个要素位于数据包行政区之外（{field}）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/preflight.py" line="295" />
+            <location filename="../huijiao_plugin/core/preflight.py" line="298" />
             <source>{n} features of {name} have no value in the required field {field}.</source>
             <translation>{name} 中有 {n} 个要素的必填字段 {field} 为空。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/preflight.py" line="308" />
+            <location filename="../huijiao_plugin/core/preflight.py" line="311" />
             <source>{n} features of {name} overlap each other; the layer must be a partition.</source>
             <translation>{name} 中有 {n} 个要素相互重叠；该图层必须无缝无叠。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/preflight.py" line="337" />
+            <location filename="../huijiao_plugin/core/preflight.py" line="340" />
             <source>The layer {name} lacks the required fields: {fields}.</source>
             <translation>图层 {name} 缺少必填字段：{fields}。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/preflight.py" line="420" />
+            <location filename="../huijiao_plugin/core/preflight.py" line="430" />
             <source>The catalog checks could not run on {name}: {error}</source>
             <translation>无法对 {name} 执行共享清单检查：{error}</translation>
         </message>
@@ -884,7 +884,7 @@
             <translation>运行</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="220" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="376" />
             <source>Cancel</source>
             <translation>取消</translation>
         </message>
@@ -964,7 +964,7 @@
             <translation>类型 / 状态</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="293" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="449" />
             <source>Region</source>
             <translation>行政区</translation>
         </message>
@@ -1019,7 +1019,7 @@
             <translation>标记图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="264" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="420" />
             <source>Refresh</source>
             <translation>刷新</translation>
         </message>
@@ -1059,7 +1059,7 @@
             <translation>请先打开或新建变化图斑 GeoPackage。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="907" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="896" />
             <source>loaded</source>
             <translation>已加载</translation>
         </message>
@@ -1129,7 +1129,7 @@
             <translation>来源</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="206" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="362" />
             <source>Severity</source>
             <translation>级别</translation>
         </message>
@@ -1229,137 +1229,137 @@
             <translation>正在加载一张图</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="577" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="566" />
             <source>Cannot open {source}</source>
             <translation>无法打开 {source}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="579" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="568" />
             <source>{count} layers loaded into the 一张图.</source>
             <translation>已将 {count} 个图层加载到一张图。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="609" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="598" />
             <source>Nothing to check: scan or load the shared data first.</source>
             <translation>没有可检查的数据:请先扫描或加载共享数据。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="611" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="600" />
             <source>Checking shared data</source>
             <translation>正在检查共享数据</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="617" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="606" />
             <source>Check cancelled.</source>
             <translation>检查已取消。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="654" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="643" />
             <source>{datasets} datasets checked: {errors} errors, {warnings} warnings</source>
             <translation>已检查 {datasets} 个数据集:{errors} 个错误,{warnings} 个警告</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="694" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="683" />
             <source>Export findings</source>
             <translation>导出检查结果</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="694" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="683" />
             <source>Excel workbook (*.xlsx)</source>
             <translation>Excel 工作簿 (*.xlsx)</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="724" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="713" />
             <source>Findings exported to {path}</source>
             <translation>检查结果已导出到 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="90" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="107" />
             <source>{done} / {total} MB, {speed} MB/s</source>
             <translation>{done} / {total} MB，{speed} MB/s</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="94" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="111" />
             <source>{seconds} s left</source>
             <translation>剩余 {seconds} 秒</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="215" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="371" />
             <source>Submit</source>
             <translation>提交</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="165" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="321" />
             <source>Receipts</source>
             <translation>回执</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="166" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="322" />
             <source>Deadlines</source>
             <translation>截止日期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="167" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="323" />
             <source>Offline exchange</source>
             <translation>离线交换</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="182" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="338" />
             <source>A year (2025), a half-year (2025H1) or a quarter (2025Q3).</source>
             <translation>年份（2025）、半年（2025H1）或季度（2025Q3）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="250" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="406" />
             <source>Period</source>
             <translation>期次</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="189" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="345" />
             <source>Layers to submit (a dataset layer, or patches with their results):</source>
             <translation>要提交的图层（数据集图层，或变化图斑及其核查结果）：</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="196" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="352" />
             <source>Refresh layers</source>
             <translation>刷新图层</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="198" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="354" />
             <source>Validate</source>
             <translation>检查</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="206" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="362" />
             <source>Finding</source>
             <translation>问题</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="206" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="362" />
             <source>Features</source>
             <translation>要素数</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="212" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="368" />
             <source>I have checked the warnings and accept them</source>
             <translation>我已查看警告并确认接受</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="218" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="374" />
             <source>Pause</source>
             <translation>暂停</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="222" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="378" />
             <source>Export offline package…</source>
             <translation>导出离线数据包…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="250" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="406" />
             <source>Submission</source>
             <translation>提交编号</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="250" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="406" />
             <source>Received</source>
             <translation>接收时间</translation>
         </message>
@@ -1369,212 +1369,212 @@
             <translation>状态</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="250" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="406" />
             <source>sha256</source>
             <translation>sha256</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="266" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="422" />
             <source>Re-verify</source>
             <translation>重新校验</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="284" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="440" />
             <source>Load deadlines</source>
             <translation>加载截止日期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="293" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="449" />
             <source>Due</source>
             <translation>截止日期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="293" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="449" />
             <source>Days left</source>
             <translation>剩余天数</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="305" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="461" />
             <source>Offline exchange: export a package to a folder or removable disk on the Submit tab; import a package received that way here. Register an exported package with the server when the network is back, so that the evaluation counts it.</source>
             <translation>离线交换：在“提交”页将数据包导出到文件夹或移动磁盘；在此导入以该方式收到的数据包。网络恢复后，将已导出的数据包向服务器登记，以便计入成效评估。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="315" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="471" />
             <source>Import package…</source>
             <translation>导入数据包…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="317" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="473" />
             <source>Register offline package with the server…</source>
             <translation>向服务器登记离线数据包…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="413" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="584" />
             <source>Check at least one layer to submit.</source>
             <translation>请至少勾选一个要提交的图层。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="422" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="615" />
             <source>Error</source>
             <translation>错误</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="422" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="615" />
             <source>Warning</source>
             <translation>警告</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="436" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="629" />
             <source>OK</source>
             <translation>通过</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="436" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="629" />
             <source>No problem found.</source>
             <translation>未发现问题。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="456" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="676" />
             <source>Validation found {n} errors: fix them before submitting.</source>
             <translation>预检发现 {n} 个错误：请修正后再提交。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="462" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="685" />
             <source>Validation found {n} warnings: check them, then tick the box to accept them.</source>
             <translation>预检发现 {n} 个警告：请检查后勾选确认接受。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="549" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="879" />
             <source>Connecting…</source>
             <translation>正在连接…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="605" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="962" />
             <source>Paused. Press Submit to resume the upload where it stopped.</source>
             <translation>已暂停。点击“提交”将从中断处继续上传。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="613" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="970" />
             <source>Submission failed.</source>
             <translation>提交失败。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="622" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="979" />
             <source>Submitted and accepted; the receipt is verified.</source>
             <translation>已提交并被接收，回执已校验。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="624" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="981" />
             <source>The server rejected the package; see the reasons in the receipt.</source>
             <translation>服务器拒收了该数据包，原因见回执。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="635" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="992" />
             <source>Receipt {id}</source>
             <translation>回执 {id}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="636" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="993" />
             <source>Server time: {time}</source>
             <translation>服务器时间：{time}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="637" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="994" />
             <source>Dataset: {dataset}  Region: {region}  Period: {period}</source>
             <translation>数据集：{dataset}  行政区：{region}  期次：{period}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="642" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="999" />
             <source>Package sha256: {sha}</source>
             <translation>数据包 sha256：{sha}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="643" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1000" />
             <source>Status: {status}</source>
             <translation>状态：{status}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="666" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1023" />
             <source>accepted</source>
             <translation>已接收</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="666" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1023" />
             <source>rejected</source>
             <translation>已拒收</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="644" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1001" />
             <source>Signature: verified with the pinned server key</source>
             <translation>签名：已用固定的服务器密钥校验</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="644" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1001" />
             <source>Signature: NOT VALID</source>
             <translation>签名：无效</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="647" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1004" />
             <source>This package was submitted before: this is its first receipt.</source>
             <translation>该数据包此前已提交，这是其首次提交的回执。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="650" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1007" />
             <source>Findings:</source>
             <translation>检查结果：</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="700" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1057" />
             <source>The receipt signature is valid.</source>
             <translation>回执签名有效。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="702" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1059" />
             <source>The receipt was altered or is not signed by the pinned server key.</source>
             <translation>回执已被篡改，或不是由已固定的服务器密钥签发。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="723" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1080" />
             <source>met</source>
             <translation>已按期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="724" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1081" />
             <source>late</source>
             <translation>逾期完成</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="725" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1082" />
             <source>overdue</source>
             <translation>已逾期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="726" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1083" />
             <source>pending</source>
             <translation>待提交</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="749" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1106" />
             <source>{n} obligations, {overdue} overdue.</source>
             <translation>共 {n} 项汇交任务，{overdue} 项已逾期。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="765" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="751" />
             <source>Package copied to {path}</source>
             <translation>数据包已拷贝到 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="769" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1128" />
             <source>Export offline package to</source>
             <translation>导出离线数据包到</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="787" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1146" />
             <source>Imported {dataset} {region} {period}: {n} layers loaded.</source>
             <translation>已导入 {dataset} {region} {period}：加载了 {n} 个图层。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="799" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1158" />
             <source>Import package</source>
             <translation>导入数据包</translation>
         </message>
@@ -1584,12 +1584,12 @@
             <translation>汇交数据包 (*.zip)</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="817" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1176" />
             <source>Register offline package</source>
             <translation>登记离线数据包</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="826" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1186" />
             <source>The upload is paused; it resumes with the next Submit.</source>
             <translation>上传已暂停，下次点击“提交”时继续。</translation>
         </message>
@@ -2431,17 +2431,17 @@ Outputs a findings table (one row per rule and value, severity error or warning,
             <translation>保存编辑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="186" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="342" />
             <source>The region of the data; inside your own region (settings).</source>
             <translation>数据所属行政区；须在本人辖区（设置）之内。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="501" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="813" />
             <source>{n} interrupted uploads: Submit resumes them where they stopped.</source>
             <translation>{n} 个上传被中断：点击“提交”将从中断处继续。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="537" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="867" />
             <source>Resuming the interrupted upload of {name}.</source>
             <translation>正在继续上传中断的 {name}。</translation>
         </message>
@@ -2483,7 +2483,7 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>导入核查成果…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="88" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="105" />
             <source>{done} / {total} KB</source>
             <translation>{done} / {total} KB</translation>
         </message>
@@ -2538,7 +2538,7 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>回执所列的服务器密钥（{claimed}）与已固定的密钥（{pinned}）不同。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="997" />
+            <location filename="../huijiao_plugin/core/patches/field_package.py" line="974" />
             <source>No open conflict with id {id}</source>
             <translation>不存在编号为 {id} 的待处理冲突</translation>
         </message>
@@ -2593,122 +2593,122 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>共享清单</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1108" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1097" />
             <source>Shared data from the server</source>
             <translation>服务器共享数据</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="738" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="727" />
             <source>Refresh list</source>
             <translation>刷新列表</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="741" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="730" />
             <source>Download and load</source>
             <translation>下载并加载</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="743" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="732" />
             <source>Download the selected package (resumed after a cut), check its hashes and load it styled</source>
             <translation>下载所选数据包（断线后续传），校验哈希值并按样式加载</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="751" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="740" />
             <source>Check for new data</source>
             <translation>检查新数据</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="762" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="751" />
             <source>Also list my department's data</source>
             <translation>同时列出本部门的数据</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="768" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="757" />
             <source>Version</source>
             <translation>版本</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="768" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="757" />
             <source>Size</source>
             <translation>大小</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="768" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="757" />
             <source>Shared on</source>
             <translation>共享日期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="877" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="866" />
             <source>Server {url}, region {region}</source>
             <translation>服务器 {url}，行政区 {region}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="880" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="869" />
             <source>Listing the shared data on the server</source>
             <translation>正在列出服务器上的共享数据</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="883" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="872" />
             <source>Asking the server…</source>
             <translation>正在查询服务器…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="909" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="898" />
             <source>downloaded</source>
             <translation>已下载</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="910" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="899" />
             <source>on the server</source>
             <translation>在服务器上</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="944" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="933" />
             <source>{count} shared datasets on the server.</source>
             <translation>服务器上有 {count} 个共享数据集。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="972" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="961" />
             <source>Choose a dataset in the list first.</source>
             <translation>请先在列表中选择一个数据集。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="986" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="975" />
             <source>Downloading {name}</source>
             <translation>正在下载{name}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="987" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="976" />
             <source>Downloading {name}…</source>
             <translation>正在下载{name}…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1012" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1001" />
             <source>{name} {region} {period} (version {version}) loaded: {count} layers.</source>
             <translation>已加载{name} {region} {period}（第 {version} 版）：{count} 个图层。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1020" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1009" />
             <source>(from the local cache)</source>
             <translation>（来自本地缓存）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1058" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1047" />
             <source>Checking the server for new shared data</source>
             <translation>正在检查服务器上的新共享数据</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1080" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1069" />
             <source>New {name} data has arrived ({region}, {period})</source>
             <translation>新的{name}数据已到达（{region}，{period}）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1094" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1083" />
             <source>No new shared data.</source>
             <translation>没有新的共享数据。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1098" />
+            <location filename="../huijiao_plugin/gui/docks/dock_shared_layers.py" line="1087" />
             <source>{count} new shared datasets have arrived.</source>
             <translation>已到达 {count} 个新的共享数据集。</translation>
         </message>
@@ -2731,6 +2731,26 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <location filename="../huijiao_plugin/processing/base.py" line="19" />
             <source>Exchange</source>
             <translation>成果汇交</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="599" />
+            <source>Pre-flight validation</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="609" />
+            <source>Validating…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="741" />
+            <source>Building the exchange package</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="754" />
+            <source>Building the package…</source>
+            <translation type="unfinished" />
         </message>
     </context>
 </TS>

@@ -210,12 +210,10 @@ class CheckedGeometries:
         self._parts.append(wkb)
         self._offsets.append(self._offsets[-1] + len(wkb))
         self._state.append(0)
-        if len(self._parts) >= 4096:
-            self._buf += b"".join(self._parts)
-            self._parts = []
 
     def finish(self) -> CheckedGeometries:
-        self._buf += b"".join(self._parts)
+        """Join the appended WKB into the one buffer (once: repeated concatenation would be quadratic)."""
+        self._buf = self._buf + b"".join(self._parts)
         self._parts = []
         return self
 
@@ -290,6 +288,7 @@ def read_ogr_columns(
     if not path.lower().rstrip("/").endswith(FAST_SUFFIXES):
         return None
     try:
+        import numpy
         from osgeo import ogr
 
         dataset = ogr.Open(path)
@@ -315,14 +314,19 @@ def read_ogr_columns(
     caches: dict[str, dict[bytes, str]] = {}
     for batch in stream:
         keep = [accept(fid, wkb) for fid, wkb in zip(batch[fid_name].tolist(), batch[geom_name].tolist())]
+        mask = numpy.array(keep, dtype=bool)
         for key, field_name in wanted.items():
-            values = (batch[field_name] if field_name in batch else batch[fid_name]).tolist()
-            values = [v for v, k in zip(values, keep) if k]
-            if values and isinstance(values[0], bytes):
-                # one shared str per distinct code (DLBM, ZLDWDM …): a fraction of the memory
+            array_ = (batch[field_name] if field_name in batch else batch[fid_name])[mask]
+            if array_.dtype.kind == "S" and array_.size:
+                # decode each distinct value once and share the str (DLBM, ZLDWDM …: few distinct codes)
+                unique, inverse = numpy.unique(array_, return_inverse=True)
                 cache = caches.setdefault(key, {})
-                values = [cache.get(v) or cache.setdefault(v, v.decode("utf-8", "replace")) for v in values]
-            columns[key].extend(values)
+                decoded = [
+                    cache.get(v) or cache.setdefault(v, v.decode("utf-8", "replace")) for v in unique.tolist()
+                ]
+                columns[key].extend(numpy.array(decoded, dtype=object)[inverse].tolist())
+            else:
+                columns[key].extend(array_.tolist())
     return columns
 
 
@@ -401,7 +405,8 @@ def load_feature_set(
     # GEOS validity is checked lazily, on the worker threads, for the geometries an overlay actually touches
     geoms.finish()
     repaired = geoms.repaired
-    versions = sorted({_text(a.get("SJNF")) for a in attrs} - {""}) if "SJNF" in fields else []
+    sjnf = {a.get("SJNF") for a in attrs} if "SJNF" in fields else set()
+    versions = sorted({_text(v) for v in sjnf} - {""})
     source = snap.source.split("|")[0]
     info = {
         "role": role,

@@ -49,6 +49,7 @@ class RuleProfile:
         self.values = values
         self.sources = sources or []
         self._farmland: set[str] | None = None  # cached code set (a profile is never changed in place)
+        self._construction: dict[Any, bool] = {}
 
     # --- loading --------------------------------------------------------------------------------
     @classmethod
@@ -142,6 +143,18 @@ class RuleProfile:
         return not prefixes or any(code.startswith(p) for p in prefixes)
 
     def is_construction(self, dlbm: Any) -> bool:
+        try:
+            return self._construction[dlbm]  # few distinct codes: each is decided once
+        except (KeyError, TypeError):
+            pass
+        result = self._is_construction(dlbm)
+        try:
+            self._construction[dlbm] = result
+        except TypeError:  # unhashable value
+            pass
+        return result
+
+    def _is_construction(self, dlbm: Any) -> bool:
         code = _text(dlbm)
         if not code:
             return False
