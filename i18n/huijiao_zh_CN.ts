@@ -4,167 +4,167 @@
     <context>
         <name>@default</name>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="289" />
+            <location filename="../huijiao_plugin/core/package.py" line="292" />
             <source>Layer {name} is not valid and cannot be packaged.</source>
             <translation>图层 {name} 无效，无法打包。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="301" />
+            <location filename="../huijiao_plugin/core/package.py" line="304" />
             <source>Cannot write the GeoPackage {path}: {error}</source>
             <translation>无法写入 GeoPackage {path}：{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="734" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="742" />
             <source>Packaging was canceled.</source>
             <translation>打包已取消。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="331" />
+            <location filename="../huijiao_plugin/core/package.py" line="334" />
             <source>Cannot write a feature of layer {name}: {error}</source>
             <translation>无法写入图层 {name} 的要素：{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="406" />
+            <location filename="../huijiao_plugin/core/package.py" line="414" />
             <source>The dataset id '{value}' is not valid.</source>
             <translation>数据集标识“{value}”无效。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="408" />
+            <location filename="../huijiao_plugin/core/package.py" line="416" />
             <source>The region code '{value}' is not a GB/T 2260 code (2, 4 or 6 digits).</source>
             <translation>行政区代码“{value}”不是 GB/T 2260 代码（2、4 或 6 位数字）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="414" />
+            <location filename="../huijiao_plugin/core/package.py" line="422" />
             <source>The period '{value}' is not valid: use a year (2025), a half-year (2025H1) or a quarter.</source>
             <translation>期次“{value}”无效：请填写年份（2025）、半年（2025H1）或季度（2025Q3）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="420" />
+            <location filename="../huijiao_plugin/core/package.py" line="428" />
             <source>The department '{value}' is unknown (zrzy or nync).</source>
             <translation>部门“{value}”未知（应为 zrzy 或 nync）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="422" />
+            <location filename="../huijiao_plugin/core/package.py" line="430" />
             <source>There is no layer to package.</source>
             <translation>没有可打包的图层。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="425" />
+            <location filename="../huijiao_plugin/core/package.py" line="433" />
             <source>Two layers have the same name in the package.</source>
             <translation>数据包中有两个图层同名。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="428" />
+            <location filename="../huijiao_plugin/core/package.py" line="436" />
             <source>The layer name '{value}' is not valid in a package.</source>
             <translation>图层名称“{value}”不能用于数据包。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="432" />
+            <location filename="../huijiao_plugin/core/package.py" line="440" />
             <source>The attachment {path} does not exist.</source>
             <translation>附件 {path} 不存在。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="434" />
+            <location filename="../huijiao_plugin/core/package.py" line="442" />
             <source>The package cannot be built.</source>
             <translation>无法生成数据包。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="443" />
+            <location filename="../huijiao_plugin/core/package.py" line="451" />
             <source>The coordinate reference system of the package is not valid.</source>
             <translation>数据包的坐标参考系无效。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="449" />
+            <location filename="../huijiao_plugin/core/package.py" line="457" />
             <source>The data file name '{value}' is not valid.</source>
             <translation>数据文件名“{value}”无效。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="533" />
+            <location filename="../huijiao_plugin/core/package.py" line="546" />
             <source>The package has no manifest.json.</source>
             <translation>数据包中没有 manifest.json。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="535" />
+            <location filename="../huijiao_plugin/core/package.py" line="548" />
             <source>The file is not a readable package: {error}</source>
             <translation>该文件不是可读取的数据包：{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="537" />
+            <location filename="../huijiao_plugin/core/package.py" line="550" />
             <source>The manifest.json of the package is not valid JSON.</source>
             <translation>数据包的 manifest.json 不是有效的 JSON。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="545" />
+            <location filename="../huijiao_plugin/core/package.py" line="558" />
             <source>The package {path} does not exist.</source>
             <translation>数据包 {path} 不存在。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="549" />
+            <location filename="../huijiao_plugin/core/package.py" line="562" />
             <source>The package hash does not match: the file was changed or copied incompletely. Copy it again.</source>
             <translation>数据包哈希值不一致：文件已被修改或拷贝不完整，请重新拷贝。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="549" />
+            <location filename="../huijiao_plugin/core/package.py" line="562" />
             <source>expected {expected}, found {found}</source>
             <translation>应为 {expected}，实为 {found}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="620" />
+            <location filename="../huijiao_plugin/core/package.py" line="633" />
             <source>Unsafe path in the package: {name}</source>
             <translation>数据包中有不安全的路径：{name}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="564" />
+            <location filename="../huijiao_plugin/core/package.py" line="577" />
             <source>Suspicious compression ratio of {name}</source>
             <translation>{name} 的压缩比异常</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="566" />
+            <location filename="../huijiao_plugin/core/package.py" line="579" />
             <source>The package expands to more than the allowed size.</source>
             <translation>数据包解压后超过允许的大小。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="577" />
+            <location filename="../huijiao_plugin/core/package.py" line="590" />
             <source>The manifest has no '{key}'.</source>
             <translation>清单中缺少“{key}”。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="585" />
+            <location filename="../huijiao_plugin/core/package.py" line="598" />
             <source>The file {name} listed in the manifest is missing.</source>
             <translation>清单列出的文件 {name} 不存在。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="596" />
+            <location filename="../huijiao_plugin/core/package.py" line="609" />
             <source>The size of {name} does not match the manifest.</source>
             <translation>{name} 的大小与清单不一致。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="598" />
+            <location filename="../huijiao_plugin/core/package.py" line="611" />
             <source>The sha256 of {name} does not match the manifest.</source>
             <translation>{name} 的 sha256 与清单不一致。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="601" />
+            <location filename="../huijiao_plugin/core/package.py" line="614" />
             <source>The file {name} is not listed in the manifest.</source>
             <translation>文件 {name} 未在清单中列出。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="603" />
+            <location filename="../huijiao_plugin/core/package.py" line="616" />
             <source>The package is damaged or was modified; ask the sender for a new copy.</source>
             <translation>数据包已损坏或被修改，请向发送方索取新的副本。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="697" />
+            <location filename="../huijiao_plugin/core/package.py" line="710" />
             <source>The copy on {folder} is damaged; check the disk and try again.</source>
             <translation>{folder} 上的副本已损坏，请检查磁盘后重试。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="702" />
+            <location filename="../huijiao_plugin/core/package.py" line="715" />
             <source>Cannot write to {folder}: {error}. Check that the disk is plugged in and writable.</source>
             <translation>无法写入 {folder}：{error}。请检查磁盘是否已插入且可写。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/package.py" line="729" />
+            <location filename="../huijiao_plugin/core/package.py" line="742" />
             <source>This package was already imported on {when} into {path}; it is not imported again.</source>
             <translation>该数据包已于 {when} 导入到 {path}，不再重复导入。</translation>
         </message>
@@ -209,7 +209,7 @@
             <translation>用户</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="449" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="451" />
             <source>Department</source>
             <translation>部门</translation>
         </message>
@@ -319,7 +319,7 @@
             <translation>共享图层</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="449" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="451" />
             <source>Dataset</source>
             <translation>数据集</translation>
         </message>
@@ -329,17 +329,17 @@
             <translation>状态</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="443" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="445" />
             <source>Year</source>
             <translation>年度</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1186" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1203" />
             <source>Result submission</source>
             <translation>成果汇交</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="310" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="312" />
             <source>Submit results to the exchange server and keep its signed receipt, or export an offline package when the server cannot be reached.</source>
             <translation>将成果提交到汇交服务器并保存其签名回执；服务器无法连接时，导出离线数据包。</translation>
         </message>
@@ -729,7 +729,7 @@
             <translation>数据包行政区 {code} 不在您的辖区 {own} 内，不能提交。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="208" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="210" />
             <source>The layer {name} cannot be read.</source>
             <translation>无法读取图层 {name}。</translation>
         </message>
@@ -884,7 +884,7 @@
             <translation>运行</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="376" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="378" />
             <source>Cancel</source>
             <translation>取消</translation>
         </message>
@@ -964,7 +964,7 @@
             <translation>类型 / 状态</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="449" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="451" />
             <source>Region</source>
             <translation>行政区</translation>
         </message>
@@ -1019,7 +1019,7 @@
             <translation>标记图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="420" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="422" />
             <source>Refresh</source>
             <translation>刷新</translation>
         </message>
@@ -1129,7 +1129,7 @@
             <translation>来源</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="362" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="364" />
             <source>Severity</source>
             <translation>级别</translation>
         </message>
@@ -1274,92 +1274,92 @@
             <translation>检查结果已导出到 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="107" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="108" />
             <source>{done} / {total} MB, {speed} MB/s</source>
             <translation>{done} / {total} MB，{speed} MB/s</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="111" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="112" />
             <source>{seconds} s left</source>
             <translation>剩余 {seconds} 秒</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="371" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="373" />
             <source>Submit</source>
             <translation>提交</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="321" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="323" />
             <source>Receipts</source>
             <translation>回执</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="322" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="324" />
             <source>Deadlines</source>
             <translation>截止日期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="323" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="325" />
             <source>Offline exchange</source>
             <translation>离线交换</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="338" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="340" />
             <source>A year (2025), a half-year (2025H1) or a quarter (2025Q3).</source>
             <translation>年份（2025）、半年（2025H1）或季度（2025Q3）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="406" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="408" />
             <source>Period</source>
             <translation>期次</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="345" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="347" />
             <source>Layers to submit (a dataset layer, or patches with their results):</source>
             <translation>要提交的图层（数据集图层，或变化图斑及其核查结果）：</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="352" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="354" />
             <source>Refresh layers</source>
             <translation>刷新图层</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="354" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="356" />
             <source>Validate</source>
             <translation>检查</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="362" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="364" />
             <source>Finding</source>
             <translation>问题</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="362" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="364" />
             <source>Features</source>
             <translation>要素数</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="368" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="370" />
             <source>I have checked the warnings and accept them</source>
             <translation>我已查看警告并确认接受</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="374" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="376" />
             <source>Pause</source>
             <translation>暂停</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="378" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="380" />
             <source>Export offline package…</source>
             <translation>导出离线数据包…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="406" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="408" />
             <source>Submission</source>
             <translation>提交编号</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="406" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="408" />
             <source>Received</source>
             <translation>接收时间</translation>
         </message>
@@ -1369,212 +1369,212 @@
             <translation>状态</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="406" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="408" />
             <source>sha256</source>
             <translation>sha256</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="422" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="424" />
             <source>Re-verify</source>
             <translation>重新校验</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="440" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="442" />
             <source>Load deadlines</source>
             <translation>加载截止日期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="449" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="451" />
             <source>Due</source>
             <translation>截止日期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="449" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="451" />
             <source>Days left</source>
             <translation>剩余天数</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="461" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="463" />
             <source>Offline exchange: export a package to a folder or removable disk on the Submit tab; import a package received that way here. Register an exported package with the server when the network is back, so that the evaluation counts it.</source>
             <translation>离线交换：在“提交”页将数据包导出到文件夹或移动磁盘；在此导入以该方式收到的数据包。网络恢复后，将已导出的数据包向服务器登记，以便计入成效评估。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="471" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="473" />
             <source>Import package…</source>
             <translation>导入数据包…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="473" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="475" />
             <source>Register offline package with the server…</source>
             <translation>向服务器登记离线数据包…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="584" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="591" />
             <source>Check at least one layer to submit.</source>
             <translation>请至少勾选一个要提交的图层。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="615" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="621" />
             <source>Error</source>
             <translation>错误</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="615" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="621" />
             <source>Warning</source>
             <translation>警告</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="629" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="635" />
             <source>OK</source>
             <translation>通过</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="629" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="635" />
             <source>No problem found.</source>
             <translation>未发现问题。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="676" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="683" />
             <source>Validation found {n} errors: fix them before submitting.</source>
             <translation>预检发现 {n} 个错误：请修正后再提交。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="685" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="692" />
             <source>Validation found {n} warnings: check them, then tick the box to accept them.</source>
             <translation>预检发现 {n} 个警告：请检查后勾选确认接受。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="879" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="890" />
             <source>Connecting…</source>
             <translation>正在连接…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="962" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="979" />
             <source>Paused. Press Submit to resume the upload where it stopped.</source>
             <translation>已暂停。点击“提交”将从中断处继续上传。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="970" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="987" />
             <source>Submission failed.</source>
             <translation>提交失败。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="979" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="996" />
             <source>Submitted and accepted; the receipt is verified.</source>
             <translation>已提交并被接收，回执已校验。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="981" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="998" />
             <source>The server rejected the package; see the reasons in the receipt.</source>
             <translation>服务器拒收了该数据包，原因见回执。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="992" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1009" />
             <source>Receipt {id}</source>
             <translation>回执 {id}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="993" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1010" />
             <source>Server time: {time}</source>
             <translation>服务器时间：{time}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="994" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1011" />
             <source>Dataset: {dataset}  Region: {region}  Period: {period}</source>
             <translation>数据集：{dataset}  行政区：{region}  期次：{period}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="999" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1016" />
             <source>Package sha256: {sha}</source>
             <translation>数据包 sha256：{sha}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1000" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1017" />
             <source>Status: {status}</source>
             <translation>状态：{status}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1023" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1040" />
             <source>accepted</source>
             <translation>已接收</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1023" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1040" />
             <source>rejected</source>
             <translation>已拒收</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1001" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1018" />
             <source>Signature: verified with the pinned server key</source>
             <translation>签名：已用固定的服务器密钥校验</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1001" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1018" />
             <source>Signature: NOT VALID</source>
             <translation>签名：无效</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1004" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1021" />
             <source>This package was submitted before: this is its first receipt.</source>
             <translation>该数据包此前已提交，这是其首次提交的回执。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1007" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1024" />
             <source>Findings:</source>
             <translation>检查结果：</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1057" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1074" />
             <source>The receipt signature is valid.</source>
             <translation>回执签名有效。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1059" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1076" />
             <source>The receipt was altered or is not signed by the pinned server key.</source>
             <translation>回执已被篡改，或不是由已固定的服务器密钥签发。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1080" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1097" />
             <source>met</source>
             <translation>已按期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1081" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1098" />
             <source>late</source>
             <translation>逾期完成</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1082" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1099" />
             <source>overdue</source>
             <translation>已逾期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1083" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1100" />
             <source>pending</source>
             <translation>待提交</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1106" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1123" />
             <source>{n} obligations, {overdue} overdue.</source>
             <translation>共 {n} 项汇交任务，{overdue} 项已逾期。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="751" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="759" />
             <source>Package copied to {path}</source>
             <translation>数据包已拷贝到 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1128" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1145" />
             <source>Export offline package to</source>
             <translation>导出离线数据包到</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1146" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1163" />
             <source>Imported {dataset} {region} {period}: {n} layers loaded.</source>
             <translation>已导入 {dataset} {region} {period}：加载了 {n} 个图层。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1158" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1175" />
             <source>Import package</source>
             <translation>导入数据包</translation>
         </message>
@@ -1584,12 +1584,12 @@
             <translation>汇交数据包 (*.zip)</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1176" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1193" />
             <source>Register offline package</source>
             <translation>登记离线数据包</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1186" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1203" />
             <source>The upload is paused; it resumes with the next Submit.</source>
             <translation>上传已暂停，下次点击“提交”时继续。</translation>
         </message>
@@ -2431,17 +2431,17 @@ Outputs a findings table (one row per rule and value, severity error or warning,
             <translation>保存编辑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="342" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="344" />
             <source>The region of the data; inside your own region (settings).</source>
             <translation>数据所属行政区；须在本人辖区（设置）之内。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="813" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="824" />
             <source>{n} interrupted uploads: Submit resumes them where they stopped.</source>
             <translation>{n} 个上传被中断：点击“提交”将从中断处继续。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="867" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="878" />
             <source>Resuming the interrupted upload of {name}.</source>
             <translation>正在继续上传中断的 {name}。</translation>
         </message>
@@ -2483,7 +2483,7 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>导入核查成果…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="105" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="106" />
             <source>{done} / {total} KB</source>
             <translation>{done} / {total} KB</translation>
         </message>
@@ -2733,24 +2733,24 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>成果汇交</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="599" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="605" />
             <source>Pre-flight validation</source>
-            <translation type="unfinished" />
+            <translation>汇交前预检</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="609" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="615" />
             <source>Validating…</source>
-            <translation type="unfinished" />
+            <translation>正在预检……</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="741" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="749" />
             <source>Building the exchange package</source>
-            <translation type="unfinished" />
+            <translation>生成交换数据包</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="754" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="762" />
             <source>Building the package…</source>
-            <translation type="unfinished" />
+            <translation>正在生成数据包……</translation>
         </message>
     </context>
 </TS>

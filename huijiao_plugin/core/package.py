@@ -34,6 +34,7 @@ from qgis.core import (
     QgsApplication,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
+    QgsCoordinateTransformContext,
     QgsDistanceArea,
     QgsFeature,
     QgsFeatureRequest,
@@ -84,6 +85,15 @@ class PackageError(Exception):
         if not self.reasons:
             return base
         return base + "\n" + "\n".join("- " + r for r in self.reasons)
+
+
+class PackageCanceledError(PackageError):
+    """Building was canceled (``is_canceled()`` returned True); nothing is left at the output path."""
+
+
+def _check_canceled(is_canceled: Callable[[], bool] | None) -> None:
+    if is_canceled is not None and is_canceled():
+        raise PackageCanceledError(tr("Packaging was canceled."))
 
 
 class AlreadyImportedError(PackageError):
@@ -262,16 +272,18 @@ def write_layers_gpkg(
     crs: QgsCoordinateReferenceSystem,
     progress: ProgressCallback | None = None,
     is_canceled: Callable[[], bool] | None = None,
+    transform_context: QgsCoordinateTransformContext | None = None,
 ) -> list[dict[str, Any]]:
     """Write ``layers`` ((name, layer) pairs) into one new GeoPackage in ``crs``, deterministically.
 
     Features are written in ascending source-fid order with new fids 1…n, geometries as multi-type
     and transformed to ``crs``. Returns per layer: name, geometry_type, feature_count, area_m2, extent.
+    ``transform_context`` defaults to the current project's; pass it when running off the main thread.
     """
     path = Path(path)
     if path.exists():
         path.unlink()
-    context = QgsProject.instance().transformContext()
+    context = transform_context if transform_context is not None else QgsProject.instance().transformContext()
     stats: list[dict[str, Any]] = []
     total = sum(max(layer.featureCount(), 0) for _, layer in layers) or 1
     done = 0
@@ -303,7 +315,7 @@ def write_layers_gpkg(
         for src in _features_in_fid_order(layer):
             if is_canceled is not None and is_canceled():
                 del writer
-                raise PackageError(tr("Packaging was canceled."))
+                raise PackageCanceledError(tr("Packaging was canceled."))
             out = QgsFeature(fields)
             attrs = src.attributes()
             out.setAttributes([attrs[i] for i in indexes])
@@ -327,6 +339,7 @@ def write_layers_gpkg(
             if progress is not None and done % 200 == 0:
                 progress(100.0 * done / total)
         del writer
+        _check_canceled(is_canceled)
         area = round(sum(ellipsoidal_areas(crs, geometries)), 2) if polygonal else None
         stats.append(
             {
@@ -344,6 +357,7 @@ def write_layers_gpkg(
                 ],
             }
         )
+    _check_canceled(is_canceled)
     finalize_gpkg(path)
     if progress is not None:
         progress(100.0)
@@ -388,8 +402,13 @@ def build_package(
     created_at: str | None = None,
     progress: ProgressCallback | None = None,
     is_canceled: Callable[[], bool] | None = None,
+    transform_context: QgsCoordinateTransformContext | None = None,
 ) -> BuiltPackage:
-    """Build an exchange package zip at ``output_path`` and return it with its sha256 and manifest."""
+    """Build an exchange package zip at ``output_path`` and return it with its sha256 and manifest.
+
+    ``is_canceled()`` is asked between features and phases: a canceled build raises
+    :class:`PackageCanceledError` and leaves nothing at ``output_path``. ``transform_context`` defaults to
+    the current project's; a background task passes the one it took on the main thread."""
     problems: list[str] = []
     if not dataset_id or not SAFE_NAME_PATTERN.match(dataset_id):
         problems.append(tr("The dataset id '{value}' is not valid.").format(value=dataset_id))
@@ -454,7 +473,12 @@ def build_package(
                     progress(90.0 * (_i + value / 100.0) / total_groups)
 
             stats = write_layers_gpkg(
-                gpkg_path, [(i.name, i.layer) for i in items], target_crs, group_progress, is_canceled
+                gpkg_path,
+                [(i.name, i.layer) for i in items],
+                target_crs,
+                group_progress,
+                is_canceled,
+                transform_context,
             )
             arcname = f"{DATA_DIR}/{file_name}"
             entries.append((arcname, gpkg_path))
@@ -464,6 +488,7 @@ def build_package(
             entries.append((f"{ATTACHMENTS_DIR}/{attachment.name}", attachment))
         entries.sort(key=lambda e: e[0])
         for arcname, source in entries:
+            _check_canceled(is_canceled)
             files.append({"path": arcname, "size": source.stat().st_size, "sha256": sha256_file(source)})
 
         manifest: dict[str, Any] = {
@@ -485,11 +510,15 @@ def build_package(
         tmp_zip = work_dir / "package.zip"
         with zipfile.ZipFile(tmp_zip, "w", allowZip64=True) as archive:
             all_entries = [(MANIFEST_NAME, None), *entries]
-            for arcname, source in sorted(all_entries, key=lambda e: e[0]):
+            for n, (arcname, source) in enumerate(sorted(all_entries, key=lambda e: e[0])):
+                _check_canceled(is_canceled)
+                if progress is not None:
+                    progress(90.0 + 9.0 * n / len(all_entries))
                 if source is None:
                     _zip_add_bytes(archive, arcname, manifest_bytes(manifest))
                 else:
                     _zip_add_file(archive, arcname, source)
+        _check_canceled(is_canceled)
         os.replace(tmp_zip, output_path)
     if progress is not None:
         progress(100.0)

@@ -159,9 +159,12 @@ class Preflight:
                 if self.progress is not None:
                     self.progress(100.0 * (_i + value) / total)
 
-            catalog_checked = self._catalog_check(report, name, layer)
-            self._check_layer(report, name, layer, step, catalog_checked)
-        if self.progress is not None:
+            # the catalog checks take the first 40 % of a layer, our own checks the rest
+            catalog_checked = self._catalog_check(report, name, layer, lambda v: step(0.4 * v))
+            if self.is_canceled():
+                break
+            self._check_layer(report, name, layer, lambda v: step(0.4 + 0.6 * v), catalog_checked)
+        if self.progress is not None and not self.is_canceled():
             self.progress(100.0)
         return report
 
@@ -398,8 +401,15 @@ class Preflight:
             )
         )
 
-    def _catalog_check(self, report: PreflightReport, name: str, layer: QgsVectorLayer) -> bool:
-        """The catalog's checks (CRS, fields, codes, geometry, areas) from ``core.checks``.
+    def _catalog_check(
+        self,
+        report: PreflightReport,
+        name: str,
+        layer: QgsVectorLayer,
+        step: Callable[[float], None] | None = None,
+    ) -> bool:
+        """The catalog's checks (CRS, fields, codes, geometry, areas) from ``core.checks``; ``step`` gets
+        their progress as 0…1.
 
         Returns True when they ran (their geometry and field findings then replace ours)."""
         if self.spec is None or layer is None or not layer.isValid():
@@ -411,9 +421,9 @@ class Preflight:
             return False
         try:
             result = checks.check_layer(
-                layer, self.spec, self.catalog, progress=_CheckProgress(self.is_canceled)
+                layer, self.spec, self.catalog, progress=_CheckProgress(self.is_canceled, step)
             )
-        except checks.CheckCanceled:
+        except checks.CheckCanceledError:
             return True
         except Exception as error:  # a failing catalog check must not hide the other findings
             log.warning("catalog checks failed on %s: %s", name, error)
@@ -444,16 +454,18 @@ class Preflight:
 
 
 class _CheckProgress:
-    """Adapter: the catalog checks ask ``isCanceled()``/``setProgress()``; progress is reported by us."""
+    """Adapter: the catalog checks ask ``isCanceled()``/``setProgress()`` (0…100); ``step`` gets 0…1."""
 
-    def __init__(self, is_canceled: Callable[[], bool]) -> None:
+    def __init__(self, is_canceled: Callable[[], bool], step: Callable[[float], None] | None = None) -> None:
         self._is_canceled = is_canceled
+        self._step = step
 
     def isCanceled(self) -> bool:  # noqa: N802
         return bool(self._is_canceled())
 
     def setProgress(self, progress: float) -> None:  # noqa: N802
-        return None
+        if self._step is not None:
+            self._step(max(0.0, min(float(progress), 100.0)) / 100.0)
 
 
 def run_preflight(

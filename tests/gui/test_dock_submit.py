@@ -69,8 +69,12 @@ def test_errors_block_and_findings_zoom_to_features(dock, qgis_iface):
     layer.dataProvider().addFeatures([overlap])
     QgsProject.instance().addMapLayer(layer)
     dock.select_layers([layer], "dltb_biangeng")
-    assert not dock.submit()
+    assert dock.submit()  # validation runs in the background; its errors stop the submission
+    assert dock.wait(60)
     assert any("errors" in m for m in qgis_iface.messageBar().get_messages(Qgis.Critical))
+    assert dock.last_package is None and dock.last_result is None
+    assert not list((dock.state_dir / "outbox").glob("*")) if (dock.state_dir / "outbox").exists() else True
+    assert dock.submit_button.isEnabled() and not dock.cancel_button.isEnabled()
     items = [dock.findings_tree.topLevelItem(i) for i in range(dock.findings_tree.topLevelItemCount())]
     [overlap_item] = [i for i in items if "overlap" in i.text(1)]
     dock._zoom_to_finding(overlap_item)

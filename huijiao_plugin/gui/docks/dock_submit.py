@@ -5,20 +5,37 @@ pre-flight validation report (double-click a finding to zoom to its features) �
 bar (bytes, speed, time left), pause and cancel → the signed receipt, verified and kept in the local
 history, which can be re-verified at any time. Further tabs: the receipt history, the deadlines of the
 unit (from the server) and offline exchange (export to a folder, import, register with the server).
+
+Validation and package building run as QgsTasks (progress, cancel; QGIS stays responsive); the layers are
+read there only through what the main thread handed over: a fresh layer on the same OGR source, or a copy
+made from a ``QgsVectorLayerFeatureSource`` snapshot (memory layers, unsaved edits, other providers). The
+network transfer runs in a thread of its own.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import logging
-import os
-import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from qgis.core import Qgis, QgsProject, QgsVectorLayer
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransformContext,
+    QgsFeature,
+    QgsFeatureRequest,
+    QgsFields,
+    QgsMemoryProviderUtils,
+    QgsProject,
+    QgsTask,
+    QgsVectorLayer,
+    QgsVectorLayerFeatureSource,
+)
 from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtGui import QBrush, QColor
@@ -54,6 +71,7 @@ from huijiao_plugin.core.exchange_client import (
 )
 from huijiao_plugin.core.package import (
     LayerInput,
+    PackageCanceledError,
     PackageError,
     build_package,
     default_state_dir,
@@ -62,7 +80,7 @@ from huijiao_plugin.core.package import (
     load_imported_layers,
     package_layer_names,
 )
-from huijiao_plugin.core.preflight import ERROR, PreflightReport, run_preflight
+from huijiao_plugin.core.preflight import ERROR, Preflight, PreflightReport
 from huijiao_plugin.core.receipts import KeyPinStore, ReceiptError, ReceiptStore, StoredReceipt
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
@@ -98,8 +116,12 @@ def format_progress(done: int, total: int, elapsed: float, start_offset: int = 0
 class _Worker:
     """Runs one blocking client call in a thread; the GUI polls ``state`` with a QTimer."""
 
-    def __init__(self, func: Callable[[TransferControl, Callable[[int, int], None]], Any]) -> None:
-        self.control = TransferControl()
+    def __init__(
+        self,
+        func: Callable[[TransferControl, Callable[[int, int], None]], Any],
+        control: TransferControl | None = None,
+    ) -> None:
+        self.control = control or TransferControl()
         self.progress = (0, 0)
         self.result: Any = None
         self.error: BaseException | None = None
@@ -127,6 +149,137 @@ class _Worker:
         self.thread.start()
 
 
+#: features copied per batch when a layer snapshot is materialised in a task
+_COPY_BATCH = 2000
+
+
+class _LayerSource:
+    """What a task needs of one project layer, taken on the main thread.
+
+    An OGR layer without unsaved edits is opened again in the task from its source URI (same fids); any
+    other layer (memory layers, unsaved edits, database providers whose fids are not stable across
+    connections) is read through a ``QgsVectorLayerFeatureSource`` snapshot and copied in the task into a
+    memory layer of its own, fids renumbered in ascending source-fid order (``fid_map`` maps them back).
+    """
+
+    def __init__(self, name: str, layer: QgsVectorLayer) -> None:
+        self.name = name
+        self.layer_id = layer.id()
+        self.layer_name = layer.name()
+        self.provider = layer.providerType()
+        self.uri = layer.source()
+        self.fields = QgsFields(layer.fields())
+        self.wkb_type = layer.wkbType()
+        self.crs = QgsCoordinateReferenceSystem(layer.crs())
+        self.reopen = self.provider == "ogr" and not layer.isModified()
+        self.snapshot = None if self.reopen else QgsVectorLayerFeatureSource(layer)
+        self.feature_count = max(int(layer.featureCount()), 0)
+        self.fid_map: dict[int, int] = {}
+        self.opened_id = ""
+
+    def open(self, is_canceled: Callable[[], bool], step: Callable[[float], None]) -> QgsVectorLayer | None:
+        """A layer owned by the calling (task) thread; None when canceled."""
+        if self.reopen:
+            layer = QgsVectorLayer(
+                self.uri, self.layer_name, self.provider, QgsVectorLayer.LayerOptions(False)
+            )
+            self.opened_id = layer.id()
+            step(1.0)
+            return layer
+        layer = QgsMemoryProviderUtils.createMemoryLayer(
+            self.layer_name, self.fields, self.wkb_type, self.crs
+        )
+        self.opened_id = layer.id()
+        self.fid_map = {}
+        features = []
+        for n, feature in enumerate(self.snapshot.getFeatures(QgsFeatureRequest())):
+            if n % _COPY_BATCH == 0:
+                if is_canceled():
+                    return None
+                step(0.5 * n / max(self.feature_count, 1))
+            features.append(QgsFeature(feature))
+        features.sort(key=lambda f: f.id())
+        provider = layer.dataProvider()
+        for start in range(0, len(features), _COPY_BATCH):
+            if is_canceled():
+                return None
+            batch = features[start : start + _COPY_BATCH]
+            originals = [f.id() for f in batch]
+            ok, added = provider.addFeatures(batch)
+            if not ok:
+                raise PackageError(tr("The layer {name} cannot be read.").format(name=self.layer_name))
+            self.fid_map.update({new.id(): old for new, old in zip(added, originals)})
+            step(0.5 + 0.5 * (start + len(batch)) / max(len(features), 1))
+        layer.updateExtents()
+        return layer
+
+
+class _LayerTask(QgsTask):
+    """Opens the layer sources in the task thread, then runs ``work(task, layers, progress)``.
+
+    The first 20 % of the progress is opening (copying) the layers, ``work`` reports 0…100 for the rest.
+    ``result`` holds what ``work`` returned, ``error`` a user message, ``canceled`` is set when canceled.
+    """
+
+    def __init__(
+        self,
+        description: str,
+        sources: list[_LayerSource],
+        work: Callable[[QgsTask, list[tuple[str, QgsVectorLayer]], Callable[[float], None]], Any],
+    ) -> None:
+        super().__init__(description, QgsTask.CanCancel)
+        self.sources = sources
+        self.work = work
+        self.result: Any = None
+        self.error = ""
+        self.canceled = False
+
+    def run(self) -> bool:
+        layers: list[tuple[str, QgsVectorLayer]] = []
+        count = max(len(self.sources), 1)
+        try:
+            for index, source in enumerate(self.sources):
+
+                def step(value: float, _i: int = index) -> None:
+                    self.setProgress(20.0 * (_i + value) / count)
+
+                layer = source.open(self.isCanceled, step)
+                if layer is None or self.isCanceled():
+                    self.canceled = True
+                    return False
+                layers.append((source.name, layer))
+            self.result = self.work(self, layers, lambda value: self.setProgress(20.0 + 0.8 * value))
+        except PackageCanceledError:
+            self.canceled = True
+            return False
+        except PackageError as error:
+            self.error = str(error)
+            return False
+        except Exception as error:  # a bug must end the task with a message, not QGIS
+            log.exception("background task %s failed", self.description())
+            self.error = repr(error)
+            return False
+        finally:
+            layers.clear()  # the task's own layers are deleted in the task thread
+        if self.isCanceled():
+            self.canceled = True
+            return False
+        self.setProgress(100.0)
+        return True
+
+    def remap(self, report: PreflightReport) -> PreflightReport:
+        """Findings name the project layers and their fids again (not the task's copies)."""
+        by_id = {source.opened_id: source for source in self.sources}
+        for finding in report.findings:
+            source = by_id.get(finding.layer_id)
+            if source is None:
+                continue
+            finding.layer_id = source.layer_id
+            if source.fid_map:
+                finding.fids = [source.fid_map.get(fid, fid) for fid in finding.fids]
+        return report
+
+
 class HuijiaoSubmitDock(QgsDockWidget):
     """Result submission: validation, submission with receipt, history, deadlines, offline exchange."""
 
@@ -144,6 +297,11 @@ class HuijiaoSubmitDock(QgsDockWidget):
         self.last_result: SubmitResult | None = None
         self.last_package: Path | None = None
         self._worker: _Worker | None = None
+        #: the running validation or package-building task
+        self._task: _LayerTask | None = None
+        self._task_text = ""
+        #: pause/cancel of a whole submission (validation → build → upload), set by submit()
+        self._control: TransferControl | None = None
         self._on_worker_done: Callable[[_Worker], None] | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(150)
@@ -197,7 +355,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
         self.refresh_layers_button.clicked.connect(self.refresh_layers)
         self.validate_button = QPushButton(tr("Validate"), tab)
         self.validate_button.setObjectName("HuijiaoSubmitValidateButton")
-        self.validate_button.clicked.connect(self.validate)
+        self.validate_button.clicked.connect(lambda: self.start_validation())
         row.addWidget(self.refresh_layers_button)
         row.addWidget(self.validate_button)
         layout.addLayout(row)
@@ -214,7 +372,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
         row = QHBoxLayout()
         self.submit_button = QPushButton(tr("Submit"), tab)
         self.submit_button.setObjectName("HuijiaoSubmitButton")
-        self.submit_button.clicked.connect(self.submit)
+        self.submit_button.clicked.connect(lambda: self.submit())
         self.pause_button = QPushButton(tr("Pause"), tab)
         self.pause_button.clicked.connect(self.pause)
         self.cancel_button = QPushButton(tr("Cancel"), tab)
@@ -406,19 +564,60 @@ class HuijiaoSubmitDock(QgsDockWidget):
         names = package_layer_names(self.dataset_combo.currentData() or "", [lyr.name() for lyr in layers])
         return list(zip(names, layers))
 
-    def validate(self) -> PreflightReport | None:
-        pairs = self._pairs()
+    def _catalog(self) -> Any:
+        try:
+            from huijiao_plugin.core.catalog import get_catalog
+
+            return get_catalog(self.settings.catalog_override_path or None)
+        except Exception as error:  # pre-flight reports the unknown dataset itself
+            log.warning("catalog unavailable for pre-flight: %s", error)
+            return None
+
+    def start_validation(
+        self,
+        then: Callable[[PreflightReport | None], None] | None = None,
+        sources: list[_LayerSource] | None = None,
+    ) -> QgsTask | None:
+        """Validate the checked layers (or the layer snapshots ``sources``) in a background task; the
+        findings appear when it ends and ``then(report)`` is called (``then(None)`` when it was canceled
+        or failed). None if not started."""
+        if self.is_busy():
+            return None
+        if sources is None:
+            sources = [_LayerSource(name, layer) for name, layer in self._pairs()]
         self.findings_tree.clear()
-        if not pairs:
+        self.report = None
+        if not sources:
             self._message(tr("Check at least one layer to submit."), Qgis.Warning)
             return None
-        self.report = run_preflight(
-            pairs,
+        preflight = Preflight(
             self.dataset_combo.currentData() or "",
             self.settings.region_code,
             self.package_region(),
+            self._catalog(),
         )
-        for finding in self.report.findings:
+
+        def work(task: QgsTask, layers: list[tuple[str, QgsVectorLayer]], progress: Callable) -> Any:
+            preflight.progress = progress
+            preflight.is_canceled = task.isCanceled
+            return preflight.run(layers)
+
+        task = _LayerTask(tr("Pre-flight validation"), sources, work)
+
+        def done(finished: _LayerTask, ok: bool) -> None:
+            report = finished.remap(finished.result) if ok and finished.result is not None else None
+            if report is not None:
+                self.report = report
+                self._show_report(report)
+            if then is not None:
+                then(report)
+
+        self._start_task(task, tr("Validating…"), done)
+        return task
+
+    def _show_report(self, report: PreflightReport) -> None:
+        self.findings_tree.clear()
+        for finding in report.findings:
             item = QTreeWidgetItem(
                 [
                     tr("Error") if finding.severity == ERROR else tr("Warning"),
@@ -432,9 +631,17 @@ class HuijiaoSubmitDock(QgsDockWidget):
             if finding.severity == ERROR:
                 item.setForeground(0, QBrush(QColor("#c0392b")))
             self.findings_tree.addTopLevelItem(item)
-        if not self.report.findings:
+        if not report.findings:
             self.findings_tree.addTopLevelItem(QTreeWidgetItem([tr("OK"), tr("No problem found."), ""]))
-        return self.report
+
+    def validate(self, timeout: float = 3600.0) -> PreflightReport | None:
+        """Validate in the background and wait for the report (the event loop keeps running); for
+        scripts and tests. The Validate button starts the task without waiting."""
+        box: list[PreflightReport | None] = []
+        if self.start_validation(box.append) is None:
+            return None
+        self.wait(timeout)
+        return box[0] if box else None
 
     def _zoom_to_finding(self, item: QTreeWidgetItem, _column: int = 0) -> None:
         fids = item.data(0, FID_ROLE) or []
@@ -447,54 +654,170 @@ class HuijiaoSubmitDock(QgsDockWidget):
         canvas.flashFeatureIds(layer, [int(f) for f in fids])
 
     # ---------------------------------------------------------------------------------------- package
-    def build_current_package(self, folder: Path | None = None) -> Path | None:
-        """Validate and build the package of the checked layers; None (with a message) when blocked."""
-        report = self.validate()
-        if report is None:
-            return None
-        if report.errors:
-            self._message(
-                tr("Validation found {n} errors: fix them before submitting.").format(n=len(report.errors)),
-                Qgis.Critical,
-            )
-            return None
-        if report.warnings and not self.accept_warnings_check.isChecked():
-            self._message(
-                tr("Validation found {n} warnings: check them, then tick the box to accept them.").format(
-                    n=len(report.warnings)
-                ),
-                Qgis.Warning,
-            )
-            return None
+    def start_package(
+        self,
+        then: Callable[[Path | None], None] | None = None,
+        folder: Path | None = None,
+        export_to: str | Path | None = None,
+    ) -> bool:
+        """Validate, then build the package of the checked layers in background tasks; ``then(path)``
+        gets the package (or its copy in ``export_to``), ``then(None)`` when blocked, canceled or failed.
+        A canceled or failed build leaves no package file behind."""
+        if self.is_busy():
+            return False
+        # one snapshot for both tasks: the package holds exactly the data that was validated
+        sources = [_LayerSource(name, layer) for name, layer in self._pairs()]
+        dataset_id = self.dataset_combo.currentData() or ""
+        region = self.package_region()
+        period = self.period_edit.text().strip()
+
+        def finish(path: Path | None) -> None:
+            if then is not None:
+                then(path)
+
+        def validated(report: PreflightReport | None) -> None:
+            if report is None:
+                finish(None)
+                return
+            if report.errors:
+                self._message(
+                    tr("Validation found {n} errors: fix them before submitting.").format(
+                        n=len(report.errors)
+                    ),
+                    Qgis.Critical,
+                )
+                finish(None)
+                return
+            if report.warnings and not self.accept_warnings_check.isChecked():
+                self._message(
+                    tr("Validation found {n} warnings: check them, then tick the box to accept them.").format(
+                        n=len(report.warnings)
+                    ),
+                    Qgis.Warning,
+                )
+                finish(None)
+                return
+            if self._control is not None and self._control.canceled:
+                finish(None)
+                return
+            self._start_build(sources, dataset_id, region, period, report, folder, export_to, finish)
+
+        return self.start_validation(validated, sources) is not None
+
+    def _start_build(
+        self,
+        sources: list[_LayerSource],
+        dataset_id: str,
+        region: str,
+        period: str,
+        report: PreflightReport,
+        folder: Path | None,
+        export_to: str | Path | None,
+        finish: Callable[[Path | None], None],
+    ) -> None:
         out_dir = folder or (self._state_dir() / "outbox")
         out_dir.mkdir(parents=True, exist_ok=True)
-        dataset_id = self.dataset_combo.currentData() or ""
-        handle, name = tempfile.mkstemp(prefix=f"{dataset_id}_", suffix=".zip", dir=str(out_dir))
-        os.close(handle)
-        try:
-            built = build_package(
-                name,
-                [LayerInput(layer, lname) for lname, layer in self._pairs()],
-                dataset_id=dataset_id,
-                region_code=self.package_region(),
-                period=self.period_edit.text().strip(),
-                department=self.settings.department,
-                unit=self.settings.unit_name,
-                validation=report.to_validation(),
-            )
-        except PackageError as error:
-            Path(name).unlink(missing_ok=True)
-            self._message(str(error), Qgis.Critical)
+        # nothing exists at this path until the finished zip is moved there
+        output = out_dir / f"{dataset_id}_{uuid.uuid4().hex[:12]}.zip"
+        department, unit = self.settings.department, self.settings.unit_name
+        validation = report.to_validation()
+        context = QgsCoordinateTransformContext(QgsProject.instance().transformContext())
+
+        def work(task: QgsTask, layers: list[tuple[str, QgsVectorLayer]], progress: Callable) -> Any:
+            try:
+                built = build_package(
+                    output,
+                    [LayerInput(layer, lname) for lname, layer in layers],
+                    dataset_id=dataset_id,
+                    region_code=region,
+                    period=period,
+                    department=department,
+                    unit=unit,
+                    validation=validation,
+                    progress=progress,
+                    is_canceled=task.isCanceled,
+                    transform_context=context,
+                )
+                if task.isCanceled():
+                    raise PackageCanceledError(tr("Packaging was canceled."))
+                exported = export_package(built.path, export_to) if export_to is not None else None
+            except BaseException:
+                output.unlink(missing_ok=True)
+                raise
+            return built.path, exported
+
+        task = _LayerTask(tr("Building the exchange package"), sources, work)
+
+        def done(finished: _LayerTask, ok: bool) -> None:
+            if not ok or finished.result is None:
+                output.unlink(missing_ok=True)  # also when the task was canceled before it ran
+                finish(None)
+                return
+            path, exported = finished.result
+            self.last_package = path
+            if exported is not None:
+                self._message(tr("Package copied to {path}").format(path=exported), Qgis.Success)
+            finish(exported or path)
+
+        self._start_task(task, tr("Building the package…"), done)
+
+    def build_current_package(self, folder: Path | None = None, timeout: float = 3600.0) -> Path | None:
+        """Validate and build the package of the checked layers and wait for it (the event loop keeps
+        running); None (with a message) when blocked. For scripts and tests: the panel's buttons start
+        the same tasks without waiting."""
+        box: list[Path | None] = []
+        if not self.start_package(box.append, folder):
             return None
-        self.last_package = built.path
-        return built.path
+        self.wait(timeout)
+        return box[0] if box else None
+
+    # ------------------------------------------------------------------------------------ background
+    def _start_task(self, task: _LayerTask, text: str, done: Callable[[_LayerTask, bool], None]) -> None:
+        """Run ``task`` in QGIS's task manager; ``done(task, ok)`` on the main thread when it ends."""
+        self._task = task
+        self._task_text = text
+        self.progress_bar.setValue(0)
+        self.progress_label.setText(text)
+        task.progressChanged.connect(self._task_progress)
+
+        def ended(ok: bool) -> None:
+            if self._task is not task:
+                return
+            self._task = None
+            error, canceled = task.error, task.canceled or task.isCanceled()
+            if canceled:
+                self.progress_bar.setValue(0)
+                self.progress_label.setText(tr("Canceled."))
+            elif error:
+                self.progress_label.setText(error)
+                self._message(error, Qgis.Critical)
+            else:
+                self.progress_bar.setValue(0)
+                self.progress_label.clear()
+            try:
+                done(task, ok and not canceled)
+            finally:
+                self._set_running(self.is_busy())
+                if not self.is_busy():
+                    self._control = None
+
+        task.taskCompleted.connect(lambda: ended(True))
+        task.taskTerminated.connect(lambda: ended(False))
+        self._set_running(True)
+        QgsApplication.taskManager().addTask(task)
+
+    def _task_progress(self, value: float) -> None:
+        if self._task is None:
+            return
+        self.progress_bar.setValue(int(10 * value))
+        self.progress_label.setText(f"{self._task_text} {int(value)}%")
 
     # ------------------------------------------------------------------------------------ submission
     def _set_running(self, running: bool) -> None:
         self.submit_button.setEnabled(not running)
         self.validate_button.setEnabled(not running)
         self.export_button.setEnabled(not running)
-        self.pause_button.setEnabled(running)
+        self.pause_button.setEnabled(running and (self._control is not None or self._worker is not None))
         self.cancel_button.setEnabled(running)
         pending = 0 if running else len(self.pending_packages())
         self.pending_label.setVisible(bool(pending))
@@ -503,19 +826,37 @@ class HuijiaoSubmitDock(QgsDockWidget):
         )
 
     def is_busy(self) -> bool:
-        return self._worker is not None and not self._worker.done
+        """A validation, a package build or a transfer is running."""
+        if getattr(self, "_task", None) is not None:
+            return True
+        worker = getattr(self, "_worker", None)
+        return worker is not None and not worker.done
 
     def submit(self) -> bool:
         """Validate, build and submit in the background; the receipt appears when done. An upload that
-        was paused or interrupted (also before QGIS was closed) is resumed instead."""
+        was paused or interrupted (also before QGIS was closed) is resumed instead. True when started;
+        a validation that blocks the submission is reported when it ends."""
         if self.is_busy():
             return False
         if self.pending_packages():
             return self.resume_pending()
-        package = self.build_current_package()
-        if package is None:
+        self.receipt_view.clear()
+        control = TransferControl()
+        self._control = control
+
+        def built(package: Path | None) -> None:
+            if package is None or control.canceled:
+                if control.canceled:
+                    self.progress_bar.setValue(0)
+                    self.progress_label.setText(tr("Canceled."))
+                return
+            self._submit_file(package, control)
+
+        if not self.start_package(built):
+            self._control = None
+            self._set_running(self.is_busy())
             return False
-        return self._submit_file(package)
+        return True
 
     def pending_packages(self) -> list[Path]:
         """Packages whose upload to the configured server was interrupted and can be resumed."""
@@ -537,7 +878,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
         self._message(tr("Resuming the interrupted upload of {name}.").format(name=pending[0].name))
         return self._submit_file(pending[0])
 
-    def _submit_file(self, package: Path) -> bool:
+    def _submit_file(self, package: Path, control: TransferControl | None = None) -> bool:
         try:
             client = self.client_factory()
         except ExchangeError as error:
@@ -551,11 +892,16 @@ class HuijiaoSubmitDock(QgsDockWidget):
         def work(control: TransferControl, report: Callable[[int, int], None]) -> SubmitResult:
             return client.submit_package(package, progress=report, control=control)
 
-        self._start(work, self._submitted)
+        self._start(work, self._submitted, control)
         return True
 
-    def _start(self, func: Callable[..., Any], on_done: Callable[[_Worker], None]) -> None:
-        self._worker = _Worker(func)
+    def _start(
+        self,
+        func: Callable[..., Any],
+        on_done: Callable[[_Worker], None],
+        control: TransferControl | None = None,
+    ) -> None:
+        self._worker = _Worker(func, control)
         self._on_worker_done = on_done
         self._set_running(True)
         self._worker.start()
@@ -574,30 +920,58 @@ class HuijiaoSubmitDock(QgsDockWidget):
             )
         if worker.done:
             self._timer.stop()
-            self._set_running(False)
+            self._worker = None  # handled once: a later poll must not overwrite the final text
+            self._control = None
+            self._set_running(self.is_busy())
             callback = self._on_worker_done
             self._on_worker_done = None
             if callback is not None:
                 callback(worker)
 
     def wait(self, timeout: float = 60.0) -> bool:
-        """Block (processing events) until the running transfer ends; for scripts and tests."""
+        """Block (processing events) until the running validation, package build and transfer end; for
+        scripts and tests."""
         from qgis.PyQt.QtCore import QCoreApplication
 
         deadline = time.monotonic() + timeout
-        while self._worker is not None and not self._worker.done and time.monotonic() < deadline:
+        while self.is_busy() and time.monotonic() < deadline:
             QCoreApplication.processEvents()
             time.sleep(0.02)
         self._poll_worker()
-        return self._worker is None or self._worker.done
+        return not self.is_busy()
 
     def pause(self) -> None:
-        if self._worker is not None:
+        """Pause the upload; pressed while the package is still validated or built, the upload is
+        registered with the server and paused at once (Submit resumes it)."""
+        if self._worker is not None and not self._worker.done:
             self._worker.control.pause()
+        elif self._control is not None:
+            self._control.pause()
 
     def cancel(self) -> None:
-        if self._worker is not None:
+        """Cancel the running validation, package build (no package file is left) or transfer."""
+        if self._control is not None:
+            self._control.cancel()
+        if self._task is not None:
+            try:
+                self._task.cancel()
+            except RuntimeError:  # the task manager already deleted it
+                pass
+        if self._worker is not None and not self._worker.done:
             self._worker.control.cancel()
+
+    def unload(self) -> None:
+        """Called by the plugin's unload: cancel background work and forget its callbacks."""
+        task, self._task = self._task, None
+        if task is not None:
+            try:
+                task.cancel()
+            except RuntimeError:  # the task manager already deleted it
+                pass
+        if self._worker is not None and not self._worker.done:
+            self._worker.control.pause()
+        self._on_worker_done = None
+        self._timer.stop()
 
     def _submitted(self, worker: _Worker) -> None:
         error = worker.error
@@ -753,22 +1127,24 @@ class HuijiaoSubmitDock(QgsDockWidget):
         )
 
     # ----------------------------------------------------------------------------------------- offline
-    def export_offline(self, folder: str | Path) -> Path | None:
-        package = self.build_current_package()
-        if package is None:
+    def start_export_offline(
+        self, folder: str | Path, then: Callable[[Path | None], None] | None = None
+    ) -> bool:
+        """Validate, build and copy a package to ``folder`` in background tasks; ``then(copy)``."""
+        return self.start_package(then, export_to=folder)
+
+    def export_offline(self, folder: str | Path, timeout: float = 3600.0) -> Path | None:
+        """Export and wait for the copy (the event loop keeps running); for scripts and tests."""
+        box: list[Path | None] = []
+        if not self.start_export_offline(folder, box.append):
             return None
-        try:
-            target = export_package(package, folder)
-        except PackageError as error:
-            self._message(str(error), Qgis.Critical)
-            return None
-        self._message(tr("Package copied to {path}").format(path=target), Qgis.Success)
-        return target
+        self.wait(timeout)
+        return box[0] if box else None
 
     def export_offline_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, tr("Export offline package to"))
         if folder:
-            self.export_offline(folder)
+            self.start_export_offline(folder)
 
     def import_package_file(self, path: str | Path) -> list[QgsVectorLayer]:
         from huijiao_plugin.core.package import ImportRegistry
@@ -821,7 +1197,8 @@ class HuijiaoSubmitDock(QgsDockWidget):
             self.register_offline_file(path)
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        if self.is_busy():
+        uploading = self._worker is not None and not self._worker.done
+        if uploading or self._control is not None:
             self.pause()
             QMessageBox.information(
                 self, tr("Result submission"), tr("The upload is paused; it resumes with the next Submit.")
