@@ -135,3 +135,21 @@ def test_paused_upload_resumes_after_restart(qgis_iface, qgis_new_project, serve
     assert second.last_result is not None and second.last_result.accepted
     assert second.last_package == package
     assert second.pending_packages() == []
+
+
+def test_layer_list_follows_the_project_and_ticks_the_chosen_dataset(dock):
+    from huijiao_plugin.core.one_map import DATASET_PROPERTY
+
+    dock.dataset_combo.setCurrentIndex(dock.dataset_combo.findData("dltb_biangeng"))
+    recognised = dltb_layer(seed="recognised")
+    recognised.setCustomProperty(DATASET_PROPERTY, "dltb_biangeng")
+    other = dltb_layer(seed="other")
+    QgsProject.instance().addMapLayers([recognised, other])  # no refresh by hand
+    assert [lyr.id() for lyr in dock.selected_layers()] == [recognised.id()]
+    assert dock.layer_list.count() == 2
+
+    QgsProject.instance().removeMapLayer(other.id())
+    assert dock.layer_list.count() == 1
+    dock.unload()  # disconnects from the project
+    QgsProject.instance().addMapLayer(dltb_layer(seed="late"))
+    assert dock.layer_list.count() == 1

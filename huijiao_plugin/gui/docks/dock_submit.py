@@ -69,6 +69,7 @@ from huijiao_plugin.core.exchange_client import (
     TransferControl,
     TransferPausedError,
 )
+from huijiao_plugin.core.one_map import DATASET_PROPERTY
 from huijiao_plugin.core.package import (
     LayerInput,
     PackageCanceledError,
@@ -306,6 +307,12 @@ class HuijiaoSubmitDock(QgsDockWidget):
         self._timer = QTimer(self)
         self._timer.setInterval(150)
         self._timer.timeout.connect(self._poll_worker)
+        # the layer list follows the project (disconnected in unload)
+        project = QgsProject.instance()
+        self._project_connections = [
+            (project.layersAdded, project.layersAdded.connect(self._project_layers_changed)),
+            (project.layersRemoved, project.layersRemoved.connect(self._project_layers_changed)),
+        ]
 
         body = QWidget(self)
         layout = QVBoxLayout(body)
@@ -521,9 +528,21 @@ class HuijiaoSubmitDock(QgsDockWidget):
             if index >= 0:
                 self.dataset_combo.setCurrentIndex(index)
 
+    def _project_layers_changed(self, *_args) -> None:
+        self.refresh_layers()
+
     def refresh_layers(self) -> None:
+        """List the project's spatial vector layers; keep the user's ticks, and when nothing is ticked
+        tick the layers that the 一张图 loading recognised as the chosen dataset."""
         checked = {self.layer_list.item(i).data(Qt.UserRole) for i in range(self.layer_list.count())
                    if self.layer_list.item(i).checkState() == Qt.Checked}  # fmt: skip
+        if not checked:
+            dataset_id = self.dataset_combo.currentData()
+            checked = {
+                layer.id()
+                for layer in QgsProject.instance().mapLayers().values()
+                if dataset_id and layer.customProperty(DATASET_PROPERTY) == dataset_id
+            }
         self.layer_list.clear()
         for layer in QgsProject.instance().mapLayers().values():
             if not isinstance(layer, QgsVectorLayer) or not layer.isSpatial():
@@ -972,6 +991,12 @@ class HuijiaoSubmitDock(QgsDockWidget):
             self._worker.control.pause()
         self._on_worker_done = None
         self._timer.stop()
+        for signal, connection in self._project_connections:
+            try:
+                signal.disconnect(connection)
+            except TypeError:  # already disconnected
+                pass
+        self._project_connections = []
 
     def _submitted(self, worker: _Worker) -> None:
         error = worker.error
