@@ -7,11 +7,16 @@ directory; or ``--gpkg`` pointing to such a county.gpkg) each preset runs on a f
 detectvectorchanges; memory outputs, no geometry checks) answer the same questions in the same process.
 Printed: seconds, ratios native/ours and the peak RSS (``resource.getrusage``) after our runs and at the end.
 Targets (issue 4): each preset ≥ 5×, suite ≥ 10×, peak < 2 GB.
+
+To iterate on some presets only (with their native chains), set ``HUIJIAO_BENCH_PRESETS`` to a comma-separated
+list, e.g. ``HUIJIAO_BENCH_PRESETS=hsfnotinpbf .venv/bin/python -m benchmarks --only compare``; the "suite"
+rows then cover those presets only.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import resource
 import sys
 import tempfile
@@ -200,6 +205,12 @@ def run(args):
     dltb_count = layers["DLTB"].featureCount()
     rows = _Rows([{"metric": "county DLTB polygons", "value": dltb_count, "unit": ""}])
     presets = list(SUITE_ORDER)
+    wanted = [p.strip() for p in os.environ.get("HUIJIAO_BENCH_PRESETS", "").split(",") if p.strip()]
+    if wanted:
+        unknown = sorted(set(wanted) - set(presets))
+        if unknown:
+            raise SystemExit(f"unknown preset(s) in HUIJIAO_BENCH_PRESETS: {', '.join(unknown)}")
+        presets = [p for p in presets if p in wanted]
     ours = {}
     for preset in presets:
         seconds, result = timed(lambda p=preset: run_preset(p, CountyOverlay(layers)))

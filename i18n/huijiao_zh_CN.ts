@@ -14,7 +14,7 @@
             <translation>无法写入 GeoPackage {path}：{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="742" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="761" />
             <source>Packaging was canceled.</source>
             <translation>打包已取消。</translation>
         </message>
@@ -209,7 +209,7 @@
             <translation>用户</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="451" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="458" />
             <source>Department</source>
             <translation>部门</translation>
         </message>
@@ -319,7 +319,7 @@
             <translation>共享图层</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="451" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="458" />
             <source>Dataset</source>
             <translation>数据集</translation>
         </message>
@@ -329,17 +329,17 @@
             <translation>状态</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="445" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="452" />
             <source>Year</source>
             <translation>年度</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1203" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1228" />
             <source>Result submission</source>
             <translation>成果汇交</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="312" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="319" />
             <source>Submit results to the exchange server and keep its signed receipt, or export an offline package when the server cannot be reached.</source>
             <translation>将成果提交到汇交服务器并保存其签名回执；服务器无法连接时，导出离线数据包。</translation>
         </message>
@@ -729,7 +729,7 @@
             <translation>数据包行政区 {code} 不在您的辖区 {own} 内，不能提交。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="210" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="211" />
             <source>The layer {name} cannot be read.</source>
             <translation>无法读取图层 {name}。</translation>
         </message>
@@ -784,7 +784,7 @@
             <translation>汇交服务器出示的签名密钥与首次连接时记录的不同（{pinned}）。回执不可信：请向服务器管理员确认密钥是否已更换，然后在设置中删除已记录的密钥。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="224" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="225" />
             <source>Canceled.</source>
             <translation>已取消。</translation>
         </message>
@@ -839,42 +839,42 @@
             <translation>误差宽度（米）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="131" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="132" />
             <source>Contiguity tolerance (m)</source>
             <translation>连片容差（米）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="122" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="123" />
             <source>Farmland in DLTB</source>
             <translation>地类图斑中的耕地</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="122" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="123" />
             <source>Permanent basic farmland</source>
             <translation>永久基本农田</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="122" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="123" />
             <source>Base layer</source>
             <translation>基础图层</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="150" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="151" />
             <source>County</source>
             <translation>县级</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="150" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="151" />
             <source>Township</source>
             <translation>乡镇级</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="150" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="151" />
             <source>Village</source>
             <translation>村级</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="150" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="151" />
             <source>Statistics by</source>
             <translation>统计级别</translation>
         </message>
@@ -884,7 +884,7 @@
             <translation>运行</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="378" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="385" />
             <source>Cancel</source>
             <translation>取消</translation>
         </message>
@@ -964,7 +964,7 @@
             <translation>类型 / 状态</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="451" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="458" />
             <source>Region</source>
             <translation>行政区</translation>
         </message>
@@ -1019,7 +1019,7 @@
             <translation>标记图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="422" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="429" />
             <source>Refresh</source>
             <translation>刷新</translation>
         </message>
@@ -1129,7 +1129,7 @@
             <translation>来源</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="364" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="371" />
             <source>Severity</source>
             <translation>级别</translation>
         </message>
@@ -1274,92 +1274,92 @@
             <translation>检查结果已导出到 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="108" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="109" />
             <source>{done} / {total} MB, {speed} MB/s</source>
             <translation>{done} / {total} MB，{speed} MB/s</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="112" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="113" />
             <source>{seconds} s left</source>
             <translation>剩余 {seconds} 秒</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="373" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="380" />
             <source>Submit</source>
             <translation>提交</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="323" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="330" />
             <source>Receipts</source>
             <translation>回执</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="324" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="331" />
             <source>Deadlines</source>
             <translation>截止日期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="325" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="332" />
             <source>Offline exchange</source>
             <translation>离线交换</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="340" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="347" />
             <source>A year (2025), a half-year (2025H1) or a quarter (2025Q3).</source>
             <translation>年份（2025）、半年（2025H1）或季度（2025Q3）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="408" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="415" />
             <source>Period</source>
             <translation>期次</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="347" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="354" />
             <source>Layers to submit (a dataset layer, or patches with their results):</source>
             <translation>要提交的图层（数据集图层，或变化图斑及其核查结果）：</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="354" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="361" />
             <source>Refresh layers</source>
             <translation>刷新图层</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="356" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="363" />
             <source>Validate</source>
             <translation>检查</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="364" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="371" />
             <source>Finding</source>
             <translation>问题</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="364" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="371" />
             <source>Features</source>
             <translation>要素数</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="370" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="377" />
             <source>I have checked the warnings and accept them</source>
             <translation>我已查看警告并确认接受</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="376" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="383" />
             <source>Pause</source>
             <translation>暂停</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="380" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="387" />
             <source>Export offline package…</source>
             <translation>导出离线数据包…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="408" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="415" />
             <source>Submission</source>
             <translation>提交编号</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="408" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="415" />
             <source>Received</source>
             <translation>接收时间</translation>
         </message>
@@ -1369,212 +1369,212 @@
             <translation>状态</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="408" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="415" />
             <source>sha256</source>
             <translation>sha256</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="424" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="431" />
             <source>Re-verify</source>
             <translation>重新校验</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="442" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="449" />
             <source>Load deadlines</source>
             <translation>加载截止日期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="451" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="458" />
             <source>Due</source>
             <translation>截止日期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="451" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="458" />
             <source>Days left</source>
             <translation>剩余天数</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="463" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="470" />
             <source>Offline exchange: export a package to a folder or removable disk on the Submit tab; import a package received that way here. Register an exported package with the server when the network is back, so that the evaluation counts it.</source>
             <translation>离线交换：在“提交”页将数据包导出到文件夹或移动磁盘；在此导入以该方式收到的数据包。网络恢复后，将已导出的数据包向服务器登记，以便计入成效评估。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="473" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="480" />
             <source>Import package…</source>
             <translation>导入数据包…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="475" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="482" />
             <source>Register offline package with the server…</source>
             <translation>向服务器登记离线数据包…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="591" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="610" />
             <source>Check at least one layer to submit.</source>
             <translation>请至少勾选一个要提交的图层。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="621" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="640" />
             <source>Error</source>
             <translation>错误</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="621" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="640" />
             <source>Warning</source>
             <translation>警告</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="635" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="654" />
             <source>OK</source>
             <translation>通过</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="635" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="654" />
             <source>No problem found.</source>
             <translation>未发现问题。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="683" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="702" />
             <source>Validation found {n} errors: fix them before submitting.</source>
             <translation>预检发现 {n} 个错误：请修正后再提交。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="692" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="711" />
             <source>Validation found {n} warnings: check them, then tick the box to accept them.</source>
             <translation>预检发现 {n} 个警告：请检查后勾选确认接受。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="890" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="909" />
             <source>Connecting…</source>
             <translation>正在连接…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="979" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1004" />
             <source>Paused. Press Submit to resume the upload where it stopped.</source>
             <translation>已暂停。点击“提交”将从中断处继续上传。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="987" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1012" />
             <source>Submission failed.</source>
             <translation>提交失败。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="996" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1021" />
             <source>Submitted and accepted; the receipt is verified.</source>
             <translation>已提交并被接收，回执已校验。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="998" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1023" />
             <source>The server rejected the package; see the reasons in the receipt.</source>
             <translation>服务器拒收了该数据包，原因见回执。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1009" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1034" />
             <source>Receipt {id}</source>
             <translation>回执 {id}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1010" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1035" />
             <source>Server time: {time}</source>
             <translation>服务器时间：{time}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1011" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1036" />
             <source>Dataset: {dataset}  Region: {region}  Period: {period}</source>
             <translation>数据集：{dataset}  行政区：{region}  期次：{period}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1016" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1041" />
             <source>Package sha256: {sha}</source>
             <translation>数据包 sha256：{sha}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1017" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1042" />
             <source>Status: {status}</source>
             <translation>状态：{status}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1040" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1065" />
             <source>accepted</source>
             <translation>已接收</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1040" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1065" />
             <source>rejected</source>
             <translation>已拒收</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1018" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1043" />
             <source>Signature: verified with the pinned server key</source>
             <translation>签名：已用固定的服务器密钥校验</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1018" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1043" />
             <source>Signature: NOT VALID</source>
             <translation>签名：无效</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1021" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1046" />
             <source>This package was submitted before: this is its first receipt.</source>
             <translation>该数据包此前已提交，这是其首次提交的回执。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1024" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1049" />
             <source>Findings:</source>
             <translation>检查结果：</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1074" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1099" />
             <source>The receipt signature is valid.</source>
             <translation>回执签名有效。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1076" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1101" />
             <source>The receipt was altered or is not signed by the pinned server key.</source>
             <translation>回执已被篡改，或不是由已固定的服务器密钥签发。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1097" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1122" />
             <source>met</source>
             <translation>已按期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1098" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1123" />
             <source>late</source>
             <translation>逾期完成</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1099" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1124" />
             <source>overdue</source>
             <translation>已逾期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1100" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1125" />
             <source>pending</source>
             <translation>待提交</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1123" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1148" />
             <source>{n} obligations, {overdue} overdue.</source>
             <translation>共 {n} 项汇交任务，{overdue} 项已逾期。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="759" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="778" />
             <source>Package copied to {path}</source>
             <translation>数据包已拷贝到 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1145" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1170" />
             <source>Export offline package to</source>
             <translation>导出离线数据包到</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1163" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1188" />
             <source>Imported {dataset} {region} {period}: {n} layers loaded.</source>
             <translation>已导入 {dataset} {region} {period}：加载了 {n} 个图层。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1175" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1200" />
             <source>Import package</source>
             <translation>导入数据包</translation>
         </message>
@@ -1584,12 +1584,12 @@
             <translation>汇交数据包 (*.zip)</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1193" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1218" />
             <source>Register offline package</source>
             <translation>登记离线数据包</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1203" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="1228" />
             <source>The upload is paused; it resumes with the next Submit.</source>
             <translation>上传已暂停，下次点击“提交”时继续。</translation>
         </message>
@@ -1741,47 +1741,47 @@ Outputs a findings table (one row per rule and value, severity error or warning,
             <translation>{n} 个要素中有 {errors} 个错误、{warnings} 个警告(用时 {s:.1f} 秒)</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="94" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="95" />
             <source>Pieces smaller than MIN_AREA (default 0.5 m²), with a mean width area/perimeter under MIN_WIDTH (default 0.1 m) or thinner than NOISE_WIDTH everywhere (default 1.0 m, digitising noise between the departments; 0 switches it off) are not reported. Rule defaults come from the rule profile (domain.md §10) and can be overridden per run. Every output feature carries rule_id, rule_params, inputs and the ellipsoidal area in m², mu and hectares.</source>
             <translation>面积小于 MIN_AREA（默认 0.5 平方米）、平均宽度（面积/周长）小于 MIN_WIDTH（默认 0.1 米）或处处窄于 NOISE_WIDTH（默认 1.0 米，两部门间的数字化误差；0 为关闭）的碎片不作为差异输出。规则默认值来自规则配置（domain.md §10），每次运行可覆盖。每个输出要素都带有 rule_id、rule_params、inputs 以及平方米、亩、公顷三种椭球面积。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="160" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="161" />
             <source>Rule profile (JSON, optional)</source>
             <translation>规则配置文件（JSON，可选）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="165" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="166" />
             <source>Comparison result</source>
             <translation>比对结果</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="170" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="171" />
             <source>Statistics by region</source>
             <translation>分区统计</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="175" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="176" />
             <source>Statistics workbook (xlsx)</source>
             <translation>统计工作簿（xlsx）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="180" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="181" />
             <source>Number of pieces</source>
             <translation>图斑数</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="181" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="182" />
             <source>Total area (m²)</source>
             <translation>总面积（平方米）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="182" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="183" />
             <source>Total area (mu)</source>
             <translation>总面积（亩）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="233" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="234" />
             <source>{role}: {n} invalid geometries repaired (feature ids {ids})</source>
             <translation>{role}：已修复 {n} 个无效几何（要素编号 {ids}）</translation>
         </message>
@@ -2431,17 +2431,17 @@ Outputs a findings table (one row per rule and value, severity error or warning,
             <translation>保存编辑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="344" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="351" />
             <source>The region of the data; inside your own region (settings).</source>
             <translation>数据所属行政区；须在本人辖区（设置）之内。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="824" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="843" />
             <source>{n} interrupted uploads: Submit resumes them where they stopped.</source>
             <translation>{n} 个上传被中断：点击“提交”将从中断处继续。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="878" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="897" />
             <source>Resuming the interrupted upload of {name}.</source>
             <translation>正在继续上传中断的 {name}。</translation>
         </message>
@@ -2483,7 +2483,7 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>导入核查成果…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="106" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="107" />
             <source>{done} / {total} KB</source>
             <translation>{done} / {total} KB</translation>
         </message>
@@ -2733,24 +2733,354 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>成果汇交</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="605" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="624" />
             <source>Pre-flight validation</source>
             <translation>汇交前预检</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="615" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="634" />
             <source>Validating…</source>
             <translation>正在预检……</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="749" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="768" />
             <source>Building the exchange package</source>
             <translation>生成交换数据包</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="762" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="781" />
             <source>Building the package…</source>
             <translation>正在生成数据包……</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="45" />
+            <source>Candidate to bring into PBF</source>
+            <translation>划入候选</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="46" />
+            <source>Ecological protection red line</source>
+            <translation>生态保护红线</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="47" />
+            <source>Ecologically fragile</source>
+            <translation>生态脆弱</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="56" />
+            <source>Severe drought area</source>
+            <translation>严重干旱区</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="49" />
+            <source>Strictly controlled soil</source>
+            <translation>严格管控类土壤</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="50" />
+            <source>Enclave</source>
+            <translation>插花地</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="51" />
+            <source>Fragmented plot</source>
+            <translation>细碎地</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="52" />
+            <source>Non-grain crops</source>
+            <translation>非粮化</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="53" />
+            <source>No longer farmland</source>
+            <translation>已非耕地（园/林/坑塘等占用）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="54" />
+            <source>Farmland turned into construction land</source>
+            <translation>耕地变为建设用地</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="55" />
+            <source>Under construction-type monitoring patch</source>
+            <translation>位于建设类监测图斑</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="56" />
+            <source>PBF covered by HSF</source>
+            <translation>已建高标准农田的永久基本农田</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="57" />
+            <source>PBF not covered by HSF</source>
+            <translation>未建高标准农田的永久基本农田</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="58" />
+            <source>HSF on non-farmland</source>
+            <translation>高标准农田位于非耕地</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="59" />
+            <source>Contiguous block</source>
+            <translation>连片块</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="60" />
+            <source>Added</source>
+            <translation>新增</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="61" />
+            <source>Removed</source>
+            <translation>灭失</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="62" />
+            <source>Modified</source>
+            <translation>变化</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="63" />
+            <source>Only in A</source>
+            <translation>仅 A 有</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="64" />
+            <source>Only in B</source>
+            <translation>仅 B 有</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="65" />
+            <source>In both</source>
+            <translation>两者都有</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="578" />
+            <source>Candidates to bring into PBF</source>
+            <translation>划入候选</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="578" />
+            <source>Built high-standard farmland on farmland that is not permanent basic farmland.</source>
+            <translation>已建高标准农田中位于耕地、但未划入永久基本农田的部分。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="578" />
+            <source>PBF exit candidates</source>
+            <translation>优先调出候选</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="578" />
+            <source>PBF non-grain use</source>
+            <translation>永久基本农田非粮化</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="578" />
+            <source>Farmland turned non-agricultural</source>
+            <translation>耕地非农化</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="578" />
+            <source>Contiguous blocks</source>
+            <translation>集中连片</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="578" />
+            <source>Version differences</source>
+            <translation>年度变化比对</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="578" />
+            <source>Boundary comparison</source>
+            <translation>边界套合比对</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="113" />
+            <source>Level</source>
+            <translation>统计级别</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="115" />
+            <source>Region name</source>
+            <translation>行政区名称</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="117" />
+            <source>Category code</source>
+            <translation>类别代码</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="118" />
+            <source>Category</source>
+            <translation>类别</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="120" />
+            <source>Area (m²)</source>
+            <translation>面积（平方米）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="122" />
+            <source>Area (ha)</source>
+            <translation>面积（公顷）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="123" />
+            <source>Ratio (%)</source>
+            <translation>比例（%）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="51" />
+            <source>Land-use patches DLTB (year N)</source>
+            <translation>地类图斑 DLTB（第 N 年）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="52" />
+            <source>Land-use patches DLTB (year N+1)</source>
+            <translation>地类图斑 DLTB（第 N+1 年）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="53" />
+            <source>Permanent basic farmland YJJBNTBHTB</source>
+            <translation>永久基本农田 YJJBNTBHTB</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="54" />
+            <source>High-standard farmland plots</source>
+            <translation>高标准农田地块</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="55" />
+            <source>Ecological protection red line STBHHX</source>
+            <translation>生态保护红线 STBHHX</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="57" />
+            <source>Soil environmental quality categories</source>
+            <translation>耕地土壤环境质量类别</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="58" />
+            <source>Monitoring patches JCTB</source>
+            <translation>监测图斑 JCTB</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="59" />
+            <source>Townships XZQ (for statistics)</source>
+            <translation>乡镇行政区 XZQ（用于统计）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="60" />
+            <source>Villages CJDCQ (for statistics)</source>
+            <translation>村级调查区 CJDCQ（用于统计）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="61" />
+            <source>Layer A</source>
+            <translation>图层 A</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_common.py" line="62" />
+            <source>Layer B</source>
+            <translation>图层 B</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_contiguity.py" line="16" />
+            <source>Block size class bounds in mu (e.g. 10,50,100,500,1000)</source>
+            <translation>连片规模分级界值，亩（如 10,50,100,500,1000）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_farmland_nonagri.py" line="21" />
+            <source>Construction DLBM prefixes</source>
+            <translation>建设用地地类编码前缀</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_farmland_nonagri.py" line="26" />
+            <source>Construction-type TBLX codes of monitoring patches</source>
+            <translation>监测图斑建设类图斑类型（TBLX）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_pbf_nongrain.py" line="20" />
+            <source>Farmland DLBM codes (comma separated)</source>
+            <translation>耕地地类编码（逗号分隔）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_pbf_exit_candidates.py" line="22" />
+            <source>Ecologically fragile TBXHDM codes</source>
+            <translation>生态脆弱图斑细化代码（TBXHDM）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_pbf_exit_candidates.py" line="27" />
+            <source>Values of the strictly controlled soil category</source>
+            <translation>严格管控类的取值</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_pbf_exit_candidates.py" line="32" />
+            <source>FRDBS values marking enclaves</source>
+            <translation>表示飞入地的 FRDBS 值</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_pbf_exit_candidates.py" line="37" />
+            <source>Fragment threshold: blocks under this many mu</source>
+            <translation>细碎地阈值：连片面积小于此亩数</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_pbf_nongrain.py" line="15" />
+            <source>Non-grain ZZSXDM codes (e.g. FLS,WG)</source>
+            <translation>非粮种植属性代码（如 FLS,WG）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_pbf_nongrain.py" line="25" />
+            <source>DLBM prefixes counted as occupation (empty = all)</source>
+            <translation>视为占用的地类编码前缀（空 = 全部非耕地）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_version_diff.py" line="15" />
+            <source>Attributes to compare (e.g. DLBM,ZZSXDM)</source>
+            <translation>比较的属性（如 DLBM,ZZSXDM）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_version_diff.py" line="20" />
+            <source>Minimum overlap ratio of a matched pair (0–1)</source>
+            <translation>匹配图斑的最小重叠比例（0–1）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="578" />
+            <source>PBF inside each exit reason: red line, fragile, drought, strictly controlled soil, enclave, fragment.</source>
+            <translation>按调出原因列出永久基本农田：生态保护红线、生态脆弱、严重干旱、严格管控类土壤、插花地、细碎地。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="578" />
+            <source>PBF on farmland with a non-grain planting attribute, or on land that is no longer farmland.</source>
+            <translation>种植属性为非粮的耕地上的永久基本农田，或已不是耕地的永久基本农田。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="578" />
+            <source>Farmland or PBF of year N that is construction land in year N+1 or under construction-type monitoring patches.</source>
+            <translation>第 N 年的耕地（或永久基本农田）在第 N+1 年变为建设用地，或位于建设类监测图斑内（非农化）。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="578" />
+            <source>PBF covered and not covered by high-standard farmland, HSF on non-farmland, coverage per region.</source>
+            <translation>永久基本农田中已建/未建高标准农田的部分、位于非耕地的高标准农田，以及各行政区覆盖率。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="578" />
+            <source>Blocks of adjacent PBF or farmland within a tolerance and their size distribution.</source>
+            <translation>容差范围内相邻的永久基本农田或耕地连成片块，统计其规模分布。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="578" />
+            <source>DLTB year N against year N+1, matched spatially: added, removed and modified patches.</source>
+            <translation>第 N 年与第 N+1 年地类图斑按空间位置匹配比对：新增、灭失和变化图斑。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="578" />
+            <source>Any two polygon layers: only in A, only in B, in both, and the overlap ratio per feature.</source>
+            <translation>任意两个面图层：仅 A 有、仅 B 有、两者都有，以及逐要素套合率。</translation>
         </message>
     </context>
 </TS>

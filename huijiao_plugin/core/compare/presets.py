@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qgis.core import QgsGeometry
-from qgis.PyQt.QtCore import QVariant
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QVariant
 
 from huijiao_plugin.core.compare.overlay import (
     CompareError,
@@ -42,27 +42,27 @@ CODE_LENGTH = {"county": 6, "township": 9, "village": 12}
 
 # category code -> English label (translated at run time)
 CATEGORY_LABELS = {
-    "candidate": "Candidate to bring into PBF",
-    "redline": "Ecological protection red line",
-    "fragile": "Ecologically fragile",
-    "drought": "Severe drought area",
-    "soil_strict": "Strictly controlled soil",
-    "enclave": "Enclave",
-    "fragment": "Fragmented plot",
-    "nongrain": "Non-grain crops",
-    "occupied": "No longer farmland",
-    "to_construction": "Farmland turned into construction land",
-    "monitoring": "Under construction-type monitoring patch",
-    "covered": "PBF covered by HSF",
-    "not_covered": "PBF not covered by HSF",
-    "hsf_nonfarmland": "HSF on non-farmland",
-    "block": "Contiguous block",
-    "added": "Added",
-    "removed": "Removed",
-    "modified": "Modified",
-    "only_a": "Only in A",
-    "only_b": "Only in B",
-    "both": "In both",
+    "candidate": QT_TRANSLATE_NOOP("@default", "Candidate to bring into PBF"),
+    "redline": QT_TRANSLATE_NOOP("@default", "Ecological protection red line"),
+    "fragile": QT_TRANSLATE_NOOP("@default", "Ecologically fragile"),
+    "drought": QT_TRANSLATE_NOOP("@default", "Severe drought area"),
+    "soil_strict": QT_TRANSLATE_NOOP("@default", "Strictly controlled soil"),
+    "enclave": QT_TRANSLATE_NOOP("@default", "Enclave"),
+    "fragment": QT_TRANSLATE_NOOP("@default", "Fragmented plot"),
+    "nongrain": QT_TRANSLATE_NOOP("@default", "Non-grain crops"),
+    "occupied": QT_TRANSLATE_NOOP("@default", "No longer farmland"),
+    "to_construction": QT_TRANSLATE_NOOP("@default", "Farmland turned into construction land"),
+    "monitoring": QT_TRANSLATE_NOOP("@default", "Under construction-type monitoring patch"),
+    "covered": QT_TRANSLATE_NOOP("@default", "PBF covered by HSF"),
+    "not_covered": QT_TRANSLATE_NOOP("@default", "PBF not covered by HSF"),
+    "hsf_nonfarmland": QT_TRANSLATE_NOOP("@default", "HSF on non-farmland"),
+    "block": QT_TRANSLATE_NOOP("@default", "Contiguous block"),
+    "added": QT_TRANSLATE_NOOP("@default", "Added"),
+    "removed": QT_TRANSLATE_NOOP("@default", "Removed"),
+    "modified": QT_TRANSLATE_NOOP("@default", "Modified"),
+    "only_a": QT_TRANSLATE_NOOP("@default", "Only in A"),
+    "only_b": QT_TRANSLATE_NOOP("@default", "Only in B"),
+    "both": QT_TRANSLATE_NOOP("@default", "In both"),
 }
 
 
@@ -571,21 +571,25 @@ def _overlap_ratios(
 
 COMMON_KEYS = ["min_area_m2", "min_width_m"]
 
+# fmt: off
+# (one-line QT_TRANSLATE_NOOP calls: pylupdate5 does not extract them when split with a trailing comma)
 PRESETS: dict[str, PresetSpec] = {
     spec.id: spec
     for spec in (
         PresetSpec(
             "hsfnotinpbf",
-            "Candidates to bring into PBF",
+            QT_TRANSLATE_NOOP("@default", "Candidates to bring into PBF"),
             ("DLTB", "HSF", "PBF"),
             ("XZQ", "CJDCQ"),
             ["farmland_codes", "farmland_include_adjustable"],
             hsf_not_in_pbf,
-            "Built high-standard farmland on farmland that is not permanent basic farmland.",
+            QT_TRANSLATE_NOOP(
+                "@default", "Built high-standard farmland on farmland that is not permanent basic farmland."
+            ),
         ),
         PresetSpec(
             "pbfexitcandidates",
-            "PBF exit candidates",
+            QT_TRANSLATE_NOOP("@default", "PBF exit candidates"),
             ("PBF",),
             ("DLTB", "STBHHX", "YZGHQ", "TRHJZL", "XZQ", "CJDCQ"),
             [
@@ -599,12 +603,11 @@ PRESETS: dict[str, PresetSpec] = {
                 "contiguity_tolerance_m",
             ],
             pbf_exit_candidates,
-            "PBF inside each exit reason: red line, fragile, drought, "
-            "strictly controlled soil, enclave, fragment.",
+            QT_TRANSLATE_NOOP("@default", "PBF inside each exit reason: red line, fragile, drought, strictly controlled soil, enclave, fragment."),  # noqa: E501
         ),
         PresetSpec(
             "pbfnongrain",
-            "PBF non-grain use",
+            QT_TRANSLATE_NOOP("@default", "PBF non-grain use"),
             ("PBF", "DLTB"),
             ("XZQ", "CJDCQ"),
             [
@@ -616,11 +619,11 @@ PRESETS: dict[str, PresetSpec] = {
                 "nongrain_occupation_prefixes",
             ],
             pbf_nongrain,
-            "PBF on farmland with a non-grain planting attribute, or on land that is no longer farmland.",
+            QT_TRANSLATE_NOOP("@default", "PBF on farmland with a non-grain planting attribute, or on land that is no longer farmland."),  # noqa: E501
         ),
         PresetSpec(
             "farmlandnonagri",
-            "Farmland turned non-agricultural",
+            QT_TRANSLATE_NOOP("@default", "Farmland turned non-agricultural"),
             (),
             ("DLTB", "PBF", "DLTB_N1", "JCTB", "XZQ", "CJDCQ"),
             [
@@ -631,48 +634,47 @@ PRESETS: dict[str, PresetSpec] = {
                 "monitoring_construction_tblx",
             ],
             farmland_nonagri,
-            "Farmland or PBF of year N that is construction land in year N+1 "
-            "or under construction-type monitoring patches.",
+            QT_TRANSLATE_NOOP("@default", "Farmland or PBF of year N that is construction land in year N+1 or under construction-type monitoring patches."),  # noqa: E501
         ),
         PresetSpec(
             "hsfcoverage",
-            "HSF coverage of PBF",
+            QT_TRANSLATE_NOOP("@default", "HSF coverage of PBF"),
             ("PBF", "HSF"),
             ("DLTB", "XZQ", "CJDCQ"),
             ["farmland_codes"],
             hsf_coverage,
-            "PBF covered and not covered by high-standard farmland, "
-            "HSF on non-farmland, coverage per region.",
+            QT_TRANSLATE_NOOP("@default", "PBF covered and not covered by high-standard farmland, HSF on non-farmland, coverage per region."),  # noqa: E501
         ),
         PresetSpec(
             "contiguity",
-            "Contiguous blocks",
+            QT_TRANSLATE_NOOP("@default", "Contiguous blocks"),
             (),
             ("PBF", "DLTB", "XZQ", "CJDCQ"),
             ["contiguity_tolerance_m", "contiguity_size_classes_mu", "farmland_codes"],
             contiguity,
-            "Blocks of adjacent PBF or farmland within a tolerance and their size distribution.",
+            QT_TRANSLATE_NOOP("@default", "Blocks of adjacent PBF or farmland within a tolerance and their size distribution."),  # noqa: E501
         ),
         PresetSpec(
             "versiondiff",
-            "Version differences",
+            QT_TRANSLATE_NOOP("@default", "Version differences"),
             ("DLTB", "DLTB_N1"),
             ("XZQ", "CJDCQ"),
             ["versiondiff_fields", "versiondiff_match_ratio"],
             version_diff,
-            "DLTB year N against year N+1, matched spatially: added, removed and modified patches.",
+            QT_TRANSLATE_NOOP("@default", "DLTB year N against year N+1, matched spatially: added, removed and modified patches."),  # noqa: E501
         ),
         PresetSpec(
             "boundarycompare",
-            "Boundary comparison",
+            QT_TRANSLATE_NOOP("@default", "Boundary comparison"),
             ("A", "B"),
             ("XZQ", "CJDCQ"),
             [],
             boundary_compare,
-            "Any two polygon layers: only in A, only in B, in both, and the overlap ratio per feature.",
+            QT_TRANSLATE_NOOP("@default", "Any two polygon layers: only in A, only in B, in both, and the overlap ratio per feature."),  # noqa: E501
         ),
     )
 }
+# fmt: on
 
 SUITE_ORDER = [
     "versiondiff",

@@ -20,7 +20,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 from qgis.gui import QgsDockWidget, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, Qt
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -110,17 +110,17 @@ PALETTE = {
     "both": "#9e9e9e",
 }
 STAT_HEADERS = [
-    "Level",
-    "Region code",
-    "Region name",
-    "Rule",
-    "Category code",
-    "Category",
-    "Count",
-    "Area (m²)",
-    "Area (mu)",
-    "Area (ha)",
-    "Ratio (%)",
+    QT_TRANSLATE_NOOP("@default", "Level"),
+    QT_TRANSLATE_NOOP("@default", "Region code"),
+    QT_TRANSLATE_NOOP("@default", "Region name"),
+    QT_TRANSLATE_NOOP("@default", "Rule"),
+    QT_TRANSLATE_NOOP("@default", "Category code"),
+    QT_TRANSLATE_NOOP("@default", "Category"),
+    QT_TRANSLATE_NOOP("@default", "Count"),
+    QT_TRANSLATE_NOOP("@default", "Area (m²)"),
+    QT_TRANSLATE_NOOP("@default", "Area (mu)"),
+    QT_TRANSLATE_NOOP("@default", "Area (ha)"),
+    QT_TRANSLATE_NOOP("@default", "Ratio (%)"),
 ]
 
 

@@ -28,6 +28,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
     QgsWkbTypes,
 )
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
 from huijiao_plugin.core.compare.overlay import CompareCanceledError, CompareError, CountyOverlay
 from huijiao_plugin.core.compare.presets import LEVELS, PRESETS, CompareOptions, PresetResult, run_preset
@@ -47,18 +48,18 @@ from huijiao_plugin.toolbelt.i18n import tr
 
 # role -> English description (translated at call time)
 ROLE_LABELS = {
-    "DLTB": "Land-use patches DLTB (year N)",
-    "DLTB_N1": "Land-use patches DLTB (year N+1)",
-    "PBF": "Permanent basic farmland YJJBNTBHTB",
-    "HSF": "High-standard farmland plots",
-    "STBHHX": "Ecological protection red line STBHHX",
-    "YZGHQ": "Severe drought area",
-    "TRHJZL": "Soil environmental quality categories",
-    "JCTB": "Monitoring patches JCTB",
-    "XZQ": "Townships XZQ (for statistics)",
-    "CJDCQ": "Villages CJDCQ (for statistics)",
-    "A": "Layer A",
-    "B": "Layer B",
+    "DLTB": QT_TRANSLATE_NOOP("@default", "Land-use patches DLTB (year N)"),
+    "DLTB_N1": QT_TRANSLATE_NOOP("@default", "Land-use patches DLTB (year N+1)"),
+    "PBF": QT_TRANSLATE_NOOP("@default", "Permanent basic farmland YJJBNTBHTB"),
+    "HSF": QT_TRANSLATE_NOOP("@default", "High-standard farmland plots"),
+    "STBHHX": QT_TRANSLATE_NOOP("@default", "Ecological protection red line STBHHX"),
+    "YZGHQ": QT_TRANSLATE_NOOP("@default", "Severe drought area"),
+    "TRHJZL": QT_TRANSLATE_NOOP("@default", "Soil environmental quality categories"),
+    "JCTB": QT_TRANSLATE_NOOP("@default", "Monitoring patches JCTB"),
+    "XZQ": QT_TRANSLATE_NOOP("@default", "Townships XZQ (for statistics)"),
+    "CJDCQ": QT_TRANSLATE_NOOP("@default", "Villages CJDCQ (for statistics)"),
+    "A": QT_TRANSLATE_NOOP("@default", "Layer A"),
+    "B": QT_TRANSLATE_NOOP("@default", "Layer B"),
 }
 
 MIN_AREA = "MIN_AREA"

@@ -3,6 +3,8 @@ classes."""
 
 from __future__ import annotations
 
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
+
 from huijiao_plugin.processing.algorithms.compare_common import CompareAlgorithm
 
 
@@ -14,7 +16,7 @@ class CompareContiguityAlgorithm(CompareAlgorithm):
         (
             "SIZE_CLASSES",
             "contiguity_size_classes_mu",
-            "Block size class bounds in mu (e.g. 10,50,100,500,1000)",
+            QT_TRANSLATE_NOOP("@default", "Block size class bounds in mu (e.g. 10,50,100,500,1000)"),
         )
     ]
     HAS_BASE = True

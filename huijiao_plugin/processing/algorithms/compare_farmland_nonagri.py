@@ -3,6 +3,8 @@ construction-type monitoring patches (非农化)."""
 
 from __future__ import annotations
 
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
+
 from huijiao_plugin.processing.algorithms.compare_common import CompareAlgorithm
 
 
@@ -16,13 +18,21 @@ class CompareFarmlandNonAgriAlgorithm(CompareAlgorithm):
         ("JCTB", True),
     ]
     OVERRIDES = [
-        ("CONSTRUCTION_PREFIXES", "construction_prefixes", "Construction DLBM prefixes"),
+        (
+            "CONSTRUCTION_PREFIXES",
+            "construction_prefixes",
+            QT_TRANSLATE_NOOP("@default", "Construction DLBM prefixes"),
+        ),
         (
             "MONITORING_TBLX",
             "monitoring_construction_tblx",
-            "Construction-type TBLX codes of monitoring patches",
+            QT_TRANSLATE_NOOP("@default", "Construction-type TBLX codes of monitoring patches"),
         ),
-        ("FARMLAND_CODES", "farmland_codes", "Farmland DLBM codes (comma separated)"),
+        (
+            "FARMLAND_CODES",
+            "farmland_codes",
+            QT_TRANSLATE_NOOP("@default", "Farmland DLBM codes (comma separated)"),
+        ),
     ]
     HAS_BASE = True
     BASE_DEFAULT = "farmland"

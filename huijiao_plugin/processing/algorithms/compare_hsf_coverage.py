@@ -3,6 +3,8 @@ region."""
 
 from __future__ import annotations
 
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
+
 from huijiao_plugin.processing.algorithms.compare_common import CompareAlgorithm
 
 
@@ -10,4 +12,10 @@ class CompareHsfCoverageAlgorithm(CompareAlgorithm):
     ALG_ID = "hsfcoverage"
     PRESET = "hsfcoverage"
     ROLES = [("PBF", False), ("HSF", False), ("DLTB", True)]
-    OVERRIDES = [("FARMLAND_CODES", "farmland_codes", "Farmland DLBM codes (comma separated)")]
+    OVERRIDES = [
+        (
+            "FARMLAND_CODES",
+            "farmland_codes",
+            QT_TRANSLATE_NOOP("@default", "Farmland DLBM codes (comma separated)"),
+        )
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
+
 from huijiao_plugin.processing.algorithms.compare_common import CompareAlgorithm
 
 
@@ -9,4 +11,10 @@ class CompareHsfNotInPbfAlgorithm(CompareAlgorithm):
     ALG_ID = "hsfnotinpbf"
     PRESET = "hsfnotinpbf"
     ROLES = [("DLTB", False), ("HSF", False), ("PBF", False)]
-    OVERRIDES = [("FARMLAND_CODES", "farmland_codes", "Farmland DLBM codes (comma separated)")]
+    OVERRIDES = [
+        (
+            "FARMLAND_CODES",
+            "farmland_codes",
+            QT_TRANSLATE_NOOP("@default", "Farmland DLBM codes (comma separated)"),
+        )
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
+
 from huijiao_plugin.processing.algorithms.compare_common import CompareAlgorithm
 
 
@@ -10,11 +12,19 @@ class ComparePbfNonGrainAlgorithm(CompareAlgorithm):
     PRESET = "pbfnongrain"
     ROLES = [("PBF", False), ("DLTB", False)]
     OVERRIDES = [
-        ("NONGRAIN_CODES", "nongrain_codes", "Non-grain ZZSXDM codes (e.g. FLS,WG)"),
-        ("FARMLAND_CODES", "farmland_codes", "Farmland DLBM codes (comma separated)"),
+        (
+            "NONGRAIN_CODES",
+            "nongrain_codes",
+            QT_TRANSLATE_NOOP("@default", "Non-grain ZZSXDM codes (e.g. FLS,WG)"),
+        ),
+        (
+            "FARMLAND_CODES",
+            "farmland_codes",
+            QT_TRANSLATE_NOOP("@default", "Farmland DLBM codes (comma separated)"),
+        ),
         (
             "OCCUPATION_PREFIXES",
             "nongrain_occupation_prefixes",
-            "DLBM prefixes counted as occupation (empty = all)",
+            QT_TRANSLATE_NOOP("@default", "DLBM prefixes counted as occupation (empty = all)"),
         ),
     ]

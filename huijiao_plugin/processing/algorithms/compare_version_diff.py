@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
+
 from huijiao_plugin.processing.algorithms.compare_common import CompareAlgorithm
 
 
@@ -10,6 +12,14 @@ class CompareVersionDiffAlgorithm(CompareAlgorithm):
     PRESET = "versiondiff"
     ROLES = [("DLTB", False), ("DLTB_N1", False)]
     OVERRIDES = [
-        ("COMPARE_FIELDS", "versiondiff_fields", "Attributes to compare (e.g. DLBM,ZZSXDM)"),
-        ("MATCH_RATIO", "versiondiff_match_ratio", "Minimum overlap ratio of a matched pair (0–1)"),
+        (
+            "COMPARE_FIELDS",
+            "versiondiff_fields",
+            QT_TRANSLATE_NOOP("@default", "Attributes to compare (e.g. DLBM,ZZSXDM)"),
+        ),
+        (
+            "MATCH_RATIO",
+            "versiondiff_match_ratio",
+            QT_TRANSLATE_NOOP("@default", "Minimum overlap ratio of a matched pair (0–1)"),
+        ),
     ]
