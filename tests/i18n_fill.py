@@ -5,7 +5,8 @@ Development tool, run after `make translations` (pylupdate5 adds new source stri
     .venv/bin/python -m tests.i18n_fill            # fill, report what is still missing (exit 1 if any)
     .venv/bin/python -m tests.i18n_fill --check    # only report, change nothing
 
-Every helper writes its pairs to i18n/pending/<task>.json as one JSON object {"English source": "中文"}.
+Contributors write their pairs to i18n/pending/<name>.json (one JSON object {"English source": "中文"}),
+run this tool, and delete the pending files once the .ts holds them (the .ts is the one source).
 Existing finished translations in the .ts are kept unless a pending file gives a different one.
 Obsolete/vanished entries are not touched (pylupdate5 -noobsolete removes them).
 """
