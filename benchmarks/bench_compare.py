@@ -27,23 +27,11 @@ from qgis.core import QgsFeatureRequest, QgsProcessingContext, QgsProcessingFeed
 
 from huijiao_plugin.core.compare.overlay import CountyOverlay
 from huijiao_plugin.core.compare.presets import SUITE_ORDER, run_preset
+from tests.datagen import COMPARE_ROLES
 
 DEFAULT_SIZE = 250_000
 QGIS_PLUGINS = "/usr/share/qgis/python/plugins"
-LAYERS = {
-    "DLTB": "DLTB",
-    "DLTB_N1": "DLTB_N1",
-    "PBF": "YJJBNTBHTB",
-    "HSF": "GBZNT",
-    "STBHHX": "STBHHX",
-    "YZGHQ": "YZGHQ",
-    "TRHJZL": "TRHJZL",
-    "JCTB": "JCTB",
-    "XZQ": "XZQ",
-    "CJDCQ": "CJDCQ",
-    "A": "YJJBNTBHTB",
-    "B": "GDBHMB",
-}
+LAYERS = {**COMPARE_ROLES, "A": "YJJBNTBHTB", "B": "GDBHMB"}
 FARM = "DLBM IN ('0101','0102','0103')"
 CONSTRUCTION = (
     "left(DLBM,2) IN ('05','06','07','08','09','10') AND left(DLBM,4) <> '1006' AND left(DLBM,4) <> '1202'"

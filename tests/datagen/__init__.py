@@ -9,6 +9,6 @@ See tests/datagen/README.md for the layers, fields and invariants.
 
 from __future__ import annotations
 
-from tests.datagen.generator import LAYERS, DemoCounty, generate_county
+from tests.datagen.generator import COMPARE_ROLES, LAYERS, DemoCounty, generate_county
 
-__all__ = ["LAYERS", "DemoCounty", "generate_county"]
+__all__ = ["COMPARE_ROLES", "LAYERS", "DemoCounty", "generate_county"]

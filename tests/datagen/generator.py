@@ -72,6 +72,20 @@ LAYERS: dict[str, str] = {
     "GENERATOR_CHANGES": "生成器: N→N+1 变化真值",
     "GENERATOR_INFO": "生成器: 参数",
 }
+
+# comparison role (huijiao_plugin.core.compare) -> layer of county.gpkg
+COMPARE_ROLES: dict[str, str] = {
+    "DLTB": "DLTB",
+    "DLTB_N1": "DLTB_N1",
+    "PBF": "YJJBNTBHTB",
+    "HSF": "GBZNT",
+    "STBHHX": "STBHHX",
+    "YZGHQ": "YZGHQ",
+    "TRHJZL": "TRHJZL",
+    "JCTB": "JCTB",
+    "XZQ": "XZQ",
+    "CJDCQ": "CJDCQ",
+}
 FORMATS = ("gpkg", "shp", "gdb")
 
 

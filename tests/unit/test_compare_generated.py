@@ -26,19 +26,8 @@ from test_compare_native import (
 
 from huijiao_plugin.core.compare.overlay import CountyOverlay
 from huijiao_plugin.core.compare.presets import run_preset
+from tests.datagen import COMPARE_ROLES
 
-LAYERS = {
-    "DLTB": "DLTB",
-    "DLTB_N1": "DLTB_N1",
-    "PBF": "YJJBNTBHTB",
-    "HSF": "GBZNT",
-    "STBHHX": "STBHHX",
-    "YZGHQ": "YZGHQ",
-    "TRHJZL": "TRHJZL",
-    "JCTB": "JCTB",
-    "XZQ": "XZQ",
-    "CJDCQ": "CJDCQ",
-}
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +37,10 @@ def gen(qgis_processing, tmp_path_factory):
     out = tmp_path_factory.mktemp("gen")
     assert main(["--out", str(out), "--size", "1500", "--seed", "11", "--formats", "gpkg", "--quiet"]) == 0
     path = out / "county.gpkg"
-    layers = {role: QgsVectorLayer(f"{path}|layername={name}", name, "ogr") for role, name in LAYERS.items()}
+    layers = {role: QgsVectorLayer(f"{path}|layername={name}", name, "ogr") for role, name in COMPARE_ROLES.items()}
     layers["CHANGES"] = QgsVectorLayer(f"{path}|layername=GENERATOR_CHANGES", "changes", "ogr")
     assert all(layer.isValid() for layer in layers.values())
-    layers["overlay"] = CountyOverlay({k: v for k, v in layers.items() if k in LAYERS})
+    layers["overlay"] = CountyOverlay({k: v for k, v in layers.items() if k in COMPARE_ROLES})
     yield layers
     layers.clear()
     gc.collect()
