@@ -29,7 +29,6 @@ from huijiao_plugin.core.compare.presets import run_preset
 from tests.datagen import COMPARE_ROLES
 
 
-
 @pytest.fixture(scope="module")
 def gen(qgis_processing, tmp_path_factory):
     from tests.datagen.__main__ import main
@@ -37,7 +36,9 @@ def gen(qgis_processing, tmp_path_factory):
     out = tmp_path_factory.mktemp("gen")
     assert main(["--out", str(out), "--size", "1500", "--seed", "11", "--formats", "gpkg", "--quiet"]) == 0
     path = out / "county.gpkg"
-    layers = {role: QgsVectorLayer(f"{path}|layername={name}", name, "ogr") for role, name in COMPARE_ROLES.items()}
+    layers = {
+        role: QgsVectorLayer(f"{path}|layername={name}", name, "ogr") for role, name in COMPARE_ROLES.items()
+    }
     layers["CHANGES"] = QgsVectorLayer(f"{path}|layername=GENERATOR_CHANGES", "changes", "ogr")
     assert all(layer.isValid() for layer in layers.values())
     layers["overlay"] = CountyOverlay({k: v for k, v in layers.items() if k in COMPARE_ROLES})
