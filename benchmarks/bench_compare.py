@@ -5,6 +5,8 @@ directory; or ``--gpkg`` pointing to such a county.gpkg) each preset runs on a f
 (reading included), the suite runs all presets on one overlay, and the native chains
 (native:extractbyexpression, intersection, difference, dissolve, buffer, multiparttosingleparts,
 detectvectorchanges; memory outputs, no geometry checks) answer the same questions in the same process.
+Like the presets, each chain ends with the sliver rule of domain.md §6 (as native:extractbyexpression on the
+single parts), so both sides report the same pieces; the piece counts are printed side by side.
 Printed: seconds, ratios native/ours and the peak RSS (``resource.getrusage``) after our runs and at the end.
 Targets (issue 4): each preset ≥ 5×, suite ≥ 10×, peak < 2 GB.
 
@@ -38,6 +40,24 @@ CONSTRUCTION = (
 )
 FRAGILE = "TBXHDM IN ('HDGD','HQGD','LQGD','MQGD','SHGD','SMGD','YJGD') OR (GDPDJB = '5' AND GDLX = 'PD')"
 TBLX = "TBLX IN ('20','YH','DL1','DL2','DL3','TL','SJ','CK','GF','JC')"
+
+
+def sliver_rule_expression() -> str:
+    """``passes_sliver_rule`` (core/compare/overlay.py) as a QGIS expression, with the profile defaults."""
+    from huijiao_plugin.core.compare.rules import RuleProfile
+
+    profile = RuleProfile.default()
+    min_area, min_width = float(profile.get("min_area_m2")), float(profile.get("min_width_m"))
+    half = float(profile.get("noise_width_m")) / 2.0
+    width = "area($geometry) / perimeter($geometry)"
+    return (
+        f"CASE WHEN area($geometry) < {min_area} THEN false WHEN {width} < {min_width} THEN false "
+        f"WHEN {half} <= 0 OR {width} > {half} THEN true "
+        f"ELSE area(buffer($geometry, -{half}, 4)) > 0.01 END"
+    )
+
+
+SLIVER_RULE = sliver_rule_expression()
 
 
 def peak_mb() -> float:
@@ -76,6 +96,7 @@ class Native:
         self.context = QgsProcessingContext()
         self.context.setInvalidGeometryCheck(QgsFeatureRequest.GeometryNoCheck)
         self.feedback = QgsProcessingFeedback()
+        self.count: int | None = None  # pieces reported by the current chain (None: no piece output)
 
     def run(self, alg, **params):
         import processing
@@ -104,14 +125,22 @@ class Native:
     def singles(self, a):
         return self.run("native:multiparttosingleparts", INPUT=a)
 
+    def pieces(self, a):
+        """Single parts that pass the sliver rule (domain.md §6, the profile's thresholds): the pieces the
+        preset reports. Without this step a chain answers a different question (thousands of slivers from
+        digitising noise)."""
+        kept = self.run("native:extractbyexpression", INPUT=self.singles(a), EXPRESSION=SLIVER_RULE)
+        self.count = (self.count or 0) + self.layer(kept).featureCount()
+        return kept
+
     # --- one chain per preset -------------------------------------------------------------------------------
     def hsfnotinpbf(self):
         farm = self.extract("DLTB", FARM)
-        return self.singles(self.difference(self.intersection(self.layers["HSF"], farm), self.layers["PBF"]))
+        return self.pieces(self.difference(self.intersection(self.layers["HSF"], farm), self.layers["PBF"]))
 
     def pbfnongrain(self):
         sel = self.extract("DLTB", f"({FARM} AND ZZSXDM IN ('FLS','WG')) OR NOT ({FARM})")
-        return self.singles(self.intersection(self.layers["PBF"], sel))
+        return self.pieces(self.intersection(self.layers["PBF"], sel))
 
     def pbfexitcandidates(self):
         pbf = self.layers["PBF"]
@@ -122,7 +151,7 @@ class Native:
             self.extract("DLTB", FRAGILE),
             self.extract("DLTB", "FRDBS = '1'"),
         ):
-            self.singles(self.intersection(pbf, self.dissolve(zone)))
+            self.pieces(self.intersection(pbf, self.dissolve(zone)))
         # 插花 outside the own township: the PBF parts in another township's XZQ polygon
         parts = self.intersection(pbf, self.layers["XZQ"])
         self.run("native:extractbyexpression", INPUT=parts, EXPRESSION="left(ZLDWDM, 9) <> left(XZQDM_2, 9)")
@@ -130,14 +159,14 @@ class Native:
 
     def farmlandnonagri(self):
         farm = self.extract("DLTB", FARM)
-        self.singles(self.intersection(farm, self.extract("DLTB_N1", CONSTRUCTION)))
-        return self.singles(self.intersection(farm, self.extract("JCTB", TBLX)))
+        self.pieces(self.intersection(farm, self.extract("DLTB_N1", CONSTRUCTION)))
+        return self.pieces(self.intersection(farm, self.extract("JCTB", TBLX)))
 
     def hsfcoverage(self):
         pbf, hsf = self.layers["PBF"], self.layers["HSF"]
-        self.singles(self.intersection(pbf, self.dissolve(hsf)))
-        self.singles(self.difference(pbf, hsf))
-        return self.singles(self.intersection(hsf, self.extract("DLTB", f"NOT ({FARM})")))
+        self.pieces(self.intersection(pbf, self.dissolve(hsf)))
+        self.pieces(self.difference(pbf, hsf))
+        return self.pieces(self.intersection(hsf, self.extract("DLTB", f"NOT ({FARM})")))
 
     def contiguity(self):
         buffered = self.run("native:buffer", INPUT=self.layers["PBF"], DISTANCE=0.25)
@@ -158,9 +187,9 @@ class Native:
 
     def boundarycompare(self):
         a, b = self.layers["A"], self.layers["B"]
-        self.singles(self.difference(a, b))
-        self.singles(self.difference(b, a))
-        return self.singles(self.intersection(a, b))
+        self.pieces(self.difference(a, b))
+        self.pieces(self.difference(b, a))
+        return self.pieces(self.intersection(a, b))
 
 
 class _Rows(list):
@@ -212,9 +241,11 @@ def run(args):
     native = Native(layers)
     native_total = 0.0
     for preset in presets:
+        native.count = None
         seconds, _ = timed(getattr(native, preset))
         native_total += seconds
-        rows.append({"metric": f"{preset}: native chain", "value": seconds, "unit": "s"})
+        label = f"{preset}: native chain" + (f" ({native.count} pieces)" if native.count is not None else "")
+        rows.append({"metric": label, "value": seconds, "unit": "s"})
         rows.append({"metric": f"{preset}: ratio native/ours (target ≥ 5)", "value": seconds / ours[preset]})
         native.context = QgsProcessingContext()  # drop the temporary layers of this chain
         native.context.setInvalidGeometryCheck(QgsFeatureRequest.GeometryNoCheck)

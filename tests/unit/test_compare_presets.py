@@ -266,18 +266,31 @@ def test_polygonal_keeps_only_polygon_parts():
 
 
 def test_rows_and_lazy_geometry_checks():
+    import numpy
     from qgis.core import QgsGeometry
 
-    from huijiao_plugin.core.compare.overlay import CheckedGeometries, make_row_type
+    from huijiao_plugin.core.compare.overlay import CheckedGeometries, Columns
 
-    row = make_row_type(["DLBM", "ZZSXDM"])(("0103", "FLS"))
+    # columns as the Arrow reader gives them (byte strings) or as lists (the generic reader)
+    cols = Columns(3, {"DLBM": numpy.array([b"0103", b"0201", b" 0103"]), "ZZSXDM": ["FLS", "LS", None]})
+    row = cols[0]
     assert row.get("ZZSXDM") == "FLS" and row.get("BSM") is None and "DLBM" in row and "BSM" not in row
+    assert cols.column("DLBM") == ["0103", "0201", " 0103"] and cols.column("BSM") == [None] * 3
+    calls = []
+
+    def is_farm(code):
+        calls.append(code)
+        return code.strip() == "0103"
+
+    assert cols.mask(is_farm, "DLBM") == [True, False, True] and sorted(calls) == [" 0103", "0103", "0201"]
+    joined = cols.classify(lambda d, z: d.strip() + (z or ""), "DLBM", "ZZSXDM")
+    assert joined == ["0103FLS", "0201LS", "0103"]
+    assert [r.get("DLBM") for r in cols] == ["0103", "0201", " 0103"]
     bowtie = QgsGeometry.fromWkt("POLYGON((0 0, 10 10, 10 0, 0 10, 0 0))")
     square = QgsGeometry.fromWkt("POLYGON((0 0, 1 0, 1 1, 0 1, 0 0))")
     geoms = CheckedGeometries([7, 8])
     for geom in (square, bowtie):
         geoms.append(bytes(geom.asWkb()))
-    geoms.finish()
     assert len(geoms) == 2 and geoms.wkb(0) == bytes(square.asWkb())
     assert geoms.repaired == []  # nothing checked before use
     assert geoms[-1].isGeosValid() and geoms[1].area() == pytest.approx(50.0)

@@ -16,10 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy
 from qgis.core import QgsGeometry
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QVariant
 
 from huijiao_plugin.core.compare.overlay import (
+    Columns,
     CompareError,
     CountyOverlay,
     _prepared,
@@ -183,8 +185,12 @@ def hsf_not_in_pbf(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any
     thr = _thresholds(ov, opt)
     prof = ov.profile
     dltb = ov.features("DLTB")
-    farm = [prof.is_farmland(a.get("DLBM")) for a in dltb.attrs]
-    pairs = ov.pairs("HSF", "DLTB", b_pred=lambda j: farm[j], key="farmland", noise=thr[2])
+    farm = dltb.attrs.mask(prof.is_farmland, "DLBM")
+    # farmland patches inside one PBF patch up to the noise give only noise: no overlay for them
+    covered = ov.covered("DLTB", "PBF", thr[2]) if thr[2] > 0 else None
+    pairs = ov.pairs(
+        "HSF", "DLTB", b_pred=lambda j: farm[j], key="farmland-pbf", noise=thr[2], b_noise=covered
+    )
     diffs = difference_by_union([p[2] for p in pairs], ov.features("PBF"), ov.runner, noise=thr[2])
     pieces: list[Piece] = []
     for k, geom in diffs:
@@ -220,13 +226,13 @@ def pbf_exit_candidates(ov: CountyOverlay, opt: CompareOptions, params: dict[str
             add(i, "drought", geom)
     if ov.has("TRHJZL"):
         soil = ov.features("TRHJZL")
-        strict = [prof.is_strict_soil(a.get("SOIL_CLASS")) for a in soil.attrs]
+        strict = soil.attrs.mask(prof.is_strict_soil, "SOIL_CLASS")
         for i, geom in ov.by_union("PBF", "TRHJZL", "intersection", b_pred=lambda j: strict[j], key="strict"):
             add(i, "soil_strict", geom)
     if ov.has("DLTB"):
         dltb = ov.features("DLTB")
-        fragile = [prof.is_fragile(a.get("TBXHDM"), a.get("GDPDJB"), a.get("GDLX")) for a in dltb.attrs]
-        enclave = [prof.is_enclave_flag(a.get("FRDBS")) for a in dltb.attrs]
+        fragile = dltb.attrs.mask(prof.is_fragile, "TBXHDM", "GDPDJB", "GDLX")
+        enclave = dltb.attrs.mask(prof.is_enclave_flag, "FRDBS")
         exits = ov.pairs("PBF", "DLTB", b_pred=lambda j: fragile[j] or enclave[j], key="fragile-enclave")
         for i, j, geom in exits:
             if fragile[j]:
@@ -304,12 +310,13 @@ def pbf_nongrain(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any])
     prof = ov.profile
     dltb = ov.features("DLTB")
     nongrain = prof.nongrain_codes()
-    category: list[str] = []
-    for a in dltb.attrs:
-        if prof.is_farmland(a.get("DLBM")):
-            category.append("nongrain" if _text(a.get("ZZSXDM")) in nongrain else "")
-        else:
-            category.append("occupied" if prof.is_occupied(a.get("DLBM")) else "")
+
+    def category_of(dlbm: Any, zzsxdm: Any) -> str:
+        if prof.is_farmland(dlbm):
+            return "nongrain" if _text(zzsxdm) in nongrain else ""
+        return "occupied" if prof.is_occupied(dlbm) else ""
+
+    category = dltb.attrs.classify(category_of, "DLBM", "ZZSXDM")
     pieces: list[Piece] = []
     for i, j, geom in ov.pairs(
         "PBF", "DLTB", b_pred=lambda j: bool(category[j]), key="nongrain", noise=thr[2]
@@ -331,7 +338,7 @@ def _base(ov: CountyOverlay, opt: CompareOptions, default: str) -> tuple[str, Ca
     if (opt.base or default) == "farmland":
         ov.require("DLTB")
         dltb = ov.features("DLTB")
-        farm = [ov.profile.is_farmland(a.get("DLBM")) for a in dltb.attrs]
+        farm = dltb.attrs.mask(ov.profile.is_farmland, "DLBM")
         return "DLTB", (lambda i: farm[i])
     ov.require("PBF")
     return "PBF", None
@@ -349,7 +356,7 @@ def farmland_nonagri(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
     pieces: list[Piece] = []
     if ov.has("DLTB_N1"):
         new = ov.features("DLTB_N1")
-        constr = [prof.is_construction(a.get("DLBM")) for a in new.attrs]
+        constr = new.attrs.mask(prof.is_construction, "DLBM")
         found: list[tuple[int, int, QgsGeometry]] = []
         b_pred: Callable[[int], bool] = lambda j: constr[j]  # noqa: E731
         if role == "DLTB":
@@ -379,7 +386,7 @@ def farmland_nonagri(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
             pieces += _pieces_from(geom, "to_construction", attrs, _zl(ov, role, i), thr)
     if ov.has("JCTB"):
         jctb = ov.features("JCTB")
-        constr_j = [prof.is_monitoring_construction(a.get("TBLX")) for a in jctb.attrs]
+        constr_j = jctb.attrs.mask(prof.is_monitoring_construction, "TBLX")
         base_pred = _base(ov, opt, "farmland")[1]
         for i, j, geom in ov.pairs(
             role, "JCTB", base_pred, lambda j: constr_j[j], key=f"{base}-jctb", noise=thr[2]
@@ -406,7 +413,7 @@ def hsf_coverage(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any])
             pieces += _pieces_from(geom, category, {"PBF_ID": _id(ov, "PBF", i)}, _zl(ov, "PBF", i), thr)
     if ov.has("DLTB"):
         dltb = ov.features("DLTB")
-        nonfarm = [not prof.is_farmland(a.get("DLBM")) for a in dltb.attrs]
+        nonfarm = dltb.attrs.mask(lambda code: not prof.is_farmland(code), "DLBM")
         for i, j, geom in ov.pairs("HSF", "DLTB", b_pred=lambda j: nonfarm[j], key="nonfarm", noise=thr[2]):
             if not nonfarm[j]:
                 continue
@@ -463,13 +470,12 @@ def version_diff(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any])
     old, new = ov.features("DLTB"), ov.features("DLTB_N1")
     ratio = float(prof.get("versiondiff_match_ratio"))
     # identical geometry (same WKB) pairs first: 97–99 % of a 变更调查; only the rest is matched by overlay
+    # (areas and geometries are touched for the changed patches only)
     same = ov.identical("DLTB", "DLTB_N1")
     same_new = set(same.values())
-    old_area = [g.area() for g in old.geoms]
-    new_area = [g.area() for g in new.geoms]
     best_old: dict[int, tuple[float, int]] = {}
     best_new: dict[int, tuple[float, int]] = {}
-    overlap: dict[tuple[int, int], float] = {(i, j): old_area[i] for i, j in same.items()}
+    overlap: dict[tuple[int, int], float] = {}
     pairs = ov.pairs(
         "DLTB", "DLTB_N1", lambda i: i not in same, lambda j: j not in same_new, key="changed-geometry"
     )
@@ -482,27 +488,25 @@ def version_diff(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any])
             best_new[j] = (a, i)
     matched: dict[int, int] = dict(same)
     for i, (a, j) in best_old.items():
-        if best_new.get(j, (0, -1))[1] == i and a >= ratio * max(old_area[i], new_area[j]):
+        if best_new.get(j, (0, -1))[1] == i and a >= ratio * max(old.geoms[i].area(), new.geoms[j].area()):
             matched[i] = j
-    keys = (
-        [k for k in prof.get("versiondiff_fields") if k in old.attrs[0] or k in new.attrs[0]]
-        if len(old)
-        else []
-    )
+    keys = [k for k in prof.get("versiondiff_fields") if k in old.attrs or k in new.attrs]
     pieces: list[Piece] = []
 
     def values(prefix: str, fs: Any, i: int | None) -> dict[str, Any]:
-        return {f"{prefix}{k}": (_text(fs.attrs[i].get(k)) if i is not None else "") for k in keys}
+        return {f"{prefix}{k}": (_text(fs.attrs.get(i, k)) if i is not None else "") for k in keys}
 
+    changed_fields = _changed_fields(old.attrs, new.attrs, matched, keys)
     for i, j in sorted(matched.items()):
-        changed = [k for k in keys if _text(old.attrs[i].get(k)) != _text(new.attrs[j].get(k))]
-        sym = old_area[i] + new_area[j] - 2 * overlap[(i, j)]
+        changed = changed_fields.get(i, [])
         geom_changed = False
-        if i not in same and sym >= min_area:
-            diff = old.geoms[i].symDifference(new.geoms[j])
-            geom_changed = bool(kept_parts(polygonal(diff), min_area, min_width, noise))
+        if i not in same:
+            sym = old.geoms[i].area() + new.geoms[j].area() - 2 * overlap[(i, j)]
+            if sym >= min_area:
+                diff = old.geoms[i].symDifference(new.geoms[j])
+                geom_changed = bool(kept_parts(polygonal(diff), min_area, min_width, noise))
         if geom_changed:
-            changed.append("GEOMETRY")
+            changed = [*changed, "GEOMETRY"]
         if not changed:
             continue
         attrs = {"change": "modified", "changed_fields": ",".join(changed), "OLD_ID": _id(ov, "DLTB", i)}
@@ -526,6 +530,26 @@ def version_diff(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any])
     fields = [("change", S), ("changed_fields", S), ("OLD_ID", S), ("NEW_ID", S)]
     fields += [(f"OLD_{k}", S) for k in keys] + [(f"NEW_{k}", S) for k in keys]
     return pieces, fields
+
+
+def _changed_fields(
+    old: Columns, new: Columns, matched: dict[int, int], keys: list[str]
+) -> dict[int, list[str]]:
+    """For matched patches (old index → new index): the attributes (of ``keys``, in order) whose text
+    differs. Compared column by column in numpy; only the differing values go through ``_text`` (which
+    ignores surrounding blanks and NULL spellings)."""
+    if not matched:
+        return {}
+    ii = numpy.fromiter(matched.keys(), dtype=numpy.int64, count=len(matched))
+    jj = numpy.fromiter(matched.values(), dtype=numpy.int64, count=len(matched))
+    out: dict[int, list[str]] = {}
+    for key in keys:
+        maybe = numpy.nonzero(old.array(key)[ii] != new.array(key)[jj])[0]
+        for n in maybe.tolist():
+            i, j = int(ii[n]), int(jj[n])
+            if _text(old.get(i, key)) != _text(new.get(j, key)):
+                out.setdefault(i, []).append(key)
+    return out
 
 
 def boundary_compare(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
