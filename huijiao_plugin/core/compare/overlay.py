@@ -690,6 +690,13 @@ class _Runner:
         return out
 
 
+def _grown_box(geom: QgsGeometry, r: float) -> QgsRectangle:
+    """The bounding box of ``geom`` grown by ``r`` on every side (contains the box of ``geom ⊕ r``)."""
+    box = geom.boundingBox()
+    box.grow(r)
+    return box
+
+
 def _vertex_count(geom: QgsGeometry) -> int:
     return geom.constGet().nCoordinates()  # ``geom`` stays referenced while its abstract geometry is used
 
@@ -838,8 +845,10 @@ def _union_op(
     mode: str,
     items: Sequence[int] | None = None,
     noise: float = 0.0,
+    a: FeatureSet | None = None,
 ) -> list[tuple[int, QgsGeometry | None]]:
-    """Per geometry g: ``g − ∪B`` (mode "difference") or ``g ∩ ∪B`` (mode "intersection").
+    """Per geometry g: ``g − ∪B`` (mode "difference") or ``g ∩ ∪B`` (mode "intersection"); ``a``: the
+    feature set ``geoms`` belong to (its cached erosions are used).
 
     With ``noise`` > 0 (difference only, for pieces judged one by one by the sliver rule): when g eroded by
     noise/2 lies inside one B feature grown by noise/2, ``g − ∪B`` is digitising noise only (its erosion by
@@ -861,6 +870,9 @@ def _union_op(
         for i in chunk:
             g = geoms[i]
             js = [j for j in b.candidates(g.boundingBox()) if b_pred is None or b_pred(j)]
+            if js and noise > 0 and mode == "difference" and _noise_only_difference(g, i, js, b, noise, a):
+                out.append((i, None))
+                continue
             hits: list[int] = []
             whole = False
             if js:
@@ -873,18 +885,6 @@ def _union_op(
                         whole = True
                         break
                     hits.append(j)
-            if not whole and hits and noise > 0 and mode == "difference":
-                core = g.buffer(-noise / 2.0, ERODE_SEGMENTS)
-                if core is None or core.isEmpty():
-                    whole = True  # g itself is thinner than the noise everywhere
-                else:
-                    # (g − B_j) ⊖ r = (g ⊖ r) − (B_j ⊕ r): empty when the core lies in B_j grown by r
-                    rect = core.boundingBox()
-                    for j in hits:
-                        grown = b.buffered(j, noise / 2.0)
-                        if grown is not None and grown.boundingBox().contains(rect) and grown.contains(core):
-                            whole = True
-                            break
             if whole:
                 out.append((i, None if mode == "difference" else g))
             elif not hits:
@@ -907,6 +907,25 @@ def _union_op(
 
     # larger chunks than pairwise: each chunk prepares the large zones (red line, soil …) it meets once
     return runner.map(work, items, 1024)
+
+
+def _noise_only_difference(
+    g: QgsGeometry, i: int, js: Sequence[int], b: FeatureSet, noise: float, a: FeatureSet | None
+) -> bool:
+    """True when ``g − ∪B`` is digitising noise only: g eroded by noise/2 lies inside one of the candidates
+    ``js`` grown by noise/2, since ``(g − B_j) ⊖ r = (g ⊖ r) − (B_j ⊕ r)``. The boxes rule out most
+    candidates before any of them is grown."""
+    r = noise / 2.0
+    core = a.buffered(i, -r) if a is not None else g.buffer(-r, ERODE_SEGMENTS)
+    if core is None or core.isEmpty():
+        return True  # g itself is thinner than the noise everywhere
+    rect = core.boundingBox()
+    for j in js:
+        if _grown_box(b.geoms[j], r).contains(rect):
+            grown = b.buffered(j, r)
+            if grown is not None and grown.contains(core):
+                return True
+    return False
 
 
 def _is_noise(part: QgsGeometry, noise: float) -> bool:
@@ -1128,8 +1147,10 @@ class CountyOverlay:
                         rect = core.boundingBox()
                         answer = False
                         for k in by.candidates(rect):
+                            if not _grown_box(by.geoms[k], r).contains(rect):
+                                continue
                             grown = by.buffered(k, r) if r > 0 else by.geoms[k]
-                            if grown is None or not grown.boundingBox().contains(rect):
+                            if grown is None:
                                 continue
                             if grown.contains(core):
                                 answer = True
@@ -1161,7 +1182,7 @@ class CountyOverlay:
         if cache_key not in self._cache:
             a = self.features(role_a)
             self._cache[cache_key] = _union_op(
-                a.geoms, self.features(role_b), self.runner, b_pred, mode, noise=noise
+                a.geoms, self.features(role_b), self.runner, b_pred, mode, noise=noise, a=a
             )
         return self._cache[cache_key]
 
