@@ -296,3 +296,54 @@ def test_rows_and_lazy_geometry_checks():
     assert geoms[-1].isGeosValid() and geoms[1].area() == pytest.approx(50.0)
     assert [g.area() for g in geoms] == [1.0, pytest.approx(50.0)]
     assert geoms.repaired == [8]
+
+
+def test_gpkg_rtree_gives_the_same_candidates_as_a_spatial_index(county, tmp_path):
+    from qgis.core import QgsRectangle, QgsSpatialIndex
+
+    from huijiao_plugin.core.compare.overlay import GpkgRtree
+
+    dltb = county["DLTB"]
+    path = dltb.source().split("|")[0]
+    rtree = GpkgRtree.find(path, "DLTB")
+    assert rtree is not None
+    index = QgsSpatialIndex(dltb.getFeatures())
+    extent = dltb.extent()
+    for k in range(5):
+        x = extent.xMinimum() + k * extent.width() / 5
+        rect = QgsRectangle(x, extent.yMinimum(), x + 30.0, extent.yMinimum() + extent.height() / 2)
+        assert sorted(rtree.fids(rect)) == sorted(index.intersects(rect))
+    assert GpkgRtree.find(path, "NO_SUCH_TABLE") is None
+    assert GpkgRtree.find(str(tmp_path / "missing.gpkg"), "DLTB") is None
+
+
+def test_covered_up_to_noise_and_walk_orientation(qgis_app, tmp_path):
+    """``covered``: a patch inside another layer's patch up to the noise (not beyond); ``pairs`` keeps
+    (a index, b index) whichever side it walks."""
+    path = tmp_path / "cov.gpkg"
+    fields = [("BSM", QVariant.String), ("DLBM", QVariant.String), ("ZLDWDM", QVariant.String)]
+    base = [
+        (rect(0, 0, 100, 100), {"BSM": "1", "DLBM": "0103"}),
+        (rect(100, 0, 200, 100), {"BSM": "2", "DLBM": "0103"}),
+        (rect(200, 0, 300, 100), {"BSM": "3", "DLBM": "0301"}),
+    ]
+    dltb = write_layer(path, "DLTB", fields, base)
+    pbf = write_layer(
+        path,
+        "PBF",
+        [("BSM", QVariant.String), ("ZLDWDM", QVariant.String)],
+        [(noisy(rect(0, 0, 100, 100), 0.4, 1), {"BSM": "p1"}), (rect(103, 0, 200, 100), {"BSM": "p2"})],
+    )
+    ov = CountyOverlay({"DLTB": dltb, "PBF": pbf})
+    covered = ov.covered("DLTB", "PBF", 1.0)
+    assert [covered(i) for i in range(3)] == [True, False, False]  # 3 m missing from patch 2; 3 is outside
+    assert ov.features("DLTB").buffered(0, -0.5).area() == pytest.approx(99.0 * 99.0)
+    assert ov.features("DLTB").buffered(2, 60.0) is not None and ov.features("DLTB").buffered(0, -60) is None
+    # one patch selected in DLTB (fewer than PBF's two): the walk runs over DLTB, indices stay (a, b); the
+    # noisy p1 reaches ≤ 0.4 m into patch 2: a sliver without the noise rule, skipped with it
+    swapped = ov.pairs("PBF", "DLTB", b_pred=lambda j: j == 1, key="one")
+    assert [(i, j) for i, j, _ in swapped] == [(0, 1), (1, 1)] and swapped[0][2].area() < 40.0
+    swapped = ov.pairs("PBF", "DLTB", b_pred=lambda j: j == 1, key="one", noise=1.0)
+    assert [(i, j) for i, j, _ in swapped] == [(1, 1)]
+    assert swapped[0][2].area() == pytest.approx(97.0 * 100.0)
+    release({"DLTB": dltb, "PBF": pbf})
