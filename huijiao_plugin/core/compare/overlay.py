@@ -211,22 +211,22 @@ class FeatureSet:
                     self._index = index
             return self._index
 
-    def _use_rtree(self) -> bool:
-        """Query the GeoPackage's own R*Tree while the bulk index is still being built."""
-        return self._index is None and self.rtree is not None and not (self.prefetch and self.prefetch.done())
-
-    def ensure_index(self) -> None:
-        """Make ``candidates`` ready before worker threads share it (queries are thread-safe)."""
-        if self._use_rtree():
+    def ensure_index(self, queries: int | None = None) -> None:
+        """Make ``candidates`` ready before worker threads share it (queries are thread-safe). A GeoPackage
+        layer answers a few queries (about one per 25 features: building the index costs more) from its own
+        R*Tree; more queries, or ``queries`` unknown, build the in-memory index once."""
+        if self._index is not None:
+            return
+        if self.rtree is not None and queries is not None and queries * 25 <= len(self):
             with self._lock:
                 if self._pos is None:
                     self._pos = dict(zip(self.fids, range(len(self.fids))))
-        elif self._index is None:
-            _ = self.index
+            return
+        _ = self.index
 
     def candidates(self, rect: QgsRectangle) -> list[int]:
-        if self._use_rtree() and self._pos is not None:
-            ids = self.rtree.fids(rect)  # type: ignore[union-attr]
+        if self._index is None and self.rtree is not None and self._pos is not None:
+            ids = self.rtree.fids(rect)
         else:
             ids = self.index.intersects(rect)
         if self._pos is None:
@@ -539,10 +539,12 @@ def load_feature_set(
     if snap.provider == "ogr" and not snap.subset:
         uri = QgsProviderRegistry.instance().decodeUri("ogr", snap.source)
         path = str(uri.get("path") or "")
-        if path.lower().rstrip("/").endswith(FAST_SUFFIXES):
-            prefetch = _start_background(bulk)
         if path.lower().endswith(".gpkg") and uri.get("layerName") and transform is None:
             rtree = GpkgRtree.find(path, str(uri["layerName"]))
+        if rtree is None and path.lower().rstrip("/").endswith(FAST_SUFFIXES):
+            # without an R*Tree to start from, the index is built at once, beside the reading (it competes
+            # with it for the CPU, so not when the file has its own index)
+            prefetch = _start_background(bulk)
 
     def accept(batch_fids: list[int], wkbs: list[bytes | None]) -> list[bool] | None:
         """Take one batch of geometries; which rows were kept (None: all)."""
@@ -788,7 +790,7 @@ def _pairs_walk(
         index: Any = _SubsetIndex(b, b_items)
         b_pred = None  # the index holds the selected features only
     else:
-        b.ensure_index()  # built once, before the workers share it (queries are thread-safe)
+        b.ensure_index(len(items))  # before the workers share it
         index = b
 
     def work(chunk: Sequence[int]) -> list[tuple[int, int, QgsGeometry]]:
@@ -854,7 +856,7 @@ def _union_op(
     noise/2 lies inside one B feature grown by noise/2, ``g − ∪B`` is digitising noise only (its erosion by
     noise/2 is empty) and is not computed (None)."""
     items = list(range(len(geoms))) if items is None else list(items)
-    b.ensure_index()  # built once before the workers share it
+    b.ensure_index(len(items))  # before the workers share it
 
     big = 200  # vertices: overlay geometries this large are prepared once per chunk and used as the engine
 
@@ -974,6 +976,7 @@ def proximity_groups(
 ) -> list[list[int]]:
     """Connected groups of features whose distance is ≤ ``tolerance`` (touching counts), union-find."""
     allowed = set(items)
+    a.ensure_index(len(items))
 
     def work(chunk: Sequence[int]) -> list[tuple[int, int]]:
         edges = []
@@ -1067,6 +1070,9 @@ class CountyOverlay:
     def has(self, role: str) -> bool:
         return role in self.layers
 
+    def loaded(self, role: str) -> bool:
+        return role in self._sets
+
     def require(self, *roles: str) -> None:
         missing = [r for r in roles if r not in self.layers]
         if missing:
@@ -1075,13 +1081,25 @@ class CountyOverlay:
     def features(self, role: str) -> FeatureSet:
         if role not in self._sets:
             self.require(role)
-            keys = list(ROLE_KEYS.get(role, []))
-            if role in ("DLTB", "DLTB_N1"):
-                keys += [k for k in self.profile.get("versiondiff_fields") if k not in keys]
-            self._sets[role] = load_feature_set(
-                self.layers[role], role, keys, self.profile, self.crs, self.feedback
-            )
+            self._sets[role] = self._load(role)
         return self._sets[role]
+
+    def preload(self, roles: Iterable[str]) -> None:
+        """Read several layers at once (GDAL decodes with the GIL released): a preset's inputs in parallel."""
+        todo = [role for role in dict.fromkeys(roles) if self.has(role) and role not in self._sets]
+        if len(todo) < 2 or self.runner.workers < 2:
+            for role in todo:
+                self.features(role)
+            return
+        with ThreadPoolExecutor(min(self.runner.workers, len(todo))) as pool:
+            loaded = dict(zip(todo, pool.map(self._load, todo)))
+        self._sets.update(loaded)
+
+    def _load(self, role: str) -> FeatureSet:
+        keys = list(ROLE_KEYS.get(role, []))
+        if role in ("DLTB", "DLTB_N1"):
+            keys += [k for k in self.profile.get("versiondiff_fields") if k not in keys]
+        return load_feature_set(self.layers[role], role, keys, self.profile, self.crs, self.feedback)
 
     def input_info(self, roles: Iterable[str]) -> dict[str, Any]:
         out = {}

@@ -750,6 +750,16 @@ class RegionResolver:
         return (code[:6], code[:9] if len(code) >= 9 else "", code[:12] if len(code) >= 12 else "")
 
 
+def _reads(spec: PresetSpec, options: CompareOptions) -> tuple[str, ...]:
+    """The layers a preset reads (some optional layers only with some options), regions last."""
+    if spec.id == "contiguity":
+        return ("DLTB",) if options.base == "farmland" else ("PBF",)
+    if spec.id == "farmlandnonagri":
+        base = ("PBF",) if options.base == "pbf" else ("DLTB",)
+        return (*base, "DLTB_N1", "JCTB", "XZQ", "CJDCQ")
+    return (*spec.required, *spec.optional)
+
+
 def run_preset(
     preset_id: str,
     ov: CountyOverlay,
@@ -770,6 +780,7 @@ def run_preset(
         params.update({"min_area_m2": min_area, "min_width_m": min_width, "noise_width_m": noise})
         if preset_id in ("contiguity", "farmlandnonagri"):
             params["base"] = options.base or ("pbf" if preset_id == "contiguity" else "farmland")
+        ov.preload(_reads(spec, options))  # read at once, in parallel
         pieces, fields = spec.func(ov, options, params)
         ov.check()
         areas = ov.areas(p.geom for p in pieces)
@@ -781,7 +792,7 @@ def run_preset(
             bounds = params.pop("size_bounds")
             for piece in pieces:
                 piece.attrs["size_class"] = size_class(piece.area_m2 / M2_PER_MU, bounds)
-        roles = [r for r in spec.required + spec.optional if ov.has(r)]
+        roles = [r for r in spec.required + spec.optional if ov.loaded(r)]
         return PresetResult(
             rule_id=f"huijiao:{preset_id}",
             title=tr(spec.title),
