@@ -111,30 +111,14 @@ def test_catalog_override_parameter(tmp_path, huijiao_provider):
 def test_qgis_process_gives_the_same_findings(planted, tmp_path):
     """``qgis_process.bin run huijiao:checkdataset`` (the plugin installed in a throw-away profile)."""
     import csv
-    import json
-    import os
-    import shutil
-    import subprocess
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
-    config = tmp_path / "qgis_config"
-    plugin_dir = config / "profiles" / "default" / "python" / "plugins" / "huijiao_plugin"
-    shutil.copytree(
-        root / "huijiao_plugin", plugin_dir, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-    )
-    shutil.copy(root / "metadata.txt", plugin_dir / "metadata.txt")
-    env = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(config), QT_QPA_PLATFORM="offscreen")
-    subprocess.run(["qgis_process.bin", "plugins", "enable", "huijiao_plugin"], env=env, check=True,
-                   capture_output=True, timeout=300)  # fmt: skip
+    from tests.qgis_process_support import install_plugin, run_algorithm
+
+    env = install_plugin(tmp_path / "qgis_config")
     out_csv = tmp_path / "findings.csv"
-    proc = subprocess.run(
-        ["qgis_process.bin", "--json", "run", "huijiao:checkdataset", "--", "INPUT=" + planted,
-         "DATASET=dltb_sandiao", "OUTPUT=" + str(out_csv), "OUTPUT_FEATURES=" + str(tmp_path / "bad.gpkg")],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    results = json.loads(proc.stdout)["results"]
+    params = {"INPUT": planted, "DATASET": "dltb_sandiao", "OUTPUT": str(out_csv)}
+    params["OUTPUT_FEATURES"] = str(tmp_path / "bad.gpkg")
+    results = run_algorithm(env, "huijiao:checkdataset", params)
     assert results["ERRORS"] == 5 and results["DATASET_ID"] == "dltb_sandiao"
     with open(out_csv, encoding="utf-8") as fh:
         rows = sorted((r["rule_id"], r["field"], r["value"], int(r["count"])) for r in csv.DictReader(fh))
