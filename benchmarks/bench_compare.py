@@ -7,7 +7,8 @@ directory; or ``--gpkg`` pointing to such a county.gpkg) each preset runs on a f
 detectvectorchanges; memory outputs, no geometry checks) answer the same questions in the same process.
 Like the presets, each chain ends with the sliver rule of domain.md §6 (as native:extractbyexpression on the
 single parts), so both sides report the same pieces; the piece counts are printed side by side.
-Printed: seconds, ratios native/ours and the peak RSS (``resource.getrusage``) after our runs and at the end.
+The native chains run in a child process (same run, same machine), so each side's peak RSS
+(``resource.getrusage``) is its own. Printed: seconds, ratios native/ours, both peaks.
 Targets (issue 4): each preset ≥ 5×, suite ≥ 10×, peak < 2 GB.
 
 To iterate on some presets only (with their native chains), set ``HUIJIAO_BENCH_PRESETS`` to a comma-separated
@@ -18,8 +19,10 @@ rows then cover those presets only.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +35,7 @@ from huijiao_plugin.core.compare.presets import SUITE_ORDER, run_preset
 from tests.datagen import COMPARE_ROLES
 
 DEFAULT_SIZE = 250_000
+ROOT = Path(__file__).resolve().parent.parent
 QGIS_PLUGINS = "/usr/share/qgis/python/plugins"
 LAYERS = {**COMPARE_ROLES, "A": "YJJBNTBHTB", "B": "GDBHMB"}
 FARM = "DLBM IN ('0101','0102','0103')"
@@ -212,11 +216,6 @@ def timed(func):
 
 
 def run(args):
-    if QGIS_PLUGINS not in sys.path:
-        sys.path.append(QGIS_PLUGINS)  # QGIS's own "processing" package
-    from processing.core.Processing import Processing
-
-    Processing.initialize()
     path = county_path(args)
     layers = open_layers(path)
     dltb_count = layers["DLTB"].featureCount()
@@ -237,19 +236,57 @@ def run(args):
         )
     suite_s, _ = timed(lambda: [run_preset(p, ov) for ov in [CountyOverlay(layers)] for p in presets])
     rows.append({"metric": "suite: ours (one overlay)", "value": suite_s, "unit": "s"})
-    rows.append({"metric": "peak RSS after our runs", "value": peak_mb(), "unit": "MB"})
-    native = Native(layers)
+    rows.append({"metric": "peak RSS of our runs (target < 2048)", "value": peak_mb(), "unit": "MB"})
+    # the native chains run in a child process: same machine, same run, their memory is their own
+    child = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_compare", str(path), ",".join(presets)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,  # its progress lines go to our stderr
+        text=True,
+        check=False,
+    )
+    if child.returncode != 0:
+        raise RuntimeError(f"native chains failed (exit status {child.returncode})")
+    native = json.loads(child.stdout.strip().splitlines()[-1])
     native_total = 0.0
     for preset in presets:
-        native.count = None
-        seconds, _ = timed(getattr(native, preset))
+        seconds, count = native["seconds"][preset], native["counts"][preset]
         native_total += seconds
-        label = f"{preset}: native chain" + (f" ({native.count} pieces)" if native.count is not None else "")
+        label = f"{preset}: native chain" + (f" ({count} pieces)" if count is not None else "")
         rows.append({"metric": label, "value": seconds, "unit": "s"})
         rows.append({"metric": f"{preset}: ratio native/ours (target ≥ 5)", "value": seconds / ours[preset]})
-        native.context = QgsProcessingContext()  # drop the temporary layers of this chain
-        native.context.setInvalidGeometryCheck(QgsFeatureRequest.GeometryNoCheck)
     rows.append({"metric": "suite: native chains added up", "value": native_total, "unit": "s"})
     rows.append({"metric": "suite: ratio native/ours (target ≥ 10)", "value": native_total / suite_s})
-    rows.append({"metric": "peak RSS at the end (target < 2048)", "value": peak_mb(), "unit": "MB"})
+    rows.append({"metric": "peak RSS of the native chains", "value": native["peak_mb"], "unit": "MB"})
     return rows
+
+
+def run_natives(path: Path, presets: list[str]) -> dict:
+    """The native chains of ``presets`` on the county ``path``, one after the other (child process)."""
+    if QGIS_PLUGINS not in sys.path:
+        sys.path.append(QGIS_PLUGINS)  # QGIS's own "processing" package
+    from processing.core.Processing import Processing
+
+    Processing.initialize()
+    native = Native(open_layers(path))
+    seconds: dict[str, float] = {}
+    counts: dict[str, int | None] = {}
+    for preset in presets:
+        native.count = None
+        seconds[preset], _ = timed(getattr(native, preset))
+        counts[preset] = native.count
+        print(f"  compare: {preset}: native chain: {seconds[preset]:.3f} s", file=sys.stderr, flush=True)
+        native.context = QgsProcessingContext()  # drop the temporary layers of this chain
+        native.context.setInvalidGeometryCheck(QgsFeatureRequest.GeometryNoCheck)
+    return {"seconds": seconds, "counts": counts, "peak_mb": peak_mb()}
+
+
+if __name__ == "__main__":  # python -m benchmarks.bench_compare COUNTY.gpkg preset,preset…
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from qgis.core import QgsApplication
+
+    app = QgsApplication([], False)
+    app.initQgis()
+    result = run_natives(Path(sys.argv[1]), sys.argv[2].split(","))
+    print(json.dumps(result), flush=True)
+    os._exit(0)  # no exitQgis: the chains' layers are still referenced by Python objects
