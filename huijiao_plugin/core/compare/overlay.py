@@ -182,7 +182,7 @@ class FeatureSet:
     bulk: Callable[[], QgsSpatialIndex] | None = None  # builds an STR-packed index keyed by feature id
     _pos: dict[int, int] | None = None
     prefetch: Future | None = None  # the bulk index, already being built on a background thread
-    _buffers: dict[float, dict[int, bytes]] = field(default_factory=dict)
+    _buffers: dict[float, dict[int, QgsGeometry | None]] = field(default_factory=dict)
     rtree: GpkgRtree | None = None  # the source's own spatial index (GeoPackage), queried by feature id
 
     def __len__(self) -> int:
@@ -239,19 +239,17 @@ class FeatureSet:
 
     def buffered(self, i: int, distance: float) -> QgsGeometry | None:
         """Feature ``i`` eroded (``distance`` < 0) or dilated (> 0) with ``ERODE_SEGMENTS``; None when
-        nothing is left. Kept as WKB and shared by every overlay of the run (thread-safe: a race computes the
-        same geometry twice)."""
-        cache = self._buffers.setdefault(distance, {})
-        wkb = cache.get(i)
-        if wkb is None:
-            geom = self.geoms[i].buffer(distance, ERODE_SEGMENTS)
-            wkb = b"" if geom is None or geom.isEmpty() else bytes(geom.asWkb())
-            cache[i] = wkb
-        if not wkb:
-            return None
-        geom = QgsGeometry()
-        geom.fromWkb(wkb)
-        return geom
+        nothing is left. Cached and shared by every overlay of the run (read-only geometries are safe to
+        share between threads; a race computes the same geometry twice)."""
+        cache = self._buffers.get(distance)
+        if cache is None:
+            cache = self._buffers.setdefault(distance, {})
+        if i in cache:
+            return cache[i]
+        geom = self.geoms[i].buffer(distance, ERODE_SEGMENTS)
+        result = None if geom is None or geom.isEmpty() else geom
+        cache[i] = result
+        return result
 
 
 class Columns:
@@ -816,11 +814,12 @@ def _pairs_walk(
                 core = _prepared(eroded)
             for j in js:
                 gb = b.geoms[j]
-                if not engine.intersects(gb.constGet()) or (skip_b is not None and skip_b(j)):
+                cb = gb.constGet()  # one wrapper per candidate (each call resolves the subclass again)
+                if not engine.intersects(cb) or (skip_b is not None and skip_b(j)):
                     continue
-                if core is not None and not core.intersects(gb.constGet()):
+                if core is not None and not core.intersects(cb):
                     continue  # a_i ∩ b_j lies within noise/2 of a_i's boundary
-                if engine.contains(gb.constGet()):
+                if engine.contains(cb):
                     out.append((i, j, gb))
                     continue
                 if core is not None and (core_b_tries < 32 or core_b_hits * 4 >= core_b_tries):
@@ -879,11 +878,12 @@ def _union_op(
             whole = False
             if js:
                 engine = _prepared(g)
+                box = g.boundingBox()
                 for j in js:
                     gb = b.geoms[j]
                     if not engine.intersects(gb.constGet()):
                         continue
-                    if gb.boundingBox().contains(g.boundingBox()) and b_engine(j).contains(g.constGet()):
+                    if gb.boundingBox().contains(box) and b_engine(j).contains(g.constGet()):
                         whole = True
                         break
                     hits.append(j)
