@@ -815,10 +815,13 @@ def _pairs_walk(
             for j in js:
                 gb = b.geoms[j]
                 cb = gb.constGet()  # one wrapper per candidate (each call resolves the subclass again)
-                if not engine.intersects(cb) or (skip_b is not None and skip_b(j)):
+                if core is not None:
+                    if not core.intersects(cb):  # (core ⊆ a_i: also decides "a_i meets b_j" when it does)
+                        continue  # a_i ∩ b_j lies within noise/2 of a_i's boundary
+                elif not engine.intersects(cb):
                     continue
-                if core is not None and not core.intersects(cb):
-                    continue  # a_i ∩ b_j lies within noise/2 of a_i's boundary
+                if skip_b is not None and skip_b(j):
+                    continue
                 if engine.contains(cb):
                     out.append((i, j, gb))
                     continue
