@@ -73,6 +73,7 @@ def test_every_preset_same_numbers_in_panel_and_qgis_process(qgis_iface, county,
         results = run_algorithm(env, f"huijiao:{preset_id}", params)
         assert (results["COUNT"], results["AREA_M2"]) == (count, pytest.approx(area, abs=0.02)), preset_id
         seen[preset_id] = count
+        print(f"{preset_id}: {count} pieces, {area:.2f} m² (panel = qgis_process)")  # shown with -s
     # every preset has something to report on the generated county (else the comparison would be empty)
     assert all(seen.values()), seen
     dock.deleteLater()
