@@ -183,6 +183,7 @@ class FeatureSet:
     _pos: dict[int, int] | None = None
     prefetch: Future | None = None  # the bulk index, already being built on a background thread
     _buffers: dict[float, dict[int, bytes]] = field(default_factory=dict)
+    _boxes: dict[int, QgsRectangle] = field(default_factory=dict)
     rtree: GpkgRtree | None = None  # the source's own spatial index (GeoPackage), queried by feature id
 
     def __len__(self) -> int:
@@ -236,6 +237,16 @@ class FeatureSet:
 
     def value(self, i: int, key: str) -> Any:
         return self.attrs.get(i, key)
+
+    def grown_box(self, i: int, r: float) -> QgsRectangle:
+        """The bounding box of feature ``i`` grown by ``r`` (contains the box of its dilation by ``r``); the
+        boxes are cached, so testing a feature against many others does not rebuild its geometry."""
+        box = self._boxes.get(i)
+        if box is None:
+            box = self._boxes[i] = self.geoms.box(i)
+        grown = QgsRectangle(box)
+        grown.grow(r)
+        return grown
 
     def buffered(self, i: int, distance: float) -> QgsGeometry | None:
         """Feature ``i`` eroded (``distance`` < 0) or dilated (> 0) with ``ERODE_SEGMENTS``; None when
@@ -381,6 +392,15 @@ class CheckedGeometries:
         if fixed is not None:
             return bytes(fixed.asWkb())
         return self._wkbs[index]
+
+    def box(self, index: int) -> QgsRectangle:
+        """The bounding box of geometry ``index`` (no validity check: a repair never grows the box)."""
+        fixed = self._fixed.get(index)
+        if fixed is not None:
+            return fixed.boundingBox()
+        geom = QgsGeometry()
+        geom.fromWkb(self._wkbs[index])
+        return geom.boundingBox()
 
     def raw_wkbs(self) -> list[bytes]:
         """The WKB as read (before any repair), e.g. to find identical geometries."""
@@ -696,13 +716,6 @@ class _Runner:
         return out
 
 
-def _grown_box(geom: QgsGeometry, r: float) -> QgsRectangle:
-    """The bounding box of ``geom`` grown by ``r`` on every side (contains the box of ``geom ⊕ r``)."""
-    box = geom.boundingBox()
-    box.grow(r)
-    return box
-
-
 def _vertex_count(geom: QgsGeometry) -> int:
     return geom.constGet().nCoordinates()  # ``geom`` stays referenced while its abstract geometry is used
 
@@ -932,7 +945,7 @@ def _noise_only_difference(
         return True  # g itself is thinner than the noise everywhere
     rect = core.boundingBox()
     for j in js:
-        if _grown_box(b.geoms[j], r).contains(rect):
+        if b.grown_box(j, r).contains(rect):
             grown = b.buffered(j, r)
             if grown is not None and grown.contains(core):
                 return True
@@ -1174,7 +1187,7 @@ class CountyOverlay:
                         rect = core.boundingBox()
                         answer = False
                         for k in by.candidates(rect):
-                            if not _grown_box(by.geoms[k], r).contains(rect):
+                            if not by.grown_box(k, r).contains(rect):
                                 continue
                             grown = by.buffered(k, r) if r > 0 else by.geoms[k]
                             if grown is None:
