@@ -6,7 +6,8 @@ directory; or ``--gpkg`` pointing to such a county.gpkg) each preset runs on a f
 (native:extractbyexpression, intersection, difference, dissolve, buffer, multiparttosingleparts,
 detectvectorchanges; memory outputs, no geometry checks) answer the same questions in the same process.
 Like the presets, each chain ends with the sliver rule of domain.md §6 (as native:extractbyexpression on the
-single parts), so both sides report the same pieces; the piece counts are printed side by side.
+single parts), so both sides report the same pieces; the piece counts are printed side by side (except
+pbfexitcandidates, whose rows are one multipart piece per PBF patch and reason, where the chain has parts).
 The native chains run in a child process (same run, same machine), so each side's peak RSS
 (``resource.getrusage``) is its own. Printed: seconds, ratios native/ours, both peaks.
 Targets (issue 4): each preset ≥ 5×, suite ≥ 10×, peak < 2 GB.
