@@ -58,6 +58,28 @@ def test_roles_prefilled_from_project(qgis_iface, project_county):
     dock.deleteLater()
 
 
+def test_inputs_follow_layers_added_later(qgis_iface, tmp_path):
+    """QGIS starts the plugin before a project is opened: inputs fill when the layers arrive, a choice
+    already made stays, and unload stops following the project."""
+    QgsProject.instance().removeAllMapLayers()
+    dock = HuijiaoCompareDock(qgis_iface)
+    assert dock.role_combos["DLTB"].currentLayer() is None
+    layers = build_county(tmp_path / "later.gpkg")
+    QgsProject.instance().addMapLayer(layers["PBF"])
+    assert dock.role_combos["PBF"].currentLayer() is layers["PBF"]
+    dock.role_combos["HSF"].setLayer(layers["PBF"])  # the analyst's own choice
+    QgsProject.instance().addMapLayers([v for k, v in layers.items() if k != "PBF"])
+    assert dock.role_combos["DLTB"].currentLayer() is layers["DLTB"]
+    assert dock.role_combos["HSF"].currentLayer() is layers["PBF"]
+    dock.unload()
+    dock.role_combos["DLTB"].setLayer(None)
+    extra = build_county(tmp_path / "again.gpkg")
+    QgsProject.instance().addMapLayer(extra["DLTB"])
+    assert dock.role_combos["DLTB"].currentLayer() is None
+    QgsProject.instance().removeAllMapLayers()
+    dock.deleteLater()
+
+
 def test_run_preset_as_task(qgis_iface, project_county, tmp_path):
     from openpyxl import load_workbook
 

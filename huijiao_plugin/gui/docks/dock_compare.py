@@ -338,7 +338,21 @@ class HuijiaoCompareDock(QgsDockWidget):
         self.export_button.clicked.connect(self._export_clicked)
         self._preset_changed()
         self.prefill()
+        # layers added later (a project opened after the plugin started) fill the inputs still empty
+        project = QgsProject.instance()
+        self._project_connection = (project.layersAdded, project.layersAdded.connect(self._layers_added))
         self.apply_settings(HuijiaoSettings.load())
+
+    def _layers_added(self, _layers) -> None:
+        self.prefill()
+
+    def unload(self) -> None:
+        """Called by the plugin's unload: stop following the project."""
+        signal, connection = self._project_connection
+        try:
+            signal.disconnect(connection)
+        except TypeError:  # already disconnected
+            pass
 
     def _spin(self, value, decimals, tooltip):
         spin = QDoubleSpinBox(self)
