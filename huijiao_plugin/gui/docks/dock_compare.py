@@ -257,6 +257,8 @@ class HuijiaoCompareDock(QgsDockWidget):
         layout.addWidget(self.help_label)
 
         self.inputs_form = QFormLayout()
+        # long Chinese labels would squeeze the layer choosers: each chooser goes below its label, full width
+        self.inputs_form.setRowWrapPolicy(QFormLayout.WrapAllRows)
         self.role_combos = {}
         self.role_labels = {}
         for role in ALL_ROLES:
