@@ -694,6 +694,8 @@ class _Runner:
     def map(
         self, func: Callable[[Sequence[int]], list[Any]], items: Sequence[int], chunk: int = CHUNK
     ) -> list[Any]:
+        # at least ~8 chunks per worker, so that a few slow chunks at the end do not leave a core idle
+        chunk = max(16, min(chunk, len(items) // (self.workers * 8)))
         chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
         out: list[Any] = []
         if self.workers == 1 or len(chunks) <= 1:
