@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import collections
+import concurrent.futures
 import contextlib
 import datetime as dt
 import email.utils
 import errno
+import functools
 import hashlib
 import logging
 import mmap
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -31,11 +35,14 @@ from exchange_server.service import CHINA_TZ, Exchange, account_public, iso
 
 LOG = logging.getLogger(__name__)
 TUS_VERSION = "1.0.0"
-TUS_EXTENSIONS = "creation,checksum,termination,expiration"
+# checksum-prefix: the huijiao extension ``Upload-Prefix-Checksum`` (docs/exchange-protocol.md, section 5)
+TUS_EXTENSIONS = "creation,checksum,checksum-prefix,termination,expiration"
 DOWNLOAD_CHUNK = 1024 * 1024
-# received bytes handed to the worker threads (write, hash) at a time; one buffer is being written and
-# hashed while the next one arrives, so an upload holds at most about twice this in memory
+# received bytes handed to the worker threads (write, hash) at a time
 WRITE_BUFFER = 8 * 1024 * 1024
+# buffers of one PATCH queued for writing and hashing while the next one arrives: an upload holds at most
+# about (INFLIGHT + 1) * WRITE_BUFFER of received bytes in memory
+INFLIGHT = 3
 DIRECT_ALIGN = 4096
 
 
@@ -138,7 +145,7 @@ def create_app(ex: Exchange) -> FastAPI:
     app.state.exchange = ex
     locks: dict[str, asyncio.Lock] = {}
     running_hash: dict[str, tuple[int, Any]] = {}
-    staging: list[mmap.mmap] = []  # free aligned buffers for direct writes, reused across PATCH requests
+    staging: list[mmap.mmap] = []  # free page-aligned staging buffers, reused across PATCH requests
     tus_headers = {"Tus-Resumable": TUS_VERSION}
 
     @app.exception_handler(ApiError)
@@ -305,16 +312,8 @@ def create_app(ex: Exchange) -> FastAPI:
             client_offset = int(request.headers.get("upload-offset", ""))
         except ValueError:
             raise ApiError("REQUEST_INVALID", "Upload-Offset")
-        expected_digest = None
-        checksum = request.headers.get("upload-checksum")
-        if checksum:
-            algo, _, value = checksum.strip().partition(" ")
-            if algo.lower() != "sha256":
-                raise ApiError("CHECKSUM_ALGORITHM", algo)
-            try:
-                expected_digest = base64.b64decode(value.strip(), validate=True)
-            except binascii.Error:
-                raise ApiError("REQUEST_INVALID", "Upload-Checksum")
+        expected_digest = _checksum_header(request, "Upload-Checksum")
+        prefix_digest = _checksum_header(request, "Upload-Prefix-Checksum")
         lock = locks.setdefault(upload_id, asyncio.Lock())
         if lock.locked():
             raise ApiError("UPLOAD_LOCKED")
@@ -327,31 +326,60 @@ def create_app(ex: Exchange) -> FastAPI:
             offset, length = row["offset"], row["length"]
             if client_offset != offset:
                 raise ApiError("UPLOAD_OFFSET_MISMATCH", f"server offset {offset}")
-            result = await _receive(upload_id, request, account, ip, offset, length, expected_digest)
+            result = await _receive(
+                upload_id, request, account, ip, offset, length, expected_digest, prefix_digest
+            )
         return Response(status_code=204, headers={**tus_headers, "Upload-Offset": str(result)})
 
-    async def _receive(upload_id, request, account, ip, offset, length, expected_digest) -> int:
+    async def _receive(
+        upload_id, request, account, ip, offset, length, expected_digest, prefix_digest
+    ) -> int:
+        """Stream one PATCH body into the part file. With ``Upload-Checksum`` (the chunk's sha256) and/or
+        ``Upload-Prefix-Checksum`` (the sha256 of bytes [0, end of this PATCH)) the PATCH is all or nothing:
+        kept only when it arrived whole and every given digest matches."""
         LOG.debug("upload %s: receiving from %d", upload_id, offset)
         path = ex.upload_path(upload_id)
-        writer = _PartWriter(path, offset, staging if ex.config.direct_io else None)
-        fd = writer.fd
         chunk_hash = hashlib.sha256() if expected_digest is not None else None
+        verified = expected_digest is not None or prefix_digest is not None
         prev = running_hash.pop(upload_id, None)
         whole = prev[1] if prev is not None and prev[0] == offset else None
         if whole is None and offset == 0:
             whole = hashlib.sha256()
-        position = offset  # bytes accepted (buffered or written)
+        elif whole is None and prefix_digest is not None:
+            # no running hash for this offset (server restarted, or the last PATCH was refused before the
+            # state could be restored): rebuild it once from the bytes on disk
+            LOG.info("upload %s: rebuilding the running sha256 of %d stored bytes", upload_id, offset)
+            whole = await run_in_threadpool(_prefix_hash, path, offset)
+        # the running hash as it was before this PATCH: restored when the PATCH is not kept
+        start = whole.copy() if whole is not None else None
+        writer = _PartWriter(path, offset, staging, ex.config.direct_io)
+        fd = writer.fd
+        position = offset  # bytes accepted (staged or written)
         synced = offset
         disconnected = False
         too_long = False
-        buf: list[bytes] = []
-        buffered = 0
-        pending: list = []
+        # one single-thread lane per job (the write, each hash): a lane takes the staged buffers in order, the
+        # lanes run in parallel, each with one call per buffer that releases the GIL for its whole length
+        # (hashing the received ~256 KiB blocks one by one had the hash thread wait for the GIL between
+        # blocks: measured 40-65 % over its CPU time), and the receiving goes on meanwhile
+        jobs = [writer.write] + [
+            functools.partial(_update_hash, h) for h in (chunk_hash, whole) if h is not None
+        ]
+        lanes = [ThreadPoolExecutor(1, thread_name_prefix="upload-" + upload_id[:8]) for _ in jobs]
+        inflight: collections.deque[tuple[_Batch, list[concurrent.futures.Future]]] = collections.deque()
 
-        async def drain() -> None:
-            if pending:
-                await asyncio.gather(*pending)
-                pending.clear()
+        async def drain(keep: int = 0) -> None:
+            """Wait until at most ``keep`` buffers are still being written or hashed."""
+            while len(inflight) > keep:
+                batch, futures = inflight[0]
+                for future in futures:
+                    await asyncio.wrap_future(future)
+                inflight.popleft()
+                writer.release(batch)
+
+        async def submit(batch: _Batch) -> None:
+            inflight.append((batch, [lane.submit(job, batch) for lane, job in zip(lanes, jobs)]))
+            await drain(INFLIGHT)
 
         syncing: list = []
 
@@ -360,19 +388,11 @@ def create_app(ex: Exchange) -> FastAPI:
             await run_in_threadpool(ex.set_offset, upload_id, pos, None, account, ip)
 
         async def flush() -> None:
-            """Write and hash the buffer in worker threads while the next buffer is being received."""
-            nonlocal buf, buffered
+            """Hand the partly filled staging buffer to the lanes and wait until everything is written."""
+            batch = writer.take()
+            if batch is not None:
+                await submit(batch)
             await drain()
-            if buf:
-                blocks = buf
-                buf = []
-                buffered = 0
-                # the write, the chunk checksum and the whole-file hash each in a worker thread (all release
-                # the GIL), straight from the received blocks: no join, no copy in Python
-                pending.append(asyncio.ensure_future(run_in_threadpool(writer.write, blocks)))
-                for h in (chunk_hash, whole):
-                    if h is not None:
-                        pending.append(asyncio.ensure_future(run_in_threadpool(_update_hash, h, blocks)))
 
         try:
             os.ftruncate(fd, offset)
@@ -384,16 +404,12 @@ def create_app(ex: Exchange) -> FastAPI:
                     if position + len(block) > length:
                         too_long = True
                         break
-                    buf.append(block)
-                    buffered += len(block)
                     position += len(block)
-                    if buffered >= WRITE_BUFFER:
-                        await flush()
-                    if chunk_hash is None and position - synced >= ex.config.sync_every_bytes:
+                    for batch in writer.append(block):  # full staging buffers
+                        await submit(batch)
+                    if not verified and position - synced >= ex.config.sync_every_bytes:
                         # fsync, then record the offset, in the background while the next bytes arrive
                         await flush()
-                        await drain()
-                        await run_in_threadpool(writer.finish)
                         if syncing:
                             await asyncio.gather(*syncing)
                             syncing.clear()
@@ -403,15 +419,16 @@ def create_app(ex: Exchange) -> FastAPI:
                 LOG.debug("upload %s: client disconnected at %d", upload_id, position)
                 disconnected = True
             await flush()
-            await drain()
-            await run_in_threadpool(writer.finish)
             if syncing:
                 await asyncio.gather(*syncing)
                 syncing.clear()
-            if too_long or (
-                chunk_hash is not None and (disconnected or chunk_hash.digest() != expected_digest)
-            ):
+            mismatch = (chunk_hash is not None and chunk_hash.digest() != expected_digest) or (
+                prefix_digest is not None and whole.digest() != prefix_digest
+            )
+            if too_long or (verified and (disconnected or mismatch)):
                 os.ftruncate(fd, offset)
+                if start is not None:
+                    running_hash[upload_id] = (offset, start)
                 if too_long:
                     await run_in_threadpool(ex.set_offset, upload_id, offset, None, account, ip)
                     await run_in_threadpool(
@@ -438,8 +455,13 @@ def create_app(ex: Exchange) -> FastAPI:
                 return offset
             await run_in_threadpool(os.fsync, fd)
         finally:
-            if pending or syncing:
-                await asyncio.gather(*pending, *syncing, return_exceptions=True)
+            for batch, futures in inflight:
+                await asyncio.gather(*(asyncio.wrap_future(f) for f in futures), return_exceptions=True)
+                writer.release(batch)
+            if syncing:
+                await asyncio.gather(*syncing, return_exceptions=True)
+            for lane in lanes:
+                lane.shutdown(wait=False)
             writer.close()
         sha = None
         if position == length:
@@ -765,34 +787,88 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     return None
 
 
+class _Batch:
+    """A filled stretch of a staging buffer: ``length`` bytes for the file position ``pos``."""
+
+    __slots__ = ("buf", "length", "pos")
+
+    def __init__(self, buf: mmap.mmap, length: int, pos: int) -> None:
+        self.buf = buf
+        self.length = length
+        self.pos = pos
+
+
 class _PartWriter:
-    """Appends received blocks to an upload's ``.part`` file from ``offset`` on.
+    """Stages received blocks into page-aligned buffers (``append``, ``take``: event loop) and writes the
+    buffers to an upload's ``.part`` file from ``offset`` on (``write``: one worker thread, in order).
 
-    With ``pool`` (a free list of page-aligned buffers) and where the OS has O_DIRECT, whole 4 KiB-aligned
-    stretches go to the disk directly from a reused aligned staging buffer, bypassing the page cache (on the
-    benchmark VM, writes into fresh page-cache pages ran at ~400 MiB/s, slower than receiving and both hashes
-    together; the pages would only be written back at the fsync anyway). The unaligned head and the tail
-    (< 4 KiB) of a request are written normally. A filesystem that refuses O_DIRECT (EINVAL) gets plain
-    writes. Durability is the caller's fsync either way (it covers the file, whichever descriptor wrote)."""
+    The staging copy gives the hash threads one contiguous buffer per WRITE_BUFFER bytes, and with
+    ``direct`` (where the OS has O_DIRECT) whole 4 KiB-aligned stretches go to the disk directly, bypassing
+    the page cache (on the benchmark VM, writes into fresh page-cache pages ran at ~400 MiB/s, slower than
+    receiving and both hashes together; the pages would only be written back at the fsync anyway). A buffer
+    starts at a 4 KiB-aligned file position: an unaligned start gets a short first buffer, written normally,
+    like the tail (< 4 KiB) of a request. A filesystem that refuses O_DIRECT (EINVAL) gets plain writes.
+    Durability is the caller's fsync either way (it covers the file, whichever descriptor wrote). Buffers
+    come from, and go back to, ``pool`` (shared by all requests)."""
 
-    POOL_MAX = 4
+    POOL_MAX = 8
 
-    def __init__(self, path: Any, offset: int, pool: list[mmap.mmap] | None) -> None:
+    def __init__(self, path: Any, offset: int, pool: list[mmap.mmap], direct: bool) -> None:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        self.pos = offset  # file position of the first byte not yet written (staged bytes start here)
-        self.fill = 0
         self.pool = pool
-        self.dfd = -1
+        self.pos = offset  # file position of the first byte of the buffer being filled
         self.buf: mmap.mmap | None = None
-        direct = getattr(os, "O_DIRECT", 0)
-        if pool is not None and direct:
+        self.view: memoryview | None = None
+        self.fill = 0
+        self.cap = 0
+        self.dfd = -1
+        flag = getattr(os, "O_DIRECT", 0)
+        if direct and flag:
             try:
-                self.buf = pool.pop() if pool else mmap.mmap(-1, WRITE_BUFFER)
-                self.dfd = os.open(path, os.O_WRONLY | direct)
-            except OSError:  # no O_DIRECT on this filesystem (or no memory for the buffer): plain writes
+                self.dfd = os.open(path, os.O_WRONLY | flag)
+            except OSError:  # no O_DIRECT on this filesystem: plain writes
                 self.dfd = -1
-            if self.buf is not None:
-                self.view = memoryview(self.buf)
+
+    def _start(self) -> None:
+        self.buf = self.pool.pop() if self.pool else mmap.mmap(-1, WRITE_BUFFER)
+        self.view = memoryview(self.buf)
+        self.fill = 0
+        misaligned = self.pos % DIRECT_ALIGN
+        self.cap = WRITE_BUFFER if not misaligned else DIRECT_ALIGN - misaligned
+
+    def append(self, block: bytes) -> list[_Batch]:
+        """Copy ``block`` into the staging buffers; the buffers it filled, to be written and hashed."""
+        full = []
+        data = memoryview(block)
+        while data:
+            if self.buf is None:
+                self._start()
+            n = min(len(data), self.cap - self.fill)
+            self.view[self.fill : self.fill + n] = data[:n]
+            self.fill += n
+            data = data[n:]
+            if self.fill == self.cap:
+                full.append(self.take())
+        return full
+
+    def take(self) -> _Batch | None:
+        """The buffer being filled, as it is (None when empty); the next bytes go to a new buffer."""
+        if self.buf is None or not self.fill:
+            return None
+        batch = _Batch(self.buf, self.fill, self.pos)
+        self.view.release()
+        self.pos += self.fill
+        self.buf = self.view = None
+        return batch
+
+    def release(self, batch: _Batch) -> None:
+        """The batch was written and hashed: its buffer goes back to the pool."""
+        if batch.buf is not None:
+            if len(self.pool) < self.POOL_MAX:
+                self.pool.append(batch.buf)
+            else:
+                batch.buf.close()
+            batch.buf = None
 
     @staticmethod
     def _pwrite(fd: int, data: memoryview, pos: int) -> None:
@@ -803,66 +879,68 @@ class _PartWriter:
             data = data[n:]
             pos += n
 
-    def write(self, blocks: list[bytes]) -> None:
-        for block in blocks:
-            data = memoryview(block)
-            if self.dfd < 0:  # plain writes (also after the filesystem refused O_DIRECT mid-way)
-                if self.fill:
-                    self._write_staged()
-                self._pwrite(self.fd, data, self.pos)
-                self.pos += len(data)
-                continue
-            if self.fill == 0 and self.pos % DIRECT_ALIGN:
-                head = min(len(data), DIRECT_ALIGN - self.pos % DIRECT_ALIGN)
-                self._pwrite(self.fd, data[:head], self.pos)
-                self.pos += head
-                data = data[head:]
-            while data:
-                n = min(len(data), len(self.view) - self.fill)
-                self.view[self.fill : self.fill + n] = data[:n]
-                self.fill += n
-                data = data[n:]
-                if self.fill == len(self.view):
-                    self._write_staged()
-
-    def _write_staged(self) -> None:
-        """Write the staged bytes: the aligned part directly, a remainder (< 4 KiB) normally."""
-        aligned = self.fill - self.fill % DIRECT_ALIGN if self.dfd >= 0 else 0
-        if aligned:
-            try:
-                self._pwrite(self.dfd, self.view[:aligned], self.pos)
-            except OSError as err:
-                if err.errno != errno.EINVAL:
-                    raise
-                LOG.info("O_DIRECT refused by the filesystem (%s): buffered writes", err)
-                os.close(self.dfd)
-                self.dfd = -1
-                aligned = 0
-        self._pwrite(self.fd, self.view[aligned : self.fill], self.pos + aligned)
-        self.pos += self.fill
-        self.fill = 0
-
-    def finish(self) -> None:
-        """Everything received so far is in the file (not yet fsync'ed)."""
-        if self.fill:
-            self._write_staged()
+    def write(self, batch: _Batch) -> None:
+        """Write a batch: the aligned part directly (when possible), a remainder (< 4 KiB) normally."""
+        aligned = 0
+        if self.dfd >= 0 and batch.pos % DIRECT_ALIGN == 0:
+            aligned = batch.length - batch.length % DIRECT_ALIGN
+        with memoryview(batch.buf) as view:
+            if aligned:
+                try:
+                    self._pwrite(self.dfd, view[:aligned], batch.pos)
+                except OSError as err:
+                    if err.errno != errno.EINVAL:
+                        raise
+                    LOG.info("O_DIRECT refused by the filesystem (%s): buffered writes", err)
+                    os.close(self.dfd)
+                    self.dfd = -1
+                    aligned = 0
+            if batch.length > aligned:
+                self._pwrite(self.fd, view[aligned : batch.length], batch.pos + aligned)
 
     def close(self) -> None:
-        if self.dfd >= 0:
-            os.close(self.dfd)
         if self.buf is not None:
             self.view.release()
-            if self.pool is not None and len(self.pool) < self.POOL_MAX:
-                self.pool.append(self.buf)
-            else:
-                self.buf.close()
-            self.buf = None
+            self.release(_Batch(self.buf, 0, self.pos))
+            self.buf = self.view = None
+        if self.dfd >= 0:
+            os.close(self.dfd)
         os.close(self.fd)
 
 
-def _update_hash(h: Any, blocks: list[bytes]) -> None:
-    for block in blocks:
-        h.update(block)
+def _checksum_header(request: Request, name: str) -> bytes | None:
+    """The digest of a ``<name>: sha256 <base64>`` header, None when the header is absent."""
+    value = request.headers.get(name)
+    if not value:
+        return None
+    algo, _, encoded = value.strip().partition(" ")
+    if algo.lower() != "sha256":
+        raise ApiError("CHECKSUM_ALGORITHM", algo)
+    try:
+        return base64.b64decode(encoded.strip(), validate=True)
+    except binascii.Error:
+        raise ApiError("REQUEST_INVALID", name)
+
+
+def _prefix_hash(path: Any, length: int) -> Any:
+    """A running sha256 of the first ``length`` bytes of a part file."""
+    h = hashlib.sha256()
+    left = length
+    with open(path, "rb", buffering=0) as fh:
+        buffer = bytearray(4 * 1024 * 1024)
+        view = memoryview(buffer)
+        while left > 0:
+            n = fh.readinto(view[: min(left, len(buffer))])
+            if not n:
+                break
+            h.update(view[:n])
+            left -= n
+    return h
+
+
+def _update_hash(h: Any, batch: _Batch) -> None:
+    with memoryview(batch.buf) as view, view[: batch.length] as data:
+        h.update(data)
 
 
 def _file_sha256(path) -> str:

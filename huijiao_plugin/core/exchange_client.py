@@ -3,9 +3,11 @@
 * ``requests``-based, GUI-free: runs in a QgsTask, in Processing and in ``qgis_process``.
 * Proxy from the QGIS network settings, credentials from the QGIS authentication manager (never from
   plain settings, never written to a log).
-* tus 1.0 upload in chunks with ``Upload-Checksum: sha256``; retries with exponential back-off; pause,
-  cancel; resume after a dropped connection or after QGIS was closed (the upload state is a JSON file
-  on disk, keyed by the package sha256).
+* tus 1.0 upload in chunks, each verified by the server: with the huijiao ``Upload-Prefix-Checksum``
+  (sha256 of the file up to the end of the chunk, one running hash, rebuilt from the file on resume) when
+  the server offers ``checksum-prefix``, else the standard ``Upload-Checksum: sha256`` per chunk; retries
+  with exponential back-off; pause, cancel; resume after a dropped connection or after QGIS was closed
+  (the upload state is a JSON file on disk, keyed by the package sha256).
 * The server's Ed25519 key is pinned on first contact; every receipt is verified and kept in the local
   history (:mod:`huijiao_plugin.core.receipts`).
 * Shared data: versions, download with HTTP Range resume, hash check and cache; the feed of new data;
@@ -109,6 +111,10 @@ def _hints() -> dict[str, str]:
 
 def _hint(code: str) -> str:
     return _hints().get(code, "")
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
 
 
 def error_from_response(response: requests.Response) -> ExchangeError:
@@ -382,6 +388,7 @@ class ExchangeClient:
         self.receipts = ReceiptStore(self.state_dir / "receipts.sqlite")
         self.cache_dir = self.state_dir / "cache"
         self.retries = 0
+        self._tus_extensions: set[str] | None = None
 
     @classmethod
     def from_settings(
@@ -575,6 +582,32 @@ class ExchangeClient:
             raise ExchangeError(tr("The upload is no longer on the server; it starts again."), code, 404)
         return int(response.headers.get("Upload-Offset", "0"))
 
+    def tus_extensions(self) -> set[str]:
+        """The tus extensions the server offers (``OPTIONS /uploads``, asked once); empty when it does not
+        answer OPTIONS (e.g. a proxy in between refuses it): the client then uses only standard tus."""
+        if self._tus_extensions is None:
+            try:
+                response = self._send("OPTIONS", "/uploads", auth=False, retry=False)
+            except ExchangeError as error:
+                log.info("OPTIONS /uploads failed (%s): standard tus checksums", error.code)
+                return set()
+            value = response.headers.get("Tus-Extension", "")
+            self._tus_extensions = {item.strip() for item in value.split(",") if item.strip()}
+        return self._tus_extensions
+
+    def _prefix_hash(self, handle: Any, length: int) -> Any:
+        """The running sha256 of the first ``length`` bytes of the open file (rebuilt on resume)."""
+        digest = hashlib.sha256()
+        handle.seek(0)
+        left = length
+        while left > 0:
+            block = handle.read(min(left, HASH_CHUNK * 4))
+            if not block:
+                break
+            digest.update(block)
+            left -= len(block)
+        return digest
+
     def upload(
         self,
         path: str | os.PathLike[str],
@@ -621,6 +654,11 @@ class ExchangeClient:
         if progress is not None:
             progress(offset, size)
         failures = 0
+        prefix = "checksum-prefix" in self.tus_extensions()
+        running: Any = None  # with the prefix checksum: sha256 of the file's bytes [0, running_end)
+        running_end = -1
+        prefix_mismatch_at = -1
+        restarted = False
         with open(path, "rb") as handle:
             while offset < size:
                 if control.canceled:
@@ -630,9 +668,18 @@ class ExchangeClient:
                     raise TransferPausedError(
                         tr("The upload is paused; it resumes where it stopped."), "PAUSED"
                     )
+                if prefix and running_end != offset:  # first chunk, resume, or retry elsewhere
+                    running = self._prefix_hash(handle, offset)
+                    running_end = offset
                 handle.seek(offset)
                 chunk = handle.read(self.chunk_size)
-                digest = base64.b64encode(hashlib.sha256(chunk).digest()).decode("ascii")
+                after: Any = None
+                if prefix:
+                    after = running.copy()
+                    after.update(chunk)
+                    checksum = {"Upload-Prefix-Checksum": "sha256 " + _b64(after.digest())}
+                else:
+                    checksum = {"Upload-Checksum": "sha256 " + _b64(hashlib.sha256(chunk).digest())}
                 try:
                     response = self.session.patch(
                         self.url(upload_url),
@@ -642,7 +689,7 @@ class ExchangeClient:
                                 "Tus-Resumable": TUS_VERSION,
                                 "Upload-Offset": str(offset),
                                 "Content-Type": "application/offset+octet-stream",
-                                "Upload-Checksum": "sha256 " + digest,
+                                **checksum,
                             },
                             True,
                         ),
@@ -654,6 +701,8 @@ class ExchangeClient:
                 else:
                     failure = None
                     if response.status_code == 204:
+                        if after is not None:
+                            running, running_end = after, offset + len(chunk)
                         offset = int(response.headers.get("Upload-Offset", offset + len(chunk)))
                         state["offset"] = offset
                         self.uploads.save(state)
@@ -665,6 +714,22 @@ class ExchangeClient:
                     if failure.code in ("UPLOAD_NOT_FOUND", "UPLOAD_EXPIRED"):
                         self.uploads.delete(sha256)
                         raise failure
+                    if failure.code == "CHECKSUM_MISMATCH" and prefix:
+                        if prefix_mismatch_at == offset and not restarted:
+                            # the same chunk refused twice: the bytes the server holds before it differ
+                            # from this file (e.g. damaged on its disk); start the upload again, once
+                            log.warning("prefix checksum refused twice at %d: new upload", offset)
+                            self.cancel_upload(sha256)
+                            upload_url = self._create_upload(path, sha256, size, dataset_id)
+                            state = dict(state, upload_url=upload_url, offset=0)
+                            self.uploads.save(state)
+                            offset = running_end = resumed_from = 0
+                            running = hashlib.sha256()
+                            restarted = True
+                            if progress is not None:
+                                progress(0, size)
+                            continue
+                        prefix_mismatch_at = offset
                     if failure.code in ("CHECKSUM_MISMATCH", "UPLOAD_OFFSET_MISMATCH", "UPLOAD_LOCKED"):
                         failure.retryable = True
                     if (

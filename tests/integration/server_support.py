@@ -110,11 +110,19 @@ def demo_server(root: Path, release: bool = True) -> Server:
 class CuttingRelay:
     """TCP relay 127.0.0.1:port → server; ``arm_up(n)``/``arm_down(n)`` cut every open connection once
     after n more bytes in that direction (client → server / server → client). With ``down_delay`` every
-    block of up to 16 KB server → client waits that many seconds (16 ms: about 1 MB/s)."""
+    block of up to 16 KB server → client waits that many seconds (16 ms: about 1 MB/s). With ``record``
+    the bytes client → server are kept in ``sent`` (to check request headers); with ``refuse_options``
+    the relay answers every OPTIONS request itself with 405, as a proxy that does not pass OPTIONS.
+    ``upstream_port`` may be changed (a restarted server): new connections go there."""
 
-    def __init__(self, upstream_port: int, down_delay: float = 0.0) -> None:
+    def __init__(
+        self, upstream_port: int, down_delay: float = 0.0, record: bool = False, refuse_options: bool = False
+    ) -> None:
         self.upstream_port = upstream_port
         self.down_delay = down_delay
+        self.record = record
+        self.refuse_options = refuse_options
+        self.sent = bytearray()
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(16)
@@ -173,7 +181,15 @@ class CuttingRelay:
                     except OSError:
                         pass
                 return
+            if direction == "up" and self.refuse_options and data.startswith(b"OPTIONS "):
+                try:
+                    src.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                except OSError:
+                    return
+                continue
             with self.lock:
+                if direction == "up" and self.record:
+                    self.sent += data
                 self.counted[direction] += len(data)
                 limit = self.cut_at[direction]
                 if limit is not None and self.counted[direction] >= limit:

@@ -447,3 +447,96 @@ def test_cancel_terminates_the_upload(qgis_app, server, tmp_path):
         server.url + url, headers={"Tus-Resumable": "1.0.0", "Authorization": "Bearer " + token}
     )
     assert gone.status_code == 404
+
+
+# -------------------------------------------------------------------------- checksums of the upload
+def _patch_requests(sent: bytes) -> list[bytes]:
+    """The header blocks of the PATCH requests in the recorded client → server bytes."""
+    heads = []
+    start = sent.find(b"PATCH ")
+    while start >= 0:
+        heads.append(sent[start : sent.index(b"\r\n\r\n", start)])
+        start = sent.find(b"PATCH ", start + 1)
+    return heads
+
+
+def test_prefix_checksum_used_when_the_server_offers_it_and_after_a_restart(qgis_app, server, tmp_path):
+    package = make_package(tmp_path)
+    state = tmp_path / "profile"
+    relay = CuttingRelay(server.port, record=True)
+    try:
+        first = client_for(relay.url, "demo_zrzy_submitter", state)
+        assert "checksum-prefix" in first.tus_extensions()
+        control = TransferControl()
+
+        def pause_after_two_chunks(done, total):
+            if done >= 2 * CHUNK:
+                control.pause()
+
+        with pytest.raises(TransferPausedError):
+            first.submit_package(package, progress=pause_after_two_chunks, control=control)
+        del first  # QGIS closed: the running hash is gone with the process
+        second = client_for(relay.url, "demo_zrzy_submitter", state)
+        result = second.submit_package(package)
+        assert result.accepted, result.reasons
+        assert result.resumed_from >= 2 * CHUNK
+    finally:
+        relay.close()
+    heads = _patch_requests(bytes(relay.sent))
+    assert len(heads) >= package.stat().st_size // CHUNK
+    assert all(b"\r\nUpload-Prefix-Checksum: sha256 " in h for h in heads)
+    assert not any(b"\r\nUpload-Checksum:" in h for h in heads)
+
+
+def test_standard_chunk_checksum_when_options_is_refused(qgis_app, server, tmp_path):
+    package = make_package(tmp_path)
+    relay = CuttingRelay(server.port, record=True, refuse_options=True)
+    try:
+        client = client_for(relay.url, "demo_zrzy_submitter", tmp_path / "state")
+        assert client.tus_extensions() == set()
+        result = client.submit_package(package)
+        assert result.accepted, result.reasons
+    finally:
+        relay.close()
+    heads = _patch_requests(bytes(relay.sent))
+    assert len(heads) >= package.stat().st_size // CHUNK
+    assert all(b"\r\nUpload-Checksum: sha256 " in h for h in heads)
+    assert not any(b"Upload-Prefix-Checksum" in h for h in heads)
+
+
+def test_upload_damaged_on_the_server_disk_starts_again(qgis_app, tmp_path):
+    from tests.integration.server_support import demo_server
+
+    srv = demo_server(tmp_path / "srv")
+    relay = CuttingRelay(srv.port)
+    try:
+        package = make_package(tmp_path)
+        state = tmp_path / "profile"
+        first = client_for(relay.url, "demo_zrzy_submitter", state)
+        control = TransferControl()
+
+        def pause_after_two_chunks(done, total):
+            if done >= 2 * CHUNK:
+                control.pause()
+
+        with pytest.raises(TransferPausedError):
+            first.submit_package(package, progress=pause_after_two_chunks, control=control)
+        [pending] = first.uploads.pending()
+        old_url = pending["upload_url"]
+        srv.stop()
+        # one stored byte flips on the server's disk while it is down
+        part = srv.data_dir / "uploads" / (old_url.rsplit("/", 1)[1] + ".part")
+        data = bytearray(part.read_bytes())
+        data[100] ^= 0x01
+        part.write_bytes(bytes(data))
+        srv.start()  # rebuilds its running hash from the damaged bytes: every prefix checksum fails
+        relay.upstream_port = srv.port
+        second = client_for(relay.url, "demo_zrzy_submitter", state)
+        result = second.submit_package(package)
+        assert result.accepted, result.reasons
+        assert result.resumed_from == 0  # started again: the damaged upload was not committed
+        assert result.retries >= 1
+        assert not part.exists()  # the damaged upload was terminated on the server
+    finally:
+        relay.close()
+        srv.stop()

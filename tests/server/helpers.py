@@ -392,8 +392,10 @@ def partial_patch(
     send: int,
     checksum: bool = False,
     pause: float = 0.0,
+    headers: dict[str, str] | None = None,
 ) -> None:
-    """A PATCH announcing ``len(body)`` bytes that sends only ``send`` of them, then drops the line."""
+    """A PATCH announcing ``len(body)`` bytes that sends only ``send`` of them, then drops the line
+    (``headers``: more request headers, e.g. ``Upload-Prefix-Checksum``)."""
     import socket
     from urllib.parse import urlparse
 
@@ -409,6 +411,7 @@ def partial_patch(
     ]
     if checksum:
         head.append("Upload-Checksum: sha256 " + base64.b64encode(hashlib.sha256(body).digest()).decode())
+    head += [f"{name}: {value}" for name, value in (headers or {}).items()]
     sock = socket.create_connection((u.hostname, u.port), timeout=10)
     try:
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())

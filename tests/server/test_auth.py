@@ -27,7 +27,13 @@ def test_tus_options(server):
     r = requests.options(server.url + API + "/uploads", timeout=10)
     assert r.status_code == 204
     assert r.headers["Tus-Version"] == "1.0.0"
-    assert set(r.headers["Tus-Extension"].split(",")) == {"creation", "checksum", "termination", "expiration"}
+    assert set(r.headers["Tus-Extension"].split(",")) == {
+        "creation",
+        "checksum",
+        "checksum-prefix",
+        "termination",
+        "expiration",
+    }
     assert r.headers["Tus-Checksum-Algorithm"] == "sha256"
     assert int(r.headers["Tus-Max-Size"]) > 0
 
