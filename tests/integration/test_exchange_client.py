@@ -86,18 +86,23 @@ def test_submit_with_connection_cut_is_resumed(qgis_app, server, relay, tmp_path
     assert reader.poll_feed() == []  # the cursor is kept
 
 
+def submit_and_pause(package, client, chunks=2):
+    """Start submitting ``package`` and pause after ``chunks`` chunks, as when QGIS is closed mid-upload."""
+    control = TransferControl()
+
+    def pause(done, total):
+        if done >= chunks * CHUNK:
+            control.pause()
+
+    with pytest.raises(TransferPausedError):
+        client.submit_package(package, progress=pause, control=control)
+
+
 def test_restart_mid_upload_resumes_from_disk_state(qgis_app, server, tmp_path):
     package = make_package(tmp_path)
     state = tmp_path / "profile"
     first = client_for(server.url, "demo_zrzy_submitter", state)
-    control = TransferControl()
-
-    def pause_after_two_chunks(done, total):
-        if done >= 2 * CHUNK:
-            control.pause()
-
-    with pytest.raises(TransferPausedError):
-        first.submit_package(package, progress=pause_after_two_chunks, control=control)
+    submit_and_pause(package, first)
     [pending] = first.uploads.pending()
     assert pending["offset"] >= 2 * CHUNK
     del first  # QGIS closed
@@ -467,14 +472,7 @@ def test_prefix_checksum_used_when_the_server_offers_it_and_after_a_restart(qgis
     try:
         first = client_for(relay.url, "demo_zrzy_submitter", state)
         assert "checksum-prefix" in first.tus_extensions()
-        control = TransferControl()
-
-        def pause_after_two_chunks(done, total):
-            if done >= 2 * CHUNK:
-                control.pause()
-
-        with pytest.raises(TransferPausedError):
-            first.submit_package(package, progress=pause_after_two_chunks, control=control)
+        submit_and_pause(package, first)
         del first  # QGIS closed: the running hash is gone with the process
         second = client_for(relay.url, "demo_zrzy_submitter", state)
         result = second.submit_package(package)
@@ -513,14 +511,7 @@ def test_upload_damaged_on_the_server_disk_starts_again(qgis_app, tmp_path):
         package = make_package(tmp_path)
         state = tmp_path / "profile"
         first = client_for(relay.url, "demo_zrzy_submitter", state)
-        control = TransferControl()
-
-        def pause_after_two_chunks(done, total):
-            if done >= 2 * CHUNK:
-                control.pause()
-
-        with pytest.raises(TransferPausedError):
-            first.submit_package(package, progress=pause_after_two_chunks, control=control)
+        submit_and_pause(package, first)
         [pending] = first.uploads.pending()
         old_url = pending["upload_url"]
         srv.stop()
