@@ -763,8 +763,11 @@ def pairwise_intersection(
     same: bool = False,
     noise: float = 0.0,
     b_noise: Pred = None,
+    a_cover: Callable[[int], int | None] | None = None,
 ) -> list[tuple[int, int, QgsGeometry]]:
     """Every polygonal ``a_i ∩ b_j`` as (i, j, geometry); ``same=True`` for a layer against itself (i < j).
+    ``a_cover(i)``: the feature of ``b`` covering a_i up to the noise (``CountyOverlay.cover``); when ``b``
+    is a partition (no overlaps, as a 三调 DLTB layer), a_i gives more than noise only with that one.
     ``b_noise(j)`` true: every piece of ``b_j`` the caller reports would be noise (see
     ``CountyOverlay.covered``); asked in the workers, for intersecting candidates only.
 
@@ -784,7 +787,7 @@ def pairwise_intersection(
         if len(b_items) < len(items):
             swapped = _pairs_walk(b, a, b_items, items, a_pred, runner, False, noise, skip_a=b_noise)
             return [(i, j, geom) for j, i, geom in swapped]
-        return _pairs_walk(a, b, items, b_items, b_pred, runner, False, noise, skip_b=b_noise)
+        return _pairs_walk(a, b, items, b_items, b_pred, runner, False, noise, skip_b=b_noise, only_b=a_cover)
     return _pairs_walk(a, others, items, None, b_pred, runner, same, noise, skip_b=b_noise)
 
 
@@ -799,10 +802,12 @@ def _pairs_walk(
     noise: float,
     skip_a: Pred = None,
     skip_b: Pred = None,
+    only_b: Callable[[int], int | None] | None = None,
 ) -> list[tuple[int, int, QgsGeometry]]:
     """``pairwise_intersection`` walking ``items`` of ``a``; ``b_items`` are the selected features of ``b``
     (None: filter candidates with ``b_pred``); pairs with a feature for which ``skip_a`` / ``skip_b`` is true
-    are left out."""
+    are left out; ``only_b(i)``: the one feature of ``b`` that a_i can give more than noise with (-1: none;
+    None: any)."""
     if not items or (b_items is not None and not b_items):
         return []
     if b_items is not None and len(b_items) <= _SubsetIndex.LIMIT and len(b_items) < len(b) // 2:
@@ -826,6 +831,12 @@ def _pairs_walk(
             ]
             if not js or (skip_a is not None and skip_a(i)):
                 continue
+            if only_b is not None:
+                k = only_b(i)
+                if k is not None:
+                    js = [j for j in js if j == k]
+                    if not js:
+                        continue
             engine = _prepared(ga)
             core = None
             if noise > 0 and len(js) > 1:
@@ -949,7 +960,7 @@ def _noise_only_difference(
     for j in js:
         if b.grown_box(j, r).contains(rect):
             grown = b.buffered(j, r)
-            if grown is not None and grown.contains(core):
+            if grown is not None and _prepared(grown).contains(core.constGet()):
                 return True
     return False
 
@@ -1146,6 +1157,7 @@ class CountyOverlay:
         key: str = "",
         noise: float = 0.0,
         b_noise: Pred = None,
+        a_cover: Callable[[int], int | None] | None = None,
     ) -> list[tuple[int, int, QgsGeometry]]:
         """``a_i ∩ b_j`` pieces. The complete overlay (no filter, no noise skip) is reused when some preset
         already computed it; any other is cached under (``key``, ``noise``). Pass ``noise`` only when each
@@ -1164,43 +1176,52 @@ class CountyOverlay:
                 b_pred,
                 noise=noise,
                 b_noise=b_noise,
+                a_cover=a_cover,
             )
         return self._cache[cache_key]
 
     def covered(self, role: str, by_role: str, noise: float) -> Callable[[int], bool]:
         """``covered(i)``: feature i of ``role`` lies inside one feature of ``by_role`` up to digitising noise
-        (its erosion by noise/2 inside that feature's dilation by noise/2). Then ``g − ∪by_role`` is noise
-        only for every g ⊆ feature i: ``(g − B) ⊖ r ⊆ (f ⊖ r) − (B ⊕ r) = ∅``. Decided lazily, once per
-        feature, thread-safe (a race decides twice, the same way)."""
-        cache_key = ("covered", role, by_role, float(noise))
+        (see ``cover``). Then ``g − ∪by_role`` is noise only for every g ⊆ feature i:
+        ``(g − B) ⊖ r ⊆ (f ⊖ r) − (B ⊕ r) = ∅``."""
+        cover = self.cover(role, by_role, noise)
+        return lambda i: cover(i) is not None
+
+    def cover(self, role: str, by_role: str, noise: float) -> Callable[[int], int | None]:
+        """``cover(i)``: the index k of a feature of ``by_role`` that contains feature i of ``role`` up to
+        digitising noise (i eroded by noise/2 lies inside k dilated by noise/2); -1 when feature i is thinner
+        than the noise everywhere; None when no feature covers it. Decided lazily, once per feature,
+        thread-safe (a race decides twice, the same way)."""
+        cache_key = ("cover", role, by_role, float(noise))
         if cache_key not in self._cache:
             fs, by = self.features(role), self.features(by_role)
             by.ensure_index()  # before workers share it
-            decided: dict[int, bool] = {}
+            decided: dict[int, int] = {}
             r = noise / 2.0
 
-            def covered(i: int) -> bool:
+            def cover(i: int) -> int | None:
                 answer = decided.get(i)
                 if answer is None:
+                    answer = -2  # not covered
                     core = fs.buffered(i, -r) if r > 0 else fs.geoms[i]
                     if core is None:
-                        answer = True  # thinner than the noise everywhere
+                        answer = -1  # thinner than the noise everywhere
                     else:
+                        # the covering feature, if any, contains a point inside the core: only the few whose
+                        # box holds that point are tried (no geometry of the other neighbours is built)
+                        point = core.pointOnSurface().asPoint()
                         rect = core.boundingBox()
-                        answer = False
-                        for k in by.candidates(rect):
+                        for k in by.candidates(QgsRectangle(point.x(), point.y(), point.x(), point.y())):
                             if not by.grown_box(k, r).contains(rect):
                                 continue
                             grown = by.buffered(k, r) if r > 0 else by.geoms[k]
-                            if grown is None:
-                                continue
-                            if grown.contains(core):
-                                answer = True
+                            if grown is not None and _prepared(grown).contains(core.constGet()):
+                                answer = k
                                 break
                     decided[i] = answer
-                return answer
+                return None if answer == -2 else answer
 
-            self._cache[cache_key] = covered
+            self._cache[cache_key] = cover
         return self._cache[cache_key]
 
     def identical(self, role_a: str, role_b: str) -> dict[int, int]:

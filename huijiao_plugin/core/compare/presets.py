@@ -318,8 +318,11 @@ def pbf_nongrain(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any])
 
     category = dltb.attrs.classify(category_of, "DLBM", "ZZSXDM")
     pieces: list[Piece] = []
+    # a PBF patch inside one DLTB patch up to the noise meets the others only in noise (DLTB patches do not
+    # overlap: 三调 topology), as versiondiff / farmlandnonagri assume for identical patches
+    cover = ov.cover("PBF", "DLTB", thr[2]) if thr[2] > 0 else None
     for i, j, geom in ov.pairs(
-        "PBF", "DLTB", b_pred=lambda j: bool(category[j]), key="nongrain", noise=thr[2]
+        "PBF", "DLTB", b_pred=lambda j: bool(category[j]), key="nongrain", noise=thr[2], a_cover=cover
     ):
         if not category[j]:
             continue
