@@ -9,7 +9,7 @@ Like the presets, each chain ends with the sliver rule of domain.md §6 (as nati
 single parts), so both sides report the same pieces; the piece counts are printed side by side (except
 pbfexitcandidates, whose rows are one multipart piece per PBF patch and reason, where the chain has parts).
 The native chains run in a child process (same run, same machine), so each side's peak RSS
-(``resource.getrusage``) is its own. Printed: seconds, ratios native/ours, both peaks.
+(VmHWM) is its own. Printed: seconds, ratios native/ours, both peaks.
 Targets (issue 4): each preset ≥ 5×, suite ≥ 10×, peak < 2 GB.
 
 To iterate on some presets only (with their native chains), set ``HUIJIAO_BENCH_PRESETS`` to a comma-separated
@@ -66,6 +66,15 @@ SLIVER_RULE = sliver_rule_expression()
 
 
 def peak_mb() -> float:
+    """Peak resident memory of this process. Linux keeps ``ru_maxrss`` across execve (a child started by
+    us would report our peak), so the address space's own high-water mark VmHWM is read where it exists."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
