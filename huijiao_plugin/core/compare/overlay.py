@@ -742,9 +742,13 @@ class _SubsetIndex:
 
     def __init__(self, fs: FeatureSet, items: Sequence[int]) -> None:
         self.index = QgsSpatialIndex()
+        self.items = set(items)
         geoms = fs.geoms
         for j in items:
             self.index.addFeature(j, geoms[j].boundingBox())
+
+    def holds(self, j: int) -> bool:
+        return j in self.items
 
     def candidates(self, rect: QgsRectangle) -> list[int]:
         return self.index.intersects(rect)
@@ -824,19 +828,19 @@ def _pairs_walk(
         core_b_tries = core_b_hits = 0
         for i in chunk:
             ga = a.geoms[i]
-            js = [
-                j
-                for j in index.candidates(ga.boundingBox())
-                if (b_pred is None or b_pred(j)) and (not same or j > i)
-            ]
+            k = only_b(i) if only_b is not None else None
+            if k is not None:  # covered by b_k: no other candidate matters, no index query needed
+                if k < 0 or not (index.holds(k) if index is not b else b_pred is None or b_pred(k)):
+                    continue
+                js = [k]
+            else:
+                js = [
+                    j
+                    for j in index.candidates(ga.boundingBox())
+                    if (b_pred is None or b_pred(j)) and (not same or j > i)
+                ]
             if not js or (skip_a is not None and skip_a(i)):
                 continue
-            if only_b is not None:
-                k = only_b(i)
-                if k is not None:
-                    js = [j for j in js if j == k]
-                    if not js:
-                        continue
             engine = _prepared(ga)
             core = None
             if noise > 0 and len(js) > 1:
