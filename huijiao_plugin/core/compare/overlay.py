@@ -195,8 +195,7 @@ class FeatureSet:
             if self._index is None:
                 if self.bulk is not None:
                     # bulk loading (STR) from the source is ~4× faster than inserting one by one
-                    if self._pos is None:
-                        self._pos = dict(zip(self.fids, range(len(self.fids))))
+                    self._ensure_positions()
                     built = None
                     if self.prefetch is not None:
                         try:
@@ -220,10 +219,14 @@ class FeatureSet:
             return
         if self.rtree is not None and queries is not None and queries * 25 <= len(self):
             with self._lock:
-                if self._pos is None:
-                    self._pos = dict(zip(self.fids, range(len(self.fids))))
+                self._ensure_positions()
             return
         _ = self.index
+
+    def _ensure_positions(self) -> None:
+        """feature id -> position, for indexes keyed by feature id (call with the lock held)."""
+        if self._pos is None:
+            self._pos = dict(zip(self.fids, range(len(self.fids))))
 
     def candidates(self, rect: QgsRectangle) -> list[int]:
         if self._index is None and self.rtree is not None and self._pos is not None:
@@ -960,13 +963,20 @@ def _noise_only_difference(
     core = a.buffered(i, -r) if a is not None else g.buffer(-r, ERODE_SEGMENTS)
     if core is None or core.isEmpty():
         return True  # g itself is thinner than the noise everywhere
+    return _grown_cover(core, js, b, r) is not None
+
+
+def _grown_cover(core: QgsGeometry, candidates: Iterable[int], b: FeatureSet, r: float) -> int | None:
+    """The first of ``candidates`` whose dilation by ``r`` contains ``core``, or None. The boxes rule out
+    most candidates before any of them is grown."""
     rect = core.boundingBox()
-    for j in js:
-        if b.grown_box(j, r).contains(rect):
-            grown = b.buffered(j, r)
-            if grown is not None and _prepared(grown).contains(core.constGet()):
-                return True
-    return False
+    for k in candidates:
+        if not b.grown_box(k, r).contains(rect):
+            continue
+        grown = b.buffered(k, r) if r > 0 else b.geoms[k]
+        if grown is not None and _prepared(grown).contains(core.constGet()):
+            return k
+    return None
 
 
 def _is_noise(part: QgsGeometry, noise: float) -> bool:
@@ -1214,14 +1224,9 @@ class CountyOverlay:
                         # the covering feature, if any, contains a point inside the core: only the few whose
                         # box holds that point are tried (no geometry of the other neighbours is built)
                         point = core.pointOnSurface().asPoint()
-                        rect = core.boundingBox()
-                        for k in by.candidates(QgsRectangle(point.x(), point.y(), point.x(), point.y())):
-                            if not by.grown_box(k, r).contains(rect):
-                                continue
-                            grown = by.buffered(k, r) if r > 0 else by.geoms[k]
-                            if grown is not None and _prepared(grown).contains(core.constGet()):
-                                answer = k
-                                break
+                        near = by.candidates(QgsRectangle(point.x(), point.y(), point.x(), point.y()))
+                        k = _grown_cover(core, near, by, r)
+                        answer = -2 if k is None else k
                     decided[i] = answer
                 return None if answer == -2 else answer
 

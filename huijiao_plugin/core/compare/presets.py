@@ -355,6 +355,7 @@ def farmland_nonagri(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
     thr = _thresholds(ov, opt)
     prof = ov.profile
     role, a_pred = _base(ov, opt, "farmland")
+    base_pred = a_pred  # a_pred is narrowed below for the year-N+1 overlay
     base = opt.base or "farmland"
     pieces: list[Piece] = []
     if ov.has("DLTB_N1"):
@@ -390,7 +391,6 @@ def farmland_nonagri(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
     if ov.has("JCTB"):
         jctb = ov.features("JCTB")
         constr_j = jctb.attrs.mask(prof.is_monitoring_construction, "TBLX")
-        base_pred = _base(ov, opt, "farmland")[1]
         for i, j, geom in ov.pairs(
             role, "JCTB", base_pred, lambda j: constr_j[j], key=f"{base}-jctb", noise=thr[2]
         ):
