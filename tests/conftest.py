@@ -82,3 +82,19 @@ def demo_county(qgis_app, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("demo_county")
     yield generate_county(out, size=DEMO_COUNTY_SIZE, seed=DEMO_COUNTY_SEED)
+
+
+VECTORISED_MISSING = "shapely >= 2 not installed (optional vectorised GEOS component)"
+
+
+@pytest.fixture(params=["vectorised GEOS", "per feature"])
+def geos_path(request):
+    """Run a test on both paths of the comparison engine: whole arrays through shapely (when installed)
+    and one feature at a time through QgsGeometry."""
+    from huijiao_plugin.core.compare import vectorized
+
+    if request.param == "vectorised GEOS" and not vectorized.enabled():
+        pytest.skip(VECTORISED_MISSING)
+    vectorized.enabled(request.param == "vectorised GEOS")
+    yield request.param
+    vectorized.enabled(True)

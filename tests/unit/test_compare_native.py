@@ -30,10 +30,23 @@ def county(qgis_processing, tmp_path_factory):
     release(layers)
 
 
-@pytest.fixture(scope="module")
-def suite(county):
-    """All presets on one shared overlay (as the panel's suite does)."""
+@pytest.fixture(scope="module", params=["vectorised GEOS", "per feature"])
+def suite(county, request):
+    """All presets on one shared overlay (as the panel's suite does), on both paths of the engine."""
+    from huijiao_plugin.core.compare import vectorized
+    from tests.conftest import VECTORISED_MISSING
+
+    if request.param == "vectorised GEOS" and not vectorized.enabled():
+        pytest.skip(VECTORISED_MISSING)
+    vectorized.enabled(request.param == "vectorised GEOS")
     ov = CountyOverlay(county)
+    try:
+        return _run_all(ov)
+    finally:
+        vectorized.enabled(True)
+
+
+def _run_all(ov):
     return {
         pid: run_preset(pid, ov)
         for pid in (

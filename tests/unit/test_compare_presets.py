@@ -4,12 +4,15 @@ categories."""
 from __future__ import annotations
 
 import pytest
-from compare_support import T1, T2, build_county, noisy, rect, release, write_layer
+from compare_support import T1, T2, X0, Y0, build_county, noisy, rect, release, write_layer
 from qgis.PyQt.QtCore import QVariant
 
 from huijiao_plugin.core.compare.overlay import CompareError, CountyOverlay, passes_sliver_rule
 from huijiao_plugin.core.compare.presets import CompareOptions, run_preset, run_suite, size_class
 from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator
+
+# every test here runs on both paths of the engine (vectorised GEOS and one feature at a time)
+pytestmark = pytest.mark.usefixtures("geos_path")
 
 
 @pytest.fixture(scope="module")
@@ -347,3 +350,43 @@ def test_covered_up_to_noise_and_walk_orientation(qgis_app, tmp_path):
     assert [(i, j) for i, j, _ in swapped] == [(1, 1)]
     assert swapped[0][2].area() == pytest.approx(97.0 * 100.0)
     release({"DLTB": dltb, "PBF": pbf})
+
+
+def summary(result):
+    return sorted(
+        (p.category, round(p.geom.area(), 3), tuple(sorted(map(str, p.attrs.items())))) for p in result.pieces
+    )
+
+
+def test_curved_and_invalid_geometries_same_answer_on_both_paths(county):
+    """shapely cannot read curves: the vectorised path leaves such layers to the per-feature path; invalid
+    geometries are repaired (and reported) the same way on both paths."""
+    from qgis.core import QgsFeature, QgsGeometry, QgsVectorLayer
+
+    from huijiao_plugin.core.compare import vectorized
+
+    layer = QgsVectorLayer("CurvePolygon?crs=EPSG:4545&field=BSM:string", "A", "memory")
+    shapes = [
+        QgsGeometry.fromWkt(
+            f"CurvePolygon(CircularString({X0 + 150} {Y0 + 50}, {X0 + 250} {Y0 + 50}, {X0 + 150} {Y0 + 50}))"
+        ),
+        QgsGeometry.fromWkt(
+            f"Polygon(({X0} {Y0}, {X0 + 100} {Y0 + 100}, {X0 + 100} {Y0}, {X0} {Y0 + 100}, {X0} {Y0}))"
+        ),  # a bow-tie
+        noisy(rect(0, 100, 200, 200), 0.4, 3),
+    ]
+    features = []
+    for k, geom in enumerate(shapes):
+        feature = QgsFeature(layer.fields())
+        feature.setGeometry(geom)
+        feature["BSM"] = f"A{k}"
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    results = {}
+    for flag in (True, False):
+        vectorized.enabled(flag)
+        results[flag] = run_preset("boundarycompare", overlay(county, A=layer, B=county["PBF"]))
+    vectorized.enabled(True)
+    assert summary(results[True]) == summary(results[False])
+    assert results[True].repaired == results[False].repaired == {"A": [2]}
+    assert {p.attrs["A_ID"] for p in results[True].pieces} >= {"A0", "A1", "A2"}

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.request import pathname2url
 
+import numpy as np
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
@@ -42,6 +43,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
+from huijiao_plugin.core.compare import vectorized
 from huijiao_plugin.core.compare.rules import RuleProfile, _text
 
 LOG = logging.getLogger(__name__)
@@ -251,6 +253,11 @@ class FeatureSet:
         grown.grow(r)
         return grown
 
+    def cache_buffers(self, distance: float, positions: list[int], wkbs: Iterable[bytes | None]) -> None:
+        """Buffers of ``positions`` computed elsewhere (vectorised), as WKB (None: nothing left)."""
+        cache = self._buffers.setdefault(distance, {})
+        cache.update(zip(positions, (w or b"" for w in wkbs)))  # noqa: B905
+
     def buffered(self, i: int, distance: float) -> QgsGeometry | None:
         """Feature ``i`` eroded (``distance`` < 0) or dilated (> 0) with ``ERODE_SEGMENTS``; None when
         nothing is left. Kept as WKB (a quarter of the memory of geometry objects: a suite keeps hundreds of
@@ -404,6 +411,12 @@ class CheckedGeometries:
         geom = QgsGeometry()
         geom.fromWkb(self._wkbs[index])
         return geom.boundingBox()
+
+    def mark_valid(self, indices: Any) -> None:
+        """Geometries found GEOS-valid elsewhere (vectorised): not checked again on access."""
+        if len(indices):
+            view = np.frombuffer(self._state, dtype=np.uint8)
+            view[indices] = 1
 
     def raw_wkbs(self) -> list[bytes]:
         """The WKB as read (before any repair), e.g. to find identical geometries."""
@@ -817,23 +830,39 @@ def _pairs_walk(
     None: any)."""
     if not items or (b_items is not None and not b_items):
         return []
+    if only_b is None and vectorized.enabled():
+        found = _pairs_vectorized(a, b, items, b_items, b_pred, runner, same, noise, skip_a, skip_b)
+        if found is not None:
+            return found
+    # features whose cover is already known need no index query
+    known = getattr(only_b, "decided", None) or {}
+    queries = sum(1 for i in items if known.get(i, -2) == -2) if known else len(items)
     if b_items is not None and len(b_items) <= _SubsetIndex.LIMIT and len(b_items) < len(b) // 2:
         index: Any = _SubsetIndex(b, b_items)
         b_pred = None  # the index holds the selected features only
     else:
-        b.ensure_index(len(items))  # before the workers share it
+        if queries:
+            b.ensure_index(queries)  # before the workers share it
         index = b
 
     def work(chunk: Sequence[int]) -> list[tuple[int, int, QgsGeometry]]:
         out = []
-        # eroding b_j pays when it usually proves a pair to be noise (two versions of the same patches); in
-        # a chunk where it rarely does (independent boundaries) it is dropped after a few tries
-        core_b_tries = core_b_hits = 0
+        _decide_many(skip_a, chunk)
+        # first the pairs that meet, then (their noise tests decided together) what each pair gives
+        meeting: list[tuple[int, QgsGeometry, Any, Any, list[tuple[int, QgsGeometry]]]] = []
         for i in chunk:
-            ga = a.geoms[i]
             k = only_b(i) if only_b is not None else None
+            if k is not None and (
+                k < 0 or not (index.holds(k) if index is not b else b_pred is None or b_pred(k))
+            ):
+                continue  # covered by b_k, which is not selected: nothing of a_i beyond the noise
+            ga = a.geoms[i]
             if k is not None:  # covered by b_k: no other candidate matters, no index query needed
-                if k < 0 or not (index.holds(k) if index is not b else b_pred is None or b_pred(k)):
+                if skip_a is None and (skip_b is None or not skip_b(k)):
+                    # the pair overlaps beyond the noise: nothing to prepare or test, intersect it
+                    piece = polygonal(ga.intersection(b.geoms[k]))
+                    if piece is not None:
+                        out.append((i, k, piece))
                     continue
                 js = [k]
             else:
@@ -851,16 +880,27 @@ def _pairs_walk(
                 if eroded is None:
                     continue  # a_i itself is thinner than the noise: nothing of it can be reported
                 core = _prepared(eroded)
+            hits = []
             for j in js:
-                gb = b.geoms[j]
+                gb = b.geoms[j]  # stays referenced while its abstract geometry is used
                 cb = gb.constGet()  # one wrapper per candidate (each call resolves the subclass again)
                 if core is not None:
                     if not core.intersects(cb):  # (core ⊆ a_i: also decides "a_i meets b_j" when it does)
                         continue  # a_i ∩ b_j lies within noise/2 of a_i's boundary
                 elif not engine.intersects(cb):
                     continue
+                hits.append((j, gb))
+            if hits:
+                meeting.append((i, ga, engine, core, hits))
+        _decide_many(skip_b, (j for *_, hits in meeting for j, _ in hits))
+        # eroding b_j pays when it usually proves a pair to be noise (two versions of the same patches); in
+        # a chunk where it rarely does (independent boundaries) it is dropped after a few tries
+        core_b_tries = core_b_hits = 0
+        for i, ga, engine, core, hits in meeting:
+            for j, gb in hits:
                 if skip_b is not None and skip_b(j):
                     continue
+                cb = gb.constGet()
                 if engine.contains(cb):
                     out.append((i, j, gb))
                     continue
@@ -878,6 +918,126 @@ def _pairs_walk(
         return out
 
     return runner.map(work, items)
+
+
+def _shapes(fs: FeatureSet, items: Sequence[int], runner: _Runner) -> Any:
+    """shapely geometries of ``items`` of ``fs``, GEOS-valid: an invalid one is repaired as everywhere else
+    (``CheckedGeometries``); None when one cannot be read (e.g. curves): then the caller works per feature."""
+    wkbs = fs.geoms.raw_wkbs()
+    geoms = vectorized.read_wkb(wkbs if len(items) == len(wkbs) else [wkbs[i] for i in items])
+    valid = vectorized.valid(geoms, runner.workers, runner.check)
+    positions = np.asarray(items, dtype=np.int64)
+    fs.geoms.mark_valid(positions[valid])
+    for p in np.nonzero(~valid)[0].tolist():
+        geoms[p] = vectorized.read_wkb([bytes(fs.geoms[int(positions[p])].asWkb())])[0]
+    return None if vectorized.any_missing(geoms) else geoms
+
+
+def _pairs_vectorized(
+    a: FeatureSet,
+    b: FeatureSet,
+    items: Sequence[int],
+    b_items: Sequence[int] | None,
+    b_pred: Pred,
+    runner: _Runner,
+    same: bool,
+    noise: float,
+    skip_a: Pred,
+    skip_b: Pred,
+) -> list[tuple[int, int, QgsGeometry]] | None:
+    """``_pairs_walk`` with vectorised GEOS: the same pairs, the same noise tests, whole arrays per call
+    with the GIL released (None: a geometry shapely cannot read, walk per feature instead)."""
+    b_sel = list(b_items) if b_items is not None else _selected(len(b), b_pred)
+    if not b_sel:
+        return []
+    ga = _shapes(a, items, runner)
+    if ga is None:
+        return None
+    if not same and len(items) * 25 <= len(b_sel):
+        # a few features against many: only the candidates of their boxes are read (from the source's
+        # index when it has one, as the walk per feature does)
+        b.ensure_index(len(items))
+        selected = set(b_sel)
+        touched: set[int] = set()
+        for x0, y0, x1, y1 in vectorized.bounds(ga).tolist():
+            touched.update(j for j in b.candidates(QgsRectangle(x0, y0, x1, y1)) if j in selected)
+        b_sel = sorted(touched)
+        if not b_sel:
+            return []
+    gb = ga if same and b_sel == list(items) else _shapes(b, b_sel, runner)
+    if gb is None:
+        return None
+    item_ids = np.asarray(items, dtype=np.int64)
+    b_ids = np.asarray(b_sel, dtype=np.int64)
+    tree = vectorized.index(gb)
+    r = noise / 2.0
+
+    def work(chunk: Sequence[int]) -> list[tuple[int, int, QgsGeometry]]:
+        at, bt = tree.query(ga[chunk], predicate="intersects")  # positions in chunk / in b_sel
+        at = np.asarray(chunk, dtype=np.int64)[at]
+        i_ids, j_ids = item_ids[at], b_ids[bt]
+        keep = j_ids > i_ids if same else np.ones(len(at), dtype=bool)
+        keep &= _mask(skip_a, i_ids) & _mask(skip_b, j_ids)
+        at, bt = at[keep], bt[keep]
+        vectorized.prepare(ga[chunk])
+        if r > 0:
+            found = vectorized.pair_pieces(
+                ga,
+                gb,
+                at,
+                bt,
+                lambda p: _eroded(a, item_ids[p], ga[p], r),
+                lambda q: _eroded(b, b_ids[q], gb[q], r),
+            )
+        else:
+            found = vectorized.pair_pieces(ga, gb, at, bt, None, None)
+        out = []
+        for p, q, wkb in found:
+            i, j = int(item_ids[p]), int(b_ids[q])
+            if wkb is None:  # b_j inside a_i: the piece is b_j itself
+                out.append((i, j, b.geoms[j]))
+                continue
+            geom = QgsGeometry()
+            geom.fromWkb(wkb)
+            piece = polygonal(geom)
+            if piece is not None:
+                out.append((i, j, piece))
+        return out
+
+    return runner.map(work, list(range(len(items))), 2048)
+
+
+def _eroded(fs: FeatureSet, ids: Any, geoms: Any, r: float) -> Any:
+    """shapely erosions by ``r`` of features ``ids`` of ``fs`` (``geoms``): those some overlay of the run
+    already computed (``FeatureSet.buffered``) are reused, the others computed and kept for the next."""
+    cache = fs._buffers.setdefault(-r, {})
+    known = [cache.get(i) for i in ids.tolist()]
+    missing = [p for p, wkb in enumerate(known) if wkb is None]
+    cores = vectorized.read_wkb([wkb or b"" for wkb in known])
+    if missing:
+        computed = vectorized.eroded(geoms[missing], r, ERODE_SEGMENTS)
+        cores[missing] = computed
+        fs.cache_buffers(-r, ids[missing].tolist(), vectorized.to_wkbs(computed))
+    return cores
+
+
+def _mask(pred: Pred, ids: Any) -> Any:
+    """``pred`` over feature ids as a boolean array of where it is false (all true without ``pred``)."""
+    if pred is None or not len(ids):
+        return np.ones(len(ids), dtype=bool)
+    unique = np.unique(ids).tolist()
+    _decide_many(pred, unique)
+    skipped = {j for j in unique if pred(j)}
+    if not skipped:
+        return np.ones(len(ids), dtype=bool)
+    return ~np.isin(ids, np.fromiter(skipped, dtype=np.int64, count=len(skipped)))
+
+
+def _decide_many(pred: Pred, items: Iterable[int]) -> None:
+    """Let a predicate that can (``Covered``) decide many features at once before they are asked."""
+    decide_many = getattr(pred, "decide_many", None)
+    if decide_many is not None:
+        decide_many(items)
 
 
 def _union_op(
@@ -898,6 +1058,10 @@ def _union_op(
     noise/2 is empty) and is not computed (None)."""
     items = list(range(len(geoms))) if items is None else list(items)
     b.ensure_index(len(items))  # before the workers share it
+    # features of ``a`` covered by one B feature up to the noise, decided a chunk at a time (vectorised)
+    noise_cover = None
+    if a is not None and noise > 0 and mode == "difference" and vectorized.enabled():
+        noise_cover = Cover(a, b, noise / 2.0, runner)
 
     big = 200  # vertices: overlay geometries this large are prepared once per chunk and used as the engine
 
@@ -910,7 +1074,14 @@ def _union_op(
                 b_engines[j] = _prepared(b.geoms[j])
             return b_engines[j]
 
+        if noise_cover is not None:
+            noise_cover.decide_many(chunk)
         for i in chunk:
+            if noise_cover is not None:
+                k = noise_cover.decided.get(i, -2)
+                if k == -1 or (k >= 0 and (b_pred is None or b_pred(k))):
+                    out.append((i, None))  # g − ∪B is noise only (see the docstring)
+                    continue
             g = geoms[i]
             js = [j for j in b.candidates(g.boundingBox()) if b_pred is None or b_pred(j)]
             if js and noise > 0 and mode == "difference" and _noise_only_difference(g, i, js, b, noise, a):
@@ -1081,6 +1252,85 @@ ROLE_KEYS: dict[str, list[str]] = {
 }
 
 
+class Cover:
+    """``cover(i)``: the index k of a feature of ``by`` whose dilation by ``r`` contains feature i of ``fs``
+    eroded by ``r``; -1 when feature i is thinner than 2r everywhere; None when no feature covers it. Then
+    every piece of feature i outside b_k is digitising noise: ``(g − b_k) ⊖ r = (g ⊖ r) − (b_k ⊕ r) = ∅``.
+
+    With vectorised GEOS (``vectorized``), ``decide_all`` / ``decide_many`` decide whole arrays of features
+    with the GIL released; otherwise, and for features it leaves undecided (invalid or unreadable there),
+    each is decided on first use. Thread-safe (a race decides twice, the same way)."""
+
+    def __init__(self, fs: FeatureSet, by: FeatureSet, r: float, runner: _Runner) -> None:
+        self.fs, self.by, self.r, self.runner = fs, by, r, runner
+        self.decided: dict[int, int] = {}  # feature -> k, -1 (thin) or -2 (not covered)
+        self.finder = (
+            vectorized.CoverFinder(lambda: vectorized.read_wkb(by.geoms.raw_wkbs()), r, ERODE_SEGMENTS)
+            if r > 0 and vectorized.enabled()
+            else None
+        )
+
+    def __call__(self, i: int) -> int | None:
+        answer = self.decided.get(i)
+        if answer is None:
+            answer = self.decided[i] = self._decide_one(i)
+        return None if answer == -2 else answer
+
+    def _decide_one(self, i: int) -> int:
+        fs, by, r = self.fs, self.by, self.r
+        by.ensure_index()
+        core = fs.buffered(i, -r) if r > 0 else fs.geoms[i]
+        if core is None:
+            return -1  # thinner than the noise everywhere
+        # the covering feature, if any, contains a point inside the core: only the few whose box holds that
+        # point are tried (no geometry of the other neighbours is built)
+        point = core.pointOnSurface().asPoint()
+        near = by.candidates(QgsRectangle(point.x(), point.y(), point.x(), point.y()))
+        k = _grown_cover(core, near, by, r)
+        return -2 if k is None else k
+
+    def decide_all(self, items: Sequence[int]) -> None:
+        """Decide ``items`` up front, vectorised on the runner's threads (a no-op without shapely)."""
+        if self.finder is None:
+            return
+        todo = [i for i in items if i not in self.decided]
+        if todo:
+            wkbs = self.fs.geoms.raw_wkbs()
+            geoms = vectorized.read_wkb(wkbs if len(todo) == len(wkbs) else [wkbs[i] for i in todo])
+            runner = self.runner
+            self._store(todo, *vectorized.cover_all(geoms, self.finder, runner.workers, runner.check))
+        self.finder.release()  # every later question is asked one by one: its index is not needed now
+
+    def decide_many(self, items: Iterable[int]) -> None:
+        """Decide the undecided among ``items`` at once, on the calling thread (a no-op without shapely)."""
+        if self.finder is None:
+            return
+        todo = [i for i in set(items) if i not in self.decided]
+        if len(todo) > 1:
+            wkbs = self.fs.geoms.raw_wkbs()
+            self._store(todo, *self.finder.decide(vectorized.read_wkb([wkbs[i] for i in todo])))
+
+    def _store(self, todo: Sequence[int], answer: Any, valid: Any, by_valid: Any, cores: Any) -> None:
+        positions = np.asarray(todo, dtype=np.int64)
+        self.fs.geoms.mark_valid(positions[valid])
+        self.by.geoms.mark_valid(by_valid)
+        undecided = vectorized.UNDECIDED
+        self.decided.update((i, k) for i, k in zip(todo, answer.tolist()) if k != undecided)
+        # the erosions serve later overlays of the run (``FeatureSet.buffered``)
+        self.fs.cache_buffers(-self.r, positions[valid].tolist(), cores)
+
+
+class Covered:
+    """``covered(i)``: ``cover(i) is not None``; ``decide_many`` as ``Cover.decide_many``."""
+
+    def __init__(self, cover: Cover) -> None:
+        self.cover = cover
+        self.decide_many = cover.decide_many
+
+    def __call__(self, i: int) -> bool:
+        return self.cover(i) is not None
+
+
 class CountyOverlay:
     """The county's layers by role, loaded once, with cached overlays shared by all presets.
 
@@ -1194,44 +1444,25 @@ class CountyOverlay:
             )
         return self._cache[cache_key]
 
-    def covered(self, role: str, by_role: str, noise: float) -> Callable[[int], bool]:
+    def covered(self, role: str, by_role: str, noise: float, items: Sequence[int] | None = None) -> Covered:
         """``covered(i)``: feature i of ``role`` lies inside one feature of ``by_role`` up to digitising noise
         (see ``cover``). Then ``g − ∪by_role`` is noise only for every g ⊆ feature i:
         ``(g − B) ⊖ r ⊆ (f ⊖ r) − (B ⊕ r) = ∅``."""
-        cover = self.cover(role, by_role, noise)
-        return lambda i: cover(i) is not None
+        return Covered(self.cover(role, by_role, noise, items))
 
-    def cover(self, role: str, by_role: str, noise: float) -> Callable[[int], int | None]:
+    def cover(self, role: str, by_role: str, noise: float, items: Sequence[int] | None = None) -> Cover:
         """``cover(i)``: the index k of a feature of ``by_role`` that contains feature i of ``role`` up to
         digitising noise (i eroded by noise/2 lies inside k dilated by noise/2); -1 when feature i is thinner
-        than the noise everywhere; None when no feature covers it. Decided lazily, once per feature,
-        thread-safe (a race decides twice, the same way)."""
+        than the noise everywhere; None when no feature covers it. ``items``: the features that will be
+        asked, decided all at once up front (see ``Cover``)."""
         cache_key = ("cover", role, by_role, float(noise))
         if cache_key not in self._cache:
             fs, by = self.features(role), self.features(by_role)
-            by.ensure_index()  # before workers share it
-            decided: dict[int, int] = {}
-            r = noise / 2.0
-
-            def cover(i: int) -> int | None:
-                answer = decided.get(i)
-                if answer is None:
-                    answer = -2  # not covered
-                    core = fs.buffered(i, -r) if r > 0 else fs.geoms[i]
-                    if core is None:
-                        answer = -1  # thinner than the noise everywhere
-                    else:
-                        # the covering feature, if any, contains a point inside the core: only the few whose
-                        # box holds that point are tried (no geometry of the other neighbours is built)
-                        point = core.pointOnSurface().asPoint()
-                        near = by.candidates(QgsRectangle(point.x(), point.y(), point.x(), point.y()))
-                        k = _grown_cover(core, near, by, r)
-                        answer = -2 if k is None else k
-                    decided[i] = answer
-                return None if answer == -2 else answer
-
-            self._cache[cache_key] = cover
-        return self._cache[cache_key]
+            self._cache[cache_key] = Cover(fs, by, noise / 2.0, self.runner)
+        cover = self._cache[cache_key]
+        if items is not None:
+            cover.decide_all(items)
+        return cover
 
     def identical(self, role_a: str, role_b: str) -> dict[int, int]:
         """Features of ``role_a`` whose geometry is identical (same WKB) to one of ``role_b``: a → b index.

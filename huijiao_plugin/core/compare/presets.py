@@ -320,7 +320,8 @@ def pbf_nongrain(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any])
     pieces: list[Piece] = []
     # a PBF patch inside one DLTB patch up to the noise meets the others only in noise (DLTB patches do not
     # overlap: 三调 topology), as versiondiff / farmlandnonagri assume for identical patches
-    cover = ov.cover("PBF", "DLTB", thr[2]) if thr[2] > 0 else None
+    pbf_all = range(len(ov.features("PBF")))
+    cover = ov.cover("PBF", "DLTB", thr[2], pbf_all) if thr[2] > 0 else None
     for i, j, geom in ov.pairs(
         "PBF", "DLTB", b_pred=lambda j: bool(category[j]), key="nongrain", noise=thr[2], a_cover=cover
     ):
