@@ -1195,6 +1195,11 @@ def proximity_groups(
     a: FeatureSet, runner: _Runner, tolerance: float, items: Sequence[int]
 ) -> list[list[int]]:
     """Connected groups of features whose distance is ≤ ``tolerance`` (touching counts), union-find."""
+    geoms = _shapes(a, items, runner) if vectorized.enabled() else None
+    if geoms is not None:
+        ids = np.asarray(items, dtype=np.int64)
+        near = vectorized.near_pairs(geoms, tolerance, runner.workers, runner.check)
+        return _union_find(items, zip(ids[near[0]].tolist(), ids[near[1]].tolist()))  # noqa: B905
     allowed = set(items)
     a.ensure_index(len(items))
 
@@ -1214,7 +1219,11 @@ def proximity_groups(
                     edges.append((i, j))
         return edges
 
-    edges = runner.map(work, list(items))
+    return _union_find(items, runner.map(work, list(items)))
+
+
+def _union_find(items: Sequence[int], edges: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """The connected groups of ``items`` linked by ``edges``, each sorted, ordered by their first item."""
     parent = {i: i for i in items}
 
     def find(x: int) -> int:

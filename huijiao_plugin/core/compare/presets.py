@@ -450,15 +450,21 @@ def contiguity(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -
     fs = ov.features(role)
     groups = ov.groups(role, tolerance, pred, key=role)
     bounds = [float(b) for b in prof.get("contiguity_size_classes_mu")]
+
+    def blocks(chunk: Sequence[int]) -> list[tuple[int, QgsGeometry, int]]:
+        out = []
+        for b in chunk:
+            members = [fs.geoms[i] for i in groups[b]]
+            geom = union_parts(members)
+            if geom is not None:
+                largest = max(range(len(members)), key=lambda k: members[k].area())
+                out.append((b, geom, groups[b][largest]))
+        return out
+
     pieces: list[Piece] = []
-    for b, group in enumerate(groups):
-        if b % 1000 == 0:
-            ov.check()
-        geom = union_parts([fs.geoms[i] for i in group])
-        if geom is None:
-            continue
-        largest = max(group, key=lambda i: fs.geoms[i].area())
-        attrs = {"block_id": b, "members": len(group)}
+    # the unions run on the worker threads (GEOS releases the GIL)
+    for b, geom, largest in ov.runner.map(blocks, list(range(len(groups)))):
+        attrs = {"block_id": b, "members": len(groups[b])}
         pieces.append(Piece(geom, "block", attrs, _zl(ov, role, largest)))
     fields = [("block_id", INT), ("members", INT), ("size_class", S)]
     params["size_bounds"] = bounds

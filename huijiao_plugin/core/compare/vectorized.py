@@ -235,3 +235,21 @@ def to_wkbs(geoms: Any) -> list[bytes | None]:
 def bounds(geoms: Any) -> Any:
     """(xmin, ymin, xmax, ymax) per geometry."""
     return shapely.bounds(geoms)
+
+
+def near_pairs(geoms: Any, tolerance: float, workers: int, check: Callable[[], None]) -> Any:
+    """Pairs of positions (p < q) whose geometries are within ``tolerance`` of each other (touching counts),
+    as two arrays."""
+    tree = shapely.STRtree(geoms)
+
+    def near(s: slice) -> Any:
+        if tolerance > 0:
+            p, q = tree.query(geoms[s], predicate="dwithin", distance=tolerance)
+        else:
+            p, q = tree.query(geoms[s], predicate="intersects")
+        p = p + s.start
+        keep = p < q
+        return np.stack([p[keep], q[keep]])
+
+    parts = _parallel(near, len(geoms), workers, check)
+    return np.concatenate(parts, axis=1) if parts else np.zeros((2, 0), dtype=np.int64)
