@@ -15,6 +15,7 @@ work runs on worker threads (GEOS calls release the GIL).
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import sqlite3
 import threading
@@ -126,6 +127,16 @@ def union_parts(parts: Sequence[QgsGeometry]) -> QgsGeometry | None:
     return polygonal(QgsGeometry.unaryUnion(list(parts)))
 
 
+def release_freed_memory() -> None:
+    """Give the memory a comparison freed back to the system. glibc keeps freed blocks in per-thread arenas,
+    so after a county-sized run (worker threads, vectorised arrays) QGIS would hold several hundred MB it
+    no longer uses. No-op where glibc's ``malloc_trim`` is missing."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 # --- feature sets -------------------------------------------------------------------------------------------
 
 
@@ -224,6 +235,10 @@ class FeatureSet:
                 self._ensure_positions()
             return
         _ = self.index
+
+    def queries_are_cheap(self, queries: int) -> bool:
+        """Whether ``queries`` candidate queries need no index to be built first (``ensure_index``)."""
+        return self._index is not None or (self.rtree is not None and queries * 25 <= len(self))
 
     def _ensure_positions(self) -> None:
         """feature id -> position, for indexes keyed by feature id (call with the lock held)."""
@@ -953,9 +968,9 @@ def _pairs_vectorized(
     ga = _shapes(a, items, runner)
     if ga is None:
         return None
-    if not same and len(items) * 25 <= len(b_sel):
-        # a few features against many: only the candidates of their boxes are read (from the source's
-        # index when it has one, as the walk per feature does)
+    if not same and len(items) * 4 <= len(b_sel) and b.queries_are_cheap(len(items)):
+        # a few features against many: only the candidates of their boxes are read and checked (from the
+        # source's index, as the walk per feature does)
         b.ensure_index(len(items))
         selected = set(b_sel)
         touched: set[int] = set()

@@ -28,6 +28,7 @@ from huijiao_plugin.core.compare.overlay import (
     difference_by_union,
     kept_parts,
     polygonal,
+    release_freed_memory,
     union_parts,
 )
 from huijiao_plugin.core.compare.rules import _text
@@ -815,6 +816,7 @@ def run_preset(
         )
     finally:
         ov.profile = base_profile
+        release_freed_memory()
 
 
 def run_suite(

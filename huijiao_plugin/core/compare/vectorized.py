@@ -227,9 +227,10 @@ def eroded(geoms: Any, r: float, segments: int) -> Any:
     return shapely.buffer(geoms, -r, quad_segs=segments)
 
 
-def to_wkbs(geoms: Any) -> list[bytes | None]:
-    """WKB of each geometry; None where there is nothing (missing or empty)."""
-    return shapely.to_wkb(np.where(nothing(geoms), None, geoms)).tolist()
+def to_wkbs(geoms: Any) -> Any:
+    """WKB of each geometry (an object array: never numpy's fixed-width bytes, which drop trailing zero
+    bytes); None where there is nothing (missing or empty)."""
+    return shapely.to_wkb(np.where(nothing(geoms), None, geoms))
 
 
 def bounds(geoms: Any) -> Any:
