@@ -849,6 +849,26 @@ def _pairs_walk(
         found = _pairs_vectorized(a, b, items, b_items, b_pred, runner, same, noise, skip_a, skip_b)
         if found is not None:
             return found
+    if only_b is not None and skip_a is None and vectorized.enabled():
+        # a feature covered by one selected b_k overlaps only b_k beyond the noise: those pairs are
+        # intersected all at once; the features no feature covers are walked as usual
+        chosen = set(b_items) if b_items is not None else None
+        direct: list[tuple[int, int]] = []
+        rest: list[int] = []
+        for i in items:
+            k = only_b(i)
+            if k is None:
+                rest.append(i)
+            elif (
+                k >= 0
+                and (k in chosen if chosen is not None else b_pred is None or b_pred(k))
+                and (skip_b is None or not skip_b(k))
+            ):
+                direct.append((i, k))
+        found = _intersect_pairs(a, b, direct, runner)
+        if rest:
+            found += _pairs_walk(a, b, rest, b_items, b_pred, runner, same, noise, skip_a, skip_b)
+        return sorted(found, key=lambda piece: piece[0])
     # features whose cover is already known need no index query
     known = getattr(only_b, "decided", None) or {}
     queries = sum(1 for i in items if known.get(i, -2) == -2) if known else len(items)
@@ -1012,14 +1032,38 @@ def _pairs_vectorized(
             if wkb is None:  # b_j inside a_i: the piece is b_j itself
                 out.append((i, j, b.geoms[j]))
                 continue
-            geom = QgsGeometry()
-            geom.fromWkb(wkb)
-            piece = polygonal(geom)
+            piece = polygonal(_from_wkb(wkb))
             if piece is not None:
                 out.append((i, j, piece))
         return out
 
     return runner.map(work, list(range(len(items))), 2048)
+
+
+def _intersect_pairs(
+    a: FeatureSet, b: FeatureSet, pairs: Sequence[tuple[int, int]], runner: _Runner
+) -> list[tuple[int, int, QgsGeometry]]:
+    """``a_i ∩ b_k`` for each pair, as (i, k, piece), vectorised on the runner's threads."""
+
+    def work(chunk: Sequence[int]) -> list[tuple[int, int, QgsGeometry]]:
+        todo = [pairs[p] for p in chunk]
+        ga = vectorized.read_wkb([a.geoms.wkb(i) for i, _ in todo])
+        gb = vectorized.read_wkb([b.geoms.wkb(k) for _, k in todo])
+        out = []
+        for (i, k), wkb in zip(todo, vectorized.intersections(ga, gb)):  # noqa: B905
+            if wkb is not None:
+                piece = polygonal(_from_wkb(wkb))
+                if piece is not None:
+                    out.append((i, k, piece))
+        return out
+
+    return runner.map(work, list(range(len(pairs))), 2048)
+
+
+def _from_wkb(wkb: bytes) -> QgsGeometry:
+    geom = QgsGeometry()
+    geom.fromWkb(wkb)
+    return geom
 
 
 def _eroded(fs: FeatureSet, ids: Any, geoms: Any, r: float) -> Any:

@@ -254,3 +254,8 @@ def near_pairs(geoms: Any, tolerance: float, workers: int, check: Callable[[], N
 
     parts = _parallel(near, len(geoms), workers, check)
     return np.concatenate(parts, axis=1) if parts else np.zeros((2, 0), dtype=np.int64)
+
+
+def intersections(ga: Any, gb: Any) -> Any:
+    """WKB of ``ga[k] ∩ gb[k]`` for each k; None where that is empty."""
+    return to_wkbs(shapely.intersection(ga, gb))
