@@ -785,8 +785,27 @@ class _SubsetIndex:
         return self.index.intersects(rect)
 
 
+class Selection:
+    """A filter over a layer's features held as a boolean mask: asked per feature like any predicate, and
+    its selected features listed without a Python call per feature (``_selected``)."""
+
+    def __init__(self, mask: Any) -> None:
+        self.mask = np.asarray(mask, dtype=bool)
+        self._flags = self.mask.tolist()  # indexing a list is faster than a numpy array, one at a time
+
+    def __call__(self, i: int) -> bool:
+        return self._flags[i]
+
+    def items(self) -> list[int]:
+        return np.flatnonzero(self.mask).tolist()
+
+
 def _selected(n: int, pred: Pred) -> list[int]:
-    return list(range(n)) if pred is None else [i for i in range(n) if pred(i)]
+    if pred is None:
+        return list(range(n))
+    if isinstance(pred, Selection):
+        return pred.items()
+    return [i for i in range(n) if pred(i)]
 
 
 def pairwise_intersection(

@@ -24,6 +24,7 @@ from huijiao_plugin.core.compare.overlay import (
     Columns,
     CompareError,
     CountyOverlay,
+    Selection,
     _prepared,
     difference_by_union,
     kept_parts,
@@ -189,9 +190,7 @@ def hsf_not_in_pbf(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any
     farm = dltb.attrs.mask(prof.is_farmland, "DLBM")
     # farmland patches inside one PBF patch up to the noise give only noise: no overlay for them
     covered = ov.covered("DLTB", "PBF", thr[2]) if thr[2] > 0 else None
-    pairs = ov.pairs(
-        "HSF", "DLTB", b_pred=lambda j: farm[j], key="farmland-pbf", noise=thr[2], b_noise=covered
-    )
+    pairs = ov.pairs("HSF", "DLTB", b_pred=Selection(farm), key="farmland-pbf", noise=thr[2], b_noise=covered)
     diffs = difference_by_union([p[2] for p in pairs], ov.features("PBF"), ov.runner, noise=thr[2])
     pieces: list[Piece] = []
     for k, geom in diffs:
@@ -234,7 +233,8 @@ def pbf_exit_candidates(ov: CountyOverlay, opt: CompareOptions, params: dict[str
         dltb = ov.features("DLTB")
         fragile = dltb.attrs.mask(prof.is_fragile, "TBXHDM", "GDPDJB", "GDLX")
         enclave = dltb.attrs.mask(prof.is_enclave_flag, "FRDBS")
-        exits = ov.pairs("PBF", "DLTB", b_pred=lambda j: fragile[j] or enclave[j], key="fragile-enclave")
+        either = Selection(numpy.logical_or(fragile, enclave))
+        exits = ov.pairs("PBF", "DLTB", b_pred=either, key="fragile-enclave")
         for i, j, geom in exits:
             if fragile[j]:
                 add(i, "fragile", geom)
@@ -323,9 +323,8 @@ def pbf_nongrain(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any])
     # overlap: 三调 topology), as versiondiff / farmlandnonagri assume for identical patches
     pbf_all = range(len(ov.features("PBF")))
     cover = ov.cover("PBF", "DLTB", thr[2], pbf_all) if thr[2] > 0 else None
-    for i, j, geom in ov.pairs(
-        "PBF", "DLTB", b_pred=lambda j: bool(category[j]), key="nongrain", noise=thr[2], a_cover=cover
-    ):
+    flagged = Selection([bool(c) for c in category])
+    for i, j, geom in ov.pairs("PBF", "DLTB", b_pred=flagged, key="nongrain", noise=thr[2], a_cover=cover):
         if not category[j]:
             continue
         attrs = {
@@ -343,8 +342,7 @@ def _base(ov: CountyOverlay, opt: CompareOptions, default: str) -> tuple[str, Ca
     if (opt.base or default) == "farmland":
         ov.require("DLTB")
         dltb = ov.features("DLTB")
-        farm = dltb.attrs.mask(ov.profile.is_farmland, "DLBM")
-        return "DLTB", (lambda i: farm[i])
+        return "DLTB", Selection(dltb.attrs.mask(ov.profile.is_farmland, "DLBM"))
     ov.require("PBF")
     return "PBF", None
 
@@ -362,25 +360,25 @@ def farmland_nonagri(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
     pieces: list[Piece] = []
     if ov.has("DLTB_N1"):
         new = ov.features("DLTB_N1")
-        constr = new.attrs.mask(prof.is_construction, "DLBM")
+        constr = numpy.asarray(new.attrs.mask(prof.is_construction, "DLBM"), dtype=bool)
         found: list[tuple[int, int, QgsGeometry]] = []
-        b_pred: Callable[[int], bool] = lambda j: constr[j]  # noqa: E731
+        b_pred: Callable[[int], bool] = Selection(constr)
         if role == "DLTB":
             # DLTB is a partition: a patch kept unchanged in N+1 (same geometry) overlaps only its own year-N
             # patch, so those pairs need no overlay and all other pairs involve changed patches only
             same = ov.identical("DLTB", "DLTB_N1")
-            same_new = set(same.values())
-            found = [
-                (i, j, new.geoms[j]) for i, j in same.items() if (a_pred is None or a_pred(i)) and constr[j]
-            ]
-            a_all = a_pred
-
-            def a_pred(i: int) -> bool:
-                return i not in same and (a_all is None or a_all(i))
-
-            def b_pred(j: int) -> bool:
-                return j not in same_new and constr[j]
-
+            old_ids = numpy.fromiter(same.keys(), dtype=numpy.int64, count=len(same))
+            new_ids = numpy.fromiter(same.values(), dtype=numpy.int64, count=len(same))
+            base_mask = (
+                a_pred.mask if isinstance(a_pred, Selection) else numpy.ones(len(ov.features(role)), bool)
+            )
+            kept = base_mask[old_ids] & constr[new_ids]
+            found = [(i, j, new.geoms[j]) for i, j in zip(old_ids[kept].tolist(), new_ids[kept].tolist())]
+            changed_old = base_mask.copy()
+            changed_old[old_ids] = False
+            changed_new = constr.copy()
+            changed_new[new_ids] = False
+            a_pred, b_pred = Selection(changed_old), Selection(changed_new)
         found += ov.pairs(role, "DLTB_N1", a_pred, b_pred, key=f"{base}-construction", noise=thr[2])
         for i, j, geom in found:
             attrs = {
@@ -394,7 +392,7 @@ def farmland_nonagri(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
         jctb = ov.features("JCTB")
         constr_j = jctb.attrs.mask(prof.is_monitoring_construction, "TBLX")
         for i, j, geom in ov.pairs(
-            role, "JCTB", base_pred, lambda j: constr_j[j], key=f"{base}-jctb", noise=thr[2]
+            role, "JCTB", base_pred, Selection(constr_j), key=f"{base}-jctb", noise=thr[2]
         ):
             attrs = {
                 "BASE_ID": _id(ov, role, i),
@@ -419,7 +417,7 @@ def hsf_coverage(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any])
     if ov.has("DLTB"):
         dltb = ov.features("DLTB")
         nonfarm = dltb.attrs.mask(lambda code: not prof.is_farmland(code), "DLBM")
-        for i, j, geom in ov.pairs("HSF", "DLTB", b_pred=lambda j: nonfarm[j], key="nonfarm", noise=thr[2]):
+        for i, j, geom in ov.pairs("HSF", "DLTB", b_pred=Selection(nonfarm), key="nonfarm", noise=thr[2]):
             if not nonfarm[j]:
                 continue
             attrs = {
