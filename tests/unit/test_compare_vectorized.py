@@ -93,6 +93,10 @@ def test_pair_pieces_whole_noise_and_overlap():
     found = vectorized.pair_pieces(a, b, at, bt, None, None)
     assert [(p, q) for p, q, _ in found] == [(0, 0), (0, 1), (0, 2)]
     assert shapely.from_wkb(found[1][2]).area == pytest.approx(20.0)
+    # the other way round: a inside b gives a itself
+    found = vectorized.pair_pieces(b, a, np.arange(3), np.zeros(3, dtype=np.int64), None, None)
+    assert [w for _, _, w in found][0] == vectorized.A_WHOLE
+    assert shapely.from_wkb(found[2][2]).area == pytest.approx(2500.0)
 
 
 def test_near_pairs_within_tolerance():

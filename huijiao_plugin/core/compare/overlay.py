@@ -1051,6 +1051,9 @@ def _pairs_vectorized(
             if wkb is None:  # b_j inside a_i: the piece is b_j itself
                 out.append((i, j, b.geoms[j]))
                 continue
+            if wkb == vectorized.A_WHOLE:  # a_i inside b_j
+                out.append((i, j, a.geoms[i]))
+                continue
             piece = polygonal(_from_wkb(wkb))
             if piece is not None:
                 out.append((i, j, piece))

@@ -170,6 +170,9 @@ def nothing(geoms: Any) -> Any:
     return shapely.is_missing(geoms) | shapely.is_empty(geoms)
 
 
+A_WHOLE = b"A"  # in ``pair_pieces``: the piece is the first geometry itself
+
+
 def pair_pieces(
     ga: Any,
     gb: Any,
@@ -179,7 +182,8 @@ def pair_pieces(
     cores_b: Callable[[Any], Any] | None,
 ) -> list[tuple[int, int, bytes | None]]:
     """What the intersecting pairs ``(ga[at[k]], gb[bt[k]])`` give, as ``(at[k], bt[k], wkb)``: ``wkb`` None
-    when gb[q] lies inside ga[p] (the piece is gb[q] itself), else the WKB of ``ga[p] ∩ gb[q]``.
+    when gb[q] lies inside ga[p] (the piece is gb[q] itself), ``A_WHOLE`` when ga[p] lies inside gb[q], else
+    the WKB of ``ga[p] ∩ gb[q]``.
 
     ``cores_a(positions)`` / ``cores_b(positions)``: the erosions by half the noise width of those
     geometries, or None without a noise test. A pair is skipped as noise when the erosion of ga[p] misses
@@ -208,6 +212,9 @@ def pair_pieces(
         live = ~nothing(core_b)
         live[live] = shapely.intersects(core[live], core_b[live])
         at, bt = at[live], bt[live]
+    inside = shapely.within(ga[at], gb[bt])  # (ga is prepared) the piece is ga[p] itself
+    out += [(p, q, A_WHOLE) for p, q in zip(at[inside].tolist(), bt[inside].tolist())]  # noqa: B905
+    at, bt = at[~inside], bt[~inside]
     pieces = shapely.to_wkb(shapely.intersection(ga[at], gb[bt]))
     out += zip(at.tolist(), bt.tolist(), pieces.tolist())  # noqa: B905
     out.sort(key=lambda pair: (pair[0], pair[1]))  # the order of a walk feature by feature
