@@ -87,14 +87,25 @@ def demo_county(qgis_app, tmp_path_factory):
 VECTORISED_MISSING = "shapely >= 2 not installed (optional vectorised GEOS component)"
 
 
-@pytest.fixture(params=["vectorised GEOS", "per feature"])
+GEOS_PATHS = ["vectorised GEOS", "per feature"]
+
+
+def use_geos_path(path: str) -> None:
+    """Switch the comparison engine to one of ``GEOS_PATHS`` (skips when shapely ≥ 2 is missing for the
+    vectorised one); ``vectorized.enabled(True)`` switches back."""
+    from huijiao_plugin.core.compare import vectorized
+
+    if path == GEOS_PATHS[0] and not vectorized.enabled():
+        pytest.skip(VECTORISED_MISSING)
+    vectorized.enabled(path == GEOS_PATHS[0])
+
+
+@pytest.fixture(params=GEOS_PATHS)
 def geos_path(request):
     """Run a test on both paths of the comparison engine: whole arrays through shapely (when installed)
     and one feature at a time through QgsGeometry."""
     from huijiao_plugin.core.compare import vectorized
 
-    if request.param == "vectorised GEOS" and not vectorized.enabled():
-        pytest.skip(VECTORISED_MISSING)
-    vectorized.enabled(request.param == "vectorised GEOS")
+    use_geos_path(request.param)
     yield request.param
     vectorized.enabled(True)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import pytest
 from compare_support import random_county, release
 
+from huijiao_plugin.core.compare import vectorized
 from huijiao_plugin.core.compare.overlay import CountyOverlay, kept_parts, single_parts
 from huijiao_plugin.core.compare.presets import CompareOptions, run_preset
 from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator
+from tests.conftest import GEOS_PATHS, use_geos_path
 
 THR = (0.5, 0.1, 1.0)  # the profile defaults: min area m², min width m, noise width m
 FARM = "DLBM IN ('0101','0102','0103')"
@@ -30,18 +32,12 @@ def county(qgis_processing, tmp_path_factory):
     release(layers)
 
 
-@pytest.fixture(scope="module", params=["vectorised GEOS", "per feature"])
+@pytest.fixture(scope="module", params=GEOS_PATHS)
 def suite(county, request):
     """All presets on one shared overlay (as the panel's suite does), on both paths of the engine."""
-    from huijiao_plugin.core.compare import vectorized
-    from tests.conftest import VECTORISED_MISSING
-
-    if request.param == "vectorised GEOS" and not vectorized.enabled():
-        pytest.skip(VECTORISED_MISSING)
-    vectorized.enabled(request.param == "vectorised GEOS")
-    ov = CountyOverlay(county)
+    use_geos_path(request.param)
     try:
-        return _run_all(ov)
+        return _run_all(CountyOverlay(county))
     finally:
         vectorized.enabled(True)
 

@@ -974,11 +974,18 @@ def _pairs_walk(
     return runner.map(work, items)
 
 
+def _read_shapes(fs: FeatureSet, items: Sequence[int]) -> Any:
+    """shapely geometries of ``items`` (distinct, ascending) of ``fs`` as read, before any repair (None where
+    shapely cannot read one)."""
+    wkbs = fs.geoms.raw_wkbs()
+    whole = len(items) == len(wkbs) and (not items or (items[0] == 0 and items[-1] == len(wkbs) - 1))
+    return vectorized.read_wkb(wkbs if whole else [wkbs[i] for i in items])
+
+
 def _shapes(fs: FeatureSet, items: Sequence[int], runner: _Runner) -> Any:
     """shapely geometries of ``items`` of ``fs``, GEOS-valid: an invalid one is repaired as everywhere else
     (``CheckedGeometries``); None when one cannot be read (e.g. curves): then the caller works per feature."""
-    wkbs = fs.geoms.raw_wkbs()
-    geoms = vectorized.read_wkb(wkbs if len(items) == len(wkbs) else [wkbs[i] for i in items])
+    geoms = _read_shapes(fs, items)
     valid = vectorized.valid(geoms, runner.workers, runner.check)
     positions = np.asarray(items, dtype=np.int64)
     fs.geoms.mark_valid(positions[valid])
@@ -1383,10 +1390,9 @@ class Cover:
         """Decide ``items`` up front, vectorised on the runner's threads (a no-op without shapely)."""
         if self.finder is None:
             return
-        todo = [i for i in items if i not in self.decided]
+        todo = sorted({i for i in items if i not in self.decided})
         if todo:
-            wkbs = self.fs.geoms.raw_wkbs()
-            geoms = vectorized.read_wkb(wkbs if len(todo) == len(wkbs) else [wkbs[i] for i in todo])
+            geoms = _read_shapes(self.fs, todo)
             runner = self.runner
             self._store(todo, *vectorized.cover_all(geoms, self.finder, runner.workers, runner.check))
         self.finder.release()  # every later question is asked one by one: its index is not needed now
@@ -1395,10 +1401,9 @@ class Cover:
         """Decide the undecided among ``items`` at once, on the calling thread (a no-op without shapely)."""
         if self.finder is None:
             return
-        todo = [i for i in set(items) if i not in self.decided]
+        todo = sorted({i for i in items if i not in self.decided})
         if len(todo) > 1:
-            wkbs = self.fs.geoms.raw_wkbs()
-            self._store(todo, *self.finder.decide(vectorized.read_wkb([wkbs[i] for i in todo])))
+            self._store(todo, *self.finder.decide(_read_shapes(self.fs, todo)))
 
     def _store(self, todo: Sequence[int], answer: Any, valid: Any, by_valid: Any, cores: Any) -> None:
         positions = np.asarray(todo, dtype=np.int64)
