@@ -6,6 +6,7 @@ SHELL := /bin/bash
 
 SYS_PYTHON := /usr/bin/python3
 VENV := .venv
+QT6_VENV := .venv-qt6
 PY := $(VENV)/bin/python
 PLUGIN := huijiao_plugin
 TS := i18n/huijiao_zh_CN.ts
@@ -45,7 +46,14 @@ $(VENV)/.deps: pyproject.toml | system
 		print(' '.join(tomllib.load(open('pyproject.toml','rb'))['project']['optional-dependencies']['dev']))")
 	touch $@
 
-venv: system $(VENV)/.deps
+# PyQt6 alone (no QGIS) for the Qt 6 name check of tests/unit/test_qt6_ready.py
+$(QT6_VENV)/.deps: pyproject.toml | system
+	$(SYS_PYTHON) -m venv $(QT6_VENV)
+	$(QT6_VENV)/bin/python -m pip install -q $$($(SYS_PYTHON) -c "import tomllib; \
+		print(' '.join(tomllib.load(open('pyproject.toml','rb'))['project']['optional-dependencies']['qt6-check']))")
+	touch $@
+
+venv: system $(VENV)/.deps $(QT6_VENV)/.deps
 
 # --- build products (never committed) ------------------------------------------------------------
 $(QM): $(TS) | system
@@ -80,10 +88,10 @@ format: venv
 pg-start: system
 	bash tests/pg_setup.sh
 
-test: venv qm resources lint pg-start
+test: venv qm lint pg-start
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: venv qm resources
+bench: venv qm
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 # --- data and running ------------------------------------------------------------------------------

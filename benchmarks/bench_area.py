@@ -44,7 +44,7 @@ def generate_gpkg(path: Path, size: int, seed: int) -> None:
     options.driverName = "GPKG"
     options.layerName = "dltb"
     writer = QgsVectorFileWriter.create(
-        str(path), QgsFields(), QgsWkbTypes.Polygon, crs, QgsCoordinateTransformContext(), options
+        str(path), QgsFields(), QgsWkbTypes.Type.Polygon, crs, QgsCoordinateTransformContext(), options
     )
     header = struct.Struct("<BIII")
     batch: list[QgsFeature] = []

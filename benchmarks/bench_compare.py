@@ -108,7 +108,7 @@ class Native:
     def __init__(self, layers):
         self.layers = layers
         self.context = QgsProcessingContext()
-        self.context.setInvalidGeometryCheck(QgsFeatureRequest.GeometryNoCheck)
+        self.context.setInvalidGeometryCheck(QgsFeatureRequest.InvalidGeometryCheck.GeometryNoCheck)
         self.feedback = QgsProcessingFeedback()
         self.count: int | None = None  # pieces reported by the current chain (None: no piece output)
 
@@ -290,7 +290,7 @@ def run_natives(path: Path, presets: list[str]) -> dict:
         counts[preset] = native.count
         print(f"  compare: {preset}: native chain: {seconds[preset]:.3f} s", file=sys.stderr, flush=True)
         native.context = QgsProcessingContext()  # drop the temporary layers of this chain
-        native.context.setInvalidGeometryCheck(QgsFeatureRequest.GeometryNoCheck)
+        native.context.setInvalidGeometryCheck(QgsFeatureRequest.InvalidGeometryCheck.GeometryNoCheck)
     return {"seconds": seconds, "counts": counts, "peak_mb": peak_mb()}
 
 

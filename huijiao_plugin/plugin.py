@@ -17,11 +17,6 @@ from huijiao_plugin.toolbelt import log as plugin_log
 from huijiao_plugin.toolbelt.i18n import tr
 from huijiao_plugin.toolbelt.resources import I18N_DIR
 
-try:  # compiled by `make resources`; a build product, absent in a bare checkout
-    from huijiao_plugin import resources_rc  # noqa: F401
-except ImportError:
-    resources_rc = None
-
 log = logging.getLogger(__name__)
 
 TRANSLATION_NAME = "huijiao"
@@ -99,7 +94,7 @@ class HuijiaoPlugin:
             self.iface.messageBar().pushMessage(
                 tr("Huijiao"),
                 tr("The Processing tools could not be loaded: {error}").format(error=exc),
-                level=Qgis.Critical,
+                level=Qgis.MessageLevel.Critical,
                 duration=0,
             )
             return
@@ -117,7 +112,10 @@ class HuijiaoPlugin:
         self.toolbar = QToolBar(tr("Huijiao"), main_window)
         self.toolbar.setObjectName(TOOLBAR_OBJECT_NAME)
         self.iface.addToolBar(self.toolbar)
-        if self.toolbar.parent() is main_window and main_window.toolBarArea(self.toolbar) == Qt.NoToolBarArea:
+        if (
+            self.toolbar.parent() is main_window
+            and main_window.toolBarArea(self.toolbar) == Qt.ToolBarArea.NoToolBarArea
+        ):
             main_window.addToolBar(self.toolbar)
 
         self._create_docks(main_window)
@@ -158,13 +156,13 @@ class HuijiaoPlugin:
                 self.iface.messageBar().pushMessage(
                     tr("Huijiao"),
                     tr("The panel {name} could not be opened: {error}").format(name=object_name, error=exc),
-                    level=Qgis.Critical,
+                    level=Qgis.MessageLevel.Critical,
                     duration=0,
                 )
                 continue
             dock.setObjectName(object_name)
             self._make_scrollable(dock)
-            main_window.addDockWidget(Qt.RightDockWidgetArea, dock)
+            main_window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
             if first is None:
                 first = dock
             else:
@@ -193,7 +191,7 @@ class HuijiaoPlugin:
             return
         scroll = QScrollArea(dock)
         scroll.setObjectName(f"{dock.objectName()}Scroll")
-        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidgetResizable(True)
         scroll.setWidget(content)
         dock.setWidget(scroll)
@@ -210,7 +208,7 @@ class HuijiaoPlugin:
         dialog = HuijiaoSettingsDialog(self.iface.mainWindow())
         self._settings_dialog = dialog
         try:
-            if dialog.exec_():
+            if dialog.exec():
                 self.apply_settings(dialog.settings)
         finally:
             self._settings_dialog = None

@@ -64,7 +64,7 @@ def ini_path(profiles: Path) -> Path:
 
 # --- deploy ---------------------------------------------------------------------------------------
 def deploy(profiles: Path) -> Path:
-    """Copy the plugin (with metadata.txt, LICENSE, .qm, resources_rc.py) into the demo profile."""
+    """Copy the plugin (with metadata.txt, LICENSE and the .qm) into the demo profile."""
     from tests.package_check import stage
 
     target = profile_dir(profiles) / "python" / "plugins" / PLUGIN
@@ -88,7 +88,7 @@ def write_profile_settings(profiles: Path, extra: dict[str, object] | None = Non
 
     path = ini_path(profiles)
     path.parent.mkdir(parents=True, exist_ok=True)
-    settings = QSettings(str(path), QSettings.IniFormat)
+    settings = QSettings(str(path), QSettings.Format.IniFormat)
     values: dict[str, object] = {
         f"PythonPlugins/{PLUGIN}": True,
         "locale/overrideFlag": True,

@@ -65,6 +65,14 @@ def check_metadata(text: str, names: set[str] | None = None, top: str = "") -> l
     minimum = general.get("qgisMinimumVersion", "").strip()
     if minimum and not re.fullmatch(r"3\.\d+(\.\d+)?", minimum):
         errors.append(f"metadata.txt: qgisMinimumVersion '{minimum}' is not a QGIS 3 version")
+    # plugins.qgis.org: QGIS 4-ready means qgisMaximumVersion >= 4.0; supportsQt6 is deprecated
+    maximum = general.get("qgisMaximumVersion", "").strip()
+    if not re.fullmatch(r"[4-9]\.\d+(\.\d+)?", maximum):
+        errors.append(f"metadata.txt: qgisMaximumVersion '{maximum}' must be 4.0 or later (QGIS 4 on Qt 6)")
+    if "supportsQt6" in general:
+        errors.append(
+            "metadata.txt: drop supportsQt6 (deprecated; QGIS 4 readiness is read from qgisMaximumVersion)"
+        )
     version = general.get("version", "").strip()
     if version and not re.fullmatch(r"\d+\.\d+(\.\d+)?([-.]?\w+)?", version):
         errors.append(f"metadata.txt: version '{version}' is not a version number")
@@ -146,8 +154,8 @@ def check_zip(path: Path, urls: bool = False) -> list[str]:
             for required in ("__init__.py", "metadata.txt", "LICENSE"):
                 if f"{top}/{required}" not in names:
                     errors.append(f"{top}/{required} is missing")
-            if f"{top}/resources_rc.py" not in names:
-                errors.append(f"{top}/resources_rc.py is missing (run `make resources`)")
+            if f"{top}/resources_rc.py" in names:
+                errors.append(f"{top}/resources_rc.py is shipped: compiled resources do not exist in Qt 6")
             if not any(n.startswith(f"{top}/i18n/") and n.endswith(".qm") for n in names):
                 errors.append(f"{top}/i18n/*.qm is missing (run `make qm`)")
             if f"{top}/metadata.txt" in names:
@@ -190,7 +198,6 @@ def stage(out_dir: Path, repo: Path = ROOT) -> Path:
         ],
         check=True,
     )
-    subprocess.run(["pyrcc5", "-o", str(staged / "resources_rc.py"), "resources.qrc"], check=True, cwd=repo)
     zip_path = out_dir / f"{PLUGIN}.zip"
     zip_path.unlink(missing_ok=True)
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:

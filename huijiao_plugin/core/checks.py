@@ -31,6 +31,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
+from huijiao_plugin.compat import FieldType, field_type
 from huijiao_plugin.core.catalog import Catalog, DatasetSpec, get_catalog
 from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator, ZoneDetectionError
 
@@ -79,10 +80,10 @@ _LEGACY_TO_CGCS2000 = {
     2411: 4523, 2412: 4524, 2413: 4525, 2432: 4544, 2433: 4545, 2434: 4546,  # Beijing 1954
     4610: 4490, 4214: 4490,
 }  # fmt: skip
-_STRING_TYPES = (QVariant.String,)
-_INTEGER_TYPES = (QVariant.Int, QVariant.LongLong, QVariant.UInt, QVariant.ULongLong)
-_DOUBLE_TYPES = (QVariant.Double,)
-_DATE_TYPES = (QVariant.Date, QVariant.DateTime)
+_STRING_TYPES = (FieldType.String,)
+_INTEGER_TYPES = (FieldType.Int, FieldType.LongLong, FieldType.UInt, FieldType.ULongLong)
+_DOUBLE_TYPES = (FieldType.Double,)
+_DATE_TYPES = (FieldType.Date, FieldType.DateTime)
 
 
 class Progress(Protocol):
@@ -288,7 +289,7 @@ def check_fields(layer: QgsVectorLayer, spec: DatasetSpec, mapping: dict[str, st
         idx = fields.indexOf(actual)
         if idx < 0:
             continue
-        qtype = fields.at(idx).type()
+        qtype = field_type(fields.at(idx))
         if not _type_matches(f.type, qtype):
             findings.append(
                 Finding(
@@ -397,7 +398,7 @@ def check_layer(
     bsm_seen: dict[str, list[int]] = {}
     if attr_names:
         idx = {name: fields.indexOf(name) for name in attr_names}
-        request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry)
+        request = QgsFeatureRequest().setFlags(QgsFeatureRequest.Flag.NoGeometry)
         request.setSubsetOfAttributes([idx[n] for n in attr_names])
         domain_plan = [
             (f.name, idx[actual], table, f.required) for f, actual, table in domain_fields if idx[actual] >= 0

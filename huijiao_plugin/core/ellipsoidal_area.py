@@ -645,7 +645,7 @@ class EllipsoidalAreaCalculator:
         if authid == EPSG_CGCS2000_GEOGRAPHIC:
             return _MODE_GEOGRAPHIC
         proj = crs.toProj()
-        if not crs.isGeographic() and crs.mapUnits() == QgsUnitTypes.DistanceMeters:
+        if not crs.isGeographic() and crs.mapUnits() == QgsUnitTypes.DistanceUnit.DistanceMeters:
             gk = gauss_kruger_from_proj(proj)
             if gk is not None:
                 self.projection = gk
@@ -771,9 +771,9 @@ class EllipsoidalAreaCalculator:
         if geometry is None or geometry.isNull():
             return b""
         base = QgsWkbTypes.flatType(geometry.wkbType())
-        if base in (QgsWkbTypes.CurvePolygon, QgsWkbTypes.MultiSurface):
+        if base in (QgsWkbTypes.Type.CurvePolygon, QgsWkbTypes.Type.MultiSurface):
             g = QgsGeometry(geometry.constGet().segmentize())
-        elif base in (QgsWkbTypes.Polygon, QgsWkbTypes.MultiPolygon, QgsWkbTypes.Triangle):
+        elif base in (QgsWkbTypes.Type.Polygon, QgsWkbTypes.Type.MultiPolygon, QgsWkbTypes.Type.Triangle):
             g = QgsGeometry(geometry)
         else:
             raise ValueError(

@@ -166,14 +166,14 @@ def proxies_from_qgis() -> dict[str, str]:
         return {}
     proxy = QgsNetworkAccessManager.instance().fallbackProxy()
     if proxy.type() not in (
-        QNetworkProxy.HttpProxy,
-        QNetworkProxy.HttpCachingProxy,
-        QNetworkProxy.Socks5Proxy,
+        QNetworkProxy.ProxyType.HttpProxy,
+        QNetworkProxy.ProxyType.HttpCachingProxy,
+        QNetworkProxy.ProxyType.Socks5Proxy,
     ):
         return {}
     if not proxy.hostName():
         return {}
-    scheme = "socks5h" if proxy.type() == QNetworkProxy.Socks5Proxy else "http"
+    scheme = "socks5h" if proxy.type() == QNetworkProxy.ProxyType.Socks5Proxy else "http"
     auth = ""
     if proxy.user():
         from urllib.parse import quote

@@ -297,7 +297,7 @@ def write_layers_gpkg(
         options.layerName = name
         options.fileEncoding = "UTF-8"
         if index > 0:
-            options.actionOnExistingFile = QgsVectorFileWriter.CreateOrOverwriteLayer
+            options.actionOnExistingFile = QgsVectorFileWriter.ActionOnExistingFile.CreateOrOverwriteLayer
         writer = QgsVectorFileWriter.create(str(path), fields, wkb_type, crs, context, options)
         if writer is None or writer.hasError():
             message = writer.errorMessage() if writer is not None else ""
@@ -307,7 +307,7 @@ def write_layers_gpkg(
         transform = None
         if layer.crs().isValid() and layer.crs() != crs:
             transform = QgsCoordinateTransform(layer.crs(), crs, context)
-        polygonal = QgsWkbTypes.geometryType(wkb_type) == QgsWkbTypes.PolygonGeometry
+        polygonal = QgsWkbTypes.geometryType(wkb_type) == QgsWkbTypes.GeometryType.PolygonGeometry
         geometries: list[QgsGeometry] = []
         extent = QgsRectangle()
         extent.setMinimal()

@@ -215,7 +215,7 @@ class Preflight:
             )
         if not catalog_checked:
             self._check_fields(report, name, layer)
-        polygonal = QgsWkbTypes.geometryType(layer.wkbType()) == QgsWkbTypes.PolygonGeometry
+        polygonal = QgsWkbTypes.geometryType(layer.wkbType()) == QgsWkbTypes.GeometryType.PolygonGeometry
         region_index = _field_index(layer, REGION_FIELDS)
         required = self._required_field_indexes(layer)
         invalid: list[int] = []

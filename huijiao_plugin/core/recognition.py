@@ -41,9 +41,9 @@ YEAR_FIELDS = {"SJNF", "数据年份"}
 VECTOR_EXTENSIONS = {".gpkg", ".shp", ".geojson", ".json", ".sqlite", ".kml", ".tab", ".mif", ".gml", ".fgb"}
 _YEAR_RE = re.compile(r"(?<!\d)(19[89]\d|20[0-9]\d)(?!\d)")
 _GEOMETRIES = {
-    QgsWkbTypes.PolygonGeometry: "polygon",
-    QgsWkbTypes.PointGeometry: "point",
-    QgsWkbTypes.LineGeometry: "line",
+    QgsWkbTypes.GeometryType.PolygonGeometry: "polygon",
+    QgsWkbTypes.GeometryType.PointGeometry: "point",
+    QgsWkbTypes.GeometryType.LineGeometry: "line",
 }
 
 
@@ -150,7 +150,7 @@ def describe_layer(layer: QgsVectorLayer, source_name: str = "") -> LayerInfo:
         info.field_types[f.name()] = f.typeName()
         if f.alias():
             info.field_aliases[f.name()] = f.alias()
-    request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setLimit(1)
+    request = QgsFeatureRequest().setFlags(QgsFeatureRequest.Flag.NoGeometry).setLimit(1)
     for feat in layer.getFeatures(request):
         info.sample = {name: feat[name] for name in info.field_names}
     # data year = the newest year in the layer (unchanged patches keep their old SJNF)

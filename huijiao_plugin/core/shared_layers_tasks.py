@@ -36,7 +36,7 @@ class CheckDatasetsTask(QgsTask):
     """Check each (dataset id, recognition) against the catalog; results in ``reports`` and ``errors``."""
 
     def __init__(self, items: list[tuple[str, Recognition]], catalog: Catalog, description: str = "") -> None:
-        super().__init__(description or "Huijiao check", QgsTask.CanCancel)
+        super().__init__(description or "Huijiao check", QgsTask.Flag.CanCancel)
         self.items = items
         self.catalog = catalog
         self.reports: list[CheckReport] = []
@@ -76,7 +76,7 @@ class OpenLayersTask(QgsTask):
     """Open each recognised layer (and count its features) off the main thread; see ``layers``."""
 
     def __init__(self, items: list[tuple[str, Recognition]], description: str = "") -> None:
-        super().__init__(description or "Huijiao load", QgsTask.CanCancel)
+        super().__init__(description or "Huijiao load", QgsTask.Flag.CanCancel)
         self.items = items
         self.layers: list[tuple[str, Recognition, QgsVectorLayer]] = []
         self.errors: list[tuple[str, str]] = []

@@ -15,11 +15,11 @@ class QgsMessageLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.ERROR:
-            level = Qgis.Critical
+            level = Qgis.MessageLevel.Critical
         elif record.levelno >= logging.WARNING:
-            level = Qgis.Warning
+            level = Qgis.MessageLevel.Warning
         else:
-            level = Qgis.Info
+            level = Qgis.MessageLevel.Info
         try:
             QgsMessageLog.logMessage(self.format(record), LOG_TAG, level)
         except Exception:  # a log call must never break the caller

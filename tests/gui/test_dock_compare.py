@@ -12,6 +12,8 @@ import pytest
 from qgis.core import QgsApplication, QgsProject
 from qgis.PyQt.QtCore import QCoreApplication, Qt
 
+from huijiao_plugin.compat import FieldType
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from compare_support import T1, build_county, random_county  # noqa: E402
 
@@ -97,8 +99,10 @@ def test_run_preset_as_task(qgis_iface, project_county, tmp_path):
     assert QgsProject.instance().layerTreeRoot().findGroup("Farmland comparison").findLayer(layer.id())
     # statistics table: one row per township × category, sortable by area
     assert dock.table.rowCount() == 2
-    dock.table.sortItems(7, Qt.DescendingOrder)
-    assert dock.table.item(0, 7).data(Qt.DisplayRole) >= dock.table.item(1, 7).data(Qt.DisplayRole)
+    dock.table.sortItems(7, Qt.SortOrder.DescendingOrder)
+    assert dock.table.item(0, 7).data(Qt.ItemDataRole.DisplayRole) >= dock.table.item(1, 7).data(
+        Qt.ItemDataRole.DisplayRole
+    )
     codes = {dock.table.item(r, 1).text() for r in range(2)}
     assert T1 in codes
     written = dock.export_xlsx(tmp_path / "stats.xlsx")
@@ -143,13 +147,12 @@ def test_cancel(qgis_iface, tmp_path):
 
 def test_guess_roles_by_name_when_unrecognised(qgis_app, tmp_path):
     from compare_support import rect, write_layer
-    from qgis.PyQt.QtCore import QVariant
 
     a = write_layer(
-        tmp_path / "x.gpkg", "dltb_2023", [("SJNF", QVariant.Int)], [(rect(0, 0, 1, 1), {"SJNF": 2023})]
+        tmp_path / "x.gpkg", "dltb_2023", [("SJNF", FieldType.Int)], [(rect(0, 0, 1, 1), {"SJNF": 2023})]
     )
     b = write_layer(
-        tmp_path / "x.gpkg", "dltb_2024", [("SJNF", QVariant.Int)], [(rect(0, 0, 1, 1), {"SJNF": 2024})]
+        tmp_path / "x.gpkg", "dltb_2024", [("SJNF", FieldType.Int)], [(rect(0, 0, 1, 1), {"SJNF": 2024})]
     )
     roles = guess_roles([b, a])
     assert roles["DLTB"] is a and roles["DLTB_N1"] is b

@@ -64,7 +64,7 @@ def test_filters_and_sorting(dock_store):
     dock.region_filter.setText(COUNTY)
     assert len(dock.filtered_uuids()) == 4
     area_column = [key for key, _label in COLUMNS].index("area_mu")
-    dock.table.sortItems(area_column, Qt.DescendingOrder)
+    dock.table.sortItems(area_column, Qt.SortOrder.DescendingOrder)
     values = [float(dock.table.item(r, area_column).text()) for r in range(dock.table.rowCount())]
     assert values == sorted(values, reverse=True) and values[0] == pytest.approx(45.0, abs=0.05)
 
@@ -98,8 +98,8 @@ def test_photos_listed(dock_store, tmp_path):
     photo = tmp_path / "p.png"
     from qgis.PyQt.QtGui import QImage
 
-    image = QImage(8, 8, QImage.Format_RGB32)
-    image.fill(Qt.red)
+    image = QImage(8, 8, QImage.Format.Format_RGB32)
+    image.fill(Qt.GlobalColor.red)
     assert image.save(str(photo))
     store.add_attachment(ids[3], photo, taken_at="2025-06-01T08:00:00", direction=90, lon=108.9, lat=34.3)
     dock.select_uuids([ids[3]])

@@ -164,7 +164,7 @@ def test_check_lists_exactly_the_planted_defects_like_processing(
     assert result["DATASET_ID"] == "dltb_biangeng"
 
     # sortable table; a click selects the features and zooms to them
-    dock.findings_view.sortByColumn(5, Qt.DescendingOrder)
+    dock.findings_view.sortByColumn(5, Qt.SortOrder.DescendingOrder)
     dataset_id, finding = dock.finding_at(0)
     assert finding.rule_id == "bsm_duplicate" and finding.count == 2
     layer = dock.show_finding(0)

@@ -54,7 +54,7 @@ def test_feed_list_download_and_load_styled(qgis_iface, qgis_new_project, server
     assert dock.tabs.count() == 2 and dock.tabs.widget(1).objectName() == "HuijiaoServerSharedTab"
     assert dock.poll_feed(0.0) is not None  # the first poll: the cursor starts after what exists
     _wait(dock, "feed_task")
-    before = len(qgis_iface.messageBar().get_messages(Qgis.Info))
+    before = len(qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Info))
 
     # a long poll is waiting in a task while 自然资源 submits
     task = dock.poll_feed(15.0)
@@ -67,7 +67,7 @@ def test_feed_list_download_and_load_styled(qgis_iface, qgis_new_project, server
     _wait(dock, "feed_task")
     [item] = dock.last_feed_items
     assert item["submission_id"] == submitted.submission_id
-    news = qgis_iface.messageBar().get_messages(Qgis.Info)[before:]
+    news = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Info)[before:]
     assert any(NAME_ZH in m and "610102" in m and "2025" in m for m in news), news
 
     # the notification refreshed the list: the newest version per dataset of the other department
@@ -100,7 +100,7 @@ def test_feed_list_download_and_load_styled(qgis_iface, qgis_new_project, server
     assert group is not None and group.findLayer(layer.id()) is not None
     assert progress and progress[-1] == pytest.approx(100.0)
     assert item.text(SRV_STATE) == "loaded"
-    assert any("loaded" in m for m in qgis_iface.messageBar().get_messages(Qgis.Success))
+    assert any("loaded" in m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success))
     cached = tmp_path / "nync" / "cache" / (submitted.receipt["package_sha256"] + ".zip")
     assert cached.exists()
 
@@ -163,7 +163,8 @@ def test_cancel_a_download_and_errors(qgis_iface, qgis_new_project, server, tmp_
     _wait(dock)
     assert dock.server_status_label.text()
     assert any(
-        dock.server_status_label.text() in m for m in qgis_iface.messageBar().get_messages(Qgis.Warning)
+        dock.server_status_label.text() in m
+        for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Warning)
     )
     dock.deleteLater()
 

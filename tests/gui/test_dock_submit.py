@@ -45,7 +45,7 @@ def test_one_submission_through_the_panel(dock, qgis_iface):
     assert "verified" in text
     assert dock.progress_bar.value() == 1000
     assert dock.submit_button.isEnabled()
-    assert any("accepted" in m for m in qgis_iface.messageBar().get_messages(Qgis.Success))
+    assert any("accepted" in m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success))
 
     # the receipt is in the history and re-verifies
     assert dock.receipts_tree.topLevelItemCount() == 1
@@ -71,7 +71,7 @@ def test_errors_block_and_findings_zoom_to_features(dock, qgis_iface):
     dock.select_layers([layer], "dltb_biangeng")
     assert dock.submit()  # validation runs in the background; its errors stop the submission
     assert dock.wait(60)
-    assert any("errors" in m for m in qgis_iface.messageBar().get_messages(Qgis.Critical))
+    assert any("errors" in m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
     assert dock.last_package is None and dock.last_result is None
     assert not list((dock.state_dir / "outbox").glob("*")) if (dock.state_dir / "outbox").exists() else True
     assert dock.submit_button.isEnabled() and not dock.cancel_button.isEnabled()

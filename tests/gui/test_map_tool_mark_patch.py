@@ -45,10 +45,10 @@ def setup(tmp_path, qgis_app, qgis_new_project):
     utils = QgsMapCanvasSnappingUtils(canvas, canvas)
     config = QgsSnappingConfig(QgsProject.instance())
     config.setEnabled(True)
-    config.setMode(QgsSnappingConfig.AllLayers)
-    config.setTypeFlag(QgsSnappingConfig.VertexFlag)
+    config.setMode(QgsSnappingConfig.SnappingMode.AllLayers)
+    config.setTypeFlag(QgsSnappingConfig.SnappingTypes.VertexFlag)
     config.setTolerance(12)
-    config.setUnits(QgsTolerance.Pixels)
+    config.setUnits(QgsTolerance.UnitType.Pixels)
     utils.setConfig(config)
     canvas.setSnappingUtils(utils)
     tool = HuijiaoMarkPatchMapTool(canvas)
@@ -68,9 +68,9 @@ def _pixel(canvas, x: float, y: float) -> QPoint:
     return QPoint(round(point.x()), round(point.y()))
 
 
-def _click(canvas, pos: QPoint, button=Qt.LeftButton) -> None:
+def _click(canvas, pos: QPoint, button=Qt.MouseButton.LeftButton) -> None:
     QTest.mouseMove(canvas.viewport(), pos)
-    QTest.mouseClick(canvas.viewport(), button, Qt.NoModifier, pos)
+    QTest.mouseClick(canvas.viewport(), button, Qt.KeyboardModifier.NoModifier, pos)
     QApplication.processEvents()
 
 
@@ -82,7 +82,7 @@ def test_draw_polygon_with_mouse_events_snaps_fills_and_undoes(setup):
         _click(canvas, pos)
     assert len(tool.points) == 4
     assert tool.points[2] == QgsPointXY(X0 + 500, Y0 + 1000)
-    _click(canvas, _pixel(canvas, 420, 650), Qt.RightButton)
+    _click(canvas, _pixel(canvas, 420, 650), Qt.MouseButton.RightButton)
     assert patches.isEditable()
     (feature,) = list(patches.getFeatures())
     assert feature.geometry().isGeosValid()
@@ -107,11 +107,11 @@ def test_escape_and_backspace(setup):
     _store, patches, canvas, tool = setup
     _click(canvas, _pixel(canvas, 100, 100))
     _click(canvas, _pixel(canvas, 200, 100))
-    QTest.keyClick(canvas, Qt.Key_Backspace)
+    QTest.keyClick(canvas, Qt.Key.Key_Backspace)
     assert len(tool.points) == 1
-    QTest.keyClick(canvas, Qt.Key_Escape)
+    QTest.keyClick(canvas, Qt.Key.Key_Escape)
     assert tool.points == []
-    _click(canvas, _pixel(canvas, 100, 100), Qt.RightButton)
+    _click(canvas, _pixel(canvas, 100, 100), Qt.MouseButton.RightButton)
     assert patches.featureCount() == 0
 
 
@@ -126,7 +126,7 @@ def test_pick_split_merge(setup):
     tool.set_mode(MODE_SPLIT)
     _click(canvas, _pixel(canvas, 700, -50))
     _click(canvas, _pixel(canvas, 700, 1050))
-    _click(canvas, _pixel(canvas, 700, 1050), Qt.RightButton)
+    _click(canvas, _pixel(canvas, 700, 1050), Qt.MouseButton.RightButton)
     features = sorted(patches.getFeatures(), key=lambda f: f["number"])
     assert len(features) == 2
     assert len({f["uuid"] for f in features}) == 2 and len({f["number"] for f in features}) == 2

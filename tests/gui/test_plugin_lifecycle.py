@@ -30,7 +30,7 @@ def ensure_qm() -> Path:
 
 
 def flush_deletes() -> None:
-    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     QCoreApplication.processEvents()
 
 

@@ -15,7 +15,7 @@ SECRET = "s3cret-Pa55word"
 @pytest.fixture()
 def settings(tmp_path):
     """An isolated QgsSettings file, so that the test sees exactly what the dialog wrote."""
-    return QgsSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+    return QgsSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
 
 
 @pytest.fixture()

@@ -263,14 +263,16 @@ def test_proxy_taken_from_qgis(qgis_app):
     old = nam.fallbackProxy()
     try:
         nam.setFallbackProxyAndExcludes(
-            QNetworkProxy(QNetworkProxy.HttpProxy, "proxy.example", 3128, "u", "p w"), ["localhost"], []
+            QNetworkProxy(QNetworkProxy.ProxyType.HttpProxy, "proxy.example", 3128, "u", "p w"),
+            ["localhost"],
+            [],
         )
         assert proxies_from_qgis() == {
             "http": "http://u:p%20w@proxy.example:3128",
             "https": "http://u:p%20w@proxy.example:3128",
             "no_proxy": "localhost",
         }
-        nam.setFallbackProxyAndExcludes(QNetworkProxy(QNetworkProxy.NoProxy), [], [])
+        nam.setFallbackProxyAndExcludes(QNetworkProxy(QNetworkProxy.ProxyType.NoProxy), [], [])
         assert proxies_from_qgis() == {}
     finally:
         nam.setFallbackProxyAndExcludes(old, [], [])

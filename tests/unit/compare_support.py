@@ -20,7 +20,8 @@ from qgis.core import (
     QgsVectorFileWriter,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QVariant
+
+from huijiao_plugin.compat import FieldType
 
 X0, Y0 = 500000.0, 3800000.0
 CELL = 100.0
@@ -59,14 +60,14 @@ def noisy(geom: QgsGeometry, amplitude: float, seed: int, step: float = 10.0) ->
 def write_layer(
     path: Path,
     name: str,
-    fields: list[tuple[str, QVariant.Type]],
+    fields: list[tuple[str, object]],
     rows: list[tuple[QgsGeometry, dict]],
     crs: str = "EPSG:4545",
 ) -> QgsVectorLayer:
     """Write (or add) a polygon layer ``name`` to the GeoPackage ``path`` and return it opened from the
     file."""
     spec = "&".join(
-        f"field={n}:{'double' if t == QVariant.Double else 'integer' if t == QVariant.Int else 'string'}"
+        f"field={n}:{'double' if t == FieldType.Double else 'integer' if t == FieldType.Int else 'string'}"
         for n, t in fields
     )
     mem = QgsVectorLayer(f"Polygon?crs={crs}&{spec}", name, "memory")
@@ -82,28 +83,28 @@ def write_layer(
     options.driverName = "GPKG"
     options.layerName = name
     options.actionOnExistingFile = (
-        QgsVectorFileWriter.CreateOrOverwriteLayer
+        QgsVectorFileWriter.ActionOnExistingFile.CreateOrOverwriteLayer
         if path.exists()
-        else QgsVectorFileWriter.CreateOrOverwriteFile
+        else QgsVectorFileWriter.ActionOnExistingFile.CreateOrOverwriteFile
     )
     err = QgsVectorFileWriter.writeAsVectorFormatV3(mem, str(path), QgsCoordinateTransformContext(), options)
-    assert err[0] == QgsVectorFileWriter.NoError, err
+    assert err[0] == QgsVectorFileWriter.WriterError.NoError, err
     layer = QgsVectorLayer(f"{path}|layername={name}", name, "ogr")
     assert layer.isValid() and layer.featureCount() == len(rows)
     return layer
 
 
 DLTB_FIELDS = [
-    ("BSM", QVariant.String),
-    ("DLBM", QVariant.String),
-    ("ZZSXDM", QVariant.String),
-    ("TBXHDM", QVariant.String),
-    ("GDPDJB", QVariant.String),
-    ("GDLX", QVariant.String),
-    ("FRDBS", QVariant.String),
-    ("ZLDWDM", QVariant.String),
-    ("QSDWDM", QVariant.String),
-    ("SJNF", QVariant.Int),
+    ("BSM", FieldType.String),
+    ("DLBM", FieldType.String),
+    ("ZZSXDM", FieldType.String),
+    ("TBXHDM", FieldType.String),
+    ("GDPDJB", FieldType.String),
+    ("GDLX", FieldType.String),
+    ("FRDBS", FieldType.String),
+    ("ZLDWDM", FieldType.String),
+    ("QSDWDM", FieldType.String),
+    ("SJNF", FieldType.Int),
 ]
 
 
@@ -167,9 +168,9 @@ def build_county(path: Path, pbf_noise: float = 0.0) -> dict[str, QgsVectorLayer
             k += 1
     # a small isolated PBF patch (400 m² < 1 亩) in township 2 but registered to township 1: fragment + 插花
     pbf_rows.append((rect(520, 220, 540, 240), {"BSM": "P9999", "ZLDWDM": zl(0), "SJNF": 2023}))
-    pbf_fields = [("BSM", QVariant.String), ("ZLDWDM", QVariant.String), ("SJNF", QVariant.Int)]
+    pbf_fields = [("BSM", FieldType.String), ("ZLDWDM", FieldType.String), ("SJNF", FieldType.Int)]
     layers["PBF"] = write_layer(path, "YJJBNTBHTB", pbf_fields, pbf_rows)
-    hsf_fields = [("XMBH", QVariant.String), ("XMMC", QVariant.String), ("JSND", QVariant.Int)]
+    hsf_fields = [("XMBH", FieldType.String), ("XMMC", FieldType.String), ("JSND", FieldType.Int)]
     layers["HSF"] = write_layer(
         path,
         "GBZNT",
@@ -177,19 +178,19 @@ def build_county(path: Path, pbf_noise: float = 0.0) -> dict[str, QgsVectorLayer
         [(rect(250, 100, 550, 300), {"XMBH": "6101020011140202001", "XMMC": "高标准农田一期", "JSND": 2020})],
     )
     layers["STBHHX"] = write_layer(
-        path, "STBHHX", [("HXMC", QVariant.String)], [(rect(0, 0, 50, 200), {"HXMC": "红线"})]
+        path, "STBHHX", [("HXMC", FieldType.String)], [(rect(0, 0, 50, 200), {"HXMC": "红线"})]
     )
-    layers["YZGHQ"] = write_layer(path, "YZGHQ", [("MC", QVariant.String)], [(cell(3, 1), {"MC": "干旱区"})])
+    layers["YZGHQ"] = write_layer(path, "YZGHQ", [("MC", FieldType.String)], [(cell(3, 1), {"MC": "干旱区"})])
     layers["TRHJZL"] = write_layer(
         path,
         "TRHJZL",
-        [("LB", QVariant.String)],
+        [("LB", FieldType.String)],
         [(rect(200, 0, 400, 100), {"LB": "严格管控类"}), (rect(0, 100, 600, 400), {"LB": "优先保护类"})],
     )
     layers["JCTB"] = write_layer(
         path,
         "JCTB",
-        [("JCBH", QVariant.String), ("TBLX", QVariant.String), ("MJ", QVariant.Double)],
+        [("JCBH", FieldType.String), ("TBLX", FieldType.String), ("MJ", FieldType.Double)],
         [
             (rect(225, 225, 275, 275), {"JCBH": "J001", "TBLX": "20", "MJ": 2500.0}),
             (rect(25, 325, 75, 375), {"JCBH": "J002", "TBLX": "01", "MJ": 2500.0}),
@@ -198,7 +199,7 @@ def build_county(path: Path, pbf_noise: float = 0.0) -> dict[str, QgsVectorLayer
     layers["XZQ"] = write_layer(
         path,
         "XZQ",
-        [("XZQDM", QVariant.String), ("XZQMC", QVariant.String)],
+        [("XZQDM", FieldType.String), ("XZQMC", FieldType.String)],
         [
             (rect(0, 0, 300, 400), {"XZQDM": T1, "XZQMC": "一号镇"}),
             (rect(300, 0, 600, 400), {"XZQDM": T2, "XZQMC": "二号镇"}),
@@ -207,7 +208,7 @@ def build_county(path: Path, pbf_noise: float = 0.0) -> dict[str, QgsVectorLayer
     layers["CJDCQ"] = write_layer(
         path,
         "CJDCQ",
-        [("ZLDWDM", QVariant.String), ("ZLDWMC", QVariant.String)],
+        [("ZLDWDM", FieldType.String), ("ZLDWMC", FieldType.String)],
         [
             (rect(0, 0, 300, 400), {"ZLDWDM": T1 + "001", "ZLDWMC": "一村"}),
             (rect(300, 0, 600, 400), {"ZLDWDM": T2 + "001", "ZLDWMC": "二村"}),
@@ -268,7 +269,7 @@ def random_county(
         "PBF": write_layer(
             path,
             "YJJBNTBHTB",
-            [("BSM", QVariant.String), ("ZLDWDM", QVariant.String), ("SJNF", QVariant.Int)],
+            [("BSM", FieldType.String), ("ZLDWDM", FieldType.String), ("SJNF", FieldType.Int)],
             pbf,
         ),
     }
@@ -283,24 +284,24 @@ def random_county(
             )
         )
     layers["HSF"] = write_layer(
-        path, "GBZNT", [("XMBH", QVariant.String), ("XMMC", QVariant.String), ("JSND", QVariant.Int)], hsf
+        path, "GBZNT", [("XMBH", FieldType.String), ("XMMC", FieldType.String), ("JSND", FieldType.Int)], hsf
     )
     layers["STBHHX"] = write_layer(
         path,
         "STBHHX",
-        [("HXMC", QVariant.String)],
+        [("HXMC", FieldType.String)],
         [
             (rect(w * 0.1, h * 0.2, w * 0.3, h * 0.6), {"HXMC": "红线1"}),
             (rect(w * 0.25, h * 0.5, w * 0.4, h * 0.9), {"HXMC": "红线2"}),
         ],
     )
     layers["YZGHQ"] = write_layer(
-        path, "YZGHQ", [("MC", QVariant.String)], [(rect(w * 0.6, 0, w, h * 0.3), {"MC": "旱"})]
+        path, "YZGHQ", [("MC", FieldType.String)], [(rect(w * 0.6, 0, w, h * 0.3), {"MC": "旱"})]
     )
     layers["TRHJZL"] = write_layer(
         path,
         "TRHJZL",
-        [("LB", QVariant.String)],
+        [("LB", FieldType.String)],
         [
             (rect(0, 0, w * 0.5, h * 0.5), {"LB": "严格管控类"}),
             (rect(w * 0.5, 0, w, h), {"LB": "安全利用类"}),
@@ -310,7 +311,7 @@ def random_county(
     layers["JCTB"] = write_layer(
         path,
         "JCTB",
-        [("JCBH", QVariant.String), ("TBLX", QVariant.String)],
+        [("JCBH", FieldType.String), ("TBLX", FieldType.String)],
         [
             (rect(w * 0.3, h * 0.3, w * 0.35, h * 0.36), {"JCBH": "J1", "TBLX": "20"}),
             (rect(w * 0.7, h * 0.6, w * 0.78, h * 0.7), {"JCBH": "J2", "TBLX": "YH"}),

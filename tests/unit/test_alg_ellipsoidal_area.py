@@ -48,7 +48,7 @@ def write_gpkg(path, geometry_type, crs_code, rows, fields="field=DLBM:string&fi
     options.driverName = "GPKG"
     options.layerName = "dltb"
     error = QgsVectorFileWriter.writeAsVectorFormatV3(layer, str(path), layer.transformContext(), options)
-    assert error[0] == QgsVectorFileWriter.NoError, error
+    assert error[0] == QgsVectorFileWriter.WriterError.NoError, error
     result = QgsVectorLayer(f"{path}|layername=dltb", "dltb", "ogr")
     assert result.isValid()
     assert result.featureCount() == len(rows)

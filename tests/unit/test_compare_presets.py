@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from compare_support import T1, T2, X0, Y0, build_county, noisy, rect, release, write_layer
-from qgis.PyQt.QtCore import QVariant
 
+from huijiao_plugin.compat import FieldType
 from huijiao_plugin.core.compare.overlay import CompareError, CountyOverlay, passes_sliver_rule
 from huijiao_plugin.core.compare.presets import CompareOptions, run_preset, run_suite, size_class
 from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator
@@ -154,7 +154,7 @@ def test_boundarycompare_noise_only(county, tmp_path):
     rows = []
     for k, feature in enumerate(county["PBF"].getFeatures()):
         rows.append((noisy(feature.geometry(), 1.0, seed=100 + k, step=5.0), {"BSM": f"B{k}"}))
-    other = write_layer(tmp_path / "b.gpkg", "B", [("BSM", QVariant.String)], rows)
+    other = write_layer(tmp_path / "b.gpkg", "B", [("BSM", FieldType.String)], rows)
     options = CompareOptions(noise_width=2.0)
     result = run_preset("boundarycompare", overlay(county, A=county["PBF"], B=other), options)
     assert {p.category for p in result.pieces} == {"both"}
@@ -175,7 +175,7 @@ def test_pbf_noise_produces_no_nongrain_output(county, tmp_path):
         (noisy(rect(300, 100, 400, 200), 1.0, seed=4), {"BSM": "N2", "ZLDWDM": T2 + "0010000000"}),
     ]
     pbf = write_layer(
-        tmp_path / "p.gpkg", "PBF", [("BSM", QVariant.String), ("ZLDWDM", QVariant.String)], rows
+        tmp_path / "p.gpkg", "PBF", [("BSM", FieldType.String), ("ZLDWDM", FieldType.String)], rows
     )
     result = run_preset("pbfnongrain", overlay(county, PBF=pbf))
     assert result.pieces == []
@@ -188,7 +188,7 @@ def test_invalid_geometry_repaired_and_reported(county, tmp_path):
         "POLYGON((500000 3800000, 500100 3800100, 500100 3800000, 500000 3800100, 500000 3800000))"
     )
     assert not bowtie.isGeosValid()
-    hsf = write_layer(tmp_path / "h.gpkg", "HSF", [("XMBH", QVariant.String)], [(bowtie, {"XMBH": "BAD"})])
+    hsf = write_layer(tmp_path / "h.gpkg", "HSF", [("XMBH", FieldType.String)], [(bowtie, {"XMBH": "BAD"})])
     ov = overlay(county, HSF=hsf)
     result = run_preset("hsfcoverage", ov)
     assert result.repaired == {"HSF": [1]}
@@ -235,7 +235,7 @@ def test_geographic_crs_refused(tmp_path):
     layer = write_layer(
         tmp_path / "g.gpkg",
         "G",
-        [("BSM", QVariant.String)],
+        [("BSM", FieldType.String)],
         [(rect(0, 0, 1, 1), {"BSM": "1"})],
         crs="EPSG:4490",
     )
@@ -324,7 +324,7 @@ def test_covered_up_to_noise_and_walk_orientation(qgis_app, tmp_path):
     """``covered``: a patch inside another layer's patch up to the noise (not beyond); ``pairs`` keeps
     (a index, b index) whichever side it walks."""
     path = tmp_path / "cov.gpkg"
-    fields = [("BSM", QVariant.String), ("DLBM", QVariant.String), ("ZLDWDM", QVariant.String)]
+    fields = [("BSM", FieldType.String), ("DLBM", FieldType.String), ("ZLDWDM", FieldType.String)]
     base = [
         (rect(0, 0, 100, 100), {"BSM": "1", "DLBM": "0103"}),
         (rect(100, 0, 200, 100), {"BSM": "2", "DLBM": "0103"}),
@@ -334,7 +334,7 @@ def test_covered_up_to_noise_and_walk_orientation(qgis_app, tmp_path):
     pbf = write_layer(
         path,
         "PBF",
-        [("BSM", QVariant.String), ("ZLDWDM", QVariant.String)],
+        [("BSM", FieldType.String), ("ZLDWDM", FieldType.String)],
         [(noisy(rect(0, 0, 100, 100), 0.4, 1), {"BSM": "p1"}), (rect(103, 0, 200, 100), {"BSM": "p2"})],
     )
     ov = CountyOverlay({"DLTB": dltb, "PBF": pbf})

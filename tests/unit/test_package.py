@@ -25,7 +25,7 @@ def test_staged_zip_passes(good_zip):
         names = set(archive.namelist())
         assert "huijiao_plugin/metadata.txt" in names
         assert "huijiao_plugin/LICENSE" in names
-        assert "huijiao_plugin/resources_rc.py" in names
+        assert "huijiao_plugin/resources_rc.py" not in names  # no pyrcc in Qt 6: icons load by path
         assert "huijiao_plugin/i18n/huijiao_zh_CN.qm" in names
         assert archive.read("huijiao_plugin/metadata.txt") == (ROOT / "metadata.txt").read_bytes()
         assert not any("__pycache__" in n or n.endswith(".pyc") or n.endswith("ruff.toml") for n in names)
@@ -69,7 +69,15 @@ def rewrite(source: Path, target: Path, extra: dict[str, bytes] | None = None, d
         ({"extra": {"huijiao_plugin/../evil.py": b"0"}}, "'..'"),
         ({"extra": {"/etc/evil.py": b"0"}}, "absolute path"),
         ({"drop": ("huijiao_plugin/LICENSE",)}, "LICENSE is missing"),
-        ({"drop": ("resources_rc.py",)}, "resources_rc.py is missing"),
+        (
+            {"extra": {"huijiao_plugin/resources_rc.py": b"from PyQt5 import QtCore"}},
+            "resources_rc.py is shipped",
+        ),
+        (
+            {"replace": {"huijiao_plugin/metadata.txt": b"[general]\nqgisMaximumVersion=3.99\n"}},
+            "qgisMaximumVersion",
+        ),
+        ({"replace": {"huijiao_plugin/metadata.txt": b"[general]\nsupportsQt6=True\n"}}, "supportsQt6"),
         ({"drop": (".qm",)}, ".qm is missing"),
         ({"replace": {"huijiao_plugin/metadata.txt": b"[general]\nname=x\n"}}, "'qgisMinimumVersion'"),
         ({"replace": {"huijiao_plugin/metadata.txt": b"name=x\n"}}, "metadata.txt"),

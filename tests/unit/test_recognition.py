@@ -166,10 +166,11 @@ def test_best_source_per_dataset_and_layer_recognition(mixed_folder):
     assert best["dltb_sandiao"].source.endswith("layername=DLTB")  # exact name beats the renamed Shapefile
     assert "BGDC.gdb" in best["dltb_biangeng"].source
     from qgis.core import QgsField, QgsVectorLayer
-    from qgis.PyQt.QtCore import QVariant
+
+    from huijiao_plugin.compat import FieldType
 
     layer = QgsVectorLayer("Polygon?crs=EPSG:4524", "图层1", "memory")
-    layer.dataProvider().addAttributes([QgsField("F1", QVariant.String), QgsField("F2", QVariant.String)])
+    layer.dataProvider().addAttributes([QgsField("F1", FieldType.String), QgsField("F2", FieldType.String)])
     layer.updateFields()
     layer.setFieldAlias(0, "红线编码")
     layer.setFieldAlias(1, "红线名称")

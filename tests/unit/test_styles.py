@@ -11,8 +11,8 @@ from qgis.core import (
     QgsRenderContext,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QVariant
 
+from huijiao_plugin.compat import FieldType
 from huijiao_plugin.core.catalog import Catalog
 from huijiao_plugin.core.styles import apply_style, style_path
 
@@ -51,14 +51,14 @@ def test_every_dataset_has_a_loadable_style(qgis_app):
         path = style_path(spec.id, cat)
         assert path is not None, spec.id
         geometry = {"polygon": "Polygon", "point": "Point", "line": "LineString"}[spec.geometry]
-        layer = _memory(geometry, [(f.name, QVariant.String) for f in spec.fields])
+        layer = _memory(geometry, [(f.name, FieldType.String) for f in spec.fields])
         assert apply_style(layer, spec.id, catalog=cat), spec.id
         assert layer.customProperty("huijiao/dataset_id") == spec.id
 
 
 def test_dltb_style_has_every_code_with_chinese_legend(qgis_app):
     cat = Catalog.load()
-    layer = _memory("Polygon", [("DLBM", QVariant.String), ("DLMC", QVariant.String)])
+    layer = _memory("Polygon", [("DLBM", FieldType.String), ("DLMC", FieldType.String)])
     apply_style(layer, "dltb_sandiao", catalog=cat)
     renderer = layer.renderer()
     assert isinstance(renderer, QgsCategorizedSymbolRenderer) and renderer.classAttribute() == "DLBM"
@@ -73,7 +73,7 @@ def test_dltb_style_has_every_code_with_chinese_legend(qgis_app):
 
 
 def test_style_follows_the_field_mapping(qgis_app):
-    layer = _memory("Polygon", [("地类编码", QVariant.String), ("地类名称", QVariant.String)])
+    layer = _memory("Polygon", [("地类编码", FieldType.String), ("地类名称", FieldType.String)])
     assert apply_style(layer, "dltb_sandiao", {"DLBM": "地类编码", "DLMC": "地类名称"})
     assert layer.renderer().classAttribute() == "地类编码"
     assert layer.labeling().settings().fieldName == "地类编码"
@@ -83,14 +83,14 @@ def test_style_follows_the_field_mapping(qgis_app):
 
 
 def test_lower_case_fields_are_found_without_mapping(qgis_app):
-    layer = _memory("Polygon", [("jsnd", QVariant.Int), ("xmmc", QVariant.String)])
+    layer = _memory("Polygon", [("jsnd", FieldType.Int), ("xmmc", FieldType.String)])
     apply_style(layer, "gbznt")
     assert layer.renderer().classAttribute() == "jsnd"
     assert _symbol_color(layer, [2015, "x"]) != _symbol_color(layer, [2022, "x"])
 
 
 def test_soil_category_matches_codes_and_names(qgis_app, tmp_path):
-    layer = _memory("Polygon", [("类别", QVariant.String)])
+    layer = _memory("Polygon", [("类别", FieldType.String)])
     apply_style(layer, "trhjzl", {"HJZLLB": "类别"})
     red = _symbol_color(layer, ["严格管控类"])
     assert red == _symbol_color(layer, ["3"])
@@ -106,7 +106,7 @@ def test_soil_category_matches_codes_and_names(qgis_app, tmp_path):
 def test_special_styles(qgis_app, dataset):
     cat = Catalog.load()
     spec = cat.dataset(dataset)
-    layer = _memory("Polygon", [(f.name, QVariant.String) for f in spec.fields])
+    layer = _memory("Polygon", [(f.name, FieldType.String) for f in spec.fields])
     apply_style(layer, dataset, catalog=cat)
     renderer = layer.renderer()
     if dataset == "yjjbnt":  # hatch

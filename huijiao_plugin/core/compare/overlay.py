@@ -71,11 +71,14 @@ def polygonal(geom: QgsGeometry | None) -> QgsGeometry | None:
     """The polygon part of an overlay result (lines/points from touching boundaries dropped), or None."""
     if geom is None or geom.isNull() or geom.isEmpty():
         return None
-    if geom.type() == QgsWkbTypes.PolygonGeometry:
+    if geom.type() == QgsWkbTypes.GeometryType.PolygonGeometry:
         return geom
-    if QgsWkbTypes.flatType(geom.wkbType()) == QgsWkbTypes.GeometryCollection:
+    if QgsWkbTypes.flatType(geom.wkbType()) == QgsWkbTypes.Type.GeometryCollection:
         out = QgsGeometry(geom)
-        if out.convertGeometryCollectionToSubclass(QgsWkbTypes.PolygonGeometry) and not out.isEmpty():
+        if (
+            out.convertGeometryCollectionToSubclass(QgsWkbTypes.GeometryType.PolygonGeometry)
+            and not out.isEmpty()
+        ):
             return out
     return None
 
@@ -565,7 +568,7 @@ def load_feature_set(
     """Read ``layer`` once: only the fields of ``keys``; invalid geometries repaired (``makeValid``) and
     reported; null or non-polygon geometries dropped and reported."""
     snap = layer if isinstance(layer, LayerSnapshot) else LayerSnapshot(layer)
-    if snap.geometry_type != QgsWkbTypes.PolygonGeometry:
+    if snap.geometry_type != QgsWkbTypes.GeometryType.PolygonGeometry:
         raise CompareError(f"图层 {snap.name}（{role}）不是面图层")
     keys = list(keys)
     fields = _resolve_fields(snap.fields, profile, keys)

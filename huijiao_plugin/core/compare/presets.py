@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy
 from qgis.core import QgsGeometry
-from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QVariant
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
+from huijiao_plugin.compat import FieldType
 from huijiao_plugin.core.compare.overlay import (
     Columns,
     CompareError,
@@ -116,9 +117,9 @@ class PresetResult:
         )
 
 
-S = QVariant.String
-D = QVariant.Double
-INT = QVariant.Int
+S = FieldType.String
+D = FieldType.Double
+INT = FieldType.Int
 
 
 @dataclass

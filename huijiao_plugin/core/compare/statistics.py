@@ -21,8 +21,8 @@ from qgis.core import (
     QgsVectorLayer,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
+from huijiao_plugin.compat import FieldType
 from huijiao_plugin.core.compare.presets import (
     LEVELS,
     PresetResult,
@@ -37,17 +37,17 @@ LEVEL_INDEX = {"county": 0, "township": 1, "village": 2}
 
 # statistics columns: (field name, type, Chinese header with unit — used by the xlsx export)
 STAT_COLUMNS: list[tuple[str, Any, str]] = [
-    ("level", QVariant.String, "统计级别"),
-    ("region_code", QVariant.String, "行政区代码"),
-    ("region_name", QVariant.String, "行政区名称"),
-    ("rule_id", QVariant.String, "规则"),
-    ("category", QVariant.String, "类别代码"),
-    ("category_name", QVariant.String, "类别"),
-    ("count", QVariant.Int, "图斑数（块）"),
-    ("area_m2", QVariant.Double, "面积（平方米）"),
-    ("area_mu", QVariant.Double, "面积（亩）"),
-    ("area_ha", QVariant.Double, "面积（公顷）"),
-    ("ratio_pct", QVariant.Double, "比例（%）"),
+    ("level", FieldType.String, "统计级别"),
+    ("region_code", FieldType.String, "行政区代码"),
+    ("region_name", FieldType.String, "行政区名称"),
+    ("rule_id", FieldType.String, "规则"),
+    ("category", FieldType.String, "类别代码"),
+    ("category_name", FieldType.String, "类别"),
+    ("count", FieldType.Int, "图斑数（块）"),
+    ("area_m2", FieldType.Double, "面积（平方米）"),
+    ("area_mu", FieldType.Double, "面积（亩）"),
+    ("area_ha", FieldType.Double, "面积（公顷）"),
+    ("ratio_pct", FieldType.Double, "比例（%）"),
 ]
 
 LEVEL_NAMES = {"county": "县级", "township": "乡镇级", "village": "村级"}
@@ -166,17 +166,17 @@ def stats_layer(rows: Sequence[StatRow], name: str = "") -> QgsVectorLayer:
 # --- result pieces as features / layers ---------------------------------------------------------------------
 
 COMMON_FIELDS: list[tuple[str, Any]] = [
-    ("rule_id", QVariant.String),
-    ("category", QVariant.String),
-    ("category_name", QVariant.String),
-    ("area_m2", QVariant.Double),
-    ("area_mu", QVariant.Double),
-    ("area_ha", QVariant.Double),
-    ("county_code", QVariant.String),
-    ("town_code", QVariant.String),
-    ("village_code", QVariant.String),
+    ("rule_id", FieldType.String),
+    ("category", FieldType.String),
+    ("category_name", FieldType.String),
+    ("area_m2", FieldType.Double),
+    ("area_mu", FieldType.Double),
+    ("area_ha", FieldType.Double),
+    ("county_code", FieldType.String),
+    ("town_code", FieldType.String),
+    ("village_code", FieldType.String),
 ]
-TRACE_FIELDS: list[tuple[str, Any]] = [("rule_params", QVariant.String), ("inputs", QVariant.String)]
+TRACE_FIELDS: list[tuple[str, Any]] = [("rule_params", FieldType.String), ("inputs", FieldType.String)]
 
 
 def result_fields(result: PresetResult) -> QgsFields:
@@ -219,4 +219,4 @@ def result_layer(result: PresetResult, crs: QgsCoordinateReferenceSystem, name: 
     return layer
 
 
-WKB_OUTPUT = QgsWkbTypes.MultiPolygon
+WKB_OUTPUT = QgsWkbTypes.Type.MultiPolygon

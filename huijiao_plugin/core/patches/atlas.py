@@ -36,8 +36,8 @@ from qgis.core import (
     QgsVectorLayer,
     QgsVectorLayerSimpleLabeling,
 )
-from qgis.PyQt.QtCore import QVariant
 
+from huijiao_plugin.compat import FieldType
 from huijiao_plugin.core.patches import schema, workflow
 from huijiao_plugin.core.patches.store import PatchStore, sql_literal
 from huijiao_plugin.toolbelt.i18n import tr
@@ -99,8 +99,8 @@ def _label(
     font.setBold(bold)
     label.setFont(font)
     layout.addLayoutItem(label)
-    label.attemptMove(QgsLayoutPoint(x, y, QgsUnitTypes.LayoutMillimeters))
-    label.attemptResize(QgsLayoutSize(w, h, QgsUnitTypes.LayoutMillimeters))
+    label.attemptMove(QgsLayoutPoint(x, y, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
+    label.attemptResize(QgsLayoutSize(w, h, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
     return label
 
 
@@ -110,13 +110,13 @@ def build_atlas_layout(
     layout = QgsPrintLayout(project)
     layout.initializeDefaults()
     layout.setName(title)
-    layout.pageCollection().page(0).setPageSize("A4", QgsLayoutItemPage.Portrait)
+    layout.pageCollection().page(0).setPageSize("A4", QgsLayoutItemPage.Orientation.Portrait)
 
     _label(layout, title + '  [% "number" %]', 15, 10, 180, 10, 16, bold=True)
     _label(layout, "第 [% @atlas_featurenumber %] / [% @atlas_totalfeatures %] 页", 150, 12, 45, 6, 9)
 
     frame = QgsLayoutItemShape(layout)
-    frame.setShapeType(QgsLayoutItemShape.Rectangle)
+    frame.setShapeType(QgsLayoutItemShape.Shape.Rectangle)
     layout.addLayoutItem(frame)
 
     map_item = QgsLayoutItemMap(layout)
@@ -124,41 +124,41 @@ def build_atlas_layout(
     map_item.setLayers([coverage, *context_layers])
     map_item.setFrameEnabled(True)
     layout.addLayoutItem(map_item)
-    map_item.attemptMove(QgsLayoutPoint(15, 24, QgsUnitTypes.LayoutMillimeters))
-    map_item.attemptResize(QgsLayoutSize(180, 150, QgsUnitTypes.LayoutMillimeters))
+    map_item.attemptMove(QgsLayoutPoint(15, 24, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
+    map_item.attemptResize(QgsLayoutSize(180, 150, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
     # an initial extent with the item's aspect ratio: without it the atlas resizes the item
     extent = coverage.extent()
     cx, cy = extent.center().x(), extent.center().y()
     half_h = max(extent.height(), extent.width() * 150 / 180, 1.0) / 2
     map_item.setExtent(QgsRectangle(cx - half_h * 1.2, cy - half_h, cx + half_h * 1.2, cy + half_h))
     map_item.setAtlasDriven(True)
-    map_item.setAtlasScalingMode(QgsLayoutItemMap.Auto)
+    map_item.setAtlasScalingMode(QgsLayoutItemMap.AtlasScalingMode.Auto)
     map_item.setAtlasMargin(0.6)
-    frame.attemptMove(QgsLayoutPoint(14, 23, QgsUnitTypes.LayoutMillimeters))
-    frame.attemptResize(QgsLayoutSize(182, 152, QgsUnitTypes.LayoutMillimeters))
+    frame.attemptMove(QgsLayoutPoint(14, 23, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
+    frame.attemptResize(QgsLayoutSize(182, 152, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
 
     arrow_path = _north_arrow_path()
     if arrow_path:
         arrow = QgsLayoutItemPicture(layout)
         arrow.setPicturePath(arrow_path)
         layout.addLayoutItem(arrow)
-        arrow.attemptMove(QgsLayoutPoint(180, 27, QgsUnitTypes.LayoutMillimeters))
-        arrow.attemptResize(QgsLayoutSize(12, 16, QgsUnitTypes.LayoutMillimeters))
+        arrow.attemptMove(QgsLayoutPoint(180, 27, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
+        arrow.attemptResize(QgsLayoutSize(12, 16, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
         arrow.setLinkedMap(map_item)
 
     scalebar = QgsLayoutItemScaleBar(layout)
     scalebar.setStyle("Single Box")
     scalebar.setLinkedMap(map_item)
-    scalebar.setUnits(QgsUnitTypes.DistanceMeters)
+    scalebar.setUnits(QgsUnitTypes.DistanceUnit.DistanceMeters)
     scalebar.setUnitLabel("米")
     scalebar.setNumberOfSegments(2)
     scalebar.setNumberOfSegmentsLeft(0)
-    scalebar.setSegmentSizeMode(QgsScaleBarSettings.SegmentSizeFitWidth)
+    scalebar.setSegmentSizeMode(QgsScaleBarSettings.SegmentSizeMode.SegmentSizeFitWidth)
     scalebar.setMinimumBarWidth(30)
     scalebar.setMaximumBarWidth(60)
     scalebar.setTextFormat(_cjk_text(scalebar.textFormat(), 8))
     layout.addLayoutItem(scalebar)
-    scalebar.attemptMove(QgsLayoutPoint(18, 162, QgsUnitTypes.LayoutMillimeters))
+    scalebar.attemptMove(QgsLayoutPoint(18, 162, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
     scalebar.setBackgroundEnabled(True)
 
     info = (
@@ -213,16 +213,16 @@ def export_atlas(
     if coverage.featureCount() == 0:
         raise AtlasError(tr("No change patches to print."))
     coverage.addExpressionField(
-        _case_expression("patch_type", schema.PATCH_TYPES), QgsField("type_label", QVariant.String)
+        _case_expression("patch_type", schema.PATCH_TYPES), QgsField("type_label", FieldType.String)
     )
     coverage.addExpressionField(
-        _case_expression("status", workflow.STATUSES), QgsField("status_label", QVariant.String)
+        _case_expression("status", workflow.STATUSES), QgsField("status_label", FieldType.String)
     )
     symbol = QgsFillSymbol.createSimple(
         {"color": "255,0,0,25", "outline_color": "255,0,0", "outline_width": "0.4"}
     )
     symbol.symbolLayer(0).setDataDefinedProperty(
-        QgsSymbolLayer.PropertyStrokeWidth,
+        QgsSymbolLayer.Property.PropertyStrokeWidth,
         QgsProperty.fromExpression("if(@atlas_featureid = $id, 1.0, 0.3)"),
     )
     coverage.setRenderer(QgsSingleSymbolRenderer(symbol))
@@ -246,6 +246,6 @@ def export_atlas(
     settings.forceVectorOutput = False
     pdf_path.parent.mkdir(parents=True, exist_ok=True)
     result, error = QgsLayoutExporter.exportToPdf(layout.atlas(), str(pdf_path), settings)
-    if result != QgsLayoutExporter.Success:
+    if result != QgsLayoutExporter.ExportResult.Success:
         raise AtlasError(tr("The atlas could not be written: {error}").format(error=error))
     return pdf_path

@@ -335,7 +335,7 @@ def _write_clipped(
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName = "GPKG"
     options.layerName = layer_name
-    options.actionOnExistingFile = QgsVectorFileWriter.CreateOrOverwriteLayer
+    options.actionOnExistingFile = QgsVectorFileWriter.ActionOnExistingFile.CreateOrOverwriteLayer
     fields = QgsFields()
     for f in layer.fields():
         if f.name().lower() != "fid":
@@ -343,7 +343,7 @@ def _write_clipped(
     writer = QgsVectorFileWriter.create(
         str(gpkg), fields, QgsWkbTypes.multiType(layer.wkbType()), crs, context, options
     )
-    if writer.hasError() != QgsVectorFileWriter.NoError:
+    if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
         raise FieldPackageError(writer.errorMessage())
     engine = QgsGeometry.createGeometryEngine(aoi_in_layer.constGet())
     engine.prepareGeometry()
@@ -546,7 +546,7 @@ def write_field_project(
     relation.setReferencingLayer(photos.id())
     relation.setReferencedLayer(patches.id())
     relation.addFieldPair("patch_uuid", "uuid")
-    relation.setStrength(QgsRelation.Association)
+    relation.setStrength(QgsRelation.RelationStrength.Association)
     if relation.isValid():
         project.relationManager().addRelation(relation)
         form = patches.editFormConfig()

@@ -37,8 +37,10 @@ def polygon_parts(geometry: QgsGeometry | None) -> QgsGeometry | None:
     geom = QgsGeometry(geometry)
     if not geom.isGeosValid():
         geom = geom.makeValid()
-    if geom.type() != QgsWkbTypes.PolygonGeometry:
-        parts = [g for g in geom.asGeometryCollection() if g.type() == QgsWkbTypes.PolygonGeometry]
+    if geom.type() != QgsWkbTypes.GeometryType.PolygonGeometry:
+        parts = [
+            g for g in geom.asGeometryCollection() if g.type() == QgsWkbTypes.GeometryType.PolygonGeometry
+        ]
         if not parts:
             return None
         geom = QgsGeometry.unaryUnion(parts)

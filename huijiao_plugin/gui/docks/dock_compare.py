@@ -187,12 +187,12 @@ class HuijiaoCompareTask(QgsTask):
     """One preset in the background; the overlay snapshots the layers in the constructor (main thread)."""
 
     def __init__(self, preset_id, layers, profile, options, level):
-        super().__init__(tr("Farmland comparison"), QgsTask.CanCancel)
+        super().__init__(tr("Farmland comparison"), QgsTask.Flag.CanCancel)
         self.preset_id = preset_id
         self.options = options
         self.level = level
         self.feedback = QgsFeedback()
-        self.feedback.progressChanged.connect(self.setProgress, Qt.DirectConnection)
+        self.feedback.progressChanged.connect(self.setProgress, Qt.ConnectionType.DirectConnection)
         self.overlay = CountyOverlay(layers, profile, feedback=self.feedback)
         self.result = None
         self.rows = []
@@ -258,12 +258,12 @@ class HuijiaoCompareDock(QgsDockWidget):
 
         self.inputs_form = QFormLayout()
         # long Chinese labels would squeeze the layer choosers: each chooser goes below its label, full width
-        self.inputs_form.setRowWrapPolicy(QFormLayout.WrapAllRows)
+        self.inputs_form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
         self.role_combos = {}
         self.role_labels = {}
         for role in ALL_ROLES:
             combo = QgsMapLayerComboBox(body)
-            combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+            combo.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
             combo.setAllowEmptyLayer(True)
             combo.setLayer(None)
             combo.setObjectName(f"HuijiaoCompareInput{role}")
@@ -329,7 +329,7 @@ class HuijiaoCompareDock(QgsDockWidget):
         self.table = QTableWidget(0, len(STAT_HEADERS), body)
         self.table.setHorizontalHeaderLabels([tr(h) for h in STAT_HEADERS])
         self.table.setSortingEnabled(True)
-        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         layout.addWidget(self.table, 1)
         self.setWidget(body)
 
@@ -544,9 +544,9 @@ class HuijiaoCompareDock(QgsDockWidget):
             for c, value in enumerate(row.values()):
                 item = QTableWidgetItem()
                 if isinstance(value, (int, float)):
-                    item.setData(Qt.DisplayRole, value)
+                    item.setData(Qt.ItemDataRole.DisplayRole, value)
                 else:
-                    item.setData(Qt.DisplayRole, "" if value is None else str(value))
+                    item.setData(Qt.ItemDataRole.DisplayRole, "" if value is None else str(value))
                 self.table.setItem(r, c, item)
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
@@ -572,5 +572,5 @@ class HuijiaoCompareDock(QgsDockWidget):
         bar = self.iface.messageBar() if self.iface is not None else None
         if bar is None:
             return
-        level = Qgis.Critical if error else Qgis.Info
+        level = Qgis.MessageLevel.Critical if error else Qgis.MessageLevel.Info
         bar.pushMessage(tr("Farmland comparison"), text, level=level, duration=8 if error else 5)

@@ -55,7 +55,7 @@ from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
 
-UUID_ROLE = Qt.UserRole + 1
+UUID_ROLE = Qt.ItemDataRole.UserRole + 1
 COLUMNS = (
     ("number", "图斑编号"),
     ("patch_type", "图斑类型"),
@@ -82,7 +82,7 @@ class _NumberItem(QTableWidgetItem):
 
     def __lt__(self, other):
         try:
-            return float(self.data(Qt.UserRole)) < float(other.data(Qt.UserRole))
+            return float(self.data(Qt.ItemDataRole.UserRole)) < float(other.data(Qt.ItemDataRole.UserRole))
         except (TypeError, ValueError):
             return super().__lt__(other)
 
@@ -114,7 +114,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         store_row = QHBoxLayout()
         self.file_widget = QgsFileWidget(body)
         self.file_widget.setFilter("GeoPackage (*.gpkg)")
-        self.file_widget.setStorageMode(QgsFileWidget.GetFile)
+        self.file_widget.setStorageMode(QgsFileWidget.StorageMode.GetFile)
         self.file_widget.fileChanged.connect(self._file_chosen)
         self.new_button = QPushButton(tr("New…"), body)
         self.new_button.clicked.connect(self._new_store)
@@ -162,14 +162,14 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.area_min.valueChanged.connect(self.apply_filters)
         self.area_max.valueChanged.connect(self.apply_filters)
 
-        splitter = QSplitter(Qt.Vertical, body)
+        splitter = QSplitter(Qt.Orientation.Vertical, body)
         self.table = QTableWidget(0, len(COLUMNS), splitter)
         self.table.setHorizontalHeaderLabels([label for _key, label in COLUMNS])
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSortingEnabled(True)
-        self.table.sortByColumn(0, Qt.AscendingOrder)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.table.itemDoubleClicked.connect(lambda _item: self.zoom_to_selected())
 
@@ -177,9 +177,9 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.detail = QTextBrowser(self.tabs)
         self.history_table = QTableWidget(0, 5, self.tabs)
         self.history_table.setHorizontalHeaderLabels(["时间", "修改人", "方式", "字段", "原值 → 新值"])
-        self.history_table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.history_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.photos = QListWidget(self.tabs)
-        self.photos.setViewMode(QListWidget.IconMode)
+        self.photos.setViewMode(QListWidget.ViewMode.IconMode)
         self.photos.setIconSize(QPixmap(96, 96).size())
         self.totals_tree = QTreeWidget(self.tabs)
         self.totals_tree.setHeaderLabels([tr("Type / status"), tr("Count"), tr("Area (mu)")])
@@ -191,8 +191,8 @@ class HuijiaoPatchesDock(QgsDockWidget):
         conflicts_layout = QVBoxLayout(conflicts_page)
         self.conflicts_table = QTableWidget(0, 3, conflicts_page)
         self.conflicts_table.setHorizontalHeaderLabels(["图斑编号", "内业值", "外业值"])
-        self.conflicts_table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.conflicts_table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.conflicts_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.conflicts_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.conflicts_table.horizontalHeader().setStretchLastSection(True)
         conflicts_layout.addWidget(self.conflicts_table)
         conflict_buttons = QHBoxLayout()
@@ -287,7 +287,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         try:
             PatchStore.create(path, crs, county_code=county, overwrite=False)
         except PatchStoreError as exc:
-            self._message(str(exc), Qgis.Warning)
+            self._message(str(exc), Qgis.MessageLevel.Warning)
             return
         self.set_store(path)
 
@@ -296,7 +296,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
             self.store = PatchStore(path)
         except PatchStoreError as exc:
             self.store = None
-            self._message(str(exc), Qgis.Warning)
+            self._message(str(exc), Qgis.MessageLevel.Warning)
             return False
         self.file_widget.blockSignals(True)
         self.file_widget.setFilePath(str(path))
@@ -365,7 +365,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         """Apply the field values of (or keep the desk values for) the selected conflicts."""
         fids = sorted({item.data(UUID_ROLE) for item in self.conflicts_table.selectedItems()})
         if self.store is None or not fids:
-            self._message(tr("Select a conflict first."), Qgis.Info)
+            self._message(tr("Select a conflict first."), Qgis.MessageLevel.Info)
             return
         user = HuijiaoSettings.load().unit_name
         errors = []
@@ -376,9 +376,9 @@ class HuijiaoPatchesDock(QgsDockWidget):
                 errors.append(str(exc))
         self.refresh()
         if errors:
-            self._message(errors[0], Qgis.Warning)
+            self._message(errors[0], Qgis.MessageLevel.Warning)
         else:
-            self._message(tr("{n} conflicts resolved").format(n=len(fids)), Qgis.Success)
+            self._message(tr("{n} conflicts resolved").format(n=len(fids)), Qgis.MessageLevel.Success)
 
     def _matches(self, row: dict) -> bool:
         patch_type = self.type_filter.currentData()
@@ -424,8 +424,8 @@ class HuijiaoPatchesDock(QgsDockWidget):
                     text = "" if value is None else str(value)
                 item = _NumberItem(text) if key == "area_mu" else QTableWidgetItem(text)
                 if key == "area_mu":
-                    item.setData(Qt.UserRole, float(value or 0.0))
-                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                    item.setData(Qt.ItemDataRole.UserRole, float(value or 0.0))
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 item.setData(UUID_ROLE, row["uuid"])
                 self.table.setItem(r, c, item)
         self.table.setSortingEnabled(True)
@@ -482,7 +482,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.table.blockSignals(True)
         self.table.clearSelection()
         mode = self.table.selectionMode()
-        self.table.setSelectionMode(QAbstractItemView.MultiSelection)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
         for r in range(self.table.rowCount()):
             if self.table.item(r, 0).data(UUID_ROLE) in wanted:
                 self.table.selectRow(r)
@@ -564,7 +564,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         """Set ``status`` on the selected patches; refused changes are listed in the message bar."""
         uuids = self.selected_uuids()
         if self.store is None or not uuids:
-            self._message(tr("Select patches first."), Qgis.Info)
+            self._message(tr("Select patches first."), Qgis.MessageLevel.Info)
             return [], {}
         user = HuijiaoSettings.load().unit_name
         done, refused = self.store.set_status(uuids, status, user=user, result=result)
@@ -577,7 +577,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
             text += "; " + tr("{n} refused: {reason}").format(
                 n=len(refused), reason=next(iter(refused.values()))
             )
-        self._message(text, Qgis.Warning if refused else Qgis.Success)
+        self._message(text, Qgis.MessageLevel.Warning if refused else Qgis.MessageLevel.Success)
         return done, refused
 
     def _toggle_mark_tool(self, checked: bool) -> None:
@@ -587,7 +587,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
                 canvas.unsetMapTool(self.map_tool)
             return
         if self.store is None:
-            self._message(tr("Open or create a change-patch GeoPackage first."), Qgis.Info)
+            self._message(tr("Open or create a change-patch GeoPackage first."), Qgis.MessageLevel.Info)
             self.mark_button.setChecked(False)
             return
         canvas.setMapTool(self._ensure_tool())
@@ -605,7 +605,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
     def run_algorithm(self, alg_id: str) -> None:
         """Open the Processing dialog of a patch algorithm, preset with the store and selection."""
         if self.store is None:
-            self._message(tr("Open or create a change-patch GeoPackage first."), Qgis.Info)
+            self._message(tr("Open or create a change-patch GeoPackage first."), Qgis.MessageLevel.Info)
             return
         import processing
 
@@ -620,7 +620,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         """Merge the patches selected in the table (through the map tool, undoable)."""
         layer = self.patch_layer(create=True)
         if layer is None:
-            self._message(tr("Open or create a change-patch GeoPackage first."), Qgis.Info)
+            self._message(tr("Open or create a change-patch GeoPackage first."), Qgis.MessageLevel.Info)
             return
         self._ensure_tool()
         uuids = set(self.selected_uuids())
@@ -630,7 +630,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
     def patches_from_selection(self, layer=None) -> list[int]:
         """Patches of the selected features of ``layer`` (default: the active layer), in the edit buffer."""
         if self.store is None:
-            self._message(tr("Open or create a change-patch GeoPackage first."), Qgis.Info)
+            self._message(tr("Open or create a change-patch GeoPackage first."), Qgis.MessageLevel.Info)
             return []
         layer = layer or self.iface.activeLayer()
         return self._ensure_tool().create_from_selection(layer)
@@ -650,7 +650,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.map_tool.set_mode(self.mode_combo.currentData())
         return self.map_tool
 
-    def _message(self, text: str, level=Qgis.Info) -> None:
+    def _message(self, text: str, level=Qgis.MessageLevel.Info) -> None:
         self.status_label.setText(text)
         try:
             self.iface.messageBar().pushMessage(tr("Change patches"), text, level, 5)

@@ -91,13 +91,13 @@ log = logging.getLogger(__name__)
 STATE_LOADED = "loaded"
 STATE_FOUND = "found"
 STATE_MISSING = "missing"
-ROLE_DATASET = Qt.UserRole + 1
-ROLE_SORT = Qt.UserRole + 2
+ROLE_DATASET = Qt.ItemDataRole.UserRole + 1
+ROLE_SORT = Qt.ItemDataRole.UserRole + 2
 
 COL_DATASET, COL_STATE, COL_YEAR, COL_SOURCE = range(4)
 # the server tab
 SRV_DATASET, SRV_REGION, SRV_PERIOD, SRV_VERSION, SRV_DEPARTMENT, SRV_SIZE, SRV_DATE, SRV_STATE = range(8)
-ROLE_VERSION = Qt.UserRole + 3
+ROLE_VERSION = Qt.ItemDataRole.UserRole + 3
 FEED_INTERVAL_MS = 5 * 60 * 1000  # poll the feed every 5 minutes ...
 FEED_FIRST_MS = 10 * 1000  # ... and once shortly after start
 FEED_WAIT_SECONDS = 20.0  # long-poll time of a timed poll (in the task, never in the GUI thread)
@@ -142,7 +142,7 @@ class ServerTask(QgsTask):
     ``task.control`` (the client stops after the current block). The error is kept as a user message."""
 
     def __init__(self, description: str, func: Callable[[ServerTask], Any]):
-        super().__init__(description, QgsTask.CanCancel)
+        super().__init__(description, QgsTask.Flag.CanCancel)
         self.func = func
         self.control = TransferControl()
         self.result: Any = None
@@ -229,8 +229,8 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         self.scan_button = QToolButton(body)
         self.scan_button.setObjectName("HuijiaoScanButton")
         self.scan_button.setText(tr("Scan folder or file…"))
-        self.scan_button.setToolButtonStyle(Qt.ToolButtonTextOnly)
-        self.scan_button.setPopupMode(QToolButton.MenuButtonPopup)
+        self.scan_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.scan_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
         menu = QMenu(self.scan_button)
         menu.addAction(tr("Scan a folder…"), self._ask_folder)
         menu.addAction(tr("Scan a file or FileGDB…"), self._ask_file)
@@ -261,12 +261,12 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         bar2.addWidget(self.cancel_button)
         layout.addLayout(bar2)
 
-        splitter = QSplitter(Qt.Vertical, body)
+        splitter = QSplitter(Qt.Orientation.Vertical, body)
         self.tree = QTreeWidget(splitter)
         self.tree.setObjectName("HuijiaoCatalogTree")
         self.tree.setHeaderLabels([tr("Dataset"), tr("State"), tr("Year"), tr("Source")])
-        self.tree.setSelectionMode(QAbstractItemView.ExtendedSelection)
-        self.tree.header().setSectionResizeMode(COL_DATASET, QHeaderView.ResizeToContents)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.tree.header().setSectionResizeMode(COL_DATASET, QHeaderView.ResizeMode.ResizeToContents)
         self.findings_model = QStandardItemModel(0, len(FINDING_COLUMNS), self)
         self.findings_model.setHorizontalHeaderLabels(
             [
@@ -289,9 +289,9 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         self.findings_view.setObjectName("HuijiaoFindingsTable")
         self.findings_view.setModel(self.findings_proxy)
         self.findings_view.setSortingEnabled(True)
-        self.findings_view.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.findings_view.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.findings_view.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.findings_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.findings_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.findings_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.findings_view.horizontalHeader().setStretchLastSection(True)
         self.findings_view.clicked.connect(self._finding_clicked)
         fl.addWidget(self.findings_view)
@@ -452,7 +452,8 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         names = sorted(md.connections().keys()) if md is not None else []
         if not names:
             self._message(
-                tr("No PostGIS connection is configured; add one in the Data Source Manager."), Qgis.Warning
+                tr("No PostGIS connection is configured; add one in the Data Source Manager."),
+                Qgis.MessageLevel.Warning,
             )
             return
         name, ok = QInputDialog.getItem(self, tr("PostGIS connection"), tr("Connection"), names, 0, False)
@@ -461,7 +462,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         try:
             schemas = md.connections()[name].schemas()
         except Exception as error:  # noqa: BLE001 - a QgsProviderConnectionException with the server's text
-            self._message(tr("Cannot connect: {error}").format(error=error), Qgis.Critical)
+            self._message(tr("Cannot connect: {error}").format(error=error), Qgis.MessageLevel.Critical)
             return
         schema, ok = QInputDialog.getItem(self, tr("PostGIS connection"), tr("Schema"), schemas, 0, False)
         if ok:
@@ -483,11 +484,13 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
     def scan_path(self, path: str) -> list[Recognition]:
         """Recognise every layer of a folder (recursively), file or FileGDB."""
         self.catalog = catalog_from_settings()  # the override file may have changed in the settings
-        QApplication.setOverrideCursor(Qt.WaitCursor)
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             results = recognize_path(path, self.catalog)
         except (OSError, RuntimeError) as error:
-            self._message(tr("Cannot read {path}: {error}").format(path=path, error=error), Qgis.Critical)
+            self._message(
+                tr("Cannot read {path}: {error}").format(path=path, error=error), Qgis.MessageLevel.Critical
+            )
             return []
         finally:
             QApplication.restoreOverrideCursor()
@@ -497,12 +500,13 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
     def scan_postgres(self, connection: str, schema: str) -> list[Recognition]:
         """Recognise every table of a PostGIS schema (saved connection name or postgresql:// URL)."""
         self.catalog = catalog_from_settings()
-        QApplication.setOverrideCursor(Qt.WaitCursor)
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             results = recognize_postgres(connection, schema, self.catalog)
         except Exception as error:  # noqa: BLE001 - provider connection errors carry the server message
             self._message(
-                tr("Cannot read schema {schema}: {error}").format(schema=schema, error=error), Qgis.Critical
+                tr("Cannot read schema {schema}: {error}").format(schema=schema, error=error),
+                Qgis.MessageLevel.Critical,
             )
             return []
         finally:
@@ -550,7 +554,9 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         loaded = [d for d in self.found if self.loaded_layers(d)]
         items = one_map_items(self.catalog, self.found, self.older, dataset_ids, skip=loaded)
         if not items:
-            self._message(tr("Nothing to load: scan a folder, file or PostGIS schema first."), Qgis.Info)
+            self._message(
+                tr("Nothing to load: scan a folder, file or PostGIS schema first."), Qgis.MessageLevel.Info
+            )
             return None
         task = OpenLayersTask(items, tr("Loading the 一张图"))
         self._start(task, lambda ok: self._add_layers(task, ok))
@@ -563,7 +569,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
             set_project_crs(project, added)
             self._zoom_to(added)
         for _dataset_id, source in task.errors:
-            self._message(tr("Cannot open {source}").format(source=source), Qgis.Warning)
+            self._message(tr("Cannot open {source}").format(source=source), Qgis.MessageLevel.Warning)
         self.refresh_tree()
         self.status_label.setText(tr("{count} layers loaded into the 一张图.").format(count=len(added)))
 
@@ -595,7 +601,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
                 )
             items.append((d, rec))
         if not items:
-            self._message(tr("Nothing to check: scan or load the shared data first."), Qgis.Info)
+            self._message(tr("Nothing to check: scan or load the shared data first."), Qgis.MessageLevel.Info)
             return None
         task = CheckDatasetsTask(items, self.catalog, tr("Checking shared data"))
         self._start(task, lambda ok: self._show_reports(task, ok))
@@ -607,7 +613,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
             return
         self.set_reports(task.reports)
         for dataset_id, error in task.errors:
-            self._message(f"{dataset_id}: {error}", Qgis.Warning)
+            self._message(f"{dataset_id}: {error}", Qgis.MessageLevel.Warning)
 
     def set_reports(self, reports: list[CheckReport]):
         self.reports = list(reports)
@@ -708,9 +714,9 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         try:
             out = write_table(path, headers, rows, sheet_title="检查结果")
         except XlsxError as error:
-            self._message(str(error), Qgis.Critical)
+            self._message(str(error), Qgis.MessageLevel.Critical)
             return None
-        self._message(tr("Findings exported to {path}").format(path=out), Qgis.Success)
+        self._message(tr("Findings exported to {path}").format(path=out), Qgis.MessageLevel.Success)
         return str(out)
 
     # ---- 服务器共享数据 (shared data from the exchange server) ------------------------------------------
@@ -766,7 +772,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
                 tr("State"),
             ]
         )
-        self.server_tree.header().setSectionResizeMode(SRV_DATASET, QHeaderView.ResizeToContents)
+        self.server_tree.header().setSectionResizeMode(SRV_DATASET, QHeaderView.ResizeMode.ResizeToContents)
         self.server_tree.itemDoubleClicked.connect(lambda item, _col: self.download_and_load(item))
         layout.addWidget(self.server_tree, 1)
         self.server_progress = QProgressBar(tab)
@@ -802,7 +808,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         except ExchangeError as error:
             self.server_status_label.setText(str(error))
             if not quiet:
-                self._server_message(str(error), Qgis.Warning)
+                self._server_message(str(error), Qgis.MessageLevel.Warning)
             return None
         self._client = client
         return client
@@ -877,7 +883,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         if not ok:
             self.server_status_label.setText(task.error)
             if task.error and not task.canceled_by_user:
-                self._server_message(task.error, Qgis.Warning)
+                self._server_message(task.error, Qgis.MessageLevel.Warning)
             return
         self.server_versions = newest_per_dataset(list(task.result or []))
         self._fill_server_tree()
@@ -958,7 +964,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
             target = self.server_tree.currentItem()
         version = target.data(SRV_DATASET, ROLE_VERSION) if isinstance(target, QTreeWidgetItem) else target
         if not version:
-            self._server_message(tr("Choose a dataset in the list first."), Qgis.Info)
+            self._server_message(tr("Choose a dataset in the list first."), Qgis.MessageLevel.Info)
             return None
         client = self._make_client()
         if client is None:
@@ -982,7 +988,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
             text = tr("The download was canceled.") if task.canceled_by_user else task.error
             self.server_status_label.setText(text)
             if not task.canceled_by_user:
-                self._server_message(text, Qgis.Critical)
+                self._server_message(text, Qgis.MessageLevel.Critical)
             self._refresh_server_states()
             return
         from_cache, imported = task.result
@@ -990,7 +996,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         try:
             layers = load_imported_layers(imported, project, self.catalog)
         except PackageError as error:
-            self._server_message(str(error), Qgis.Critical)
+            self._server_message(str(error), Qgis.MessageLevel.Critical)
             return
         self.last_loaded = layers
         if layers and (not project.crs().isValid() or len(project.mapLayers()) == len(layers)):
@@ -1008,7 +1014,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         if from_cache:
             text += " " + tr("(from the local cache)")
         self.server_status_label.setText(text)
-        self._server_message(text, Qgis.Success)
+        self._server_message(text, Qgis.MessageLevel.Success)
 
     def _zoom_to(self, layers: list[QgsVectorLayer]):
         canvas = self.iface.mapCanvas() if self.iface is not None else None
@@ -1074,7 +1080,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         if not ok:
             self.server_status_label.setText(task.error)
             if not quiet and task.error:
-                self._server_message(task.error, Qgis.Warning)
+                self._server_message(task.error, Qgis.MessageLevel.Warning)
             return
         items = list(task.result or [])
         self.last_feed_items = items
@@ -1087,19 +1093,19 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
             head = tr("{count} new shared datasets have arrived.").format(count=len(messages))
             messages = [head + " " + messages[-1]]
         for text in messages:
-            self._server_message(text, Qgis.Info, duration=15)
+            self._server_message(text, Qgis.MessageLevel.Info, duration=15)
         self.server_status_label.setText(messages[-1])
         if not self.server_busy():
             self.refresh_server()
 
-    def _server_message(self, text: str, level=Qgis.Info, duration: int = 5):
+    def _server_message(self, text: str, level=Qgis.MessageLevel.Info, duration: int = 5):
         if self.iface is not None:
             self.iface.messageBar().pushMessage(
                 tr("Shared data from the server"), text, level=level, duration=duration
             )
 
     # ---- messages -----------------------------------------------------------------------------------------
-    def _message(self, text: str, level=Qgis.Info):
+    def _message(self, text: str, level=Qgis.MessageLevel.Info):
         self.status_label.setText(text)
         if self.iface is not None:
             self.iface.messageBar().pushMessage(tr("Shared layers"), text, level=level, duration=5)

@@ -89,8 +89,8 @@ from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
 
-FID_ROLE = Qt.UserRole + 1
-LAYER_ROLE = Qt.UserRole + 2
+FID_ROLE = Qt.ItemDataRole.UserRole + 1
+LAYER_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
 def _mb(n: float) -> str:
@@ -228,7 +228,7 @@ class _LayerTask(QgsTask):
         sources: list[_LayerSource],
         work: Callable[[QgsTask, list[tuple[str, QgsVectorLayer]], Callable[[float], None]], Any],
     ) -> None:
-        super().__init__(description, QgsTask.CanCancel)
+        super().__init__(description, QgsTask.Flag.CanCancel)
         self.sources = sources
         self.work = work
         self.result: Any = None
@@ -534,8 +534,12 @@ class HuijiaoSubmitDock(QgsDockWidget):
     def refresh_layers(self) -> None:
         """List the project's spatial vector layers; keep the user's ticks, and when nothing is ticked
         tick the layers that the 一张图 loading recognised as the chosen dataset."""
-        checked = {self.layer_list.item(i).data(Qt.UserRole) for i in range(self.layer_list.count())
-                   if self.layer_list.item(i).checkState() == Qt.Checked}  # fmt: skip
+        items = [self.layer_list.item(i) for i in range(self.layer_list.count())]
+        checked = {
+            item.data(Qt.ItemDataRole.UserRole)
+            for item in items
+            if item.checkState() == Qt.CheckState.Checked
+        }
         if not checked:
             dataset_id = self.dataset_combo.currentData()
             checked = {
@@ -548,9 +552,9 @@ class HuijiaoSubmitDock(QgsDockWidget):
             if not isinstance(layer, QgsVectorLayer) or not layer.isSpatial():
                 continue
             item = QListWidgetItem(layer.name(), self.layer_list)
-            item.setData(Qt.UserRole, layer.id())
-            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-            item.setCheckState(Qt.Checked if layer.id() in checked else Qt.Unchecked)
+            item.setData(Qt.ItemDataRole.UserRole, layer.id())
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if layer.id() in checked else Qt.CheckState.Unchecked)
 
     def select_layers(self, layers: list[QgsVectorLayer], dataset_id: str | None = None) -> None:
         """Check ``layers`` in the list (and pick ``dataset_id``): what the user does by hand."""
@@ -558,7 +562,11 @@ class HuijiaoSubmitDock(QgsDockWidget):
         ids = {layer.id() for layer in layers}
         for i in range(self.layer_list.count()):
             item = self.layer_list.item(i)
-            item.setCheckState(Qt.Checked if item.data(Qt.UserRole) in ids else Qt.Unchecked)
+            item.setCheckState(
+                Qt.CheckState.Checked
+                if item.data(Qt.ItemDataRole.UserRole) in ids
+                else Qt.CheckState.Unchecked
+            )
         if dataset_id:
             index = self.dataset_combo.findData(dataset_id)
             if index >= 0:
@@ -568,13 +576,13 @@ class HuijiaoSubmitDock(QgsDockWidget):
         out = []
         for i in range(self.layer_list.count()):
             item = self.layer_list.item(i)
-            if item.checkState() == Qt.Checked:
-                layer = QgsProject.instance().mapLayer(item.data(Qt.UserRole))
+            if item.checkState() == Qt.CheckState.Checked:
+                layer = QgsProject.instance().mapLayer(item.data(Qt.ItemDataRole.UserRole))
                 if isinstance(layer, QgsVectorLayer):
                     out.append(layer)
         return out
 
-    def _message(self, text: str, level: int = Qgis.Info) -> None:
+    def _message(self, text: str, level: int = Qgis.MessageLevel.Info) -> None:
         self.iface.messageBar().pushMessage(tr("Result submission"), text, level=level, duration=8)
 
     # ------------------------------------------------------------------------------------ validation
@@ -607,7 +615,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
         self.findings_tree.clear()
         self.report = None
         if not sources:
-            self._message(tr("Check at least one layer to submit."), Qgis.Warning)
+            self._message(tr("Check at least one layer to submit."), Qgis.MessageLevel.Warning)
             return None
         preflight = Preflight(
             self.dataset_combo.currentData() or "",
@@ -703,7 +711,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
                     tr("Validation found {n} errors: fix them before submitting.").format(
                         n=len(report.errors)
                     ),
-                    Qgis.Critical,
+                    Qgis.MessageLevel.Critical,
                 )
                 finish(None)
                 return
@@ -712,7 +720,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
                     tr("Validation found {n} warnings: check them, then tick the box to accept them.").format(
                         n=len(report.warnings)
                     ),
-                    Qgis.Warning,
+                    Qgis.MessageLevel.Warning,
                 )
                 finish(None)
                 return
@@ -775,7 +783,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
             path, exported = finished.result
             self.last_package = path
             if exported is not None:
-                self._message(tr("Package copied to {path}").format(path=exported), Qgis.Success)
+                self._message(tr("Package copied to {path}").format(path=exported), Qgis.MessageLevel.Success)
             finish(exported or path)
 
         self._start_task(task, tr("Building the package…"), done)
@@ -809,7 +817,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
                 self.progress_label.setText(tr("Canceled."))
             elif error:
                 self.progress_label.setText(error)
-                self._message(error, Qgis.Critical)
+                self._message(error, Qgis.MessageLevel.Critical)
             else:
                 self.progress_bar.setValue(0)
                 self.progress_label.clear()
@@ -901,7 +909,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
         try:
             client = self.client_factory()
         except ExchangeError as error:
-            self._message(str(error), Qgis.Critical)
+            self._message(str(error), Qgis.MessageLevel.Critical)
             return False
         self.last_package = package
         self.receipt_view.clear()
@@ -1011,17 +1019,18 @@ class HuijiaoSubmitDock(QgsDockWidget):
             text = str(error) if isinstance(error, (ExchangeError, ReceiptError)) else repr(error)
             self.progress_label.setText(tr("Submission failed."))
             self.receipt_view.setPlainText(text)
-            self._message(text, Qgis.Critical)
+            self._message(text, Qgis.MessageLevel.Critical)
             return
         result: SubmitResult = worker.result
         self.last_result = result
         self.progress_bar.setValue(1000)
         self.receipt_view.setPlainText(self.describe_receipt(result.receipt, True, result.duplicate))
         if result.accepted:
-            self._message(tr("Submitted and accepted; the receipt is verified."), Qgis.Success)
+            self._message(tr("Submitted and accepted; the receipt is verified."), Qgis.MessageLevel.Success)
         else:
             self._message(
-                tr("The server rejected the package; see the reasons in the receipt."), Qgis.Critical
+                tr("The server rejected the package; see the reasons in the receipt."),
+                Qgis.MessageLevel.Critical,
             )
         self.refresh_receipts()
 
@@ -1073,14 +1082,14 @@ class HuijiaoSubmitDock(QgsDockWidget):
                     receipt.package_sha256[:16],
                 ]
             )
-            item.setData(0, Qt.UserRole, (receipt.server_url, receipt.submission_id))
+            item.setData(0, Qt.ItemDataRole.UserRole, (receipt.server_url, receipt.submission_id))
             self.receipts_tree.addTopLevelItem(item)
 
     def _selected_receipt(self) -> StoredReceipt | None:
         items = self.receipts_tree.selectedItems()
         if not items:
             return None
-        server_url, submission_id = items[0].data(0, Qt.UserRole)
+        server_url, submission_id = items[0].data(0, Qt.ItemDataRole.UserRole)
         return self._receipt_store().get(server_url, submission_id)
 
     def _show_selected_receipt(self) -> None:
@@ -1096,10 +1105,11 @@ class HuijiaoSubmitDock(QgsDockWidget):
         ok = self._receipt_store().verify(stored, pins)
         self.receipt_detail.setPlainText(self.describe_receipt(stored.receipt, ok))
         if ok:
-            self._message(tr("The receipt signature is valid."), Qgis.Success)
+            self._message(tr("The receipt signature is valid."), Qgis.MessageLevel.Success)
         else:
             self._message(
-                tr("The receipt was altered or is not signed by the pinned server key."), Qgis.Critical
+                tr("The receipt was altered or is not signed by the pinned server key."),
+                Qgis.MessageLevel.Critical,
             )
         return ok
 
@@ -1183,7 +1193,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
             layers = load_imported_layers(imported)
         except PackageError as error:
             self.offline_label.setText(str(error))
-            self._message(str(error), Qgis.Warning)
+            self._message(str(error), Qgis.MessageLevel.Warning)
             return []
         self.offline_label.setText(
             tr("Imported {dataset} {region} {period}: {n} layers loaded.").format(
@@ -1208,7 +1218,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
             result = client.register_offline(path)
         except (ExchangeError, ReceiptError) as error:
             self.offline_label.setText(str(error))
-            self._message(str(error), Qgis.Critical)
+            self._message(str(error), Qgis.MessageLevel.Critical)
             return None
         self.offline_label.setText(self.describe_receipt(result.receipt, True, result.duplicate))
         self.refresh_receipts()

@@ -85,7 +85,9 @@ class HuijiaoPatchAttributesDialog(QDialog):
         layout.addRow(tr("Type"), self.type_combo)
         layout.addRow(tr("Reason"), self.reason_edit)
         layout.addRow(tr("Notes"), self.notes_edit)
-        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel, self)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addRow(buttons)
@@ -117,12 +119,12 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
         self._regions: RegionLookup | None = None
         self.snap_to_visible_layers = True
         self._own_snapping = None
-        self.rubber = QgsRubberBand(canvas, QgsWkbTypes.PolygonGeometry)
+        self.rubber = QgsRubberBand(canvas, QgsWkbTypes.GeometryType.PolygonGeometry)
         self.rubber.setColor(QColor(255, 0, 0, 90))
         self.rubber.setStrokeColor(QColor(255, 0, 0))
         self.rubber.setWidth(2)
         self.snap_indicator = QgsSnapIndicator(canvas)
-        self.setCursor(Qt.CrossCursor)
+        self.setCursor(Qt.CursorShape.CrossCursor)
 
     # -- configuration --------------------------------------------------------------------------------------
 
@@ -134,7 +136,11 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
     def set_mode(self, mode: str) -> None:
         self.reset()
         self.mode = mode
-        geometry_type = QgsWkbTypes.LineGeometry if mode == MODE_SPLIT else QgsWkbTypes.PolygonGeometry
+        geometry_type = (
+            QgsWkbTypes.GeometryType.LineGeometry
+            if mode == MODE_SPLIT
+            else QgsWkbTypes.GeometryType.PolygonGeometry
+        )
         self.rubber.reset(geometry_type)
 
     def regions(self) -> RegionLookup | None:
@@ -168,10 +174,12 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
             self._own_snapping = QgsMapCanvasSnappingUtils(self.canvas(), self)
             config = QgsSnappingConfig(QgsProject.instance())
             config.setEnabled(True)
-            config.setMode(QgsSnappingConfig.AllLayers)
-            config.setTypeFlag(QgsSnappingConfig.VertexFlag | QgsSnappingConfig.SegmentFlag)
+            config.setMode(QgsSnappingConfig.SnappingMode.AllLayers)
+            config.setTypeFlag(
+                QgsSnappingConfig.SnappingTypes.VertexFlag | QgsSnappingConfig.SnappingTypes.SegmentFlag
+            )
             config.setTolerance(10)
-            config.setUnits(QgsTolerance.Pixels)
+            config.setUnits(QgsTolerance.UnitType.Pixels)
             self._own_snapping.setConfig(config)
         return self._own_snapping
 
@@ -192,13 +200,13 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
             self._release(event)
         except Exception as exc:  # an exception escaping a Qt virtual aborts QGIS
             log.exception("mark patch tool failed")
-            self._message(str(exc), Qgis.Critical)
+            self._message(str(exc), Qgis.MessageLevel.Critical)
 
     def _release(self, event):
-        if event.button() == Qt.RightButton:
+        if event.button() == Qt.MouseButton.RightButton:
             self.finish()
             return
-        if event.button() != Qt.LeftButton:
+        if event.button() != Qt.MouseButton.LeftButton:
             return
         point = self._snapped(event)
         if self.mode == MODE_PICK:
@@ -208,14 +216,14 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
         self._update_rubber()
 
     def keyPressEvent(self, event):
-        if event.key() == Qt.Key_Escape:
+        if event.key() == Qt.Key.Key_Escape:
             self.reset()
             event.accept()
-        elif event.key() in (Qt.Key_Backspace, Qt.Key_Delete) and self.points:
+        elif event.key() in (Qt.Key.Key_Backspace, Qt.Key.Key_Delete) and self.points:
             self.points.pop()
             self._update_rubber()
             event.accept()
-        elif event.key() in (Qt.Key_Return, Qt.Key_Enter):
+        elif event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self.finish()
             event.accept()
         else:
@@ -229,11 +237,17 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
     def reset(self) -> None:
         self.points = []
         self.rubber.reset(
-            QgsWkbTypes.LineGeometry if self.mode == MODE_SPLIT else QgsWkbTypes.PolygonGeometry
+            QgsWkbTypes.GeometryType.LineGeometry
+            if self.mode == MODE_SPLIT
+            else QgsWkbTypes.GeometryType.PolygonGeometry
         )
 
     def _update_rubber(self, floating: QgsPointXY | None = None) -> None:
-        geometry_type = QgsWkbTypes.LineGeometry if self.mode == MODE_SPLIT else QgsWkbTypes.PolygonGeometry
+        geometry_type = (
+            QgsWkbTypes.GeometryType.LineGeometry
+            if self.mode == MODE_SPLIT
+            else QgsWkbTypes.GeometryType.PolygonGeometry
+        )
         self.rubber.reset(geometry_type)
         for point in [*self.points, *([floating] if floating else [])]:
             self.rubber.addPoint(point, False)
@@ -263,10 +277,10 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
 
     def _ensure_editing(self) -> bool:
         if self.store is None or self.layer is None:
-            self._message(tr("Open or create a change-patch GeoPackage first."), Qgis.Warning)
+            self._message(tr("Open or create a change-patch GeoPackage first."), Qgis.MessageLevel.Warning)
             return False
         if not self.layer.isEditable() and not self.layer.startEditing():
-            self._message(tr("The patch layer cannot be edited."), Qgis.Warning)
+            self._message(tr("The patch layer cannot be edited."), Qgis.MessageLevel.Warning)
             return False
         return True
 
@@ -278,7 +292,7 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
             if index < 0 or value is None:
                 continue
             if name in ("created_at", "updated_at"):
-                value = QDateTime.fromString(str(value), Qt.ISODateWithMs)
+                value = QDateTime.fromString(str(value), Qt.DateFormat.ISODateWithMs)
             feature.setAttribute(index, value)
         feature.setGeometry(geometry)
         return feature
@@ -297,14 +311,14 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
                     self._to_layer(geometry, crs), self.regions(), user=user
                 )
             except PatchStoreError as exc:
-                self._message(str(exc), Qgis.Warning)
+                self._message(str(exc), Qgis.MessageLevel.Warning)
                 continue
             values.update(
                 {"patch_type": self.default_type, "source": source, "source_ref": source_ref or None}
             )
             if self.ask_attributes:
                 dialog = HuijiaoPatchAttributesDialog(values, self.canvas())
-                if dialog.exec_() != QDialog.Accepted:
+                if dialog.exec() != QDialog.DialogCode.Accepted:
                     continue
                 values.update(dialog.values())
             feature = self._feature(geom, values)
@@ -326,7 +340,7 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
         for layer in self.canvas().layers():
             if not isinstance(layer, QgsVectorLayer) or layer is self.layer:
                 continue
-            if layer.geometryType() != QgsWkbTypes.PolygonGeometry:
+            if layer.geometryType() != QgsWkbTypes.GeometryType.PolygonGeometry:
                 continue
             to_layer = QgsCoordinateTransform(canvas_crs, layer.crs(), QgsProject.instance())
             layer_rect = to_layer.transformBoundingBox(rect)
@@ -339,17 +353,21 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
                         schema.SOURCE_FEATURE,
                         f"{layer.name()}:{feature.id()}",
                     )
-        self._message(tr("No polygon feature under the cursor."), Qgis.Info)
+        self._message(tr("No polygon feature under the cursor."), Qgis.MessageLevel.Info)
         return []
 
     def create_from_selection(self, layer: QgsVectorLayer) -> list[int]:
         """One patch per selected polygon feature of ``layer`` (any layer, any CRS)."""
-        if layer is None or layer is self.layer or layer.geometryType() != QgsWkbTypes.PolygonGeometry:
-            self._message(tr("Select polygon features on another layer first."), Qgis.Info)
+        if (
+            layer is None
+            or layer is self.layer
+            or layer.geometryType() != QgsWkbTypes.GeometryType.PolygonGeometry
+        ):
+            self._message(tr("Select polygon features on another layer first."), Qgis.MessageLevel.Info)
             return []
         features = layer.selectedFeatures()
         if not features:
-            self._message(tr("Select polygon features on another layer first."), Qgis.Info)
+            self._message(tr("Select polygon features on another layer first."), Qgis.MessageLevel.Info)
             return []
         added: list[int] = []
         for feature in features:
@@ -382,7 +400,7 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
         result, _test_points = self.layer.splitFeatures(curve, False, False)
         if not _succeeded(result):
             self.layer.destroyEditCommand()
-            self._message(tr("The line does not split any patch."), Qgis.Info)
+            self._message(tr("The line does not split any patch."), Qgis.MessageLevel.Info)
             return []
         new_ids: list[int] = []
         user = HuijiaoSettings.load().unit_name
@@ -399,7 +417,7 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
                 index = fields.indexOf(name)
                 if index >= 0:
                     if name in ("created_at", "updated_at"):
-                        value = QDateTime.fromString(str(value), Qt.ISODateWithMs)
+                        value = QDateTime.fromString(str(value), Qt.DateFormat.ISODateWithMs)
                     self.layer.changeAttributeValue(feature.id(), index, value)
             new_ids.append(feature.id())
         for fid in list(before):
@@ -416,7 +434,7 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
             return None
         features = sorted(self.layer.selectedFeatures(), key=lambda f: f["number"] or "")
         if len(features) < 2:
-            self._message(tr("Select at least two patches to merge."), Qgis.Info)
+            self._message(tr("Select at least two patches to merge."), Qgis.MessageLevel.Info)
             return None
         keep = features[0]
         merged = QgsGeometry.unaryUnion([f.geometry() for f in features])
@@ -438,11 +456,11 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
             return True
         ok = self.layer.commitChanges()
         if not ok:
-            self._message("; ".join(self.layer.commitErrors()), Qgis.Warning)
+            self._message("; ".join(self.layer.commitErrors()), Qgis.MessageLevel.Warning)
         self.patches_changed.emit()
         return ok
 
-    def _message(self, text: str, level=Qgis.Info) -> None:
+    def _message(self, text: str, level=Qgis.MessageLevel.Info) -> None:
         if self.iface is not None:
             try:
                 self.iface.messageBar().pushMessage(tr("Change patches"), text, level, 5)

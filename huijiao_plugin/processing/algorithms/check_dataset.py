@@ -21,8 +21,8 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
+from huijiao_plugin.compat import FieldType
 from huijiao_plugin.core.catalog import Catalog, CatalogError, catalog_from_settings, get_catalog
 from huijiao_plugin.core.checks import CheckCanceledError, CheckError, CheckReport, check_layer
 from huijiao_plugin.core.recognition import recognize_layer
@@ -35,13 +35,13 @@ MAX_IDS_IN_TABLE = 10000
 
 def findings_fields() -> QgsFields:
     fields = QgsFields()
-    fields.append(QgsField("rule_id", QVariant.String, "string", 40))
-    fields.append(QgsField("severity", QVariant.String, "string", 10))
-    fields.append(QgsField("field", QVariant.String, "string", 40))
-    fields.append(QgsField("value", QVariant.String, "string", 254))
-    fields.append(QgsField("count", QVariant.Int, "integer"))
-    fields.append(QgsField("message_zh", QVariant.String, "string", 500))
-    fields.append(QgsField("feature_ids", QVariant.String, "string", 0))
+    fields.append(QgsField("rule_id", FieldType.String, "string", 40))
+    fields.append(QgsField("severity", FieldType.String, "string", 10))
+    fields.append(QgsField("field", FieldType.String, "string", 40))
+    fields.append(QgsField("value", FieldType.String, "string", 254))
+    fields.append(QgsField("count", FieldType.Int, "integer"))
+    fields.append(QgsField("message_zh", FieldType.String, "string", 500))
+    fields.append(QgsField("feature_ids", FieldType.String, "string", 0))
     return fields
 
 
@@ -104,11 +104,13 @@ class CheckDatasetAlgorithm(HuijiaoAlgorithm):
             )
         )
         self.addParameter(
-            QgsProcessingParameterFeatureSink(self.OUTPUT, tr("Findings"), QgsProcessing.TypeVector)
+            QgsProcessingParameterFeatureSink(
+                self.OUTPUT, tr("Findings"), QgsProcessing.SourceType.TypeVector
+            )
         )
         self.addParameter(
             QgsProcessingParameterFeatureSink(
-                self.OUTPUT_FEATURES, tr("Offending features"), QgsProcessing.TypeVectorAnyGeometry
+                self.OUTPUT_FEATURES, tr("Offending features"), QgsProcessing.SourceType.TypeVectorAnyGeometry
             )
         )
         self.addOutput(QgsProcessingOutputNumber(self.ERRORS, tr("Number of error findings")))
@@ -159,18 +161,18 @@ class CheckDatasetAlgorithm(HuijiaoAlgorithm):
             raise QgsProcessingException(str(error)) from error
 
         sink, dest_id = self.parameterAsSink(
-            parameters, self.OUTPUT, context, findings_fields(), QgsWkbTypes.NoGeometry
+            parameters, self.OUTPUT, context, findings_fields(), QgsWkbTypes.Type.NoGeometry
         )
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
         for attrs in finding_attributes(report):
             feat = QgsFeature(findings_fields())
             feat.setAttributes(attrs)
-            sink.addFeature(feat, QgsFeatureSink.FastInsert)
+            sink.addFeature(feat, QgsFeatureSink.Flag.FastInsert)
 
         out_fields = QgsFields()
-        out_fields.append(QgsField("hj_fid", QVariant.LongLong, "int8"))
-        out_fields.append(QgsField("hj_rules", QVariant.String, "string", 254))
+        out_fields.append(QgsField("hj_fid", FieldType.LongLong, "int8"))
+        out_fields.append(QgsField("hj_rules", FieldType.String, "string", 254))
         for f in layer.fields():
             if out_fields.lookupField(f.name()) < 0:
                 out_fields.append(f)
@@ -185,7 +187,7 @@ class CheckDatasetAlgorithm(HuijiaoAlgorithm):
                 out = QgsFeature(out_fields)
                 out.setGeometry(src.geometry())
                 out.setAttributes([src.id(), ",".join(offending[src.id()])] + src.attributes())
-                feat_sink.addFeature(out, QgsFeatureSink.FastInsert)
+                feat_sink.addFeature(out, QgsFeatureSink.Flag.FastInsert)
         for f in report.findings:
             (feedback.reportError if f.severity == "error" else feedback.pushInfo)(
                 f"[{f.rule_id}] {f.message_zh}"

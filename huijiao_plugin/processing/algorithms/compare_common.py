@@ -109,14 +109,20 @@ class CompareAlgorithm(HuijiaoAlgorithm):
         for role, optional in self.ROLES:
             self.addParameter(
                 QgsProcessingParameterVectorLayer(
-                    role, tr(ROLE_LABELS[role]), [QgsProcessing.TypeVectorPolygon], optional=optional
+                    role,
+                    tr(ROLE_LABELS[role]),
+                    [QgsProcessing.SourceType.TypeVectorPolygon],
+                    optional=optional,
                 )
             )
         for role in ("XZQ", "CJDCQ"):
             if role not in dict(self.ROLES):
                 self.addParameter(
                     QgsProcessingParameterVectorLayer(
-                        role, tr(ROLE_LABELS[role]), [QgsProcessing.TypeVectorPolygon], optional=True
+                        role,
+                        tr(ROLE_LABELS[role]),
+                        [QgsProcessing.SourceType.TypeVectorPolygon],
+                        optional=True,
                     )
                 )
         if self.HAS_BASE:
@@ -133,7 +139,7 @@ class CompareAlgorithm(HuijiaoAlgorithm):
                 QgsProcessingParameterNumber(
                     TOLERANCE,
                     tr("Contiguity tolerance (m)"),
-                    QgsProcessingParameterNumber.Double,
+                    QgsProcessingParameterNumber.Type.Double,
                     0.5,
                     minValue=0.0,
                 )
@@ -145,7 +151,7 @@ class CompareAlgorithm(HuijiaoAlgorithm):
         ):
             self.addParameter(
                 QgsProcessingParameterNumber(
-                    name, tr(label), QgsProcessingParameterNumber.Double, default, minValue=0.0
+                    name, tr(label), QgsProcessingParameterNumber.Type.Double, default, minValue=0.0
                 )
             )
         self.addParameter(
@@ -165,12 +171,12 @@ class CompareAlgorithm(HuijiaoAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterFeatureSink(
-                OUTPUT, tr("Comparison result"), QgsProcessing.TypeVectorPolygon
+                OUTPUT, tr("Comparison result"), QgsProcessing.SourceType.TypeVectorPolygon
             )
         )
         self.addParameter(
             QgsProcessingParameterFeatureSink(
-                OUTPUT_STATS, tr("Statistics by region"), QgsProcessing.TypeVector, optional=True
+                OUTPUT_STATS, tr("Statistics by region"), QgsProcessing.SourceType.TypeVector, optional=True
             )
         )
         self.addParameter(
@@ -244,20 +250,20 @@ class CompareAlgorithm(HuijiaoAlgorithm):
         result, overlay = self.run_compare(parameters, context, feedback)
         fields = result_fields(result)
         sink, dest = self.parameterAsSink(
-            parameters, OUTPUT, context, fields, QgsWkbTypes.MultiPolygon, overlay.crs
+            parameters, OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon, overlay.crs
         )
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT))
         for feature in result_features(result, fields):
-            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+            sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
         level = LEVELS[self.parameterAsEnum(parameters, REGION_LEVEL, context)]
         rows = region_statistics([result], level)
         outputs: dict[str, Any] = {OUTPUT: dest}
         stats_sink, stats_dest = self.parameterAsSink(
-            parameters, OUTPUT_STATS, context, stats_fields(), QgsWkbTypes.NoGeometry
+            parameters, OUTPUT_STATS, context, stats_fields(), QgsWkbTypes.Type.NoGeometry
         )
         if stats_sink is not None:
-            stats_sink.addFeatures(stats_features(rows), QgsFeatureSink.FastInsert)
+            stats_sink.addFeatures(stats_features(rows), QgsFeatureSink.Flag.FastInsert)
             outputs[OUTPUT_STATS] = stats_dest
         xlsx = self.parameterAsFileOutput(parameters, XLSX, context)
         if xlsx:

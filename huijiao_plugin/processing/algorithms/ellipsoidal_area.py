@@ -25,6 +25,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
+from huijiao_plugin.compat import FieldType
 from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator, ZoneDetectionError
 from huijiao_plugin.core.farmland_fields import fill_deductions, load_tkxs_table
 from huijiao_plugin.core.units import M2_PER_HA, M2_PER_MU, round_half_up_array
@@ -40,7 +41,7 @@ GDPDJB, GDLX = "GDPDJB", "GDLX"
 
 
 def _double(name: str, length: int, precision: int) -> QgsField:
-    return QgsField(name, QVariant.Double, "double", length, precision)
+    return QgsField(name, FieldType.Double, "double", length, precision)
 
 
 def _field_index(fields: QgsFields, name: str) -> int:
@@ -100,7 +101,7 @@ class EllipsoidalAreaAlgorithm(HuijiaoAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self.addParameter(
             QgsProcessingParameterFeatureSource(
-                self.INPUT, tr("Input polygon layer"), [QgsProcessing.TypeVectorPolygon]
+                self.INPUT, tr("Input polygon layer"), [QgsProcessing.SourceType.TypeVectorPolygon]
             )
         )
         self.addParameter(
@@ -118,7 +119,7 @@ class EllipsoidalAreaAlgorithm(HuijiaoAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterFeatureSink(
-                self.OUTPUT, tr("Layer with ellipsoidal areas"), QgsProcessing.TypeVectorPolygon
+                self.OUTPUT, tr("Layer with ellipsoidal areas"), QgsProcessing.SourceType.TypeVectorPolygon
             )
         )
 
@@ -131,7 +132,7 @@ class EllipsoidalAreaAlgorithm(HuijiaoAlgorithm):
         source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
-        if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.PolygonGeometry:
+        if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.GeometryType.PolygonGeometry:
             raise QgsProcessingException(
                 tr("The input layer must be a polygon layer; '{name}' has {type} geometries.").format(
                     name=source.sourceName(), type=QgsWkbTypes.displayString(source.wkbType())
@@ -188,7 +189,9 @@ class EllipsoidalAreaAlgorithm(HuijiaoAlgorithm):
         batch: list[QgsFeature] = []
         # invalid geometries are measured as they are (ring by ring), as 三调 software does
         request = QgsFeatureRequest()
-        for feature in source.getFeatures(request, QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks):
+        for feature in source.getFeatures(
+            request, QgsProcessingFeatureSource.Flag.FlagSkipGeometryValidityChecks
+        ):
             if feedback.isCanceled():
                 break
             batch.append(feature)
@@ -313,7 +316,7 @@ class EllipsoidalAreaAlgorithm(HuijiaoAlgorithm):
             out.setGeometry(geometry)
             out.setAttributes(attributes)
             written.append(out)
-        if not sink.addFeatures(written, QgsFeatureSink.FastInsert):
+        if not sink.addFeatures(written, QgsFeatureSink.Flag.FastInsert):
             raise QgsProcessingException(
                 tr("Cannot write to the output layer: {error}").format(error=sink.lastError())
             )

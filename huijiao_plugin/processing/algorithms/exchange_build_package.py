@@ -66,7 +66,7 @@ class BuildPackageAlgorithm(HuijiaoAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self.addParameter(
             QgsProcessingParameterMultipleLayers(
-                self.INPUT, tr("Layers"), QgsProcessing.TypeVectorAnyGeometry
+                self.INPUT, tr("Layers"), QgsProcessing.SourceType.TypeVectorAnyGeometry
             )
         )
         self.addParameter(QgsProcessingParameterString(self.DATASET_ID, tr("Dataset id (catalog)")))

@@ -50,7 +50,10 @@ class PatchAtlasAlgorithm(HuijiaoAlgorithm):
         add_selection_parameters(self)
         self.addParameter(
             QgsProcessingParameterMultipleLayers(
-                self.CONTEXT_LAYERS, tr("Context layers"), QgsProcessing.TypeMapLayer, optional=True
+                self.CONTEXT_LAYERS,
+                tr("Context layers"),
+                QgsProcessing.SourceType.TypeMapLayer,
+                optional=True,
             )
         )
         self.addParameter(QgsProcessingParameterString(self.TITLE, tr("Title"), optional=True))
@@ -58,7 +61,7 @@ class PatchAtlasAlgorithm(HuijiaoAlgorithm):
             QgsProcessingParameterNumber(
                 self.DPI,
                 tr("Resolution (dpi)"),
-                QgsProcessingParameterNumber.Integer,
+                QgsProcessingParameterNumber.Type.Integer,
                 150,
                 minValue=72,
                 maxValue=600,

@@ -25,7 +25,7 @@ LIMIT = "LIMIT"
 def add_store_parameter(alg: QgsProcessingAlgorithm) -> None:
     alg.addParameter(
         QgsProcessingParameterFile(
-            STORE, tr("Change-patch GeoPackage (BGHTB)"), QgsProcessingParameterFile.File, "gpkg"
+            STORE, tr("Change-patch GeoPackage (BGHTB)"), QgsProcessingParameterFile.Behavior.File, "gpkg"
         )
     )
 
@@ -43,7 +43,7 @@ def add_selection_parameters(alg: QgsProcessingAlgorithm) -> None:
         QgsProcessingParameterNumber(
             LIMIT,
             tr("At most this many patches (0 = no limit)"),
-            QgsProcessingParameterNumber.Integer,
+            QgsProcessingParameterNumber.Type.Integer,
             0,
             minValue=0,
         )

@@ -61,7 +61,10 @@ class FieldPackageAlgorithm(HuijiaoAlgorithm):
         add_selection_parameters(self)
         self.addParameter(
             QgsProcessingParameterMultipleLayers(
-                self.CONTEXT_LAYERS, tr("Context layers"), QgsProcessing.TypeVectorAnyGeometry, optional=True
+                self.CONTEXT_LAYERS,
+                tr("Context layers"),
+                QgsProcessing.SourceType.TypeVectorAnyGeometry,
+                optional=True,
             )
         )
         self.addParameter(

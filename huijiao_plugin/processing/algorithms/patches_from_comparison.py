@@ -65,7 +65,7 @@ class PatchesFromComparisonAlgorithm(HuijiaoAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self.addParameter(
             QgsProcessingParameterFeatureSource(
-                self.INPUT, tr("Comparison output"), [QgsProcessing.TypeVectorPolygon]
+                self.INPUT, tr("Comparison output"), [QgsProcessing.SourceType.TypeVectorPolygon]
             )
         )
         self.addParameter(
@@ -85,7 +85,7 @@ class PatchesFromComparisonAlgorithm(HuijiaoAlgorithm):
             QgsProcessingParameterNumber(
                 self.YEAR,
                 tr("Year of the patch numbers"),
-                QgsProcessingParameterNumber.Integer,
+                QgsProcessingParameterNumber.Type.Integer,
                 dt.date.today().year,
                 minValue=1990,
                 maxValue=2100,
@@ -103,26 +103,29 @@ class PatchesFromComparisonAlgorithm(HuijiaoAlgorithm):
             QgsProcessingParameterNumber(
                 self.MIN_AREA,
                 tr("Minimum patch area in m² (empty = defaults per type)"),
-                QgsProcessingParameterNumber.Double,
+                QgsProcessingParameterNumber.Type.Double,
                 optional=True,
                 minValue=0.0,
             )
         )
         self.addParameter(
             QgsProcessingParameterVectorLayer(
-                self.XZQ, tr("Townships (XZQ)"), [QgsProcessing.TypeVectorPolygon], optional=True
+                self.XZQ, tr("Townships (XZQ)"), [QgsProcessing.SourceType.TypeVectorPolygon], optional=True
             )
         )
         self.addParameter(
             QgsProcessingParameterVectorLayer(
-                self.CJDCQ, tr("Villages (CJDCQ)"), [QgsProcessing.TypeVectorPolygon], optional=True
+                self.CJDCQ,
+                tr("Villages (CJDCQ)"),
+                [QgsProcessing.SourceType.TypeVectorPolygon],
+                optional=True,
             )
         )
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.MATCH_IOU,
                 tr("Overlap ratio for an existing patch to count as the same"),
-                QgsProcessingParameterNumber.Double,
+                QgsProcessingParameterNumber.Type.Double,
                 0.9,
                 minValue=0.1,
                 maxValue=1.0,

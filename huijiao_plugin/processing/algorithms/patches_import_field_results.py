@@ -47,7 +47,7 @@ class ImportFieldResultsAlgorithm(HuijiaoAlgorithm):
             QgsProcessingParameterFile(
                 self.PACKAGE,
                 tr("Returned field package (.gpkg in the package folder, or .zip)"),
-                QgsProcessingParameterFile.File,
+                QgsProcessingParameterFile.Behavior.File,
             )
         )
         self.addParameter(QgsProcessingParameterString(self.USER, tr("User name"), optional=True))

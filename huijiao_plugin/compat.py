@@ -1,0 +1,55 @@
+"""Every difference between the QGIS / Qt / library versions we support, in one place.
+
+Supported: QGIS 3.22 LTR (Qt 5) up to QGIS 4 (Qt 6). Each difference is detected by trying the feature,
+never by parsing a version string, and has a comment saying which versions differ and how. The rest of the
+plugin imports the names below instead of testing versions itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+from qgis.core import Qgis, QgsField, QgsWkbTypes
+from qgis.PyQt.QtCore import QMetaType, QVariant
+
+log = logging.getLogger(__name__)
+
+
+# --- Field types ------------------------------------------------------------------------------------
+# QGIS < 3.38 builds fields from QVariant.Type; 3.38+ takes QMetaType.Type, and Qt 6 (QGIS 4) has no
+# QVariant.Type at all. The numeric values are the same, so whichever QgsField accepts is used everywhere.
+def _field_types() -> SimpleNamespace:
+    try:
+        QgsField("probe", QMetaType.Type.QString)
+        t = QMetaType.Type
+        return SimpleNamespace(
+            String=t.QString, Int=t.Int, Double=t.Double, LongLong=t.LongLong, UInt=t.UInt,
+            ULongLong=t.ULongLong, Bool=t.Bool, Date=t.QDate, DateTime=t.QDateTime,
+        )  # fmt: skip
+    except TypeError:
+        t = getattr(QVariant, "Type")  # noqa: B009 - the Qt 5 spelling, absent from Qt 6
+        return SimpleNamespace(
+            String=t.String, Int=t.Int, Double=t.Double, LongLong=t.LongLong, UInt=t.UInt,
+            ULongLong=t.ULongLong, Bool=t.Bool, Date=t.Date, DateTime=t.DateTime,
+        )  # fmt: skip
+
+
+FieldType = _field_types()
+
+
+def field_type(field: QgsField) -> object:
+    """The field's type as a ``FieldType`` value (``metaType()`` on 3.38+, ``type()`` before)."""
+    meta_type = getattr(field, "metaType", None)
+    return meta_type() if callable(meta_type) and FieldType.String is QMetaType.Type.QString else field.type()
+
+
+# --- Geometry type names ---------------------------------------------------------------------------
+# QGIS 3.22's QgsWkbTypes.displayString takes QgsWkbTypes.Type and accepts a plain int; from 3.30 the
+# type is the Python enum Qgis.WkbType and an int raises TypeError, so an int is turned into that enum.
+def wkb_display_string(wkb_type: object) -> str:
+    """Readable name of a WKB type (``MultiPolygon``, ``PolygonZ``…), given the enum or its int value."""
+    try:
+        return QgsWkbTypes.displayString(wkb_type)
+    except TypeError:
+        return QgsWkbTypes.displayString(Qgis.WkbType(int(wkb_type)))
