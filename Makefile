@@ -19,15 +19,17 @@ PROFILES_DIR ?= $(CURDIR)/.qgis-settings
 export QT_QPA_PLATFORM ?= offscreen
 # The PostgreSQL/PostGIS test database started by tests/pg_setup.sh (optional outside `make test`).
 export HUIJIAO_TEST_PG ?= postgresql://huijiao:huijiao@127.0.0.1:5432/huijiao_test
+# The plugin's run-time imports that QGIS's own Python needs too (numpy, osgeo, requests, cryptography)
+# are Debian packages; tests/unit/test_imports_installed.py checks that every import is installed.
 APT_PACKAGES := qgis python3-qgis qgis-providers pyqt5-dev-tools qttools5-dev-tools xvfb xauth \
 	fonts-noto-cjk python3-venv python3-pip gdal-bin zip postgresql postgis postgresql-15-postgis-3 \
-	poppler-utils python3-scipy
+	poppler-utils python3-scipy python3-numpy python3-gdal python3-requests python3-cryptography
 
 .PHONY: help system venv test lint format translations qm resources package deploy run demo-data \
-	clean bench pg-start
+	clean bench pg-start test-fresh
 
 help:
-	@echo "make run | test | demo-data | lint | format | translations | resources | package | deploy | bench | clean"
+	@echo "make run | test | test-fresh | demo-data | lint | format | translations | resources | package | deploy | bench | clean"
 
 # --- set-up ---------------------------------------------------------------------------------------
 system:
@@ -90,6 +92,11 @@ pg-start: system
 
 test: venv qm lint pg-start
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# A Debian 12 minbase root with only make, git and ca-certificates (cached in /var/cache/huijiao-fresh),
+# a clean clone of the committed tree, `make test` inside as root. Slow (downloads + whole suite): not in CI.
+test-fresh:
+	bash tests/tools/fresh_root.sh
 
 bench: venv qm
 	$(PY) -m benchmarks $(BENCH_ARGS)
