@@ -17,6 +17,7 @@ import socket
 import sys
 from pathlib import Path
 
+from exchange_server import platform
 from exchange_server.catalog import DEFAULT_CATALOG_DIR
 from exchange_server.config import ServerConfig
 from exchange_server.errors import ApiError
@@ -153,28 +154,6 @@ def _scenario(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keep_freed_memory() -> None:
-    """glibc: keep freed request buffers in the heap for reuse instead of giving them back to the OS.
-
-    An upload passes through ~256 KiB blocks (a few tens of MiB alive at a time). With glibc's defaults the
-    top of the heap is trimmed and grown again all the time, so a good part of the bytes lands in fresh
-    pages, each a page fault (measured: ~30 000 faults per GiB uploaded, ~0.1 CPU-s). Blocks below 4 MiB
-    come from the heap and up to 64 MiB of free heap is kept. Other C libraries: nothing to do."""
-    import ctypes
-    import ctypes.util
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mallopt(m_mmap_threshold, 4 * 1024 * 1024)
-    mallopt(m_trim_threshold, 64 * 1024 * 1024)
-
-
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -186,7 +165,7 @@ def _serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     ex = Exchange.open(cfg)
-    _keep_freed_memory()
+    platform.keep_freed_memory()
     app = create_app(ex)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from exchange_server import API_PREFIX, __version__
+from exchange_server import API_PREFIX, __version__, platform
 from exchange_server.authz import check_read_version, require_region, require_role
 from exchange_server.errors import ERRORS, ApiError
 from exchange_server.regions import RegionCodeError, normalise
@@ -814,20 +814,14 @@ class _PartWriter:
     POOL_MAX = 8
 
     def __init__(self, path: Any, offset: int, pool: list[mmap.mmap], direct: bool) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.fd = platform.open_fd(path, os.O_RDWR | os.O_CREAT)
         self.pool = pool
         self.pos = offset  # file position of the first byte of the buffer being filled
         self.buf: mmap.mmap | None = None
         self.view: memoryview | None = None
         self.fill = 0
         self.cap = 0
-        self.dfd = -1
-        flag = getattr(os, "O_DIRECT", 0)
-        if direct and flag:
-            try:
-                self.dfd = os.open(path, os.O_WRONLY | flag)
-            except OSError:  # no O_DIRECT on this filesystem: plain writes
-                self.dfd = -1
+        self.dfd = platform.open_direct(path) if direct else -1
 
     def _start(self) -> None:
         self.buf = self.pool.pop() if self.pool else mmap.mmap(-1, WRITE_BUFFER)
@@ -870,15 +864,6 @@ class _PartWriter:
                 batch.buf.close()
             batch.buf = None
 
-    @staticmethod
-    def _pwrite(fd: int, data: memoryview, pos: int) -> None:
-        if not hasattr(os, "pwrite"):  # Windows: the plain path, sequential writes
-            os.lseek(fd, pos, os.SEEK_SET)
-        while data:
-            n = os.pwrite(fd, data, pos) if hasattr(os, "pwrite") else os.write(fd, data)
-            data = data[n:]
-            pos += n
-
     def write(self, batch: _Batch) -> None:
         """Write a batch: the aligned part directly (when possible), a remainder (< 4 KiB) normally."""
         aligned = 0
@@ -887,7 +872,7 @@ class _PartWriter:
         with memoryview(batch.buf) as view:
             if aligned:
                 try:
-                    self._pwrite(self.dfd, view[:aligned], batch.pos)
+                    platform.pwrite(self.dfd, view[:aligned], batch.pos)
                 except OSError as err:
                     if err.errno != errno.EINVAL:
                         raise
@@ -896,7 +881,7 @@ class _PartWriter:
                     self.dfd = -1
                     aligned = 0
             if batch.length > aligned:
-                self._pwrite(self.fd, view[aligned : batch.length], batch.pos + aligned)
+                platform.pwrite(self.fd, view[aligned : batch.length], batch.pos + aligned)
 
     def close(self) -> None:
         if self.buf is not None:

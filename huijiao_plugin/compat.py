@@ -53,3 +53,28 @@ def wkb_display_string(wkb_type: object) -> str:
         return QgsWkbTypes.displayString(wkb_type)
     except TypeError:
         return QgsWkbTypes.displayString(Qgis.WkbType(int(wkb_type)))
+
+
+# === Platform guards =================================================================================
+# Calls that only some operating systems have (the analysts mostly run QGIS on Windows). Each is used only
+# through the helper here, which does nothing (and notes it once in the log) where the call is missing.
+_noted_missing: set[str] = set()
+
+
+def _note_missing(call: str, consequence: str) -> None:
+    if call not in _noted_missing:
+        _noted_missing.add(call)
+        log.info("%s is not available on this system: %s", call, consequence)
+
+
+def release_freed_memory() -> None:
+    """glibc's ``malloc_trim(0)``: give the heap memory freed by a large run back to the system (glibc
+    keeps freed blocks in per-thread arenas). Windows, macOS and musl have no such call: no-op."""
+    import ctypes
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):  # Windows: CDLL(None) is a TypeError
+        _note_missing("malloc_trim", "freed memory stays with the process until the C library reuses it")
+        return
+    trim(0)

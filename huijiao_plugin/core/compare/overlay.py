@@ -15,7 +15,6 @@ work runs on worker threads (GEOS calls release the GIL).
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import sqlite3
 import threading
@@ -128,16 +127,6 @@ def union_parts(parts: Sequence[QgsGeometry]) -> QgsGeometry | None:
     if len(parts) == 1:
         return parts[0]
     return polygonal(QgsGeometry.unaryUnion(list(parts)))
-
-
-def release_freed_memory() -> None:
-    """Give the memory a comparison freed back to the system. glibc keeps freed blocks in per-thread arenas,
-    so after a county-sized run (worker threads, vectorised arrays) QGIS would hold several hundred MB it
-    no longer uses. No-op where glibc's ``malloc_trim`` is missing."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 # --- feature sets -------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import numpy
 from qgis.core import QgsGeometry
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
-from huijiao_plugin.compat import FieldType
+from huijiao_plugin.compat import FieldType, release_freed_memory
 from huijiao_plugin.core.compare.overlay import (
     Columns,
     CompareError,
@@ -30,7 +30,6 @@ from huijiao_plugin.core.compare.overlay import (
     difference_by_union,
     kept_parts,
     polygonal,
-    release_freed_memory,
     union_parts,
 )
 from huijiao_plugin.core.compare.rules import _text
