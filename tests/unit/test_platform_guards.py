@@ -8,6 +8,7 @@ import ctypes
 import hashlib
 import logging
 import os
+from pathlib import Path
 
 import pytest
 from compare_support import build_county, release
@@ -179,6 +180,18 @@ def test_server_runs_without_linux_calls(tmp_path, monkeypatch):
         assert r.status_code == 201, r.text
         assert r.json()["receipt"]["status"] == "accepted", r.json()
         assert r.json()["receipt"]["package_sha256"] == sha
+        stored = srv.data_dir / "packages" / sha[:2] / f"{sha}.zip"
+        assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha
+        # the upload was moved into the store: no descriptor of the server still points at it or at any
+        # upload or temporary file (Windows refuses to move or delete an open file)
+        fds = Path(f"/proc/{srv.proc.pid}/fd")
+        if fds.is_dir():
+            held = {os.readlink(fd) for fd in fds.iterdir() if fd.is_symlink()}
+            inside = [
+                Path(t).relative_to(srv.data_dir) for t in held if t.startswith(f"{srv.data_dir}{os.sep}")
+            ]
+            assert any(p.name == "exchange.sqlite3" for p in inside)  # the scan does see the server's files
+            assert {p.parts[0] for p in inside} & {"uploads", "packages", "tmp"} == set(), inside
     finally:
         srv.stop()
     log = srv.log_path.read_text(encoding="utf-8", errors="replace")
