@@ -36,7 +36,7 @@ def open_direct(path: str | os.PathLike[str]) -> int:
     try:
         return os.open(path, os.O_WRONLY | flag)
     except OSError as err:  # e.g. tmpfs: EINVAL
-        LOG.info("O_DIRECT refused for %s (%s): buffered writes", path, err)
+        _note("O_DIRECT on this filesystem", f"{err}: uploads are written through the page cache")
         return -1
 
 

@@ -27,6 +27,12 @@ def _no_c_library(*args, **kwargs):
     raise OSError("simulated: no such C library")
 
 
+def _windows_cdll(name, *args, **kwargs):
+    if name is None:  # Windows has no "the process itself" handle
+        raise TypeError("expected str, bytes or os.PathLike object, not NoneType")
+    raise OSError(f"simulated: cannot load {name}")
+
+
 class _LibcWithout:
     """A C library without the glibc extensions (as musl or macOS's libc)."""
 
@@ -41,7 +47,9 @@ def fresh_notes(monkeypatch):
     monkeypatch.setattr(platform, "_noted", set())
 
 
-@pytest.mark.parametrize("cdll", [_no_c_library, _LibcWithout], ids=["no-libc", "no-malloc_trim"])
+@pytest.mark.parametrize(
+    "cdll", [_no_c_library, _windows_cdll, _LibcWithout], ids=["no-libc", "windows", "no-malloc_trim"]
+)
 def test_plugin_release_freed_memory_without_malloc_trim(monkeypatch, caplog, fresh_notes, cdll):
     monkeypatch.setattr(ctypes, "CDLL", cdll)
     with caplog.at_level(logging.INFO, logger="huijiao_plugin.compat"):
