@@ -23,7 +23,7 @@ import requests
 from qgis.core import QgsFeature, QgsGeometry, QgsRectangle, QgsVectorLayer
 
 from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator
-from huijiao_plugin.core.exchange_client import Credentials, ExchangeClient
+from huijiao_plugin.core.exchange.client import Credentials, ExchangeClient
 from huijiao_plugin.core.package import LayerInput, build_package
 
 REPO = Path(__file__).resolve().parents[2]

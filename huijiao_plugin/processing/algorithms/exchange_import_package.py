@@ -17,7 +17,8 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from huijiao_plugin.core.package import ImportRegistry, PackageError, import_package
+from huijiao_plugin.core.exchange.offline import ImportRegistry, import_package
+from huijiao_plugin.core.package import PackageError
 from huijiao_plugin.processing.base import HuijiaoAlgorithm
 from huijiao_plugin.toolbelt.i18n import tr
 

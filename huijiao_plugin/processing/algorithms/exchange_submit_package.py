@@ -16,7 +16,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from huijiao_plugin.core.exchange_client import (
+from huijiao_plugin.core.exchange.client import (
     ExchangeClient,
     ExchangeError,
     TransferControl,
@@ -24,7 +24,7 @@ from huijiao_plugin.core.exchange_client import (
     credentials_from_authcfg,
     proxies_from_qgis,
 )
-from huijiao_plugin.core.receipts import ReceiptError
+from huijiao_plugin.core.exchange.receipts import ReceiptError
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.processing.base import HuijiaoAlgorithm
 from huijiao_plugin.toolbelt.i18n import tr
