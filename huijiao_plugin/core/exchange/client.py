@@ -265,7 +265,7 @@ class ExchangeClient(TusUploader):
                     raise
                 failures += 1
                 self.retries += 1
-                control.wait(self._backoff(failures))
+                control.wait(self._retry_delay(failures, failure))
                 continue
         digest = sha256_file(part)
         if digest != sha256:

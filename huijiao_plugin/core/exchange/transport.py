@@ -8,6 +8,8 @@ written to a log.
 from __future__ import annotations
 
 import base64
+import datetime as _dt
+import email.utils
 import logging
 import os
 import threading
@@ -42,11 +44,24 @@ DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
 class ExchangeError(Exception):
     """A request failed; ``str(e)`` is a (Chinese) message for the user that says what to do."""
 
-    def __init__(self, message: str, code: str = "", status: int = 0, retryable: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        code: str = "",
+        status: int = 0,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
         self.retryable = retryable
+        self.retry_after = retry_after  # seconds the server asked to wait (Retry-After), if any
+
+    @property
+    def transient(self) -> bool:
+        """A fault of the server or the network, not a verdict on the package: retry later."""
+        return self.retryable and (self.status == 0 or self.status in RETRYABLE_STATUS)
 
 
 def _hints() -> dict[str, str]:
@@ -98,7 +113,34 @@ def error_from_response(response: requests.Response) -> ExchangeError:
     if hint:
         message = f"{message} {hint}"
     retryable = response.status_code in RETRYABLE_STATUS
-    return ExchangeError(message, code, response.status_code, retryable)
+    if response.status_code == 503:
+        # a fault of the server (disk, database, maintenance), never a verdict on the package
+        message = "{} {}".format(
+            message,
+            tr(
+                "The server is temporarily unavailable; nothing was rejected. Try again later: the upload "
+                "resumes where it stopped."
+            ),
+        )
+    return ExchangeError(
+        message, code, response.status_code, retryable, parse_retry_after(response.headers.get("Retry-After"))
+    )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
 
 
 def _network_error(url: str, error: Exception) -> ExchangeError:
@@ -251,6 +293,7 @@ class Transport:
         max_retries: int = 6,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
+        retry_after_max: float = 120.0,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         verify_tls: bool | str = True,
     ) -> None:
@@ -263,6 +306,7 @@ class Transport:
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.retry_after_max = retry_after_max
         self.timeout = timeout
         self.session = requests.Session()
         self.session.trust_env = proxies is None
@@ -286,6 +330,12 @@ class Transport:
 
     def _backoff(self, attempt: int) -> float:
         return min(self.backoff_max, self.backoff_base * (2**attempt))
+
+    def _retry_delay(self, attempt: int, failure: ExchangeError) -> float:
+        """The server's Retry-After when it sent one (bounded by ``retry_after_max``), else back-off."""
+        if failure.retry_after is not None:
+            return min(self.retry_after_max, max(failure.retry_after, self.backoff_base))
+        return self._backoff(attempt)
 
     def login(self) -> str:
         if not (self.credentials.username and self.credentials.password):
@@ -354,7 +404,7 @@ class Transport:
                     continue
             if not (retry and failure.retryable) or attempt >= self.max_retries:
                 raise failure
-            delay = self._backoff(attempt)
+            delay = self._retry_delay(attempt, failure)
             attempt += 1
             self.retries += 1
             log.info("%s %s failed (%s); retry %d in %.1fs", method, path, failure.code, attempt, delay)

@@ -281,7 +281,7 @@ class TusUploader(Transport):
                         failure.retryable = True
                 if not failure.retryable or failures >= self.max_retries:
                     raise failure
-                delay = self._backoff(failures)
+                delay = self._retry_delay(failures, failure)
                 failures += 1
                 self.retries += 1
                 log.info("chunk at %d failed (%s); retry %d in %.1fs", offset, failure.code, failures, delay)
