@@ -77,7 +77,7 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        do_GET = do_POST = do_PATCH = do_HEAD = do_OPTIONS = _answer
+        do_GET = do_POST = do_PATCH = do_HEAD = do_OPTIONS = _answer  # noqa: N815
 
     return Handler
 
