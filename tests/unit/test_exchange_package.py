@@ -23,6 +23,7 @@ from huijiao_plugin.core.exchange.offline import (
     import_package,
     load_imported_layers,
 )
+from huijiao_plugin.core.exchange.verify import read_manifest, verify_package
 from huijiao_plugin.core.package import (
     FIXED_GPKG_TIMESTAMP,
     AlreadyImportedError,
@@ -30,10 +31,8 @@ from huijiao_plugin.core.package import (
     PackageError,
     build_package,
     is_valid_period,
-    read_manifest,
     region_prefix,
     region_within,
-    verify_package,
 )
 from tests.integration.server_support import PACKAGE_ARGS, dltb_layer
 

@@ -35,7 +35,8 @@ from huijiao_plugin.core.exchange.upload import (
     TusUploader,
     UploadStateStore,
 )
-from huijiao_plugin.core.package import HASH_CHUNK, PackageError, sha256_file, verify_package
+from huijiao_plugin.core.exchange.verify import verify_package
+from huijiao_plugin.core.package import HASH_CHUNK, PackageError, sha256_file
 from huijiao_plugin.toolbelt.i18n import tr
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -19,7 +20,9 @@ from typing import Any
 
 from qgis.core import QgsProject, QgsVectorLayer
 
+from huijiao_plugin.core.exchange.verify import safe_member, verify_package
 from huijiao_plugin.core.package import (
+    DATA_DIR,
     HASH_CHUNK,
     PERIOD_PATTERN,
     AlreadyImportedError,
@@ -28,8 +31,8 @@ from huijiao_plugin.core.package import (
     VerifiedPackage,
     _now_iso,
     default_state_dir,
+    region_within,
     sha256_file,
-    verify_package,
 )
 from huijiao_plugin.toolbelt.i18n import tr
 
@@ -145,15 +148,85 @@ def read_side_hash(package_path: str | os.PathLike[str]) -> str | None:
     return text.split()[0] if text else None
 
 
+# a layer name or file goes into an OGR URI ("<file>|layername=<name>"): no option may be injected
+_URI_UNSAFE = re.compile(r"[|\x00-\x1f\x7f]")
+
+
+def _layer_entries(verified: VerifiedPackage) -> list[tuple[str, str]]:
+    """(file, name) of every layer, each checked: the file is a GeoPackage listed in the manifest under
+    data/ (no absolute or '..' path, so nothing outside the package is opened) and neither holds '|'
+    or a control character (no OGR option such as '|subset=' can be injected)."""
+    listed = {str(entry.get("path", "")) for entry in verified.manifest.get("files", [])}
+    reasons: list[str] = []
+    out: list[tuple[str, str]] = []
+    for entry in verified.manifest.get("layers", []):
+        file, name = str(entry.get("file", "")), str(entry.get("name", ""))
+        if _URI_UNSAFE.search(file) or _URI_UNSAFE.search(name) or not name.strip():
+            reasons.append(
+                tr("The layer {name} has a name or file with forbidden characters.").format(name=name)
+            )
+        elif not (safe_member(file) and file in listed and file.startswith(DATA_DIR + "/")):
+            reasons.append(
+                tr("The layer {name} points outside the package data ({file}).").format(name=name, file=file)
+            )
+        elif not file.lower().endswith(".gpkg"):
+            reasons.append(tr("The layer {name} is not in a GeoPackage.").format(name=name))
+        else:
+            out.append((file, name))
+    if reasons:
+        raise PackageError(
+            tr("The package is damaged or was modified; ask the sender for a new copy."), reasons
+        )
+    return out
+
+
+def check_package_scope(
+    manifest: dict[str, Any], region_code: str | None, dataset_id: str | None = None, catalog: Any = None
+) -> None:
+    """Refuse a package for another region than ``region_code`` (the user's unit; a province or city
+    receives the packages of its counties), for another dataset than ``dataset_id`` (when given), for a
+    dataset the catalog does not know."""
+    reasons: list[str] = []
+    package_region = str(manifest.get("region_code", ""))
+    if region_code and not region_within(package_region, region_code):
+        reasons.append(
+            tr("The package is for region {package}, not for your region {mine}.").format(
+                package=package_region, mine=region_code
+            )
+        )
+    package_dataset = str(manifest.get("dataset_id", ""))
+    if dataset_id and package_dataset != dataset_id:
+        reasons.append(
+            tr("The package holds dataset {package}, not the expected {expected}.").format(
+                package=package_dataset, expected=dataset_id
+            )
+        )
+    if catalog is None:
+        from huijiao_plugin.core.catalog import get_catalog
+
+        catalog = get_catalog()
+    spec = catalog.datasets.get(package_dataset)
+    if spec is None:
+        reasons.append(tr("The dataset {dataset} of the package is unknown.").format(dataset=package_dataset))
+    if reasons:
+        raise PackageError(tr("The package is not for you; it is not imported."), reasons)
+
+
 def import_package(
     package_path: str | os.PathLike[str],
     destination_root: str | os.PathLike[str] | None = None,
     registry: ImportRegistry | None = None,
+    region_code: str | None = None,
+    dataset_id: str | None = None,
+    catalog: Any = None,
 ) -> ImportedPackage:
-    """Verify an offline package (side-file hash, every data-file hash), refuse a double import and
-    extract it under ``destination_root/<sha256[:16]>``. Layers are returned as OGR URIs."""
+    """Verify an offline package (side-file hash, every data-file hash, its region and dataset, its
+    layer paths), refuse a double import and extract it under ``destination_root/<sha256[:16]>``.
+    Layers are returned as OGR URIs. ``region_code``: the importing unit's region."""
     registry = registry or ImportRegistry()
     verified = verify_package(package_path, read_side_hash(package_path))
+    check_package_scope(verified.manifest, region_code, dataset_id, catalog)
+    entries = _layer_entries(verified)
     previous = registry.find(verified.sha256, str(verified.manifest.get("package_uuid", "")))
     if previous is not None:
         raise AlreadyImportedError(
@@ -164,10 +237,7 @@ def import_package(
         )
     root = Path(destination_root) if destination_root else default_state_dir() / "imported"
     directory = extract_package(verified, root / verified.sha256[:16])
-    uris: list[tuple[str, str]] = []
-    for entry in verified.manifest.get("layers", []):
-        file_path = directory / str(entry.get("file", ""))
-        uris.append((str(entry.get("name")), f"{file_path}|layername={entry.get('name')}"))
+    uris = [(name, f"{directory / file}|layername={name}") for file, name in entries]
     registry.record(
         {
             "sha256": verified.sha256,
@@ -191,6 +261,7 @@ def open_package(
     ``destination_root/<sha256[:16]>`` for loading; unlike :func:`import_package` there is no
     double-import guard, so the same package can be opened again (it is not extracted twice)."""
     verified = verify_package(package_path)
+    entries = _layer_entries(verified)
     root = Path(destination_root) if destination_root else default_state_dir() / "shared"
     directory = root / verified.sha256[:16]
     marker = directory / ".complete"
@@ -199,10 +270,7 @@ def open_package(
             shutil.rmtree(directory)
         extract_package(verified, directory)
         marker.write_text(verified.sha256, encoding="utf-8")
-    uris = [
-        (str(e.get("name")), f"{directory / str(e.get('file', ''))}|layername={e.get('name')}")
-        for e in verified.manifest.get("layers", [])
-    ]
+    uris = [(name, f"{directory / file}|layername={name}") for file, name in entries]
     return ImportedPackage(verified.sha256, verified.manifest, directory, uris)
 
 

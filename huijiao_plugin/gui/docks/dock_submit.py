@@ -1187,6 +1187,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
                 path,
                 self._state_dir() / "imported",
                 ImportRegistry(self._state_dir() / "imported_packages.json"),
+                region_code=self.settings.region_code,
             )
             layers = load_imported_layers(imported)
         except PackageError as error:

@@ -19,6 +19,7 @@ from qgis.core import (
 
 from huijiao_plugin.core.exchange.offline import ImportRegistry, import_package
 from huijiao_plugin.core.package import PackageError
+from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.processing.base import HuijiaoAlgorithm
 from huijiao_plugin.toolbelt.i18n import tr
 
@@ -78,7 +79,7 @@ class ImportPackageAlgorithm(HuijiaoAlgorithm):
         registry = ImportRegistry(registry_path)
         feedback.pushInfo(tr("Verifying {path}…").format(path=path))
         try:
-            imported = import_package(path, destination, registry)
+            imported = import_package(path, destination, registry, HuijiaoSettings.load().region_code)
         except PackageError as error:
             raise QgsProcessingException(str(error)) from error
         feedback.setProgress(80)
