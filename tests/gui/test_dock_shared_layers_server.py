@@ -177,6 +177,7 @@ def _bad_login(url, state_dir):
         Credentials(username="demo_nync_reader", password="wrong-password"),
         state_dir=state_dir,
         proxies={},
+        allow_unencrypted=True,
     )
 
 

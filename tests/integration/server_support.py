@@ -224,6 +224,7 @@ def client_for(url: str, username: str, state_dir: Path, **kwargs) -> ExchangeCl
         Credentials(username=username, password=DEMO_PASSWORD),
         state_dir=state_dir,
         proxies={},
+        allow_unencrypted=True,  # the test server is plain HTTP on loopback
         **options,
     )
 

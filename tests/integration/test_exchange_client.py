@@ -335,6 +335,8 @@ sys.path.append("/usr/share/qgis/python/plugins")
 from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsVectorLayer
 app = QgsApplication([], False, sys.argv[1])
 app.initQgis()
+from qgis.core import QgsSettings
+QgsSettings().setValue("huijiao/server/allow_unencrypted", True)  # the test server is plain HTTP
 from processing.core.Processing import Processing
 import processing
 from huijiao_plugin.processing.provider import HuijiaoProvider

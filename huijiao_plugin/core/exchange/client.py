@@ -88,6 +88,9 @@ class ExchangeClient(TusUploader):
             credentials_from_authcfg(settings.authcfg),
             state_dir=state_dir,
             proxies=proxies_from_qgis(),
+            ca_file=settings.ca_file,
+            pinned_fingerprint=settings.server_key_fingerprint,
+            allow_unencrypted=settings.allow_unencrypted,
         )
 
     # ----------------------------------------------------------------------------------- submission
@@ -119,7 +122,7 @@ class ExchangeClient(TusUploader):
         except PackageError as error:
             raise ExchangeError(str(error), "PACKAGE") from error
         self.retries = 0
-        self.pinned_key()
+        self.server_key()  # the live key, checked before anything is sent
         existing = self.find_submission(verified.sha256)
         if existing is not None:
             envelope = self._receipt_of(existing["submission_id"])
@@ -160,7 +163,7 @@ class ExchangeClient(TusUploader):
             verified = verify_package(path)
         except PackageError as error:
             raise ExchangeError(str(error), "PACKAGE") from error
-        self.pinned_key()
+        self.server_key()  # the live key, checked before anything is sent
         response = self._send(
             "POST",
             "/submissions/offline",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import email.utils
+import hashlib
 import logging
 import os
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 import requests
 
 from huijiao_plugin.core.exchange.receipts import (
+    KeyMismatchError,
     KeyPinStore,
     ReceiptError,
     ReceiptStore,
@@ -148,6 +150,11 @@ def _network_error(url: str, error: Exception) -> ExchangeError:
         text = tr(
             "The secure connection to {url} failed: check the server certificate and the proxy settings."
         )
+        if "CERTIFICATE_VERIFY_FAILED" in str(error):
+            text = tr(
+                "The certificate of the exchange server {url} is not trusted: add its certificate authority "
+                "to the QGIS authentication manager or set the CA file in the plugin settings."
+            )
     elif isinstance(error, requests.exceptions.ProxyError):
         text = tr("The proxy refused the connection to {url}: check the proxy settings of QGIS.")
     elif isinstance(error, requests.exceptions.Timeout):
@@ -244,6 +251,52 @@ def credentials_from_authcfg(authcfg: str) -> Credentials:
     )
 
 
+# ------------------------------------------------------------------------------------------------- TLS
+
+
+def _qgis_ca_pems() -> list[bytes]:
+    """The CAs trusted in the QGIS authentication manager (PEM), empty outside QGIS."""
+    try:
+        from qgis.core import QgsApplication
+
+        certificates = QgsApplication.authManager().trustedCaCerts(False)
+    except (ImportError, AttributeError, RuntimeError) as error:
+        log.info("no CAs from the QGIS authentication manager: %s", error)
+        return []
+    return [bytes(cert.toPem()) for cert in certificates if not cert.isNull()]
+
+
+def ca_bundle(directory: Path, ca_file: str = "") -> str:
+    """A CA bundle file for ``requests``: the system/certifi CAs, the QGIS authentication manager's CAs
+    and the custom CA file of the settings. Written under ``directory``, named by its content."""
+    import certifi
+
+    parts = [Path(certifi.where()).read_bytes(), *_qgis_ca_pems()]
+    if ca_file:
+        try:
+            custom = Path(ca_file).read_bytes()
+        except OSError as error:
+            raise ExchangeError(
+                tr("The CA certificate file {path} cannot be read: check the plugin settings.").format(
+                    path=ca_file
+                ),
+                "CONFIG",
+            ) from error
+        if b"-----BEGIN CERTIFICATE-----" not in custom:
+            raise ExchangeError(
+                tr("The CA certificate file {path} holds no PEM certificate.").format(path=ca_file), "CONFIG"
+            )
+        parts.append(custom)
+    data = b"\n".join(part.strip() for part in parts) + b"\n"
+    target = directory / f"ca-{hashlib.sha256(data).hexdigest()[:16]}.pem"
+    if not target.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    return str(target)
+
+
 # ------------------------------------------------------------------------------------------- transport
 
 
@@ -296,6 +349,9 @@ class Transport:
         retry_after_max: float = 120.0,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         verify_tls: bool | str = True,
+        ca_file: str = "",
+        pinned_fingerprint: str = "",
+        allow_unencrypted: bool = False,
     ) -> None:
         if not server_url:
             raise ExchangeError(tr("No exchange server address is set in the plugin settings."), "CONFIG")
@@ -312,7 +368,14 @@ class Transport:
         self.session.trust_env = proxies is None
         if proxies:
             self.session.proxies.update(proxies)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if verify_tls is True and self.server_url.lower().startswith("https://"):
+            verify_tls = ca_bundle(self.state_dir / "tls", ca_file)
         self.session.verify = verify_tls
+        #: the receipt key's fingerprint set in the settings ("SHA256:<hex>"), checked on every connection
+        self.pinned_fingerprint = pinned_fingerprint.strip()
+        #: plain-HTTP test server: only then is the receipt key trusted on first use without TLS
+        self.allow_unencrypted = allow_unencrypted
         self.session.headers["User-Agent"] = "huijiao-plugin"
         self._token = self.credentials.token
         self.pins = KeyPinStore(self.state_dir / "server_keys.json")
@@ -425,14 +488,42 @@ class Transport:
     def me(self) -> dict[str, Any]:
         return self.get_json("/auth/me")
 
+    @property
+    def encrypted(self) -> bool:
+        return self.server_url.lower().startswith("https://")
+
     def server_key(self) -> str:
-        """The server's receipt key, pinned on first contact (raises KeyMismatchError if it changed)."""
+        """The server's receipt key, asked on each connection (so that a changed key is noticed before a
+        commit) and checked against the fingerprint in the settings, else against the key pinned on first
+        contact. First contact over plain HTTP is refused unless the unencrypted test server option is on.
+        Raises KeyMismatchError (changed key) or ReceiptError."""
         pinned = self.pins.get(self.server_url)
         body = self._send("GET", "/server-key", auth=False).json()
         key = str(body.get("public_key", ""))
         if not key:
             raise ReceiptError(tr("The exchange server did not send its signing key."))
+        if self.pinned_fingerprint:
+            found = key_fingerprint(key)
+            if found.lower() != self.pinned_fingerprint.lower():
+                raise KeyMismatchError(
+                    tr(
+                        "The exchange server's signing key ({found}) is not the one set in the plugin "
+                        "settings ({pinned}). Receipts cannot be trusted: ask the server administrator."
+                    ).format(found=found, pinned=self.pinned_fingerprint)
+                )
+            if pinned != key:  # the fingerprint was checked out of band: it replaces a first-use pin
+                self.pins.forget(self.server_url)
+                return self.pins.pin(self.server_url, key)
+            return key
         if pinned is None:
+            if not (self.encrypted or self.allow_unencrypted):
+                raise ReceiptError(
+                    tr(
+                        "The server's signing key {fingerprint} cannot be trusted over an unencrypted "
+                        "connection: use an https:// address, enter the key fingerprint in the plugin "
+                        "settings, or tick 'unencrypted test server' for a test server."
+                    ).format(fingerprint=key_fingerprint(key))
+                )
             return self.pins.pin(self.server_url, key)
         if pinned != key:
             self.pins.pin(self.server_url, key)  # raises KeyMismatchError with the user message

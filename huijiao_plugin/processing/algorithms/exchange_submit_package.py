@@ -93,7 +93,13 @@ class SubmitPackageAlgorithm(HuijiaoAlgorithm):
         feedback.canceled.connect(control.pause)
         try:
             client = ExchangeClient(
-                server, credentials_from_authcfg(authcfg), state_dir=state_dir, proxies=proxies_from_qgis()
+                server,
+                credentials_from_authcfg(authcfg),
+                state_dir=state_dir,
+                proxies=proxies_from_qgis(),
+                ca_file=settings.ca_file,
+                pinned_fingerprint=settings.server_key_fingerprint,
+                allow_unencrypted=settings.allow_unencrypted,
             )
 
             def progress(done: int, total: int) -> None:
