@@ -70,10 +70,11 @@ def test_with_the_ca_file_the_server_is_verified_and_a_package_is_submitted(qgis
 
 
 def test_without_the_ca_the_connection_fails_with_a_clear_message(qgis_app, tls_server, tmp_path):
-    client = _client(tls_server.url, tmp_path / "state", max_retries=0)
+    client = _client(tls_server.url, tmp_path / "state")
     with pytest.raises(ExchangeError) as caught:
         client.health()
-    assert caught.value.code == "NETWORK"
+    assert caught.value.code == "TLS_UNTRUSTED"
+    assert client.retries == 0  # a certificate is not retried
     assert "not trusted" in str(caught.value) or "不受信任" in str(caught.value)
     assert tls_server.url in str(caught.value)
 

@@ -150,11 +150,12 @@ def _network_error(url: str, error: Exception) -> ExchangeError:
         text = tr(
             "The secure connection to {url} failed: check the server certificate and the proxy settings."
         )
-        if "CERTIFICATE_VERIFY_FAILED" in str(error):
+        if "CERTIFICATE_VERIFY_FAILED" in str(error):  # a setting to fix, not a fault to retry
             text = tr(
                 "The certificate of the exchange server {url} is not trusted: add its certificate authority "
                 "to the QGIS authentication manager or set the CA file in the plugin settings."
             )
+            return ExchangeError(text.format(url=url), "TLS_UNTRUSTED", 0, False)
     elif isinstance(error, requests.exceptions.ProxyError):
         text = tr("The proxy refused the connection to {url}: check the proxy settings of QGIS.")
     elif isinstance(error, requests.exceptions.Timeout):
