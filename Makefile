@@ -23,7 +23,8 @@ export HUIJIAO_TEST_PG ?= postgresql://huijiao:huijiao@127.0.0.1:5432/huijiao_te
 # are Debian packages; tests/unit/test_imports_installed.py checks that every import is installed.
 APT_PACKAGES := qgis python3-qgis qgis-providers pyqt5-dev-tools qttools5-dev-tools xvfb xauth \
 	fonts-noto-cjk python3-venv python3-pip gdal-bin zip postgresql postgis postgresql-15-postgis-3 \
-	poppler-utils python3-scipy python3-numpy python3-gdal python3-requests python3-cryptography
+	poppler-utils python3-scipy python3-numpy python3-gdal python3-requests python3-cryptography \
+	nginx nodejs
 
 .PHONY: help system venv test lint format translations qm resources package deploy run demo-data \
 	clean bench pg-start test-fresh
@@ -90,7 +91,13 @@ format: venv
 pg-start: system
 	bash tests/pg_setup.sh
 
-test: venv qm lint pg-start
+# tus-js-client for the interoperability tests (tests/interop), in the git-ignored tests/interop/node_modules
+TUS_JS := tests/interop/node_modules/tus-js-client/package.json
+$(TUS_JS): | system
+	command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends npm; }
+	npm install --prefix tests/interop --no-save --no-audit --no-fund tus-js-client@4.3.1
+
+test: venv qm lint pg-start $(TUS_JS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # A Debian 12 minbase root with only make, git and ca-certificates (cached in /var/cache/huijiao-fresh),

@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     lr = asub.add_parser("list-releases")
     lr.add_argument("--year", type=int)
     asub.add_parser("server-key")
+    for name in ("backup", "restore"):  # exchange_server/backup.py
+        asub.add_parser(name).add_argument("dir", type=Path, help="backup directory")
 
     demo = sub.add_parser("demo-accounts", help="create demo accounts for both departments and print tokens")
     _common(demo)
@@ -188,6 +190,12 @@ def _serve(args: argparse.Namespace) -> int:
 def _admin(args: argparse.Namespace) -> int:
     from exchange_server.service import Exchange
 
+    if args.action in ("backup", "restore"):  # before Exchange.open: a restore needs an empty server
+        from exchange_server import backup
+
+        result = getattr(backup, args.action)(_config(args), args.dir)
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return 0
     ex = Exchange.open(_config(args))
     if args.action == "create-account":
         out = ex.create_account(

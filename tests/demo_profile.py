@@ -223,6 +223,8 @@ def account_settings(account: DemoAccount, region: str | None) -> dict[str, obje
     """The plugin settings of the demo profile for ``account`` (the password is in the auth database)."""
     values: dict[str, object] = {
         "huijiao/server/url": f"http://127.0.0.1:{SERVER_PORT}",
+        # the demo server is plain HTTP on loopback: its receipt key may be trusted on first use
+        "huijiao/server/allow_unencrypted": True,
         "huijiao/server/authcfg": account.authcfg,
         "huijiao/user/department": account.side,
         "huijiao/user/unit_name": account.unit,

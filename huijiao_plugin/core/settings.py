@@ -34,6 +34,12 @@ class HuijiaoSettings:
     area_unit: str = AREA_UNIT_MU
     catalog_override_path: str = ""
     rules_profile_path: str = ""
+    #: a PEM file of extra CAs for the server certificate (besides the QGIS authentication manager's)
+    ca_file: str = ""
+    #: the fingerprint ("SHA256:<hex>") of the server's receipt-signing key, checked on every connection
+    server_key_fingerprint: str = ""
+    #: plain HTTP to a test server: only then is the receipt key trusted on first use without TLS
+    allow_unencrypted: bool = False
 
     @classmethod
     def load(cls, settings: QgsSettings | None = None) -> HuijiaoSettings:
@@ -52,6 +58,11 @@ class HuijiaoSettings:
                 f"{PREFIX}/catalog/override_path", d.catalog_override_path, type=str
             ),
             rules_profile_path=s.value(f"{PREFIX}/rules/profile_path", d.rules_profile_path, type=str),
+            ca_file=s.value(f"{PREFIX}/server/ca_file", d.ca_file, type=str),
+            server_key_fingerprint=s.value(
+                f"{PREFIX}/server/key_fingerprint", d.server_key_fingerprint, type=str
+            ),
+            allow_unencrypted=s.value(f"{PREFIX}/server/allow_unencrypted", d.allow_unencrypted, type=bool),
         )
 
     def save(self, settings: QgsSettings | None = None) -> None:
@@ -64,6 +75,9 @@ class HuijiaoSettings:
         s.setValue(f"{PREFIX}/display/area_unit", self.area_unit)
         s.setValue(f"{PREFIX}/catalog/override_path", self.catalog_override_path)
         s.setValue(f"{PREFIX}/rules/profile_path", self.rules_profile_path)
+        s.setValue(f"{PREFIX}/server/ca_file", self.ca_file)
+        s.setValue(f"{PREFIX}/server/key_fingerprint", self.server_key_fingerprint)
+        s.setValue(f"{PREFIX}/server/allow_unencrypted", self.allow_unencrypted)
 
 
 def is_valid_region_code(code: str) -> bool:

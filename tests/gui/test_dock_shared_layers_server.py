@@ -12,7 +12,7 @@ import pytest
 from qgis.core import Qgis, QgsCategorizedSymbolRenderer, QgsProject
 from qgis.PyQt.QtCore import QCoreApplication
 
-from huijiao_plugin.core.package import PACKAGE_PROPERTY
+from huijiao_plugin.core.exchange.offline import PACKAGE_PROPERTY
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.docks.dock_shared_layers import (
     SRV_STATE,
@@ -170,13 +170,14 @@ def test_cancel_a_download_and_errors(qgis_iface, qgis_new_project, server, tmp_
 
 
 def _bad_login(url, state_dir):
-    from huijiao_plugin.core.exchange_client import Credentials, ExchangeClient
+    from huijiao_plugin.core.exchange.client import Credentials, ExchangeClient
 
     return lambda: ExchangeClient(
         url,
         Credentials(username="demo_nync_reader", password="wrong-password"),
         state_dir=state_dir,
         proxies={},
+        allow_unencrypted=True,
     )
 
 

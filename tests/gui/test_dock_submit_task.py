@@ -19,7 +19,8 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication, QTimer
 
 from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator
-from huijiao_plugin.core.package import LayerInput, PackageCanceledError, build_package, read_manifest
+from huijiao_plugin.core.exchange.verify import read_manifest
+from huijiao_plugin.core.package import LayerInput, PackageCanceledError, build_package
 from huijiao_plugin.core.preflight import run_preflight
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.docks.dock_submit import FID_ROLE, HuijiaoSubmitDock

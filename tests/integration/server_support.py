@@ -23,7 +23,7 @@ import requests
 from qgis.core import QgsFeature, QgsGeometry, QgsRectangle, QgsVectorLayer
 
 from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator
-from huijiao_plugin.core.exchange_client import Credentials, ExchangeClient
+from huijiao_plugin.core.exchange.client import Credentials, ExchangeClient
 from huijiao_plugin.core.package import LayerInput, build_package
 
 REPO = Path(__file__).resolve().parents[2]
@@ -224,6 +224,7 @@ def client_for(url: str, username: str, state_dir: Path, **kwargs) -> ExchangeCl
         Credentials(username=username, password=DEMO_PASSWORD),
         state_dir=state_dir,
         proxies={},
+        allow_unencrypted=True,  # the test server is plain HTTP on loopback
         **options,
     )
 

@@ -19,7 +19,7 @@ import requests
 from qgis.core import QgsFeature, QgsGeometry, QgsRectangle, QgsVectorLayer
 
 from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator
-from huijiao_plugin.core.exchange_client import (
+from huijiao_plugin.core.exchange.client import (
     Credentials,
     ExchangeClient,
     ExchangeError,
@@ -27,14 +27,9 @@ from huijiao_plugin.core.exchange_client import (
     TransferPausedError,
     proxies_from_qgis,
 )
-from huijiao_plugin.core.package import (
-    ImportRegistry,
-    LayerInput,
-    build_package,
-    import_package,
-    open_package,
-)
-from huijiao_plugin.core.receipts import KeyMismatchError, ReceiptError, ReceiptStore
+from huijiao_plugin.core.exchange.offline import ImportRegistry, import_package, open_package
+from huijiao_plugin.core.exchange.receipts import KeyMismatchError, ReceiptError, ReceiptStore
+from huijiao_plugin.core.package import LayerInput, build_package
 from tests.integration.server_support import (
     CHUNK,
     DEMO_PASSWORD,
@@ -284,7 +279,7 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"
 from qgis.core import QgsApplication, QgsAuthMethodConfig
 app = QgsApplication([], False, sys.argv[1])  # a profile folder of its own: the test auth database
 app.initQgis()
-from huijiao_plugin.core.exchange_client import ExchangeError, credentials_from_authcfg
+from huijiao_plugin.core.exchange.client import ExchangeError, credentials_from_authcfg
 manager = QgsApplication.authManager()
 assert manager.setMasterPassword("master-for-test", True)
 out = {}
@@ -340,6 +335,8 @@ sys.path.append("/usr/share/qgis/python/plugins")
 from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsVectorLayer
 app = QgsApplication([], False, sys.argv[1])
 app.initQgis()
+from qgis.core import QgsSettings
+QgsSettings().setValue("huijiao/server/allow_unencrypted", True)  # the test server is plain HTTP
 from processing.core.Processing import Processing
 import processing
 from huijiao_plugin.processing.provider import HuijiaoProvider
@@ -433,7 +430,7 @@ def test_change_patches_submitted_and_shared(qgis_app, server, tmp_path):
 
 
 def test_cancel_terminates_the_upload(qgis_app, server, tmp_path):
-    from huijiao_plugin.core.exchange_client import TransferCanceledError
+    from huijiao_plugin.core.exchange.client import TransferCanceledError
 
     package = make_package(tmp_path, attachment_kb=128)
     client = client_for(server.url, "demo_zrzy_submitter", tmp_path / "state")

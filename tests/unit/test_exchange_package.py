@@ -17,21 +17,22 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
+from huijiao_plugin.core.exchange.offline import (
+    ImportRegistry,
+    export_package,
+    import_package,
+    load_imported_layers,
+)
+from huijiao_plugin.core.exchange.verify import read_manifest, verify_package
 from huijiao_plugin.core.package import (
     FIXED_GPKG_TIMESTAMP,
     AlreadyImportedError,
-    ImportRegistry,
     LayerInput,
     PackageError,
     build_package,
-    export_package,
-    import_package,
     is_valid_period,
-    load_imported_layers,
-    read_manifest,
     region_prefix,
     region_within,
-    verify_package,
 )
 from tests.integration.server_support import PACKAGE_ARGS, dltb_layer
 

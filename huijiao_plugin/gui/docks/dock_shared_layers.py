@@ -4,7 +4,7 @@ recognition of folders / files / PostGIS schemas, the styled 一张图 in one cl
 The second tab, 服务器共享数据, lists what the other department has shared on the exchange server for the
 user's region (the newest version per dataset and region), downloads a package in a QgsTask (progress, cancel,
 HTTP Range resume, sha256 check, local cache), loads it styled into the 一张图 through
-:func:`huijiao_plugin.core.package.load_imported_layers` (groups, order and styles of
+:func:`huijiao_plugin.core.exchange.offline.load_imported_layers` (groups, order and styles of
 :mod:`huijiao_plugin.core.one_map`) and polls the server's feed (every few minutes and on demand, long-polling
 in a task) with a message-bar notification when new data has arrived."""
 
@@ -52,12 +52,13 @@ from qgis.PyQt.QtWidgets import (
 
 from huijiao_plugin.core.catalog import DEPARTMENT_GROUPS, DEPARTMENT_ORDER, Catalog, catalog_from_settings
 from huijiao_plugin.core.checks import CheckReport, Finding
-from huijiao_plugin.core.exchange_client import (
+from huijiao_plugin.core.exchange.client import (
     ExchangeClient,
     ExchangeError,
     TransferCanceledError,
     TransferControl,
 )
+from huijiao_plugin.core.exchange.offline import PACKAGE_PROPERTY, load_imported_layers, open_package
 from huijiao_plugin.core.one_map import (
     DATASET_PROPERTY,
     YEAR_PROPERTY,
@@ -67,14 +68,7 @@ from huijiao_plugin.core.one_map import (
     prepare_layer,
     set_project_crs,
 )
-from huijiao_plugin.core.package import (
-    PACKAGE_PROPERTY,
-    ImportedPackage,
-    PackageError,
-    default_state_dir,
-    load_imported_layers,
-    open_package,
-)
+from huijiao_plugin.core.package import ImportedPackage, PackageError, default_state_dir
 from huijiao_plugin.core.recognition import (
     Recognition,
     best_by_dataset,

@@ -61,7 +61,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from huijiao_plugin.core.exchange_client import (
+from huijiao_plugin.core.exchange.client import (
     ExchangeClient,
     ExchangeError,
     SubmitResult,
@@ -69,6 +69,8 @@ from huijiao_plugin.core.exchange_client import (
     TransferControl,
     TransferPausedError,
 )
+from huijiao_plugin.core.exchange.offline import export_package, import_package, load_imported_layers
+from huijiao_plugin.core.exchange.receipts import KeyPinStore, ReceiptError, ReceiptStore, StoredReceipt
 from huijiao_plugin.core.one_map import DATASET_PROPERTY
 from huijiao_plugin.core.package import (
     LayerInput,
@@ -76,13 +78,9 @@ from huijiao_plugin.core.package import (
     PackageError,
     build_package,
     default_state_dir,
-    export_package,
-    import_package,
-    load_imported_layers,
     package_layer_names,
 )
 from huijiao_plugin.core.preflight import ERROR, Preflight, PreflightReport
-from huijiao_plugin.core.receipts import KeyPinStore, ReceiptError, ReceiptStore, StoredReceipt
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
 from huijiao_plugin.toolbelt.i18n import tr
@@ -887,8 +885,8 @@ class HuijiaoSubmitDock(QgsDockWidget):
 
     def pending_packages(self) -> list[Path]:
         """Packages whose upload to the configured server was interrupted and can be resumed."""
-        from huijiao_plugin.core.exchange_client import UploadStateStore
-        from huijiao_plugin.core.receipts import normalize_server_url
+        from huijiao_plugin.core.exchange.client import UploadStateStore
+        from huijiao_plugin.core.exchange.receipts import normalize_server_url
 
         out = []
         for state in UploadStateStore(self._state_dir() / "uploads").pending():
@@ -1036,7 +1034,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
 
     @staticmethod
     def describe_receipt(receipt: dict[str, Any], verified: bool, duplicate: bool = False) -> str:
-        from huijiao_plugin.core.receipts import receipt_reasons
+        from huijiao_plugin.core.exchange.receipts import receipt_reasons
 
         status = receipt.get("status", "")
         lines = [
@@ -1182,13 +1180,14 @@ class HuijiaoSubmitDock(QgsDockWidget):
             self.start_export_offline(folder)
 
     def import_package_file(self, path: str | Path) -> list[QgsVectorLayer]:
-        from huijiao_plugin.core.package import ImportRegistry
+        from huijiao_plugin.core.exchange.offline import ImportRegistry
 
         try:
             imported = import_package(
                 path,
                 self._state_dir() / "imported",
                 ImportRegistry(self._state_dir() / "imported_packages.json"),
+                region_code=self.settings.region_code,
             )
             layers = load_imported_layers(imported)
         except PackageError as error:

@@ -21,13 +21,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from huijiao_plugin.core.package import (
-    LayerInput,
-    PackageError,
-    build_package,
-    export_package,
-    package_layer_names,
-)
+from huijiao_plugin.core.exchange.offline import export_package
+from huijiao_plugin.core.package import LayerInput, PackageError, build_package, package_layer_names
 from huijiao_plugin.core.preflight import run_preflight
 from huijiao_plugin.core.settings import DEPARTMENTS, HuijiaoSettings
 from huijiao_plugin.processing.base import HuijiaoAlgorithm

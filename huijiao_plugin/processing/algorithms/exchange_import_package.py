@@ -17,7 +17,9 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from huijiao_plugin.core.package import ImportRegistry, PackageError, import_package
+from huijiao_plugin.core.exchange.offline import ImportRegistry, import_package
+from huijiao_plugin.core.package import PackageError
+from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.processing.base import HuijiaoAlgorithm
 from huijiao_plugin.toolbelt.i18n import tr
 
@@ -77,7 +79,7 @@ class ImportPackageAlgorithm(HuijiaoAlgorithm):
         registry = ImportRegistry(registry_path)
         feedback.pushInfo(tr("Verifying {path}…").format(path=path))
         try:
-            imported = import_package(path, destination, registry)
+            imported = import_package(path, destination, registry, HuijiaoSettings.load().region_code)
         except PackageError as error:
             raise QgsProcessingException(str(error)) from error
         feedback.setProgress(80)

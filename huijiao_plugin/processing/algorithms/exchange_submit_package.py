@@ -16,7 +16,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from huijiao_plugin.core.exchange_client import (
+from huijiao_plugin.core.exchange.client import (
     ExchangeClient,
     ExchangeError,
     TransferControl,
@@ -24,7 +24,7 @@ from huijiao_plugin.core.exchange_client import (
     credentials_from_authcfg,
     proxies_from_qgis,
 )
-from huijiao_plugin.core.receipts import ReceiptError
+from huijiao_plugin.core.exchange.receipts import ReceiptError
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.processing.base import HuijiaoAlgorithm
 from huijiao_plugin.toolbelt.i18n import tr
@@ -93,7 +93,13 @@ class SubmitPackageAlgorithm(HuijiaoAlgorithm):
         feedback.canceled.connect(control.pause)
         try:
             client = ExchangeClient(
-                server, credentials_from_authcfg(authcfg), state_dir=state_dir, proxies=proxies_from_qgis()
+                server,
+                credentials_from_authcfg(authcfg),
+                state_dir=state_dir,
+                proxies=proxies_from_qgis(),
+                ca_file=settings.ca_file,
+                pinned_fingerprint=settings.server_key_fingerprint,
+                allow_unencrypted=settings.allow_unencrypted,
             )
 
             def progress(done: int, total: int) -> None:
