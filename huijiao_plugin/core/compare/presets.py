@@ -21,18 +21,18 @@ from qgis.core import QgsGeometry
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
 from huijiao_plugin.compat import FieldType
-from huijiao_plugin.core.compare.overlay import (
-    Columns,
+from huijiao_plugin.core.compare.engine import (
     CompareError,
     CountyOverlay,
     Selection,
-    _prepared,
-    difference_by_union,
     kept_parts,
     polygonal,
     release_freed_memory,
     union_parts,
 )
+from huijiao_plugin.core.compare.engine.reading import Columns
+from huijiao_plugin.core.compare.engine.runner import _prepared
+from huijiao_plugin.core.compare.engine.unions import difference_by_union
 from huijiao_plugin.core.compare.rules import _text
 from huijiao_plugin.core.units import M2_PER_MU, rounded_area
 from huijiao_plugin.toolbelt.i18n import tr

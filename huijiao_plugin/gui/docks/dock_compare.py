@@ -37,7 +37,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from huijiao_plugin.core.compare.overlay import CompareCanceledError, CompareError, CountyOverlay
+from huijiao_plugin.core.compare.engine import CompareCanceledError, CompareError, CountyOverlay
 from huijiao_plugin.core.compare.presets import LEVELS, PRESETS, CompareOptions, run_preset
 from huijiao_plugin.core.compare.rules import RuleProfile, RuleProfileError
 from huijiao_plugin.core.compare.statistics import region_statistics, result_layer

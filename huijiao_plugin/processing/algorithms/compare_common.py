@@ -30,7 +30,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
-from huijiao_plugin.core.compare.overlay import CompareCanceledError, CompareError, CountyOverlay
+from huijiao_plugin.core.compare.engine import CompareCanceledError, CompareError, CountyOverlay
 from huijiao_plugin.core.compare.presets import LEVELS, PRESETS, CompareOptions, PresetResult, run_preset
 from huijiao_plugin.core.compare.rules import RuleProfile, RuleProfileError
 from huijiao_plugin.core.compare.statistics import (
