@@ -16,7 +16,9 @@ from typing import Any
 
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
+from huijiao_plugin.compat import FieldType
 from huijiao_plugin.core.compare.engine import CompareError, CountyOverlay, release_freed_memory
+from huijiao_plugin.core.compare.partition import WITHIN, partition
 from huijiao_plugin.core.compare.questions import (
     _thresholds,
     boundary_compare,
@@ -111,6 +113,7 @@ PRESETS: dict[str, PresetSpec] = {
             ),
             param_keys=["fragile_tbxhdm", "steep_slope_grade", "steep_slope_gdlx", "soil_strict_values", "enclave_frdbs_values", "enclave_outside_township", "fragment_max_mu", "contiguity_tolerance_m"],  # noqa: E501
             func=pbf_exit_candidates,
+            exclusive=False,
             help=QT_TRANSLATE_NOOP("@default", "PBF inside each exit reason: red line, fragile, drought, strictly controlled soil, enclave, fragment."),  # noqa: E501
         ),
         PresetSpec(
@@ -196,6 +199,7 @@ PRESETS: dict[str, PresetSpec] = {
             ),
             param_keys=["versiondiff_fields", "versiondiff_match_ratio"],
             func=version_diff,
+            partition=False,
             help=QT_TRANSLATE_NOOP("@default", "DLTB year N against year N+1, matched spatially: added, removed and modified patches."),  # noqa: E501
         ),
         PresetSpec(
@@ -217,7 +221,7 @@ PRESETS: dict[str, PresetSpec] = {
 # fmt: on
 
 # category value -> English label (translated at use)
-CATEGORY_LABELS = {c.value: c.label for spec in PRESETS.values() for c in spec.categories}
+CATEGORY_LABELS = {c.value: c.label for spec in PRESETS.values() for c in spec.all_categories}
 
 SUITE_ORDER = [
     "versiondiff",
@@ -299,7 +303,15 @@ def run_preset(
                 params[p.option] = getattr(options, p.option) or p.default
                 setattr(options, p.option, params[p.option])
         ov.preload(_reads(spec, options))  # read at once, in parallel
-        pieces, fields = spec.func(ov, options, params)
+        if spec.partition:
+            # exact pieces first; the tolerances then judge each category's union (partition.py)
+            exact = dataclasses.replace(options, min_area=0.0, min_width=0.0, noise_width=0.0)
+            pieces, fields = spec.func(ov, exact, params)
+            ov.check()
+            pieces = partition(pieces, spec.category_values(), spec.exclusive, (min_area, min_width, noise))
+            fields = [*fields, ("shared_m2", FieldType.Double), ("tolerance_of", FieldType.String)]
+        else:
+            pieces, fields = spec.func(ov, options, params)
         ov.check()
         areas = ov.areas(p.geom for p in pieces)
         resolver = RegionResolver(ov)
@@ -309,7 +321,8 @@ def run_preset(
         bounds = params.pop("size_bounds", None)
         if bounds is not None:  # blocks sized by their ellipsoidal area
             for piece in pieces:
-                piece.attrs["size_class"] = size_class(piece.area_m2 / M2_PER_MU, bounds)
+                mu = piece.area_m2 / M2_PER_MU
+                piece.attrs["size_class"] = WITHIN if piece.category == WITHIN else size_class(mu, bounds)
         roles = [r for r in spec.required + spec.optional if ov.loaded(r)]
         return PresetResult(
             rule_id=f"huijiao:{preset_id}",

@@ -319,17 +319,19 @@ def hsf_coverage(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any])
         for i, geom in ov.by_union("PBF", "HSF", mode, noise=thr[2] if mode == "difference" else 0.0):
             pieces += _pieces_from(geom, category, {"PBF_ID": _id(ov, "PBF", i)}, _zl(ov, "PBF", i), thr)
     if ov.has("DLTB"):
-        dltb = ov.features("DLTB")
-        nonfarm = dltb.attrs.mask(lambda code: not prof.is_farmland(code), "DLBM")
-        for i, j, geom in ov.pairs("HSF", "DLTB", b_pred=Selection(nonfarm), key="nonfarm", noise=thr[2]):
-            if not nonfarm[j]:
-                continue
-            attrs = {
-                "XMBH": _attr(ov, "HSF", i, "XMBH"),
-                "DLTB_BSM": _id(ov, "DLTB", j),
-                "DLBM": _attr(ov, "DLTB", j, "DLBM"),
-            }
-            pieces += _pieces_from(geom, "hsf_nonfarmland", attrs, _zl(ov, "DLTB", j), thr)
+        # HSF − farmland − PBF: HSF on non-farmland patches and outside every DLTB patch (past the county
+        # edge), not counted again where it lies on PBF (that is "covered")
+        farm = ov.features("DLTB").attrs.mask(prof.is_farmland, "DLBM")
+        off_farm = [
+            (i, g)
+            for i, g in ov.by_union("HSF", "DLTB", "difference", b_pred=Selection(farm), key="farmland")
+            if g is not None
+        ]
+        rest = difference_by_union([g for _, g in off_farm], ov.features("PBF"), ov.runner)
+        for k, geom in rest:
+            i = off_farm[k][0]
+            attrs = {"XMBH": _attr(ov, "HSF", i, "XMBH"), "DLTB_BSM": "", "DLBM": ""}
+            pieces += _pieces_from(geom, "hsf_nonfarmland", attrs, _zl(ov, "HSF", i), thr)
     fields = [("PBF_ID", S), ("XMBH", S), ("DLTB_BSM", S), ("DLBM", S)]
     return pieces, fields
 
@@ -472,8 +474,10 @@ def boundary_compare(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
     a, b = ov.features("A"), ov.features("B")
     only_a = [(i, kept_parts(g, *thr)) for i, g in ov.by_union("A", "B", "difference", noise=thr[2])]
     only_b = [(j, kept_parts(g, *thr)) for j, g in ov.by_union("B", "A", "difference", noise=thr[2])]
-    ratio_a = _overlap_ratios(a.geoms, only_a)
-    ratio_b = _overlap_ratios(b.geoms, only_b)
+    # 套合率 with the run's tolerances (the pieces themselves may be exact: see partition.py)
+    real = (params["min_area_m2"], params["min_width_m"], params["noise_width_m"])
+    ratio_a = _overlap_ratios(a.geoms, [(i, kept_parts(union_parts(p), *real)) for i, p in only_a])
+    ratio_b = _overlap_ratios(b.geoms, [(j, kept_parts(union_parts(p), *real)) for j, p in only_b])
     pieces: list[Piece] = []
     for i, parts in only_a:
         attrs = {"A_ID": _id(ov, "A", i), "B_ID": "", "A_RATIO": ratio_a[i], "B_RATIO": None}
