@@ -1,6 +1,6 @@
 """Property: on random small layouts (overlaps, holes, multipolygons, slivers, geometry outside the county)
-the categories of boundarycompare, hsfcoverage and hsfnotinpbf add up to the documented union of the inputs, at
-tolerance 0 and at the default tolerances. Expected areas: shapely + pyproj in the test."""
+the categories of boundarycompare, hsfcoverage and hsfnotinpbf add up to the documented union of the inputs,
+at tolerance 0 and at the default tolerances. Expected areas: shapely + pyproj in the test."""
 
 from __future__ import annotations
 
