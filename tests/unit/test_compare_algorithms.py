@@ -58,12 +58,30 @@ def test_algorithm_matches_core(county, preset):
 
 
 def test_boundarycompare_algorithm(county):
-    out = run("huijiao:boundarycompare", {"A": county["PBF"], "B": county["DLTB"], "REGION_LEVEL": 0})
+    every = {"A": county["PBF"], "B": county["DLTB"], "B_DLBM": "*", "REGION_LEVEL": 0}
+    out = run("huijiao:boundarycompare", every)
+    assert counts(out) == {"only_b": 16, "both": 9}
+    assert {f["region_code"] for f in out["OUTPUT_STATS"].getFeatures()} == {"610102"}
+    # B is a DLTB layer: by default only its farmland (0101/0102/0103) is compared with A
+    bsm = {code: set() for code in ("farm", "0702")}
+    for f in county["DLTB"].getFeatures():
+        if f["DLBM"] in ("0101", "0102", "0103"):
+            bsm["farm"].add(f["BSM"])
+        elif f["DLBM"] == "0702":
+            bsm["0702"].add(f["BSM"])
+    assert bsm["0702"]
+    for codes, wanted in (("", "farm"), ("0702", "0702")):
+        params = {"A": county["PBF"], "B": county["DLTB"], "B_DLBM": codes, "REGION_LEVEL": 0}
+        out = run("huijiao:boundarycompare", params)
+        b_ids = {f["B_ID"] for f in out["OUTPUT"].getFeatures() if f["category"] in ("only_b", "both")}
+        assert b_ids and b_ids <= bsm[wanted], (codes, b_ids - bsm[wanted])
+
+
+def counts(out):
     cats = {}
     for f in out["OUTPUT"].getFeatures():
         cats[f["category"]] = cats.get(f["category"], 0) + 1
-    assert cats == {"only_b": 16, "both": 9}
-    assert {f["region_code"] for f in out["OUTPUT_STATS"].getFeatures()} == {"610102"}
+    return cats
 
 
 def test_overrides_base_tolerance_and_xlsx(county, tmp_path):

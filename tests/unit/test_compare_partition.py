@@ -52,7 +52,7 @@ def sets(county):
     )
     jctb = union(layer_shapes(county["JCTB"], lambda f: f["TBLX"] in MONITORING))
     pbf, hsf = union(layer_shapes(county["PBF"])), union(layer_shapes(county["HSF"]))
-    a, b = pbf, union(layer_shapes(county["DLTB"]))
+    a, b = pbf, farm  # B is a DLTB layer: by default its farmland is compared
     to_constr = farm.intersection(constr)
     return {
         "boundarycompare": {"only_a": a.difference(b), "only_b": b.difference(a), "both": a.intersection(b)},
@@ -144,3 +144,31 @@ def test_overlapping_plots_listed_with_the_shared_area(county, results):
     assert shared  # the later of two overlapping plots lists only what the earlier did not cover
     shapes = [shape(p.geom) for p in pieces if p.category == "candidate"]
     assert geod_area(shapes) == pytest.approx(geod_area(union(shapes)), rel=REL)  # no area twice
+
+
+@pytest.mark.parametrize(
+    ("preset_id", "key", "value"),
+    [
+        ("hsfnotinpbf", "min_area_m2", 1e9),
+        ("hsfnotinpbf", "min_width_m", 1e6),
+        ("boundarycompare", "noise_width_m", 0.0),
+        ("contiguity", "contiguity_tolerance_m", 150.0),
+    ],
+)
+def test_thresholds_come_from_the_rule_profile(county, preset_id, key, value):
+    """With no run value, each threshold is the active profile's: changing it in the profile changes the
+    output (and is recorded with the rule parameters)."""
+    ov = CountyOverlay(county)
+    before = run_preset(preset_id, ov)
+    ov.profile = ov.profile.with_overrides({key: value})
+    after = run_preset(preset_id, ov)
+    assert after.rule_params[key] == value != before.rule_params[key]
+
+    def summary(result):  # noqa: ANN001, ANN202
+        return sorted((p.category, round(p.area_m2, 3)) for p in result.pieces)
+
+    assert summary(after) != summary(before)
+    if key in ("min_area_m2", "min_width_m"):  # nothing passes: all of it is within tolerance, none lost
+        assert {p.category for p in after.pieces} == {"within_tolerance"}
+        total = sum(p.area_m2 for p in before.pieces)
+        assert sum(p.area_m2 for p in after.pieces) == pytest.approx(total, rel=1e-9)

@@ -65,10 +65,10 @@ def documented(layers: dict) -> dict:
             [shape(f.geometry()) for f in layer.getFeatures() if keep is None or keep(f)]
         )
 
-    pbf, hsf, dltb = u(layers["PBF"]), u(layers["HSF"]), u(layers["DLTB"])
+    pbf, hsf = u(layers["PBF"]), u(layers["HSF"])
     farm = u(layers["DLTB"], lambda f: f["DLBM"] == "0103")
     return {
-        "boundarycompare": pbf.union(dltb),
+        "boundarycompare": pbf.union(farm),  # B = DLTB: its farmland by default
         "hsfcoverage": pbf.union(hsf.difference(farm)),
         "hsfnotinpbf": hsf.intersection(farm).difference(pbf),
     }

@@ -161,3 +161,28 @@ def test_plain_xlsx_without_openpyxl_reads_back(tmp_path):
     assert workbook.sheetnames == ["比对统计", "规则参数"]
     rows = [[c.value for c in row] for row in workbook["比对统计"].iter_rows()]
     assert rows == [["行政区代码", "面积（亩）"], ["610102001", 30], ["<&>", 7]]
+
+
+def test_region_level_from_the_code_not_the_layer(county, tmp_path):
+    """A village layer (12-digit XZQDM) offered as the township layer: townships by code prefix, and a
+    township never takes a village's name (names per code)."""
+    from compare_support import rect, write_layer
+
+    from huijiao_plugin.compat import FieldType
+
+    villages = write_layer(
+        tmp_path / "v.gpkg",
+        "XZQ",
+        [("XZQDM", FieldType.String), ("XZQMC", FieldType.String)],
+        [
+            (rect(0, 0, 300, 400), {"XZQDM": T1 + "001", "XZQMC": "甲村"}),
+            (rect(300, 0, 600, 400), {"XZQDM": T2 + "001", "XZQMC": "乙村"}),
+        ],
+    )
+    layers = {k: v for k, v in county.items() if k not in ("XZQ", "CJDCQ")}
+    result = run_preset("hsfnotinpbf", CountyOverlay({**layers, "XZQ": villages}))
+    townships = region_statistics([result], "township")
+    assert townships and {r.region_code for r in townships} <= {T1, T2}
+    assert {r.region_name for r in townships} == {""}
+    village_rows = region_statistics([result], "village")
+    assert {r.region_name for r in village_rows if r.region_code == T1 + "001"} == {"甲村"}

@@ -73,6 +73,7 @@ FARMLAND_CODES = ParamSpec("FARMLAND_CODES", QT_TRANSLATE_NOOP("@default", "Farm
 BASE = (("farmland", QT_TRANSLATE_NOOP("@default", "Farmland in DLTB")), ("pbf", QT_TRANSLATE_NOOP("@default", "Permanent basic farmland")))  # noqa: E501
 TOLERANCE = ParamSpec("TOLERANCE", QT_TRANSLATE_NOOP("@default", "Contiguity tolerance (m)"), NUMBER, "contiguity_tolerance_m", "tolerance", help=QT_TRANSLATE_NOOP("@default", "Patches closer than this belong to one contiguous block."))  # noqa: E501
 FARMLAND_FILTER = QT_TRANSLATE_NOOP("@default", "DLBM in the farmland codes")
+SIDE_FILTER = QT_TRANSLATE_NOOP("@default", "DLBM in the side's codes (default: the farmland codes when the layer has DLBM, as a DLTB layer does)")  # noqa: E501
 
 
 def _reads_farmlandnonagri(options: CompareOptions) -> tuple[str, ...]:
@@ -205,14 +206,17 @@ PRESETS: dict[str, PresetSpec] = {
         PresetSpec(
             id="boundarycompare",
             title=QT_TRANSLATE_NOOP("@default", "Boundary comparison"),
-            roles=(RoleSpec("A"), RoleSpec("B"), *REGION_ROLES),
+            roles=(RoleSpec("A", filter=SIDE_FILTER), RoleSpec("B", filter=SIDE_FILTER), *REGION_ROLES),
             categories=(
                 CategorySpec("only_a", QT_TRANSLATE_NOOP("@default", "Only in A")),
                 CategorySpec("only_b", QT_TRANSLATE_NOOP("@default", "Only in B")),
                 CategorySpec("both", QT_TRANSLATE_NOOP("@default", "In both")),
             ),
-            params=(),
-            param_keys=[],
+            params=(
+                ParamSpec("A_DLBM", QT_TRANSLATE_NOOP("@default", "Layer A: DLBM codes to compare (empty: farmland codes if A has DLBM, else all; * = all)"), CODES, "boundary_a_dlbm"),  # noqa: E501
+                ParamSpec("B_DLBM", QT_TRANSLATE_NOOP("@default", "Layer B: DLBM codes to compare (empty: farmland codes if B has DLBM, else all; * = all)"), CODES, "boundary_b_dlbm"),  # noqa: E501
+            ),
+            param_keys=["boundary_a_dlbm", "boundary_b_dlbm", "farmland_codes"],
             func=boundary_compare,
             help=QT_TRANSLATE_NOOP("@default", "Any two polygon layers: only in A, only in B, in both, and the overlap ratio per feature."),  # noqa: E501
         ),
@@ -251,9 +255,12 @@ class RegionResolver:
                 fs = ov.features(role)
                 self._layers.append((fs, code_key))
                 for attrs in fs.attrs:
+                    # the level comes from the code, not from the layer: 9 digits a township, 12 (or a
+                    # 19-digit ZLDWDM) a village; a village layer offered as XZQ is aggregated to townships
+                    # by code prefix (``codes``) and its names stay village names
                     code = _text(attrs.get(code_key))
-                    if code:
-                        length = 12 if role == "CJDCQ" else 9
+                    length = 12 if len(code) >= 12 else 9 if len(code) >= 9 else 0
+                    if length:
                         self.names.setdefault(code[:length], _text(attrs.get(name_key)))
 
     def code(self, piece: Piece) -> str:

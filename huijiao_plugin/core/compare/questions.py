@@ -25,7 +25,7 @@ from huijiao_plugin.core.compare.engine import (
 from huijiao_plugin.core.compare.engine.reading import Columns
 from huijiao_plugin.core.compare.engine.runner import _prepared
 from huijiao_plugin.core.compare.engine.unions import difference_by_union
-from huijiao_plugin.core.compare.rules import _text
+from huijiao_plugin.core.compare.rules import _text, parse_code_list
 from huijiao_plugin.core.compare.spec import CompareOptions, Piece
 from huijiao_plugin.core.units import M2_PER_MU
 
@@ -472,8 +472,20 @@ def boundary_compare(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
     ov.require("A", "B")
     thr = _thresholds(ov, opt)
     a, b = ov.features("A"), ov.features("B")
-    only_a = [(i, kept_parts(g, *thr)) for i, g in ov.by_union("A", "B", "difference", noise=thr[2])]
-    only_b = [(j, kept_parts(g, *thr)) for j, g in ov.by_union("B", "A", "difference", noise=thr[2])]
+    sel_a, key_a = _side(ov, "A", params["boundary_a_dlbm"])
+    sel_b, key_b = _side(ov, "B", params["boundary_b_dlbm"])
+    keep_a = sel_a.mask if sel_a is not None else None
+    keep_b = sel_b.mask if sel_b is not None else None
+    only_a = [
+        (i, kept_parts(g, *thr))
+        for i, g in ov.by_union("A", "B", "difference", b_pred=sel_b, key=key_b, noise=thr[2])
+        if keep_a is None or keep_a[i]
+    ]
+    only_b = [
+        (j, kept_parts(g, *thr))
+        for j, g in ov.by_union("B", "A", "difference", b_pred=sel_a, key=key_a, noise=thr[2])
+        if keep_b is None or keep_b[j]
+    ]
     # 套合率 with the run's tolerances (the pieces themselves may be exact: see partition.py)
     real = (params["min_area_m2"], params["min_width_m"], params["noise_width_m"])
     ratio_a = _overlap_ratios(a.geoms, [(i, kept_parts(union_parts(p), *real)) for i, p in only_a])
@@ -485,7 +497,7 @@ def boundary_compare(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
     for j, parts in only_b:
         attrs = {"A_ID": "", "B_ID": _id(ov, "B", j), "A_RATIO": None, "B_RATIO": ratio_b[j]}
         pieces += [Piece(part, "only_b", dict(attrs), _zl(ov, "B", j)) for part in parts]
-    for i, j, geom in ov.pairs("A", "B", noise=thr[2]):
+    for i, j, geom in ov.pairs("A", "B", sel_a, sel_b, key=key_a + key_b, noise=thr[2]):
         attrs = {
             "A_ID": _id(ov, "A", i),
             "B_ID": _id(ov, "B", j),
@@ -495,6 +507,23 @@ def boundary_compare(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
         pieces += _pieces_from(geom, "both", attrs, _zl(ov, "A", i), thr)
     fields = [("A_ID", S), ("B_ID", S), ("A_RATIO", D), ("B_RATIO", D)]
     return pieces, fields
+
+
+def _side(ov: CountyOverlay, role: str, codes: Any) -> tuple[Selection | None, str]:
+    """The features of one side of boundarycompare: DLBM in ``codes`` (a list, or text such as "0101,0102");
+    empty: the profile's farmland codes when the side has DLBM values (a DLTB layer), else every feature;
+    "*": every feature."""
+    if isinstance(codes, str):
+        codes = parse_code_list(codes)
+    codes = [str(c) for c in codes or []]
+    dlbm = ov.features(role).attrs.mask(lambda v: bool(_text(v)), "DLBM")
+    if codes == ["*"] or (not codes and not any(dlbm)):
+        return None, ""
+    wanted = set(codes)
+    test = (lambda v: _text(v) in wanted) if wanted else ov.profile.is_farmland
+    return Selection(
+        ov.features(role).attrs.mask(test, "DLBM")
+    ), f"{role}:{','.join(sorted(wanted)) or 'farm'}"
 
 
 def _overlap_ratios(

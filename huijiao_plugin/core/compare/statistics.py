@@ -134,7 +134,7 @@ def region_statistics(results: Iterable[PresetResult], level: str = "township") 
 
 def _name(result: PresetResult, code: str) -> str:
     names = result.region_names
-    return names.get(code) or names.get(code[:12]) or names.get(code[:9]) or ""
+    return names.get(code, "")  # per code: a township never takes a village's name, nor the reverse
 
 
 def stats_fields() -> QgsFields:

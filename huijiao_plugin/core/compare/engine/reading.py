@@ -604,6 +604,6 @@ ROLE_KEYS: dict[str, list[str]] = {
     "JCTB": ["JCBH", "TBLX", "ZLDWDM", "XZQDM"],
     "XZQ": ["XZQDM", "XZQMC"],
     "CJDCQ": ["CJDM", "CJMC"],
-    "A": ["BSM", "ZLDWDM"],
-    "B": ["BSM", "ZLDWDM"],
+    "A": ["BSM", "ZLDWDM", "DLBM"],
+    "B": ["BSM", "ZLDWDM", "DLBM"],
 }
