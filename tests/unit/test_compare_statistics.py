@@ -113,12 +113,15 @@ def test_result_and_stats_layers(county):
     layer = result_layer(result, county["DLTB"].crs())
     assert layer.featureCount() == 5
     names = layer.fields().names()
-    for name in ("rule_id", "rule_params", "inputs", "area_m2", "area_mu", "area_ha", "town_code", "XMBH"):
+    for name in ("rule_id", "area_m2", "area_mu", "area_ha", "town_code", "XMBH"):
         assert name in names
+    assert "rule_params" not in names and "inputs" not in names  # once, in the layer's metadata
     feature = next(layer.getFeatures())
     assert feature["rule_id"] == "huijiao:hsfnotinpbf"
-    assert json.loads(feature["rule_params"])["min_area_m2"] == 0.5
-    assert json.loads(feature["inputs"])["PBF"]["name"] == "YJJBNTBHTB"
+    from huijiao_plugin.core.compare import provenance
+
+    assert provenance.read_metadata(layer)["rule_profile"]["values"]["min_area_m2"] == 0.5
+    assert provenance.read_metadata(layer)["inputs"]["PBF"]["layer"] == "YJJBNTBHTB"
     assert feature["area_mu"] == round(feature["area_m2"] * 0.0015, 2)
     table = stats_layer(region_statistics([result], "county"))
     assert table.featureCount() == 1 and next(table.getFeatures())["count"] == 5

@@ -9,7 +9,6 @@ and the dock's parameter widgets are generated from ``PRESETS``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
 from huijiao_plugin.compat import FieldType
+from huijiao_plugin.core.compare import provenance
 from huijiao_plugin.core.compare.engine import CompareError, CountyOverlay, release_freed_memory
 from huijiao_plugin.core.compare.partition import WITHIN, partition
 from huijiao_plugin.core.compare.questions import (
@@ -331,15 +331,19 @@ def run_preset(
                 mu = piece.area_m2 / M2_PER_MU
                 piece.attrs["size_class"] = WITHIN if piece.category == WITHIN else size_class(mu, bounds)
         roles = [r for r in spec.required + spec.optional if ov.loaded(r)]
+        inputs = ov.input_info(roles)
+        rule_id = f"huijiao:{preset_id}"
+        extra = {"options": dataclasses.asdict(options), "partition": spec.partition}
         return PresetResult(
-            rule_id=f"huijiao:{preset_id}",
+            rule_id=rule_id,
             title=tr(spec.title),
             pieces=pieces,
             extra_fields=fields,
             rule_params=params,
-            inputs=ov.input_info(roles),
+            inputs=inputs,
             repaired=ov.repaired_report(),
             region_names=resolver.names,
+            provenance=provenance.build(preset_id, rule_id, params, ov.profile.sources, inputs, extra),
         )
     finally:
         ov.profile = base_profile
@@ -365,14 +369,6 @@ def applicable(preset_id: str, ov: CountyOverlay) -> bool:
     if not all(ov.has(r) for r in spec.required):
         return False
     return spec.applicable is None or bool(spec.applicable(ov.has))
-
-
-def rule_params_json(result: PresetResult) -> str:
-    return json.dumps(result.rule_params, ensure_ascii=False, sort_keys=True)
-
-
-def inputs_json(result: PresetResult) -> str:
-    return json.dumps(result.inputs, ensure_ascii=False, sort_keys=True)
 
 
 def category_label(category: str) -> str:

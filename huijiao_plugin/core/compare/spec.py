@@ -48,6 +48,7 @@ class PresetResult:
     inputs: dict[str, Any]
     repaired: dict[str, list[int]] = field(default_factory=dict)
     region_names: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)  # once per output (provenance.py)
 
     def total_area_m2(self, category: str | None = None) -> float:
         return sum(p.area_m2 for p in self.pieces if category is None or p.category == category)
