@@ -395,3 +395,28 @@ def test_curved_and_invalid_geometries_same_answer_on_both_paths(county):
     assert summary(results[True]) == summary(results[False])
     assert results[True].repaired == results[False].repaired == {"A": [2]}
     assert {p.attrs.get("A_ID") for p in results[True].pieces} >= {"A0", "A1", "A2"}
+
+
+def test_versiondiff_absorbed_sliver_and_survivor_both_reported(tmp_path):
+    """A 0.19 m wide sliver patch absorbed by its neighbour in year N+1: the sliver is listed as removed and
+    the survivor as a GEOMETRY change (both reported, at the default tolerances too), the policy recorded."""
+    from compare_support import DLTB_FIELDS
+
+    attrs = {"DLBM": "0103", "ZZSXDM": "LS", "ZLDWDM": T1 + "0010000000", "SJNF": 2023}
+    big, sliver = rect(0, 0, 100, 100), rect(100, 0, 100.19, 100)
+    assert sliver.area() / sliver.length() < 0.1  # a sliver by the profile's MIN_WIDTH
+    old = write_layer(
+        tmp_path / "d.gpkg",
+        "DLTB",
+        DLTB_FIELDS,
+        [(big, dict(attrs, BSM="O1")), (sliver, dict(attrs, BSM="O2"))],
+    )
+    merged = big.combine(sliver)
+    new = write_layer(
+        tmp_path / "d.gpkg", "DLTB_N1", DLTB_FIELDS, [(merged, dict(attrs, BSM="N1", SJNF=2024))]
+    )
+    for options in (CompareOptions(), CompareOptions(min_area=0.0, min_width=0.0, noise_width=0.0)):
+        result = run_preset("versiondiff", CountyOverlay({"DLTB": old, "DLTB_N1": new}), options)
+        rows = sorted((p.category, p.attrs["OLD_ID"], p.attrs["changed_fields"]) for p in result.pieces)
+        assert rows == [("modified", "O1", "GEOMETRY"), ("removed", "O2", "")]
+        assert "both reported" in result.provenance["rule_profile"]["values"]["versiondiff_slivers"]

@@ -412,10 +412,16 @@ def version_diff(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any])
         return {f"{prefix}{k}": (_text(fs.attrs.get(i, k)) if i is not None else "") for k in keys}
 
     changed_fields = _changed_fields(old.attrs, new.attrs, matched, keys)
+    # an unmatched patch is always listed (removed / added), however small; the patch that absorbed it (or
+    # that it was split from) is then flagged GEOMETRY too, whatever the tolerances: both reported
+    matched_new = set(matched.values())
+    absorbed_by = {j for i, (_a, j) in best_old.items() if i not in matched}
+    split_from = {i for j, (_a, i) in best_new.items() if j not in matched_new}
+    params["versiondiff_slivers"] = "absorbed sliver and its survivor both reported"
     for i, j in sorted(matched.items()):
         changed = changed_fields.get(i, [])
-        geom_changed = False
-        if i not in same:
+        geom_changed = j in absorbed_by or i in split_from
+        if i not in same and not geom_changed:
             sym = old.geoms[i].area() + new.geoms[j].area() - 2 * overlap[(i, j)]
             if sym >= min_area:
                 diff = old.geoms[i].symDifference(new.geoms[j])
@@ -429,7 +435,6 @@ def version_diff(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any])
         attrs.update(values("OLD_", old, i))
         attrs.update(values("NEW_", new, j))
         pieces.append(Piece(new.geoms[j], "modified", attrs, _zl(ov, "DLTB_N1", j)))
-    matched_new = set(matched.values())
     for i in range(len(old)):
         if i not in matched:
             attrs = {"change": "removed", "changed_fields": "", "OLD_ID": _id(ov, "DLTB", i), "NEW_ID": ""}
