@@ -29,14 +29,20 @@ from huijiao_plugin.core.compare.spec import Piece
 WITHIN = "within_tolerance"
 
 
-def _candidate_pairs(geoms: Sequence[QgsGeometry]) -> list[tuple[int, int]]:
-    """Pairs (i < j) whose geometries intersect (touching counts)."""
+def _candidate_pairs(
+    geoms: Sequence[QgsGeometry],
+) -> tuple[list[tuple[int, int]], set[tuple[int, int]] | None]:
+    """Pairs (i < j) whose geometries intersect (touching counts) and, with vectorised GEOS, the set of
+    those whose interiors overlap (else None: decided pair by pair)."""
     if vectorized.enabled() and geoms:
         shapes = vectorized.read_wkb([bytes(g.asWkb()) for g in geoms])
         if not vectorized.any_missing(shapes):
             left, right = vectorized.index(shapes).query(shapes, predicate="intersects")
             keep = left < right
-            return list(zip(left[keep].tolist(), right[keep].tolist()))
+            left, right = left[keep], right[keep]
+            inner = vectorized.shapely.relate_pattern(shapes[left], shapes[right], "2********")
+            pairs = list(zip(left.tolist(), right.tolist()))
+            return pairs, set(zip(left[inner].tolist(), right[inner].tolist()))
     index = QgsSpatialIndex()
     for n, g in enumerate(geoms):
         index.addFeature(n, g.boundingBox())
@@ -45,7 +51,7 @@ def _candidate_pairs(geoms: Sequence[QgsGeometry]) -> list[tuple[int, int]]:
         for j in index.intersects(g.boundingBox()):
             if j > i and g.intersects(geoms[j]):
                 out.append((i, j))
-    return out
+    return out, None
 
 
 def _interiors_meet(a: QgsGeometry, b: QgsGeometry) -> bool:
@@ -85,12 +91,13 @@ def partition(
         key=lambda p: rank.get(p.category, len(rank)),
     )  # stable: a category's pieces keep their order
     geoms = [p.geom for p in pieces]
-    pairs = _candidate_pairs(geoms)
+    pairs, overlapping = _candidate_pairs(geoms)
     # 1. overlaps counted once
     earlier: dict[int, list[int]] = {}
     for i, j in pairs:
-        same = pieces[i].category == pieces[j].category
-        if (same or exclusive) and _interiors_meet(geoms[i], geoms[j]):
+        if not (exclusive or pieces[i].category == pieces[j].category):
+            continue
+        if (i, j) in overlapping if overlapping is not None else _interiors_meet(geoms[i], geoms[j]):
             earlier.setdefault(j, []).append(i)
     for j, before in earlier.items():
         original = pieces[j].geom
