@@ -78,6 +78,7 @@ def documented(layers: dict) -> dict:
     max_examples=30,
     deadline=None,
     derandomize=True,
+    database=None,  # no example database in the work tree
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(

@@ -142,7 +142,6 @@ class PresetSpec:
     reads: Callable[[CompareOptions], tuple[str, ...]] | None = None  # the roles read, when options decide
     partition: bool = True  # categories partition the documented union (partition.py); else as computed
     exclusive: bool = True  # categories exclude each other (False: e.g. one piece in several exit reasons)
-    union: str = ""  # English: the documented union the categories partition
     applicable: Callable[[Callable[[str], bool]], bool] | None = None  # given ``has(role)``
 
     @property
