@@ -268,3 +268,27 @@ def _libpq(url: str) -> str:
     u = urlparse(url)
     db = u.path.lstrip("/")
     return f"host={u.hostname} port={u.port or 5432} dbname={db} user={u.username} password={u.password}"
+
+
+def test_processing_algorithm_equals_engine_run(province, pool_run, huijiao_provider, tmp_path):
+    import processing
+
+    out = tmp_path / "alg.gpkg"
+    xlsx = tmp_path / "alg.xlsx"
+    params = {
+        "PRESET": PRESET,
+        "SOURCE": str(province.folder),
+        "WORKERS": 2,
+        "OUTPUT": str(out),
+        "XLSX": str(xlsx),
+    }
+    result = processing.run("huijiao:provincecompare", params)
+    assert result["DONE"] == len(province.codes) and result["FAILED"] == 0
+    for level in ("county", "city", "province"):
+        same(stats(out, level), stats(pool_run, level))
+    # the workbook: one row per statistics row, the province rows under 省级
+    openpyxl = pytest.importorskip("openpyxl")
+    sheet = openpyxl.load_workbook(xlsx).active
+    levels = [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)]
+    assert levels.count("省级") == len(stats(pool_run, "province"))
+    assert levels.count("县级") == len(stats(pool_run, "county"))

@@ -10,6 +10,7 @@ from huijiao_plugin.processing.algorithms.compare_hsf_coverage import CompareHsf
 from huijiao_plugin.processing.algorithms.compare_hsf_not_in_pbf import CompareHsfNotInPbfAlgorithm
 from huijiao_plugin.processing.algorithms.compare_pbf_exit_candidates import ComparePbfExitCandidatesAlgorithm
 from huijiao_plugin.processing.algorithms.compare_pbf_nongrain import ComparePbfNonGrainAlgorithm
+from huijiao_plugin.processing.algorithms.compare_province import CompareProvinceAlgorithm
 from huijiao_plugin.processing.algorithms.compare_version_diff import CompareVersionDiffAlgorithm
 from huijiao_plugin.processing.algorithms.ellipsoidal_area import EllipsoidalAreaAlgorithm
 from huijiao_plugin.processing.algorithms.exchange_build_package import BuildPackageAlgorithm
@@ -40,4 +41,5 @@ ALGORITHMS = [
     CompareContiguityAlgorithm,
     CompareVersionDiffAlgorithm,
     CompareBoundaryAlgorithm,
+    CompareProvinceAlgorithm,
 ]
