@@ -292,3 +292,35 @@ def test_processing_algorithm_equals_engine_run(province, pool_run, huijiao_prov
     levels = [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)]
     assert levels.count("省级") == len(stats(pool_run, "province"))
     assert levels.count("县级") == len(stats(pool_run, "county"))
+
+
+def test_killed_worker_retried_once(province, pool_run, tmp_path):
+    psutil = pytest.importorskip("psutil")  # installed with dask[distributed]
+    killed: list[int] = []
+
+    def kill_worker_mid_county(code: str, state: str, message: str) -> None:
+        if state == "running" and not killed:
+            # let the worker start the county (QGIS initialised, layers read), then kill it
+            def later() -> None:
+                time.sleep(2.0)
+                for child in psutil.Process().children():
+                    try:
+                        worker = "multiprocessing" in " ".join(child.cmdline())
+                    except psutil.Error:  # an exited process
+                        continue
+                    if worker and not killed:
+                        killed.append(child.pid)
+                        os.kill(child.pid, signal.SIGKILL)
+
+            import threading
+
+            threading.Thread(target=later, daemon=True).start()
+
+    out = tmp_path / "province.gpkg"
+    summary = run_province(
+        ProvinceConfig(PRESET, str(province.folder), str(out), workers=1, engine="pool"),
+        kill_worker_mid_county,
+    )
+    assert killed, "no worker process was killed"
+    assert summary.failed == {} and sorted(summary.done) == province.codes
+    same(stats(out, "province"), stats(pool_run, "province"))

@@ -156,36 +156,38 @@ def _run_pool(
 ) -> bool:
     ctx = multiprocessing.get_context("spawn")  # never fork a process that runs QGIS
     ctx.set_executable(_python())
-    attempts = {t.code: 0 for t in tasks}
+    deaths = {t.code: 0.0 for t in tasks}  # times a worker died while running the county
     todo = list(tasks)
     while todo:
         pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx)
-        running: dict[Future, CountyTask] = {}
-        for task in todo:
-            attempts[task.code] += 1
-            running[pool.submit(run_county, task)] = task
-            progress(task.code, "running" if len(running) <= workers else "queued", "")
+        running: dict[Future, CountyTask] = {pool.submit(run_county, task): task for task in todo}
         todo = []
-        broken = False
+        started: set[str] = set()
         while running:
             if canceled():
                 pool.shutdown(wait=False, cancel_futures=True)
                 return True
+            for fut, task in running.items():
+                if fut.running() and task.code not in started:
+                    started.add(task.code)
+                    progress(task.code, "running", "")
             done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
             for fut in done:
                 task = running.pop(fut)
                 try:
-                    finish(fut.result())
-                except BrokenProcessPool:
-                    broken = True
-                    if attempts[task.code] >= 2:
+                    outcome = fut.result()
+                except BrokenProcessPool:  # a worker died: the pool is gone, every unfinished county returns
+                    # a queued county counts a quarter: a pool that never starts still ends
+                    deaths[task.code] += 1 if task.code in started else 0.25
+                    if deaths[task.code] >= 2:
                         finish(CountyOutcome(task.code, False, "工作进程两次中断（可能内存不足）"))
                     else:
                         progress(task.code, "retry", "worker process died")
                         todo.append(task)
                     continue
+                finish(outcome)
         pool.shutdown(wait=True)
-        if broken:
+        if todo:
             LOG.warning("A worker process died: %s county(ies) resubmitted", len(todo))
     return False
 
