@@ -297,15 +297,18 @@ def test_processing_algorithm_equals_engine_run(province, pool_run, huijiao_prov
 def test_killed_worker_retried_once(province, pool_run, tmp_path):
     psutil = pytest.importorskip("psutil")  # installed with dask[distributed]
     killed: list[int] = []
+    retried: list[str] = []
 
     def kill_worker_mid_county(code: str, state: str, message: str) -> None:
+        if state == "retry":
+            retried.append(code)
         if state == "running" and not killed:
             # let the worker start the county (QGIS initialised, layers read), then kill it
             def later() -> None:
                 time.sleep(2.0)
                 for child in psutil.Process().children():
                     try:
-                        worker = "multiprocessing" in " ".join(child.cmdline())
+                        worker = "spawn_main" in " ".join(child.cmdline())
                     except psutil.Error:  # an exited process
                         continue
                     if worker and not killed:
@@ -322,5 +325,6 @@ def test_killed_worker_retried_once(province, pool_run, tmp_path):
         kill_worker_mid_county,
     )
     assert killed, "no worker process was killed"
+    assert retried, "the county of the killed worker was not resubmitted"
     assert summary.failed == {} and sorted(summary.done) == province.codes
     same(stats(out, "province"), stats(pool_run, "province"))
