@@ -31,7 +31,7 @@ from pathlib import Path
 
 from qgis.core import QgsFeatureRequest, QgsProcessingContext, QgsProcessingFeedback, QgsVectorLayer
 
-from huijiao_plugin.core.compare.overlay import CountyOverlay
+from huijiao_plugin.core.compare.engine import CountyOverlay
 from huijiao_plugin.core.compare.presets import SUITE_ORDER, run_preset
 from tests.datagen import COMPARE_ROLES
 
@@ -48,7 +48,7 @@ TBLX = "TBLX IN ('20','YH','DL1','DL2','DL3','TL','SJ','CK','GF','JC')"
 
 
 def sliver_rule_expression() -> str:
-    """``passes_sliver_rule`` (core/compare/overlay.py) as a QGIS expression, with the profile defaults."""
+    """``passes_sliver_rule`` (compare/engine/noise.py) as a QGIS expression, with the profile defaults."""
     from huijiao_plugin.core.compare.rules import RuleProfile
 
     profile = RuleProfile.default()

@@ -54,9 +54,9 @@ def test_roles_prefilled_from_project(qgis_iface, project_county):
     select(dock, "versiondiff")
     assert dock.role_combos["DLTB_N1"].isVisibleTo(dock) and not dock.role_combos["HSF"].isVisibleTo(dock)
     select(dock, "pbfnongrain")
-    assert "nongrain_codes" in dock.override_edits
-    assert dock.override_edits["nongrain_codes"].placeholderText() == "FLS,WG"
-    assert dock.min_area.value() == 0.5 and dock.min_width.value() == 0.1
+    editors = dock.params_widget.editors
+    assert editors["NONGRAIN_CODES"].placeholderText() == "FLS,WG"
+    assert editors["MIN_AREA"].value() == 0.5 and editors["MIN_WIDTH"].value() == 0.1
     dock.deleteLater()
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from compare_support import T1, build_county, release
 
-from huijiao_plugin.core.compare.overlay import CountyOverlay
+from huijiao_plugin.core.compare.engine import CountyOverlay
 from huijiao_plugin.core.compare.presets import CompareOptions, run_preset
 
 EXPECTED = {  # preset -> (roles, pieces, planar m²) — see test_compare_presets for the derivation

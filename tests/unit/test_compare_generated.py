@@ -24,7 +24,7 @@ from test_compare_native import (
     of,
 )
 
-from huijiao_plugin.core.compare.overlay import CountyOverlay
+from huijiao_plugin.core.compare.engine import CountyOverlay
 from huijiao_plugin.core.compare.presets import run_preset
 from tests.datagen import COMPARE_ROLES
 

@@ -12,7 +12,7 @@ import pytest
 from compare_support import random_county, release
 
 from huijiao_plugin.core.compare import vectorized
-from huijiao_plugin.core.compare.overlay import CountyOverlay, kept_parts, single_parts
+from huijiao_plugin.core.compare.engine import CountyOverlay, kept_parts, single_parts
 from huijiao_plugin.core.compare.presets import CompareOptions, run_preset
 from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator
 from tests.conftest import GEOS_PATHS, use_geos_path

@@ -7,7 +7,7 @@ import pytest
 from compare_support import T1, T2, X0, Y0, build_county, noisy, rect, release, write_layer
 
 from huijiao_plugin.compat import FieldType
-from huijiao_plugin.core.compare.overlay import CompareError, CountyOverlay, passes_sliver_rule
+from huijiao_plugin.core.compare.engine import CompareError, CountyOverlay, passes_sliver_rule
 from huijiao_plugin.core.compare.presets import CompareOptions, run_preset, run_suite, size_class
 from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator
 
@@ -260,7 +260,7 @@ def test_sliver_rule():
 def test_polygonal_keeps_only_polygon_parts():
     from qgis.core import QgsGeometry
 
-    from huijiao_plugin.core.compare.overlay import polygonal
+    from huijiao_plugin.core.compare.engine import polygonal
 
     mixed = QgsGeometry.fromWkt("GEOMETRYCOLLECTION(POLYGON((0 0,1 0,1 1,0 0)),LINESTRING(0 0,5 5))")
     assert polygonal(mixed).asWkt() == "MultiPolygon (((0 0, 1 0, 1 1, 0 0)))"
@@ -272,7 +272,7 @@ def test_rows_and_lazy_geometry_checks():
     import numpy
     from qgis.core import QgsGeometry
 
-    from huijiao_plugin.core.compare.overlay import CheckedGeometries, Columns
+    from huijiao_plugin.core.compare.engine.reading import CheckedGeometries, Columns
 
     # columns as the Arrow reader gives them (byte strings) or as lists (the generic reader)
     cols = Columns(3, {"DLBM": numpy.array([b"0103", b"0201", b" 0103"]), "ZZSXDM": ["FLS", "LS", None]})
@@ -304,7 +304,7 @@ def test_rows_and_lazy_geometry_checks():
 def test_gpkg_rtree_gives_the_same_candidates_as_a_spatial_index(county, tmp_path):
     from qgis.core import QgsRectangle, QgsSpatialIndex
 
-    from huijiao_plugin.core.compare.overlay import GpkgRtree
+    from huijiao_plugin.core.compare.engine.reading import GpkgRtree
 
     dltb = county["DLTB"]
     path = dltb.source().split("|")[0]

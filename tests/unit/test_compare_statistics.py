@@ -7,7 +7,7 @@ import json
 import pytest
 from compare_support import T1, T2, build_county, release
 
-from huijiao_plugin.core.compare.overlay import CountyOverlay
+from huijiao_plugin.core.compare.engine import CountyOverlay
 from huijiao_plugin.core.compare.presets import run_preset
 from huijiao_plugin.core.compare.rules import RuleProfile, RuleProfileError, parse_code_list
 from huijiao_plugin.core.compare.statistics import region_statistics, result_layer, stats_layer

@@ -89,12 +89,11 @@ def test_qm_not_loaded_for_other_locales(qm_dir, locale_name):
 
 def test_data_driven_labels_are_translated(qm_dir):
     """Labels kept in tables and passed to tr() as variables (preset titles and help, roles, categories,
-    rule overrides, table headers) are marked with QT_TRANSLATE_NOOP so pylupdate5 extracts them."""
+    preset parameters, table headers) are marked with QT_TRANSLATE_NOOP so pylupdate5 extracts them."""
     from qgis.PyQt.QtCore import QCoreApplication
 
     from huijiao_plugin.core.compare.presets import CATEGORY_LABELS, PRESETS
     from huijiao_plugin.gui.docks.dock_compare import STAT_HEADERS
-    from huijiao_plugin.processing.algorithms import ALGORITHMS
     from huijiao_plugin.processing.algorithms.compare_common import ROLE_LABELS
     from huijiao_plugin.toolbelt.i18n import tr
 
@@ -102,7 +101,10 @@ def test_data_driven_labels_are_translated(qm_dir):
     assert translator.load(QLocale("zh_CN"), "huijiao", "_", str(qm_dir))
     labels = [spec.title for spec in PRESETS.values()] + [spec.help for spec in PRESETS.values()]
     labels += list(CATEGORY_LABELS.values()) + list(ROLE_LABELS.values()) + list(STAT_HEADERS)
-    labels += [label for cls in ALGORITHMS for _name, _key, label in getattr(cls, "OVERRIDES", [])]
+    labels += [p.label for spec in PRESETS.values() for p in spec.all_params]
+    labels += [p.help for spec in PRESETS.values() for p in spec.all_params if p.help]
+    labels += [label for spec in PRESETS.values() for p in spec.all_params for _v, label in p.choices]
+    labels += [r.filter for spec in PRESETS.values() for r in spec.roles if r.filter]
     QCoreApplication.installTranslator(translator)
     try:
         untranslated = [text for text in labels if tr(text) == text]

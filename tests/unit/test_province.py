@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from qgis.core import QgsFeature, QgsGeometry, QgsRectangle, QgsVectorLayer
 
-from huijiao_plugin.core.compare.overlay import CountyOverlay
+from huijiao_plugin.core.compare.engine import CountyOverlay
 from huijiao_plugin.core.compare.presets import run_preset
 from huijiao_plugin.core.province.engine import ProvinceConfig, dask_available, run_province
 from tests.datagen.province import ROLE_LAYERS, generate_province, write_layer

@@ -1,714 +1,223 @@
-"""The 耕地比对 policy presets, answered from one :class:`CountyOverlay` (domain.md §10 defaults,
-configurable).
+"""The 耕地比对 policy presets, declared once (:class:`PresetSpec`, see ``spec.py``), and running them on one
+:class:`CountyOverlay` (domain.md §10 defaults, configurable).
 
-Each preset returns a :class:`PresetResult`: pieces (geometry, category, attributes, region codes, 三调
-ellipsoidal
-area) plus the rule parameters and the inputs (names / versions) used. Pieces under ``min_area`` m² or with
-mean
-width (area / perimeter) under ``min_width`` m are digitising noise (domain.md §6) and are never reported.
+Each run returns a :class:`PresetResult`: pieces (geometry, category, attributes, region codes, 三调
+ellipsoidal area) plus the rule parameters and the inputs (names / versions) used. The Processing algorithms
+and the dock's parameter widgets are generated from ``PRESETS``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
-import numpy
-from qgis.core import QgsGeometry
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
-from huijiao_plugin.compat import FieldType
-from huijiao_plugin.core.compare.overlay import (
-    Columns,
-    CompareError,
-    CountyOverlay,
-    Selection,
-    _prepared,
-    difference_by_union,
-    kept_parts,
-    polygonal,
-    release_freed_memory,
-    union_parts,
+from huijiao_plugin.core.compare.engine import CompareError, CountyOverlay, release_freed_memory
+from huijiao_plugin.core.compare.questions import (
+    _thresholds,
+    boundary_compare,
+    contiguity,
+    farmland_nonagri,
+    hsf_coverage,
+    hsf_not_in_pbf,
+    pbf_exit_candidates,
+    pbf_nongrain,
+    size_class,
+    version_diff,
 )
 from huijiao_plugin.core.compare.rules import _text
+from huijiao_plugin.core.compare.spec import (
+    CHOICE,
+    CODE_LENGTH,
+    CODES,
+    LEVELS,
+    NUMBER,
+    CategorySpec,
+    CompareOptions,
+    ParamSpec,
+    Piece,
+    PresetResult,
+    PresetSpec,
+    RoleSpec,
+)
 from huijiao_plugin.core.units import M2_PER_MU, rounded_area
 from huijiao_plugin.toolbelt.i18n import tr
 
 LOG = logging.getLogger(__name__)
 
-# Sliver defaults (rules_default.json): min_area_m2 0.5 m² and min_width_m 0.1 m (domain.md §6, area /
-# perimeter),
-# noise_width_m 1.0 m (pieces thinner than this everywhere are digitising noise between two departments).
-LEVELS = ("county", "township", "village")
-CODE_LENGTH = {"county": 6, "township": 9, "village": 12}
+__all__ = [
+    "CODE_LENGTH",
+    "LEVELS",
+    "PRESETS",
+    "SUITE_ORDER",
+    "CompareOptions",
+    "Piece",
+    "PresetResult",
+    "PresetSpec",
+    "run_preset",
+    "run_suite",
+    "size_class",
+]
 
-# category code -> English label (translated at run time)
-CATEGORY_LABELS = {
-    "candidate": QT_TRANSLATE_NOOP("@default", "Candidate to bring into PBF"),
-    "redline": QT_TRANSLATE_NOOP("@default", "Ecological protection red line"),
-    "fragile": QT_TRANSLATE_NOOP("@default", "Ecologically fragile"),
-    "drought": QT_TRANSLATE_NOOP("@default", "Severe drought area"),
-    "soil_strict": QT_TRANSLATE_NOOP("@default", "Strictly controlled soil"),
-    "enclave": QT_TRANSLATE_NOOP("@default", "Enclave"),
-    "fragment": QT_TRANSLATE_NOOP("@default", "Fragmented plot"),
-    "nongrain": QT_TRANSLATE_NOOP("@default", "Non-grain crops"),
-    "occupied": QT_TRANSLATE_NOOP("@default", "No longer farmland"),
-    "to_construction": QT_TRANSLATE_NOOP("@default", "Farmland turned into construction land"),
-    "monitoring": QT_TRANSLATE_NOOP("@default", "Under construction-type monitoring patch"),
-    "covered": QT_TRANSLATE_NOOP("@default", "PBF covered by HSF"),
-    "not_covered": QT_TRANSLATE_NOOP("@default", "PBF not covered by HSF"),
-    "hsf_nonfarmland": QT_TRANSLATE_NOOP("@default", "HSF on non-farmland"),
-    "block": QT_TRANSLATE_NOOP("@default", "Contiguous block"),
-    "added": QT_TRANSLATE_NOOP("@default", "Added"),
-    "removed": QT_TRANSLATE_NOOP("@default", "Removed"),
-    "modified": QT_TRANSLATE_NOOP("@default", "Modified"),
-    "only_a": QT_TRANSLATE_NOOP("@default", "Only in A"),
-    "only_b": QT_TRANSLATE_NOOP("@default", "Only in B"),
-    "both": QT_TRANSLATE_NOOP("@default", "In both"),
-}
-
-
-@dataclass
-class CompareOptions:
-    """Run options; ``None`` takes the rule profile's value."""
-
-    min_area: float | None = None
-    min_width: float | None = None
-    noise_width: float | None = None
-    base: str | None = None  # "pbf" or "farmland"; default: farmland for farmlandnonagri, pbf for contiguity
-    tolerance: float | None = None  # contiguity tolerance (m)
-
-
-@dataclass
-class Piece:
-    geom: QgsGeometry
-    category: str
-    attrs: dict[str, Any] = field(default_factory=dict)
-    zldwdm: str = ""
-    area_m2: float = 0.0
-    codes: tuple[str, str, str] = ("", "", "")
-
-
-@dataclass
-class PresetResult:
-    rule_id: str
-    title: str
-    pieces: list[Piece]
-    extra_fields: list[tuple[str, Any]]
-    rule_params: dict[str, Any]
-    inputs: dict[str, Any]
-    repaired: dict[str, list[int]] = field(default_factory=dict)
-    region_names: dict[str, str] = field(default_factory=dict)
-
-    def total_area_m2(self, category: str | None = None) -> float:
-        return sum(p.area_m2 for p in self.pieces if category is None or p.category == category)
-
-    def count(self, category: str | None = None) -> int:
-        return sum(1 for p in self.pieces if category is None or p.category == category)
-
-    def summary(self) -> str:
-        """One line: "<title> 1,234 块，5,678.9 亩"."""
-        mu = self.total_area_m2() / M2_PER_MU
-        return tr("{title}: {count} pieces, {mu} mu").format(
-            title=self.title, count=f"{len(self.pieces):,}", mu=f"{mu:,.1f}"
-        )
-
-
-S = FieldType.String
-D = FieldType.Double
-INT = FieldType.Int
-
-
-@dataclass
-class PresetSpec:
-    id: str
-    title: str  # English, translated at call time
-    required: tuple[str, ...]
-    optional: tuple[str, ...]
-    param_keys: list[str]
-    func: Callable[[CountyOverlay, CompareOptions, dict[str, Any]], tuple[list[Piece], list[tuple[str, Any]]]]
-    help: str = ""
-
-
-# --- helpers ------------------------------------------------------------------------------------------------
-
-
-def _thresholds(ov: CountyOverlay, opt: CompareOptions) -> tuple[float, float, float]:
-    """(min_area m², min_width m, noise_width m): options first, else the rule profile."""
-    min_area = opt.min_area if opt.min_area is not None else float(ov.profile.get("min_area_m2"))
-    min_width = opt.min_width if opt.min_width is not None else float(ov.profile.get("min_width_m"))
-    noise = opt.noise_width if opt.noise_width is not None else float(ov.profile.get("noise_width_m"))
-    return min_area, min_width, noise
-
-
-def _attr(ov: CountyOverlay, role: str, i: int, key: str) -> str:
-    return _text(ov.features(role).attrs[i].get(key))
-
-
-def _zl(ov: CountyOverlay, role: str, i: int) -> str:
-    fs = ov.features(role)
-    return _text(fs.attrs[i].get("ZLDWDM")) or _text(fs.attrs[i].get("XZQDM"))
-
-
-def _id(ov: CountyOverlay, role: str, i: int) -> str:
-    fs = ov.features(role)
-    return _text(fs.attrs[i].get("BSM")) or str(fs.fids[i])
-
-
-def _pieces_from(
-    geom: QgsGeometry | None, category: str, attrs: dict[str, Any], zl: str, thr: tuple[float, float, float]
-) -> list[Piece]:
-    return [Piece(part, category, dict(attrs), zl) for part in kept_parts(geom, *thr)]
-
-
-def _row_from(
-    geoms: Sequence[QgsGeometry],
-    category: str,
-    attrs: dict[str, Any],
-    zl: str,
-    thr: tuple[float, float, float],
-) -> list[Piece]:
-    """One multipart row (per patch and reason) from the kept parts of the union of ``geoms``."""
-    parts = kept_parts(union_parts(list(geoms)), *thr)
-    if not parts:
-        return []
-    geom = parts[0] if len(parts) == 1 else QgsGeometry.collectGeometry(parts)
-    return [Piece(geom, category, dict(attrs), zl)]
-
-
-# --- presets ------------------------------------------------------------------------------------------------
-
-
-def hsf_not_in_pbf(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
-    """(HSF ∩ DLTB farmland) − PBF: 已建高标准农田未划入永农 — candidates to bring into PBF."""
-    ov.require("DLTB", "HSF", "PBF")
-    thr = _thresholds(ov, opt)
-    prof = ov.profile
-    dltb = ov.features("DLTB")
-    farm = dltb.attrs.mask(prof.is_farmland, "DLBM")
-    # farmland patches inside one PBF patch up to the noise give only noise: no overlay for them
-    covered = ov.covered("DLTB", "PBF", thr[2]) if thr[2] > 0 else None
-    pairs = ov.pairs("HSF", "DLTB", b_pred=Selection(farm), key="farmland-pbf", noise=thr[2], b_noise=covered)
-    diffs = difference_by_union([p[2] for p in pairs], ov.features("PBF"), ov.runner, noise=thr[2])
-    pieces: list[Piece] = []
-    for k, geom in diffs:
-        i, j, _ = pairs[k]
-        attrs = {
-            "XMBH": _attr(ov, "HSF", i, "XMBH"),
-            "XMMC": _attr(ov, "HSF", i, "XMMC"),
-            "DLTB_BSM": _id(ov, "DLTB", j),
-            "DLBM": _attr(ov, "DLTB", j, "DLBM"),
-        }
-        pieces += _pieces_from(geom, "candidate", attrs, _zl(ov, "DLTB", j), thr)
-    fields = [("XMBH", S), ("XMMC", S), ("DLTB_BSM", S), ("DLBM", S)]
-    return pieces, fields
-
-
-def pbf_exit_candidates(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
-    """PBF inside each exit reason, one row per PBF patch and reason."""
-    ov.require("PBF")
-    thr = _thresholds(ov, opt)
-    prof = ov.profile
-    pbf = ov.features("PBF")
-    rows: dict[tuple[int, str], list[QgsGeometry]] = {}
-
-    def add(i: int, reason: str, geom: QgsGeometry | None) -> None:
-        if geom is not None:
-            rows.setdefault((i, reason), []).append(geom)
-
-    if ov.has("STBHHX"):
-        for i, geom in ov.by_union("PBF", "STBHHX", "intersection"):
-            add(i, "redline", geom)
-    if ov.has("YZGHQ"):
-        for i, geom in ov.by_union("PBF", "YZGHQ", "intersection"):
-            add(i, "drought", geom)
-    if ov.has("TRHJZL"):
-        soil = ov.features("TRHJZL")
-        strict = soil.attrs.mask(prof.is_strict_soil, "SOIL_CLASS")
-        for i, geom in ov.by_union("PBF", "TRHJZL", "intersection", b_pred=lambda j: strict[j], key="strict"):
-            add(i, "soil_strict", geom)
-    if ov.has("DLTB"):
-        dltb = ov.features("DLTB")
-        fragile = dltb.attrs.mask(prof.is_fragile, "TBXHDM", "GDPDJB", "GDLX")
-        enclave = dltb.attrs.mask(prof.is_enclave_flag, "FRDBS")
-        either = Selection(numpy.logical_or(fragile, enclave))
-        exits = ov.pairs("PBF", "DLTB", b_pred=either, key="fragile-enclave")
-        for i, j, geom in exits:
-            if fragile[j]:
-                add(i, "fragile", geom)
-            if enclave[j]:
-                add(i, "enclave", geom)
-    if ov.has("XZQ") and prof.get("enclave_outside_township"):
-        for i, geom in _outside_own_township(ov):
-            add(i, "enclave", geom)
-    # 细碎地: contiguous PBF blocks smaller than fragment_max_mu
-    tolerance = opt.tolerance if opt.tolerance is not None else float(prof.get("contiguity_tolerance_m"))
-    limit = float(prof.get("fragment_max_mu")) * M2_PER_MU
-    member_area = ov.areas(pbf.geoms) if limit > 0 else []
-    fragment_block: dict[int, tuple[int, float]] = {}
-    if limit > 0:
-        for b, group in enumerate(ov.groups("PBF", tolerance)):
-            area = sum(member_area[i] for i in group)
-            if area < limit:
-                for i in group:
-                    add(i, "fragment", pbf.geoms[i])
-                    fragment_block[i] = (b, area)
-    pieces: list[Piece] = []
-    for (i, reason), geoms in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1])):
-        attrs = {"PBF_ID": _id(ov, "PBF", i), "reason": reason}
-        if reason == "fragment":
-            attrs["block_id"] = fragment_block[i][0]
-            attrs["block_m2"] = fragment_block[i][1]
-        pieces += _row_from(geoms, reason, attrs, _zl(ov, "PBF", i), thr)
-    fields = [("PBF_ID", S), ("reason", S), ("block_id", INT), ("block_m2", D)]
-    return pieces, fields
-
-
-def _outside_own_township(ov: CountyOverlay) -> list[tuple[int, QgsGeometry | None]]:
-    """PBF parts outside the township (XZQ, by the first 9 digits of ZLDWDM/XZQDM) the patch belongs to."""
-    pbf = ov.features("PBF")
-    xzq = ov.features("XZQ")
-    by_code: dict[str, list[QgsGeometry]] = {}
-    for k, attrs in enumerate(xzq.attrs):
-        code = _text(attrs.get("XZQDM"))[:9]
-        if code:
-            by_code.setdefault(code, []).append(xzq.geoms[k])
-    unions = {code: g for code, g in ((c, union_parts(gs)) for c, gs in by_code.items()) if g is not None}
-    unknown = 0
-    items = []
-    for i in range(len(pbf)):
-        code = _zl(ov, "PBF", i)[:9]
-        if code not in unions:
-            unknown += 1
-            continue
-        items.append((i, code))
-    if unknown:
-        LOG.info("%d PBF patches without a known township code: 插花 (outside township) not checked", unknown)
-
-    def work(chunk: Sequence[int]) -> list[tuple[int, QgsGeometry | None]]:
-        out = []
-        engines: dict[str, Any] = {}  # prepared geometries are not thread-safe: one set per chunk
-        for k in chunk:
-            i, code = items[k]
-            geom = pbf.geoms[i]
-            if code not in engines:
-                engines[code] = _prepared(unions[code])
-            if engines[code].contains(geom.constGet()):
-                continue
-            out.append((i, polygonal(geom.difference(unions[code]))))
-        return out
-
-    # large chunks: every chunk prepares the (large) township polygons it meets once
-    return ov.runner.map(work, list(range(len(items))), 2048)
-
-
-def pbf_nongrain(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
-    """PBF ∩ DLTB farmland with a non-grain planting attribute, or PBF ∩ DLTB that is no longer farmland."""
-    ov.require("PBF", "DLTB")
-    thr = _thresholds(ov, opt)
-    prof = ov.profile
-    dltb = ov.features("DLTB")
-    nongrain = prof.nongrain_codes()
-
-    def category_of(dlbm: Any, zzsxdm: Any) -> str:
-        if prof.is_farmland(dlbm):
-            return "nongrain" if _text(zzsxdm) in nongrain else ""
-        return "occupied" if prof.is_occupied(dlbm) else ""
-
-    category = dltb.attrs.classify(category_of, "DLBM", "ZZSXDM")
-    pieces: list[Piece] = []
-    # a PBF patch inside one DLTB patch up to the noise meets the others only in noise (DLTB patches do not
-    # overlap: 三调 topology), as versiondiff / farmlandnonagri assume for identical patches
-    pbf_all = range(len(ov.features("PBF")))
-    cover = ov.cover("PBF", "DLTB", thr[2], pbf_all) if thr[2] > 0 else None
-    flagged = Selection([bool(c) for c in category])
-    for i, j, geom in ov.pairs("PBF", "DLTB", b_pred=flagged, key="nongrain", noise=thr[2], a_cover=cover):
-        if not category[j]:
-            continue
-        attrs = {
-            "PBF_ID": _id(ov, "PBF", i),
-            "DLTB_BSM": _id(ov, "DLTB", j),
-            "DLBM": _attr(ov, "DLTB", j, "DLBM"),
-            "ZZSXDM": _attr(ov, "DLTB", j, "ZZSXDM"),
-        }
-        pieces += _pieces_from(geom, category[j], attrs, _zl(ov, "DLTB", j), thr)
-    fields = [("PBF_ID", S), ("DLTB_BSM", S), ("DLBM", S), ("ZZSXDM", S)]
-    return pieces, fields
-
-
-def _base(ov: CountyOverlay, opt: CompareOptions, default: str) -> tuple[str, Callable[[int], bool] | None]:
-    if (opt.base or default) == "farmland":
-        ov.require("DLTB")
-        dltb = ov.features("DLTB")
-        return "DLTB", Selection(dltb.attrs.mask(ov.profile.is_farmland, "DLBM"))
-    ov.require("PBF")
-    return "PBF", None
-
-
-def farmland_nonagri(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
-    """Farmland (or PBF) of year N that is construction in year N+1 or under construction-type monitoring
-    patches."""
-    if not ov.has("DLTB_N1") and not ov.has("JCTB"):
-        raise CompareError("非农化比对需要 N+1 年地类图斑（DLTB_N1）或监测图斑（JCTB）之一")
-    thr = _thresholds(ov, opt)
-    prof = ov.profile
-    role, a_pred = _base(ov, opt, "farmland")
-    base_pred = a_pred  # a_pred is narrowed below for the year-N+1 overlay
-    base = opt.base or "farmland"
-    pieces: list[Piece] = []
-    if ov.has("DLTB_N1"):
-        new = ov.features("DLTB_N1")
-        constr = numpy.asarray(new.attrs.mask(prof.is_construction, "DLBM"), dtype=bool)
-        found: list[tuple[int, int, QgsGeometry]] = []
-        b_pred: Callable[[int], bool] = Selection(constr)
-        if role == "DLTB":
-            # DLTB is a partition: a patch kept unchanged in N+1 (same geometry) overlaps only its own year-N
-            # patch, so those pairs need no overlay and all other pairs involve changed patches only
-            same = ov.identical("DLTB", "DLTB_N1")
-            old_ids = numpy.fromiter(same.keys(), dtype=numpy.int64, count=len(same))
-            new_ids = numpy.fromiter(same.values(), dtype=numpy.int64, count=len(same))
-            base_mask = (
-                a_pred.mask if isinstance(a_pred, Selection) else numpy.ones(len(ov.features(role)), bool)
-            )
-            kept = base_mask[old_ids] & constr[new_ids]
-            found = [(i, j, new.geoms[j]) for i, j in zip(old_ids[kept].tolist(), new_ids[kept].tolist())]
-            changed_old = base_mask.copy()
-            changed_old[old_ids] = False
-            changed_new = constr.copy()
-            changed_new[new_ids] = False
-            a_pred, b_pred = Selection(changed_old), Selection(changed_new)
-        found += ov.pairs(role, "DLTB_N1", a_pred, b_pred, key=f"{base}-construction", noise=thr[2])
-        for i, j, geom in found:
-            attrs = {
-                "BASE_ID": _id(ov, role, i),
-                "OLD_DLBM": _attr(ov, role, i, "DLBM"),
-                "NEW_ID": _id(ov, "DLTB_N1", j),
-                "NEW_DLBM": _attr(ov, "DLTB_N1", j, "DLBM"),
-            }
-            pieces += _pieces_from(geom, "to_construction", attrs, _zl(ov, role, i), thr)
-    if ov.has("JCTB"):
-        jctb = ov.features("JCTB")
-        constr_j = jctb.attrs.mask(prof.is_monitoring_construction, "TBLX")
-        for i, j, geom in ov.pairs(
-            role, "JCTB", base_pred, Selection(constr_j), key=f"{base}-jctb", noise=thr[2]
-        ):
-            attrs = {
-                "BASE_ID": _id(ov, role, i),
-                "OLD_DLBM": _attr(ov, role, i, "DLBM"),
-                "JCBH": _attr(ov, "JCTB", j, "JCBH"),
-                "TBLX": _attr(ov, "JCTB", j, "TBLX"),
-            }
-            pieces += _pieces_from(geom, "monitoring", attrs, _zl(ov, role, i), thr)
-    fields = [("BASE_ID", S), ("OLD_DLBM", S), ("NEW_ID", S), ("NEW_DLBM", S), ("JCBH", S), ("TBLX", S)]
-    return pieces, fields
-
-
-def hsf_coverage(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
-    """PBF covered / not covered by HSF, and HSF on non-farmland; coverage % per region in the statistics."""
-    ov.require("PBF", "HSF")
-    thr = _thresholds(ov, opt)
-    prof = ov.profile
-    pieces: list[Piece] = []
-    for mode, category in (("intersection", "covered"), ("difference", "not_covered")):
-        for i, geom in ov.by_union("PBF", "HSF", mode, noise=thr[2] if mode == "difference" else 0.0):
-            pieces += _pieces_from(geom, category, {"PBF_ID": _id(ov, "PBF", i)}, _zl(ov, "PBF", i), thr)
-    if ov.has("DLTB"):
-        dltb = ov.features("DLTB")
-        nonfarm = dltb.attrs.mask(lambda code: not prof.is_farmland(code), "DLBM")
-        for i, j, geom in ov.pairs("HSF", "DLTB", b_pred=Selection(nonfarm), key="nonfarm", noise=thr[2]):
-            if not nonfarm[j]:
-                continue
-            attrs = {
-                "XMBH": _attr(ov, "HSF", i, "XMBH"),
-                "DLTB_BSM": _id(ov, "DLTB", j),
-                "DLBM": _attr(ov, "DLTB", j, "DLBM"),
-            }
-            pieces += _pieces_from(geom, "hsf_nonfarmland", attrs, _zl(ov, "DLTB", j), thr)
-    fields = [("PBF_ID", S), ("XMBH", S), ("DLTB_BSM", S), ("DLBM", S)]
-    return pieces, fields
-
-
-def size_class(mu: float, bounds: Sequence[float]) -> str:
-    """ "<10", "10-50", …, "≥1000" (亩)."""
-    lower = 0.0
-    for bound in bounds:
-        if mu < bound:
-            return f"<{bound:g}" if lower == 0 else f"{lower:g}-{bound:g}"
-        lower = bound
-    return f">={lower:g}"
-
-
-def contiguity(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
-    """集中连片: blocks of PBF (or farmland) patches within ``tolerance`` of each other, with size classes."""
-    role, pred = _base(ov, opt, "pbf")
-    prof = ov.profile
-    tolerance = opt.tolerance if opt.tolerance is not None else float(prof.get("contiguity_tolerance_m"))
-    params["contiguity_tolerance_m"] = tolerance
-    fs = ov.features(role)
-    groups = ov.groups(role, tolerance, pred, key=role)
-    bounds = [float(b) for b in prof.get("contiguity_size_classes_mu")]
-
-    def blocks(chunk: Sequence[int]) -> list[tuple[int, QgsGeometry, int]]:
-        out = []
-        for b in chunk:
-            members = [fs.geoms[i] for i in groups[b]]
-            geom = union_parts(members)
-            if geom is not None:
-                largest = max(range(len(members)), key=lambda k: members[k].area())
-                out.append((b, geom, groups[b][largest]))
-        return out
-
-    pieces: list[Piece] = []
-    # the unions run on the worker threads (GEOS releases the GIL)
-    for b, geom, largest in ov.runner.map(blocks, list(range(len(groups)))):
-        attrs = {"block_id": b, "members": len(groups[b])}
-        pieces.append(Piece(geom, "block", attrs, _zl(ov, role, largest)))
-    fields = [("block_id", INT), ("members", INT), ("size_class", S)]
-    params["size_bounds"] = bounds
-    return pieces, fields
-
-
-def version_diff(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
-    """DLTB year N vs N+1, matched spatially (not by BSM): added, removed, modified (attributes and/or
-    geometry)."""
-    ov.require("DLTB", "DLTB_N1")
-    min_area, min_width, noise = _thresholds(ov, opt)
-    prof = ov.profile
-    old, new = ov.features("DLTB"), ov.features("DLTB_N1")
-    ratio = float(prof.get("versiondiff_match_ratio"))
-    # identical geometry (same WKB) pairs first: 97–99 % of a 变更调查; only the rest is matched by overlay
-    # (areas and geometries are touched for the changed patches only)
-    same = ov.identical("DLTB", "DLTB_N1")
-    same_new = set(same.values())
-    best_old: dict[int, tuple[float, int]] = {}
-    best_new: dict[int, tuple[float, int]] = {}
-    overlap: dict[tuple[int, int], float] = {}
-    pairs = ov.pairs(
-        "DLTB", "DLTB_N1", lambda i: i not in same, lambda j: j not in same_new, key="changed-geometry"
-    )
-    for i, j, geom in pairs:
-        a = geom.area()
-        overlap[(i, j)] = a
-        if a > best_old.get(i, (-1.0, -1))[0]:
-            best_old[i] = (a, j)
-        if a > best_new.get(j, (-1.0, -1))[0]:
-            best_new[j] = (a, i)
-    matched: dict[int, int] = dict(same)
-    for i, (a, j) in best_old.items():
-        if best_new.get(j, (0, -1))[1] == i and a >= ratio * max(old.geoms[i].area(), new.geoms[j].area()):
-            matched[i] = j
-    keys = [k for k in prof.get("versiondiff_fields") if k in old.attrs or k in new.attrs]
-    pieces: list[Piece] = []
-
-    def values(prefix: str, fs: Any, i: int | None) -> dict[str, Any]:
-        return {f"{prefix}{k}": (_text(fs.attrs.get(i, k)) if i is not None else "") for k in keys}
-
-    changed_fields = _changed_fields(old.attrs, new.attrs, matched, keys)
-    for i, j in sorted(matched.items()):
-        changed = changed_fields.get(i, [])
-        geom_changed = False
-        if i not in same:
-            sym = old.geoms[i].area() + new.geoms[j].area() - 2 * overlap[(i, j)]
-            if sym >= min_area:
-                diff = old.geoms[i].symDifference(new.geoms[j])
-                geom_changed = bool(kept_parts(polygonal(diff), min_area, min_width, noise))
-        if geom_changed:
-            changed = [*changed, "GEOMETRY"]
-        if not changed:
-            continue
-        attrs = {"change": "modified", "changed_fields": ",".join(changed), "OLD_ID": _id(ov, "DLTB", i)}
-        attrs["NEW_ID"] = _id(ov, "DLTB_N1", j)
-        attrs.update(values("OLD_", old, i))
-        attrs.update(values("NEW_", new, j))
-        pieces.append(Piece(new.geoms[j], "modified", attrs, _zl(ov, "DLTB_N1", j)))
-    matched_new = set(matched.values())
-    for i in range(len(old)):
-        if i not in matched:
-            attrs = {"change": "removed", "changed_fields": "", "OLD_ID": _id(ov, "DLTB", i), "NEW_ID": ""}
-            attrs.update(values("OLD_", old, i))
-            attrs.update(values("NEW_", new, None))
-            pieces.append(Piece(old.geoms[i], "removed", attrs, _zl(ov, "DLTB", i)))
-    for j in range(len(new)):
-        if j not in matched_new:
-            attrs = {"change": "added", "changed_fields": "", "OLD_ID": "", "NEW_ID": _id(ov, "DLTB_N1", j)}
-            attrs.update(values("OLD_", old, None))
-            attrs.update(values("NEW_", new, j))
-            pieces.append(Piece(new.geoms[j], "added", attrs, _zl(ov, "DLTB_N1", j)))
-    fields = [("change", S), ("changed_fields", S), ("OLD_ID", S), ("NEW_ID", S)]
-    fields += [(f"OLD_{k}", S) for k in keys] + [(f"NEW_{k}", S) for k in keys]
-    return pieces, fields
-
-
-def _changed_fields(
-    old: Columns, new: Columns, matched: dict[int, int], keys: list[str]
-) -> dict[int, list[str]]:
-    """For matched patches (old index → new index): the attributes (of ``keys``, in order) whose text
-    differs. Compared column by column in numpy; only the differing values go through ``_text`` (which
-    ignores surrounding blanks and NULL spellings)."""
-    if not matched:
-        return {}
-    ii = numpy.fromiter(matched.keys(), dtype=numpy.int64, count=len(matched))
-    jj = numpy.fromiter(matched.values(), dtype=numpy.int64, count=len(matched))
-    out: dict[int, list[str]] = {}
-    for key in keys:
-        maybe = numpy.nonzero(old.array(key)[ii] != new.array(key)[jj])[0]
-        for n in maybe.tolist():
-            i, j = int(ii[n]), int(jj[n])
-            if _text(old.get(i, key)) != _text(new.get(j, key)):
-                out.setdefault(i, []).append(key)
-    return out
-
-
-def boundary_compare(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any]) -> Any:
-    """Two polygon layers without shared ids: only-in-A, only-in-B, both, and 套合率 per feature."""
-    ov.require("A", "B")
-    thr = _thresholds(ov, opt)
-    a, b = ov.features("A"), ov.features("B")
-    only_a = [(i, kept_parts(g, *thr)) for i, g in ov.by_union("A", "B", "difference", noise=thr[2])]
-    only_b = [(j, kept_parts(g, *thr)) for j, g in ov.by_union("B", "A", "difference", noise=thr[2])]
-    ratio_a = _overlap_ratios(a.geoms, only_a)
-    ratio_b = _overlap_ratios(b.geoms, only_b)
-    pieces: list[Piece] = []
-    for i, parts in only_a:
-        attrs = {"A_ID": _id(ov, "A", i), "B_ID": "", "A_RATIO": ratio_a[i], "B_RATIO": None}
-        pieces += [Piece(part, "only_a", dict(attrs), _zl(ov, "A", i)) for part in parts]
-    for j, parts in only_b:
-        attrs = {"A_ID": "", "B_ID": _id(ov, "B", j), "A_RATIO": None, "B_RATIO": ratio_b[j]}
-        pieces += [Piece(part, "only_b", dict(attrs), _zl(ov, "B", j)) for part in parts]
-    for i, j, geom in ov.pairs("A", "B", noise=thr[2]):
-        attrs = {
-            "A_ID": _id(ov, "A", i),
-            "B_ID": _id(ov, "B", j),
-            "A_RATIO": ratio_a[i],
-            "B_RATIO": ratio_b[j],
-        }
-        pieces += _pieces_from(geom, "both", attrs, _zl(ov, "A", i), thr)
-    fields = [("A_ID", S), ("B_ID", S), ("A_RATIO", D), ("B_RATIO", D)]
-    return pieces, fields
-
-
-def _overlap_ratios(
-    geoms: Sequence[QgsGeometry], outside: Sequence[tuple[int, list[QgsGeometry]]]
-) -> list[float]:
-    """套合率 = 1 − (area of the reported only-in-this-layer pieces) / own area (planar, 4 decimals):
-    differences below the sliver / noise thresholds count as overlapping."""
-    out = [1.0] * len(geoms)
-    for i, parts in outside:
-        total = geoms[i].area()
-        rest = sum(p.area() for p in parts)
-        out[i] = round(max(0.0, 1.0 - rest / total), 4) if total > 0 else 0.0
-    return out
-
-
-COMMON_KEYS = ["min_area_m2", "min_width_m"]
 
 # fmt: off
 # (one-line QT_TRANSLATE_NOOP calls: pylupdate5 does not extract them when split with a trailing comma)
+REGION_ROLES = (RoleSpec("XZQ", True), RoleSpec("CJDCQ", True))
+FARMLAND_CODES = ParamSpec("FARMLAND_CODES", QT_TRANSLATE_NOOP("@default", "Farmland DLBM codes (comma separated)"), CODES, "farmland_codes")  # noqa: E501
+BASE = (("farmland", QT_TRANSLATE_NOOP("@default", "Farmland in DLTB")), ("pbf", QT_TRANSLATE_NOOP("@default", "Permanent basic farmland")))  # noqa: E501
+TOLERANCE = ParamSpec("TOLERANCE", QT_TRANSLATE_NOOP("@default", "Contiguity tolerance (m)"), NUMBER, "contiguity_tolerance_m", "tolerance", help=QT_TRANSLATE_NOOP("@default", "Patches closer than this belong to one contiguous block."))  # noqa: E501
+FARMLAND_FILTER = QT_TRANSLATE_NOOP("@default", "DLBM in the farmland codes")
+
+
+def _reads_farmlandnonagri(options: CompareOptions) -> tuple[str, ...]:
+    return ("PBF",) if options.base == "pbf" else ("DLTB",)
+
+
 PRESETS: dict[str, PresetSpec] = {
     spec.id: spec
     for spec in (
         PresetSpec(
-            "hsfnotinpbf",
-            QT_TRANSLATE_NOOP("@default", "Candidates to bring into PBF"),
-            ("DLTB", "HSF", "PBF"),
-            ("XZQ", "CJDCQ"),
-            ["farmland_codes", "farmland_include_adjustable"],
-            hsf_not_in_pbf,
-            QT_TRANSLATE_NOOP(
-                "@default", "Built high-standard farmland on farmland that is not permanent basic farmland."
+            id="hsfnotinpbf",
+            title=QT_TRANSLATE_NOOP("@default", "Candidates to bring into PBF"),
+            roles=(RoleSpec("DLTB", filter=FARMLAND_FILTER), RoleSpec("HSF"), RoleSpec("PBF"), *REGION_ROLES),
+            categories=(CategorySpec("candidate", QT_TRANSLATE_NOOP("@default", "Candidate to bring into PBF")),),  # noqa: E501
+            params=(FARMLAND_CODES,),
+            param_keys=["farmland_codes", "farmland_include_adjustable"],
+            func=hsf_not_in_pbf,
+            help=QT_TRANSLATE_NOOP("@default", "Built high-standard farmland on farmland that is not permanent basic farmland."),  # noqa: E501
+        ),
+        PresetSpec(
+            id="pbfexitcandidates",
+            title=QT_TRANSLATE_NOOP("@default", "PBF exit candidates"),
+            roles=(RoleSpec("PBF"), RoleSpec("DLTB", True), RoleSpec("STBHHX", True), RoleSpec("YZGHQ", True), RoleSpec("TRHJZL", True), *REGION_ROLES),  # noqa: E501
+            categories=(
+                CategorySpec("redline", QT_TRANSLATE_NOOP("@default", "Ecological protection red line")),
+                CategorySpec("fragile", QT_TRANSLATE_NOOP("@default", "Ecologically fragile")),
+                CategorySpec("drought", QT_TRANSLATE_NOOP("@default", "Severe drought area")),
+                CategorySpec("soil_strict", QT_TRANSLATE_NOOP("@default", "Strictly controlled soil")),
+                CategorySpec("enclave", QT_TRANSLATE_NOOP("@default", "Enclave")),
+                CategorySpec("fragment", QT_TRANSLATE_NOOP("@default", "Fragmented plot")),
             ),
+            params=(
+                ParamSpec("FRAGILE_CODES", QT_TRANSLATE_NOOP("@default", "Ecologically fragile TBXHDM codes"), CODES, "fragile_tbxhdm"),  # noqa: E501
+                ParamSpec("SOIL_STRICT_VALUES", QT_TRANSLATE_NOOP("@default", "Values of the strictly controlled soil category"), CODES, "soil_strict_values"),  # noqa: E501
+                ParamSpec("ENCLAVE_FRDBS_VALUES", QT_TRANSLATE_NOOP("@default", "FRDBS values marking enclaves"), CODES, "enclave_frdbs_values"),  # noqa: E501
+                ParamSpec("FRAGMENT_MAX_MU", QT_TRANSLATE_NOOP("@default", "Fragment threshold: blocks under this many mu"), CODES, "fragment_max_mu"),  # noqa: E501
+                TOLERANCE,
+            ),
+            param_keys=["fragile_tbxhdm", "steep_slope_grade", "steep_slope_gdlx", "soil_strict_values", "enclave_frdbs_values", "enclave_outside_township", "fragment_max_mu", "contiguity_tolerance_m"],  # noqa: E501
+            func=pbf_exit_candidates,
+            help=QT_TRANSLATE_NOOP("@default", "PBF inside each exit reason: red line, fragile, drought, strictly controlled soil, enclave, fragment."),  # noqa: E501
         ),
         PresetSpec(
-            "pbfexitcandidates",
-            QT_TRANSLATE_NOOP("@default", "PBF exit candidates"),
-            ("PBF",),
-            ("DLTB", "STBHHX", "YZGHQ", "TRHJZL", "XZQ", "CJDCQ"),
-            [
-                "fragile_tbxhdm",
-                "steep_slope_grade",
-                "steep_slope_gdlx",
-                "soil_strict_values",
-                "enclave_frdbs_values",
-                "enclave_outside_township",
-                "fragment_max_mu",
-                "contiguity_tolerance_m",
-            ],
-            pbf_exit_candidates,
-            QT_TRANSLATE_NOOP("@default", "PBF inside each exit reason: red line, fragile, drought, strictly controlled soil, enclave, fragment."),  # noqa: E501
+            id="pbfnongrain",
+            title=QT_TRANSLATE_NOOP("@default", "PBF non-grain use"),
+            roles=(RoleSpec("PBF"), RoleSpec("DLTB"), *REGION_ROLES),
+            categories=(
+                CategorySpec("nongrain", QT_TRANSLATE_NOOP("@default", "Non-grain crops")),
+                CategorySpec("occupied", QT_TRANSLATE_NOOP("@default", "No longer farmland")),
+            ),
+            params=(
+                ParamSpec("NONGRAIN_CODES", QT_TRANSLATE_NOOP("@default", "Non-grain ZZSXDM codes (e.g. FLS,WG)"), CODES, "nongrain_codes"),  # noqa: E501
+                FARMLAND_CODES,
+                ParamSpec("OCCUPATION_PREFIXES", QT_TRANSLATE_NOOP("@default", "DLBM prefixes counted as occupation (empty = all)"), CODES, "nongrain_occupation_prefixes"),  # noqa: E501
+            ),
+            param_keys=["farmland_codes", "nongrain_codes", "nongrain_include_lyfl", "nongrain_include_lljz", "nongrain_occupation", "nongrain_occupation_prefixes"],  # noqa: E501
+            func=pbf_nongrain,
+            help=QT_TRANSLATE_NOOP("@default", "PBF on farmland with a non-grain planting attribute, or on land that is no longer farmland."),  # noqa: E501
         ),
         PresetSpec(
-            "pbfnongrain",
-            QT_TRANSLATE_NOOP("@default", "PBF non-grain use"),
-            ("PBF", "DLTB"),
-            ("XZQ", "CJDCQ"),
-            [
-                "farmland_codes",
-                "nongrain_codes",
-                "nongrain_include_lyfl",
-                "nongrain_include_lljz",
-                "nongrain_occupation",
-                "nongrain_occupation_prefixes",
-            ],
-            pbf_nongrain,
-            QT_TRANSLATE_NOOP("@default", "PBF on farmland with a non-grain planting attribute, or on land that is no longer farmland."),  # noqa: E501
+            id="farmlandnonagri",
+            title=QT_TRANSLATE_NOOP("@default", "Farmland turned non-agricultural"),
+            roles=(RoleSpec("DLTB", filter=FARMLAND_FILTER), RoleSpec("PBF", True), RoleSpec("DLTB_N1", True), RoleSpec("JCTB", True), *REGION_ROLES),  # noqa: E501
+            categories=(
+                CategorySpec("to_construction", QT_TRANSLATE_NOOP("@default", "Farmland turned into construction land")),  # noqa: E501
+                CategorySpec("monitoring", QT_TRANSLATE_NOOP("@default", "Under construction-type monitoring patch")),  # noqa: E501
+            ),
+            params=(
+                ParamSpec("BASE", QT_TRANSLATE_NOOP("@default", "Base layer"), CHOICE, option="base", choices=BASE, default="farmland"),  # noqa: E501
+                ParamSpec("CONSTRUCTION_PREFIXES", QT_TRANSLATE_NOOP("@default", "Construction DLBM prefixes"), CODES, "construction_prefixes"),  # noqa: E501
+                ParamSpec("MONITORING_TBLX", QT_TRANSLATE_NOOP("@default", "Construction-type TBLX codes of monitoring patches"), CODES, "monitoring_construction_tblx"),  # noqa: E501
+                FARMLAND_CODES,
+            ),
+            param_keys=["farmland_codes", "construction_prefixes", "construction_include_1006", "construction_include_1202", "monitoring_construction_tblx"],  # noqa: E501
+            func=farmland_nonagri,
+            help=QT_TRANSLATE_NOOP("@default", "Farmland or PBF of year N that is construction land in year N+1 or under construction-type monitoring patches."),  # noqa: E501
+            reads=lambda o: (*_reads_farmlandnonagri(o), "DLTB_N1", "JCTB", "XZQ", "CJDCQ"),
+            applicable=lambda has: has("DLTB") and (has("DLTB_N1") or has("JCTB")),
         ),
         PresetSpec(
-            "farmlandnonagri",
-            QT_TRANSLATE_NOOP("@default", "Farmland turned non-agricultural"),
-            (),
-            ("DLTB", "PBF", "DLTB_N1", "JCTB", "XZQ", "CJDCQ"),
-            [
-                "farmland_codes",
-                "construction_prefixes",
-                "construction_include_1006",
-                "construction_include_1202",
-                "monitoring_construction_tblx",
-            ],
-            farmland_nonagri,
-            QT_TRANSLATE_NOOP("@default", "Farmland or PBF of year N that is construction land in year N+1 or under construction-type monitoring patches."),  # noqa: E501
+            id="hsfcoverage",
+            title=QT_TRANSLATE_NOOP("@default", "HSF coverage of PBF"),
+            roles=(RoleSpec("PBF"), RoleSpec("HSF"), RoleSpec("DLTB", True, FARMLAND_FILTER), *REGION_ROLES),
+            categories=(
+                CategorySpec("covered", QT_TRANSLATE_NOOP("@default", "PBF covered by HSF")),
+                CategorySpec("not_covered", QT_TRANSLATE_NOOP("@default", "PBF not covered by HSF")),
+                CategorySpec("hsf_nonfarmland", QT_TRANSLATE_NOOP("@default", "HSF on non-farmland")),
+            ),
+            params=(FARMLAND_CODES,),
+            param_keys=["farmland_codes"],
+            func=hsf_coverage,
+            help=QT_TRANSLATE_NOOP("@default", "PBF covered and not covered by high-standard farmland, HSF on non-farmland, coverage per region."),  # noqa: E501
         ),
         PresetSpec(
-            "hsfcoverage",
-            QT_TRANSLATE_NOOP("@default", "HSF coverage of PBF"),
-            ("PBF", "HSF"),
-            ("DLTB", "XZQ", "CJDCQ"),
-            ["farmland_codes"],
-            hsf_coverage,
-            QT_TRANSLATE_NOOP("@default", "PBF covered and not covered by high-standard farmland, HSF on non-farmland, coverage per region."),  # noqa: E501
+            id="contiguity",
+            title=QT_TRANSLATE_NOOP("@default", "Contiguous blocks"),
+            roles=(RoleSpec("PBF", True), RoleSpec("DLTB", True, FARMLAND_FILTER), *REGION_ROLES),
+            categories=(CategorySpec("block", QT_TRANSLATE_NOOP("@default", "Contiguous block")),),
+            params=(
+                ParamSpec("BASE", QT_TRANSLATE_NOOP("@default", "Base layer"), CHOICE, option="base", choices=BASE, default="pbf"),  # noqa: E501
+                TOLERANCE,
+                ParamSpec("SIZE_CLASSES", QT_TRANSLATE_NOOP("@default", "Block size class bounds in mu (e.g. 10,50,100,500,1000)"), CODES, "contiguity_size_classes_mu"),  # noqa: E501
+            ),
+            param_keys=["contiguity_tolerance_m", "contiguity_size_classes_mu", "farmland_codes"],
+            func=contiguity,
+            help=QT_TRANSLATE_NOOP("@default", "Blocks of adjacent PBF or farmland within a tolerance and their size distribution."),  # noqa: E501
+            statistics=("size_class",),
+            reads=lambda o: ("DLTB",) if o.base == "farmland" else ("PBF",),
+            applicable=lambda has: has("PBF"),
         ),
         PresetSpec(
-            "contiguity",
-            QT_TRANSLATE_NOOP("@default", "Contiguous blocks"),
-            (),
-            ("PBF", "DLTB", "XZQ", "CJDCQ"),
-            ["contiguity_tolerance_m", "contiguity_size_classes_mu", "farmland_codes"],
-            contiguity,
-            QT_TRANSLATE_NOOP("@default", "Blocks of adjacent PBF or farmland within a tolerance and their size distribution."),  # noqa: E501
+            id="versiondiff",
+            title=QT_TRANSLATE_NOOP("@default", "Version differences"),
+            roles=(RoleSpec("DLTB"), RoleSpec("DLTB_N1"), *REGION_ROLES),
+            categories=(
+                CategorySpec("added", QT_TRANSLATE_NOOP("@default", "Added")),
+                CategorySpec("removed", QT_TRANSLATE_NOOP("@default", "Removed")),
+                CategorySpec("modified", QT_TRANSLATE_NOOP("@default", "Modified")),
+            ),
+            params=(
+                ParamSpec("COMPARE_FIELDS", QT_TRANSLATE_NOOP("@default", "Attributes to compare (e.g. DLBM,ZZSXDM)"), CODES, "versiondiff_fields"),  # noqa: E501
+                ParamSpec("MATCH_RATIO", QT_TRANSLATE_NOOP("@default", "Minimum overlap ratio of a matched pair (0–1)"), CODES, "versiondiff_match_ratio"),  # noqa: E501
+            ),
+            param_keys=["versiondiff_fields", "versiondiff_match_ratio"],
+            func=version_diff,
+            help=QT_TRANSLATE_NOOP("@default", "DLTB year N against year N+1, matched spatially: added, removed and modified patches."),  # noqa: E501
         ),
         PresetSpec(
-            "versiondiff",
-            QT_TRANSLATE_NOOP("@default", "Version differences"),
-            ("DLTB", "DLTB_N1"),
-            ("XZQ", "CJDCQ"),
-            ["versiondiff_fields", "versiondiff_match_ratio"],
-            version_diff,
-            QT_TRANSLATE_NOOP("@default", "DLTB year N against year N+1, matched spatially: added, removed and modified patches."),  # noqa: E501
-        ),
-        PresetSpec(
-            "boundarycompare",
-            QT_TRANSLATE_NOOP("@default", "Boundary comparison"),
-            ("A", "B"),
-            ("XZQ", "CJDCQ"),
-            [],
-            boundary_compare,
-            QT_TRANSLATE_NOOP("@default", "Any two polygon layers: only in A, only in B, in both, and the overlap ratio per feature."),  # noqa: E501
+            id="boundarycompare",
+            title=QT_TRANSLATE_NOOP("@default", "Boundary comparison"),
+            roles=(RoleSpec("A"), RoleSpec("B"), *REGION_ROLES),
+            categories=(
+                CategorySpec("only_a", QT_TRANSLATE_NOOP("@default", "Only in A")),
+                CategorySpec("only_b", QT_TRANSLATE_NOOP("@default", "Only in B")),
+                CategorySpec("both", QT_TRANSLATE_NOOP("@default", "In both")),
+            ),
+            params=(),
+            param_keys=[],
+            func=boundary_compare,
+            help=QT_TRANSLATE_NOOP("@default", "Any two polygon layers: only in A, only in B, in both, and the overlap ratio per feature."),  # noqa: E501
         ),
     )
 }
 # fmt: on
+
+# category value -> English label (translated at use)
+CATEGORY_LABELS = {c.value: c.label for spec in PRESETS.values() for c in spec.categories}
 
 SUITE_ORDER = [
     "versiondiff",
@@ -762,11 +271,8 @@ class RegionResolver:
 
 def _reads(spec: PresetSpec, options: CompareOptions) -> tuple[str, ...]:
     """The layers a preset reads (some optional layers only with some options), regions last."""
-    if spec.id == "contiguity":
-        return ("DLTB",) if options.base == "farmland" else ("PBF",)
-    if spec.id == "farmlandnonagri":
-        base = ("PBF",) if options.base == "pbf" else ("DLTB",)
-        return (*base, "DLTB_N1", "JCTB", "XZQ", "CJDCQ")
+    if spec.reads is not None:
+        return spec.reads(options)
     return (*spec.required, *spec.optional)
 
 
@@ -780,7 +286,7 @@ def run_preset(
     if preset_id not in PRESETS:
         raise CompareError(f"未知的比对规则: {preset_id}")
     spec = PRESETS[preset_id]
-    options = options or CompareOptions()
+    options = dataclasses.replace(options) if options else CompareOptions()  # filled in below: a copy
     base_profile = ov.profile
     if overrides:
         ov.profile = base_profile.with_overrides(overrides)
@@ -788,8 +294,10 @@ def run_preset(
         min_area, min_width, noise = _thresholds(ov, options)
         params = ov.profile.subset(spec.param_keys)
         params.update({"min_area_m2": min_area, "min_width_m": min_width, "noise_width_m": noise})
-        if preset_id in ("contiguity", "farmlandnonagri"):
-            params["base"] = options.base or ("pbf" if preset_id == "contiguity" else "farmland")
+        for p in spec.all_params:
+            if p.kind == CHOICE and p.option:  # e.g. the base layer: recorded with the rule parameters
+                params[p.option] = getattr(options, p.option) or p.default
+                setattr(options, p.option, params[p.option])
         ov.preload(_reads(spec, options))  # read at once, in parallel
         pieces, fields = spec.func(ov, options, params)
         ov.check()
@@ -798,8 +306,8 @@ def run_preset(
         for piece, area in zip(pieces, areas):
             piece.area_m2 = area
             piece.codes = resolver.codes(piece)
-        if preset_id == "contiguity":
-            bounds = params.pop("size_bounds")
+        bounds = params.pop("size_bounds", None)
+        if bounds is not None:  # blocks sized by their ellipsoidal area
             for piece in pieces:
                 piece.attrs["size_class"] = size_class(piece.area_m2 / M2_PER_MU, bounds)
         roles = [r for r in spec.required + spec.optional if ov.loaded(r)]
@@ -836,11 +344,7 @@ def applicable(preset_id: str, ov: CountyOverlay) -> bool:
     spec = PRESETS[preset_id]
     if not all(ov.has(r) for r in spec.required):
         return False
-    if preset_id == "farmlandnonagri":
-        return ov.has("DLTB") and (ov.has("DLTB_N1") or ov.has("JCTB"))
-    if preset_id == "contiguity":
-        return ov.has("PBF")
-    return True
+    return spec.applicable is None or bool(spec.applicable(ov.has))
 
 
 def rule_params_json(result: PresetResult) -> str:

@@ -2,7 +2,9 @@
 
     python -m huijiao_plugin.province --preset pbfnongrain --source DIR_OR_PG_URI --output out.gpkg \
         [--workers N] [--scheduler tcp://host:8786] [--engine auto|dask|pool] [--xlsx stats.xlsx] \
-        [--min-area 0.5] [--min-width 0.1] [--noise-width 1.0] [--rules profile.json] [--county 610402 …]
+        [--param MIN_AREA=0.5 --param NOISE_WIDTH=1.0 …] [--rules profile.json] [--county 610402 …]
+
+``--param`` takes the preset's own parameters by their Processing names (see ``--list-params``).
 """
 
 from __future__ import annotations
@@ -26,8 +28,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", default="", help="rule profile JSON")
     p.add_argument("--code-column", default="county_code", help="county code column of PostGIS tables")
     p.add_argument("--county", action="append", default=[], help="only this county (repeatable)")
-    for name in ("min-area", "min-width", "noise-width", "tolerance"):
-        p.add_argument(f"--{name}", type=float, default=None)
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a preset parameter")
     return p
 
 
@@ -37,16 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     ensure_qgis()
     from huijiao_plugin.core.province.engine import ProvinceConfig, run_province  # noqa: PLC0415
 
-    options = {
-        key: getattr(args, key)
-        for key in ("min_area", "min_width", "noise_width", "tolerance")
-        if getattr(args, key) is not None
-    }
+    values = {}
+    for item in args.param:
+        name, _, value = item.partition("=")
+        values[name.strip().upper()] = value.strip()
     config = ProvinceConfig(
         preset=args.preset,
         source=args.source,
         output=args.output,
-        options=options,
+        values=values,
         profile_path=args.rules,
         workers=args.workers,
         scheduler=args.scheduler,

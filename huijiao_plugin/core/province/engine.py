@@ -20,10 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from huijiao_plugin.core.compare.presets import PRESETS
 from huijiao_plugin.core.province.output import ProvinceOutput
 from huijiao_plugin.core.province.partition import neighbours
 from huijiao_plugin.core.province.rollup import rollup, write_xlsx
-from huijiao_plugin.core.province.sources import discover
+from huijiao_plugin.core.province.sources import SourceError, discover
 from huijiao_plugin.core.province.worker import CountyOutcome, CountyTask, run_county
 
 LOG = logging.getLogger(__name__)
@@ -37,8 +38,7 @@ class ProvinceConfig:
     preset: str
     source: str
     output: str
-    options: dict[str, Any] = field(default_factory=dict)  # CompareOptions fields (min_area, …)
-    overrides: dict[str, Any] = field(default_factory=dict)  # rule-profile keys
+    values: dict[str, Any] = field(default_factory=dict)  # the preset's parameters by name (MIN_AREA, …)
     profile_path: str = ""
     workers: int = 0  # 0 = the number of cores
     scheduler: str = ""  # Dask scheduler address; empty = LocalCluster
@@ -74,7 +74,9 @@ def run_province(
     canceled = canceled or (lambda: False)
     found = discover(config.source, config.code_column)
     counties = [c for c in found.counties if not config.counties or c.code in config.counties]
-    params = {"options": config.options, "overrides": config.overrides, "source": config.source}
+    if config.preset not in PRESETS:
+        raise SourceError(f"未知的比对规则: {config.preset}")
+    params = {"values": config.values, "profile": config.profile_path, "source": config.source}
     out = ProvinceOutput(config.output, config.preset, params)
     summary = ProvinceSummary()
     for broken in found.broken:
@@ -98,8 +100,7 @@ def run_province(
                 county.layers,
                 others,
                 areas,
-                config.options,
-                config.overrides,
+                config.values,
                 config.profile_path,
                 part_dir,
             )

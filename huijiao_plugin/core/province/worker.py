@@ -26,8 +26,7 @@ class CountyTask:
     layers: dict[str, tuple[str, str]]
     others: dict[str, dict[str, tuple[str, str]]]  # neighbour code -> its layers
     areas: dict[str, bytes]  # this county's and its neighbours' areas
-    options: dict[str, Any]
-    overrides: dict[str, Any]
+    values: dict[str, Any]  # the preset's run parameters by name (MIN_AREA, …); absent = the profile's value
     profile_path: str
     part_dir: str
 
@@ -81,16 +80,17 @@ def run_county(task: CountyTask) -> CountyOutcome:
     return outcome
 
 
-def run_preset_on(preset: str, layers: dict, options: dict, overrides: dict, profile_path: str) -> Any:
-    """THE adapter to the county presets: run one preset on given layers (one place to switch the engine's
-    entry point). Returns (PresetResult, crs)."""
-    from huijiao_plugin.core.compare.overlay import CountyOverlay  # noqa: PLC0415
-    from huijiao_plugin.core.compare.presets import CompareOptions, run_preset  # noqa: PLC0415
+def run_preset_on(preset: str, layers: dict, values: dict, profile_path: str) -> Any:
+    """THE adapter to the county presets: run the declared preset (``PresetSpec``) on given layers with its
+    run parameters by name, exactly as its own Processing algorithm does. Returns (PresetResult, crs)."""
+    from huijiao_plugin.core.compare.engine import CountyOverlay  # noqa: PLC0415
+    from huijiao_plugin.core.compare.presets import PRESETS, run_preset  # noqa: PLC0415
     from huijiao_plugin.core.compare.rules import RuleProfile  # noqa: PLC0415
 
+    options, overrides = PRESETS[preset].options_and_overrides(values)
     profile = RuleProfile.load(profile_path) if profile_path else RuleProfile.default()
-    overlay = CountyOverlay(layers, profile, workers=1)
-    result = run_preset(preset, overlay, CompareOptions(**options), overrides or None)
+    overlay = CountyOverlay(layers, profile.with_overrides(overrides), workers=1)
+    result = run_preset(preset, overlay, options)
     return result, overlay.crs
 
 
@@ -107,7 +107,7 @@ def _run(task: CountyTask) -> CountyOutcome:
 
     partition = Partition(task.code, task.areas)
     layers = county_layers(task.layers, task.others, partition.area)
-    result, crs = run_preset_on(task.preset, layers, task.options, task.overrides, task.profile_path)
+    result, crs = run_preset_on(task.preset, layers, task.values, task.profile_path)
     result.pieces = [p for p in result.pieces if partition.keeps(p.geom)]
     fields = result_fields(result)
     fields.append(QgsField(RUN_COUNTY, FieldType.String))

@@ -23,12 +23,10 @@ from qgis.gui import QgsDockWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, Qt
 from qgis.PyQt.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QProgressBar,
     QPushButton,
     QTableWidget,
@@ -37,29 +35,20 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from huijiao_plugin.core.compare.overlay import CompareCanceledError, CompareError, CountyOverlay
-from huijiao_plugin.core.compare.presets import LEVELS, PRESETS, CompareOptions, run_preset
+from huijiao_plugin.core.compare.engine import CompareCanceledError, CompareError, CountyOverlay
+from huijiao_plugin.core.compare.presets import LEVELS, PRESETS, run_preset
 from huijiao_plugin.core.compare.rules import RuleProfile, RuleProfileError
 from huijiao_plugin.core.compare.statistics import region_statistics, result_layer
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.core.xlsx import XlsxError, write_statistics_xlsx
+from huijiao_plugin.gui.wdg_preset_params import PresetParamsWidget
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
-from huijiao_plugin.processing.algorithms import ALGORITHMS
-from huijiao_plugin.processing.algorithms.compare_common import ROLE_LABELS, CompareAlgorithm
+from huijiao_plugin.processing.algorithms.compare_common import ROLE_LABELS
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
 
-PRESET_ORDER = [
-    "hsfnotinpbf",
-    "pbfexitcandidates",
-    "pbfnongrain",
-    "farmlandnonagri",
-    "hsfcoverage",
-    "contiguity",
-    "versiondiff",
-    "boundarycompare",
-]
+PRESET_ORDER = list(PRESETS)  # the declaration order
 ALL_ROLES = ["DLTB", "DLTB_N1", "PBF", "HSF", "STBHHX", "YZGHQ", "TRHJZL", "JCTB", "A", "B", "XZQ", "CJDCQ"]
 # catalog dataset id -> role (core/recognition.py)
 DATASET_ROLES = {
@@ -122,12 +111,6 @@ STAT_HEADERS = [
     QT_TRANSLATE_NOOP("@default", "Area (ha)"),
     QT_TRANSLATE_NOOP("@default", "Ratio (%)"),
 ]
-
-
-def compare_algorithms() -> dict[str, type]:
-    return {
-        cls.PRESET: cls for cls in ALGORITHMS if isinstance(cls, type) and issubclass(cls, CompareAlgorithm)
-    }
 
 
 def _norm(name: str) -> str:
@@ -232,7 +215,6 @@ class HuijiaoCompareDock(QgsDockWidget):
         self.result = None
         self.rows = []
         self.result_layers = []
-        self.algorithms = compare_algorithms()
         body = QWidget(self)
         layout = QVBoxLayout(body)
         self.context_widget = HuijiaoUserContextWidget(
@@ -275,38 +257,15 @@ class HuijiaoCompareDock(QgsDockWidget):
         self.recognize_button = QPushButton(tr("Fill inputs from recognised layers"), body)
         layout.addWidget(self.recognize_button)
 
+        self.params_widget = PresetParamsWidget(body)  # the preset's parameters (PresetSpec)
+        layout.addWidget(self.params_widget)
         params = QFormLayout()
-        self.min_area = self._spin(
-            0.5, 3, tr("Pieces smaller than this are not reported (domain.md §6: 0.5 m²).")
-        )
-        self.min_width = self._spin(
-            0.1, 3, tr("Mean width = area / perimeter; thinner pieces are slivers (domain.md §6: 0.1 m).")
-        )
-        self.noise_width = self._spin(
-            1.0,
-            2,
-            tr("Pieces thinner than this everywhere are digitising noise between departments; 0 = off."),
-        )
-        self.tolerance = self._spin(0.5, 2, tr("Patches closer than this belong to one contiguous block."))
-        params.addRow(tr("Minimum area (m²)"), self.min_area)
-        params.addRow(tr("Minimum width (m)"), self.min_width)
-        params.addRow(tr("Noise width (m)"), self.noise_width)
-        self.tolerance_label = QLabel(tr("Contiguity tolerance (m)"), body)
-        params.addRow(self.tolerance_label, self.tolerance)
-        self.base_combo = QComboBox(body)
-        self.base_combo.addItem(tr("Farmland in DLTB"), "farmland")
-        self.base_combo.addItem(tr("Permanent basic farmland"), "pbf")
-        self.base_label = QLabel(tr("Base layer"), body)
-        params.addRow(self.base_label, self.base_combo)
         self.level_combo = QComboBox(body)
         for level, label in zip(LEVELS, (tr("County"), tr("Township"), tr("Village"))):
             self.level_combo.addItem(label, level)
         self.level_combo.setCurrentIndex(1)
         params.addRow(tr("Statistics by"), self.level_combo)
         layout.addLayout(params)
-        self.overrides_form = QFormLayout()
-        self.override_edits = {}
-        layout.addLayout(self.overrides_form)
 
         buttons = QHBoxLayout()
         self.run_button = QPushButton(tr("Run"), body)
@@ -356,15 +315,6 @@ class HuijiaoCompareDock(QgsDockWidget):
         except TypeError:  # already disconnected
             pass
 
-    def _spin(self, value, decimals, tooltip):
-        spin = QDoubleSpinBox(self)
-        spin.setDecimals(decimals)
-        spin.setRange(0.0, 1e6)
-        spin.setValue(value)
-        spin.setToolTip(tooltip)
-        spin.setWhatsThis(tooltip)
-        return spin
-
     def apply_settings(self, settings: HuijiaoSettings) -> None:
         """Show the department, region and server the panel works with."""
         self.context_widget.apply_settings(settings)
@@ -374,42 +324,17 @@ class HuijiaoCompareDock(QgsDockWidget):
         return self.preset_combo.currentData()
 
     def roles_for(self, preset_id):
-        cls = self.algorithms.get(preset_id)
-        roles = [r for r, _ in cls.ROLES] if cls else list(PRESETS[preset_id].required)
-        return roles + [r for r in ("XZQ", "CJDCQ") if r not in roles]
+        return [r.role for r in PRESETS[preset_id].roles]
 
     def _preset_changed(self):
-        preset_id = self.preset_id()
-        spec = PRESETS[preset_id]
+        """Inputs and parameter widgets of the chosen preset, from its declaration."""
+        spec = PRESETS[self.preset_id()]
         self.help_label.setText(tr(spec.help))
-        visible = set(self.roles_for(preset_id))
+        visible = set(self.roles_for(spec.id))
         for role in ALL_ROLES:
             self.role_combos[role].setVisible(role in visible)
             self.role_labels[role].setVisible(role in visible)
-        cls = self.algorithms.get(preset_id)
-        has_base = bool(cls and cls.HAS_BASE)
-        self.base_combo.setVisible(has_base)
-        self.base_label.setVisible(has_base)
-        if has_base:
-            self.base_combo.setCurrentIndex(self.base_combo.findData(cls.BASE_DEFAULT))
-        has_tolerance = bool(cls and cls.HAS_TOLERANCE)
-        self.tolerance.setVisible(has_tolerance)
-        self.tolerance_label.setVisible(has_tolerance)
-        while self.overrides_form.rowCount():
-            self.overrides_form.removeRow(0)
-        self.override_edits = {}
-        profile = self._profile_or_default()
-        for _name, key, label in cls.OVERRIDES if cls else []:
-            edit = QLineEdit(self)
-            value = profile.values.get(key)
-            edit.setPlaceholderText(
-                ",".join(str(v) for v in value)
-                if isinstance(value, list)
-                else str(value if value is not None else "")
-            )
-            edit.setToolTip(tr("Empty = the rule profile's default shown in grey."))
-            self.overrides_form.addRow(tr(label), edit)
-            self.override_edits[key] = edit
+        self.params_widget.set_preset(spec, self._profile_or_default())
 
     def prefill(self):
         """Pre-fill empty inputs from the layers of the project (recognised roles)."""
@@ -448,18 +373,8 @@ class HuijiaoCompareDock(QgsDockWidget):
             layer = self.role_combos[role].currentLayer()
             if layer is not None:
                 layers[role] = layer
-        options = CompareOptions(
-            min_area=self.min_area.value(),
-            min_width=self.min_width.value(),
-            noise_width=self.noise_width.value(),
-        )
-        cls = self.algorithms.get(preset_id)
-        if cls and cls.HAS_BASE:
-            options.base = self.base_combo.currentData()
-        if cls and cls.HAS_TOLERANCE:
-            options.tolerance = self.tolerance.value()
         try:
-            overrides = {k: e.text().strip() for k, e in self.override_edits.items() if e.text().strip()}
+            options, overrides = PRESETS[preset_id].options_and_overrides(self.params_widget.values())
             missing = [r for r in PRESETS[preset_id].required if r not in layers]
             if missing:
                 raise CompareError(tr("Missing input layers: {roles}").format(roles=", ".join(missing)))
@@ -511,7 +426,7 @@ class HuijiaoCompareDock(QgsDockWidget):
     def show_result(self, result, crs):
         """Add the pieces as a layer styled by category in the group 耕地比对."""
         layer = result_layer(result, crs, result.title)
-        field = "size_class" if result.rule_id == "huijiao:contiguity" else "category"
+        field = PRESETS[result.rule_id.split(":")[-1]].statistics[0]
         categories = []
         values = sorted({f[field] for f in layer.getFeatures()}, key=str)
         for n, value in enumerate(values):

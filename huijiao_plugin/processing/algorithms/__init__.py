@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from huijiao_plugin.processing.algorithms.check_dataset import CheckDatasetAlgorithm
-from huijiao_plugin.processing.algorithms.compare_boundary_compare import CompareBoundaryAlgorithm
-from huijiao_plugin.processing.algorithms.compare_contiguity import CompareContiguityAlgorithm
-from huijiao_plugin.processing.algorithms.compare_farmland_nonagri import CompareFarmlandNonAgriAlgorithm
-from huijiao_plugin.processing.algorithms.compare_hsf_coverage import CompareHsfCoverageAlgorithm
-from huijiao_plugin.processing.algorithms.compare_hsf_not_in_pbf import CompareHsfNotInPbfAlgorithm
-from huijiao_plugin.processing.algorithms.compare_pbf_exit_candidates import ComparePbfExitCandidatesAlgorithm
-from huijiao_plugin.processing.algorithms.compare_pbf_nongrain import ComparePbfNonGrainAlgorithm
+from huijiao_plugin.processing.algorithms.compare_common import COMPARE_ALGORITHMS
 from huijiao_plugin.processing.algorithms.compare_province import CompareProvinceAlgorithm
-from huijiao_plugin.processing.algorithms.compare_version_diff import CompareVersionDiffAlgorithm
 from huijiao_plugin.processing.algorithms.ellipsoidal_area import EllipsoidalAreaAlgorithm
 from huijiao_plugin.processing.algorithms.exchange_build_package import BuildPackageAlgorithm
 from huijiao_plugin.processing.algorithms.exchange_import_package import ImportPackageAlgorithm
@@ -33,13 +26,6 @@ ALGORITHMS = [
     PatchAtlasAlgorithm,
     PatchChecklistAlgorithm,
     ImportFieldResultsAlgorithm,
-    CompareHsfNotInPbfAlgorithm,
-    ComparePbfExitCandidatesAlgorithm,
-    ComparePbfNonGrainAlgorithm,
-    CompareFarmlandNonAgriAlgorithm,
-    CompareHsfCoverageAlgorithm,
-    CompareContiguityAlgorithm,
-    CompareVersionDiffAlgorithm,
-    CompareBoundaryAlgorithm,
+    *COMPARE_ALGORITHMS,
     CompareProvinceAlgorithm,
 ]

@@ -1,10 +1,8 @@
 """Shared base of the 耕地比对 algorithms (group "compare"): a thin adapter over ``core.compare``.
 
-Every algorithm takes its input layers by role (DLTB, PBF, HSF, …), the sliver thresholds MIN_AREA (default
-0.5 m²,
-domain.md §6), MIN_WIDTH (area / perimeter, default 0.1 m, §6) and NOISE_WIDTH (default 1.0 m), REGION_LEVEL,
-rule
-overrides as text, and writes OUTPUT (pieces with rule_id, rule_params, inputs, areas and region codes),
+One algorithm per declared preset (``core.compare.presets.PRESETS``), generated: its input layers by role
+(DLTB, PBF, HSF, …), the preset's parameters and the thresholds MIN_AREA, MIN_WIDTH, NOISE_WIDTH (empty = the
+rule profile's value), REGION_LEVEL; it writes OUTPUT (pieces with rule_id, category, areas and region codes),
 OUTPUT_STATS (statistics by region) and optionally an xlsx workbook.
 """
 
@@ -15,6 +13,7 @@ from typing import Any
 from qgis.core import (
     QgsFeatureSink,
     QgsProcessing,
+    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -30,9 +29,10 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
-from huijiao_plugin.core.compare.overlay import CompareCanceledError, CompareError, CountyOverlay
-from huijiao_plugin.core.compare.presets import LEVELS, PRESETS, CompareOptions, PresetResult, run_preset
+from huijiao_plugin.core.compare.engine import CompareCanceledError, CompareError, CountyOverlay
+from huijiao_plugin.core.compare.presets import LEVELS, PRESETS, PresetResult, run_preset
 from huijiao_plugin.core.compare.rules import RuleProfile, RuleProfileError
+from huijiao_plugin.core.compare.spec import CHOICE, NUMBER, ParamSpec, PresetSpec
 from huijiao_plugin.core.compare.statistics import (
     region_statistics,
     result_features,
@@ -62,98 +62,79 @@ ROLE_LABELS = {
     "B": QT_TRANSLATE_NOOP("@default", "Layer B"),
 }
 
-MIN_AREA = "MIN_AREA"
-MIN_WIDTH = "MIN_WIDTH"
-NOISE_WIDTH = "NOISE_WIDTH"
 REGION_LEVEL = "REGION_LEVEL"
-BASE = "BASE"
-TOLERANCE = "TOLERANCE"
 RULES_PROFILE = "RULES_PROFILE"
 OUTPUT = "OUTPUT"
 OUTPUT_STATS = "OUTPUT_STATS"
 XLSX = "XLSX"
-BASES = ("farmland", "pbf")
+
+
+def add_preset_parameter(alg: QgsProcessingAlgorithm, p: ParamSpec, profile: RuleProfile) -> None:
+    """One run parameter of a preset as a Processing parameter: numbers and codes are optional (empty = the
+    rule profile's value, shown as the default), a choice is an enum with the preset's default."""
+    if p.kind == CHOICE:
+        values = [v for v, _label in p.choices]
+        param = QgsProcessingParameterEnum(
+            p.name, tr(p.label), [tr(label) for _v, label in p.choices], defaultValue=values.index(p.default)
+        )
+    elif p.kind == NUMBER:
+        param = QgsProcessingParameterNumber(
+            p.name,
+            tr(p.label),
+            QgsProcessingParameterNumber.Type.Double,
+            p.profile_default(profile),
+            optional=True,
+            minValue=0.0,
+        )
+    else:
+        param = QgsProcessingParameterString(p.name, tr(p.label), optional=True)
+    if p.help:
+        param.setHelp(tr(p.help))
+    alg.addParameter(param)
 
 
 class CompareAlgorithm(HuijiaoAlgorithm):
-    """Subclasses set ``PRESET``, ``ROLES`` [(role, optional)], ``OVERRIDES`` [(parameter, profile key,
-    English
-    description)], ``HAS_BASE`` / ``BASE_DEFAULT`` and ``HAS_TOLERANCE``."""
+    """One preset as a Processing algorithm; subclasses are generated from ``PRESETS`` (set ``PRESET``)."""
 
     GROUP_ID = "compare"
     PRESET = ""
-    ROLES: list[tuple[str, bool]] = []
-    OVERRIDES: list[tuple[str, str, str]] = []
-    HAS_BASE = False
-    BASE_DEFAULT = "farmland"
-    HAS_TOLERANCE = False
+
+    @property
+    def spec(self) -> PresetSpec:
+        return PRESETS[self.PRESET]
 
     def displayName(self) -> str:
-        return tr(PRESETS[self.PRESET].title)
+        return tr(self.spec.title)
 
     def shortHelpString(self) -> str:
-        return (
-            tr(PRESETS[self.PRESET].help)
-            + "\n\n"
-            + tr(
-                "Pieces smaller than MIN_AREA (default 0.5 m²), with a mean width area/perimeter "
-                "under MIN_WIDTH "
-                "(default 0.1 m) or thinner than NOISE_WIDTH everywhere (default 1.0 m, digitising noise "
-                "between the departments; 0 switches it off) are not reported. Rule defaults come from the "
-                "rule profile (domain.md §10) and can be overridden per run. Every output feature carries "
-                "rule_id, rule_params, inputs and the ellipsoidal area in m², mu and hectares."
+        lines = [tr(self.spec.help), ""]
+        for role in self.spec.roles:
+            if role.filter:
+                lines.append(f"{role.role}: {tr(role.filter)}")
+        lines.append(
+            tr(
+                "Pieces smaller than MIN_AREA, with a mean width area/perimeter under MIN_WIDTH or thinner "
+                "than NOISE_WIDTH everywhere (digitising noise between the departments; 0 switches it off) "
+                "are not reported. Every parameter left empty takes the value of the rule profile "
+                "(domain.md §10). Every output feature carries rule_id, the category and the ellipsoidal "
+                "area in m², mu and hectares."
             )
         )
+        return "\n".join(lines)
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
-        for role, optional in self.ROLES:
+        for role in self.spec.roles:
             self.addParameter(
                 QgsProcessingParameterVectorLayer(
-                    role,
-                    tr(ROLE_LABELS[role]),
+                    role.role,
+                    tr(ROLE_LABELS[role.role]),
                     [QgsProcessing.SourceType.TypeVectorPolygon],
-                    optional=optional,
+                    optional=role.optional,
                 )
             )
-        for role in ("XZQ", "CJDCQ"):
-            if role not in dict(self.ROLES):
-                self.addParameter(
-                    QgsProcessingParameterVectorLayer(
-                        role,
-                        tr(ROLE_LABELS[role]),
-                        [QgsProcessing.SourceType.TypeVectorPolygon],
-                        optional=True,
-                    )
-                )
-        if self.HAS_BASE:
-            self.addParameter(
-                QgsProcessingParameterEnum(
-                    BASE,
-                    tr("Base layer"),
-                    [tr("Farmland in DLTB"), tr("Permanent basic farmland")],
-                    defaultValue=BASES.index(self.BASE_DEFAULT),
-                )
-            )
-        if self.HAS_TOLERANCE:
-            self.addParameter(
-                QgsProcessingParameterNumber(
-                    TOLERANCE,
-                    tr("Contiguity tolerance (m)"),
-                    QgsProcessingParameterNumber.Type.Double,
-                    0.5,
-                    minValue=0.0,
-                )
-            )
-        for name, default, label in (
-            (MIN_AREA, 0.5, "Minimum piece area (m²)"),
-            (MIN_WIDTH, 0.1, "Minimum mean width area/perimeter (m)"),
-            (NOISE_WIDTH, 1.0, "Digitising noise width (m, 0 = off)"),
-        ):
-            self.addParameter(
-                QgsProcessingParameterNumber(
-                    name, tr(label), QgsProcessingParameterNumber.Type.Double, default, minValue=0.0
-                )
-            )
+        profile = _default_profile()
+        for p in self.spec.all_params:
+            add_preset_parameter(self, p, profile)
         self.addParameter(
             QgsProcessingParameterEnum(
                 REGION_LEVEL,
@@ -162,8 +143,6 @@ class CompareAlgorithm(HuijiaoAlgorithm):
                 defaultValue=1,
             )
         )
-        for name, _key, label in self.OVERRIDES:
-            self.addParameter(QgsProcessingParameterString(name, tr(label), optional=True))
         self.addParameter(
             QgsProcessingParameterFile(
                 RULES_PROFILE, tr("Rule profile (JSON, optional)"), extension="json", optional=True
@@ -189,47 +168,40 @@ class CompareAlgorithm(HuijiaoAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("AREA_MU", tr("Total area (mu)")))
 
     # --- running --------------------------------------------------------------------------------------------
-    def _profile(self, parameters: dict[str, Any], context: QgsProcessingContext) -> RuleProfile:
-        path = self.parameterAsFile(parameters, RULES_PROFILE, context)
-        try:
-            profile = RuleProfile.load(path or HuijiaoSettings.load().rules_profile_path)
-            overrides = {}
-            for name, key, _label in self.OVERRIDES:
-                text = self.parameterAsString(parameters, name, context).strip()
-                if text:
-                    overrides[key] = text
-            return profile.with_overrides(overrides)
-        except RuleProfileError as exc:
-            raise QgsProcessingException(str(exc)) from exc
+    def _values(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
+        """The preset's run values by parameter name; None where the run leaves the profile's value."""
+        values: dict[str, Any] = {}
+        for p in self.spec.all_params:
+            if parameters.get(p.name) is None:
+                continue
+            if p.kind == CHOICE:
+                values[p.name] = p.choices[self.parameterAsEnum(parameters, p.name, context)][0]
+            elif p.kind == NUMBER:
+                values[p.name] = self.parameterAsDouble(parameters, p.name, context)
+            else:
+                values[p.name] = self.parameterAsString(parameters, p.name, context).strip() or None
+        return values
 
     def run_compare(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> tuple[PresetResult, CountyOverlay]:
         layers = {}
-        for role in [r for r, _ in self.ROLES] + ["XZQ", "CJDCQ"]:
-            if role in layers:
-                continue
-            layer = self.parameterAsVectorLayer(parameters, role, context)
+        for role in self.spec.roles:
+            layer = self.parameterAsVectorLayer(parameters, role.role, context)
             if layer is not None:
-                layers[role] = layer
-        options = CompareOptions(
-            min_area=self.parameterAsDouble(parameters, MIN_AREA, context),
-            min_width=self.parameterAsDouble(parameters, MIN_WIDTH, context),
-            noise_width=self.parameterAsDouble(parameters, NOISE_WIDTH, context),
-        )
-        if self.HAS_BASE:
-            options.base = BASES[self.parameterAsEnum(parameters, BASE, context)]
-        if self.HAS_TOLERANCE:
-            options.tolerance = self.parameterAsDouble(parameters, TOLERANCE, context)
-        profile = self._profile(parameters, context)
+                layers[role.role] = layer
+        options, overrides = self.spec.options_and_overrides(self._values(parameters, context))
+        path = self.parameterAsFile(parameters, RULES_PROFILE, context)
         error = ""
         overlay = None
         try:
+            profile = RuleProfile.load(path or HuijiaoSettings.load().rules_profile_path)
+            profile = profile.with_overrides(overrides)
             overlay = CountyOverlay(layers, profile, workers=2, feedback=feedback)
             result = run_preset(self.PRESET, overlay, options)
         except CompareCanceledError:
             error = tr("Canceled.")
-        except CompareError as exc:
+        except (CompareError, RuleProfileError) as exc:
             error = str(exc)
         if error:
             # raised outside the handler, with the overlay dropped: no traceback keeps the layer snapshots
@@ -275,3 +247,22 @@ class CompareAlgorithm(HuijiaoAlgorithm):
         feedback.pushInfo(result.summary())
         outputs.update({"COUNT": len(result.pieces), "AREA_M2": round(total, 2), "AREA_MU": m2_to_mu(total)})
         return outputs
+
+
+def _default_profile() -> RuleProfile:
+    """The profile whose values the parameters show as defaults (the user's profile when readable)."""
+    try:
+        return RuleProfile.from_settings()
+    except RuleProfileError:
+        return RuleProfile.default()
+
+
+def _class_name(preset_id: str) -> str:
+    return "Compare" + preset_id.capitalize() + "Algorithm"
+
+
+# one algorithm class per declared preset (the provider lists them through ALGORITHMS)
+COMPARE_ALGORITHMS: list[type[CompareAlgorithm]] = [
+    type(_class_name(preset_id), (CompareAlgorithm,), {"ALG_ID": preset_id, "PRESET": preset_id})
+    for preset_id in PRESETS
+]

@@ -16,16 +16,16 @@ from qgis.core import (
 )
 
 from huijiao_plugin.core.compare.presets import PRESETS
+from huijiao_plugin.core.compare.spec import ParamSpec
 from huijiao_plugin.core.province.engine import ProvinceConfig, dask_available, run_province
 from huijiao_plugin.core.province.output import OutputError
 from huijiao_plugin.core.province.sources import SourceError
 from huijiao_plugin.processing.algorithms.compare_common import (
-    MIN_AREA,
-    MIN_WIDTH,
-    NOISE_WIDTH,
     RULES_PROFILE,
-    TOLERANCE,
     XLSX,
+    CompareAlgorithm,
+    _default_profile,
+    add_preset_parameter,
 )
 from huijiao_plugin.processing.base import HuijiaoAlgorithm
 from huijiao_plugin.toolbelt.i18n import tr
@@ -35,6 +35,15 @@ SOURCE = "SOURCE"
 WORKERS = "WORKERS"
 SCHEDULER = "SCHEDULER"
 OUTPUT = "OUTPUT"
+
+
+def preset_params() -> list[ParamSpec]:
+    """Every preset's run parameters, once by name: the province run takes those of the chosen PRESET."""
+    out: dict[str, ParamSpec] = {}
+    for spec in PRESETS.values():
+        for p in spec.all_params:
+            out.setdefault(p.name, p)
+    return list(out.values())
 
 
 class CompareProvinceAlgorithm(HuijiaoAlgorithm):
@@ -58,25 +67,9 @@ class CompareProvinceAlgorithm(HuijiaoAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self.addParameter(QgsProcessingParameterString(PRESET, tr("Preset id"), "pbfnongrain"))
         self.addParameter(QgsProcessingParameterString(SOURCE, tr("County GeoPackage folder or PostGIS URI")))
-        for name, default, label in (
-            (MIN_AREA, 0.5, "Minimum piece area (m²)"),
-            (MIN_WIDTH, 0.1, "Minimum mean width area/perimeter (m)"),
-            (NOISE_WIDTH, 1.0, "Digitising noise width (m, 0 = off)"),
-        ):
-            self.addParameter(
-                QgsProcessingParameterNumber(
-                    name, tr(label), QgsProcessingParameterNumber.Type.Double, default, minValue=0.0
-                )
-            )
-        self.addParameter(
-            QgsProcessingParameterNumber(
-                TOLERANCE,
-                tr("Contiguity tolerance (m)"),
-                QgsProcessingParameterNumber.Type.Double,
-                optional=True,
-                minValue=0.0,
-            )
-        )
+        profile = _default_profile()
+        for p in preset_params():
+            add_preset_parameter(self, p, profile)
         self.addParameter(
             QgsProcessingParameterNumber(
                 WORKERS,
@@ -116,18 +109,13 @@ class CompareProvinceAlgorithm(HuijiaoAlgorithm):
             raise QgsProcessingException(
                 tr("A Dask scheduler needs the optional package dask[distributed] (pip install it).")
             )
-        options = {
-            "min_area": self.parameterAsDouble(parameters, MIN_AREA, context),
-            "min_width": self.parameterAsDouble(parameters, MIN_WIDTH, context),
-            "noise_width": self.parameterAsDouble(parameters, NOISE_WIDTH, context),
-        }
-        if parameters.get(TOLERANCE) is not None:
-            options["tolerance"] = self.parameterAsDouble(parameters, TOLERANCE, context)
+        self.spec = PRESETS[preset]  # the county algorithm's reading of the preset's parameters
+        values = CompareAlgorithm._values(self, parameters, context)  # type: ignore[arg-type]
         config = ProvinceConfig(
             preset=preset,
             source=self.parameterAsString(parameters, SOURCE, context).strip(),
             output=self.parameterAsFileOutput(parameters, OUTPUT, context),
-            options=options,
+            values=values,
             profile_path=self.parameterAsFile(parameters, RULES_PROFILE, context),
             workers=self.parameterAsInt(parameters, WORKERS, context),
             scheduler=scheduler,

@@ -1,0 +1,169 @@
+"""Category assembly: a piece against the union of the other role's features (difference /
+intersection), proximity groups."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from qgis.core import (
+    QgsGeometry,
+)
+
+from huijiao_plugin.core.compare import vectorized
+from huijiao_plugin.core.compare.engine.geometry import polygonal, union_parts
+from huijiao_plugin.core.compare.engine.noise import Cover, _noise_only_difference, _subtract_each
+from huijiao_plugin.core.compare.engine.pairwise import _shapes
+from huijiao_plugin.core.compare.engine.reading import FeatureSet
+from huijiao_plugin.core.compare.engine.runner import Pred, _prepared, _Runner, _vertex_count
+
+LOG = logging.getLogger(__name__)
+
+
+def _union_op(
+    geoms: Sequence[QgsGeometry],
+    b: FeatureSet,
+    runner: _Runner,
+    b_pred: Pred,
+    mode: str,
+    items: Sequence[int] | None = None,
+    noise: float = 0.0,
+    a: FeatureSet | None = None,
+) -> list[tuple[int, QgsGeometry | None]]:
+    """Per geometry g: ``g − ∪B`` (mode "difference") or ``g ∩ ∪B`` (mode "intersection"); ``a``: the
+    feature set ``geoms`` belong to (its cached erosions are used).
+
+    With ``noise`` > 0 (difference only, for pieces judged one by one by the sliver rule): when g eroded by
+    noise/2 lies inside one B feature grown by noise/2, ``g − ∪B`` is digitising noise only (its erosion by
+    noise/2 is empty) and is not computed (None)."""
+    items = list(range(len(geoms))) if items is None else list(items)
+    b.ensure_index(len(items))  # before the workers share it
+    # features of ``a`` covered by one B feature up to the noise, decided a chunk at a time (vectorised)
+    noise_cover = None
+    if a is not None and noise > 0 and mode == "difference" and vectorized.enabled():
+        noise_cover = Cover(a, b, noise / 2.0, runner)
+
+    big = 200  # vertices: overlay geometries this large are prepared once per chunk and used as the engine
+
+    def work(chunk: Sequence[int]) -> list[tuple[int, QgsGeometry | None]]:
+        out: list[tuple[int, QgsGeometry | None]] = []
+        b_engines: dict[int, Any] = {}  # prepared geometries are not thread-safe: one cache per chunk
+
+        def b_engine(j: int) -> Any:
+            if j not in b_engines:
+                b_engines[j] = _prepared(b.geoms[j])
+            return b_engines[j]
+
+        if noise_cover is not None:
+            noise_cover.decide_many(chunk)
+        for i in chunk:
+            if noise_cover is not None:
+                k = noise_cover.decided.get(i, -2)
+                if k == -1 or (k >= 0 and (b_pred is None or b_pred(k))):
+                    out.append((i, None))  # g − ∪B is noise only (see the docstring)
+                    continue
+            g = geoms[i]
+            js = [j for j in b.candidates(g.boundingBox()) if b_pred is None or b_pred(j)]
+            if js and noise > 0 and mode == "difference" and _noise_only_difference(g, i, js, b, noise, a):
+                out.append((i, None))
+                continue
+            hits: list[int] = []
+            whole = False
+            if js:
+                engine = _prepared(g)
+                box = g.boundingBox()
+                for j in js:
+                    gb = b.geoms[j]
+                    if not engine.intersects(gb.constGet()):
+                        continue
+                    if gb.boundingBox().contains(box) and b_engine(j).contains(g.constGet()):
+                        whole = True
+                        break
+                    hits.append(j)
+            if whole:
+                out.append((i, None if mode == "difference" else g))
+            elif not hits:
+                out.append((i, g if mode == "difference" else None))
+            elif len(hits) == 1 and _vertex_count(b.geoms[hits[0]]) > big:
+                # one large zone (red line, soil class, township …): its cached GEOS engine does the work
+                inside = b_engine(hits[0]).intersection(g.constGet())
+                inside = polygonal(QgsGeometry(inside)) if inside is not None else None
+                if mode == "intersection":
+                    out.append((i, inside))
+                else:
+                    out.append((i, polygonal(g.difference(inside)) if inside is not None else g))
+            elif mode == "difference" and noise > 0 and len(hits) > 1:
+                out.append((i, _subtract_each(g, [b.geoms[j] for j in hits], noise)))
+            else:
+                other = union_parts([b.geoms[j] for j in hits]) or QgsGeometry()
+                op = g.difference if mode == "difference" else g.intersection
+                out.append((i, polygonal(op(other))))
+        return out
+
+    # larger chunks than pairwise: each chunk prepares the large zones (red line, soil …) it meets once
+    return runner.map(work, items, 1024)
+
+
+def difference_by_union(
+    geoms: Sequence[QgsGeometry], b: FeatureSet, runner: _Runner, b_pred: Pred = None, noise: float = 0.0
+) -> list[tuple[int, QgsGeometry | None]]:
+    return _union_op(geoms, b, runner, b_pred, "difference", noise=noise)
+
+
+def intersection_by_union(
+    geoms: Sequence[QgsGeometry], b: FeatureSet, runner: _Runner, b_pred: Pred = None
+) -> list[tuple[int, QgsGeometry | None]]:
+    return _union_op(geoms, b, runner, b_pred, "intersection")
+
+
+def proximity_groups(
+    a: FeatureSet, runner: _Runner, tolerance: float, items: Sequence[int]
+) -> list[list[int]]:
+    """Connected groups of features whose distance is ≤ ``tolerance`` (touching counts), union-find."""
+    geoms = _shapes(a, items, runner) if vectorized.enabled() else None
+    if geoms is not None:
+        ids = np.asarray(items, dtype=np.int64)
+        near = vectorized.near_pairs(geoms, tolerance, runner.workers, runner.check)
+        return _union_find(items, zip(ids[near[0]].tolist(), ids[near[1]].tolist()))  # noqa: B905
+    allowed = set(items)
+    a.ensure_index(len(items))
+
+    def work(chunk: Sequence[int]) -> list[tuple[int, int]]:
+        edges = []
+        for i in chunk:
+            gi = a.geoms[i]
+            rect = gi.boundingBox()
+            rect.grow(tolerance)
+            js = [j for j in a.candidates(rect) if j > i and j in allowed]
+            if not js:
+                continue
+            engine = _prepared(gi)
+            for j in js:
+                gj = a.geoms[j]
+                if engine.intersects(gj.constGet()) or (tolerance > 0 and gi.distance(gj) <= tolerance):
+                    edges.append((i, j))
+        return edges
+
+    return _union_find(items, runner.map(work, list(items)))
+
+
+def _union_find(items: Sequence[int], edges: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """The connected groups of ``items`` linked by ``edges``, each sorted, ordered by their first item."""
+    parent = {i: i for i in items}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, j in edges:
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    groups: dict[int, list[int]] = {}
+    for i in items:
+        groups.setdefault(find(i), []).append(i)
+    return sorted(groups.values(), key=lambda g: g[0])
