@@ -24,7 +24,7 @@ APT_PACKAGES := qgis python3-qgis qgis-providers pyqt5-dev-tools qttools5-dev-to
 	poppler-utils python3-scipy
 
 .PHONY: help system venv test lint format translations qm resources package deploy run demo-data \
-	clean bench pg-start
+	clean bench bench-province pg-start
 
 help:
 	@echo "make run | test | demo-data | lint | format | translations | resources | package | deploy | bench | clean"
@@ -93,6 +93,11 @@ test: venv qm lint pg-start
 
 bench: venv qm
 	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# Province run: 8 generated counties x 250k patches, process pool and Dask LocalCluster with 2 workers
+# (reduced: make bench-province BENCH_ARGS="--size 20000" HUIJIAO_BENCH_COUNTIES=4)
+bench-province: venv qm
+	$(PY) -m benchmarks --only province $(BENCH_ARGS)
 
 # --- data and running ------------------------------------------------------------------------------
 demo-data: venv
