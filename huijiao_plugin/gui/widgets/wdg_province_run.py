@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from qgis.core import QgsApplication, QgsTask
-from qgis.PyQt.QtCore import QObject, Qt, pyqtSignal
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QObject, Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -36,12 +36,12 @@ from huijiao_plugin.toolbelt.i18n import tr
 log = logging.getLogger(__name__)
 # state -> (English label, bar value; -1 = busy)
 STATES = {
-    "queued": ("Queued", 0),
-    "running": ("Running", -1),
-    "retry": ("Retrying", -1),
-    "done": ("Done", 100),
-    "skipped": ("Done earlier", 100),
-    "failed": ("Failed", 0),
+    "queued": (QT_TRANSLATE_NOOP("@default", "Queued"), 0),
+    "running": (QT_TRANSLATE_NOOP("@default", "Running"), -1),
+    "retry": (QT_TRANSLATE_NOOP("@default", "Retrying"), -1),
+    "done": (QT_TRANSLATE_NOOP("@default", "Done"), 100),
+    "skipped": (QT_TRANSLATE_NOOP("@default", "Done earlier"), 100),
+    "failed": (QT_TRANSLATE_NOOP("@default", "Failed"), 0),
 }
 
 
