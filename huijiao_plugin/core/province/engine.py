@@ -221,7 +221,10 @@ def _run_dask(
                 dashboard_address=None,
             )
             client = Client(cluster)
+        from huijiao_plugin.core.province.dask_setup import QgisWorkerPlugin  # noqa: PLC0415
+
         try:
+            client.register_plugin(QgisWorkerPlugin())
             futures = {}
             for task in tasks:
                 fut = client.submit(run_county, task, key=f"county-{task.code}-{os.getpid()}", pure=False)
