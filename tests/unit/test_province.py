@@ -328,3 +328,15 @@ def test_killed_worker_retried_once(province, pool_run, tmp_path):
     assert retried, "the county of the killed worker was not resubmitted"
     assert summary.failed == {} and sorted(summary.done) == province.codes
     same(stats(out, "province"), stats(pool_run, "province"))
+
+
+def test_command_line_with_preset_parameters(province, pool_run, tmp_path, capsys):
+    from huijiao_plugin.core.province.cli import main
+
+    out = tmp_path / "cli.gpkg"
+    argv = ["--preset", PRESET, "--source", str(province.folder), "--output", str(out), "--engine", "pool"]
+    assert main([*argv, "--workers", "2", "--param", "MIN_AREA=5000"]) == 0
+    assert "engine=pool done=3 skipped=0 failed=0" in capsys.readouterr().out
+    rows, reference = pieces(out), pieces(pool_run)
+    assert rows and all(r[2] >= 5000 for r in rows)
+    assert rows == [r for r in reference if r[2] >= 5000]
