@@ -13,6 +13,8 @@ import multiprocessing
 import os
 import shutil
 import sys
+import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -227,20 +229,26 @@ def _run_dask(
             client.register_plugin(QgisWorkerPlugin())
             futures = {}
             for task in tasks:
-                fut = client.submit(run_county, task, key=f"county-{task.code}-{os.getpid()}", pure=False)
+                fut = client.submit(
+                    run_county, task, key=f"county-{task.code}-{uuid.uuid4().hex}", pure=False
+                )
                 futures[fut] = task
             stream = as_completed(list(futures))
-            for fut in stream:
+            while not stream.is_empty():
                 if canceled():
                     client.cancel(list(futures))
                     return True
-                task = futures[fut]
-                try:
-                    finish(fut.result())
-                except KilledWorker:
-                    finish(CountyOutcome(task.code, False, "工作进程两次中断（可能内存不足）"))
-                except Exception as exc:  # a county's error outside run_county's own handling
-                    finish(CountyOutcome(task.code, False, f"{type(exc).__name__}: {exc}"))
+                batch = stream.next_batch(block=False)
+                if not batch:
+                    time.sleep(0.2)
+                for fut in batch:
+                    task = futures[fut]
+                    try:
+                        finish(fut.result())
+                    except KilledWorker:
+                        finish(CountyOutcome(task.code, False, "工作进程两次中断（可能内存不足）"))
+                    except Exception as exc:  # a county's error outside run_county's own handling
+                        finish(CountyOutcome(task.code, False, f"{type(exc).__name__}: {exc}"))
             return False
         finally:
             client.close()
