@@ -174,6 +174,14 @@ class WdgProvinceRun(QWidget):
         if self.task is not None:
             self.task.cancel()
 
+    def unload(self) -> None:
+        """The dock's unload: stop a running province run and drop the progress connection."""
+        self.cancel()
+        try:
+            self.relay.county.disconnect(self.set_county)
+        except TypeError:  # already disconnected
+            pass
+
     def set_county(self, code: str, state: str, message: str) -> None:
         """One county's state: a row per county, its bar busy while running, full when done."""
         if code not in self.rows:
