@@ -50,62 +50,41 @@ def _run(folder: Path, out: Path, engine: str, workers: int, counties: list[str]
     return wall, summary
 
 
+def _row(rows: list[dict], metric: str, value: float, unit: str) -> None:
+    rows.append({"metric": metric, "value": value, "unit": unit})
+    print(f"province: {metric}: {value:,.3f} {unit}", flush=True)
+
+
 def run(args) -> list[dict]:
     size = args.size or 250_000
     counties = int(os.environ.get("HUIJIAO_BENCH_COUNTIES", "8"))
+    rows: list[dict] = []
     started = time.perf_counter()
     folder, codes = _province(size, counties, args.seed)
-    rows = [
-        {
-            "metric": f"province data ({counties} counties, {size:,} patches each)",
-            "value": time.perf_counter() - started,
-            "unit": "s",
-        }
-    ]
+    _row(
+        rows,
+        f"province data ({counties} counties, {size:,} patches each)",
+        time.perf_counter() - started,
+        "s",
+    )
     work = Path(tempfile.mkdtemp(prefix="huijiao_bench_province_"))
     single = {}
     for code in codes:
         wall, summary = _run(folder, work / f"single_{code}.gpkg", "pool", 1, [code])
         single[code] = wall
-        rows.append(
-            {
-                "metric": f"county {code} alone (1 worker), peak RSS",
-                "value": summary.peak_mb[code],
-                "unit": "MB",
-            }
-        )
-        rows.append({"metric": f"county {code} alone (1 worker)", "value": wall, "unit": "s"})
+        _row(rows, f"county {code} alone (1 worker)", wall, "s")
+        _row(rows, f"county {code} alone: worker peak RSS", summary.peak_mb[code], "MB")
     total = sum(single.values())
-    rows.append({"metric": "sum of single-county times", "value": total, "unit": "s"})
-    engines = ["pool"] + (["dask"] if dask_available() else [])
-    for engine in engines:
+    _row(rows, "sum of single-county times", total, "s")
+    for engine in ["pool"] + (["dask"] if dask_available() else []):
         wall, summary = _run(folder, work / f"{engine}.gpkg", engine, WORKERS)
         name = "process pool" if engine == "pool" else "Dask LocalCluster"
-        rows += [
-            {"metric": f"{name}, {WORKERS} workers: wall time", "value": wall, "unit": "s"},
-            {
-                "metric": f"{name}: wall / (sum single / workers) (target ≤ 1.1)",
-                "value": wall / (total / WORKERS),
-                "unit": "",
-            },
-            {"metric": f"{name}: scaling efficiency", "value": total / (WORKERS * wall), "unit": ""},
-            {
-                "metric": f"{name}: peak RSS of the largest worker",
-                "value": max(summary.peak_mb.values()),
-                "unit": "MB",
-            },
-            {
-                "metric": f"{name}: extrapolated 5 M-patch province on {WORKERS} workers",
-                "value": wall * PROVINCE_PATCHES / (size * counties) / 60.0,
-                "unit": "min",
-            },
-        ]
-    rows.append(
-        {
-            "metric": "parent process peak RSS",
-            "value": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-            "unit": "MB",
-        }
-    )
+        _row(rows, f"{name}, {WORKERS} workers: wall time", wall, "s")
+        _row(rows, f"{name}: wall / (sum single / workers) (target <= 1.1)", wall / (total / WORKERS), "")
+        _row(rows, f"{name}: scaling efficiency", total / (WORKERS * wall), "")
+        _row(rows, f"{name}: peak RSS of the largest worker", max(summary.peak_mb.values()), "MB")
+        per_patch = wall / (size * counties)
+        _row(rows, f"{name}: extrapolated 5 M-patch province", per_patch * PROVINCE_PATCHES / 60.0, "min")
+    _row(rows, "parent process peak RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "MB")
     shutil.rmtree(work, ignore_errors=True)
     return rows
