@@ -93,8 +93,9 @@ def run_province(
             summary.skipped.append(county.code)
             progress(county.code, "skipped", "")
             continue
-        areas = neighbours(county, counties)
-        others = {c.code: c.layers for c in counties if c.code in areas and c.code != county.code}
+        # neighbours from every county of the source, also when only some counties run
+        areas = neighbours(county, found.counties)
+        others = {c.code: c.layers for c in found.counties if c.code in areas and c.code != county.code}
         tasks.append(
             CountyTask(
                 county.code,

@@ -85,9 +85,10 @@ def county_layers(
             other = open_layer(*layers[role], name=role)
             request = QgsFeatureRequest().setFilterRect(area.boundingBox())
             for feature in other.getFeatures(request):
-                # interiors meet: a neighbour clipped at the common boundary only touches, and then the
-                # county's own layer is read as it is (no copy)
-                if feature.hasGeometry() and engine.relatePattern(feature.geometry().constGet(), "T********"):
+                # interiors meet (prepared predicates): a neighbour clipped at the common boundary only
+                # touches, and then the county's own layer is read as it is (no copy)
+                geom = feature.geometry().constGet() if feature.hasGeometry() else None
+                if geom is not None and engine.intersects(geom) and not engine.touches(geom):
                     crossing.append(feature)
         out[role] = _with(own, crossing) if crossing else own
     return out

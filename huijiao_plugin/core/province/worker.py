@@ -57,9 +57,12 @@ def ensure_qgis() -> None:
 
 
 def _peak_mb() -> float:
-    import resource  # noqa: PLC0415 (POSIX only)
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """This process's peak RSS (VmHWM; ru_maxrss would carry the parent's peak across exec)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
 
 
 def run_county(task: CountyTask) -> CountyOutcome:
@@ -74,7 +77,7 @@ def run_county(task: CountyTask) -> CountyOutcome:
     outcome.seconds = time.perf_counter() - start
     try:
         outcome.peak_mb = _peak_mb()
-    except ImportError:
+    except OSError:  # no /proc (not Linux)
         pass
     outcome.pid = os.getpid()
     return outcome
