@@ -5,7 +5,8 @@ piece's representative point (``QgsGeometry.pointOnSurface``); a point outside e
 nearest county (ties: the smaller code). A county's run therefore reads its own features plus every
 neighbour's feature that crosses into its area (so overlays near the boundary are complete) and keeps only
 its own pieces: a patch that straddles two counties is compared in both runs, and each of its pieces is
-counted once.
+counted once. A neighbour's feature that reaches less than ``INSIDE`` (1 mm) into a county is left out of
+its run (county data clipped at the common boundary only touches it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from qgis.core import (
 )
 
 from huijiao_plugin.core.province.sources import County, open_layer
+
+INSIDE = 0.001  # m: how far a neighbour's feature must reach into a county to join its run
 
 
 class Partition:
@@ -72,7 +75,10 @@ def county_layers(
     """The layers of a county's run: its own layer per role, plus the features of neighbouring counties'
     layers of that role that cross into ``area`` (then everything is copied into one memory layer)."""
     out: dict[str, QgsVectorLayer] = {}
-    engine = QgsGeometry.createGeometryEngine(area.constGet())
+    # the county eroded by INSIDE m, prepared: a neighbour's feature that reaches less into the county (one
+    # clipped at the common boundary, up to floating-point noise) cannot give a piece there
+    inner = area.buffer(-INSIDE, 2)
+    engine = QgsGeometry.createGeometryEngine((inner if not inner.isEmpty() else area).constGet())
     engine.prepareGeometry()
     for role, source in county.items():
         own = open_layer(*source, name=role)
@@ -83,13 +89,14 @@ def county_layers(
             if role not in layers:
                 continue
             other = open_layer(*layers[role], name=role)
-            request = QgsFeatureRequest().setFilterRect(area.boundingBox())
-            for feature in other.getFeatures(request):
-                # interiors meet (prepared predicates): a neighbour clipped at the common boundary only
-                # touches, and then the county's own layer is read as it is (no copy)
-                geom = feature.geometry().constGet() if feature.hasGeometry() else None
-                if geom is not None and engine.intersects(geom) and not engine.touches(geom):
-                    crossing.append(feature)
+            request = QgsFeatureRequest().setFilterRect(area.boundingBox()).setNoAttributes()
+            fids = [
+                f.id()
+                for f in other.getFeatures(request)
+                if f.hasGeometry() and engine.intersects(f.geometry().constGet())
+            ]
+            if fids:  # then their attributes, for these features only
+                crossing += list(other.getFeatures(QgsFeatureRequest().setFilterFids(fids)))
         out[role] = _with(own, crossing) if crossing else own
     return out
 
