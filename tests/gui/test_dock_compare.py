@@ -96,6 +96,10 @@ def test_run_preset_as_task(qgis_iface, project_county, tmp_path):
     layer = QgsProject.instance().mapLayer(dock.result_layers[-1])
     assert layer.featureCount() == 5
     assert layer.renderer().type() == "categorizedSymbol"
+    from huijiao_plugin.core.compare import provenance
+
+    record = provenance.read_metadata(layer)  # once, in the layer's metadata
+    assert record["preset"] == "hsfnotinpbf" and set(record["inputs"]) >= {"DLTB", "HSF", "PBF"}
     assert QgsProject.instance().layerTreeRoot().findGroup("Farmland comparison").findLayer(layer.id())
     # statistics table: one row per township × category, sortable by area
     assert dock.table.rowCount() == 2

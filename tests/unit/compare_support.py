@@ -218,12 +218,19 @@ def build_county(path: Path, pbf_noise: float = 0.0) -> dict[str, QgsVectorLayer
 
 
 def random_county(
-    path: Path, nx: int = 14, ny: int = 10, seed: int = 7, noise: float = 1.0
+    path: Path,
+    nx: int = 14,
+    ny: int = 10,
+    seed: int = 7,
+    noise: float = 1.0,
+    overlaps: bool = False,
+    outside: bool = False,
 ) -> dict[str, QgsVectorLayer]:
     """A jittered-grid county (nx × ny DLTB quads of ~80 m) with random attributes, PBF on 90 % of the
     farmland
     (boundaries moved by up to ``noise`` m) plus a few PBF on non-farmland, HSF rectangles, red line, soil,
-    JCTB."""
+    JCTB. ``overlaps``: HSF plots overlapping each other and PBF parcels overlapping their neighbours;
+    ``outside``: HSF and PBF reaching past the county's edge (outside every DLTB patch)."""
     rng = random.Random(seed)
     size = 80.0
     verts = {}
@@ -263,6 +270,15 @@ def random_county(
                 g = noisy(geom, noise, seed=n) if noise > 0 and farm else geom
                 pbf.append((g, {"BSM": f"P{n:05d}", "ZLDWDM": attrs["ZLDWDM"], "SJNF": 2023}))
             n += 1
+    w, h = nx * size, ny * size
+    if overlaps:  # parcels digitised twice, shifted: overlapping PBF of one department
+        for k in range(0, len(pbf), max(1, len(pbf) // 6)):
+            g = QgsGeometry(pbf[k][0])
+            g.translate(23.0, 11.0)
+            pbf.append((g, {"BSM": f"PO{k:04d}", "ZLDWDM": pbf[k][1]["ZLDWDM"], "SJNF": 2023}))
+    if outside:
+        edge = rect(w - 60, h * 0.4, w + 90, h * 0.4 + 70)
+        pbf.append((edge, {"BSM": "POUT", "ZLDWDM": zl(5), "SJNF": 2023}))
     layers = {
         "DLTB": write_layer(path, "DLTB", DLTB_FIELDS, dltb),
         "DLTB_N1": write_layer(path, "DLTB_N1", DLTB_FIELDS, dltb1),
@@ -273,8 +289,14 @@ def random_county(
             pbf,
         ),
     }
-    w, h = nx * size, ny * size
     hsf = []
+    extra = []
+    if overlaps:  # plots of two projects on the same land
+        extra += [(w * 0.2, h * 0.2, w * 0.45, h * 0.5), (w * 0.3, h * 0.3, w * 0.6, h * 0.55)]
+    if outside:  # a project past the county edge
+        extra += [(w - 120, h * 0.1, w + 150, h * 0.35)]
+    for k, (x1, y1, x2, y2) in enumerate(extra):
+        hsf.append((rect(x1, y1, x2, y2), {"XMBH": f"X{k:02d}", "XMMC": f"附加{k}", "JSND": 2021}))
     for k in range(5):
         x, y = rng.uniform(0, w - 300), rng.uniform(0, h - 250)
         hsf.append(
@@ -319,3 +341,40 @@ def random_county(
         ],
     )
     return layers
+
+
+# --- independent areas (shapely + pyproj, never the product's area code) ----------------------------------
+
+
+def shape(geom: QgsGeometry):  # noqa: ANN201 - a shapely geometry
+    import shapely
+
+    return shapely.make_valid(shapely.from_wkb(bytes(geom.asWkb())))
+
+
+def layer_shapes(layer: QgsVectorLayer, keep=None) -> list:  # noqa: ANN001
+    """The layer's features as shapely geometries (``keep(feature)`` filters)."""
+    return [shape(f.geometry()) for f in layer.getFeatures() if keep is None or keep(f)]
+
+
+def geod_area(geoms, crs: str = "EPSG:4545") -> float:  # noqa: ANN001
+    """Ellipsoidal area (m²) on CGCS2000: transformed to EPSG:4490, area on the GRS80 ellipsoid."""
+    import warnings
+
+    import shapely
+    from shapely.ops import transform
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pyproj
+
+        to_geo = pyproj.Transformer.from_crs(crs, "EPSG:4490", always_xy=True).transform
+    geod = pyproj.Geod(ellps="GRS80")
+    total = 0.0
+    for g in geoms if isinstance(geoms, (list, tuple)) else [geoms]:
+        if g is None or g.is_empty:
+            continue
+        g = shapely.union_all(shapely.get_parts(shapely.make_valid(g)))
+        polys = [p for p in shapely.get_parts(g) if p.geom_type == "Polygon"]
+        total += sum(abs(geod.geometry_area_perimeter(transform(to_geo, p))[0]) for p in polys)
+    return total

@@ -51,19 +51,40 @@ def test_algorithm_matches_core(county, preset):
     assert sum(f["area_m2"] for f in layer.getFeatures()) == pytest.approx(core.total_area_m2(), abs=0.01)
     feature = next(layer.getFeatures())
     assert feature["rule_id"] == f"huijiao:{preset}"
-    assert json.loads(feature["rule_params"])["min_width_m"] == 0.1
-    assert set(json.loads(feature["inputs"])) >= set(roles)
+    from huijiao_plugin.core.compare import provenance
+
+    record = provenance.read_metadata(layer)  # once per output, in the layer's metadata
+    assert record["rule_profile"]["values"]["min_width_m"] == 0.1
+    assert set(record["inputs"]) >= set(roles)
     stats = out["OUTPUT_STATS"]
     assert sum(f["count"] for f in stats.getFeatures() if f["category"] != "coverage") == count
 
 
 def test_boundarycompare_algorithm(county):
-    out = run("huijiao:boundarycompare", {"A": county["PBF"], "B": county["DLTB"], "REGION_LEVEL": 0})
+    every = {"A": county["PBF"], "B": county["DLTB"], "B_DLBM": "*", "REGION_LEVEL": 0}
+    out = run("huijiao:boundarycompare", every)
+    assert counts(out) == {"only_b": 16, "both": 9}
+    assert {f["region_code"] for f in out["OUTPUT_STATS"].getFeatures()} == {"610102"}
+    # B is a DLTB layer: by default only its farmland (0101/0102/0103) is compared with A
+    bsm = {code: set() for code in ("farm", "0702")}
+    for f in county["DLTB"].getFeatures():
+        if f["DLBM"] in ("0101", "0102", "0103"):
+            bsm["farm"].add(f["BSM"])
+        elif f["DLBM"] == "0702":
+            bsm["0702"].add(f["BSM"])
+    assert bsm["0702"]
+    for codes, wanted in (("", "farm"), ("0702", "0702")):
+        params = {"A": county["PBF"], "B": county["DLTB"], "B_DLBM": codes, "REGION_LEVEL": 0}
+        out = run("huijiao:boundarycompare", params)
+        b_ids = {f["B_ID"] for f in out["OUTPUT"].getFeatures() if f["category"] in ("only_b", "both")}
+        assert b_ids and b_ids <= bsm[wanted], (codes, b_ids - bsm[wanted])
+
+
+def counts(out):
     cats = {}
     for f in out["OUTPUT"].getFeatures():
         cats[f["category"]] = cats.get(f["category"], 0) + 1
-    assert cats == {"only_b": 16, "both": 9}
-    assert {f["region_code"] for f in out["OUTPUT_STATS"].getFeatures()} == {"610102"}
+    return cats
 
 
 def test_overrides_base_tolerance_and_xlsx(county, tmp_path):
@@ -83,7 +104,9 @@ def test_overrides_base_tolerance_and_xlsx(county, tmp_path):
     assert out["COUNT"] == 2
     sheet = load_workbook(out["XLSX"])["比对统计"]
     assert [c.value for c in sheet[2]][1:3] == [T1, "一号镇"]
-    params = json.loads(next(out["OUTPUT"].getFeatures())["rule_params"])
+    from huijiao_plugin.core.compare import provenance
+
+    params = provenance.read_metadata(out["OUTPUT"])["rule_profile"]["values"]
     assert params["nongrain_codes"] == ["FLS"]
     joined = run("huijiao:contiguity", {"PBF": county["PBF"], "TOLERANCE": 150})
     assert joined["COUNT"] == 1
@@ -118,3 +141,35 @@ def test_bad_input_gives_clear_error(county, tmp_path):
         )
     with pytest.raises(QgsProcessingException, match="数值"):
         run("huijiao:pbfexitcandidates", {"PBF": county["PBF"].source(), "FRAGMENT_MAX_MU": "many"})
+
+
+def test_provenance_once_per_output(county, tmp_path):
+    """No JSON on every piece: the GeoPackage holds one provenance row and the layer's metadata, naming each
+    input's layer, subset, feature count and CRS, the rule profile values and tolerances."""
+    import sqlite3
+
+    from qgis.core import QgsVectorLayer
+
+    from huijiao_plugin.core.compare import provenance
+
+    dltb = QgsVectorLayer(county["DLTB"].source(), "my DLTB", "ogr")
+    dltb.setSubsetString("DLBM <> '1006'")
+    out_path = tmp_path / "out.gpkg"
+    params = {"PBF": county["PBF"], "DLTB": dltb, "OUTPUT": str(out_path), "MIN_AREA": 2.0}
+    out = run("huijiao:pbfnongrain", params)
+    layer = QgsVectorLayer(out["OUTPUT"], "out", "ogr")
+    assert layer.isValid() and layer.featureCount() > 0
+    assert "rule_params" not in layer.fields().names() and "inputs" not in layer.fields().names()
+    name = layer.dataProvider().subLayers()[0].split("!!::!!")[1]
+    with sqlite3.connect(out_path) as db:
+        rows = db.execute("SELECT output_layer, rule_id, provenance FROM huijiao_provenance").fetchall()
+    assert len(rows) == 1 and rows[0][:2] == (name, "huijiao:pbfnongrain")
+    record = json.loads(rows[0][2])
+    assert record == provenance.read_gpkg(str(out_path), name)[0]
+    info = record["inputs"]["DLTB"]
+    assert info["name"] == "my DLTB" and info["layer"] == "DLTB" and info["subset"] == "DLBM <> '1006'"
+    assert info["feature_count"] == dltb.featureCount() and info["crs"] == "EPSG:4545"
+    assert record["tolerances"] == {"min_area_m2": 2.0, "min_width_m": 0.1, "noise_width_m": 1.0}
+    assert record["rule_profile"]["values"]["nongrain_codes"] == ["FLS", "WG"]
+    assert record["plugin_version"] and record["time"]
+    assert provenance.read_metadata(QgsVectorLayer(out["OUTPUT"], "again", "ogr")) == record

@@ -113,12 +113,15 @@ def test_result_and_stats_layers(county):
     layer = result_layer(result, county["DLTB"].crs())
     assert layer.featureCount() == 5
     names = layer.fields().names()
-    for name in ("rule_id", "rule_params", "inputs", "area_m2", "area_mu", "area_ha", "town_code", "XMBH"):
+    for name in ("rule_id", "area_m2", "area_mu", "area_ha", "town_code", "XMBH"):
         assert name in names
+    assert "rule_params" not in names and "inputs" not in names  # once, in the layer's metadata
     feature = next(layer.getFeatures())
     assert feature["rule_id"] == "huijiao:hsfnotinpbf"
-    assert json.loads(feature["rule_params"])["min_area_m2"] == 0.5
-    assert json.loads(feature["inputs"])["PBF"]["name"] == "YJJBNTBHTB"
+    from huijiao_plugin.core.compare import provenance
+
+    assert provenance.read_metadata(layer)["rule_profile"]["values"]["min_area_m2"] == 0.5
+    assert provenance.read_metadata(layer)["inputs"]["PBF"]["layer"] == "YJJBNTBHTB"
     assert feature["area_mu"] == round(feature["area_m2"] * 0.0015, 2)
     table = stats_layer(region_statistics([result], "county"))
     assert table.featureCount() == 1 and next(table.getFeatures())["count"] == 5
@@ -161,3 +164,28 @@ def test_plain_xlsx_without_openpyxl_reads_back(tmp_path):
     assert workbook.sheetnames == ["比对统计", "规则参数"]
     rows = [[c.value for c in row] for row in workbook["比对统计"].iter_rows()]
     assert rows == [["行政区代码", "面积（亩）"], ["610102001", 30], ["<&>", 7]]
+
+
+def test_region_level_from_the_code_not_the_layer(county, tmp_path):
+    """A village layer (12-digit XZQDM) offered as the township layer: townships by code prefix, and a
+    township never takes a village's name (names per code)."""
+    from compare_support import rect, write_layer
+
+    from huijiao_plugin.compat import FieldType
+
+    villages = write_layer(
+        tmp_path / "v.gpkg",
+        "XZQ",
+        [("XZQDM", FieldType.String), ("XZQMC", FieldType.String)],
+        [
+            (rect(0, 0, 300, 400), {"XZQDM": T1 + "001", "XZQMC": "甲村"}),
+            (rect(300, 0, 600, 400), {"XZQDM": T2 + "001", "XZQMC": "乙村"}),
+        ],
+    )
+    layers = {k: v for k, v in county.items() if k not in ("XZQ", "CJDCQ")}
+    result = run_preset("hsfnotinpbf", CountyOverlay({**layers, "XZQ": villages}))
+    townships = region_statistics([result], "township")
+    assert townships and {r.region_code for r in townships} <= {T1, T2}
+    assert {r.region_name for r in townships} == {""}
+    village_rows = region_statistics([result], "village")
+    assert {r.region_name for r in village_rows if r.region_code == T1 + "001"} == {"甲村"}

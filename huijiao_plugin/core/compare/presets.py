@@ -9,14 +9,16 @@ and the dock's parameter widgets are generated from ``PRESETS``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
+from huijiao_plugin.compat import FieldType
+from huijiao_plugin.core.compare import provenance
 from huijiao_plugin.core.compare.engine import CompareError, CountyOverlay, release_freed_memory
+from huijiao_plugin.core.compare.partition import WITHIN, partition
 from huijiao_plugin.core.compare.questions import (
     _thresholds,
     boundary_compare,
@@ -71,6 +73,7 @@ FARMLAND_CODES = ParamSpec("FARMLAND_CODES", QT_TRANSLATE_NOOP("@default", "Farm
 BASE = (("farmland", QT_TRANSLATE_NOOP("@default", "Farmland in DLTB")), ("pbf", QT_TRANSLATE_NOOP("@default", "Permanent basic farmland")))  # noqa: E501
 TOLERANCE = ParamSpec("TOLERANCE", QT_TRANSLATE_NOOP("@default", "Contiguity tolerance (m)"), NUMBER, "contiguity_tolerance_m", "tolerance", help=QT_TRANSLATE_NOOP("@default", "Patches closer than this belong to one contiguous block."))  # noqa: E501
 FARMLAND_FILTER = QT_TRANSLATE_NOOP("@default", "DLBM in the farmland codes")
+SIDE_FILTER = QT_TRANSLATE_NOOP("@default", "DLBM in the side's codes (default: the farmland codes when the layer has DLBM, as a DLTB layer does)")  # noqa: E501
 
 
 def _reads_farmlandnonagri(options: CompareOptions) -> tuple[str, ...]:
@@ -111,6 +114,7 @@ PRESETS: dict[str, PresetSpec] = {
             ),
             param_keys=["fragile_tbxhdm", "steep_slope_grade", "steep_slope_gdlx", "soil_strict_values", "enclave_frdbs_values", "enclave_outside_township", "fragment_max_mu", "contiguity_tolerance_m"],  # noqa: E501
             func=pbf_exit_candidates,
+            exclusive=False,
             help=QT_TRANSLATE_NOOP("@default", "PBF inside each exit reason: red line, fragile, drought, strictly controlled soil, enclave, fragment."),  # noqa: E501
         ),
         PresetSpec(
@@ -196,19 +200,23 @@ PRESETS: dict[str, PresetSpec] = {
             ),
             param_keys=["versiondiff_fields", "versiondiff_match_ratio"],
             func=version_diff,
+            partition=False,
             help=QT_TRANSLATE_NOOP("@default", "DLTB year N against year N+1, matched spatially: added, removed and modified patches."),  # noqa: E501
         ),
         PresetSpec(
             id="boundarycompare",
             title=QT_TRANSLATE_NOOP("@default", "Boundary comparison"),
-            roles=(RoleSpec("A"), RoleSpec("B"), *REGION_ROLES),
+            roles=(RoleSpec("A", filter=SIDE_FILTER), RoleSpec("B", filter=SIDE_FILTER), *REGION_ROLES),
             categories=(
                 CategorySpec("only_a", QT_TRANSLATE_NOOP("@default", "Only in A")),
                 CategorySpec("only_b", QT_TRANSLATE_NOOP("@default", "Only in B")),
                 CategorySpec("both", QT_TRANSLATE_NOOP("@default", "In both")),
             ),
-            params=(),
-            param_keys=[],
+            params=(
+                ParamSpec("A_DLBM", QT_TRANSLATE_NOOP("@default", "Layer A: DLBM codes to compare (empty: farmland codes if A has DLBM, else all; * = all)"), CODES, "boundary_a_dlbm"),  # noqa: E501
+                ParamSpec("B_DLBM", QT_TRANSLATE_NOOP("@default", "Layer B: DLBM codes to compare (empty: farmland codes if B has DLBM, else all; * = all)"), CODES, "boundary_b_dlbm"),  # noqa: E501
+            ),
+            param_keys=["boundary_a_dlbm", "boundary_b_dlbm", "farmland_codes"],
             func=boundary_compare,
             help=QT_TRANSLATE_NOOP("@default", "Any two polygon layers: only in A, only in B, in both, and the overlap ratio per feature."),  # noqa: E501
         ),
@@ -217,7 +225,7 @@ PRESETS: dict[str, PresetSpec] = {
 # fmt: on
 
 # category value -> English label (translated at use)
-CATEGORY_LABELS = {c.value: c.label for spec in PRESETS.values() for c in spec.categories}
+CATEGORY_LABELS = {c.value: c.label for spec in PRESETS.values() for c in spec.all_categories}
 
 SUITE_ORDER = [
     "versiondiff",
@@ -247,9 +255,12 @@ class RegionResolver:
                 fs = ov.features(role)
                 self._layers.append((fs, code_key))
                 for attrs in fs.attrs:
+                    # the level comes from the code, not from the layer: 9 digits a township, 12 (or a
+                    # 19-digit ZLDWDM) a village; a village layer offered as XZQ is aggregated to townships
+                    # by code prefix (``codes``) and its names stay village names
                     code = _text(attrs.get(code_key))
-                    if code:
-                        length = 12 if role == "CJDCQ" else 9
+                    length = 12 if len(code) >= 12 else 9 if len(code) >= 9 else 0
+                    if length:
                         self.names.setdefault(code[:length], _text(attrs.get(name_key)))
 
     def code(self, piece: Piece) -> str:
@@ -299,7 +310,15 @@ def run_preset(
                 params[p.option] = getattr(options, p.option) or p.default
                 setattr(options, p.option, params[p.option])
         ov.preload(_reads(spec, options))  # read at once, in parallel
-        pieces, fields = spec.func(ov, options, params)
+        if spec.partition:
+            # exact pieces first; the tolerances then judge each category's union (partition.py)
+            exact = dataclasses.replace(options, min_area=0.0, min_width=0.0, noise_width=0.0)
+            pieces, fields = spec.func(ov, exact, params)
+            ov.check()
+            pieces = partition(pieces, spec.category_values(), spec.exclusive, (min_area, min_width, noise))
+            fields = [*fields, ("shared_m2", FieldType.Double), ("tolerance_of", FieldType.String)]
+        else:
+            pieces, fields = spec.func(ov, options, params)
         ov.check()
         areas = ov.areas(p.geom for p in pieces)
         resolver = RegionResolver(ov)
@@ -309,17 +328,22 @@ def run_preset(
         bounds = params.pop("size_bounds", None)
         if bounds is not None:  # blocks sized by their ellipsoidal area
             for piece in pieces:
-                piece.attrs["size_class"] = size_class(piece.area_m2 / M2_PER_MU, bounds)
+                mu = piece.area_m2 / M2_PER_MU
+                piece.attrs["size_class"] = WITHIN if piece.category == WITHIN else size_class(mu, bounds)
         roles = [r for r in spec.required + spec.optional if ov.loaded(r)]
+        inputs = ov.input_info(roles)
+        rule_id = f"huijiao:{preset_id}"
+        extra = {"options": dataclasses.asdict(options), "partition": spec.partition}
         return PresetResult(
-            rule_id=f"huijiao:{preset_id}",
+            rule_id=rule_id,
             title=tr(spec.title),
             pieces=pieces,
             extra_fields=fields,
             rule_params=params,
-            inputs=ov.input_info(roles),
+            inputs=inputs,
             repaired=ov.repaired_report(),
             region_names=resolver.names,
+            provenance=provenance.build(preset_id, rule_id, params, ov.profile.sources, inputs, extra),
         )
     finally:
         ov.profile = base_profile
@@ -345,14 +369,6 @@ def applicable(preset_id: str, ov: CountyOverlay) -> bool:
     if not all(ov.has(r) for r in spec.required):
         return False
     return spec.applicable is None or bool(spec.applicable(ov.has))
-
-
-def rule_params_json(result: PresetResult) -> str:
-    return json.dumps(result.rule_params, ensure_ascii=False, sort_keys=True)
-
-
-def inputs_json(result: PresetResult) -> str:
-    return json.dumps(result.inputs, ensure_ascii=False, sort_keys=True)
 
 
 def category_label(category: str) -> str:

@@ -25,7 +25,7 @@ from huijiao_plugin.core.compare.engine import (
 from huijiao_plugin.core.compare.engine.reading import Columns
 from huijiao_plugin.core.compare.engine.runner import _prepared
 from huijiao_plugin.core.compare.engine.unions import difference_by_union
-from huijiao_plugin.core.compare.rules import _text
+from huijiao_plugin.core.compare.rules import _text, parse_code_list
 from huijiao_plugin.core.compare.spec import CompareOptions, Piece
 from huijiao_plugin.core.units import M2_PER_MU
 
@@ -319,17 +319,19 @@ def hsf_coverage(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any])
         for i, geom in ov.by_union("PBF", "HSF", mode, noise=thr[2] if mode == "difference" else 0.0):
             pieces += _pieces_from(geom, category, {"PBF_ID": _id(ov, "PBF", i)}, _zl(ov, "PBF", i), thr)
     if ov.has("DLTB"):
-        dltb = ov.features("DLTB")
-        nonfarm = dltb.attrs.mask(lambda code: not prof.is_farmland(code), "DLBM")
-        for i, j, geom in ov.pairs("HSF", "DLTB", b_pred=Selection(nonfarm), key="nonfarm", noise=thr[2]):
-            if not nonfarm[j]:
-                continue
-            attrs = {
-                "XMBH": _attr(ov, "HSF", i, "XMBH"),
-                "DLTB_BSM": _id(ov, "DLTB", j),
-                "DLBM": _attr(ov, "DLTB", j, "DLBM"),
-            }
-            pieces += _pieces_from(geom, "hsf_nonfarmland", attrs, _zl(ov, "DLTB", j), thr)
+        # HSF − farmland − PBF: HSF on non-farmland patches and outside every DLTB patch (past the county
+        # edge), not counted again where it lies on PBF (that is "covered")
+        farm = ov.features("DLTB").attrs.mask(prof.is_farmland, "DLBM")
+        off_farm = [
+            (i, g)
+            for i, g in ov.by_union("HSF", "DLTB", "difference", b_pred=Selection(farm), key="farmland")
+            if g is not None
+        ]
+        rest = difference_by_union([g for _, g in off_farm], ov.features("PBF"), ov.runner)
+        for k, geom in rest:
+            i = off_farm[k][0]
+            attrs = {"XMBH": _attr(ov, "HSF", i, "XMBH"), "DLTB_BSM": "", "DLBM": ""}
+            pieces += _pieces_from(geom, "hsf_nonfarmland", attrs, _zl(ov, "HSF", i), thr)
     fields = [("PBF_ID", S), ("XMBH", S), ("DLTB_BSM", S), ("DLBM", S)]
     return pieces, fields
 
@@ -410,10 +412,16 @@ def version_diff(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any])
         return {f"{prefix}{k}": (_text(fs.attrs.get(i, k)) if i is not None else "") for k in keys}
 
     changed_fields = _changed_fields(old.attrs, new.attrs, matched, keys)
+    # an unmatched patch is always listed (removed / added), however small; the patch that absorbed it (or
+    # that it was split from) is then flagged GEOMETRY too, whatever the tolerances: both reported
+    matched_new = set(matched.values())
+    absorbed_by = {j for i, (_a, j) in best_old.items() if i not in matched}
+    split_from = {i for j, (_a, i) in best_new.items() if j not in matched_new}
+    params["versiondiff_slivers"] = "absorbed sliver and its survivor both reported"
     for i, j in sorted(matched.items()):
         changed = changed_fields.get(i, [])
-        geom_changed = False
-        if i not in same:
+        geom_changed = j in absorbed_by or i in split_from
+        if i not in same and not geom_changed:
             sym = old.geoms[i].area() + new.geoms[j].area() - 2 * overlap[(i, j)]
             if sym >= min_area:
                 diff = old.geoms[i].symDifference(new.geoms[j])
@@ -427,7 +435,6 @@ def version_diff(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any])
         attrs.update(values("OLD_", old, i))
         attrs.update(values("NEW_", new, j))
         pieces.append(Piece(new.geoms[j], "modified", attrs, _zl(ov, "DLTB_N1", j)))
-    matched_new = set(matched.values())
     for i in range(len(old)):
         if i not in matched:
             attrs = {"change": "removed", "changed_fields": "", "OLD_ID": _id(ov, "DLTB", i), "NEW_ID": ""}
@@ -470,10 +477,24 @@ def boundary_compare(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
     ov.require("A", "B")
     thr = _thresholds(ov, opt)
     a, b = ov.features("A"), ov.features("B")
-    only_a = [(i, kept_parts(g, *thr)) for i, g in ov.by_union("A", "B", "difference", noise=thr[2])]
-    only_b = [(j, kept_parts(g, *thr)) for j, g in ov.by_union("B", "A", "difference", noise=thr[2])]
-    ratio_a = _overlap_ratios(a.geoms, only_a)
-    ratio_b = _overlap_ratios(b.geoms, only_b)
+    sel_a, key_a = _side(ov, "A", params["boundary_a_dlbm"])
+    sel_b, key_b = _side(ov, "B", params["boundary_b_dlbm"])
+    keep_a = sel_a.mask if sel_a is not None else None
+    keep_b = sel_b.mask if sel_b is not None else None
+    only_a = [
+        (i, kept_parts(g, *thr))
+        for i, g in ov.by_union("A", "B", "difference", b_pred=sel_b, key=key_b, noise=thr[2])
+        if keep_a is None or keep_a[i]
+    ]
+    only_b = [
+        (j, kept_parts(g, *thr))
+        for j, g in ov.by_union("B", "A", "difference", b_pred=sel_a, key=key_a, noise=thr[2])
+        if keep_b is None or keep_b[j]
+    ]
+    # 套合率 with the run's tolerances (the pieces themselves may be exact: see partition.py)
+    real = (params["min_area_m2"], params["min_width_m"], params["noise_width_m"])
+    ratio_a = _overlap_ratios(a.geoms, [(i, kept_parts(union_parts(p), *real)) for i, p in only_a])
+    ratio_b = _overlap_ratios(b.geoms, [(j, kept_parts(union_parts(p), *real)) for j, p in only_b])
     pieces: list[Piece] = []
     for i, parts in only_a:
         attrs = {"A_ID": _id(ov, "A", i), "B_ID": "", "A_RATIO": ratio_a[i], "B_RATIO": None}
@@ -481,7 +502,7 @@ def boundary_compare(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
     for j, parts in only_b:
         attrs = {"A_ID": "", "B_ID": _id(ov, "B", j), "A_RATIO": None, "B_RATIO": ratio_b[j]}
         pieces += [Piece(part, "only_b", dict(attrs), _zl(ov, "B", j)) for part in parts]
-    for i, j, geom in ov.pairs("A", "B", noise=thr[2]):
+    for i, j, geom in ov.pairs("A", "B", sel_a, sel_b, key=key_a + key_b, noise=thr[2]):
         attrs = {
             "A_ID": _id(ov, "A", i),
             "B_ID": _id(ov, "B", j),
@@ -491,6 +512,23 @@ def boundary_compare(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
         pieces += _pieces_from(geom, "both", attrs, _zl(ov, "A", i), thr)
     fields = [("A_ID", S), ("B_ID", S), ("A_RATIO", D), ("B_RATIO", D)]
     return pieces, fields
+
+
+def _side(ov: CountyOverlay, role: str, codes: Any) -> tuple[Selection | None, str]:
+    """The features of one side of boundarycompare: DLBM in ``codes`` (a list, or text such as "0101,0102");
+    empty: the profile's farmland codes when the side has DLBM values (a DLTB layer), else every feature;
+    "*": every feature."""
+    if isinstance(codes, str):
+        codes = parse_code_list(codes)
+    codes = [str(c) for c in codes or []]
+    dlbm = ov.features(role).attrs.mask(lambda v: bool(_text(v)), "DLBM")
+    if codes == ["*"] or (not codes and not any(dlbm)):
+        return None, ""
+    wanted = set(codes)
+    test = (lambda v: _text(v) in wanted) if wanted else ov.profile.is_farmland
+    return Selection(
+        ov.features(role).attrs.mask(test, "DLBM")
+    ), f"{role}:{','.join(sorted(wanted)) or 'farm'}"
 
 
 def _overlap_ratios(

@@ -48,6 +48,7 @@ class PresetResult:
     inputs: dict[str, Any]
     repaired: dict[str, list[int]] = field(default_factory=dict)
     region_names: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)  # once per output (provenance.py)
 
     def total_area_m2(self, category: str | None = None) -> float:
         return sum(p.area_m2 for p in self.pieces if category is None or p.category == category)
@@ -109,6 +110,9 @@ class CategorySpec:
     label: str  # English, QT_TRANSLATE_NOOP
 
 
+# what the tolerances judge noise: a value of the category field like the others, counted in the statistics
+WITHIN_TOLERANCE = CategorySpec("within_tolerance", QT_TRANSLATE_NOOP("@default", "Within tolerance"))
+
 # the sliver / noise thresholds every preset takes (defaults: the rule profile's min_area_m2, min_width_m,
 # noise_width_m; domain.md §6)
 # fmt: off
@@ -136,6 +140,9 @@ class PresetSpec:
     help: str = ""
     statistics: tuple[str, ...] = ("category",)
     reads: Callable[[CompareOptions], tuple[str, ...]] | None = None  # the roles read, when options decide
+    partition: bool = True  # categories partition the documented union (partition.py); else as computed
+    exclusive: bool = True  # categories exclude each other (False: e.g. one piece in several exit reasons)
+    union: str = ""  # English: the documented union the categories partition
     applicable: Callable[[Callable[[str], bool]], bool] | None = None  # given ``has(role)``
 
     @property
@@ -158,6 +165,11 @@ class PresetSpec:
 
     def category_values(self) -> tuple[str, ...]:
         return tuple(c.value for c in self.categories)
+
+    @property
+    def all_categories(self) -> tuple[CategorySpec, ...]:
+        """The declared categories and, where the tolerances move area, ``within_tolerance``."""
+        return (*self.categories, WITHIN_TOLERANCE) if self.partition else self.categories
 
     def options_and_overrides(self, values: Mapping[str, Any]) -> tuple[CompareOptions, dict[str, Any]]:
         """Run values by parameter name (None / "" = the profile's value) -> (options, profile
@@ -188,6 +200,7 @@ __all__ = [
     "CODES",
     "NUMBER",
     "THRESHOLD_PARAMS",
+    "WITHIN_TOLERANCE",
     "CategorySpec",
     "CompareOptions",
     "ParamSpec",

@@ -23,13 +23,12 @@ from qgis.core import (
 )
 
 from huijiao_plugin.compat import FieldType
+from huijiao_plugin.core.compare import provenance
 from huijiao_plugin.core.compare.presets import (
     LEVELS,
     PresetResult,
     area_values,
     category_label,
-    inputs_json,
-    rule_params_json,
 )
 from huijiao_plugin.toolbelt.i18n import tr
 
@@ -134,7 +133,7 @@ def region_statistics(results: Iterable[PresetResult], level: str = "township") 
 
 def _name(result: PresetResult, code: str) -> str:
     names = result.region_names
-    return names.get(code) or names.get(code[:12]) or names.get(code[:9]) or ""
+    return names.get(code, "")  # per code: a township never takes a village's name, nor the reverse
 
 
 def stats_fields() -> QgsFields:
@@ -176,19 +175,17 @@ COMMON_FIELDS: list[tuple[str, Any]] = [
     ("town_code", FieldType.String),
     ("village_code", FieldType.String),
 ]
-TRACE_FIELDS: list[tuple[str, Any]] = [("rule_params", FieldType.String), ("inputs", FieldType.String)]
 
 
 def result_fields(result: PresetResult) -> QgsFields:
     fields = QgsFields()
-    for name, typ in COMMON_FIELDS + list(result.extra_fields) + TRACE_FIELDS:
+    for name, typ in COMMON_FIELDS + list(result.extra_fields):
         fields.append(QgsField(name, typ))
     return fields
 
 
 def result_features(result: PresetResult, fields: QgsFields | None = None) -> Iterable[QgsFeature]:
     fields = fields or result_fields(result)
-    params, inputs = rule_params_json(result), inputs_json(result)
     labels: dict[str, str] = {}
     extra = [name for name, _ in result.extra_fields]
     for piece in result.pieces:
@@ -201,7 +198,6 @@ def result_features(result: PresetResult, fields: QgsFields | None = None) -> It
         m2, mu, ha = area_values(piece.area_m2)
         values = [result.rule_id, piece.category, labels[piece.category], m2, mu, ha, *piece.codes]
         values += [piece.attrs.get(name) for name in extra]
-        values += [params, inputs]
         feature.setAttributes(values)
         yield feature
 
@@ -216,6 +212,8 @@ def result_layer(result: PresetResult, crs: QgsCoordinateReferenceSystem, name: 
     layer.updateFields()
     layer.dataProvider().addFeatures(list(result_features(result, layer.fields())))
     layer.updateExtents()
+    if result.provenance:  # once per output, not on every piece
+        provenance.apply_to_layer(layer, result.provenance, result.title)
     return layer
 
 

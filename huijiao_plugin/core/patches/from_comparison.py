@@ -61,6 +61,7 @@ REASON_LABELS = {
     "both": "两者均有",
 }
 TYPE_FIELDS = ("patch_type", "PATCH_TYPE", "tblx_type")
+WITHIN_TOLERANCE = "within_tolerance"  # the comparison's category for what its tolerances judged noise
 
 # substring of a rule id (lower case) -> patch type; checked in order. Exact entries of ``type_map`` win.
 DEFAULT_RULE_PATTERNS: tuple[tuple[str, str], ...] = (
@@ -200,6 +201,9 @@ def patches_from_comparison(
                 return result
             feedback.setProgress(30.0 * i / total)
         result.pieces += 1
+        if reason_field and feature[reason_field] == WITHIN_TOLERANCE:
+            result.skipped_no_type += 1  # judged noise by the comparison's tolerances: nothing to check
+            continue
         geom = QgsGeometry(feature.geometry())
         if transform is not None and not geom.isNull():
             geom.transform(transform)

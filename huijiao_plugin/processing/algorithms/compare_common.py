@@ -8,9 +8,11 @@ OUTPUT_STATS (statistics by region) and optionally an xlsx workbook.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from qgis.core import (
+    QgsDataProvider,
     QgsFeatureSink,
     QgsProcessing,
     QgsProcessingAlgorithm,
@@ -25,10 +27,13 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorLayer,
+    QgsProviderRegistry,
+    QgsVectorLayer,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
+from huijiao_plugin.core.compare import provenance
 from huijiao_plugin.core.compare.engine import CompareCanceledError, CompareError, CountyOverlay
 from huijiao_plugin.core.compare.presets import LEVELS, PRESETS, PresetResult, run_preset
 from huijiao_plugin.core.compare.rules import RuleProfile, RuleProfileError
@@ -228,6 +233,8 @@ class CompareAlgorithm(HuijiaoAlgorithm):
             raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT))
         for feature in result_features(result, fields):
             sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
+        del sink  # written and closed: the provenance goes beside it, once
+        _write_provenance(dest, result, context)
         level = LEVELS[self.parameterAsEnum(parameters, REGION_LEVEL, context)]
         rows = region_statistics([result], level)
         outputs: dict[str, Any] = {OUTPUT: dest}
@@ -247,6 +254,25 @@ class CompareAlgorithm(HuijiaoAlgorithm):
         feedback.pushInfo(result.summary())
         outputs.update({"COUNT": len(result.pieces), "AREA_M2": round(total, 2), "AREA_MU": m2_to_mu(total)})
         return outputs
+
+
+def _write_provenance(dest: str, result: PresetResult, context: QgsProcessingContext) -> None:
+    """The output's provenance: its layer metadata, and in a GeoPackage the ``huijiao_provenance`` row."""
+    layer = context.getMapLayer(dest)
+    if layer is not None:  # a temporary layer
+        provenance.apply_to_layer(layer, result.provenance, result.title)
+        return
+    parts = QgsProviderRegistry.instance().decodeUri("ogr", dest)
+    path = parts.get("path", "")
+    if not path.lower().endswith(".gpkg"):
+        return
+    name = parts.get("layerName") or ""
+    if not name:  # a file with one layer: its table
+        written = QgsVectorLayer(path, "out", "ogr")
+        subs = written.dataProvider().subLayers()
+        del written  # closed before the provenance is written into the file
+        name = subs[0].split(QgsDataProvider.sublayerSeparator())[1] if subs else Path(path).stem
+    provenance.write_gpkg(path, name, result.provenance, result.title)
 
 
 def _default_profile() -> RuleProfile:

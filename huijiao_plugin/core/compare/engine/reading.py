@@ -383,6 +383,8 @@ class LayerSnapshot:
         self.provider = layer.providerType()
         self.subset = layer.subsetString()
         self.feature_count = layer.featureCount()
+        # the catalog's dataset id (core/recognition), when the layer was recognised
+        self.dataset_id = str(layer.customProperty("huijiao/dataset_id", "") or "")
         self.features = QgsVectorLayerFeatureSource(layer)
 
 
@@ -557,11 +559,20 @@ def load_feature_set(
     sjnf = set(attrs.column("SJNF")) if "SJNF" in fields else set()
     versions = sorted({_text(v) for v in sjnf} - {""})
     source = snap.source.split("|")[0]
+    parts = snap.source.split("|")
+    layer_name = next((p[len("layername=") :] for p in parts if p.startswith("layername=")), "")
     info = {
         "role": role,
-        "name": snap.name,
-        "source": Path(source).name if source else "",
+        "name": snap.name,  # the layer's name in the project
+        "layer": layer_name or snap.name,  # the layer (table) in its file
+        "source": source,
+        "file": Path(source).name if source else "",
+        "provider": snap.provider,
+        "subset": snap.subset,
         "features": len(geoms),
+        "feature_count": snap.feature_count,  # the layer's count (with its subset)
+        "crs": snap.crs.authid(),
+        "dataset_id": snap.dataset_id,
         "version": ",".join(versions[:5]),
         "repaired": len(repaired),
         "dropped": len(dropped),
@@ -604,6 +615,6 @@ ROLE_KEYS: dict[str, list[str]] = {
     "JCTB": ["JCBH", "TBLX", "ZLDWDM", "XZQDM"],
     "XZQ": ["XZQDM", "XZQMC"],
     "CJDCQ": ["CJDM", "CJMC"],
-    "A": ["BSM", "ZLDWDM"],
-    "B": ["BSM", "ZLDWDM"],
+    "A": ["BSM", "ZLDWDM", "DLBM"],
+    "B": ["BSM", "ZLDWDM", "DLBM"],
 }

@@ -1,0 +1,167 @@
+"""The partition invariant of a preset's output: its categories partition the documented union of its inputs,
+at every tolerance.
+
+A preset computes its pieces exactly (tolerances off). Then, per category:
+
+1. Overlaps are counted once: a piece loses the area already held by an earlier piece of its category (two
+   overlapping HSF plots give one area, the later plot's row lists only what the earlier did not cover, its
+   ``shared_m2`` attribute the area it shared); in a preset whose categories exclude each other, a piece also
+   loses what an earlier category holds (categories in their declared order).
+2. The tolerances (MIN_AREA, MIN_WIDTH, NOISE_WIDTH: the sliver rule of domain.md §6) judge each connected
+   part of the category's union, not each piece: a part holding a piece that passes the rule on its own is
+   reported whole; the other parts are united and judged. A part judged noise is not dropped: it becomes a
+   piece of the category ``within_tolerance`` (容差内一致) in the same output, with the category it was taken
+   from in ``tolerance_of``.
+
+So the areas of all categories, ``within_tolerance`` included, add up to the area of the documented union.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from qgis.core import QgsGeometry, QgsSpatialIndex
+
+from huijiao_plugin.core.compare import vectorized
+from huijiao_plugin.core.compare.engine import passes_sliver_rule, polygonal, single_parts
+from huijiao_plugin.core.compare.spec import Piece
+
+WITHIN = "within_tolerance"
+
+
+def _candidate_pairs(
+    geoms: Sequence[QgsGeometry],
+) -> tuple[list[tuple[int, int]], set[tuple[int, int]] | None]:
+    """Pairs (i < j) whose geometries intersect (touching counts) and, with vectorised GEOS, the set of
+    those whose interiors overlap (else None: decided pair by pair)."""
+    if vectorized.enabled() and geoms:
+        shapes = vectorized.read_wkb([bytes(g.asWkb()) for g in geoms])
+        if not vectorized.any_missing(shapes):
+            left, right = vectorized.index(shapes).query(shapes, predicate="intersects")
+            keep = left < right
+            left, right = left[keep], right[keep]
+            inner = vectorized.shapely.relate_pattern(shapes[left], shapes[right], "2********")
+            pairs = list(zip(left.tolist(), right.tolist()))
+            return pairs, set(zip(left[inner].tolist(), right[inner].tolist()))
+    index = QgsSpatialIndex()
+    for n, g in enumerate(geoms):
+        index.addFeature(n, g.boundingBox())
+    out = []
+    for i, g in enumerate(geoms):
+        for j in index.intersects(g.boundingBox()):
+            if j > i and g.intersects(geoms[j]):
+                out.append((i, j))
+    return out, None
+
+
+def _interiors_meet(a: QgsGeometry, b: QgsGeometry) -> bool:
+    engine = QgsGeometry.createGeometryEngine(a.constGet())
+    return bool(engine.relatePattern(b.constGet(), "2********"))
+
+
+class _Groups:
+    """Union-find over positions."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, x: int) -> int:
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def join(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def partition(
+    pieces: list[Piece],
+    order: Sequence[str],
+    exclusive: bool,
+    thresholds: tuple[float, float, float],
+) -> list[Piece]:
+    """The pieces of one run, overlaps counted once and tolerances applied per category union (see the
+    module docstring); ``order``: the declared categories; ``thresholds``: (min_area, min_width, noise)."""
+    rank = {c: n for n, c in enumerate(order)}
+    pieces = sorted(
+        (p for p in pieces if p.geom is not None and not p.geom.isEmpty()),
+        key=lambda p: rank.get(p.category, len(rank)),
+    )  # stable: a category's pieces keep their order
+    geoms = [p.geom for p in pieces]
+    pairs, overlapping = _candidate_pairs(geoms)
+    # 1. overlaps counted once
+    earlier: dict[int, list[int]] = {}
+    for i, j in pairs:
+        if not (exclusive or pieces[i].category == pieces[j].category):
+            continue
+        if (i, j) in overlapping if overlapping is not None else _interiors_meet(geoms[i], geoms[j]):
+            earlier.setdefault(j, []).append(i)
+    for j, before in earlier.items():
+        original = pieces[j].geom
+        rest = polygonal(original.difference(QgsGeometry.unaryUnion([geoms[i] for i in before])))
+        pieces[j].attrs["shared_m2"] = round(original.area() - (rest.area() if rest else 0.0), 3)
+        pieces[j].geom = rest  # None when wholly shared
+    kept = [n for n, p in enumerate(pieces) if p.geom is not None and not p.geom.isEmpty()]
+    if not any(thresholds):
+        return [pieces[n] for n in kept]
+    # 2. tolerances per connected part of each category's union, judged on single parts ("units")
+    units: list[tuple[int, QgsGeometry]] = [(n, part) for n in kept for part in single_parts(pieces[n].geom)]
+    by_piece: dict[int, list[int]] = {}
+    for u, (n, _part) in enumerate(units):
+        by_piece.setdefault(n, []).append(u)
+    passes = [passes_sliver_rule(part, *thresholds) for _n, part in units]
+    groups = _Groups(len(units))
+    for i, j in pairs:
+        if pieces[i].category != pieces[j].category or i not in by_piece or j not in by_piece:
+            continue
+        for u in by_piece[i]:
+            for v in by_piece[j]:
+                if not (passes[u] and passes[v]) and _share_an_edge(units[u][1], units[v][1]):
+                    groups.join(u, v)
+    members: dict[int, list[int]] = {}
+    for u in range(len(units)):
+        members.setdefault(groups.find(u), []).append(u)
+    verdict = passes[:]
+    for group in members.values():
+        if len(group) == 1 or any(passes[u] for u in group):
+            for u in group:
+                verdict[u] = len(group) > 1 or passes[u]
+            continue
+        # judged together: each connected part of their union
+        parts = single_parts(polygonal(QgsGeometry.unaryUnion([units[u][1] for u in group])))
+        ok = [passes_sliver_rule(part, *thresholds) for part in parts]
+        for u in group:
+            verdict[u] = ok[_part_of(units[u][1], parts)]
+    out: list[Piece] = []
+    for n in kept:
+        p = pieces[n]
+        good = [units[u][1] for u in by_piece[n] if verdict[u]]
+        noise = [units[u][1] for u in by_piece[n] if not verdict[u]]
+        if good:
+            p.geom = good[0] if len(good) == 1 else QgsGeometry.collectGeometry(good)
+            out.append(p)
+        if noise:
+            geom = noise[0] if len(noise) == 1 else QgsGeometry.collectGeometry(noise)
+            out.append(Piece(geom, WITHIN, {"tolerance_of": p.category}, p.zldwdm))
+    return out
+
+
+def _share_an_edge(a: QgsGeometry, b: QgsGeometry) -> bool:
+    """True when ``a`` and ``b`` are in one connected part of their union (more than a corner shared)."""
+    if not a.intersects(b):
+        return False
+    common = a.intersection(b)
+    return common is not None and (common.length() > 0 or common.area() > 0)
+
+
+def _part_of(geom: QgsGeometry, parts: Sequence[QgsGeometry]) -> int:
+    """The part of the union holding ``geom`` (a point inside its largest part)."""
+    largest = max(single_parts(geom), key=lambda g: g.area(), default=geom)
+    point = largest.pointOnSurface()
+    for k, part in enumerate(parts):
+        if part.intersects(point):
+            return k
+    return max(range(len(parts)), key=lambda k: parts[k].intersection(geom).area())

@@ -1,0 +1,174 @@
+"""The partition invariant of every preset on a generated county with overlapping HSF / PBF and HSF / PBF past
+the county edge: the categories (``within_tolerance`` included) add up to the documented union of the inputs,
+at tolerance 0 and at the profile's default tolerances, and each category is the documented set.
+
+Expected sets and areas are computed here with shapely (set operations) and pyproj (ellipsoidal area on
+CGCS2000 / GRS80), never with the product's overlay or area code.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+shapely = pytest.importorskip("shapely", minversion="2")
+
+from compare_support import geod_area, layer_shapes, random_county, release, shape  # noqa: E402
+
+from huijiao_plugin.core.compare.engine import CountyOverlay  # noqa: E402
+from huijiao_plugin.core.compare.presets import PRESETS, CompareOptions, run_preset  # noqa: E402
+
+FARM = {"0101", "0102", "0103"}
+CONSTRUCTION = ("05", "06", "07", "08", "09", "10")
+MONITORING = {"20", "YH", "DL1", "DL2", "DL3", "TL", "SJ", "CK", "GF", "JC"}
+EXACT = CompareOptions(min_area=0.0, min_width=0.0, noise_width=0.0)
+# Two exact computations in different operation orders (per feature here, whole layers in shapely) agree to
+# floating-point noise along the boundaries: ~1e-5 m² per km of edge, a few 1e-9 of these small areas.
+REL = 1e-8
+
+
+def union(geoms):  # noqa: ANN001, ANN201
+    return shapely.union_all(geoms) if geoms else shapely.Polygon()
+
+
+@pytest.fixture(scope="module")
+def county(qgis_processing, tmp_path_factory):
+    layers = random_county(tmp_path_factory.mktemp("part") / "county.gpkg", overlaps=True, outside=True)
+    layers["A"], layers["B"] = layers["PBF"], layers["DLTB"]
+    yield layers
+    release(layers)
+
+
+@pytest.fixture(scope="module")
+def sets(county):
+    """The documented sets of each preset, computed with shapely from the layers."""
+    dltb = {f["BSM"]: f for f in county["DLTB"].getFeatures()}
+    farm = union([shape(f.geometry()) for f in dltb.values() if f["DLBM"] in FARM])
+    nonfarm = union([shape(f.geometry()) for f in dltb.values() if f["DLBM"] not in FARM])
+    nongrain_dltb = union(
+        [shape(f.geometry()) for f in dltb.values() if f["DLBM"] in FARM and f["ZZSXDM"] in ("FLS", "WG")]
+    )
+    constr = union(
+        layer_shapes(county["DLTB_N1"], lambda f: f["DLBM"][:2] in CONSTRUCTION and f["DLBM"][:4] != "1006")
+    )
+    jctb = union(layer_shapes(county["JCTB"], lambda f: f["TBLX"] in MONITORING))
+    pbf, hsf = union(layer_shapes(county["PBF"])), union(layer_shapes(county["HSF"]))
+    a, b = pbf, farm  # B is a DLTB layer: by default its farmland is compared
+    to_constr = farm.intersection(constr)
+    return {
+        "boundarycompare": {"only_a": a.difference(b), "only_b": b.difference(a), "both": a.intersection(b)},
+        "hsfcoverage": {
+            "covered": pbf.intersection(hsf),
+            "not_covered": pbf.difference(hsf),
+            "hsf_nonfarmland": hsf.difference(farm).difference(pbf),
+        },
+        "hsfnotinpbf": {"candidate": hsf.intersection(farm).difference(pbf)},
+        "pbfnongrain": {"nongrain": pbf.intersection(nongrain_dltb), "occupied": pbf.intersection(nonfarm)},
+        "farmlandnonagri": {
+            "to_construction": to_constr,
+            "monitoring": farm.intersection(jctb).difference(to_constr),
+        },
+        "contiguity": {"block": pbf},
+        "pbfexitcandidates": {
+            "redline": pbf.intersection(union(layer_shapes(county["STBHHX"]))),
+            "drought": pbf.intersection(union(layer_shapes(county["YZGHQ"]))),
+        },
+    }
+
+
+@pytest.fixture(scope="module", params=["tolerance 0", "default tolerances"])
+def results(county, request):
+    ov = CountyOverlay(county)
+    options = EXACT if request.param == "tolerance 0" else CompareOptions()
+    return {pid: run_preset(pid, ov, options) for pid in PRESETS if PRESETS[pid].partition}
+
+
+def category_shapes(result, category):  # noqa: ANN001, ANN201
+    """The pieces of ``category`` and what the tolerances took from it (``within_tolerance``)."""
+    return [
+        shape(p.geom)
+        for p in result.pieces
+        if p.category == category or p.attrs.get("tolerance_of") == category
+    ]
+
+
+def test_the_county_has_what_the_issue_describes(county, sets):
+    hsf = layer_shapes(county["HSF"])
+    assert sum(g.area for g in hsf) > union(hsf).area + 1000  # overlapping plots
+    outside = union(hsf).difference(union(layer_shapes(county["DLTB"])))
+    assert outside.area > 1000  # HSF past the county edge
+    assert sets["hsfcoverage"]["hsf_nonfarmland"].area > outside.area
+
+
+@pytest.mark.parametrize("preset_id", ["boundarycompare", "hsfcoverage", "hsfnotinpbf", "pbfnongrain",
+                                       "farmlandnonagri", "contiguity"])  # fmt: skip
+def test_categories_partition_the_documented_union(results, sets, preset_id):
+    result = results[preset_id]
+    expected = sets[preset_id]
+    documented = union(list(expected.values()))
+    assert documented.area > 0
+    pieces = [shape(p.geom) for p in result.pieces]
+    total = geod_area(pieces)  # the sum over pieces: an area counted twice would show here
+    want = geod_area(documented)
+    assert abs(total - want) <= REL * want, (total, want)
+    assert {p.category for p in result.pieces} <= {*expected, "within_tolerance"}
+    for category, geom in expected.items():
+        mine = category_shapes(result, category)
+        got, exp = geod_area(mine), geod_area(geom)
+        assert abs(got - exp) <= REL * max(exp, 1.0), (category, got, exp)
+    # the product's own areas agree with the independent ones
+    assert abs(sum(p.area_m2 for p in result.pieces) - want) <= 1e-6 * want
+
+
+@pytest.mark.parametrize("reason", ["redline", "drought"])
+def test_exit_reasons_each_keep_their_area(results, sets, reason):
+    """Exit reasons may overlap (one piece, two reasons): each reason on its own adds up."""
+    mine = category_shapes(results["pbfexitcandidates"], reason)
+    exp = geod_area(sets["pbfexitcandidates"][reason])
+    assert exp > 0
+    assert abs(geod_area(mine) - exp) <= REL * exp
+
+
+def test_default_tolerances_move_noise_to_within_tolerance(county):
+    """At the defaults the 1 m digitising noise between PBF and DLTB is not dropped: it is within
+    tolerance, in the same output, and the categories still add up (see above)."""
+    result = run_preset("boundarycompare", CountyOverlay(county))
+    within = [p for p in result.pieces if p.category == "within_tolerance"]
+    assert within and all(p.attrs["tolerance_of"] in ("only_a", "only_b", "both") for p in within)
+    exact = run_preset("boundarycompare", CountyOverlay(county), EXACT)
+    assert not [p for p in exact.pieces if p.category == "within_tolerance"]
+
+
+def test_overlapping_plots_listed_with_the_shared_area(county, results):
+    pieces = results["hsfnotinpbf"].pieces
+    shared = [p for p in pieces if p.attrs.get("shared_m2")]
+    assert shared  # the later of two overlapping plots lists only what the earlier did not cover
+    shapes = [shape(p.geom) for p in pieces if p.category == "candidate"]
+    assert geod_area(shapes) == pytest.approx(geod_area(union(shapes)), rel=REL)  # no area twice
+
+
+@pytest.mark.parametrize(
+    ("preset_id", "key", "value"),
+    [
+        ("hsfnotinpbf", "min_area_m2", 1e9),
+        ("hsfnotinpbf", "min_width_m", 1e6),
+        ("boundarycompare", "noise_width_m", 0.0),
+        ("contiguity", "contiguity_tolerance_m", 150.0),
+    ],
+)
+def test_thresholds_come_from_the_rule_profile(county, preset_id, key, value):
+    """With no run value, each threshold is the active profile's: changing it in the profile changes the
+    output (and is recorded with the rule parameters)."""
+    ov = CountyOverlay(county)
+    before = run_preset(preset_id, ov)
+    ov.profile = ov.profile.with_overrides({key: value})
+    after = run_preset(preset_id, ov)
+    assert after.rule_params[key] == value != before.rule_params[key]
+
+    def summary(result):  # noqa: ANN001, ANN202
+        return sorted((p.category, round(p.area_m2, 3)) for p in result.pieces)
+
+    assert summary(after) != summary(before)
+    if key in ("min_area_m2", "min_width_m"):  # nothing passes: all of it is within tolerance, none lost
+        assert {p.category for p in after.pieces} == {"within_tolerance"}
+        total = sum(p.area_m2 for p in before.pieces)
+        assert sum(p.area_m2 for p in after.pieces) == pytest.approx(total, rel=1e-9)
