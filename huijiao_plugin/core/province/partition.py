@@ -6,7 +6,10 @@ nearest county (ties: the smaller code). A county's run therefore reads its own 
 neighbour's feature that crosses into its area (so overlays near the boundary are complete) and keeps only
 its own pieces: a patch that straddles two counties is compared in both runs, and each of its pieces is
 counted once. A neighbour's feature that reaches less than ``INSIDE`` (1 mm) into a county is left out of
-its run (county data clipped at the common boundary only touches it).
+its run (county data clipped at the common boundary only touches it). The presets' tolerances (the sliver
+rule over connected parts of a category) are judged within each county's run, so a part that continues
+across a county boundary is judged per county: the province total is the sum of its counties by
+construction, and a run of the merged province can differ by what the tolerance moves at county boundaries.
 """
 
 from __future__ import annotations
