@@ -40,8 +40,11 @@ def _candidate_pairs(
             left, right = vectorized.index(shapes).query(shapes, predicate="intersects")
             keep = left < right
             left, right = left[keep], right[keep]
-            inner = vectorized.shapely.relate_pattern(shapes[left], shapes[right], "2********")
             pairs = list(zip(left.tolist(), right.tolist()))
+            try:
+                inner = vectorized.shapely.relate_pattern(shapes[left], shapes[right], "2********")
+            except vectorized.shapely.errors.GEOSException:  # decided pair by pair
+                return pairs, None
             return pairs, set(zip(left[inner].tolist(), right[inner].tolist()))
     index = QgsSpatialIndex()
     for n, g in enumerate(geoms):
@@ -114,13 +117,19 @@ def partition(
         by_piece.setdefault(n, []).append(u)
     passes = [passes_sliver_rule(part, *thresholds) for _n, part in units]
     groups = _Groups(len(units))
-    for i, j in pairs:
-        if pieces[i].category != pieces[j].category or i not in by_piece or j not in by_piece:
-            continue
-        for u in by_piece[i]:
-            for v in by_piece[j]:
-                if not (passes[u] and passes[v]) and _share_an_edge(units[u][1], units[v][1]):
-                    groups.join(u, v)
+    asked = [
+        (u, v)
+        for i, j in pairs
+        if pieces[i].category == pieces[j].category and i in by_piece and j in by_piece
+        for u in by_piece[i]
+        for v in by_piece[j]
+        if not (passes[u] and passes[v])
+    ]
+    for (u, v), joined in zip(
+        asked, _edges_shared([units[u][1] for u, _ in asked], [units[v][1] for _, v in asked])
+    ):
+        if joined:
+            groups.join(u, v)
     members: dict[int, list[int]] = {}
     for u in range(len(units)):
         members.setdefault(groups.find(u), []).append(u)
@@ -147,6 +156,23 @@ def partition(
             geom = noise[0] if len(noise) == 1 else QgsGeometry.collectGeometry(noise)
             out.append(Piece(geom, WITHIN, {"tolerance_of": p.category}, p.zldwdm))
     return out
+
+
+def _edges_shared(a: Sequence[QgsGeometry], b: Sequence[QgsGeometry]) -> list[bool]:
+    """``_share_an_edge`` for each pair (a[k], b[k]), in vectorised calls when shapely is available."""
+    if vectorized.enabled() and a:
+        sa = vectorized.read_wkb([bytes(g.asWkb()) for g in a])
+        sb = vectorized.read_wkb([bytes(g.asWkb()) for g in b])
+        if not (vectorized.any_missing(sa) or vectorized.any_missing(sb)):
+            shapely = vectorized.shapely
+            try:  # the common part is more than points: a shared edge (dimension ≥ 1)
+                edge = shapely.relate_pattern(sa, sb, "****1****") | shapely.relate_pattern(
+                    sa, sb, "2********"
+                )
+                return edge.tolist()
+            except shapely.errors.GEOSException:  # a geometry GEOS rejects here: pair by pair below
+                pass
+    return [_share_an_edge(x, y) for x, y in zip(a, b)]
 
 
 def _share_an_edge(a: QgsGeometry, b: QgsGeometry) -> bool:
