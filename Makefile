@@ -27,7 +27,7 @@ APT_PACKAGES := qgis python3-qgis qgis-providers pyqt5-dev-tools qttools5-dev-to
 	nginx nodejs
 
 .PHONY: help system venv test lint format translations qm resources package deploy run demo-data \
-	clean bench pg-start test-fresh
+	clean bench bench-province pg-start test-fresh
 
 help:
 	@echo "make run | test | test-fresh | demo-data | lint | format | translations | resources | package | deploy | bench | clean"
@@ -107,6 +107,11 @@ test-fresh:
 
 bench: venv qm
 	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# Province run: 8 generated counties x 250k patches, process pool and Dask LocalCluster with 2 workers
+# (reduced: make bench-province BENCH_ARGS="--size 20000" HUIJIAO_BENCH_COUNTIES=4)
+bench-province: venv qm
+	$(PY) -m benchmarks --only province $(BENCH_ARGS)
 
 # --- data and running ------------------------------------------------------------------------------
 demo-data: venv

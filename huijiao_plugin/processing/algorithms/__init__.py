@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from huijiao_plugin.processing.algorithms.check_dataset import CheckDatasetAlgorithm
 from huijiao_plugin.processing.algorithms.compare_common import COMPARE_ALGORITHMS
+from huijiao_plugin.processing.algorithms.compare_province import CompareProvinceAlgorithm
 from huijiao_plugin.processing.algorithms.ellipsoidal_area import EllipsoidalAreaAlgorithm
 from huijiao_plugin.processing.algorithms.exchange_build_package import BuildPackageAlgorithm
 from huijiao_plugin.processing.algorithms.exchange_import_package import ImportPackageAlgorithm
@@ -26,4 +27,5 @@ ALGORITHMS = [
     PatchChecklistAlgorithm,
     ImportFieldResultsAlgorithm,
     *COMPARE_ALGORITHMS,
+    CompareProvinceAlgorithm,
 ]

@@ -1,0 +1,3 @@
+"""Small widgets, one job each, that the docks are made of."""
+
+from __future__ import annotations
