@@ -14,7 +14,9 @@ from pathlib import Path
 
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
+    QgsFillSymbol,
     QgsGraduatedSymbolRenderer,
+    QgsRendererCategory,
     QgsVectorLayer,
     QgsVectorLayerSimpleLabeling,
 )
@@ -112,3 +114,61 @@ def apply_style(
     layer.setCustomProperty("huijiao/dataset_id", dataset_id)
     layer.triggerRepaint()
     return True
+
+
+# Comparison results: one colour per category, declared once. The fill is the colour at RESULT_FILL_ALPHA
+# (a separate alpha, never "#rrggbb" + "99": Qt reads 8 hex digits as #AARRGGBB), the outline opaque.
+RESULT_PALETTE = {
+    "candidate": "#2e7d32",
+    "redline": "#c62828",
+    "fragile": "#8d6e63",
+    "drought": "#f9a825",
+    "soil_strict": "#ad1457",
+    "enclave": "#6a1b9a",
+    "fragment": "#ff7043",
+    "nongrain": "#fbc02d",
+    "occupied": "#558b2f",
+    "to_construction": "#d84315",
+    "monitoring": "#e64a19",
+    "covered": "#43a047",
+    "not_covered": "#e53935",
+    "hsf_nonfarmland": "#8e24aa",
+    "block": "#1e88e5",
+    "added": "#43a047",
+    "removed": "#e53935",
+    "modified": "#fb8c00",
+    "only_a": "#1e88e5",
+    "only_b": "#e53935",
+    "both": "#9e9e9e",
+}
+RESULT_FALLBACK_COLORS = ("#1e88e5", "#43a047", "#fb8c00", "#8e24aa", "#e53935", "#00897b")
+RESULT_FILL_ALPHA = 153  # 60 % opaque
+
+
+def result_color(value: object, index: int = 0) -> str:
+    """The declared ``#rrggbb`` colour of a result category (a fallback colour for unknown categories)."""
+    return RESULT_PALETTE.get(str(value), RESULT_FALLBACK_COLORS[index % len(RESULT_FALLBACK_COLORS)])
+
+
+def _rgba(hex_color: str, alpha: int) -> str:
+    """``#rrggbb`` → the ``r,g,b,a`` text QgsSymbolLayerUtils decodes (no QtGui in core)."""
+    red, green, blue = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"{red},{green},{blue},{alpha}"
+
+
+def style_result_layer(layer: QgsVectorLayer, field: str, labels: dict[object, str]) -> None:
+    """Categorised renderer of a comparison result on ``field``: value → legend label, colours declared
+    in RESULT_PALETTE, fill at RESULT_FILL_ALPHA, outline opaque."""
+    categories = []
+    for index, value in enumerate(sorted(labels, key=str)):
+        color = result_color(value, index)
+        symbol = QgsFillSymbol.createSimple(
+            {
+                "color": _rgba(color, RESULT_FILL_ALPHA),
+                "outline_color": _rgba(color, 255),
+                "outline_width": "0.4",
+            }
+        )
+        categories.append(QgsRendererCategory(value, symbol, labels[value]))
+    layer.setRenderer(QgsCategorizedSymbolRenderer(field, categories))
+    layer.triggerRepaint()

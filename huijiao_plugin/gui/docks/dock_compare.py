@@ -10,12 +10,9 @@ import re
 from qgis.core import (
     Qgis,
     QgsApplication,
-    QgsCategorizedSymbolRenderer,
     QgsFeedback,
-    QgsFillSymbol,
     QgsMapLayerProxyModel,
     QgsProject,
-    QgsRendererCategory,
     QgsTask,
     QgsVectorLayer,
 )
@@ -42,6 +39,7 @@ from huijiao_plugin.core.compare.presets import LEVELS, PRESETS, CompareOptions,
 from huijiao_plugin.core.compare.rules import RuleProfile, RuleProfileError
 from huijiao_plugin.core.compare.statistics import region_statistics, result_layer
 from huijiao_plugin.core.settings import HuijiaoSettings
+from huijiao_plugin.core.styles import style_result_layer
 from huijiao_plugin.core.xlsx import XlsxError, write_statistics_xlsx
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
 from huijiao_plugin.processing.algorithms import ALGORITHMS
@@ -85,29 +83,6 @@ NAME_HINTS = {
     "JCTB": ("JCTB", "监测图斑"),
     "XZQ": ("XZQ",),
     "CJDCQ": ("CJDCQ",),
-}
-PALETTE = {
-    "candidate": "#2e7d32",
-    "redline": "#c62828",
-    "fragile": "#8d6e63",
-    "drought": "#f9a825",
-    "soil_strict": "#ad1457",
-    "enclave": "#6a1b9a",
-    "fragment": "#ff7043",
-    "nongrain": "#fbc02d",
-    "occupied": "#558b2f",
-    "to_construction": "#d84315",
-    "monitoring": "#e64a19",
-    "covered": "#43a047",
-    "not_covered": "#e53935",
-    "hsf_nonfarmland": "#8e24aa",
-    "block": "#1e88e5",
-    "added": "#43a047",
-    "removed": "#e53935",
-    "modified": "#fb8c00",
-    "only_a": "#1e88e5",
-    "only_b": "#e53935",
-    "both": "#9e9e9e",
 }
 STAT_HEADERS = [
     QT_TRANSLATE_NOOP("@default", "Level"),
@@ -512,22 +487,12 @@ class HuijiaoCompareDock(QgsDockWidget):
         """Add the pieces as a layer styled by category in the group 耕地比对."""
         layer = result_layer(result, crs, result.title)
         field = "size_class" if result.rule_id == "huijiao:contiguity" else "category"
-        categories = []
-        values = sorted({f[field] for f in layer.getFeatures()}, key=str)
-        for n, value in enumerate(values):
-            color = PALETTE.get(
-                str(value), ["#1e88e5", "#43a047", "#fb8c00", "#8e24aa", "#e53935", "#00897b"][n % 6]
-            )
-            symbol = QgsFillSymbol.createSimple(
-                {"color": color + "99", "outline_color": color, "outline_width": "0.4"}
-            )
-            label = str(value)
-            for feature in layer.getFeatures():
-                if feature[field] == value:
-                    label = feature["category_name"] if field == "category" else label
-                    break
-            categories.append(QgsRendererCategory(value, symbol, label))
-        layer.setRenderer(QgsCategorizedSymbolRenderer(field, categories))
+        labels = {}
+        for feature in layer.getFeatures():
+            value = feature[field]
+            if value not in labels:
+                labels[value] = feature["category_name"] if field == "category" else str(value)
+        style_result_layer(layer, field, labels)
         project = QgsProject.instance()
         project.addMapLayer(layer, False)
         root = project.layerTreeRoot()
