@@ -38,6 +38,7 @@ from huijiao_plugin.core.compare.overlay import CompareCanceledError, CompareErr
 from huijiao_plugin.core.compare.presets import LEVELS, PRESETS, CompareOptions, run_preset
 from huijiao_plugin.core.compare.rules import RuleProfile, RuleProfileError
 from huijiao_plugin.core.compare.statistics import region_statistics, result_layer
+from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.core.styles import style_result_layer
 from huijiao_plugin.core.xlsx import XlsxError, write_statistics_xlsx
@@ -198,9 +199,10 @@ class HuijiaoCompareTask(QgsTask):
 class HuijiaoCompareDock(QgsDockWidget):
     """Farmland comparison by policy rule presets."""
 
-    def __init__(self, iface, parent=None):
+    def __init__(self, iface, session: Session | None = None, parent=None):
         super().__init__(parent)
         self.iface = iface
+        self.session = session if session is not None else Session.load()
         self.setObjectName("HuijiaoCompareDock")
         self.setWindowTitle(tr("Farmland comparison"))
         self.task = None

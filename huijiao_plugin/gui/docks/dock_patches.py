@@ -49,6 +49,7 @@ from huijiao_plugin.core.patches.field_package import (
 )
 from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError
 from huijiao_plugin.core.patches.workflow import WorkflowError
+from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
 from huijiao_plugin.toolbelt.i18n import tr
@@ -90,9 +91,10 @@ class _NumberItem(QTableWidgetItem):
 class HuijiaoPatchesDock(QgsDockWidget):
     """Change patches of one county GeoPackage (BGHTB)."""
 
-    def __init__(self, iface, parent=None):
+    def __init__(self, iface, session: Session | None = None, parent=None):
         super().__init__(parent)
         self.iface = iface
+        self.session = session if session is not None else Session.load()
         self.store: PatchStore | None = None
         self.rows: list[dict] = []
         self.map_tool = None
