@@ -166,3 +166,23 @@ def test_form_asks_only_type_reason_notes(qgis_app):
     dialog.reason_edit.setText("25度以上坡耕地")
     assert dialog.values() == {"patch_type": schema.TYPE_EXCLUDE, "reason": "25度以上坡耕地", "notes": None}
     dialog.deleteLater()
+
+
+def test_region_codes_from_one_map_layer_names(setup):
+    """Bug 3: 一张图 names the region layers 行政区(乡镇级) and 村级调查区 (no XZQ/CJDCQ in the name): the
+    tool finds them by their recognised dataset and fills the township and village codes."""
+    store, patches, canvas, tool = setup
+    names = {"XZQ": "行政区(乡镇级)", "CJDCQ": "村级调查区"}
+    for layer in QgsProject.instance().mapLayers().values():
+        if layer.name() in names:
+            layer.setName(names[layer.name()])
+    assert {lyr.name() for lyr in QgsProject.instance().mapLayers().values()} >= set(names.values())
+    for x, y in ((100, 100), (200, 100), (200, 200), (100, 200)):
+        _click(canvas, _pixel(canvas, x, y))
+    _click(canvas, _pixel(canvas, 150, 150), Qt.MouseButton.RightButton)
+    (feature,) = list(patches.getFeatures())
+    # the square 100..200 lies in the village 610423100201 of the township 610423100 (make_regions)
+    assert feature["village_code"] == "610423100201" and feature["township_code"] == "610423100"
+    assert tool.save()
+    (row,) = store.patches()
+    assert row["village_code"] == "610423100201" and row["county_code"] == COUNTY

@@ -42,6 +42,7 @@ from qgis.PyQt.QtWidgets import (
 from huijiao_plugin.core.patches import schema
 from huijiao_plugin.core.patches.geometry import RegionLookup, polygon_parts
 from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError
+from huijiao_plugin.core.recognition import recognize_layer
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.toolbelt.i18n import tr
 
@@ -51,8 +52,9 @@ MODE_DRAW = "draw"
 MODE_PICK = "pick"
 MODE_SPLIT = "split"
 
-TOWNSHIP_HINTS = ("XZQ", "乡级", "行政区")
-VILLAGE_HINTS = ("CJDCQ", "村级", "村")
+# catalog datasets whose polygons give the township and the village codes of a patch
+TOWNSHIP_DATASET = "xzq"
+VILLAGE_DATASET = "cjdcq"
 
 
 def _succeeded(result) -> bool:
@@ -144,17 +146,23 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
         self.rubber.reset(geometry_type)
 
     def regions(self) -> RegionLookup | None:
-        """Region lookup from the XZQ/CJDCQ layers of the project (by name), built once per store."""
+        """Region lookup from the project's 行政区/村级调查区 layers, found by their recognised dataset (the
+        catalog's recognition, as the compare panel does), never by layer-name text; built once per store."""
         if self._regions is None and self.store is not None:
-            township = village = None
+            found: dict[str, QgsVectorLayer] = {}
             for layer in QgsProject.instance().mapLayers().values():
-                if not isinstance(layer, QgsVectorLayer) or layer is self.layer:
+                if not isinstance(layer, QgsVectorLayer) or layer is self.layer or not layer.isValid():
                     continue
-                name = layer.name().upper()
-                if village is None and any(h.upper() in name for h in VILLAGE_HINTS[:1]):
-                    village = layer
-                elif township is None and any(h.upper() in name for h in TOWNSHIP_HINTS[:1]):
-                    township = layer
+                if layer.geometryType() != QgsWkbTypes.GeometryType.PolygonGeometry:
+                    continue
+                try:
+                    dataset_id = recognize_layer(layer).dataset_id
+                except Exception:  # an unreadable layer must not stop marking
+                    log.exception("recognition failed for %s", layer.name())
+                    continue
+                if dataset_id in (TOWNSHIP_DATASET, VILLAGE_DATASET) and dataset_id not in found:
+                    found[dataset_id] = layer
+            township, village = found.get(TOWNSHIP_DATASET), found.get(VILLAGE_DATASET)
             county = self.store.meta("county_code")
             if not county:
                 region = HuijiaoSettings.load().region_code
