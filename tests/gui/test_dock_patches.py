@@ -6,7 +6,8 @@ import datetime
 
 import pytest
 from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsProject, QgsRectangle, QgsVectorLayer
-from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtCore import QDate, Qt
+from qgis.PyQt.QtTest import QTest
 
 from huijiao_plugin.core.patches import schema
 from huijiao_plugin.core.patches.store import NewPatch, PatchStore
@@ -27,6 +28,8 @@ def dock_store(tmp_path, qgis_iface, qgis_new_project):
     )
     store.update(ids[0], {"status": "verified", "result": "true"}, user="核查员")
     dock = HuijiaoPatchesDock(qgis_iface)
+    dock.resize(420, 900)
+    dock.show()
     assert dock.set_store(store.path)
     yield dock, store, ids
     dock.deleteLater()
@@ -69,15 +72,41 @@ def test_filters_and_sorting(dock_store):
     assert values == sorted(values, reverse=True) and values[0] == pytest.approx(45.0, abs=0.05)
 
 
+def _choose(combo, label):
+    index = combo.findText(label)
+    assert index >= 0, (label, [combo.itemText(i) for i in range(combo.count())])
+    combo.setCurrentIndex(index)
+
+
+def _type(widget, text):
+    """Type ``text`` key by key (QTest.keyClicks takes Latin-1 only)."""
+    from qgis.PyQt.QtCore import QEvent
+    from qgis.PyQt.QtGui import QKeyEvent
+    from qgis.PyQt.QtWidgets import QApplication
+
+    for char in text:
+        for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
+            QApplication.sendEvent(widget, QKeyEvent(kind, 0, Qt.KeyboardModifier.NoModifier, char))
+
+
+def _offered(widget):
+    return [widget.status_combo.itemText(i) for i in range(widget.status_combo.count())]
+
+
 def test_bulk_status_detail_and_zoom(dock_store, qgis_iface):
     dock, store, ids = dock_store
+    widget = dock.status_widget
     dock.select_uuids([ids[0], ids[1]])
     assert set(dock.selected_uuids()) == {ids[0], ids[1]}
-    done, refused = dock.apply_bulk_status("approved")
-    assert done == [ids[0]] and list(refused) == [ids[1]]  # 待核查 → 审核通过 is refused
-    assert store.get(ids[0])["status"] == "approved"
+    # 已核查 → {审核通过, 退回, 异议, 核查中} and 待核查 → {核查中, 已核查}: only 核查中 is common to both
+    assert _offered(widget) == ["核查中"]
+    dock.select_uuids([ids[0]])
+    _choose(widget.status_combo, "审核通过")
+    widget.reviewer_edit.setText("审核员")
+    QTest.mouseClick(widget.apply_button, Qt.MouseButton.LeftButton)
+    assert store.get(ids[0])["status"] == "approved" and store.get(ids[0])["reviewer"] == "审核员"
     assert store.get(ids[1])["status"] == "pending"
-    assert "1" in dock.status_label.text()
+    assert "1" in widget.message.text()
 
     dock.select_uuids([ids[0]])
     assert "审核通过" in dock.detail.toPlainText()
@@ -213,3 +242,56 @@ def test_patches_from_selected_features_of_another_layer(dock_store, tmp_path):
     assert sorted(r["number"] for r in new) == [f"{COUNTY}{year}{n:04d}" for n in (1, 2)]
     assert all(r["village_code"].startswith("6104231002") for r in new)
     assert dock.patches_from_selection(dock.patch_layer()) == []  # not from the patch layer itself
+
+
+def test_verification_fields_bulk_and_undo(dock_store, tmp_path):
+    """Bug 4: the panel offers only the moves the store allows, takes every field a move needs (核查结果,
+    核查人, 核查日期, 说明, photo), changes all selected patches at once, and undoes the last change with
+    the history keeping both."""
+    from qgis.PyQt.QtGui import QImage
+
+    dock, store, ids = dock_store
+    widget = dock.status_widget
+    dock.select_uuids([ids[1]])
+    assert _offered(widget) == ["核查中", "已核查"]  # never 审核通过 from 待核查
+    dock.select_uuids([ids[1], ids[2]])
+    _choose(widget.status_combo, "已核查")
+    for editor in (widget.result_combo, widget.verifier_edit, widget.date_edit, widget.field_notes_edit):
+        assert editor.isVisibleTo(dock)
+    assert not widget.reviewer_edit.isVisibleTo(dock)
+    _choose(widget.result_combo, "不属实")
+    widget.verifier_edit.clear()
+    _type(widget.verifier_edit, "张三")
+    widget.date_edit.setDate(QDate(2025, 6, 3))
+    _type(widget.field_notes_edit, "现场为耕地")
+    photo = tmp_path / "site.png"
+    image = QImage(8, 8, QImage.Format.Format_RGB32)
+    image.fill(Qt.GlobalColor.green)
+    assert image.save(str(photo))
+    widget.attachment_widget.setFilePath(str(photo))
+    QTest.mouseClick(widget.apply_button, Qt.MouseButton.LeftButton)
+    for patch_uuid in (ids[1], ids[2]):
+        row = store.get(patch_uuid)
+        assert (row["status"], row["result"], row["verifier"]) == ("verified", "false", "张三")
+        assert row["verify_date"] == "2025-06-03" and row["field_notes"] == "现场为耕地"
+        assert [a["path"].endswith("site.png") for a in store.attachments(patch_uuid)] == [True]
+    assert set(dock.selected_uuids()) == {ids[1], ids[2]}
+    # the panel now offers the moves of 已核查
+    assert _offered(widget) == ["核查中", "审核通过", "退回", "异议"]
+
+    assert widget.undo_button.isEnabled()
+    QTest.mouseClick(widget.undo_button, Qt.MouseButton.LeftButton)
+    for patch_uuid in (ids[1], ids[2]):
+        row = store.get(patch_uuid)
+        assert (row["status"], row["result"], row["verifier"], row["verify_date"]) == (
+            "pending",
+            None,
+            None,
+            None,
+        )
+        status_rows = [
+            (h["old_value"], h["new_value"]) for h in store.history(patch_uuid) if h["field"] == "status"
+        ]
+        assert status_rows == [("pending", "verified"), ("verified", "pending")]
+    assert not widget.undo_button.isEnabled()
+    assert [dock.table.item(r, 2).text() for r in range(dock.table.rowCount())].count("待核查") == 3

@@ -571,24 +571,59 @@ class PatchStore:
         self, patch_uuids: Iterable[str], status: str, user: str = "", result: str | None = None
     ) -> tuple[list[str], dict[str, str]]:
         """Bulk status change: all allowed changes are applied; refused ones are returned with the reason."""
+        changes: dict[str, Any] = {"status": status}
+        if result is not None:
+            changes["result"] = result
+        return self.change_patches(patch_uuids, changes, user=user)
+
+    def change_patches(
+        self, patch_uuids: Iterable[str], changes: dict[str, Any], user: str = ""
+    ) -> tuple[list[str], dict[str, str]]:
+        """Apply ``changes`` (status and the fields the move needs) to every patch the workflow allows it for;
+        refused ones are returned with the reason. The values before are kept as the store's last change, so
+        :meth:`undo_last` can restore them (the history records the change and the undo)."""
         done: list[str] = []
         refused: dict[str, str] = {}
+        before: dict[str, dict[str, Any]] = {}
         with self.transaction() as ds:
             for patch_uuid in patch_uuids:
                 current = self._get_in(ds, patch_uuid)
                 if current is None:
                     refused[patch_uuid] = tr("not found")
                     continue
-                changes: dict[str, Any] = {"status": status}
-                if result is not None:
-                    changes["result"] = result
                 try:
                     self._update(ds, current, changes, user, schema.EDIT_DESK, True)
                 except (workflow.WorkflowError, PatchStoreError) as exc:
                     refused[patch_uuid] = str(exc)
                 else:
                     done.append(patch_uuid)
+                    before[patch_uuid] = {
+                        k: _plain(current.get(k)) for k in changes if k in schema.FIELD_NAMES
+                    }
+            if done:
+                self._set_meta(ds, UNDO_KEY, json.dumps({"user": user, "before": before}, ensure_ascii=False))
         return done, refused
+
+    def can_undo(self) -> bool:
+        return bool(self.meta(UNDO_KEY))
+
+    def undo_last(self, user: str = "") -> list[str]:
+        """Restore the values before the last :meth:`change_patches` (outside the workflow: a return to a
+        state the patch had); returns the restored UUIDs. The history keeps the change and the undo."""
+        text = self.meta(UNDO_KEY)
+        if not text:
+            return []
+        before = json.loads(text)["before"]
+        restored: list[str] = []
+        with self.transaction() as ds:
+            for patch_uuid, values in before.items():
+                current = self._get_in(ds, patch_uuid)
+                if current is None:
+                    continue
+                self._update(ds, current, values, user, EDIT_UNDO, False)
+                restored.append(patch_uuid)
+            self._set_meta(ds, UNDO_KEY, "")
+        return restored
 
     def _get_in(self, ds: ogr.DataSource, patch_uuid: str, with_geometry: bool = False) -> dict | None:
         layer = ds.GetLayerByName(schema.PATCH_LAYER)
@@ -662,6 +697,15 @@ class PatchStore:
             sql += f" WHERE {where}"
         sql += " GROUP BY patch_type, status"
         return {(row[0] or "", row[1] or ""): (int(row[2]), float(row[3] or 0.0)) for row in self.query(sql)}
+
+
+UNDO_KEY = "undo:last_change"
+EDIT_UNDO = "undo"
+
+
+def _plain(value: Any) -> Any:
+    """A field value as JSON can keep it (dates as ISO text)."""
+    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def _json_text(value: Any) -> str | None:

@@ -52,6 +52,7 @@ from huijiao_plugin.core.patches.workflow import WorkflowError
 from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
+from huijiao_plugin.gui.widgets.wdg_patch_status import HuijiaoPatchStatusWidget
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,9 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.photos.setIconSize(QPixmap(96, 96).size())
         self.totals_tree = QTreeWidget(self.tabs)
         self.totals_tree.setHeaderLabels([tr("Type / status"), tr("Count"), tr("Area (mu)")])
+        self.status_widget = HuijiaoPatchStatusWidget(self.tabs)
+        self.status_widget.changed.connect(self._status_changed)
+        self.tabs.addTab(self.status_widget, tr("Verification"))
         self.tabs.addTab(self.detail, tr("Details"))
         self.tabs.addTab(self.history_table, tr("History"))
         self.tabs.addTab(self.photos, tr("Photos"))
@@ -211,17 +215,12 @@ class HuijiaoPatchesDock(QgsDockWidget):
         actions = QHBoxLayout()
         self.zoom_button = QPushButton(tr("Zoom to"), body)
         self.zoom_button.clicked.connect(self.zoom_to_selected)
-        self.bulk_status = QComboBox(body)
-        for code, label in workflow.STATUSES.items():
-            self.bulk_status.addItem(label, code)
-        self.bulk_button = QPushButton(tr("Set status"), body)
-        self.bulk_button.clicked.connect(lambda: self.apply_bulk_status(self.bulk_status.currentData()))
         self.mark_button = QPushButton(tr("Mark patch"), body)
         self.mark_button.setCheckable(True)
         self.mark_button.toggled.connect(self._toggle_mark_tool)
         self.refresh_button = QPushButton(tr("Refresh"), body)
         self.refresh_button.clicked.connect(self.refresh)
-        for widget in (self.zoom_button, self.bulk_status, self.bulk_button, self.refresh_button):
+        for widget in (self.zoom_button, self.refresh_button):
             actions.addWidget(widget)
         layout.addLayout(actions)
         edit_row = QHBoxLayout()
@@ -265,13 +264,15 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.status_label.setWordWrap(True)
         layout.addWidget(self.status_label)
         self.setWidget(body)
-        self.apply_settings(HuijiaoSettings.load())
+        self.apply_settings(self.session.settings)
+        self.session.settingsChanged.connect(self.apply_settings)
 
     # -- settings / store -----------------------------------------------------------------------------------
 
     def apply_settings(self, settings: HuijiaoSettings) -> None:
         """Show the department, region and server the panel works with."""
         self.context_widget.apply_settings(settings)
+        self.status_widget.user = settings.unit_name
 
     def _file_chosen(self, path: str) -> None:
         if path and (self.store is None or Path(path) != self.store.path):
@@ -284,7 +285,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         if not path:
             return
         crs = self.iface.mapCanvas().mapSettings().destinationCrs()
-        settings = HuijiaoSettings.load()
+        settings = self.session.settings
         county = settings.region_code if len(settings.region_code) == 6 else ""
         try:
             PatchStore.create(path, crs, county_code=county, overwrite=False)
@@ -369,7 +370,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         if self.store is None or not fids:
             self._message(tr("Select a conflict first."), Qgis.MessageLevel.Info)
             return
-        user = HuijiaoSettings.load().unit_name
+        user = self.session.settings.unit_name
         errors = []
         for fid in fids:
             try:
@@ -496,6 +497,8 @@ class HuijiaoPatchesDock(QgsDockWidget):
 
     def _selection_changed(self) -> None:
         uuids = self.selected_uuids()
+        statuses = {row["uuid"]: row["status"] for row in self.rows}
+        self.status_widget.set_patches(self.store, uuids, [statuses.get(u) for u in uuids])
         if len(uuids) == 1:
             self.show_detail(uuids[0])
         layer = self.patch_layer(create=False)
@@ -562,25 +565,11 @@ class HuijiaoPatchesDock(QgsDockWidget):
         canvas.setExtent(rect)
         canvas.refresh()
 
-    def apply_bulk_status(self, status: str, result: str | None = None) -> tuple[list[str], dict[str, str]]:
-        """Set ``status`` on the selected patches; refused changes are listed in the message bar."""
+    def _status_changed(self, _done: list, _refused: dict) -> None:
+        """After a status change or its undo: reload, keep the selection, show the outcome."""
         uuids = self.selected_uuids()
-        if self.store is None or not uuids:
-            self._message(tr("Select patches first."), Qgis.MessageLevel.Info)
-            return [], {}
-        user = HuijiaoSettings.load().unit_name
-        done, refused = self.store.set_status(uuids, status, user=user, result=result)
         self.refresh()
         self.select_uuids(uuids)
-        text = tr("{done} patches set to {status}").format(
-            done=len(done), status=workflow.status_label(status)
-        )
-        if refused:
-            text += "; " + tr("{n} refused: {reason}").format(
-                n=len(refused), reason=next(iter(refused.values()))
-            )
-        self._message(text, Qgis.MessageLevel.Warning if refused else Qgis.MessageLevel.Success)
-        return done, refused
 
     def _toggle_mark_tool(self, checked: bool) -> None:
         canvas = self.iface.mapCanvas()
