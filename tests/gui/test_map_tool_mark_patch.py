@@ -21,7 +21,7 @@ from qgis.PyQt.QtWidgets import QApplication
 from huijiao_plugin.core.patches import schema
 from huijiao_plugin.core.patches.store import PatchStore
 from huijiao_plugin.gui.map_tools.map_tool_mark_patch import MODE_PICK, MODE_SPLIT, HuijiaoMarkPatchMapTool
-from tests.unit.test_patches_helpers import COUNTY, X0, Y0, make_regions
+from tests.unit.test_patches_helpers import COUNTY, X0, Y0, make_regions, rel_rect
 
 
 @pytest.fixture()
@@ -186,3 +186,56 @@ def test_region_codes_from_one_map_layer_names(setup):
     assert tool.save()
     (row,) = store.patches()
     assert row["village_code"] == "610423100201" and row["county_code"] == COUNTY
+
+
+def test_edit_history_records_what_was_done(setup):
+    """Bug 8: create, reshape, attribute change and delete, with undo/redo on the way, reach the patch
+    history in order with the right before/after values (a reshape shows the old and the new area)."""
+    store, patches, canvas, tool = setup
+    tool.user = "内业员"
+    crs = patches.crs()
+    square = QgsGeometry.fromWkt(rel_rect(100, 100, 200, 200))
+    other = QgsGeometry.fromWkt(rel_rect(300, 100, 340, 140))
+    tool.create_patches([square, other], crs)
+    patches.undoStack().undo()  # the second patch is not made after all …
+    patches.undoStack().redo()  # … it is
+    assert tool.save()
+    a, b = sorted(store.patches(), key=lambda r: r["number"])
+    area_before = a["area_m2"]
+
+    fid_a = next(f.id() for f in patches.getFeatures() if f["uuid"] == a["uuid"])
+    fid_b = next(f.id() for f in patches.getFeatures() if f["uuid"] == b["uuid"])
+    reason = patches.fields().indexOf("reason")
+    patches.startEditing()
+    half = QgsGeometry.fromWkt(rel_rect(100, 100, 200, 150))
+    patches.beginEditCommand("reshape")  # as QGIS's vertex tool does
+    patches.changeGeometry(fid_a, half)
+    patches.endEditCommand()
+    for text in ("占用耕地", "写错了"):
+        patches.beginEditCommand("attribute")
+        patches.changeAttributeValue(fid_a, reason, text)
+        patches.endEditCommand()
+    patches.undoStack().undo()  # "写错了" is taken back
+    patches.beginEditCommand("delete")
+    patches.deleteFeature(fid_b)
+    patches.endEditCommand()
+    assert tool.save() and not patches.isEditable()
+
+    row = store.get(a["uuid"])
+    assert row["reason"] == "占用耕地"
+    # the half square has half the area (ellipsoidal areas of a 100 m square scale with it to 0.01 m²)
+    assert row["area_m2"] == pytest.approx(area_before / 2, abs=0.02)
+    history = [
+        (h["field"], h["old_value"], h["new_value"], h["changed_by"]) for h in store.history(a["uuid"])
+    ]
+    assert history == [
+        ("created", None, a["number"], "内业员"),
+        ("reason", None, "占用耕地", "内业员"),
+        ("geometry", f"{area_before:.2f}", f"{row['area_m2']:.2f}", "内业员"),
+    ]
+    assert store.get(b["uuid"]) is None
+    assert [(h["field"], h["old_value"], h["changed_by"]) for h in store.history(b["uuid"])] == [
+        ("created", None, "内业员"),
+        ("deleted", b["number"], "内业员"),
+    ]
+    assert [h["new_value"] for h in store.history(b["uuid"])][0] == b["number"]

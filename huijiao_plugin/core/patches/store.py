@@ -567,6 +567,44 @@ class PatchStore:
         assignments = ", ".join(f'"{k}" = {sql_literal(v)}' for k, v in changes.items())
         ds.ExecuteSQL(f'UPDATE "{schema.PATCH_LAYER}" SET {assignments} WHERE fid = {int(current["fid"])}')
 
+    def apply_edits(
+        self,
+        added: Iterable[tuple[QgsGeometry, dict[str, Any]]] = (),
+        changed: dict[str, dict[str, Any]] | None = None,
+        deleted: Iterable[str] = (),
+        user: str = "",
+    ) -> None:
+        """Write an editor's session in one transaction: new patches (geometry + complete values, as from
+        :meth:`new_patch_values`), changes per UUID (attributes and/or ``geometry``: one UPDATE per patch, so
+        the history gets the area before and after) and deletions, in this order. Nothing is written when
+        one of them is refused (PatchStoreError / WorkflowError)."""
+        with self.transaction() as ds:
+            layer = ds.GetLayerByName(schema.PATCH_LAYER)
+            for geometry, values in added:
+                geom = polygon_parts(geometry)
+                if geom is None:
+                    raise PatchStoreError(tr("A change patch needs a polygon geometry."))
+                feature = ogr.Feature(layer.GetLayerDefn())
+                for key, value in {**values, **self.derived.compute(geom)}.items():
+                    if value is not None and key in schema.FIELD_NAMES:
+                        feature.SetField(key, value)
+                feature.SetGeometry(ogr.CreateGeometryFromWkb(bytes(geom.asWkb())))
+                layer.CreateFeature(feature)
+            for patch_uuid, changes in (changed or {}).items():
+                current = self._get_in(ds, patch_uuid)
+                if current is None:
+                    raise PatchStoreError(tr("No change patch with id {uuid}").format(uuid=patch_uuid))
+                self._update(ds, current, changes, user, schema.EDIT_DESK, True)
+            for patch_uuid in deleted:
+                where = f"uuid = {sql_literal(patch_uuid)}"
+                # who deleted it: the delete trigger reads updated_by/edit_source of the row
+                ds.ExecuteSQL(
+                    f'UPDATE "{schema.PATCH_LAYER}" SET updated_by = {sql_literal(user)}, '
+                    f"edit_source = {sql_literal(schema.EDIT_DESK)}, updated_at = {sql_literal(now_iso())} "
+                    f"WHERE {where}"
+                )
+                ds.ExecuteSQL(f'DELETE FROM "{schema.PATCH_LAYER}" WHERE {where}')
+
     def set_status(
         self, patch_uuids: Iterable[str], status: str, user: str = "", result: str | None = None
     ) -> tuple[list[str], dict[str, str]]:

@@ -637,6 +637,8 @@ class HuijiaoPatchesDock(QgsDockWidget):
             self.map_tool = HuijiaoMarkPatchMapTool(self.iface.mapCanvas(), self.iface)
             self.map_tool.patches_changed.connect(self.refresh)
             self.map_tool.deactivated.connect(lambda: self.mark_button.setChecked(False))
+        self.map_tool.user = self.session.settings.unit_name
+        self.map_tool.region_code = self.session.settings.region_code
         self.map_tool.set_store(self.store, self.patch_layer(create=True))
         self.map_tool.set_mode(self.mode_combo.currentData())
         return self.map_tool
