@@ -30,6 +30,8 @@ class Session(QObject):
     settingsChanged = pyqtSignal(object)  # noqa: N815 (Qt signal naming)
     #: the change-patch store GeoPackage path changed (a str, "" for none)
     patchStoreChanged = pyqtSignal(str)  # noqa: N815
+    #: patches were added or changed in the store by another panel (e.g. from a comparison)
+    patchesChanged = pyqtSignal()  # noqa: N815
 
     def __init__(
         self,

@@ -172,3 +172,21 @@ def style_result_layer(layer: QgsVectorLayer, field: str, labels: dict[object, s
         categories.append(QgsRendererCategory(value, symbol, labels[value]))
     layer.setRenderer(QgsCategorizedSymbolRenderer(field, categories))
     layer.triggerRepaint()
+
+
+def style_comparison_result(layer: QgsVectorLayer) -> None:
+    """Style a result layer (fresh or read back from the project GeoPackage) from its own features: by
+    ``size_class`` for contiguity, else by ``category`` with ``category_name`` as the legend label."""
+    names = layer.fields().names()
+    contiguity = False
+    for feature in layer.getFeatures():
+        contiguity = "contiguity" in str(feature["rule_id"] or "") if "rule_id" in names else False
+        break
+    field = "size_class" if contiguity and "size_class" in names else "category"
+    labels: dict[object, str] = {}
+    for feature in layer.getFeatures():
+        value = feature[field]
+        if value not in labels:
+            label = feature["category_name"] if field == "category" and "category_name" in names else value
+            labels[value] = str(label)
+    style_result_layer(layer, field, labels)

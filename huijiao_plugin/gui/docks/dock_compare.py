@@ -38,11 +38,13 @@ from huijiao_plugin.core.compare.overlay import CompareCanceledError, CompareErr
 from huijiao_plugin.core.compare.presets import LEVELS, PRESETS, CompareOptions, run_preset
 from huijiao_plugin.core.compare.rules import RuleProfile, RuleProfileError
 from huijiao_plugin.core.compare.statistics import region_statistics, result_layer
+from huijiao_plugin.core.compare_results import ResultsError, save_run
 from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
-from huijiao_plugin.core.styles import style_result_layer
+from huijiao_plugin.core.styles import style_comparison_result
 from huijiao_plugin.core.xlsx import XlsxError, write_statistics_xlsx
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
+from huijiao_plugin.gui.widgets.wdg_compare_runs import HuijiaoCompareRunsWidget
 from huijiao_plugin.processing.algorithms import ALGORITHMS
 from huijiao_plugin.processing.algorithms.compare_common import ROLE_LABELS, CompareAlgorithm
 from huijiao_plugin.toolbelt.i18n import tr
@@ -303,6 +305,10 @@ class HuijiaoCompareDock(QgsDockWidget):
         self.summary_label.setObjectName("HuijiaoCompareSummary")
         self.summary_label.setWordWrap(True)
         layout.addWidget(self.summary_label)
+        self.runs_widget = HuijiaoCompareRunsWidget(self.session, body)
+        self.runs_widget.runLoaded.connect(self.add_result_layer)
+        self.runs_widget.message.connect(lambda text, error: self._message(text, error=error))
+        layout.addWidget(self.runs_widget)
         self.table = QTableWidget(0, len(STAT_HEADERS), body)
         self.table.setHorizontalHeaderLabels([tr(h) for h in STAT_HEADERS])
         self.table.setSortingEnabled(True)
@@ -486,15 +492,19 @@ class HuijiaoCompareDock(QgsDockWidget):
         self.summary_label.setText(self.result.summary())
 
     def show_result(self, result, crs):
-        """Add the pieces as a layer styled by category in the group 耕地比对."""
+        """Save the pieces as a new run of the project GeoPackage, add it styled by category to the group
+        耕地比对 (a temporary layer when the file cannot be written)."""
         layer = result_layer(result, crs, result.title)
-        field = "size_class" if result.rule_id == "huijiao:contiguity" else "category"
-        labels = {}
-        for feature in layer.getFeatures():
-            value = feature[field]
-            if value not in labels:
-                labels[value] = feature["category_name"] if field == "category" else str(value)
-        style_result_layer(layer, field, labels)
+        try:
+            layer = save_run(self.session.project_geopackage(), layer, result.title)
+        except ResultsError as exc:
+            self._message(str(exc), error=True)
+        self.add_result_layer(layer)
+        self.runs_widget.set_result(layer)
+        return layer
+
+    def add_result_layer(self, layer):
+        style_comparison_result(layer)
         project = QgsProject.instance()
         project.addMapLayer(layer, False)
         root = project.layerTreeRoot()

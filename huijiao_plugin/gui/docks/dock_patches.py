@@ -266,6 +266,10 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.setWidget(body)
         self.apply_settings(self.session.settings)
         self.session.settingsChanged.connect(self.apply_settings)
+        self.session.patchStoreChanged.connect(self._file_chosen)
+        self.session.patchesChanged.connect(self.refresh)
+        if self.session.patch_store_path and Path(self.session.patch_store_path).exists():
+            self.set_store(self.session.patch_store_path)
 
     # -- settings / store -----------------------------------------------------------------------------------
 
@@ -304,6 +308,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.file_widget.blockSignals(True)
         self.file_widget.setFilePath(str(path))
         self.file_widget.blockSignals(False)
+        self.session.set_patch_store(str(path))
         if self.map_tool is not None:
             self.map_tool.set_store(self.store, self.patch_layer(create=False))
         self.refresh()

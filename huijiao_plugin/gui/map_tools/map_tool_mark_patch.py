@@ -40,10 +40,9 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from huijiao_plugin.core.patches import schema
-from huijiao_plugin.core.patches.geometry import RegionLookup, polygon_parts
+from huijiao_plugin.core.patches.geometry import RegionLookup, polygon_parts, project_regions
 from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError
 from huijiao_plugin.core.patches.workflow import WorkflowError
-from huijiao_plugin.core.recognition import recognize_layer
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -51,10 +50,6 @@ log = logging.getLogger(__name__)
 MODE_DRAW = "draw"
 MODE_PICK = "pick"
 MODE_SPLIT = "split"
-
-# catalog datasets whose polygons give the township and the village codes of a patch
-TOWNSHIP_DATASET = "xzq"
-VILLAGE_DATASET = "cjdcq"
 
 
 def _plain(value):
@@ -159,27 +154,12 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
         self.rubber.reset(geometry_type)
 
     def regions(self) -> RegionLookup | None:
-        """Region lookup from the project's 行政区/村级调查区 layers, found by their recognised dataset (the
-        catalog's recognition, as the compare panel does), never by layer-name text; built once per store."""
+        """Region lookup from the project's region layers (by recognised dataset), built once per store."""
         if self._regions is None and self.store is not None:
-            found: dict[str, QgsVectorLayer] = {}
-            for layer in QgsProject.instance().mapLayers().values():
-                if not isinstance(layer, QgsVectorLayer) or layer is self.layer or not layer.isValid():
-                    continue
-                if layer.geometryType() != QgsWkbTypes.GeometryType.PolygonGeometry:
-                    continue
-                try:
-                    dataset_id = recognize_layer(layer).dataset_id
-                except Exception:  # an unreadable layer must not stop marking
-                    log.exception("recognition failed for %s", layer.name())
-                    continue
-                if dataset_id in (TOWNSHIP_DATASET, VILLAGE_DATASET) and dataset_id not in found:
-                    found[dataset_id] = layer
-            township, village = found.get(TOWNSHIP_DATASET), found.get(VILLAGE_DATASET)
             county = self.store.meta("county_code")
             if not county:
                 county = self.region_code if len(self.region_code) == 6 else ""
-            self._regions = RegionLookup(self.store.crs, township, village, county_code=county)
+            self._regions = project_regions(self.store.crs, county, exclude=[self.layer])
         return self._regions
 
     # -- events ---------------------------------------------------------------------------------------------
