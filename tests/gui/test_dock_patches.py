@@ -11,7 +11,7 @@ from qgis.PyQt.QtTest import QTest
 
 from huijiao_plugin.core.patches import schema
 from huijiao_plugin.core.patches.store import NewPatch, PatchStore
-from huijiao_plugin.gui.docks.dock_patches import COLUMNS, HuijiaoPatchesDock
+from huijiao_plugin.gui.docks.dock_patches import COLUMNS, UUID_ROLE, HuijiaoPatchesDock
 from tests.unit.test_patches_helpers import COUNTY, X0, Y0, rel_rect
 
 
@@ -39,12 +39,15 @@ def test_table_totals_match_the_data(dock_store):
     dock, store, ids = dock_store
     assert dock.objectName() == "HuijiaoPatchesDock"
     assert dock.table.rowCount() == 4
-    rounded = {k: (c, round(m, 2)) for k, (c, m) in dock.totals().items()}
+    rounded = {k: (c, round(m2 * 0.0015, 2)) for k, (c, m2) in dock.totals().items()}
     assert rounded == {k: (c, round(m, 2)) for k, (c, m) in store.totals().items()}
     assert rounded[(schema.TYPE_NONGRAIN, "pending")][0] == 2
     root = dock.totals_tree.topLevelItem(0)
     assert root.text(1) == "4"
-    assert float(root.text(2)) == pytest.approx(sum(m for _c, m in store.totals().values()), abs=0.01)
+    assert float(root.text(2).replace(",", "")) == pytest.approx(
+        sum(m for _c, m in store.totals().values()), abs=0.01
+    )
+    assert dock.totals_tree.headerItem().text(2) == "面积（亩）"
 
 
 def test_filters_and_sorting(dock_store):
@@ -66,9 +69,11 @@ def test_filters_and_sorting(dock_store):
     assert dock.filtered_uuids() == []
     dock.region_filter.setText(COUNTY)
     assert len(dock.filtered_uuids()) == 4
-    area_column = [key for key, _label in COLUMNS].index("area_mu")
+    area_column = [key for key, _label in COLUMNS].index("area_m2")
     dock.table.sortItems(area_column, Qt.SortOrder.DescendingOrder)
-    values = [float(dock.table.item(r, area_column).text()) for r in range(dock.table.rowCount())]
+    values = [
+        float(dock.table.item(r, area_column).text().replace(",", "")) for r in range(dock.table.rowCount())
+    ]
     assert values == sorted(values, reverse=True) and values[0] == pytest.approx(45.0, abs=0.05)
 
 
@@ -295,3 +300,44 @@ def test_verification_fields_bulk_and_undo(dock_store, tmp_path):
         assert status_rows == [("pending", "verified"), ("verified", "pending")]
     assert not widget.undo_button.isEnabled()
     assert [dock.table.item(r, 2).text() for r in range(dock.table.rowCount())].count("待核查") == 3
+
+
+@pytest.mark.parametrize(
+    ("unit", "header", "per_m2", "decimals"),
+    [("ha", "面积（公顷）", 1e-4, 4), ("m2", "面积（平方米）", 1.0, 2)],
+)
+def test_area_unit_changes_every_area_shown(
+    dock_store, qgis_iface, huijiao_provider, tmp_path, unit, header, per_m2, decimals
+):
+    """Bug 6: the area unit of the settings changes the numbers (table, totals, filter), not only a label."""
+    from huijiao_plugin.core.settings import HuijiaoSettings
+
+    dock, store, ids = dock_store
+    dock.session.apply_settings(HuijiaoSettings(area_unit=unit))
+    area_column = [key for key, _label in COLUMNS].index("area_m2")
+    assert dock.table.horizontalHeaderItem(area_column).text() == header
+    assert dock.totals_tree.headerItem().text(2) == header
+    by_uuid = {r["uuid"]: r["area_m2"] for r in store.patches(with_geometry=False)}
+    for r in range(dock.table.rowCount()):
+        item = dock.table.item(r, area_column)
+        expected = by_uuid[item.data(UUID_ROLE)] * per_m2
+        assert item.text() == f"{expected:,.{decimals}f}"
+    total = sum(by_uuid.values()) * per_m2
+    assert dock.totals_tree.topLevelItem(0).text(2) == f"{total:,.{decimals}f}"
+    assert dock.area_min.suffix().strip() == header[3:-1]
+    # the filter is in the unit too: only the 300x100 m patch (about 3 ha) is over 2.5 ha
+    dock.area_min.setValue(25000 * per_m2)
+    assert len(dock.filtered_uuids()) == 1
+    # the checklist written from the panel's preset parameters carries the unit too
+    import processing
+    from openpyxl import load_workbook
+
+    dock.select_uuids([ids[3]])
+    params = dict(dock.algorithm_parameters("patchchecklist"), OUTPUT=str(tmp_path / "list.xlsx"))
+    sheet = load_workbook(processing.run("huijiao:patchchecklist", params)["OUTPUT"])["核查清单"]
+    headers = [c.value for c in sheet[1]]
+    column = len(headers) - 1 - headers[::-1].index(header)  # the area in the chosen unit
+    assert headers[column - 1] == "面积（平方米）"
+    assert sheet.cell(row=2, column=column + 1).value == pytest.approx(
+        by_uuid[ids[3]] * per_m2, abs=10**-decimals
+    )

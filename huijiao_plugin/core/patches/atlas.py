@@ -40,6 +40,8 @@ from qgis.core import (
 from huijiao_plugin.compat import FieldType
 from huijiao_plugin.core.patches import schema, workflow
 from huijiao_plugin.core.patches.store import PatchStore, sql_literal
+from huijiao_plugin.core.settings import AREA_UNIT_HECTARE, AREA_UNIT_M2, AREA_UNIT_MU
+from huijiao_plugin.core.units import UNIT_DECIMALS, UNIT_NAMES
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,7 @@ def _label(
 
 
 def build_atlas_layout(
-    project: QgsProject, coverage: QgsVectorLayer, context_layers: list, title: str
+    project: QgsProject, coverage: QgsVectorLayer, context_layers: list, title: str, unit: str = AREA_UNIT_MU
 ) -> QgsPrintLayout:
     layout = QgsPrintLayout(project)
     layout.initializeDefaults()
@@ -165,8 +167,7 @@ def build_atlas_layout(
         '图斑编号：[% "number" %]　　图斑类型：[% "type_label" %]　　状态：[% "status_label" %]\n'
         "原因：[% coalesce(\"reason\", '') %]　　规则：[% coalesce(\"rule_id\", '') %]\n"
         '行政区：县 [% "county_code" %]　乡 [% coalesce("township_code", \'\') %]'
-        "　村 [% coalesce(\"village_code\", '') %]\n"
-        '面积：[% format_number("area_m2", 2) %] 平方米（[% format_number("area_mu", 2) %] 亩）\n'
+        "　村 [% coalesce(\"village_code\", '') %]\n" + _area_line(unit) + "\n"
         '中心点：经度 [% format_number("lon", 6) %]°　纬度 [% format_number("lat", 6) %]°（CGCS2000）　'
         'X [% to_string(round("gk_x", 2)) %]　Y [% to_string(round("gk_y", 2)) %]\n'
         "四至角点（X北/Y东）：西北 "
@@ -191,6 +192,12 @@ def build_atlas_layout(
     return layout
 
 
+def _area_line(unit: str) -> str:
+    """面积 in the chosen unit with its decimals and thousands separators (format_number groups them)."""
+    factor = {AREA_UNIT_MU: "3.0 / 2000.0", AREA_UNIT_HECTARE: "1.0 / 10000.0", AREA_UNIT_M2: "1.0"}[unit]
+    return f'面积：[% format_number("area_m2" * {factor}, {UNIT_DECIMALS[unit]}) %] {UNIT_NAMES[unit]}'
+
+
 def export_atlas(
     store: PatchStore,
     pdf_path: str | Path,
@@ -198,6 +205,7 @@ def export_atlas(
     context_layers: list | None = None,
     title: str = "",
     dpi: int = 150,
+    unit: str = AREA_UNIT_MU,
 ) -> Path:
     """Write the PDF atlas of ``patch_uuids`` (all patches when None); returns the PDF path."""
     pdf_path = Path(pdf_path)
@@ -239,7 +247,7 @@ def export_atlas(
         project.addMapLayer(copy)
         context.append(copy)
 
-    layout = build_atlas_layout(project, coverage, context, title or "变化图斑外业核查图")
+    layout = build_atlas_layout(project, coverage, context, title or "变化图斑外业核查图", unit)
     settings = QgsLayoutExporter.PdfExportSettings()
     settings.dpi = dpi
     settings.rasterizeWholeImage = False

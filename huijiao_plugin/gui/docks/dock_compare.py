@@ -17,7 +17,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 from qgis.gui import QgsDockWidget, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, Qt
+from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -28,8 +28,6 @@ from qgis.PyQt.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -41,10 +39,13 @@ from huijiao_plugin.core.compare.statistics import region_statistics, result_lay
 from huijiao_plugin.core.compare_results import ResultsError, save_run
 from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
+from huijiao_plugin.core.stat_table import write_stat_table_xlsx
 from huijiao_plugin.core.styles import style_comparison_result
-from huijiao_plugin.core.xlsx import XlsxError, write_statistics_xlsx
+from huijiao_plugin.core.units import UNIT_NAMES, area_text
+from huijiao_plugin.core.xlsx import XlsxError
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
 from huijiao_plugin.gui.widgets.wdg_compare_runs import HuijiaoCompareRunsWidget
+from huijiao_plugin.gui.widgets.wdg_compare_stats import HuijiaoCompareStatsTable
 from huijiao_plugin.processing.algorithms import ALGORITHMS
 from huijiao_plugin.processing.algorithms.compare_common import ROLE_LABELS, CompareAlgorithm
 from huijiao_plugin.toolbelt.i18n import tr
@@ -87,19 +88,6 @@ NAME_HINTS = {
     "XZQ": ("XZQ",),
     "CJDCQ": ("CJDCQ",),
 }
-STAT_HEADERS = [
-    QT_TRANSLATE_NOOP("@default", "Level"),
-    QT_TRANSLATE_NOOP("@default", "Region code"),
-    QT_TRANSLATE_NOOP("@default", "Region name"),
-    QT_TRANSLATE_NOOP("@default", "Rule"),
-    QT_TRANSLATE_NOOP("@default", "Category code"),
-    QT_TRANSLATE_NOOP("@default", "Category"),
-    QT_TRANSLATE_NOOP("@default", "Count"),
-    QT_TRANSLATE_NOOP("@default", "Area (m²)"),
-    QT_TRANSLATE_NOOP("@default", "Area (mu)"),
-    QT_TRANSLATE_NOOP("@default", "Area (ha)"),
-    QT_TRANSLATE_NOOP("@default", "Ratio (%)"),
-]
 
 
 def compare_algorithms() -> dict[str, type]:
@@ -309,10 +297,7 @@ class HuijiaoCompareDock(QgsDockWidget):
         self.runs_widget.runLoaded.connect(self.add_result_layer)
         self.runs_widget.message.connect(lambda text, error: self._message(text, error=error))
         layout.addWidget(self.runs_widget)
-        self.table = QTableWidget(0, len(STAT_HEADERS), body)
-        self.table.setHorizontalHeaderLabels([tr(h) for h in STAT_HEADERS])
-        self.table.setSortingEnabled(True)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table = HuijiaoCompareStatsTable(body)
         layout.addWidget(self.table, 1)
         self.setWidget(body)
 
@@ -489,7 +474,7 @@ class HuijiaoCompareDock(QgsDockWidget):
         self.show_result(task.result, crs)
         self.fill_table(self.rows)
         self.export_button.setEnabled(True)
-        self.summary_label.setText(self.result.summary())
+        self.summary_label.setText(self.summary_text(self.result))
 
     def show_result(self, result, crs):
         """Save the pieces as a new run of the project GeoPackage, add it styled by category to the group
@@ -514,26 +499,28 @@ class HuijiaoCompareDock(QgsDockWidget):
         self.result_layers.append(layer.id())
         return layer
 
+    def area_unit(self) -> str:
+        return self.session.settings.area_unit
+
     def fill_table(self, rows):
-        self.table.setSortingEnabled(False)
-        self.table.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            for c, value in enumerate(row.values()):
-                item = QTableWidgetItem()
-                if isinstance(value, (int, float)):
-                    item.setData(Qt.ItemDataRole.DisplayRole, value)
-                else:
-                    item.setData(Qt.ItemDataRole.DisplayRole, "" if value is None else str(value))
-                self.table.setItem(r, c, item)
-        self.table.setSortingEnabled(True)
-        self.table.resizeColumnsToContents()
+        self.table.set_rows(rows, self.area_unit())
+
+    def summary_text(self, result) -> str:
+        """ "<preset>: 1,234 pieces, 5,678.90 亩" in the user's area unit."""
+        unit = self.area_unit()
+        return tr("{title}: {count} pieces, {area} {unit}").format(
+            title=result.title,
+            count=f"{len(result.pieces):,}",
+            area=area_text(sum(p.area_m2 for p in result.pieces), unit),
+            unit=UNIT_NAMES[unit],
+        )
 
     def export_xlsx(self, path):
-        """Write the statistics of the last result to ``path`` (xlsx); returns the written path."""
+        """Write the last statistics to ``path`` (xlsx, the panel's headers); returns the written path."""
         if self.result is None:
             return None
         try:
-            written = write_statistics_xlsx(path, self.rows, [self.result])
+            written = write_stat_table_xlsx(path, self.rows, self.area_unit(), [self.result])
         except XlsxError as exc:
             self._message(str(exc), error=True)
             return None

@@ -50,7 +50,8 @@ from huijiao_plugin.core.patches.field_package import (
 from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError
 from huijiao_plugin.core.patches.workflow import WorkflowError
 from huijiao_plugin.core.session import Session
-from huijiao_plugin.core.settings import HuijiaoSettings
+from huijiao_plugin.core.settings import AREA_UNITS, HuijiaoSettings
+from huijiao_plugin.core.units import UNIT_NAMES, area_header, area_text, convert_area
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
 from huijiao_plugin.gui.widgets.wdg_patch_status import HuijiaoPatchStatusWidget
 from huijiao_plugin.toolbelt.i18n import tr
@@ -65,7 +66,7 @@ COLUMNS = (
     ("result", "核查结果"),
     ("township_code", "乡级代码"),
     ("village_code", "村级代码"),
-    ("area_mu", "面积(亩)"),
+    ("area_m2", ""),  # header and values in the user's area unit (area_header)
     ("verifier", "核查人"),
     ("updated_at", "更新时间"),
 )
@@ -147,7 +148,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         for spin in (self.area_min, self.area_max):
             spin.setRange(0.0, 1e9)
             spin.setDecimals(2)
-            spin.setSuffix(" 亩")
+            spin.setSuffix(" " + UNIT_NAMES[self.session.settings.area_unit])
         self.area_max.setSpecialValueText(tr("no limit"))
         area_row.addWidget(self.area_min)
         area_row.addWidget(QLabel("–", body))
@@ -185,7 +186,6 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.photos.setViewMode(QListWidget.ViewMode.IconMode)
         self.photos.setIconSize(QPixmap(96, 96).size())
         self.totals_tree = QTreeWidget(self.tabs)
-        self.totals_tree.setHeaderLabels([tr("Type / status"), tr("Count"), tr("Area (mu)")])
         self.status_widget = HuijiaoPatchStatusWidget(self.tabs)
         self.status_widget.changed.connect(self._status_changed)
         self.tabs.addTab(self.status_widget, tr("Verification"))
@@ -277,6 +277,9 @@ class HuijiaoPatchesDock(QgsDockWidget):
         """Show the department, region and server the panel works with."""
         self.context_widget.apply_settings(settings)
         self.status_widget.user = settings.unit_name
+        for spin in (self.area_min, self.area_max):
+            spin.setSuffix(" " + UNIT_NAMES[settings.area_unit])
+        self.apply_filters()
 
     def _file_chosen(self, path: str) -> None:
         if path and (self.store is None or Path(path) != self.store.path):
@@ -401,7 +404,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
             for key in ("county_code", "township_code", "village_code")
         ):
             return False
-        area = row["area_mu"] or 0.0
+        area = convert_area(row["area_m2"] or 0.0, self.session.settings.area_unit)
         if area < self.area_min.value():
             return False
         return not (self.area_max.value() > 0 and area > self.area_max.value())
@@ -413,6 +416,9 @@ class HuijiaoPatchesDock(QgsDockWidget):
         return [row["uuid"] for row in self.filtered_rows()]
 
     def apply_filters(self) -> None:
+        unit = self.session.settings.area_unit
+        self.table.setHorizontalHeaderLabels([label or area_header(unit) for _key, label in COLUMNS])
+        self.totals_tree.setHeaderLabels([tr("Type / status"), tr("Count"), area_header(unit)])
         rows = self.filtered_rows()
         selected = set(self.selected_uuids())
         self.table.setSortingEnabled(False)
@@ -426,12 +432,12 @@ class HuijiaoPatchesDock(QgsDockWidget):
                     text = workflow.status_label(value)
                 elif key == "result":
                     text = workflow.result_label(value)
-                elif key == "area_mu":
-                    text = f"{value or 0.0:.2f}"
+                elif key == "area_m2":
+                    text = area_text(value or 0.0, unit)
                 else:
                     text = "" if value is None else str(value)
-                item = _NumberItem(text) if key == "area_mu" else QTableWidgetItem(text)
-                if key == "area_mu":
+                item = _NumberItem(text) if key == "area_m2" else QTableWidgetItem(text)
+                if key == "area_m2":
                     item.setData(Qt.ItemDataRole.UserRole, float(value or 0.0))
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 item.setData(UUID_ROLE, row["uuid"])
@@ -446,12 +452,12 @@ class HuijiaoPatchesDock(QgsDockWidget):
         )
 
     def totals(self, rows: list[dict] | None = None) -> dict[tuple[str, str], tuple[int, float]]:
-        """(type, status) → (count, Σ 亩) of ``rows`` (default: the filtered rows)."""
+        """(type, status) → (count, Σ m²) of ``rows`` (default: the filtered rows)."""
         out: dict[tuple[str, str], tuple[int, float]] = {}
         for row in self.filtered_rows() if rows is None else rows:
             key = (row["patch_type"] or "", row["status"] or "")
-            count, mu = out.get(key, (0, 0.0))
-            out[key] = (count + 1, mu + (row["area_mu"] or 0.0))
+            count, m2 = out.get(key, (0, 0.0))
+            out[key] = (count + 1, m2 + (row["area_m2"] or 0.0))
         return out
 
     def _update_totals(self, rows: list[dict]) -> None:
@@ -461,19 +467,22 @@ class HuijiaoPatchesDock(QgsDockWidget):
         for (patch_type, status), (count, mu) in sorted(totals.items()):
             by_type.setdefault(patch_type, []).append((status, count, mu))
         all_count = sum(c for c, _m in totals.values())
-        all_mu = sum(m for _c, m in totals.values())
-        root = QTreeWidgetItem(self.totals_tree, [tr("All patches"), str(all_count), f"{all_mu:.2f}"])
+        unit = self.session.settings.area_unit
+        all_m2 = sum(m for _c, m in totals.values())
+        root = QTreeWidgetItem(
+            self.totals_tree, [tr("All patches"), f"{all_count:,}", area_text(all_m2, unit)]
+        )
         for patch_type, entries in by_type.items():
             type_item = QTreeWidgetItem(
                 root,
                 [
                     schema.PATCH_TYPES.get(patch_type, patch_type),
-                    str(sum(e[1] for e in entries)),
-                    f"{sum(e[2] for e in entries):.2f}",
+                    f"{sum(e[1] for e in entries):,}",
+                    area_text(sum(e[2] for e in entries), unit),
                 ],
             )
-            for status, count, mu in entries:
-                QTreeWidgetItem(type_item, [workflow.status_label(status), str(count), f"{mu:.2f}"])
+            for status, count, m2 in entries:
+                QTreeWidgetItem(type_item, [workflow.status_label(status), f"{count:,}", area_text(m2, unit)])
         self.totals_tree.expandAll()
         self.totals_tree.resizeColumnToContents(0)
 
@@ -593,6 +602,8 @@ class HuijiaoPatchesDock(QgsDockWidget):
         if self.store is None:
             return {}
         params = {"STORE": str(self.store.path)}
+        if alg_id in ("patchchecklist", "patchatlas"):
+            params["AREA_UNIT"] = AREA_UNITS.index(self.session.settings.area_unit)
         if alg_id != "importfieldresults":
             numbers = [r["number"] for r in self.rows if r["uuid"] in set(self.selected_uuids())]
             params["PATCH_IDS"] = ",".join(numbers)
