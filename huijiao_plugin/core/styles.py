@@ -190,3 +190,35 @@ def style_comparison_result(layer: QgsVectorLayer) -> None:
             label = feature["category_name"] if field == "category" and "category_name" in names else value
             labels[value] = str(label)
     style_result_layer(layer, field, labels)
+
+
+# Change patches by verification status: outline colour per status (fill light), declared once.
+PATCH_STATUS_COLORS = {
+    "pending": "#e53935",  # 待核查 red
+    "in_progress": "#fb8c00",  # 核查中 orange
+    "verified": "#1e88e5",  # 已核查 blue
+    "approved": "#2e7d32",  # 审核通过 green
+    "returned": "#8e24aa",  # 退回 purple
+    "disputed": "#d81b60",  # 异议 magenta
+}
+PATCH_FILL_ALPHA = 40
+# Selections must show on yellow farmland (QGIS's default selection colour is yellow): cyan instead.
+SELECTION_RGBA = (0, 229, 255, 200)
+
+
+def patch_status_renderer() -> QgsCategorizedSymbolRenderer:
+    """Categorised by ``status`` with the Chinese status names as legend (order of the workflow)."""
+    from huijiao_plugin.core.patches.workflow import STATUSES
+
+    categories = []
+    for code, label in STATUSES.items():
+        color = PATCH_STATUS_COLORS[code]
+        symbol = QgsFillSymbol.createSimple(
+            {
+                "color": _rgba(color, PATCH_FILL_ALPHA),
+                "outline_color": _rgba(color, 255),
+                "outline_width": "0.8",
+            }
+        )
+        categories.append(QgsRendererCategory(code, symbol, label))
+    return QgsCategorizedSymbolRenderer("status", categories)

@@ -341,3 +341,28 @@ def test_area_unit_changes_every_area_shown(
     assert sheet.cell(row=2, column=column + 1).value == pytest.approx(
         by_uuid[ids[3]] * per_m2, abs=10**-decimals
     )
+
+
+def test_patch_layer_styled_by_status_and_selection_visible(dock_store, qgis_iface):
+    """The patch layer on the map: one category per verification status with the Chinese name in the legend;
+    selections drawn in a colour that is not the yellow of farmland."""
+    dock, store, ids = dock_store
+    QTest.mouseClick(dock.add_layer_button, Qt.MouseButton.LeftButton)
+    layer = dock.patch_layer(create=False)
+    renderer = layer.renderer()
+    assert renderer.type() == "categorizedSymbol" and renderer.classAttribute() == "status"
+    legend = {c.value(): c.label() for c in renderer.categories()}
+    assert legend == {
+        "pending": "待核查",
+        "in_progress": "核查中",
+        "verified": "已核查",
+        "approved": "审核通过",
+        "returned": "退回",
+        "disputed": "异议",
+    }
+    colors = {c.symbol().symbolLayer(0).strokeColor().name() for c in renderer.categories()}
+    assert len(colors) == 6  # six different colours
+    selection = qgis_iface.mapCanvas().selectionColor()
+    assert (selection.red(), selection.green(), selection.blue()) != (255, 255, 0)
+    assert selection.blue() > 200 and selection.red() < 50  # cyan, far from yellow
+    assert QgsProject.instance().readNumEntry("Gui", "/SelectionColorBluePart")[0] == selection.blue()

@@ -15,7 +15,7 @@ from qgis.core import (
 )
 from qgis.gui import QgsDockWidget, QgsFileWidget
 from qgis.PyQt.QtCore import Qt
-from qgis.PyQt.QtGui import QIcon, QPixmap
+from qgis.PyQt.QtGui import QColor, QIcon, QPixmap
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -51,6 +51,7 @@ from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError
 from huijiao_plugin.core.patches.workflow import WorkflowError
 from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import AREA_UNITS, HuijiaoSettings
+from huijiao_plugin.core.styles import SELECTION_RGBA
 from huijiao_plugin.core.units import UNIT_NAMES, area_header, area_text, convert_area
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
 from huijiao_plugin.gui.widgets.wdg_patch_status import HuijiaoPatchStatusWidget
@@ -331,7 +332,17 @@ class HuijiaoPatchesDock(QgsDockWidget):
         layer = self.store.qgs_layer(tr("Change patches"))
         configure_patch_layer(layer, desk=True)
         QgsProject.instance().addMapLayer(layer)
+        self._contrast_selection()
         return layer
+
+    def _contrast_selection(self) -> None:
+        """Selections in cyan, not QGIS's yellow that vanishes on yellow farmland (kept in the project)."""
+        color = QColor(*SELECTION_RGBA)
+        project = QgsProject.instance()
+        for part, value in zip(("Red", "Green", "Blue", "Alpha"), SELECTION_RGBA):
+            project.writeEntry("Gui", f"/SelectionColor{part}Part", value)
+        if self.iface is not None:
+            self.iface.mapCanvas().setSelectionColor(color)
 
     def add_layer_to_map(self) -> None:
         self.patch_layer(create=True)
