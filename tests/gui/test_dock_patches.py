@@ -117,6 +117,13 @@ def test_bulk_status_detail_and_zoom(dock_store, qgis_iface):
     assert "审核通过" in dock.detail.toPlainText()
     assert store.get(ids[0])["number"] in dock.detail.toPlainText()
     fields = [dock.history_table.item(r, 3).text() for r in range(dock.history_table.rowCount())]
+    # times in local time, minutes, never raw ISO UTC
+    import re
+
+    times = [dock.history_table.item(r, 0).text() for r in range(dock.history_table.rowCount())]
+    assert times and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", t) for t in times)
+    updated = [key for key, _label in COLUMNS].index("updated_at")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", dock.table.item(0, updated).text())
     assert fields.count("状态") == 2 and "核查结果" in fields
 
     canvas = qgis_iface.mapCanvas()

@@ -15,7 +15,7 @@ from qgis.core import (
 )
 from qgis.gui import QgsDockWidget, QgsFileWidget
 from qgis.PyQt.QtCore import Qt
-from qgis.PyQt.QtGui import QColor, QIcon, QPixmap
+from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -26,14 +26,11 @@ from qgis.PyQt.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
-    QTextBrowser,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -42,18 +39,19 @@ from qgis.PyQt.QtWidgets import (
 
 from huijiao_plugin.core.patches import schema, workflow
 from huijiao_plugin.core.patches.field_package import (
-    FieldPackageError,
     configure_patch_layer,
-    open_conflicts,
-    resolve_conflict,
 )
 from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError
-from huijiao_plugin.core.patches.workflow import WorkflowError
 from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import AREA_UNITS, HuijiaoSettings
 from huijiao_plugin.core.styles import SELECTION_RGBA
 from huijiao_plugin.core.units import UNIT_NAMES, area_header, area_text, convert_area
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
+from huijiao_plugin.gui.widgets.wdg_patch_detail import (
+    HuijiaoPatchConflictsWidget,
+    HuijiaoPatchDetailViews,
+    local_time,
+)
 from huijiao_plugin.gui.widgets.wdg_patch_status import HuijiaoPatchStatusWidget
 from huijiao_plugin.toolbelt.i18n import tr
 
@@ -71,14 +69,6 @@ COLUMNS = (
     ("verifier", "核查人"),
     ("updated_at", "更新时间"),
 )
-
-
-def _value_label(key: str, value) -> str:
-    if key == "status":
-        return workflow.status_label(value)
-    if key == "result":
-        return workflow.result_label(value)
-    return "" if value is None else str(value)
 
 
 class _NumberItem(QTableWidgetItem):
@@ -179,13 +169,12 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.table.itemDoubleClicked.connect(lambda _item: self.zoom_to_selected())
 
         self.tabs = QTabWidget(splitter)
-        self.detail = QTextBrowser(self.tabs)
-        self.history_table = QTableWidget(0, 5, self.tabs)
-        self.history_table.setHorizontalHeaderLabels(["时间", "修改人", "方式", "字段", "原值 → 新值"])
-        self.history_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.photos = QListWidget(self.tabs)
-        self.photos.setViewMode(QListWidget.ViewMode.IconMode)
-        self.photos.setIconSize(QPixmap(96, 96).size())
+        self.views = HuijiaoPatchDetailViews(self.tabs)
+        self.detail, self.history_table, self.photos = (
+            self.views.detail,
+            self.views.history_table,
+            self.views.photos,
+        )
         self.totals_tree = QTreeWidget(self.tabs)
         self.status_widget = HuijiaoPatchStatusWidget(self.tabs)
         self.status_widget.changed.connect(self._status_changed)
@@ -194,23 +183,10 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.tabs.addTab(self.history_table, tr("History"))
         self.tabs.addTab(self.photos, tr("Photos"))
         self.tabs.addTab(self.totals_tree, tr("Totals"))
-        conflicts_page = QWidget(self.tabs)
-        conflicts_layout = QVBoxLayout(conflicts_page)
-        self.conflicts_table = QTableWidget(0, 3, conflicts_page)
-        self.conflicts_table.setHorizontalHeaderLabels(["图斑编号", "内业值", "外业值"])
-        self.conflicts_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.conflicts_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.conflicts_table.horizontalHeader().setStretchLastSection(True)
-        conflicts_layout.addWidget(self.conflicts_table)
-        conflict_buttons = QHBoxLayout()
-        self.take_field_button = QPushButton(tr("Take field values"), conflicts_page)
-        self.take_field_button.clicked.connect(lambda: self.resolve_selected_conflict(True))
-        self.keep_desk_button = QPushButton(tr("Keep desk values"), conflicts_page)
-        self.keep_desk_button.clicked.connect(lambda: self.resolve_selected_conflict(False))
-        conflict_buttons.addWidget(self.take_field_button)
-        conflict_buttons.addWidget(self.keep_desk_button)
-        conflicts_layout.addLayout(conflict_buttons)
-        self.tabs.addTab(conflicts_page, tr("Open conflicts"))
+        self.conflicts = HuijiaoPatchConflictsWidget(self.tabs)
+        self.conflicts_table = self.conflicts.table
+        self.conflicts.resolved.connect(self._conflicts_resolved)
+        self.tabs.addTab(self.conflicts, tr("Open conflicts"))
         layout.addWidget(splitter, 1)
 
         actions = QHBoxLayout()
@@ -362,45 +338,21 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self._fill_conflicts()
 
     def _fill_conflicts(self) -> None:
-        conflicts = open_conflicts(self.store) if self.store is not None else []
-        self.conflicts_table.setRowCount(len(conflicts))
-        for r, conflict in enumerate(conflicts):
-            desk = conflict["desk"] or {}
-            field = conflict["field"] or {}
-            keys = [k for k in schema.FIELD_EDITABLE if desk.get(k) != field.get(k)]
-
-            def describe(values: dict, keys=keys) -> str:
-                return "；".join(f"{schema.ALIASES.get(k, k)}={_value_label(k, values.get(k))}" for k in keys)
-
-            for c, text in enumerate(
-                [conflict["number"] or conflict["patch_uuid"], describe(desk), describe(field)]
-            ):
-                item = QTableWidgetItem(text)
-                item.setData(UUID_ROLE, conflict["fid"])
-                self.conflicts_table.setItem(r, c, item)
+        self.conflicts.user = self.session.settings.unit_name
+        count = self.conflicts.fill(self.store)
         self.tabs.setTabText(
-            self.tabs.indexOf(self.conflicts_table.parentWidget()),
-            tr("Open conflicts") + (f" ({len(conflicts)})" if conflicts else ""),
+            self.tabs.indexOf(self.conflicts), tr("Open conflicts") + (f" ({count})" if count else "")
         )
 
     def resolve_selected_conflict(self, take_field: bool) -> None:
-        """Apply the field values of (or keep the desk values for) the selected conflicts."""
-        fids = sorted({item.data(UUID_ROLE) for item in self.conflicts_table.selectedItems()})
-        if self.store is None or not fids:
-            self._message(tr("Select a conflict first."), Qgis.MessageLevel.Info)
-            return
-        user = self.session.settings.unit_name
-        errors = []
-        for fid in fids:
-            try:
-                resolve_conflict(self.store, fid, take_field, user)
-            except (FieldPackageError, WorkflowError, PatchStoreError) as exc:
-                errors.append(str(exc))
+        self.conflicts.resolve(take_field)
+
+    def _conflicts_resolved(self, count: int, errors: list) -> None:
         self.refresh()
         if errors:
             self._message(errors[0], Qgis.MessageLevel.Warning)
         else:
-            self._message(tr("{n} conflicts resolved").format(n=len(fids)), Qgis.MessageLevel.Success)
+            self._message(tr("{n} conflicts resolved").format(n=count), Qgis.MessageLevel.Success)
 
     def _matches(self, row: dict) -> bool:
         patch_type = self.type_filter.currentData()
@@ -445,6 +397,8 @@ class HuijiaoPatchesDock(QgsDockWidget):
                     text = workflow.result_label(value)
                 elif key == "area_m2":
                     text = area_text(value or 0.0, unit)
+                elif key == "updated_at":
+                    text = local_time(value)
                 else:
                     text = "" if value is None else str(value)
                 item = _NumberItem(text) if key == "area_m2" else QTableWidgetItem(text)
@@ -532,43 +486,8 @@ class HuijiaoPatchesDock(QgsDockWidget):
             layer.selectByIds(ids)
 
     def show_detail(self, patch_uuid: str) -> None:
-        if self.store is None:
-            return
-        row = self.store.get(patch_uuid)
-        if row is None:
-            return
-        lines = []
-        for spec in schema.PATCH_FIELDS:
-            value = row.get(spec.name)
-            if spec.name == "patch_type":
-                value = schema.PATCH_TYPES.get(value or "", value)
-            elif spec.name == "status":
-                value = workflow.status_label(value)
-            elif spec.name == "result":
-                value = workflow.result_label(value)
-            lines.append(f"<tr><td><b>{spec.alias}</b></td><td>{'' if value is None else value}</td></tr>")
-        self.detail.setHtml("<table>" + "".join(lines) + "</table>")
-        history = self.store.history(patch_uuid)
-        self.history_table.setRowCount(len(history))
-        for r, h in enumerate(reversed(history)):
-            field = h["field"]
-            label = schema.ALIASES.get(field, field)
-            old, new = h["old_value"], h["new_value"]
-            if field == "status":
-                old, new = workflow.status_label(old), workflow.status_label(new)
-            for c, text in enumerate(
-                [h["changed_at"], h["changed_by"], h["edit_source"], label, f"{old or ''} → {new or ''}"]
-            ):
-                self.history_table.setItem(r, c, QTableWidgetItem(text or ""))
-        self.photos.clear()
-        for attachment in self.store.attachments(patch_uuid):
-            path = self.store.attachment_path(attachment)
-            text = "{}\n{}°".format(attachment["taken_at"] or "", attachment["direction"] or "")
-            item = QListWidgetItem(QIcon(str(path)), text, self.photos)
-            position = ""
-            if attachment["lon"] is not None and attachment["lat"] is not None:
-                position = "\n{:.6f}°E {:.6f}°N".format(attachment["lon"], attachment["lat"])
-            item.setToolTip(str(path) + position + "\n" + (attachment["taken_by"] or ""))
+        if self.store is not None:
+            self.views.show(self.store, patch_uuid)
 
     def zoom_to_selected(self) -> None:
         if self.store is None:
