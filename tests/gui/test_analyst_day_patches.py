@@ -154,7 +154,11 @@ def test_analyst_day(day, huijiao_provider):
     assert store.count() == len(from_comparison)
     assert patches.table.rowCount() == len(from_comparison)
 
-    # 3. two patches marked by hand on the map, then saved
+    # 3. two patches marked by hand on the map, then saved (the panel's Edit page)
+    bar = patches.tabs.tabBar()
+    QTest.mouseClick(
+        bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(patches.tabs.indexOf(patches.edit_page)).center()
+    )
     _click(patches.mark_button)
     assert canvas.mapTool() is patches.map_tool
     _draw(canvas, [(410, 310), (480, 310), (480, 380), (410, 380)], "群众举报")
@@ -172,8 +176,8 @@ def test_analyst_day(day, huijiao_provider):
     # 4. every status transition, from the status editor of the panel
     walker = by_reason["群众举报"]["uuid"]
     editor = patches.status_widget
-    tabs = patches.tabs
-    tabs.setCurrentWidget(editor)
+    QTest.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(patches.tabs.indexOf(editor)).center())
+    assert patches.tabs.currentWidget() is editor
     previous = "pending"
     for target in WALK:
         patches.select_uuids([walker])

@@ -23,11 +23,14 @@ from qgis.PyQt.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -219,9 +222,23 @@ class HuijiaoCompareDock(QgsDockWidget):
             self.preset_combo.addItem(tr(PRESETS[preset_id].title), preset_id)
         top.addRow(tr("Rule"), self.preset_combo)
         layout.addLayout(top)
+        # two pages so each gets the dock's height: what goes in (scrolls) and what came out
+        self.pages = QTabWidget(body)
+        self.pages.setObjectName("HuijiaoComparePages")
+        inputs_scroll = QScrollArea(self.pages)
+        inputs_scroll.setWidgetResizable(True)
+        inputs_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        inputs_page = QWidget(inputs_scroll)
+        inputs_layout = QVBoxLayout(inputs_page)
+        inputs_scroll.setWidget(inputs_page)
+        results_page = QWidget(self.pages)
+        results_layout = QVBoxLayout(results_page)
+        self.pages.addTab(inputs_scroll, tr("Inputs"))
+        self.pages.addTab(results_page, tr("Results"))
+        layout.addWidget(self.pages, 1)
         self.help_label = QLabel(body)
         self.help_label.setWordWrap(True)
-        layout.addWidget(self.help_label)
+        inputs_layout.addWidget(self.help_label)
 
         self.inputs_form = QFormLayout()
         # long Chinese labels would squeeze the layer choosers: each chooser goes below its label, full width
@@ -238,9 +255,9 @@ class HuijiaoCompareDock(QgsDockWidget):
             self.inputs_form.addRow(label, combo)
             self.role_combos[role] = combo
             self.role_labels[role] = label
-        layout.addLayout(self.inputs_form)
+        inputs_layout.addLayout(self.inputs_form)
         self.recognize_button = QPushButton(tr("Fill inputs from recognised layers"), body)
-        layout.addWidget(self.recognize_button)
+        inputs_layout.addWidget(self.recognize_button)
 
         params = QFormLayout()
         self.min_area = self._spin(
@@ -270,10 +287,11 @@ class HuijiaoCompareDock(QgsDockWidget):
             self.level_combo.addItem(label, level)
         self.level_combo.setCurrentIndex(1)
         params.addRow(tr("Statistics by"), self.level_combo)
-        layout.addLayout(params)
+        inputs_layout.addLayout(params)
         self.overrides_form = QFormLayout()
         self.override_edits = {}
-        layout.addLayout(self.overrides_form)
+        inputs_layout.addLayout(self.overrides_form)
+        inputs_layout.addStretch(1)
 
         buttons = QHBoxLayout()
         self.run_button = QPushButton(tr("Run"), body)
@@ -292,13 +310,13 @@ class HuijiaoCompareDock(QgsDockWidget):
         self.summary_label = QLabel(body)
         self.summary_label.setObjectName("HuijiaoCompareSummary")
         self.summary_label.setWordWrap(True)
-        layout.addWidget(self.summary_label)
+        results_layout.addWidget(self.summary_label)
         self.runs_widget = HuijiaoCompareRunsWidget(self.session, body)
         self.runs_widget.runLoaded.connect(self.add_result_layer)
         self.runs_widget.message.connect(lambda text, error: self._message(text, error=error))
-        layout.addWidget(self.runs_widget)
+        results_layout.addWidget(self.runs_widget)
         self.table = HuijiaoCompareStatsTable(body)
-        layout.addWidget(self.table, 1)
+        results_layout.addWidget(self.table, 1)
         self.setWidget(body)
 
         self.preset_combo.currentIndexChanged.connect(self._preset_changed)
@@ -474,6 +492,7 @@ class HuijiaoCompareDock(QgsDockWidget):
         self.show_result(task.result, crs)
         self.fill_table(self.rows)
         self.export_button.setEnabled(True)
+        self.pages.setCurrentIndex(1)  # the results
         self.summary_label.setText(self.summary_text(self.result))
 
     def show_result(self, result, crs):

@@ -18,6 +18,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
+    QAbstractScrollArea,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -26,6 +27,7 @@ from qgis.PyQt.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMenu,
     QPushButton,
     QSplitter,
     QTableWidget,
@@ -144,11 +146,10 @@ class HuijiaoPatchesDock(QgsDockWidget):
         area_row.addWidget(self.area_min)
         area_row.addWidget(QLabel("–", body))
         area_row.addWidget(self.area_max)
-        type_status = QHBoxLayout()
-        type_status.addWidget(self.type_filter)
-        type_status.addWidget(self.status_filter)
-        filters.addRow(tr("Type / status"), type_status)
-        filters.addRow(tr("Region"), self.region_filter)
+        first = QHBoxLayout()
+        for widget in (self.type_filter, self.status_filter, self.region_filter):
+            first.addWidget(widget, 1)
+        filters.addRow(first)
         filters.addRow(tr("Area"), area_row)
         layout.addLayout(filters)
         for widget in (self.type_filter, self.status_filter):
@@ -178,18 +179,23 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.totals_tree = QTreeWidget(self.tabs)
         self.status_widget = HuijiaoPatchStatusWidget(self.tabs)
         self.status_widget.changed.connect(self._status_changed)
-        self.tabs.addTab(self.status_widget, tr("Verification"))
-        self.tabs.addTab(self.detail, tr("Details"))
-        self.tabs.addTab(self.history_table, tr("History"))
-        self.tabs.addTab(self.photos, tr("Photos"))
+        self.tabs.addTab(self.status_widget, tr("Verify"))
+        self.edit_page = QWidget(self.tabs)
+        self.edit_layout = QVBoxLayout(self.edit_page)
+        self.tabs.addTab(self.edit_page, tr("Edit"))
+        details = QSplitter(Qt.Orientation.Vertical, self.tabs)
+        for view in (self.detail, self.history_table, self.photos):
+            details.addWidget(view)
+        self.tabs.addTab(details, tr("Details"))
         self.tabs.addTab(self.totals_tree, tr("Totals"))
         self.conflicts = HuijiaoPatchConflictsWidget(self.tabs)
         self.conflicts_table = self.conflicts.table
         self.conflicts.resolved.connect(self._conflicts_resolved)
-        self.tabs.addTab(self.conflicts, tr("Open conflicts"))
+        self.tabs.addTab(self.conflicts, tr("Conflicts"))
+        splitter.setStretchFactor(0, 3)  # the list gets the larger share
+        splitter.setStretchFactor(1, 2)
         layout.addWidget(splitter, 1)
 
-        actions = QHBoxLayout()
         self.zoom_button = QPushButton(tr("Zoom to"), body)
         self.zoom_button.clicked.connect(self.zoom_to_selected)
         self.mark_button = QPushButton(tr("Mark patch"), body)
@@ -197,10 +203,6 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.mark_button.toggled.connect(self._toggle_mark_tool)
         self.refresh_button = QPushButton(tr("Refresh"), body)
         self.refresh_button.clicked.connect(self.refresh)
-        for widget in (self.zoom_button, self.refresh_button):
-            actions.addWidget(widget)
-        layout.addLayout(actions)
-        edit_row = QHBoxLayout()
         self.mode_combo = QComboBox(body)
         self.mode_combo.addItem(tr("Draw"), "draw")
         self.mode_combo.addItem(tr("Pick features"), "pick")
@@ -215,16 +217,9 @@ class HuijiaoPatchesDock(QgsDockWidget):
             tr("Make a patch of every selected feature of the active layer")
         )
         self.from_selection_button.clicked.connect(self.patches_from_selection)
-        for widget in (
-            self.mark_button,
-            self.mode_combo,
-            self.from_selection_button,
-            self.merge_button,
-            self.save_button,
-        ):
-            edit_row.addWidget(widget)
-        layout.addLayout(edit_row)
-        field_row = QHBoxLayout()
+        # field work: the four Processing dialogs behind one menu button
+        self.field_button = QPushButton(tr("Field work"), body)
+        menu = QMenu(self.field_button)
         self.algorithm_buttons = {}
         for alg_id, label in (
             ("fieldpackage", tr("Field package…")),
@@ -232,14 +227,32 @@ class HuijiaoPatchesDock(QgsDockWidget):
             ("patchchecklist", tr("Checklist…")),
             ("importfieldresults", tr("Import results…")),
         ):
-            button = QPushButton(label, body)
-            button.clicked.connect(lambda _checked=False, a=alg_id: self.run_algorithm(a))
-            field_row.addWidget(button)
-            self.algorithm_buttons[alg_id] = button
-        layout.addLayout(field_row)
+            action = menu.addAction(label)
+            action.triggered.connect(lambda _checked=False, a=alg_id: self.run_algorithm(a))
+            self.algorithm_buttons[alg_id] = action
+        self.field_button.setMenu(menu)
+        for widgets in ((self.mark_button, self.mode_combo), (self.from_selection_button, self.merge_button)):
+            row = QHBoxLayout()
+            for widget in widgets:
+                row.addWidget(widget)
+            self.edit_layout.addLayout(row)
+        self.edit_layout.addWidget(self.save_button)
+        self.edit_layout.addStretch(1)
+        row = QHBoxLayout()
+        for widget in (self.zoom_button, self.refresh_button, self.field_button):
+            row.addWidget(widget)
+        layout.addLayout(row)
         self.status_label = QLabel(body)
         self.status_label.setWordWrap(True)
         layout.addWidget(self.status_label)
+        # lists and tables give way first on a short screen (they scroll); the buttons keep their size
+        for view in splitter.findChildren(QAbstractScrollArea):
+            view.setMinimumHeight(48)
+        # the path's clear button (Qt draws it 2 px narrower than its icon); a store is changed, not cleared
+        self.file_widget.lineEdit().setShowClearButton(False)
+        for combo in (self.type_filter, self.status_filter, self.mode_combo):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(4)
         self.setWidget(body)
         self.apply_settings(self.session.settings)
         self.session.settingsChanged.connect(self.apply_settings)
@@ -341,7 +354,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.conflicts.user = self.session.settings.unit_name
         count = self.conflicts.fill(self.store)
         self.tabs.setTabText(
-            self.tabs.indexOf(self.conflicts), tr("Open conflicts") + (f" ({count})" if count else "")
+            self.tabs.indexOf(self.conflicts), tr("Conflicts") + (f" ({count})" if count else "")
         )
 
     def resolve_selected_conflict(self, take_field: bool) -> None:

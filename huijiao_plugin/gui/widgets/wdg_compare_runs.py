@@ -36,6 +36,8 @@ class HuijiaoCompareRunsWidget(QWidget):
         self.runs_combo = QComboBox(self)
         self.runs_combo.setObjectName("HuijiaoCompareRuns")
         self.runs_combo.setToolTip(tr("Comparison runs saved in the project GeoPackage"))
+        self.runs_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.runs_combo.setMinimumContentsLength(8)
         self.load_button = QPushButton(tr("Load"), self)
         self.load_button.setToolTip(tr("Add the chosen saved run to the map"))
         self.patches_button = QPushButton(tr("Make change patches"), self)

@@ -13,11 +13,14 @@ from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDateEdit,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -40,7 +43,16 @@ class HuijiaoPatchStatusWidget(QWidget):
         self.store: PatchStore | None = None
         self.uuids: list[str] = []
         self.user = ""
-        form = QFormLayout(self)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        # the fields scroll when the page is short; the buttons below them stay in view
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        fields = QWidget(scroll)
+        scroll.setWidget(fields)
+        outer.addWidget(scroll, 1)
+        form = QFormLayout(fields)
         form.setContentsMargins(0, 0, 0, 0)
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.status_combo = QComboBox(self)
@@ -83,10 +95,10 @@ class HuijiaoPatchStatusWidget(QWidget):
         buttons.addWidget(self.apply_button)
         buttons.addWidget(self.undo_button)
         buttons.addStretch(1)
-        form.addRow(buttons)
+        outer.addLayout(buttons)
         self.message = QLabel(self)
         self.message.setWordWrap(True)
-        form.addRow(self.message)
+        outer.addWidget(self.message)
         self.status_combo.currentIndexChanged.connect(self._target_changed)
         self.apply_button.clicked.connect(self.apply)
         self.undo_button.clicked.connect(self.undo)
