@@ -7,10 +7,8 @@ file (the panel, the map tool) can stay open; call ``layer.reload()`` on them af
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
-import shutil
 import uuid as uuidlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -22,6 +20,8 @@ from osgeo import gdal, ogr, osr
 from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsVectorLayer
 
 from huijiao_plugin.core.patches import schema, workflow
+from huijiao_plugin.core.patches.attachments import PatchAttachmentsMixin
+from huijiao_plugin.core.patches.edits import PatchEditsMixin
 from huijiao_plugin.core.patches.geometry import DerivedAttributes, RegionLookup, polygon_parts
 from huijiao_plugin.toolbelt.i18n import tr
 
@@ -132,7 +132,7 @@ class NewPatch:
     attributes: dict[str, Any] = field(default_factory=dict)  # extra values (e.g. region codes typed by hand)
 
 
-class PatchStore:
+class PatchStore(PatchEditsMixin, PatchAttachmentsMixin):
     """Access to one patch GeoPackage. ``PatchStore.create(path, crs)`` makes a new one."""
 
     def __init__(self, path: str | Path) -> None:
@@ -567,102 +567,6 @@ class PatchStore:
         assignments = ", ".join(f'"{k}" = {sql_literal(v)}' for k, v in changes.items())
         ds.ExecuteSQL(f'UPDATE "{schema.PATCH_LAYER}" SET {assignments} WHERE fid = {int(current["fid"])}')
 
-    def apply_edits(
-        self,
-        added: Iterable[tuple[QgsGeometry, dict[str, Any]]] = (),
-        changed: dict[str, dict[str, Any]] | None = None,
-        deleted: Iterable[str] = (),
-        user: str = "",
-    ) -> None:
-        """Write an editor's session in one transaction: new patches (geometry + complete values, as from
-        :meth:`new_patch_values`), changes per UUID (attributes and/or ``geometry``: one UPDATE per patch, so
-        the history gets the area before and after) and deletions, in this order. Nothing is written when
-        one of them is refused (PatchStoreError / WorkflowError)."""
-        with self.transaction() as ds:
-            layer = ds.GetLayerByName(schema.PATCH_LAYER)
-            for geometry, values in added:
-                geom = polygon_parts(geometry)
-                if geom is None:
-                    raise PatchStoreError(tr("A change patch needs a polygon geometry."))
-                feature = ogr.Feature(layer.GetLayerDefn())
-                for key, value in {**values, **self.derived.compute(geom)}.items():
-                    if value is not None and key in schema.FIELD_NAMES:
-                        feature.SetField(key, value)
-                feature.SetGeometry(ogr.CreateGeometryFromWkb(bytes(geom.asWkb())))
-                layer.CreateFeature(feature)
-            for patch_uuid, changes in (changed or {}).items():
-                current = self._get_in(ds, patch_uuid)
-                if current is None:
-                    raise PatchStoreError(tr("No change patch with id {uuid}").format(uuid=patch_uuid))
-                self._update(ds, current, changes, user, schema.EDIT_DESK, True)
-            for patch_uuid in deleted:
-                where = f"uuid = {sql_literal(patch_uuid)}"
-                # who deleted it: the delete trigger reads updated_by/edit_source of the row
-                ds.ExecuteSQL(
-                    f'UPDATE "{schema.PATCH_LAYER}" SET updated_by = {sql_literal(user)}, '
-                    f"edit_source = {sql_literal(schema.EDIT_DESK)}, updated_at = {sql_literal(now_iso())} "
-                    f"WHERE {where}"
-                )
-                ds.ExecuteSQL(f'DELETE FROM "{schema.PATCH_LAYER}" WHERE {where}')
-
-    def set_status(
-        self, patch_uuids: Iterable[str], status: str, user: str = "", result: str | None = None
-    ) -> tuple[list[str], dict[str, str]]:
-        """Bulk status change: all allowed changes are applied; refused ones are returned with the reason."""
-        changes: dict[str, Any] = {"status": status}
-        if result is not None:
-            changes["result"] = result
-        return self.change_patches(patch_uuids, changes, user=user)
-
-    def change_patches(
-        self, patch_uuids: Iterable[str], changes: dict[str, Any], user: str = ""
-    ) -> tuple[list[str], dict[str, str]]:
-        """Apply ``changes`` (status and the fields the move needs) to every patch the workflow allows it for;
-        refused ones are returned with the reason. The values before are kept as the store's last change, so
-        :meth:`undo_last` can restore them (the history records the change and the undo)."""
-        done: list[str] = []
-        refused: dict[str, str] = {}
-        before: dict[str, dict[str, Any]] = {}
-        with self.transaction() as ds:
-            for patch_uuid in patch_uuids:
-                current = self._get_in(ds, patch_uuid)
-                if current is None:
-                    refused[patch_uuid] = tr("not found")
-                    continue
-                try:
-                    self._update(ds, current, changes, user, schema.EDIT_DESK, True)
-                except (workflow.WorkflowError, PatchStoreError) as exc:
-                    refused[patch_uuid] = str(exc)
-                else:
-                    done.append(patch_uuid)
-                    before[patch_uuid] = {
-                        k: _plain(current.get(k)) for k in changes if k in schema.FIELD_NAMES
-                    }
-            if done:
-                self._set_meta(ds, UNDO_KEY, json.dumps({"user": user, "before": before}, ensure_ascii=False))
-        return done, refused
-
-    def can_undo(self) -> bool:
-        return bool(self.meta(UNDO_KEY))
-
-    def undo_last(self, user: str = "") -> list[str]:
-        """Restore the values before the last :meth:`change_patches` (outside the workflow: a return to a
-        state the patch had); returns the restored UUIDs. The history keeps the change and the undo."""
-        text = self.meta(UNDO_KEY)
-        if not text:
-            return []
-        before = json.loads(text)["before"]
-        restored: list[str] = []
-        with self.transaction() as ds:
-            for patch_uuid, values in before.items():
-                current = self._get_in(ds, patch_uuid)
-                if current is None:
-                    continue
-                self._update(ds, current, values, user, EDIT_UNDO, False)
-                restored.append(patch_uuid)
-            self._set_meta(ds, UNDO_KEY, "")
-        return restored
-
     def _get_in(self, ds: ogr.DataSource, patch_uuid: str, with_geometry: bool = False) -> dict | None:
         layer = ds.GetLayerByName(schema.PATCH_LAYER)
         layer.SetAttributeFilter(f"uuid = {sql_literal(patch_uuid)}")
@@ -673,59 +577,6 @@ class PatchStore:
         finally:
             layer.SetAttributeFilter(None)
 
-    # -- attachments ----------
-
-    def add_attachment(
-        self,
-        patch_uuid: str,
-        source_file: str | Path,
-        taken_at: str = "",
-        lon: float | None = None,
-        lat: float | None = None,
-        direction: float | None = None,
-        taken_by: str = "",
-        note: str = "",
-        kind: str = "photo",
-        ds: ogr.DataSource | None = None,
-    ) -> dict | None:
-        """Copy a file next to the store and register it; returns the row, or None when the same file (sha256)
-        is already attached to the patch."""
-        source_file = Path(source_file)
-        if not source_file.is_file():
-            raise PatchStoreError(tr("Attachment not found: {path}").format(path=str(source_file)))
-        digest = hashlib.sha256(source_file.read_bytes()).hexdigest()
-        for row in self.attachments(patch_uuid):
-            if row["sha256"] == digest:
-                return None
-        target_dir = self.attachments_dir / patch_uuid
-        target_dir.mkdir(parents=True, exist_ok=True)
-        target = target_dir / source_file.name
-        if target.exists():
-            target = target_dir / f"{digest[:8]}_{source_file.name}"
-        shutil.copy2(source_file, target)
-        row = {
-            "attachment_uuid": str(uuidlib.uuid4()),
-            "patch_uuid": patch_uuid,
-            "path": target.relative_to(self.attachments_dir).as_posix(),
-            "kind": kind,
-            "taken_at": taken_at or None,
-            "lon": lon,
-            "lat": lat,
-            "direction": direction,
-            "taken_by": taken_by or None,
-            "sha256": digest,
-            "note": note or None,
-        }
-        if ds is not None:
-            self.insert_row(ds, schema.ATTACHMENTS_TABLE, row)
-        else:
-            with self.transaction() as own:
-                self.insert_row(own, schema.ATTACHMENTS_TABLE, row)
-        return row
-
-    def attachment_path(self, row: dict) -> Path:
-        return self.attachments_dir / row["path"]
-
     # -- statistics ----------
 
     def totals(self, where: str = "") -> dict[tuple[str, str], tuple[int, float]]:
@@ -735,15 +586,6 @@ class PatchStore:
             sql += f" WHERE {where}"
         sql += " GROUP BY patch_type, status"
         return {(row[0] or "", row[1] or ""): (int(row[2]), float(row[3] or 0.0)) for row in self.query(sql)}
-
-
-UNDO_KEY = "undo:last_change"
-EDIT_UNDO = "undo"
-
-
-def _plain(value: Any) -> Any:
-    """A field value as JSON can keep it (dates as ISO text)."""
-    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def _json_text(value: Any) -> str | None:
