@@ -17,6 +17,7 @@ from qgis.core import (
     QgsFillSymbol,
     QgsGraduatedSymbolRenderer,
     QgsRendererCategory,
+    QgsSymbolLayerUtils,
     QgsVectorLayer,
     QgsVectorLayerSimpleLabeling,
 )
@@ -111,9 +112,49 @@ def apply_style(
             elif actual != settings.fieldName:
                 settings.fieldName = actual
                 layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
+    if dataset_id == HSF_DATASET:
+        _refine_hsf(layer, mapping)
     layer.setCustomProperty("huijiao/dataset_id", dataset_id)
     layer.triggerRepaint()
     return True
+
+
+# 高标准农田: construction years light (old) → dark (new) green, one project name label per project
+HSF_DATASET = "gbznt"
+HSF_RAMP = ("#d9f0d3", "#00441b")
+HSF_LABEL_MAX_SCALE = 50000  # names from 1:50,000 in
+
+
+def _mix(start: str, end: str, t: float) -> str:
+    a = [int(start[i : i + 2], 16) for i in (1, 3, 5)]
+    b = [int(end[i : i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(a, b))
+
+
+def _refine_hsf(layer: QgsVectorLayer, mapping: dict[str, str]) -> None:
+    """Years in a sequential ramp (not one random colour each); the project name (XMMC) once per project:
+    on its largest plot only, and only at sensible scales."""
+    renderer = layer.renderer()
+    if isinstance(renderer, QgsCategorizedSymbolRenderer):
+        years = [(i, c) for i, c in enumerate(renderer.categories()) if str(c.value()).strip()]
+        years.sort(key=lambda pair: str(pair[1].value()))
+        for rank, (index, category) in enumerate(years):
+            symbol = category.symbol().clone()
+            color = _mix(*HSF_RAMP, rank / max(len(years) - 1, 1))
+            symbol.symbolLayer(0).setFillColor(QgsSymbolLayerUtils.decodeColor(color))
+            renderer.updateCategorySymbol(index, symbol)
+    name = _actual_field(layer, "XMMC", mapping)
+    labeling = layer.labeling()
+    if name is None or not isinstance(labeling, QgsVectorLayerSimpleLabeling):
+        return
+    settings = labeling.settings()
+    settings.isExpression = True
+    settings.fieldName = f'if($area = maximum($area, group_by:="{name}"), "{name}", NULL)'
+    settings.scaleVisibility = True
+    settings.maximumScale = 1
+    settings.minimumScale = HSF_LABEL_MAX_SCALE
+    layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
+    layer.setLabelsEnabled(True)
 
 
 # Comparison results: one colour per category, declared once. The fill is the colour at RESULT_FILL_ALPHA
