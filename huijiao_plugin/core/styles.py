@@ -263,3 +263,32 @@ def patch_status_renderer() -> QgsCategorizedSymbolRenderer:
         )
         categories.append(QgsRendererCategory(code, symbol, label))
     return QgsCategorizedSymbolRenderer("status", categories)
+
+
+def _chinese_alias(spec_field: object) -> str:
+    """The first alias of a catalog field written in Chinese ("" when there is none)."""
+    for alias in getattr(spec_field, "aliases", []):
+        if any("\u4e00" <= char <= "\u9fff" for char in alias):
+            return alias
+    return ""
+
+
+def style_context_layer(layer: QgsVectorLayer, catalog: Catalog | None = None) -> str | None:
+    """A layer shown for context (e.g. in a field package): recognised by its content, given the dataset's
+    style, its Chinese name and Chinese field aliases. Returns the dataset id (None when not recognised)."""
+    from huijiao_plugin.core.recognition import recognize_layer
+
+    catalog = catalog or get_catalog()
+    recognition = recognize_layer(layer, catalog)
+    spec = catalog.datasets.get(recognition.dataset_id or "")
+    if spec is None:
+        return None
+    mapping = recognition.field_mapping
+    apply_style(layer, spec.id, mapping, catalog)
+    for spec_field in spec.fields:
+        actual = _actual_field(layer, spec_field.name, mapping)
+        alias = _chinese_alias(spec_field)
+        if actual and alias:
+            layer.setFieldAlias(layer.fields().indexOf(actual), alias)
+    layer.setName(spec.name_zh)
+    return spec.id

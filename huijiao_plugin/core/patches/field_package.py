@@ -66,7 +66,7 @@ from huijiao_plugin.core.patches.store import (
     ogr_exceptions,
     sql_literal,
 )
-from huijiao_plugin.core.styles import patch_status_renderer
+from huijiao_plugin.core.styles import patch_status_renderer, style_context_layer
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -471,6 +471,7 @@ def write_field_project(
     for n, layer_name in enumerate(reversed(context_layers)):
         layer = QgsVectorLayer(f"{gpkg}|layername={layer_name}", layer_name, "ogr")
         if layer.isValid():
+            style_context_layer(layer)  # the dataset's style, Chinese name and field aliases
             layer.setReadOnly(True)
             if n > 0:
                 layer.setOpacity(0.5)
