@@ -188,4 +188,9 @@ def test_area_unit_in_panel_summary_and_xlsx(qgis_iface, project_county, tmp_pat
     assert sheet.cell(row=1, column=6).value == "面积（公顷）"
     assert sheet.cell(row=sheet.max_row, column=6).value == pytest.approx(total_ha, abs=1e-4)
     assert sheet.cell(row=2, column=6).number_format == "#,##0.0000"
+    # changing the unit in the settings changes the shown numbers at once
+    session.apply_settings(HuijiaoSettings(area_unit="m2"))
+    assert dock.table.horizontalHeaderItem(5).text() == "面积（平方米）"
+    shown = float(dock.table.item(dock.table.rowCount() - 1, 5).text().replace(",", ""))
+    assert shown == pytest.approx(total_ha * 10000.0, abs=0.01)
     dock.deleteLater()

@@ -329,7 +329,8 @@ class HuijiaoCompareDock(QgsDockWidget):
         # layers added later (a project opened after the plugin started) fill the inputs still empty
         project = QgsProject.instance()
         self._project_connection = (project.layersAdded, project.layersAdded.connect(self._layers_added))
-        self.apply_settings(HuijiaoSettings.load())
+        self.apply_settings(self.session.settings)
+        self.session.settingsChanged.connect(self.apply_settings)
 
     def _layers_added(self, _layers) -> None:
         self.prefill()
@@ -354,6 +355,9 @@ class HuijiaoCompareDock(QgsDockWidget):
     def apply_settings(self, settings: HuijiaoSettings) -> None:
         """Show the department, region and server the panel works with."""
         self.context_widget.apply_settings(settings)
+        if self.rows:  # the statistics follow the area unit
+            self.fill_table(self.rows)
+            self.summary_label.setText(self.summary_text(self.result))
 
     # --- inputs ---------------------------------------------------------------------------------------------
     def preset_id(self):
@@ -449,7 +453,7 @@ class HuijiaoCompareDock(QgsDockWidget):
             missing = [r for r in PRESETS[preset_id].required if r not in layers]
             if missing:
                 raise CompareError(tr("Missing input layers: {roles}").format(roles=", ".join(missing)))
-            profile = RuleProfile.load(HuijiaoSettings.load().rules_profile_path).with_overrides(overrides)
+            profile = RuleProfile.load(self.session.settings.rules_profile_path).with_overrides(overrides)
             task = HuijiaoCompareTask(preset_id, layers, profile, options, self.level_combo.currentData())
         except (CompareError, RuleProfileError) as exc:
             self._message(str(exc), error=True)
