@@ -89,11 +89,10 @@ def test_qm_not_loaded_for_other_locales(qm_dir, locale_name):
 
 def test_data_driven_labels_are_translated(qm_dir):
     """Labels kept in tables and passed to tr() as variables (preset titles and help, roles, categories,
-    rule overrides, table headers) are marked with QT_TRANSLATE_NOOP so pylupdate5 extracts them."""
+    rule overrides) are marked with QT_TRANSLATE_NOOP so pylupdate5 extracts them."""
     from qgis.PyQt.QtCore import QCoreApplication
 
     from huijiao_plugin.core.compare.presets import CATEGORY_LABELS, PRESETS
-    from huijiao_plugin.gui.docks.dock_compare import STAT_HEADERS
     from huijiao_plugin.processing.algorithms import ALGORITHMS
     from huijiao_plugin.processing.algorithms.compare_common import ROLE_LABELS
     from huijiao_plugin.toolbelt.i18n import tr
@@ -101,7 +100,7 @@ def test_data_driven_labels_are_translated(qm_dir):
     translator = QTranslator()
     assert translator.load(QLocale("zh_CN"), "huijiao", "_", str(qm_dir))
     labels = [spec.title for spec in PRESETS.values()] + [spec.help for spec in PRESETS.values()]
-    labels += list(CATEGORY_LABELS.values()) + list(ROLE_LABELS.values()) + list(STAT_HEADERS)
+    labels += list(CATEGORY_LABELS.values()) + list(ROLE_LABELS.values())
     labels += [label for cls in ALGORITHMS for _name, _key, label in getattr(cls, "OVERRIDES", [])]
     QCoreApplication.installTranslator(translator)
     try:
