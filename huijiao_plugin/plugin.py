@@ -54,6 +54,8 @@ class HuijiaoPlugin:
         self._translator: QTranslator | None = None
         self._log_handler: logging.Handler | None = None
         self._settings_dialog = None
+        #: what the docks share (settings, exchange client, patch store, project GeoPackage, notifications)
+        self.session = None
 
     # --- helpers ------------------------------------------------------------------------------------
     def _connect(self, signal, slot) -> None:
@@ -118,6 +120,10 @@ class HuijiaoPlugin:
         ):
             main_window.addToolBar(self.toolbar)
 
+        from huijiao_plugin.core.session import Session
+
+        if self.session is None:
+            self.session = Session.load()
         self._create_docks(main_window)
 
         self.menu.addSeparator()
@@ -150,7 +156,7 @@ class HuijiaoPlugin:
         for object_name, module_name, class_name, theme_icon in DOCK_SPECS:
             try:
                 module = import_module(f"huijiao_plugin.gui.docks.{module_name}")
-                dock = getattr(module, class_name)(self.iface, main_window)
+                dock = getattr(module, class_name)(self.iface, session=self.session, parent=main_window)
             except Exception as exc:  # one broken panel must not take the others down
                 log.exception("The panel %s cannot be created", object_name)
                 self.iface.messageBar().pushMessage(
@@ -215,7 +221,9 @@ class HuijiaoPlugin:
             dialog.deleteLater()
 
     def apply_settings(self, settings) -> None:
-        """Tell every dock that supports it (method ``apply_settings``) about changed settings."""
+        """Put changed settings into the session and tell every dock that supports it (``apply_settings``)."""
+        if self.session is not None:
+            self.session.apply_settings(settings)
         for dock in self.docks.values():
             apply = getattr(dock, "apply_settings", None)
             if callable(apply):

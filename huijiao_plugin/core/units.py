@@ -88,3 +88,23 @@ def format_area(m2: float, unit: str, with_symbol: bool = True) -> str:
     if text.startswith("-") and float(text) == 0.0:
         text = text[1:]
     return f"{text} {UNIT_SYMBOLS[unit]}" if with_symbol else text
+
+
+# Chinese unit names as written in headers: 面积（亩）
+UNIT_NAMES = {AREA_UNIT_MU: "亩", AREA_UNIT_HECTARE: "公顷", AREA_UNIT_M2: "平方米"}
+# Excel number formats per unit (thousands separators, the unit's decimals)
+UNIT_EXCEL_FORMATS = {AREA_UNIT_MU: "#,##0.00", AREA_UNIT_HECTARE: "#,##0.0000", AREA_UNIT_M2: "#,##0.00"}
+
+
+def area_header(unit: str) -> str:
+    """The header of an area column in ``unit``: ``面积（亩）``."""
+    return f"面积（{UNIT_NAMES[unit]}）"
+
+
+def area_text(m2: float | None, unit: str) -> str:
+    """An area for tables: in ``unit``, the unit's decimals, thousands grouped (``1,234.57``); "" for None."""
+    if m2 is None:
+        return ""
+    decimals = UNIT_DECIMALS[unit]
+    text = f"{rounded_area(m2, unit):,.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text.replace(",", "")) == 0.0 else text

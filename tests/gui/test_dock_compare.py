@@ -92,7 +92,7 @@ def test_run_preset_as_task(qgis_iface, project_county, tmp_path):
     wait_for(dock)
     assert dock.run_button.isEnabled()
     assert dock.progress.value() == 100
-    assert dock.summary_label.text() == "Candidates to bring into PBF: 5 pieces, 51.9 mu"
+    assert dock.summary_label.text() == "Candidates to bring into PBF: 5 pieces, 51.90 亩"
     layer = QgsProject.instance().mapLayer(dock.result_layers[-1])
     assert layer.featureCount() == 5
     assert layer.renderer().type() == "categorizedSymbol"
@@ -101,17 +101,25 @@ def test_run_preset_as_task(qgis_iface, project_county, tmp_path):
     record = provenance.read_metadata(layer)  # once, in the layer's metadata
     assert record["preset"] == "hsfnotinpbf" and set(record["inputs"]) >= {"DLTB", "HSF", "PBF"}
     assert QgsProject.instance().layerTreeRoot().findGroup("Farmland comparison").findLayer(layer.id())
-    # statistics table: one row per township × category, sortable by area
-    assert dock.table.rowCount() == 2
-    dock.table.sortItems(7, Qt.SortOrder.DescendingOrder)
-    assert dock.table.item(0, 7).data(Qt.ItemDataRole.DisplayRole) >= dock.table.item(1, 7).data(
-        Qt.ItemDataRole.DisplayRole
-    )
-    codes = {dock.table.item(r, 1).text() for r in range(2)}
-    assert T1 in codes
+    # statistics table: one row per township × category and the 合计 row, sortable by area, 合计 kept last
+    assert dock.table.rowCount() == 3
+    headers = [dock.table.horizontalHeaderItem(c).text() for c in range(dock.table.columnCount())]
+    assert headers == ["级别", "区域", "规则", "类别", "图斑数", "面积（亩）", "比例（%）"]
+    for order in (Qt.SortOrder.DescendingOrder, Qt.SortOrder.AscendingOrder):
+        dock.table.sortItems(5, order)
+        areas = [float(dock.table.item(r, 5).text().replace(",", "")) for r in range(2)]
+        assert areas == sorted(areas, reverse=order == Qt.SortOrder.DescendingOrder)
+        assert dock.table.item(2, 0).text() == "合计"
+    assert float(dock.table.item(2, 5).text()) == pytest.approx(51.9, abs=0.01)
+    assert float(dock.table.item(2, 6).text()) == 100.0
+    assert sum(float(dock.table.item(r, 6).text()) for r in range(2)) == pytest.approx(100.0, abs=0.02)
+    assert any(T1 in dock.table.item(r, 1).text() for r in range(2))
     written = dock.export_xlsx(tmp_path / "stats.xlsx")
     sheet = load_workbook(written)["比对统计"]
-    assert sum(row[6].value for row in sheet.iter_rows(min_row=2)) == 5
+    assert [c.value for c in sheet[1]] == headers and sheet.freeze_panes == "A2"
+    rows = list(sheet.iter_rows(min_row=2, values_only=True))
+    assert rows[-1][0] == "合计" and rows[-1][4] == 5 and sum(r[4] for r in rows[:-1]) == 5
+    assert sheet.cell(row=2, column=6).number_format == "#,##0.00"
     dock.deleteLater()
 
 
@@ -160,3 +168,33 @@ def test_guess_roles_by_name_when_unrecognised(qgis_app, tmp_path):
     )
     roles = guess_roles([b, a])
     assert roles["DLTB"] is a and roles["DLTB_N1"] is b
+
+
+def test_area_unit_in_panel_summary_and_xlsx(qgis_iface, project_county, tmp_path):
+    """Bug 6: 公顷 chosen in the settings: the table, the total, the summary and the xlsx are in 公顷."""
+    from openpyxl import load_workbook
+
+    from huijiao_plugin.core.session import Session
+    from huijiao_plugin.core.settings import HuijiaoSettings
+
+    session = Session(HuijiaoSettings(area_unit="ha"), state_dir=tmp_path / "state")
+    session.results_folder = str(tmp_path / "results")
+    dock = HuijiaoCompareDock(qgis_iface, session)
+    select(dock, "hsfnotinpbf")
+    dock.start()
+    wait_for(dock)
+    layer = QgsProject.instance().mapLayer(dock.result_layers[-1])
+    total_ha = sum(f["area_m2"] for f in layer.getFeatures()) / 10000.0
+    assert dock.table.horizontalHeaderItem(5).text() == "面积（公顷）"
+    assert float(dock.table.item(dock.table.rowCount() - 1, 5).text()) == pytest.approx(total_ha, abs=1e-4)
+    assert dock.summary_label.text().endswith(f"{total_ha:,.4f} 公顷")
+    sheet = load_workbook(dock.export_xlsx(tmp_path / "ha.xlsx"))["比对统计"]
+    assert sheet.cell(row=1, column=6).value == "面积（公顷）"
+    assert sheet.cell(row=sheet.max_row, column=6).value == pytest.approx(total_ha, abs=1e-4)
+    assert sheet.cell(row=2, column=6).number_format == "#,##0.0000"
+    # changing the unit in the settings changes the shown numbers at once
+    session.apply_settings(HuijiaoSettings(area_unit="m2"))
+    assert dock.table.horizontalHeaderItem(5).text() == "面积（平方米）"
+    shown = float(dock.table.item(dock.table.rowCount() - 1, 5).text().replace(",", ""))
+    assert shown == pytest.approx(total_ha * 10000.0, abs=0.01)
+    dock.deleteLater()

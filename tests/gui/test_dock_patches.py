@@ -6,11 +6,12 @@ import datetime
 
 import pytest
 from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsProject, QgsRectangle, QgsVectorLayer
-from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtCore import QDate, Qt
+from qgis.PyQt.QtTest import QTest
 
 from huijiao_plugin.core.patches import schema
 from huijiao_plugin.core.patches.store import NewPatch, PatchStore
-from huijiao_plugin.gui.docks.dock_patches import COLUMNS, HuijiaoPatchesDock
+from huijiao_plugin.gui.docks.dock_patches import COLUMNS, UUID_ROLE, HuijiaoPatchesDock
 from tests.unit.test_patches_helpers import COUNTY, X0, Y0, rel_rect
 
 
@@ -27,6 +28,8 @@ def dock_store(tmp_path, qgis_iface, qgis_new_project):
     )
     store.update(ids[0], {"status": "verified", "result": "true"}, user="核查员")
     dock = HuijiaoPatchesDock(qgis_iface)
+    dock.resize(420, 900)
+    dock.show()
     assert dock.set_store(store.path)
     yield dock, store, ids
     dock.deleteLater()
@@ -36,12 +39,15 @@ def test_table_totals_match_the_data(dock_store):
     dock, store, ids = dock_store
     assert dock.objectName() == "HuijiaoPatchesDock"
     assert dock.table.rowCount() == 4
-    rounded = {k: (c, round(m, 2)) for k, (c, m) in dock.totals().items()}
+    rounded = {k: (c, round(m2 * 0.0015, 2)) for k, (c, m2) in dock.totals().items()}
     assert rounded == {k: (c, round(m, 2)) for k, (c, m) in store.totals().items()}
     assert rounded[(schema.TYPE_NONGRAIN, "pending")][0] == 2
     root = dock.totals_tree.topLevelItem(0)
     assert root.text(1) == "4"
-    assert float(root.text(2)) == pytest.approx(sum(m for _c, m in store.totals().values()), abs=0.01)
+    assert float(root.text(2).replace(",", "")) == pytest.approx(
+        sum(m for _c, m in store.totals().values()), abs=0.01
+    )
+    assert dock.totals_tree.headerItem().text(2) == "面积（亩）"
 
 
 def test_filters_and_sorting(dock_store):
@@ -63,26 +69,61 @@ def test_filters_and_sorting(dock_store):
     assert dock.filtered_uuids() == []
     dock.region_filter.setText(COUNTY)
     assert len(dock.filtered_uuids()) == 4
-    area_column = [key for key, _label in COLUMNS].index("area_mu")
+    area_column = [key for key, _label in COLUMNS].index("area_m2")
     dock.table.sortItems(area_column, Qt.SortOrder.DescendingOrder)
-    values = [float(dock.table.item(r, area_column).text()) for r in range(dock.table.rowCount())]
+    values = [
+        float(dock.table.item(r, area_column).text().replace(",", "")) for r in range(dock.table.rowCount())
+    ]
     assert values == sorted(values, reverse=True) and values[0] == pytest.approx(45.0, abs=0.05)
+
+
+def _choose(combo, label):
+    index = combo.findText(label)
+    assert index >= 0, (label, [combo.itemText(i) for i in range(combo.count())])
+    combo.setCurrentIndex(index)
+
+
+def _type(widget, text):
+    """Type ``text`` key by key (QTest.keyClicks takes Latin-1 only)."""
+    from qgis.PyQt.QtCore import QEvent
+    from qgis.PyQt.QtGui import QKeyEvent
+    from qgis.PyQt.QtWidgets import QApplication
+
+    for char in text:
+        for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
+            QApplication.sendEvent(widget, QKeyEvent(kind, 0, Qt.KeyboardModifier.NoModifier, char))
+
+
+def _offered(widget):
+    return [widget.status_combo.itemText(i) for i in range(widget.status_combo.count())]
 
 
 def test_bulk_status_detail_and_zoom(dock_store, qgis_iface):
     dock, store, ids = dock_store
+    widget = dock.status_widget
     dock.select_uuids([ids[0], ids[1]])
     assert set(dock.selected_uuids()) == {ids[0], ids[1]}
-    done, refused = dock.apply_bulk_status("approved")
-    assert done == [ids[0]] and list(refused) == [ids[1]]  # 待核查 → 审核通过 is refused
-    assert store.get(ids[0])["status"] == "approved"
+    # 已核查 → {审核通过, 退回, 异议, 核查中} and 待核查 → {核查中, 已核查}: only 核查中 is common to both
+    assert _offered(widget) == ["核查中"]
+    dock.select_uuids([ids[0]])
+    _choose(widget.status_combo, "审核通过")
+    widget.reviewer_edit.setText("审核员")
+    QTest.mouseClick(widget.apply_button, Qt.MouseButton.LeftButton)
+    assert store.get(ids[0])["status"] == "approved" and store.get(ids[0])["reviewer"] == "审核员"
     assert store.get(ids[1])["status"] == "pending"
-    assert "1" in dock.status_label.text()
+    assert "1" in widget.message.text()
 
     dock.select_uuids([ids[0]])
     assert "审核通过" in dock.detail.toPlainText()
     assert store.get(ids[0])["number"] in dock.detail.toPlainText()
     fields = [dock.history_table.item(r, 3).text() for r in range(dock.history_table.rowCount())]
+    # times in local time, minutes, never raw ISO UTC
+    import re
+
+    times = [dock.history_table.item(r, 0).text() for r in range(dock.history_table.rowCount())]
+    assert times and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", t) for t in times)
+    updated = [key for key, _label in COLUMNS].index("updated_at")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", dock.table.item(0, updated).text())
     assert fields.count("状态") == 2 and "核查结果" in fields
 
     canvas = qgis_iface.mapCanvas()
@@ -213,3 +254,122 @@ def test_patches_from_selected_features_of_another_layer(dock_store, tmp_path):
     assert sorted(r["number"] for r in new) == [f"{COUNTY}{year}{n:04d}" for n in (1, 2)]
     assert all(r["village_code"].startswith("6104231002") for r in new)
     assert dock.patches_from_selection(dock.patch_layer()) == []  # not from the patch layer itself
+
+
+def test_verification_fields_bulk_and_undo(dock_store, tmp_path):
+    """Bug 4: the panel offers only the moves the store allows, takes every field a move needs (核查结果,
+    核查人, 核查日期, 说明, photo), changes all selected patches at once, and undoes the last change with
+    the history keeping both."""
+    from qgis.PyQt.QtGui import QImage
+
+    dock, store, ids = dock_store
+    widget = dock.status_widget
+    dock.select_uuids([ids[1]])
+    assert _offered(widget) == ["核查中", "已核查"]  # never 审核通过 from 待核查
+    dock.select_uuids([ids[1], ids[2]])
+    _choose(widget.status_combo, "已核查")
+    for editor in (widget.result_combo, widget.verifier_edit, widget.date_edit, widget.field_notes_edit):
+        assert editor.isVisibleTo(dock)
+    assert not widget.reviewer_edit.isVisibleTo(dock)
+    _choose(widget.result_combo, "不属实")
+    widget.verifier_edit.clear()
+    _type(widget.verifier_edit, "张三")
+    widget.date_edit.setDate(QDate(2025, 6, 3))
+    _type(widget.field_notes_edit, "现场为耕地")
+    photo = tmp_path / "site.png"
+    image = QImage(8, 8, QImage.Format.Format_RGB32)
+    image.fill(Qt.GlobalColor.green)
+    assert image.save(str(photo))
+    widget.attachment_widget.setFilePath(str(photo))
+    QTest.mouseClick(widget.apply_button, Qt.MouseButton.LeftButton)
+    for patch_uuid in (ids[1], ids[2]):
+        row = store.get(patch_uuid)
+        assert (row["status"], row["result"], row["verifier"]) == ("verified", "false", "张三")
+        assert row["verify_date"] == "2025-06-03" and row["field_notes"] == "现场为耕地"
+        assert [a["path"].endswith("site.png") for a in store.attachments(patch_uuid)] == [True]
+    assert set(dock.selected_uuids()) == {ids[1], ids[2]}
+    # the panel now offers the moves of 已核查
+    assert _offered(widget) == ["核查中", "审核通过", "退回", "异议"]
+
+    assert widget.undo_button.isEnabled()
+    QTest.mouseClick(widget.undo_button, Qt.MouseButton.LeftButton)
+    for patch_uuid in (ids[1], ids[2]):
+        row = store.get(patch_uuid)
+        assert (row["status"], row["result"], row["verifier"], row["verify_date"]) == (
+            "pending",
+            None,
+            None,
+            None,
+        )
+        status_rows = [
+            (h["old_value"], h["new_value"]) for h in store.history(patch_uuid) if h["field"] == "status"
+        ]
+        assert status_rows == [("pending", "verified"), ("verified", "pending")]
+    assert not widget.undo_button.isEnabled()
+    assert [dock.table.item(r, 2).text() for r in range(dock.table.rowCount())].count("待核查") == 3
+
+
+@pytest.mark.parametrize(
+    ("unit", "header", "per_m2", "decimals"),
+    [("ha", "面积（公顷）", 1e-4, 4), ("m2", "面积（平方米）", 1.0, 2)],
+)
+def test_area_unit_changes_every_area_shown(
+    dock_store, qgis_iface, huijiao_provider, tmp_path, unit, header, per_m2, decimals
+):
+    """Bug 6: the area unit of the settings changes the numbers (table, totals, filter), not only a label."""
+    from huijiao_plugin.core.settings import HuijiaoSettings
+
+    dock, store, ids = dock_store
+    dock.session.apply_settings(HuijiaoSettings(area_unit=unit))
+    area_column = [key for key, _label in COLUMNS].index("area_m2")
+    assert dock.table.horizontalHeaderItem(area_column).text() == header
+    assert dock.totals_tree.headerItem().text(2) == header
+    by_uuid = {r["uuid"]: r["area_m2"] for r in store.patches(with_geometry=False)}
+    for r in range(dock.table.rowCount()):
+        item = dock.table.item(r, area_column)
+        expected = by_uuid[item.data(UUID_ROLE)] * per_m2
+        assert item.text() == f"{expected:,.{decimals}f}"
+    total = sum(by_uuid.values()) * per_m2
+    assert dock.totals_tree.topLevelItem(0).text(2) == f"{total:,.{decimals}f}"
+    assert dock.area_min.suffix().strip() == header[3:-1]
+    # the filter is in the unit too: only the 300x100 m patch (about 3 ha) is over 2.5 ha
+    dock.area_min.setValue(25000 * per_m2)
+    assert len(dock.filtered_uuids()) == 1
+    # the checklist written from the panel's preset parameters carries the unit too
+    import processing
+    from openpyxl import load_workbook
+
+    dock.select_uuids([ids[3]])
+    params = dict(dock.algorithm_parameters("patchchecklist"), OUTPUT=str(tmp_path / "list.xlsx"))
+    sheet = load_workbook(processing.run("huijiao:patchchecklist", params)["OUTPUT"])["核查清单"]
+    headers = [c.value for c in sheet[1]]
+    column = len(headers) - 1 - headers[::-1].index(header)  # the area in the chosen unit
+    assert headers[column - 1] == "面积（平方米）"
+    assert sheet.cell(row=2, column=column + 1).value == pytest.approx(
+        by_uuid[ids[3]] * per_m2, abs=10**-decimals
+    )
+
+
+def test_patch_layer_styled_by_status_and_selection_visible(dock_store, qgis_iface):
+    """The patch layer on the map: one category per verification status with the Chinese name in the legend;
+    selections drawn in a colour that is not the yellow of farmland."""
+    dock, store, ids = dock_store
+    QTest.mouseClick(dock.add_layer_button, Qt.MouseButton.LeftButton)
+    layer = dock.patch_layer(create=False)
+    renderer = layer.renderer()
+    assert renderer.type() == "categorizedSymbol" and renderer.classAttribute() == "status"
+    legend = {c.value(): c.label() for c in renderer.categories()}
+    assert legend == {
+        "pending": "待核查",
+        "in_progress": "核查中",
+        "verified": "已核查",
+        "approved": "审核通过",
+        "returned": "退回",
+        "disputed": "异议",
+    }
+    colors = {c.symbol().symbolLayer(0).strokeColor().name() for c in renderer.categories()}
+    assert len(colors) == 6  # six different colours
+    selection = qgis_iface.mapCanvas().selectionColor()
+    assert (selection.red(), selection.green(), selection.blue()) != (255, 255, 0)
+    assert selection.blue() > 200 and selection.red() < 50  # cyan, far from yellow
+    assert QgsProject.instance().readNumEntry("Gui", "/SelectionColorBluePart")[0] == selection.blue()

@@ -21,7 +21,7 @@ from qgis.PyQt.QtWidgets import QApplication
 from huijiao_plugin.core.patches import schema
 from huijiao_plugin.core.patches.store import PatchStore
 from huijiao_plugin.gui.map_tools.map_tool_mark_patch import MODE_PICK, MODE_SPLIT, HuijiaoMarkPatchMapTool
-from tests.unit.test_patches_helpers import COUNTY, X0, Y0, make_regions
+from tests.unit.test_patches_helpers import COUNTY, X0, Y0, make_regions, rel_rect
 
 
 @pytest.fixture()
@@ -166,3 +166,76 @@ def test_form_asks_only_type_reason_notes(qgis_app):
     dialog.reason_edit.setText("25度以上坡耕地")
     assert dialog.values() == {"patch_type": schema.TYPE_EXCLUDE, "reason": "25度以上坡耕地", "notes": None}
     dialog.deleteLater()
+
+
+def test_region_codes_from_one_map_layer_names(setup):
+    """Bug 3: 一张图 names the region layers 行政区(乡镇级) and 村级调查区 (no XZQ/CJDCQ in the name): the
+    tool finds them by their recognised dataset and fills the township and village codes."""
+    store, patches, canvas, tool = setup
+    names = {"XZQ": "行政区(乡镇级)", "CJDCQ": "村级调查区"}
+    for layer in QgsProject.instance().mapLayers().values():
+        if layer.name() in names:
+            layer.setName(names[layer.name()])
+    assert {lyr.name() for lyr in QgsProject.instance().mapLayers().values()} >= set(names.values())
+    for x, y in ((100, 100), (200, 100), (200, 200), (100, 200)):
+        _click(canvas, _pixel(canvas, x, y))
+    _click(canvas, _pixel(canvas, 150, 150), Qt.MouseButton.RightButton)
+    (feature,) = list(patches.getFeatures())
+    # the square 100..200 lies in the village 610423100201 of the township 610423100 (make_regions)
+    assert feature["village_code"] == "610423100201" and feature["township_code"] == "610423100"
+    assert tool.save()
+    (row,) = store.patches()
+    assert row["village_code"] == "610423100201" and row["county_code"] == COUNTY
+
+
+def test_edit_history_records_what_was_done(setup):
+    """Bug 8: create, reshape, attribute change and delete, with undo/redo on the way, reach the patch
+    history in order with the right before/after values (a reshape shows the old and the new area)."""
+    store, patches, canvas, tool = setup
+    tool.user = "内业员"
+    crs = patches.crs()
+    square = QgsGeometry.fromWkt(rel_rect(100, 100, 200, 200))
+    other = QgsGeometry.fromWkt(rel_rect(300, 100, 340, 140))
+    tool.create_patches([square, other], crs)
+    patches.undoStack().undo()  # the second patch is not made after all …
+    patches.undoStack().redo()  # … it is
+    assert tool.save()
+    a, b = sorted(store.patches(), key=lambda r: r["number"])
+    area_before = a["area_m2"]
+
+    fid_a = next(f.id() for f in patches.getFeatures() if f["uuid"] == a["uuid"])
+    fid_b = next(f.id() for f in patches.getFeatures() if f["uuid"] == b["uuid"])
+    reason = patches.fields().indexOf("reason")
+    patches.startEditing()
+    half = QgsGeometry.fromWkt(rel_rect(100, 100, 200, 150))
+    patches.beginEditCommand("reshape")  # as QGIS's vertex tool does
+    patches.changeGeometry(fid_a, half)
+    patches.endEditCommand()
+    for text in ("占用耕地", "写错了"):
+        patches.beginEditCommand("attribute")
+        patches.changeAttributeValue(fid_a, reason, text)
+        patches.endEditCommand()
+    patches.undoStack().undo()  # "写错了" is taken back
+    patches.beginEditCommand("delete")
+    patches.deleteFeature(fid_b)
+    patches.endEditCommand()
+    assert tool.save() and not patches.isEditable()
+
+    row = store.get(a["uuid"])
+    assert row["reason"] == "占用耕地"
+    # the half square has half the area (ellipsoidal areas of a 100 m square scale with it to 0.01 m²)
+    assert row["area_m2"] == pytest.approx(area_before / 2, abs=0.02)
+    history = [
+        (h["field"], h["old_value"], h["new_value"], h["changed_by"]) for h in store.history(a["uuid"])
+    ]
+    assert history == [
+        ("created", None, a["number"], "内业员"),
+        ("reason", None, "占用耕地", "内业员"),
+        ("geometry", f"{area_before:.2f}", f"{row['area_m2']:.2f}", "内业员"),
+    ]
+    assert store.get(b["uuid"]) is None
+    assert [(h["field"], h["old_value"], h["changed_by"]) for h in store.history(b["uuid"])] == [
+        ("created", None, "内业员"),
+        ("deleted", b["number"], "内业员"),
+    ]
+    assert [h["new_value"] for h in store.history(b["uuid"])][0] == b["number"]

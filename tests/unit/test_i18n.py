@@ -93,14 +93,13 @@ def test_data_driven_labels_are_translated(qm_dir):
     from qgis.PyQt.QtCore import QCoreApplication
 
     from huijiao_plugin.core.compare.presets import CATEGORY_LABELS, PRESETS
-    from huijiao_plugin.gui.docks.dock_compare import STAT_HEADERS
     from huijiao_plugin.processing.algorithms.compare_common import ROLE_LABELS
     from huijiao_plugin.toolbelt.i18n import tr
 
     translator = QTranslator()
     assert translator.load(QLocale("zh_CN"), "huijiao", "_", str(qm_dir))
     labels = [spec.title for spec in PRESETS.values()] + [spec.help for spec in PRESETS.values()]
-    labels += list(CATEGORY_LABELS.values()) + list(ROLE_LABELS.values()) + list(STAT_HEADERS)
+    labels += list(CATEGORY_LABELS.values()) + list(ROLE_LABELS.values())
     labels += [p.label for spec in PRESETS.values() for p in spec.all_params]
     labels += [p.help for spec in PRESETS.values() for p in spec.all_params if p.help]
     labels += [label for spec in PRESETS.values() for p in spec.all_params for _v, label in p.choices]

@@ -133,14 +133,15 @@ def test_demo_county_round_trip(demo_county, huijiao_provider, tmp_path, qgis_if
     sql_totals = {
         (t, s): (c, round(m, 2))
         for t, s, c, m in con.execute(
-            "SELECT patch_type, status, count(*), sum(area_mu) FROM BGHTB GROUP BY 1, 2"
+            "SELECT patch_type, status, count(*), sum(area_m2) FROM BGHTB GROUP BY 1, 2"
         )
     }
     con.close()
     assert {k: (c, round(m, 2)) for k, (c, m) in dock.totals().items()} == sql_totals
     assert sql_totals[(schema.TYPE_NONGRAIN, "verified")][0] == 14
     assert int(dock.totals_tree.topLevelItem(0).text(1)) == len(identity)
-    assert float(dock.totals_tree.topLevelItem(0).text(2)) == pytest.approx(
-        sum(m for _c, m in sql_totals.values()), abs=0.01
+    assert float(dock.totals_tree.topLevelItem(0).text(2).replace(",", "")) == pytest.approx(
+        sum(m for _c, m in sql_totals.values()) * 3 / 2000,
+        abs=0.01,  # shown in 亩, the default unit
     )
     dock.deleteLater()

@@ -314,3 +314,19 @@ def test_geometry_reshaped_in_the_field_is_applied_or_kept_in_a_conflict(exporte
     assert store.get(second["uuid"])["area_m2"] == second["area_m2"]
     resolved = resolve_conflict(store, conflict["fid"], take_field=True, user="分析员")
     assert resolved["area_m2"] == pytest.approx(second["area_m2"] / 2, abs=0.5)
+
+
+def test_context_layers_styled_named_and_aliased(exported):
+    """The field project shows the context layers as people know them: the dataset's Chinese name and
+    style, and Chinese field aliases (行政区名称, not XZQMC)."""
+    from qgis.core import QgsProject
+
+    _store, _ids, result = exported
+    project = QgsProject()
+    assert project.read(str(result.project))
+    by_name = {layer.name(): layer for layer in project.mapLayers().values()}
+    xzq = by_name["行政区(乡镇级)"]
+    assert "村级调查区" in by_name
+    assert xzq.customProperty("huijiao/dataset_id") == "xzq"
+    assert xzq.attributeDisplayName(xzq.fields().indexOf("XZQMC")) == "行政区名称"
+    assert xzq.source().endswith("layername=XZQ")  # the data stays where the package wrote it

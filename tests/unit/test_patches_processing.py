@@ -108,6 +108,14 @@ def test_package_atlas_checklist_import(inputs):
     assert re.search(r"^Pages:\s+2$", info, re.M)
     fonts = subprocess.run(["pdffonts", atlas["OUTPUT"]], capture_output=True, text=True, check=True).stdout
     assert "NotoSansCJK" in fonts
+    # the page in words: the rule's name (not its id), a numeric scale, coordinates with two decimals, legend
+    text = subprocess.run(
+        ["pdftotext", "-layout", atlas["OUTPUT"], "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "规则：PBF non-grain use" in text and "pbfnongrain" not in text
+    assert re.search(r"例尺 1:[\d,]*\d", text)  # pdftotext may map 比 to a radical
+    assert re.search(r"西北 \d{7}\.\d\d / \d{6}\.\d\d", text)  # 3800630.00, not 3800630
+    assert "图例" in text
 
     checklist = processing.run(
         "huijiao:patchchecklist", {"STORE": store_path, "LIMIT": 2, "OUTPUT": str(tmp_path / "list.xlsx")}

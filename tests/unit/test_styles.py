@@ -115,3 +115,35 @@ def test_special_styles(qgis_app, dataset):
         assert [c.label() for c in renderer.categories()][:3] == ["一等地", "二等地", "三等地"]
     else:
         assert renderer.classAttribute() == "TBLX" and len(renderer.categories()) >= 30
+
+
+def test_hsf_years_in_a_ramp_and_one_name_per_project(qgis_app):
+    """高标准农田: construction years from light to dark (a sequential ramp, not 20 unrelated colours); the
+    project name on one plot per project (its largest), and only at sensible scales."""
+    from qgis.core import QgsExpression, QgsExpressionContext, QgsGeometry
+
+    layer = _memory("Polygon", [("XMMC", FieldType.String), ("JSND", FieldType.String)])
+    plots = [("甲项目", "2015", 0, 100), ("甲项目", "2015", 200, 210), ("乙项目", "2020", 400, 450)]
+    features = []
+    for name, year, x0, x1 in plots:
+        feature = QgsFeature(layer.fields())
+        feature.setAttributes([name, year])
+        feature.setGeometry(QgsGeometry.fromWkt(f"POLYGON(({x0} 0,{x1} 0,{x1} 50,{x0} 50,{x0} 0))"))
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    assert apply_style(layer, "gbznt")
+    years = [c for c in layer.renderer().categories() if str(c.value()).strip()]
+    assert len(years) >= 10
+    # lightness (r+g+b) falls with every later year
+    sums = [sum(c.symbol().color().getRgb()[:3]) for c in sorted(years, key=lambda c: str(c.value()))]
+    assert all(a > b for a, b in zip(sums, sums[1:])), sums
+    settings = layer.labeling().settings()
+    assert settings.isExpression and settings.scaleVisibility
+    assert settings.minimumScale == 50000
+    expression = QgsExpression(settings.fieldName)
+    context = QgsExpressionContext(QgsExpressionContextUtils.globalProjectLayerScopes(layer))
+    labels = []
+    for feature in layer.getFeatures():
+        context.setFeature(feature)
+        labels.append(expression.evaluate(context))
+    assert labels == ["甲项目", None, "乙项目"]  # the 100 m plot of 甲项目 carries its name, the 10 m one not

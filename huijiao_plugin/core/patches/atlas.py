@@ -16,6 +16,7 @@ from qgis.core import (
     QgsFillSymbol,
     QgsLayoutExporter,
     QgsLayoutItemLabel,
+    QgsLayoutItemLegend,
     QgsLayoutItemMap,
     QgsLayoutItemPage,
     QgsLayoutItemPicture,
@@ -40,6 +41,8 @@ from qgis.core import (
 from huijiao_plugin.compat import FieldType
 from huijiao_plugin.core.patches import schema, workflow
 from huijiao_plugin.core.patches.store import PatchStore, sql_literal
+from huijiao_plugin.core.settings import AREA_UNIT_HECTARE, AREA_UNIT_M2, AREA_UNIT_MU
+from huijiao_plugin.core.units import UNIT_DECIMALS, UNIT_NAMES
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -67,8 +70,22 @@ def _case_expression(field: str, labels: dict[str, str]) -> str:
     return f'CASE {whens} ELSE "{field}" END'
 
 
+def _fixed(expression: str, decimals: int = 2) -> str:
+    """A coordinate with exactly ``decimals`` decimals and no grouping (to_string(round()) drops zeros)."""
+    return f"[% replace(format_number({expression}, {decimals}), ',', '') %]"
+
+
 def _corner(north: str, east: str) -> str:
-    return f"[% to_string(round({north}($geometry), 2)) %] / [% to_string(round({east}($geometry), 2)) %]"
+    return f"{_fixed(f'{north}($geometry)')} / {_fixed(f'{east}($geometry)')}"
+
+
+def rule_labels() -> dict[str, str]:
+    """Rule id of a comparison → the preset's name in words (the patch keeps the id)."""
+    from huijiao_plugin.core.compare.presets import PRESETS
+
+    labels = {f"huijiao:{key}": tr(spec.title) for key, spec in PRESETS.items()}
+    labels.update({key: tr(spec.title) for key, spec in PRESETS.items()})  # ids written without the prefix
+    return labels
 
 
 def _north_arrow_path() -> str:
@@ -105,7 +122,7 @@ def _label(
 
 
 def build_atlas_layout(
-    project: QgsProject, coverage: QgsVectorLayer, context_layers: list, title: str
+    project: QgsProject, coverage: QgsVectorLayer, context_layers: list, title: str, unit: str = AREA_UNIT_MU
 ) -> QgsPrintLayout:
     layout = QgsPrintLayout(project)
     layout.initializeDefaults()
@@ -146,6 +163,38 @@ def build_atlas_layout(
         arrow.attemptResize(QgsLayoutSize(12, 16, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
         arrow.setLinkedMap(map_item)
 
+    # the numeric scale of the page, an overview of all patches (the page's frame drawn on it), the legend
+    map_item.setId("main")
+    _label(
+        layout,
+        "比例尺 1:[% format_number(map_get(item_variables('main'), 'map_scale'), 0) %]",
+        150,
+        166,
+        44,
+        6,
+        9,
+    )
+    overview = QgsLayoutItemMap(layout)
+    overview.setId("overview")
+    overview.setCrs(coverage.crs())
+    overview.setLayers([coverage, *context_layers])
+    overview.setFrameEnabled(True)
+    overview.setBackgroundEnabled(True)
+    layout.addLayoutItem(overview)
+    overview.attemptMove(QgsLayoutPoint(16, 25, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
+    overview.attemptResize(QgsLayoutSize(45, 34, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
+    whole = coverage.extent()
+    whole.scale(1.2)
+    overview.setExtent(whole)
+    overview.overview().setLinkedMap(map_item)
+    legend = QgsLayoutItemLegend(layout)
+    legend.setLinkedMap(map_item)
+    legend.setTitle("图例")
+    legend.setBackgroundEnabled(True)
+    legend.setFrameEnabled(True)
+    layout.addLayoutItem(legend)
+    legend.attemptMove(QgsLayoutPoint(150, 128, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
+
     scalebar = QgsLayoutItemScaleBar(layout)
     scalebar.setStyle("Single Box")
     scalebar.setLinkedMap(map_item)
@@ -163,12 +212,11 @@ def build_atlas_layout(
 
     info = (
         '图斑编号：[% "number" %]　　图斑类型：[% "type_label" %]　　状态：[% "status_label" %]\n'
-        "原因：[% coalesce(\"reason\", '') %]　　规则：[% coalesce(\"rule_id\", '') %]\n"
+        "原因：[% coalesce(\"reason\", '') %]　　规则：[% coalesce(\"rule_label\", '手工标记') %]\n"
         '行政区：县 [% "county_code" %]　乡 [% coalesce("township_code", \'\') %]'
-        "　村 [% coalesce(\"village_code\", '') %]\n"
-        '面积：[% format_number("area_m2", 2) %] 平方米（[% format_number("area_mu", 2) %] 亩）\n'
+        "　村 [% coalesce(\"village_code\", '') %]\n" + _area_line(unit) + "\n"
         '中心点：经度 [% format_number("lon", 6) %]°　纬度 [% format_number("lat", 6) %]°（CGCS2000）　'
-        'X [% to_string(round("gk_x", 2)) %]　Y [% to_string(round("gk_y", 2)) %]\n'
+        "X " + _fixed('"gk_x"') + "　Y " + _fixed('"gk_y"') + "\n"
         "四至角点（X北/Y东）：西北 "
         + _corner("y_max", "x_min")
         + "　东北 "
@@ -191,6 +239,12 @@ def build_atlas_layout(
     return layout
 
 
+def _area_line(unit: str) -> str:
+    """面积 in the chosen unit with its decimals and thousands separators (format_number groups them)."""
+    factor = {AREA_UNIT_MU: "3.0 / 2000.0", AREA_UNIT_HECTARE: "1.0 / 10000.0", AREA_UNIT_M2: "1.0"}[unit]
+    return f'面积：[% format_number("area_m2" * {factor}, {UNIT_DECIMALS[unit]}) %] {UNIT_NAMES[unit]}'
+
+
 def export_atlas(
     store: PatchStore,
     pdf_path: str | Path,
@@ -198,6 +252,7 @@ def export_atlas(
     context_layers: list | None = None,
     title: str = "",
     dpi: int = 150,
+    unit: str = AREA_UNIT_MU,
 ) -> Path:
     """Write the PDF atlas of ``patch_uuids`` (all patches when None); returns the PDF path."""
     pdf_path = Path(pdf_path)
@@ -217,6 +272,9 @@ def export_atlas(
     )
     coverage.addExpressionField(
         _case_expression("status", workflow.STATUSES), QgsField("status_label", FieldType.String)
+    )
+    coverage.addExpressionField(
+        _case_expression("rule_id", rule_labels()), QgsField("rule_label", FieldType.String)
     )
     symbol = QgsFillSymbol.createSimple(
         {"color": "255,0,0,25", "outline_color": "255,0,0", "outline_width": "0.4"}
@@ -239,7 +297,7 @@ def export_atlas(
         project.addMapLayer(copy)
         context.append(copy)
 
-    layout = build_atlas_layout(project, coverage, context, title or "变化图斑外业核查图")
+    layout = build_atlas_layout(project, coverage, context, title or "变化图斑外业核查图", unit)
     settings = QgsLayoutExporter.PdfExportSettings()
     settings.dpi = dpi
     settings.rasterizeWholeImage = False

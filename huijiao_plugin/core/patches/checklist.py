@@ -6,6 +6,8 @@ from pathlib import Path
 
 from huijiao_plugin.core.patches import schema, workflow
 from huijiao_plugin.core.patches.store import PatchStore
+from huijiao_plugin.core.settings import AREA_UNIT_MU
+from huijiao_plugin.core.units import UNIT_EXCEL_FORMATS, area_header, area_text, rounded_area
 from huijiao_plugin.core.xlsx import XlsxError, write_table
 
 CHECKLIST_HEADERS = (
@@ -18,8 +20,8 @@ CHECKLIST_HEADERS = (
     "县级代码",
     "乡级代码",
     "村级代码",
-    "面积(平方米)",
-    "面积(亩)",
+    "面积（平方米）",
+    "面积（亩）",  # replaced by the chosen unit: checklist_headers()
     "中心点经度",
     "中心点纬度",
     "中心点X(北)",
@@ -34,8 +36,19 @@ CHECKLIST_HEADERS = (
 )
 
 
-def checklist_rows(store: PatchStore, patch_uuids: list[str] | None = None) -> list[list]:
-    """Rows of the checklist, sorted by patch number."""
+AREA_COLUMN = 10  # the area in the chosen unit (column 9 is always m², the stored TBMJ)
+
+
+def checklist_headers(unit: str = AREA_UNIT_MU) -> tuple[str, ...]:
+    headers = list(CHECKLIST_HEADERS)
+    headers[AREA_COLUMN] = area_header(unit)
+    return tuple(headers)
+
+
+def checklist_rows(
+    store: PatchStore, patch_uuids: list[str] | None = None, unit: str = AREA_UNIT_MU
+) -> list[list]:
+    """Rows of the checklist, sorted by patch number; the area in m² and in ``unit``."""
     rows = store.patches(with_geometry=False)
     if patch_uuids is not None:
         wanted = set(patch_uuids)
@@ -58,7 +71,7 @@ def checklist_rows(store: PatchStore, patch_uuids: list[str] | None = None) -> l
                 row["township_code"],
                 row["village_code"],
                 row["area_m2"],
-                row["area_mu"],
+                rounded_area(row["area_m2"] or 0.0, unit),
                 row["lon"],
                 row["lat"],
                 row["gk_x"],
@@ -76,36 +89,53 @@ def checklist_rows(store: PatchStore, patch_uuids: list[str] | None = None) -> l
 
 
 def write_checklist(
-    store: PatchStore, path: str | Path, patch_uuids: list[str] | None = None, title: str = ""
+    store: PatchStore,
+    path: str | Path,
+    patch_uuids: list[str] | None = None,
+    title: str = "",
+    unit: str = AREA_UNIT_MU,
 ) -> Path:
     """Write the checklist xlsx; a second sheet holds totals per type (count, 亩) and the notes on units.
     openpyxl is used when installed (styled workbook), else GDAL's XLSX driver."""
-    rows = checklist_rows(store, patch_uuids)
-    info = checklist_info(rows, title)
+    rows = checklist_rows(store, patch_uuids, unit)
+    info = checklist_info(rows, title, unit)
     try:
         import openpyxl  # noqa: F401
     except ImportError:  # QGIS installs without openpyxl: GDAL's XLSX driver writes a plainer workbook
-        return write_checklist_ogr(path, rows, info)
-    formats = {9: "#,##0.00", 10: "#,##0.00", 11: "0.000000", 12: "0.000000", 13: "0.000", 14: "0.000"}
-    return write_table(path, CHECKLIST_HEADERS, rows, "核查清单", {"说明": info}, formats)
+        return write_checklist_ogr(path, rows, info, checklist_headers(unit))
+    formats = {
+        9: "#,##0.00",
+        10: UNIT_EXCEL_FORMATS[unit],
+        11: "0.000000",
+        12: "0.000000",
+        13: "0.000",
+        14: "0.000",
+    }
+    return write_table(path, checklist_headers(unit), rows, "核查清单", {"说明": info}, formats)
 
 
-def checklist_info(rows: list[list], title: str = "") -> list[tuple[str, str]]:
-    """The 说明 sheet: title, count, totals per type (count / 亩), notes on areas and coordinates."""
+def checklist_info(rows: list[list], title: str = "", unit: str = AREA_UNIT_MU) -> list[tuple[str, str]]:
+    """The 说明 sheet: title, count, totals per type (count / area in ``unit``), notes on areas and
+    coordinates."""
     totals: dict[str, list[float]] = {}
     for row in rows:
         entry = totals.setdefault(row[3] or "", [0, 0.0])
         entry[0] += 1
-        entry[1] += row[10] or 0.0
+        entry[1] += row[9] or 0.0
     info: list[tuple[str, str]] = [("标题", title or "变化图斑外业核查清单"), ("图斑数", str(len(rows)))]
-    for type_label, (count, mu) in sorted(totals.items()):
-        info.append((f"{type_label} 图斑数 / 面积(亩)", f"{int(count)} / {mu:.2f}"))
-    info.append(("面积说明", "椭球面积(CGCS2000)；1 亩 = 2000/3 平方米"))
+    for type_label, (count, m2) in sorted(totals.items()):
+        info.append((f"{type_label} 图斑数 / {area_header(unit)}", f"{int(count):,} / {area_text(m2, unit)}"))
+    info.append(("面积说明", "椭球面积（CGCS2000）；1 亩 = 2000/3 平方米，1 公顷 = 10000 平方米"))
     info.append(("坐标说明", "经纬度为 CGCS2000 (EPSG:4490)；X 为北坐标、Y 为东坐标(高斯-克吕格)"))
     return info
 
 
-def write_checklist_ogr(path: str | Path, rows: list[list], info: list[tuple[str, str]]) -> Path:
+def write_checklist_ogr(
+    path: str | Path,
+    rows: list[list],
+    info: list[tuple[str, str]],
+    headers: tuple[str, ...] = CHECKLIST_HEADERS,
+) -> Path:
     """The checklist through GDAL's XLSX driver (no styling), for Python environments without openpyxl."""
     from osgeo import ogr
 
@@ -122,7 +152,7 @@ def write_checklist_ogr(path: str | Path, rows: list[list], info: list[tuple[str
             path.parent.mkdir(parents=True, exist_ok=True)
             ds = ogr.GetDriverByName("XLSX").CreateDataSource(str(path))
             sheet = ds.CreateLayer("核查清单", None, ogr.wkbNone)
-            for index, header in enumerate(CHECKLIST_HEADERS):
+            for index, header in enumerate(headers):
                 sheet.CreateField(ogr.FieldDefn(header, kinds.get(index, ogr.OFTString)))
             for row in rows:
                 feature = ogr.Feature(sheet.GetLayerDefn())

@@ -42,7 +42,6 @@ from qgis.core import (
     QgsFeatureRequest,
     QgsFeedback,
     QgsFields,
-    QgsFillSymbol,
     QgsGeometry,
     QgsMarkerSymbol,
     QgsPalLayerSettings,
@@ -67,6 +66,7 @@ from huijiao_plugin.core.patches.store import (
     ogr_exceptions,
     sql_literal,
 )
+from huijiao_plugin.core.styles import patch_status_renderer, style_context_layer
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -401,13 +401,7 @@ def configure_patch_layer(patches: QgsVectorLayer, desk: bool = True) -> None:
     also makes type, notes and review fields read-only: the crew edits only the field-editable fields. On the
     desk, ``updated_at``/``updated_by``/``edit_source`` are filled on every edit, so the history triggers know
     who changed what."""
-    patches.setRenderer(
-        QgsSingleSymbolRenderer(
-            QgsFillSymbol.createSimple(
-                {"color": "255,0,0,35", "outline_color": "230,0,0", "outline_width": "0.8"}
-            )
-        )
-    )
+    patches.setRenderer(patch_status_renderer())
     label = QgsPalLayerSettings()
     label.fieldName = "number"
     label.enabled = True
@@ -477,6 +471,7 @@ def write_field_project(
     for n, layer_name in enumerate(reversed(context_layers)):
         layer = QgsVectorLayer(f"{gpkg}|layername={layer_name}", layer_name, "ogr")
         if layer.isValid():
+            style_context_layer(layer)  # the dataset's style, Chinese name and field aliases
             layer.setReadOnly(True)
             if n > 0:
                 layer.setOpacity(0.5)

@@ -174,3 +174,32 @@ class RegionLookup:
             township = village[:9]
         county = (township or village)[:6] or self.county_code
         return {"county_code": county, "township_code": township, "village_code": village}
+
+
+# catalog datasets whose polygons give the township and the village codes of a patch
+TOWNSHIP_DATASET = "xzq"
+VILLAGE_DATASET = "cjdcq"
+
+
+def project_regions(
+    crs: QgsCoordinateReferenceSystem, county_code: str = "", exclude: Iterable[QgsVectorLayer] = ()
+) -> RegionLookup:
+    """Region lookup from the project's 行政区/村级调查区 layers, found by their recognised dataset (the
+    catalog's recognition), never by layer-name text."""
+    from huijiao_plugin.core.recognition import recognize_layer
+
+    skip = {layer.id() for layer in exclude if layer is not None}
+    found: dict[str, QgsVectorLayer] = {}
+    for layer in QgsProject.instance().mapLayers().values():
+        if not isinstance(layer, QgsVectorLayer) or layer.id() in skip or not layer.isValid():
+            continue
+        if layer.geometryType() != QgsWkbTypes.GeometryType.PolygonGeometry:
+            continue
+        try:
+            dataset_id = recognize_layer(layer).dataset_id
+        except Exception:  # an unreadable layer must not stop the others
+            log.exception("recognition failed for %s", layer.name())
+            continue
+        if dataset_id in (TOWNSHIP_DATASET, VILLAGE_DATASET) and dataset_id not in found:
+            found[dataset_id] = layer
+    return RegionLookup(crs, found.get(TOWNSHIP_DATASET), found.get(VILLAGE_DATASET), county_code=county_code)

@@ -7,10 +7,8 @@ file (the panel, the map tool) can stay open; call ``layer.reload()`` on them af
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
-import shutil
 import uuid as uuidlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -22,6 +20,8 @@ from osgeo import gdal, ogr, osr
 from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsVectorLayer
 
 from huijiao_plugin.core.patches import schema, workflow
+from huijiao_plugin.core.patches.attachments import PatchAttachmentsMixin
+from huijiao_plugin.core.patches.edits import PatchEditsMixin
 from huijiao_plugin.core.patches.geometry import DerivedAttributes, RegionLookup, polygon_parts
 from huijiao_plugin.toolbelt.i18n import tr
 
@@ -132,7 +132,7 @@ class NewPatch:
     attributes: dict[str, Any] = field(default_factory=dict)  # extra values (e.g. region codes typed by hand)
 
 
-class PatchStore:
+class PatchStore(PatchEditsMixin, PatchAttachmentsMixin):
     """Access to one patch GeoPackage. ``PatchStore.create(path, crs)`` makes a new one."""
 
     def __init__(self, path: str | Path) -> None:
@@ -567,29 +567,6 @@ class PatchStore:
         assignments = ", ".join(f'"{k}" = {sql_literal(v)}' for k, v in changes.items())
         ds.ExecuteSQL(f'UPDATE "{schema.PATCH_LAYER}" SET {assignments} WHERE fid = {int(current["fid"])}')
 
-    def set_status(
-        self, patch_uuids: Iterable[str], status: str, user: str = "", result: str | None = None
-    ) -> tuple[list[str], dict[str, str]]:
-        """Bulk status change: all allowed changes are applied; refused ones are returned with the reason."""
-        done: list[str] = []
-        refused: dict[str, str] = {}
-        with self.transaction() as ds:
-            for patch_uuid in patch_uuids:
-                current = self._get_in(ds, patch_uuid)
-                if current is None:
-                    refused[patch_uuid] = tr("not found")
-                    continue
-                changes: dict[str, Any] = {"status": status}
-                if result is not None:
-                    changes["result"] = result
-                try:
-                    self._update(ds, current, changes, user, schema.EDIT_DESK, True)
-                except (workflow.WorkflowError, PatchStoreError) as exc:
-                    refused[patch_uuid] = str(exc)
-                else:
-                    done.append(patch_uuid)
-        return done, refused
-
     def _get_in(self, ds: ogr.DataSource, patch_uuid: str, with_geometry: bool = False) -> dict | None:
         layer = ds.GetLayerByName(schema.PATCH_LAYER)
         layer.SetAttributeFilter(f"uuid = {sql_literal(patch_uuid)}")
@@ -599,59 +576,6 @@ class PatchStore:
             return None
         finally:
             layer.SetAttributeFilter(None)
-
-    # -- attachments ----------
-
-    def add_attachment(
-        self,
-        patch_uuid: str,
-        source_file: str | Path,
-        taken_at: str = "",
-        lon: float | None = None,
-        lat: float | None = None,
-        direction: float | None = None,
-        taken_by: str = "",
-        note: str = "",
-        kind: str = "photo",
-        ds: ogr.DataSource | None = None,
-    ) -> dict | None:
-        """Copy a file next to the store and register it; returns the row, or None when the same file (sha256)
-        is already attached to the patch."""
-        source_file = Path(source_file)
-        if not source_file.is_file():
-            raise PatchStoreError(tr("Attachment not found: {path}").format(path=str(source_file)))
-        digest = hashlib.sha256(source_file.read_bytes()).hexdigest()
-        for row in self.attachments(patch_uuid):
-            if row["sha256"] == digest:
-                return None
-        target_dir = self.attachments_dir / patch_uuid
-        target_dir.mkdir(parents=True, exist_ok=True)
-        target = target_dir / source_file.name
-        if target.exists():
-            target = target_dir / f"{digest[:8]}_{source_file.name}"
-        shutil.copy2(source_file, target)
-        row = {
-            "attachment_uuid": str(uuidlib.uuid4()),
-            "patch_uuid": patch_uuid,
-            "path": target.relative_to(self.attachments_dir).as_posix(),
-            "kind": kind,
-            "taken_at": taken_at or None,
-            "lon": lon,
-            "lat": lat,
-            "direction": direction,
-            "taken_by": taken_by or None,
-            "sha256": digest,
-            "note": note or None,
-        }
-        if ds is not None:
-            self.insert_row(ds, schema.ATTACHMENTS_TABLE, row)
-        else:
-            with self.transaction() as own:
-                self.insert_row(own, schema.ATTACHMENTS_TABLE, row)
-        return row
-
-    def attachment_path(self, row: dict) -> Path:
-        return self.attachments_dir / row["path"]
 
     # -- statistics ----------
 

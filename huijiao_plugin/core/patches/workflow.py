@@ -48,6 +48,19 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 NEEDS_RESULT = frozenset({STATUS_VERIFIED, STATUS_APPROVED})
 
+# What a person enters with each target status (the panel's status editor shows exactly these; the store
+# refuses a target of NEEDS_RESULT without a result). Field names of schema.PATCH_FIELDS.
+TRANSITION_FIELDS: dict[str, tuple[str, ...]] = {
+    STATUS_PENDING: ("notes",),
+    STATUS_IN_PROGRESS: ("verifier", "notes"),
+    STATUS_VERIFIED: ("result", "verifier", "verify_date", "field_notes"),
+    STATUS_APPROVED: ("reviewer", "notes"),
+    STATUS_RETURNED: ("reviewer", "notes"),
+    STATUS_DISPUTED: ("reviewer", "notes"),
+}
+# targets where a photo/attachment may be added with the change
+TAKES_ATTACHMENT = frozenset({STATUS_IN_PROGRESS, STATUS_VERIFIED})
+
 
 class WorkflowError(ValueError):
     """A refused status change or an unknown status/result value (message for users)."""
@@ -118,3 +131,13 @@ def allowed_targets(old: str | None) -> list[str]:
     """Statuses reachable from ``old`` (for menus)."""
     old_code = normalize_status(old) or STATUS_PENDING
     return [code for code in STATUSES if code in TRANSITIONS[old_code]]
+
+
+def common_targets(olds: list[str | None]) -> list[str]:
+    """Statuses every one of ``olds`` may move to (a bulk change offers only these); [] for no patches."""
+    if not olds:
+        return []
+    allowed = set(STATUSES)
+    for old in olds:
+        allowed &= set(allowed_targets(old))
+    return [code for code in STATUSES if code in allowed]

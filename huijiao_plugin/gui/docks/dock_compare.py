@@ -10,27 +10,25 @@ import re
 from qgis.core import (
     Qgis,
     QgsApplication,
-    QgsCategorizedSymbolRenderer,
     QgsFeedback,
-    QgsFillSymbol,
     QgsMapLayerProxyModel,
     QgsProject,
-    QgsRendererCategory,
     QgsTask,
     QgsVectorLayer,
 )
 from qgis.gui import QgsDockWidget, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, Qt
+from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
+    QScrollArea,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -39,10 +37,17 @@ from huijiao_plugin.core.compare.engine import CompareCanceledError, CompareErro
 from huijiao_plugin.core.compare.presets import LEVELS, PRESETS, run_preset
 from huijiao_plugin.core.compare.rules import RuleProfile, RuleProfileError
 from huijiao_plugin.core.compare.statistics import region_statistics, result_layer
+from huijiao_plugin.core.compare_results import ResultsError, save_run
+from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
-from huijiao_plugin.core.xlsx import XlsxError, write_statistics_xlsx
+from huijiao_plugin.core.stat_table import write_stat_table_xlsx
+from huijiao_plugin.core.styles import style_comparison_result
+from huijiao_plugin.core.units import UNIT_NAMES, area_text
+from huijiao_plugin.core.xlsx import XlsxError
 from huijiao_plugin.gui.wdg_preset_params import PresetParamsWidget
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
+from huijiao_plugin.gui.widgets.wdg_compare_runs import HuijiaoCompareRunsWidget
+from huijiao_plugin.gui.widgets.wdg_compare_stats import HuijiaoCompareStatsTable
 from huijiao_plugin.processing.algorithms.compare_common import ROLE_LABELS
 from huijiao_plugin.toolbelt.i18n import tr
 
@@ -75,42 +80,6 @@ NAME_HINTS = {
     "XZQ": ("XZQ",),
     "CJDCQ": ("CJDCQ",),
 }
-PALETTE = {
-    "candidate": "#2e7d32",
-    "redline": "#c62828",
-    "fragile": "#8d6e63",
-    "drought": "#f9a825",
-    "soil_strict": "#ad1457",
-    "enclave": "#6a1b9a",
-    "fragment": "#ff7043",
-    "nongrain": "#fbc02d",
-    "occupied": "#558b2f",
-    "to_construction": "#d84315",
-    "monitoring": "#e64a19",
-    "covered": "#43a047",
-    "not_covered": "#e53935",
-    "hsf_nonfarmland": "#8e24aa",
-    "block": "#1e88e5",
-    "added": "#43a047",
-    "removed": "#e53935",
-    "modified": "#fb8c00",
-    "only_a": "#1e88e5",
-    "only_b": "#e53935",
-    "both": "#9e9e9e",
-}
-STAT_HEADERS = [
-    QT_TRANSLATE_NOOP("@default", "Level"),
-    QT_TRANSLATE_NOOP("@default", "Region code"),
-    QT_TRANSLATE_NOOP("@default", "Region name"),
-    QT_TRANSLATE_NOOP("@default", "Rule"),
-    QT_TRANSLATE_NOOP("@default", "Category code"),
-    QT_TRANSLATE_NOOP("@default", "Category"),
-    QT_TRANSLATE_NOOP("@default", "Count"),
-    QT_TRANSLATE_NOOP("@default", "Area (m²)"),
-    QT_TRANSLATE_NOOP("@default", "Area (mu)"),
-    QT_TRANSLATE_NOOP("@default", "Area (ha)"),
-    QT_TRANSLATE_NOOP("@default", "Ratio (%)"),
-]
 
 
 def _norm(name: str) -> str:
@@ -206,9 +175,10 @@ class HuijiaoCompareTask(QgsTask):
 class HuijiaoCompareDock(QgsDockWidget):
     """Farmland comparison by policy rule presets."""
 
-    def __init__(self, iface, parent=None):
+    def __init__(self, iface, session: Session | None = None, parent=None):
         super().__init__(parent)
         self.iface = iface
+        self.session = session if session is not None else Session.load()
         self.setObjectName("HuijiaoCompareDock")
         self.setWindowTitle(tr("Farmland comparison"))
         self.task = None
@@ -234,9 +204,23 @@ class HuijiaoCompareDock(QgsDockWidget):
             self.preset_combo.addItem(tr(PRESETS[preset_id].title), preset_id)
         top.addRow(tr("Rule"), self.preset_combo)
         layout.addLayout(top)
+        # two pages so each gets the dock's height: what goes in (scrolls) and what came out
+        self.pages = QTabWidget(body)
+        self.pages.setObjectName("HuijiaoComparePages")
+        inputs_scroll = QScrollArea(self.pages)
+        inputs_scroll.setWidgetResizable(True)
+        inputs_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        inputs_page = QWidget(inputs_scroll)
+        inputs_layout = QVBoxLayout(inputs_page)
+        inputs_scroll.setWidget(inputs_page)
+        results_page = QWidget(self.pages)
+        results_layout = QVBoxLayout(results_page)
+        self.pages.addTab(inputs_scroll, tr("Inputs"))
+        self.pages.addTab(results_page, tr("Results"))
+        layout.addWidget(self.pages, 1)
         self.help_label = QLabel(body)
         self.help_label.setWordWrap(True)
-        layout.addWidget(self.help_label)
+        inputs_layout.addWidget(self.help_label)
 
         self.inputs_form = QFormLayout()
         # long Chinese labels would squeeze the layer choosers: each chooser goes below its label, full width
@@ -253,19 +237,20 @@ class HuijiaoCompareDock(QgsDockWidget):
             self.inputs_form.addRow(label, combo)
             self.role_combos[role] = combo
             self.role_labels[role] = label
-        layout.addLayout(self.inputs_form)
+        inputs_layout.addLayout(self.inputs_form)
         self.recognize_button = QPushButton(tr("Fill inputs from recognised layers"), body)
-        layout.addWidget(self.recognize_button)
+        inputs_layout.addWidget(self.recognize_button)
 
         self.params_widget = PresetParamsWidget(body)  # the preset's parameters (PresetSpec)
-        layout.addWidget(self.params_widget)
+        inputs_layout.addWidget(self.params_widget)
         params = QFormLayout()
         self.level_combo = QComboBox(body)
         for level, label in zip(LEVELS, (tr("County"), tr("Township"), tr("Village"))):
             self.level_combo.addItem(label, level)
         self.level_combo.setCurrentIndex(1)
         params.addRow(tr("Statistics by"), self.level_combo)
-        layout.addLayout(params)
+        inputs_layout.addLayout(params)
+        inputs_layout.addStretch(1)
 
         buttons = QHBoxLayout()
         self.run_button = QPushButton(tr("Run"), body)
@@ -284,12 +269,13 @@ class HuijiaoCompareDock(QgsDockWidget):
         self.summary_label = QLabel(body)
         self.summary_label.setObjectName("HuijiaoCompareSummary")
         self.summary_label.setWordWrap(True)
-        layout.addWidget(self.summary_label)
-        self.table = QTableWidget(0, len(STAT_HEADERS), body)
-        self.table.setHorizontalHeaderLabels([tr(h) for h in STAT_HEADERS])
-        self.table.setSortingEnabled(True)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        layout.addWidget(self.table, 1)
+        results_layout.addWidget(self.summary_label)
+        self.runs_widget = HuijiaoCompareRunsWidget(self.session, body)
+        self.runs_widget.runLoaded.connect(self.add_result_layer)
+        self.runs_widget.message.connect(lambda text, error: self._message(text, error=error))
+        results_layout.addWidget(self.runs_widget)
+        self.table = HuijiaoCompareStatsTable(body)
+        results_layout.addWidget(self.table, 1)
         self.setWidget(body)
 
         self.preset_combo.currentIndexChanged.connect(self._preset_changed)
@@ -302,7 +288,8 @@ class HuijiaoCompareDock(QgsDockWidget):
         # layers added later (a project opened after the plugin started) fill the inputs still empty
         project = QgsProject.instance()
         self._project_connection = (project.layersAdded, project.layersAdded.connect(self._layers_added))
-        self.apply_settings(HuijiaoSettings.load())
+        self.apply_settings(self.session.settings)
+        self.session.settingsChanged.connect(self.apply_settings)
 
     def _layers_added(self, _layers) -> None:
         self.prefill()
@@ -318,6 +305,9 @@ class HuijiaoCompareDock(QgsDockWidget):
     def apply_settings(self, settings: HuijiaoSettings) -> None:
         """Show the department, region and server the panel works with."""
         self.context_widget.apply_settings(settings)
+        if self.rows:  # the statistics follow the area unit
+            self.fill_table(self.rows)
+            self.summary_label.setText(self.summary_text(self.result))
 
     # --- inputs ---------------------------------------------------------------------------------------------
     def preset_id(self):
@@ -378,7 +368,7 @@ class HuijiaoCompareDock(QgsDockWidget):
             missing = [r for r in PRESETS[preset_id].required if r not in layers]
             if missing:
                 raise CompareError(tr("Missing input layers: {roles}").format(roles=", ".join(missing)))
-            profile = RuleProfile.load(HuijiaoSettings.load().rules_profile_path).with_overrides(overrides)
+            profile = RuleProfile.load(self.session.settings.rules_profile_path).with_overrides(overrides)
             task = HuijiaoCompareTask(preset_id, layers, profile, options, self.level_combo.currentData())
         except (CompareError, RuleProfileError) as exc:
             self._message(str(exc), error=True)
@@ -421,28 +411,23 @@ class HuijiaoCompareDock(QgsDockWidget):
         self.show_result(task.result, crs)
         self.fill_table(self.rows)
         self.export_button.setEnabled(True)
-        self.summary_label.setText(self.result.summary())
+        self.pages.setCurrentIndex(1)  # the results
+        self.summary_label.setText(self.summary_text(self.result))
 
     def show_result(self, result, crs):
-        """Add the pieces as a layer styled by category in the group 耕地比对."""
+        """Save the pieces as a new run of the project GeoPackage, add it styled by category to the group
+        耕地比对 (a temporary layer when the file cannot be written)."""
         layer = result_layer(result, crs, result.title)
-        field = PRESETS[result.rule_id.split(":")[-1]].statistics[0]
-        categories = []
-        values = sorted({f[field] for f in layer.getFeatures()}, key=str)
-        for n, value in enumerate(values):
-            color = PALETTE.get(
-                str(value), ["#1e88e5", "#43a047", "#fb8c00", "#8e24aa", "#e53935", "#00897b"][n % 6]
-            )
-            symbol = QgsFillSymbol.createSimple(
-                {"color": color + "99", "outline_color": color, "outline_width": "0.4"}
-            )
-            label = str(value)
-            for feature in layer.getFeatures():
-                if feature[field] == value:
-                    label = feature["category_name"] if field == "category" else label
-                    break
-            categories.append(QgsRendererCategory(value, symbol, label))
-        layer.setRenderer(QgsCategorizedSymbolRenderer(field, categories))
+        try:
+            layer = save_run(self.session.project_geopackage(), layer, result.title)
+        except ResultsError as exc:
+            self._message(str(exc), error=True)
+        self.add_result_layer(layer)
+        self.runs_widget.set_result(layer)
+        return layer
+
+    def add_result_layer(self, layer):
+        style_comparison_result(layer)
         project = QgsProject.instance()
         project.addMapLayer(layer, False)
         root = project.layerTreeRoot()
@@ -452,26 +437,28 @@ class HuijiaoCompareDock(QgsDockWidget):
         self.result_layers.append(layer.id())
         return layer
 
+    def area_unit(self) -> str:
+        return self.session.settings.area_unit
+
     def fill_table(self, rows):
-        self.table.setSortingEnabled(False)
-        self.table.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            for c, value in enumerate(row.values()):
-                item = QTableWidgetItem()
-                if isinstance(value, (int, float)):
-                    item.setData(Qt.ItemDataRole.DisplayRole, value)
-                else:
-                    item.setData(Qt.ItemDataRole.DisplayRole, "" if value is None else str(value))
-                self.table.setItem(r, c, item)
-        self.table.setSortingEnabled(True)
-        self.table.resizeColumnsToContents()
+        self.table.set_rows(rows, self.area_unit())
+
+    def summary_text(self, result) -> str:
+        """ "<preset>: 1,234 pieces, 5,678.90 亩" in the user's area unit."""
+        unit = self.area_unit()
+        return tr("{title}: {count} pieces, {area} {unit}").format(
+            title=result.title,
+            count=f"{len(result.pieces):,}",
+            area=area_text(sum(p.area_m2 for p in result.pieces), unit),
+            unit=UNIT_NAMES[unit],
+        )
 
     def export_xlsx(self, path):
-        """Write the statistics of the last result to ``path`` (xlsx); returns the written path."""
+        """Write the last statistics to ``path`` (xlsx, the panel's headers); returns the written path."""
         if self.result is None:
             return None
         try:
-            written = write_statistics_xlsx(path, self.rows, [self.result])
+            written = write_stat_table_xlsx(path, self.rows, self.area_unit(), [self.result])
         except XlsxError as exc:
             self._message(str(exc), error=True)
             return None

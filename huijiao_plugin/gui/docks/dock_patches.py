@@ -15,9 +15,10 @@ from qgis.core import (
 )
 from qgis.gui import QgsDockWidget, QgsFileWidget
 from qgis.PyQt.QtCore import Qt
-from qgis.PyQt.QtGui import QIcon, QPixmap
+from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
+    QAbstractScrollArea,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -26,14 +27,12 @@ from qgis.PyQt.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
+    QMenu,
     QPushButton,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
-    QTextBrowser,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -42,15 +41,20 @@ from qgis.PyQt.QtWidgets import (
 
 from huijiao_plugin.core.patches import schema, workflow
 from huijiao_plugin.core.patches.field_package import (
-    FieldPackageError,
     configure_patch_layer,
-    open_conflicts,
-    resolve_conflict,
 )
 from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError
-from huijiao_plugin.core.patches.workflow import WorkflowError
-from huijiao_plugin.core.settings import HuijiaoSettings
+from huijiao_plugin.core.session import Session
+from huijiao_plugin.core.settings import AREA_UNITS, HuijiaoSettings
+from huijiao_plugin.core.styles import SELECTION_RGBA
+from huijiao_plugin.core.units import UNIT_NAMES, area_header, area_text, convert_area
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
+from huijiao_plugin.gui.widgets.wdg_patch_detail import (
+    HuijiaoPatchConflictsWidget,
+    HuijiaoPatchDetailViews,
+    local_time,
+)
+from huijiao_plugin.gui.widgets.wdg_patch_status import HuijiaoPatchStatusWidget
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -63,18 +67,10 @@ COLUMNS = (
     ("result", "核查结果"),
     ("township_code", "乡级代码"),
     ("village_code", "村级代码"),
-    ("area_mu", "面积(亩)"),
+    ("area_m2", ""),  # header and values in the user's area unit (area_header)
     ("verifier", "核查人"),
     ("updated_at", "更新时间"),
 )
-
-
-def _value_label(key: str, value) -> str:
-    if key == "status":
-        return workflow.status_label(value)
-    if key == "result":
-        return workflow.result_label(value)
-    return "" if value is None else str(value)
 
 
 class _NumberItem(QTableWidgetItem):
@@ -90,9 +86,10 @@ class _NumberItem(QTableWidgetItem):
 class HuijiaoPatchesDock(QgsDockWidget):
     """Change patches of one county GeoPackage (BGHTB)."""
 
-    def __init__(self, iface, parent=None):
+    def __init__(self, iface, session: Session | None = None, parent=None):
         super().__init__(parent)
         self.iface = iface
+        self.session = session if session is not None else Session.load()
         self.store: PatchStore | None = None
         self.rows: list[dict] = []
         self.map_tool = None
@@ -144,16 +141,15 @@ class HuijiaoPatchesDock(QgsDockWidget):
         for spin in (self.area_min, self.area_max):
             spin.setRange(0.0, 1e9)
             spin.setDecimals(2)
-            spin.setSuffix(" 亩")
+            spin.setSuffix(" " + UNIT_NAMES[self.session.settings.area_unit])
         self.area_max.setSpecialValueText(tr("no limit"))
         area_row.addWidget(self.area_min)
         area_row.addWidget(QLabel("–", body))
         area_row.addWidget(self.area_max)
-        type_status = QHBoxLayout()
-        type_status.addWidget(self.type_filter)
-        type_status.addWidget(self.status_filter)
-        filters.addRow(tr("Type / status"), type_status)
-        filters.addRow(tr("Region"), self.region_filter)
+        first = QHBoxLayout()
+        for widget in (self.type_filter, self.status_filter, self.region_filter):
+            first.addWidget(widget, 1)
+        filters.addRow(first)
         filters.addRow(tr("Area"), area_row)
         layout.addLayout(filters)
         for widget in (self.type_filter, self.status_filter):
@@ -174,55 +170,39 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.table.itemDoubleClicked.connect(lambda _item: self.zoom_to_selected())
 
         self.tabs = QTabWidget(splitter)
-        self.detail = QTextBrowser(self.tabs)
-        self.history_table = QTableWidget(0, 5, self.tabs)
-        self.history_table.setHorizontalHeaderLabels(["时间", "修改人", "方式", "字段", "原值 → 新值"])
-        self.history_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.photos = QListWidget(self.tabs)
-        self.photos.setViewMode(QListWidget.ViewMode.IconMode)
-        self.photos.setIconSize(QPixmap(96, 96).size())
+        self.views = HuijiaoPatchDetailViews(self.tabs)
+        self.detail, self.history_table, self.photos = (
+            self.views.detail,
+            self.views.history_table,
+            self.views.photos,
+        )
         self.totals_tree = QTreeWidget(self.tabs)
-        self.totals_tree.setHeaderLabels([tr("Type / status"), tr("Count"), tr("Area (mu)")])
-        self.tabs.addTab(self.detail, tr("Details"))
-        self.tabs.addTab(self.history_table, tr("History"))
-        self.tabs.addTab(self.photos, tr("Photos"))
+        self.status_widget = HuijiaoPatchStatusWidget(self.tabs)
+        self.status_widget.changed.connect(self._status_changed)
+        self.tabs.addTab(self.status_widget, tr("Verify"))
+        self.edit_page = QWidget(self.tabs)
+        self.edit_layout = QVBoxLayout(self.edit_page)
+        self.tabs.addTab(self.edit_page, tr("Edit"))
+        details = QSplitter(Qt.Orientation.Vertical, self.tabs)
+        for view in (self.detail, self.history_table, self.photos):
+            details.addWidget(view)
+        self.tabs.addTab(details, tr("Details"))
         self.tabs.addTab(self.totals_tree, tr("Totals"))
-        conflicts_page = QWidget(self.tabs)
-        conflicts_layout = QVBoxLayout(conflicts_page)
-        self.conflicts_table = QTableWidget(0, 3, conflicts_page)
-        self.conflicts_table.setHorizontalHeaderLabels(["图斑编号", "内业值", "外业值"])
-        self.conflicts_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.conflicts_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.conflicts_table.horizontalHeader().setStretchLastSection(True)
-        conflicts_layout.addWidget(self.conflicts_table)
-        conflict_buttons = QHBoxLayout()
-        self.take_field_button = QPushButton(tr("Take field values"), conflicts_page)
-        self.take_field_button.clicked.connect(lambda: self.resolve_selected_conflict(True))
-        self.keep_desk_button = QPushButton(tr("Keep desk values"), conflicts_page)
-        self.keep_desk_button.clicked.connect(lambda: self.resolve_selected_conflict(False))
-        conflict_buttons.addWidget(self.take_field_button)
-        conflict_buttons.addWidget(self.keep_desk_button)
-        conflicts_layout.addLayout(conflict_buttons)
-        self.tabs.addTab(conflicts_page, tr("Open conflicts"))
+        self.conflicts = HuijiaoPatchConflictsWidget(self.tabs)
+        self.conflicts_table = self.conflicts.table
+        self.conflicts.resolved.connect(self._conflicts_resolved)
+        self.tabs.addTab(self.conflicts, tr("Conflicts"))
+        splitter.setStretchFactor(0, 3)  # the list gets the larger share
+        splitter.setStretchFactor(1, 2)
         layout.addWidget(splitter, 1)
 
-        actions = QHBoxLayout()
         self.zoom_button = QPushButton(tr("Zoom to"), body)
         self.zoom_button.clicked.connect(self.zoom_to_selected)
-        self.bulk_status = QComboBox(body)
-        for code, label in workflow.STATUSES.items():
-            self.bulk_status.addItem(label, code)
-        self.bulk_button = QPushButton(tr("Set status"), body)
-        self.bulk_button.clicked.connect(lambda: self.apply_bulk_status(self.bulk_status.currentData()))
         self.mark_button = QPushButton(tr("Mark patch"), body)
         self.mark_button.setCheckable(True)
         self.mark_button.toggled.connect(self._toggle_mark_tool)
         self.refresh_button = QPushButton(tr("Refresh"), body)
         self.refresh_button.clicked.connect(self.refresh)
-        for widget in (self.zoom_button, self.bulk_status, self.bulk_button, self.refresh_button):
-            actions.addWidget(widget)
-        layout.addLayout(actions)
-        edit_row = QHBoxLayout()
         self.mode_combo = QComboBox(body)
         self.mode_combo.addItem(tr("Draw"), "draw")
         self.mode_combo.addItem(tr("Pick features"), "pick")
@@ -237,16 +217,9 @@ class HuijiaoPatchesDock(QgsDockWidget):
             tr("Make a patch of every selected feature of the active layer")
         )
         self.from_selection_button.clicked.connect(self.patches_from_selection)
-        for widget in (
-            self.mark_button,
-            self.mode_combo,
-            self.from_selection_button,
-            self.merge_button,
-            self.save_button,
-        ):
-            edit_row.addWidget(widget)
-        layout.addLayout(edit_row)
-        field_row = QHBoxLayout()
+        # field work: the four Processing dialogs behind one menu button
+        self.field_button = QPushButton(tr("Field work"), body)
+        menu = QMenu(self.field_button)
         self.algorithm_buttons = {}
         for alg_id, label in (
             ("fieldpackage", tr("Field package…")),
@@ -254,22 +227,49 @@ class HuijiaoPatchesDock(QgsDockWidget):
             ("patchchecklist", tr("Checklist…")),
             ("importfieldresults", tr("Import results…")),
         ):
-            button = QPushButton(label, body)
-            button.clicked.connect(lambda _checked=False, a=alg_id: self.run_algorithm(a))
-            field_row.addWidget(button)
-            self.algorithm_buttons[alg_id] = button
-        layout.addLayout(field_row)
+            action = menu.addAction(label)
+            action.triggered.connect(lambda _checked=False, a=alg_id: self.run_algorithm(a))
+            self.algorithm_buttons[alg_id] = action
+        self.field_button.setMenu(menu)
+        for widgets in ((self.mark_button, self.mode_combo), (self.from_selection_button, self.merge_button)):
+            row = QHBoxLayout()
+            for widget in widgets:
+                row.addWidget(widget)
+            self.edit_layout.addLayout(row)
+        self.edit_layout.addWidget(self.save_button)
+        self.edit_layout.addStretch(1)
+        row = QHBoxLayout()
+        for widget in (self.zoom_button, self.refresh_button, self.field_button):
+            row.addWidget(widget)
+        layout.addLayout(row)
         self.status_label = QLabel(body)
         self.status_label.setWordWrap(True)
         layout.addWidget(self.status_label)
+        # lists and tables give way first on a short screen (they scroll); the buttons keep their size
+        for view in splitter.findChildren(QAbstractScrollArea):
+            view.setMinimumHeight(48)
+        # the path's clear button (Qt draws it 2 px narrower than its icon); a store is changed, not cleared
+        self.file_widget.lineEdit().setShowClearButton(False)
+        for combo in (self.type_filter, self.status_filter, self.mode_combo):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(4)
         self.setWidget(body)
-        self.apply_settings(HuijiaoSettings.load())
+        self.apply_settings(self.session.settings)
+        self.session.settingsChanged.connect(self.apply_settings)
+        self.session.patchStoreChanged.connect(self._file_chosen)
+        self.session.patchesChanged.connect(self.refresh)
+        if self.session.patch_store_path and Path(self.session.patch_store_path).exists():
+            self.set_store(self.session.patch_store_path)
 
     # -- settings / store -----------------------------------------------------------------------------------
 
     def apply_settings(self, settings: HuijiaoSettings) -> None:
         """Show the department, region and server the panel works with."""
         self.context_widget.apply_settings(settings)
+        self.status_widget.user = settings.unit_name
+        for spin in (self.area_min, self.area_max):
+            spin.setSuffix(" " + UNIT_NAMES[settings.area_unit])
+        self.apply_filters()
 
     def _file_chosen(self, path: str) -> None:
         if path and (self.store is None or Path(path) != self.store.path):
@@ -282,7 +282,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         if not path:
             return
         crs = self.iface.mapCanvas().mapSettings().destinationCrs()
-        settings = HuijiaoSettings.load()
+        settings = self.session.settings
         county = settings.region_code if len(settings.region_code) == 6 else ""
         try:
             PatchStore.create(path, crs, county_code=county, overwrite=False)
@@ -301,6 +301,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.file_widget.blockSignals(True)
         self.file_widget.setFilePath(str(path))
         self.file_widget.blockSignals(False)
+        self.session.set_patch_store(str(path))
         if self.map_tool is not None:
             self.map_tool.set_store(self.store, self.patch_layer(create=False))
         self.refresh()
@@ -320,7 +321,17 @@ class HuijiaoPatchesDock(QgsDockWidget):
         layer = self.store.qgs_layer(tr("Change patches"))
         configure_patch_layer(layer, desk=True)
         QgsProject.instance().addMapLayer(layer)
+        self._contrast_selection()
         return layer
+
+    def _contrast_selection(self) -> None:
+        """Selections in cyan, not QGIS's yellow that vanishes on yellow farmland (kept in the project)."""
+        color = QColor(*SELECTION_RGBA)
+        project = QgsProject.instance()
+        for part, value in zip(("Red", "Green", "Blue", "Alpha"), SELECTION_RGBA):
+            project.writeEntry("Gui", f"/SelectionColor{part}Part", value)
+        if self.iface is not None:
+            self.iface.mapCanvas().setSelectionColor(color)
 
     def add_layer_to_map(self) -> None:
         self.patch_layer(create=True)
@@ -340,45 +351,21 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self._fill_conflicts()
 
     def _fill_conflicts(self) -> None:
-        conflicts = open_conflicts(self.store) if self.store is not None else []
-        self.conflicts_table.setRowCount(len(conflicts))
-        for r, conflict in enumerate(conflicts):
-            desk = conflict["desk"] or {}
-            field = conflict["field"] or {}
-            keys = [k for k in schema.FIELD_EDITABLE if desk.get(k) != field.get(k)]
-
-            def describe(values: dict, keys=keys) -> str:
-                return "；".join(f"{schema.ALIASES.get(k, k)}={_value_label(k, values.get(k))}" for k in keys)
-
-            for c, text in enumerate(
-                [conflict["number"] or conflict["patch_uuid"], describe(desk), describe(field)]
-            ):
-                item = QTableWidgetItem(text)
-                item.setData(UUID_ROLE, conflict["fid"])
-                self.conflicts_table.setItem(r, c, item)
+        self.conflicts.user = self.session.settings.unit_name
+        count = self.conflicts.fill(self.store)
         self.tabs.setTabText(
-            self.tabs.indexOf(self.conflicts_table.parentWidget()),
-            tr("Open conflicts") + (f" ({len(conflicts)})" if conflicts else ""),
+            self.tabs.indexOf(self.conflicts), tr("Conflicts") + (f" ({count})" if count else "")
         )
 
     def resolve_selected_conflict(self, take_field: bool) -> None:
-        """Apply the field values of (or keep the desk values for) the selected conflicts."""
-        fids = sorted({item.data(UUID_ROLE) for item in self.conflicts_table.selectedItems()})
-        if self.store is None or not fids:
-            self._message(tr("Select a conflict first."), Qgis.MessageLevel.Info)
-            return
-        user = HuijiaoSettings.load().unit_name
-        errors = []
-        for fid in fids:
-            try:
-                resolve_conflict(self.store, fid, take_field, user)
-            except (FieldPackageError, WorkflowError, PatchStoreError) as exc:
-                errors.append(str(exc))
+        self.conflicts.resolve(take_field)
+
+    def _conflicts_resolved(self, count: int, errors: list) -> None:
         self.refresh()
         if errors:
             self._message(errors[0], Qgis.MessageLevel.Warning)
         else:
-            self._message(tr("{n} conflicts resolved").format(n=len(fids)), Qgis.MessageLevel.Success)
+            self._message(tr("{n} conflicts resolved").format(n=count), Qgis.MessageLevel.Success)
 
     def _matches(self, row: dict) -> bool:
         patch_type = self.type_filter.currentData()
@@ -393,7 +380,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
             for key in ("county_code", "township_code", "village_code")
         ):
             return False
-        area = row["area_mu"] or 0.0
+        area = convert_area(row["area_m2"] or 0.0, self.session.settings.area_unit)
         if area < self.area_min.value():
             return False
         return not (self.area_max.value() > 0 and area > self.area_max.value())
@@ -405,6 +392,9 @@ class HuijiaoPatchesDock(QgsDockWidget):
         return [row["uuid"] for row in self.filtered_rows()]
 
     def apply_filters(self) -> None:
+        unit = self.session.settings.area_unit
+        self.table.setHorizontalHeaderLabels([label or area_header(unit) for _key, label in COLUMNS])
+        self.totals_tree.setHeaderLabels([tr("Type / status"), tr("Count"), area_header(unit)])
         rows = self.filtered_rows()
         selected = set(self.selected_uuids())
         self.table.setSortingEnabled(False)
@@ -418,12 +408,14 @@ class HuijiaoPatchesDock(QgsDockWidget):
                     text = workflow.status_label(value)
                 elif key == "result":
                     text = workflow.result_label(value)
-                elif key == "area_mu":
-                    text = f"{value or 0.0:.2f}"
+                elif key == "area_m2":
+                    text = area_text(value or 0.0, unit)
+                elif key == "updated_at":
+                    text = local_time(value)
                 else:
                     text = "" if value is None else str(value)
-                item = _NumberItem(text) if key == "area_mu" else QTableWidgetItem(text)
-                if key == "area_mu":
+                item = _NumberItem(text) if key == "area_m2" else QTableWidgetItem(text)
+                if key == "area_m2":
                     item.setData(Qt.ItemDataRole.UserRole, float(value or 0.0))
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 item.setData(UUID_ROLE, row["uuid"])
@@ -438,12 +430,12 @@ class HuijiaoPatchesDock(QgsDockWidget):
         )
 
     def totals(self, rows: list[dict] | None = None) -> dict[tuple[str, str], tuple[int, float]]:
-        """(type, status) → (count, Σ 亩) of ``rows`` (default: the filtered rows)."""
+        """(type, status) → (count, Σ m²) of ``rows`` (default: the filtered rows)."""
         out: dict[tuple[str, str], tuple[int, float]] = {}
         for row in self.filtered_rows() if rows is None else rows:
             key = (row["patch_type"] or "", row["status"] or "")
-            count, mu = out.get(key, (0, 0.0))
-            out[key] = (count + 1, mu + (row["area_mu"] or 0.0))
+            count, m2 = out.get(key, (0, 0.0))
+            out[key] = (count + 1, m2 + (row["area_m2"] or 0.0))
         return out
 
     def _update_totals(self, rows: list[dict]) -> None:
@@ -453,19 +445,22 @@ class HuijiaoPatchesDock(QgsDockWidget):
         for (patch_type, status), (count, mu) in sorted(totals.items()):
             by_type.setdefault(patch_type, []).append((status, count, mu))
         all_count = sum(c for c, _m in totals.values())
-        all_mu = sum(m for _c, m in totals.values())
-        root = QTreeWidgetItem(self.totals_tree, [tr("All patches"), str(all_count), f"{all_mu:.2f}"])
+        unit = self.session.settings.area_unit
+        all_m2 = sum(m for _c, m in totals.values())
+        root = QTreeWidgetItem(
+            self.totals_tree, [tr("All patches"), f"{all_count:,}", area_text(all_m2, unit)]
+        )
         for patch_type, entries in by_type.items():
             type_item = QTreeWidgetItem(
                 root,
                 [
                     schema.PATCH_TYPES.get(patch_type, patch_type),
-                    str(sum(e[1] for e in entries)),
-                    f"{sum(e[2] for e in entries):.2f}",
+                    f"{sum(e[1] for e in entries):,}",
+                    area_text(sum(e[2] for e in entries), unit),
                 ],
             )
-            for status, count, mu in entries:
-                QTreeWidgetItem(type_item, [workflow.status_label(status), str(count), f"{mu:.2f}"])
+            for status, count, m2 in entries:
+                QTreeWidgetItem(type_item, [workflow.status_label(status), f"{count:,}", area_text(m2, unit)])
         self.totals_tree.expandAll()
         self.totals_tree.resizeColumnToContents(0)
 
@@ -494,6 +489,8 @@ class HuijiaoPatchesDock(QgsDockWidget):
 
     def _selection_changed(self) -> None:
         uuids = self.selected_uuids()
+        statuses = {row["uuid"]: row["status"] for row in self.rows}
+        self.status_widget.set_patches(self.store, uuids, [statuses.get(u) for u in uuids])
         if len(uuids) == 1:
             self.show_detail(uuids[0])
         layer = self.patch_layer(create=False)
@@ -502,43 +499,8 @@ class HuijiaoPatchesDock(QgsDockWidget):
             layer.selectByIds(ids)
 
     def show_detail(self, patch_uuid: str) -> None:
-        if self.store is None:
-            return
-        row = self.store.get(patch_uuid)
-        if row is None:
-            return
-        lines = []
-        for spec in schema.PATCH_FIELDS:
-            value = row.get(spec.name)
-            if spec.name == "patch_type":
-                value = schema.PATCH_TYPES.get(value or "", value)
-            elif spec.name == "status":
-                value = workflow.status_label(value)
-            elif spec.name == "result":
-                value = workflow.result_label(value)
-            lines.append(f"<tr><td><b>{spec.alias}</b></td><td>{'' if value is None else value}</td></tr>")
-        self.detail.setHtml("<table>" + "".join(lines) + "</table>")
-        history = self.store.history(patch_uuid)
-        self.history_table.setRowCount(len(history))
-        for r, h in enumerate(reversed(history)):
-            field = h["field"]
-            label = schema.ALIASES.get(field, field)
-            old, new = h["old_value"], h["new_value"]
-            if field == "status":
-                old, new = workflow.status_label(old), workflow.status_label(new)
-            for c, text in enumerate(
-                [h["changed_at"], h["changed_by"], h["edit_source"], label, f"{old or ''} → {new or ''}"]
-            ):
-                self.history_table.setItem(r, c, QTableWidgetItem(text or ""))
-        self.photos.clear()
-        for attachment in self.store.attachments(patch_uuid):
-            path = self.store.attachment_path(attachment)
-            text = "{}\n{}°".format(attachment["taken_at"] or "", attachment["direction"] or "")
-            item = QListWidgetItem(QIcon(str(path)), text, self.photos)
-            position = ""
-            if attachment["lon"] is not None and attachment["lat"] is not None:
-                position = "\n{:.6f}°E {:.6f}°N".format(attachment["lon"], attachment["lat"])
-            item.setToolTip(str(path) + position + "\n" + (attachment["taken_by"] or ""))
+        if self.store is not None:
+            self.views.show(self.store, patch_uuid)
 
     def zoom_to_selected(self) -> None:
         if self.store is None:
@@ -560,25 +522,11 @@ class HuijiaoPatchesDock(QgsDockWidget):
         canvas.setExtent(rect)
         canvas.refresh()
 
-    def apply_bulk_status(self, status: str, result: str | None = None) -> tuple[list[str], dict[str, str]]:
-        """Set ``status`` on the selected patches; refused changes are listed in the message bar."""
+    def _status_changed(self, _done: list, _refused: dict) -> None:
+        """After a status change or its undo: reload, keep the selection, show the outcome."""
         uuids = self.selected_uuids()
-        if self.store is None or not uuids:
-            self._message(tr("Select patches first."), Qgis.MessageLevel.Info)
-            return [], {}
-        user = HuijiaoSettings.load().unit_name
-        done, refused = self.store.set_status(uuids, status, user=user, result=result)
         self.refresh()
         self.select_uuids(uuids)
-        text = tr("{done} patches set to {status}").format(
-            done=len(done), status=workflow.status_label(status)
-        )
-        if refused:
-            text += "; " + tr("{n} refused: {reason}").format(
-                n=len(refused), reason=next(iter(refused.values()))
-            )
-        self._message(text, Qgis.MessageLevel.Warning if refused else Qgis.MessageLevel.Success)
-        return done, refused
 
     def _toggle_mark_tool(self, checked: bool) -> None:
         canvas = self.iface.mapCanvas()
@@ -597,6 +545,8 @@ class HuijiaoPatchesDock(QgsDockWidget):
         if self.store is None:
             return {}
         params = {"STORE": str(self.store.path)}
+        if alg_id in ("patchchecklist", "patchatlas"):
+            params["AREA_UNIT"] = AREA_UNITS.index(self.session.settings.area_unit)
         if alg_id != "importfieldresults":
             numbers = [r["number"] for r in self.rows if r["uuid"] in set(self.selected_uuids())]
             params["PATCH_IDS"] = ",".join(numbers)
@@ -646,6 +596,8 @@ class HuijiaoPatchesDock(QgsDockWidget):
             self.map_tool = HuijiaoMarkPatchMapTool(self.iface.mapCanvas(), self.iface)
             self.map_tool.patches_changed.connect(self.refresh)
             self.map_tool.deactivated.connect(lambda: self.mark_button.setChecked(False))
+        self.map_tool.user = self.session.settings.unit_name
+        self.map_tool.region_code = self.session.settings.region_code
         self.map_tool.set_store(self.store, self.patch_layer(create=True))
         self.map_tool.set_mode(self.mode_combo.currentData())
         return self.map_tool

@@ -76,6 +76,7 @@ from huijiao_plugin.core.recognition import (
     recognize_path,
     recognize_postgres,
 )
+from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.core.shared_layers_tasks import CheckDatasetsTask, OpenLayersTask
 from huijiao_plugin.toolbelt.i18n import tr
@@ -178,9 +179,10 @@ class ServerTask(QgsTask):
 class HuijiaoSharedLayersDock(QgsDockWidget):
     """Catalog tree grouped by department; scan, load 一张图, check and the findings table."""
 
-    def __init__(self, iface, parent=None):
+    def __init__(self, iface, session: Session | None = None, parent=None):
         super().__init__(parent)
         self.iface = iface
+        self.session = session if session is not None else Session.load()
         self.setObjectName("HuijiaoSharedLayersDock")
         self.setWindowTitle(tr("Shared layers"))
         self.catalog: Catalog = catalog_from_settings()
@@ -190,10 +192,6 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         self.reports: list[CheckReport] = []
         self._findings: list[tuple[str, Finding]] = []
         self.task: QgsTask | None = None
-        # the server tab: replaced by tests with a client for a local server
-        self.client_factory: Callable[[], ExchangeClient] = self._default_client
-        self.server_settings: HuijiaoSettings | None = None
-        self.state_dir: Path | None = None
         self.server_versions: list[dict[str, Any]] = []
         self.server_task: ServerTask | None = None
         self.feed_task: ServerTask | None = None
@@ -786,15 +784,29 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
             self.refresh_server()
 
     def apply_server_settings(self, settings: HuijiaoSettings) -> None:
-        """The department, region and server the tab works with (default: the plugin settings)."""
-        self.server_settings = settings
+        """The department, region and server the tab works with (kept in the session)."""
+        self.session.apply_settings(settings)
         self._fill_server_tree()
 
     def _settings(self) -> HuijiaoSettings:
-        return self.server_settings or HuijiaoSettings.load()
+        return self.session.settings
 
-    def _default_client(self) -> ExchangeClient:
-        return ExchangeClient.from_settings(self._settings(), state_dir=self.state_dir)
+    # the session builds the client and knows the state folder; tests set these on the dock or the session
+    @property
+    def client_factory(self) -> Callable[[], ExchangeClient]:
+        return self.session.client_factory
+
+    @client_factory.setter
+    def client_factory(self, factory: Callable[[], ExchangeClient]) -> None:
+        self.session.client_factory = factory
+
+    @property
+    def state_dir(self) -> Path | None:
+        return self.session.state_dir
+
+    @state_dir.setter
+    def state_dir(self, path: Path | None) -> None:
+        self.session.state_dir = path
 
     def _make_client(self, quiet: bool = False) -> ExchangeClient | None:
         try:

@@ -81,6 +81,7 @@ from huijiao_plugin.core.package import (
     package_layer_names,
 )
 from huijiao_plugin.core.preflight import ERROR, Preflight, PreflightReport
+from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
 from huijiao_plugin.toolbelt.i18n import tr
@@ -282,16 +283,12 @@ class _LayerTask(QgsTask):
 class HuijiaoSubmitDock(QgsDockWidget):
     """Result submission: validation, submission with receipt, history, deadlines, offline exchange."""
 
-    def __init__(self, iface, parent=None):
+    def __init__(self, iface, session: Session | None = None, parent=None):
         super().__init__(parent)
         self.iface = iface
+        self.session = session if session is not None else Session.load()
         self.setObjectName("HuijiaoSubmitDock")
         self.setWindowTitle(tr("Result submission"))
-        self.settings = HuijiaoSettings.load()
-        #: where receipts, pinned keys, upload states and built packages live (the QGIS profile)
-        self.state_dir: Path | None = None
-        #: builds the exchange client; replaced by tests with a client for a local server
-        self.client_factory: Callable[[], ExchangeClient] = self._default_client
         self.report: PreflightReport | None = None
         self.last_result: SubmitResult | None = None
         self.last_package: Path | None = None
@@ -504,8 +501,31 @@ class HuijiaoSubmitDock(QgsDockWidget):
     def _state_dir(self) -> Path:
         return self.state_dir or default_state_dir()
 
-    def _default_client(self) -> ExchangeClient:
-        return ExchangeClient.from_settings(self.settings, state_dir=self.state_dir)
+    # settings, the state folder (receipts, pinned keys, upload states, built packages) and the client
+    # factory live in the session; tests may set them on the dock
+    @property
+    def settings(self) -> HuijiaoSettings:
+        return self.session.settings
+
+    @settings.setter
+    def settings(self, settings: HuijiaoSettings) -> None:
+        self.session.settings = settings
+
+    @property
+    def state_dir(self) -> Path | None:
+        return self.session.state_dir
+
+    @state_dir.setter
+    def state_dir(self, path: Path | None) -> None:
+        self.session.state_dir = path
+
+    @property
+    def client_factory(self) -> Callable[[], ExchangeClient]:
+        return self.session.client_factory
+
+    @client_factory.setter
+    def client_factory(self, factory: Callable[[], ExchangeClient]) -> None:
+        self.session.client_factory = factory
 
     def _fill_datasets(self) -> None:
         current = self.dataset_combo.currentData()

@@ -28,7 +28,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 from qgis.gui import QgsMapCanvasSnappingUtils, QgsMapTool, QgsRubberBand, QgsSnapIndicator
-from qgis.PyQt.QtCore import QDateTime, Qt, pyqtSignal
+from qgis.PyQt.QtCore import QDate, QDateTime, Qt, QVariant, pyqtSignal
 from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
     QComboBox,
@@ -40,9 +40,9 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from huijiao_plugin.core.patches import schema
-from huijiao_plugin.core.patches.geometry import RegionLookup, polygon_parts
+from huijiao_plugin.core.patches.geometry import RegionLookup, polygon_parts, project_regions
 from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError
-from huijiao_plugin.core.settings import HuijiaoSettings
+from huijiao_plugin.core.patches.workflow import WorkflowError
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,16 @@ MODE_DRAW = "draw"
 MODE_PICK = "pick"
 MODE_SPLIT = "split"
 
-TOWNSHIP_HINTS = ("XZQ", "乡级", "行政区")
-VILLAGE_HINTS = ("CJDCQ", "村级", "村")
+
+def _plain(value):
+    """A layer value as the store takes it: None for NULL, ISO text for dates."""
+    if value is None or (isinstance(value, QVariant) and value.isNull()):
+        return None
+    if isinstance(value, QDateTime):
+        return value.toString(Qt.DateFormat.ISODateWithMs) if value.isValid() else None
+    if isinstance(value, QDate):
+        return value.toString("yyyy-MM-dd") if value.isValid() else None
+    return value
 
 
 def _succeeded(result) -> bool:
@@ -113,6 +121,8 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
         self.store: PatchStore | None = None
         self.layer: QgsVectorLayer | None = None
         self.mode = MODE_DRAW
+        self.user = ""  # who edits (the session's unit name, set by the panel)
+        self.region_code = ""  # the session's region: county code when no region layer says otherwise
         self.ask_attributes = True  # show the form; False uses the defaults (type 手工标记)
         self.default_type = schema.TYPE_MANUAL
         self.points: list[QgsPointXY] = []
@@ -144,22 +154,12 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
         self.rubber.reset(geometry_type)
 
     def regions(self) -> RegionLookup | None:
-        """Region lookup from the XZQ/CJDCQ layers of the project (by name), built once per store."""
+        """Region lookup from the project's region layers (by recognised dataset), built once per store."""
         if self._regions is None and self.store is not None:
-            township = village = None
-            for layer in QgsProject.instance().mapLayers().values():
-                if not isinstance(layer, QgsVectorLayer) or layer is self.layer:
-                    continue
-                name = layer.name().upper()
-                if village is None and any(h.upper() in name for h in VILLAGE_HINTS[:1]):
-                    village = layer
-                elif township is None and any(h.upper() in name for h in TOWNSHIP_HINTS[:1]):
-                    township = layer
             county = self.store.meta("county_code")
             if not county:
-                region = HuijiaoSettings.load().region_code
-                county = region if len(region) == 6 else ""
-            self._regions = RegionLookup(self.store.crs, township, village, county_code=county)
+                county = self.region_code if len(self.region_code) == 6 else ""
+            self._regions = project_regions(self.store.crs, county, exclude=[self.layer])
         return self._regions
 
     # -- events ---------------------------------------------------------------------------------------------
@@ -303,7 +303,7 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
         """Add one patch per geometry (``crs`` = their CRS) to the layer edit buffer; returns feature ids."""
         if not self._ensure_editing():
             return []
-        user = HuijiaoSettings.load().unit_name
+        user = self.user
         added: list[int] = []
         for geometry in geometries:
             try:
@@ -403,7 +403,7 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
             self._message(tr("The line does not split any patch."), Qgis.MessageLevel.Info)
             return []
         new_ids: list[int] = []
-        user = HuijiaoSettings.load().unit_name
+        user = self.user
         for feature in self.layer.getFeatures():
             if feature.id() in before:
                 continue
@@ -451,14 +451,49 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
         return keep.id()
 
     def save(self) -> bool:
-        """Commit the layer edits (history rows are written by the GeoPackage triggers)."""
+        """Write the layer's edit buffer through the store (new patches, then changes, then deletions, in one
+        transaction) and drop the buffer. A reshape and its new area go in one UPDATE, so the history shows
+        the area before and after (QGIS's own commit writes geometry and attributes in two UPDATEs)."""
         if self.layer is None or not self.layer.isEditable():
             return True
-        ok = self.layer.commitChanges()
-        if not ok:
-            self._message("; ".join(self.layer.commitErrors()), Qgis.MessageLevel.Warning)
+        if self.store is None:
+            return False
+        buffer = self.layer.editBuffer()
+        fields = self.layer.fields()
+        provider = self.layer.dataProvider()
+
+        def uuid_of(fid: int) -> str:
+            return next(provider.getFeatures(QgsFeatureRequest(fid)))["uuid"]
+
+        added = [
+            (QgsGeometry(f.geometry()), {field.name(): _plain(v) for field, v in zip(fields, f.attributes())})
+            for f in buffer.addedFeatures().values()
+        ]
+        changed: dict[str, dict] = {}
+        for fid, attributes in buffer.changedAttributeValues().items():
+            if fid >= 0:
+                values = {fields.at(i).name(): _plain(v) for i, v in attributes.items()}
+                changed.setdefault(uuid_of(fid), {}).update(values)
+        for fid, geometry in buffer.changedGeometries().items():
+            if fid >= 0:
+                entry = changed.setdefault(uuid_of(fid), {})
+                entry["geometry"] = QgsGeometry(geometry)
+                regions = self.regions()
+                entry.update({k: v for k, v in (regions.lookup(geometry) if regions else {}).items() if v})
+        deleted = [uuid_of(fid) for fid in buffer.deletedFeatureIds() if fid >= 0]
+        for values in changed.values():
+            for key in ("fid", "updated_at", "updated_by", "edit_source"):
+                values.pop(key, None)
+        try:
+            self.store.apply_edits(added, changed, deleted, user=self.user)
+        except (PatchStoreError, WorkflowError) as exc:
+            self._message(str(exc), Qgis.MessageLevel.Warning)
+            return False
+        self.layer.rollBack()  # everything is in the store now
+        self.layer.reload()
+        self.layer.triggerRepaint()
         self.patches_changed.emit()
-        return ok
+        return True
 
     def _message(self, text: str, level=Qgis.MessageLevel.Info) -> None:
         if self.iface is not None:

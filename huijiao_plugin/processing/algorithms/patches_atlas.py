@@ -17,8 +17,10 @@ from qgis.core import (
 
 from huijiao_plugin.core.patches.atlas import AtlasError, export_atlas
 from huijiao_plugin.processing.algorithms.patches_common import (
+    add_area_unit_parameter,
     add_selection_parameters,
     add_store_parameter,
+    area_unit,
     open_store,
     selected_uuids,
 )
@@ -41,13 +43,15 @@ class PatchAtlasAlgorithm(HuijiaoAlgorithm):
     def shortHelpString(self) -> str:
         return tr(
             "Writes a PDF with one A4 page per change patch: the patch over the context layers, its number, "
-            "type, area in m² and mu, region codes, centroid (CGCS2000 longitude/latitude and Gauss-Krüger "
-            "X/Y), the corner coordinates, a scale bar, a north arrow and blank fields for the verifier."
+            "type, area in the chosen unit, region codes, centroid (CGCS2000 longitude/latitude and "
+            "Gauss-Krüger X/Y), the corner coordinates, a scale bar, a north arrow and blank fields for the "
+            "verifier."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         add_store_parameter(self)
         add_selection_parameters(self)
+        add_area_unit_parameter(self)
         self.addParameter(
             QgsProcessingParameterMultipleLayers(
                 self.CONTEXT_LAYERS,
@@ -83,6 +87,7 @@ class PatchAtlasAlgorithm(HuijiaoAlgorithm):
                 context_layers=self.parameterAsLayerList(parameters, self.CONTEXT_LAYERS, context),
                 title=self.parameterAsString(parameters, self.TITLE, context) or "",
                 dpi=self.parameterAsInt(parameters, self.DPI, context),
+                unit=area_unit(self, parameters, context),
             )
         except AtlasError as exc:
             raise QgsProcessingException(str(exc)) from exc

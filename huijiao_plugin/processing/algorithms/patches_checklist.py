@@ -15,8 +15,10 @@ from qgis.core import (
 from huijiao_plugin.core.patches.checklist import write_checklist
 from huijiao_plugin.core.xlsx import XlsxError
 from huijiao_plugin.processing.algorithms.patches_common import (
+    add_area_unit_parameter,
     add_selection_parameters,
     add_store_parameter,
+    area_unit,
     open_store,
     selected_uuids,
 )
@@ -37,13 +39,15 @@ class PatchChecklistAlgorithm(HuijiaoAlgorithm):
     def shortHelpString(self) -> str:
         return tr(
             "Writes the field-verification checklist: one row per change patch with number, UUID, type, "
-            "region codes, area (m², mu), centroid, status, result, verifier, date, notes and photo count, "
+            "region codes, area (m² and the chosen unit), centroid, status, result, verifier, date, notes "
+            "and photo count, "
             "plus a sheet with totals per type."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         add_store_parameter(self)
         add_selection_parameters(self)
+        add_area_unit_parameter(self)
         self.addParameter(QgsProcessingParameterString(self.TITLE, tr("Title"), optional=True))
         self.addParameter(
             QgsProcessingParameterFileDestination(self.OUTPUT, tr("Checklist"), "Excel (*.xlsx)")
@@ -57,7 +61,11 @@ class PatchChecklistAlgorithm(HuijiaoAlgorithm):
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         try:
             path = write_checklist(
-                store, output, uuids, self.parameterAsString(parameters, self.TITLE, context)
+                store,
+                output,
+                uuids,
+                self.parameterAsString(parameters, self.TITLE, context),
+                unit=area_unit(self, parameters, context),
             )
         except XlsxError as exc:
             raise QgsProcessingException(str(exc)) from exc

@@ -8,12 +8,15 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
 from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError, select_patch_uuids
+from huijiao_plugin.core.settings import AREA_UNITS
+from huijiao_plugin.core.units import UNIT_NAMES
 from huijiao_plugin.toolbelt.i18n import tr
 
 STORE = "STORE"
@@ -75,3 +78,19 @@ def selected_uuids(
     if not uuids:
         raise QgsProcessingException(tr("No change patches match the selection."))
     return uuids
+
+
+AREA_UNIT = "AREA_UNIT"
+
+
+def add_area_unit_parameter(alg: QgsProcessingAlgorithm) -> None:
+    """The area unit of the output (亩 / 公顷 / 平方米, in AREA_UNITS order; default 亩)."""
+    alg.addParameter(
+        QgsProcessingParameterEnum(
+            AREA_UNIT, tr("Area unit"), options=[UNIT_NAMES[u] for u in AREA_UNITS], defaultValue=0
+        )
+    )
+
+
+def area_unit(alg: QgsProcessingAlgorithm, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
+    return AREA_UNITS[alg.parameterAsEnum(parameters, AREA_UNIT, context)]
