@@ -10,10 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
+from typing import Any
 
 from osgeo import ogr
 from qgis.core import QgsProject, QgsVectorFileWriter, QgsVectorLayer
 
+from huijiao_plugin.core.compare import provenance
 from huijiao_plugin.toolbelt.i18n import tr
 
 
@@ -52,10 +54,15 @@ def next_run_name(path: str | Path, title: str, day: dt.date | None = None) -> s
 
 
 def save_run(
-    path: str | Path, layer: QgsVectorLayer, title: str, day: dt.date | None = None
+    path: str | Path,
+    layer: QgsVectorLayer,
+    title: str,
+    day: dt.date | None = None,
+    record: dict[str, Any] | None = None,
 ) -> QgsVectorLayer:
-    """Write ``layer`` (a comparison result) into the GeoPackage ``path`` under a new run name and return the
-    layer read back from the file."""
+    """Write ``layer`` (a comparison result) into the GeoPackage ``path`` under a new run name, with its
+    provenance ``record`` (layer metadata + the provenance table, once per run), and return the layer read
+    back from the file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     name = next_run_name(path, title, day)
@@ -70,6 +77,8 @@ def save_run(
     )
     if error != QgsVectorFileWriter.WriterError.NoError:
         raise ResultsError(tr("Cannot write the results to {path}: {error}").format(path=path, error=message))
+    if record:
+        provenance.write_gpkg(str(path), name, record, title)
     return load_run(path, name)
 
 

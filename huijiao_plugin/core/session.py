@@ -15,7 +15,7 @@ from typing import Any
 from qgis.core import QgsProject
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
-from huijiao_plugin.core.exchange_client import ExchangeClient
+from huijiao_plugin.core.exchange.client import ExchangeClient
 from huijiao_plugin.core.settings import HuijiaoSettings
 
 log = logging.getLogger(__name__)

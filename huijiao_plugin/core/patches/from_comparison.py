@@ -170,10 +170,18 @@ def patches_from_comparison(
     user: str = "",
     match_iou: float = 0.9,
     feedback: QgsFeedback | None = None,
+    record: dict[str, Any] | None = None,
 ) -> ComparisonImport:
     """Create patches from ``source`` in ``store`` (see module doc). ``min_area_override`` (m²) replaces the
-    per-type minimum areas when given."""
+    per-type minimum areas when given. ``record`` is the comparison output's provenance (written once per
+    output): each patch takes its rule values and source versions from it when the pieces carry none."""
     result = ComparisonImport()
+    run_params = run_inputs = None
+    if record:
+        run_params = json.dumps(
+            record.get("rule_profile", {}).get("values", {}), ensure_ascii=False, sort_keys=True
+        )
+        run_inputs = json.dumps(record.get("inputs", {}), ensure_ascii=False, sort_keys=True)
     rule_field = _first_field(source, RULE_FIELDS)
     if rule_field is None and default_type is None:
         raise ValueError(tr("The comparison output has no rule_id field; choose the patch type to use."))
@@ -220,8 +228,8 @@ def patches_from_comparison(
             result.skipped_no_type += 1
             continue
         attrs = {
-            "rule_params": feature[param_field] if param_field else None,
-            "inputs": feature[input_field] if input_field else None,
+            "rule_params": feature[param_field] if param_field else run_params,
+            "inputs": feature[input_field] if input_field else run_inputs,
             "reason": feature[reason_field] if reason_field else None,
         }
         groups.setdefault((patch_type, rule_id), []).append((geom, attrs))

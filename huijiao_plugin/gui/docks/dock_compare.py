@@ -419,7 +419,7 @@ class HuijiaoCompareDock(QgsDockWidget):
         耕地比对 (a temporary layer when the file cannot be written)."""
         layer = result_layer(result, crs, result.title)
         try:
-            layer = save_run(self.session.project_geopackage(), layer, result.title)
+            layer = save_run(self.session.project_geopackage(), layer, result.title, record=result.provenance)
         except ResultsError as exc:
             self._message(str(exc), error=True)
         self.add_result_layer(layer)

@@ -10,6 +10,7 @@ from qgis.core import QgsFeatureRequest, QgsVectorLayer
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import QCheckBox, QComboBox, QGridLayout, QLabel, QPushButton, QWidget
 
+from huijiao_plugin.core.compare import provenance
 from huijiao_plugin.core.compare_results import ResultsError, load_run, run_layer_names
 from huijiao_plugin.core.patches.from_comparison import patches_from_comparison
 from huijiao_plugin.core.patches.geometry import project_regions
@@ -110,6 +111,7 @@ class HuijiaoCompareRunsWidget(QWidget):
                 county_code=county,
                 regions=project_regions(store.crs, county, exclude=[layer]),
                 user=self.session.settings.unit_name,
+                record=provenance.read_metadata(layer),
             )
         except (PatchStoreError, ValueError) as exc:
             self.message.emit(str(exc), True)

@@ -21,6 +21,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from huijiao_plugin.core.compare import provenance
 from huijiao_plugin.core.patches import schema
 from huijiao_plugin.core.patches.from_comparison import patches_from_comparison
 from huijiao_plugin.core.patches.geometry import RegionLookup
@@ -168,10 +169,13 @@ class PatchesFromComparisonAlgorithm(HuijiaoAlgorithm):
             self.parameterAsVectorLayer(parameters, self.CJDCQ, context),
             county_code=county,
         )
+        input_layer = self.parameterAsVectorLayer(parameters, self.INPUT, context)
+        record = provenance.read_metadata(input_layer) if input_layer is not None else None
         try:
             result = patches_from_comparison(
                 store,
                 source,
+                record=record,
                 default_type=default_type,
                 min_area_override=min_area,
                 year=self.parameterAsInt(parameters, self.YEAR, context),
