@@ -24,6 +24,8 @@ PROVIDER_ID = "huijiao"
 MENU_OBJECT_NAME = "HuijiaoMenu"
 TOOLBAR_OBJECT_NAME = "HuijiaoToolbar"
 SETTINGS_ACTION_OBJECT_NAME = "HuijiaoSettingsAction"
+#: the docks' default width (px): room for two buttons side by side, and the map keeps most of a 1366 px screen
+DOCK_WIDTH = 420
 
 # (dock objectName, module, class, theme icon) in panel order; titles come from the dock classes.
 DOCK_SPECS = (
@@ -186,6 +188,8 @@ class HuijiaoPlugin:
             self.actions.append(action)
             self.dock_actions[object_name] = action
         if first is not None:
+            # one dock area, the docks as tabs (as QGIS's own panels): each gets the full height
+            main_window.resizeDocks([first], [DOCK_WIDTH], Qt.Orientation.Horizontal)
             first.raise_()
 
     @staticmethod

@@ -56,6 +56,13 @@ def settle(rounds: int = 3) -> None:
 
 
 def show_in_small_window(main_window: QMainWindow) -> None:
+    """Size the main window as QGIS is on a 1366×768 screen; a stand-in for the map canvas takes the centre
+    (the test main window has none), so docks get their docked width, not the whole window."""
+    if main_window.centralWidget() is None:
+        canvas = QWidget(main_window)
+        canvas.setObjectName("LayoutTestCanvas")
+        canvas.setMinimumWidth(400)
+        main_window.setCentralWidget(canvas)
     main_window.resize(SCREEN_WIDTH, SCREEN_HEIGHT - QGIS_CHROME_HEIGHT)
     main_window.show()
     settle()
