@@ -24,7 +24,7 @@ PROVIDER_ID = "huijiao"
 MENU_OBJECT_NAME = "HuijiaoMenu"
 TOOLBAR_OBJECT_NAME = "HuijiaoToolbar"
 SETTINGS_ACTION_OBJECT_NAME = "HuijiaoSettingsAction"
-#: the docks' default width (px): room for two buttons side by side, and the map keeps most of a 1366 px screen
+#: the docks' default width (px): two buttons side by side, and the map keeps most of a 1366 px screen
 DOCK_WIDTH = 420
 
 # (dock objectName, module, class, theme icon) in panel order; titles come from the dock classes.
