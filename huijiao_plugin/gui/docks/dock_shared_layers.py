@@ -1094,7 +1094,8 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
             if not quiet and task.error:
                 self._server_message(task.error, Qgis.MessageLevel.Warning)
             return
-        items = list(task.result or [])
+        # news are other departments' versions, never what this user's department sent itself
+        items = self.session.news(task.result or [])
         self.last_feed_items = items
         if not items:
             if not quiet:

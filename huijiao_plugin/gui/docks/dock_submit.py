@@ -1043,6 +1043,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
             return
         result: SubmitResult = worker.result
         self.last_result = result
+        self.session.remember_own_package(str(result.receipt.get("package_sha256") or ""))
         self.progress_bar.setValue(1000)
         self.receipt_view.setPlainText(self.describe_receipt(result.receipt, True, result.duplicate))
         if result.accepted:
