@@ -60,9 +60,11 @@ from huijiao_plugin.core.exchange_client import (
 )
 from huijiao_plugin.core.one_map import (
     DATASET_PROPERTY,
+    SOURCE_PROPERTY,
     YEAR_PROPERTY,
     add_one_map_layers,
     department_group,
+    layer_title,
     one_map_items,
     prepare_layer,
     set_project_crs,
@@ -197,6 +199,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         self.older: dict[str, list[Recognition]] = {}
         self.reports: list[CheckReport] = []
         self._findings: list[tuple[str, Finding]] = []
+        self._finding_reports: list[CheckReport] = []
         self.task: QgsTask | None = None
         self.server_versions: list[dict[str, Any]] = []
         self.server_task: ServerTask | None = None
@@ -329,8 +332,20 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
             if isinstance(layer, QgsVectorLayer) and layer.customProperty(DATASET_PROPERTY) == dataset_id
         ]
 
+    def layer_of(self, dataset_id: str) -> QgsVectorLayer | None:
+        """The project layer of what the panel works on for a dataset: the found source when it is loaded
+        (another loaded layer of the same dataset is not it), else the first loaded layer of the dataset."""
+        layers = self.loaded_layers(dataset_id)
+        rec = self.found.get(dataset_id)
+        if rec is None:
+            return layers[0] if layers else None
+        for layer in layers:
+            if layer.customProperty(SOURCE_PROPERTY) == rec.source or layer.source() == rec.source:
+                return layer
+        return None
+
     def state(self, dataset_id: str) -> str:
-        if self.loaded_layers(dataset_id):
+        if self.layer_of(dataset_id) is not None:
             return STATE_LOADED
         if dataset_id in self.found:
             return STATE_FOUND
@@ -582,26 +597,33 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
             or [d for d in self.catalog.dataset_ids() if d in self.found]
         )
         items = []
+        labels: dict[str, str] = {}
         for d in ids:
             rec = self.found.get(d)
+            layer = self.layer_of(d)
             if rec is None:
-                layers = self.loaded_layers(d)
-                if not layers:
+                if layer is None:
                     continue
                 rec = Recognition(
-                    source=layers[0].source(),
-                    provider=layers[0].providerType(),
-                    layer_name=layers[0].name(),
+                    source=layer.source(),
+                    provider=layer.providerType(),
+                    layer_name=layer.name(),
                     dataset_id=d,
                     confidence=1.0,
                     evidence=[],
                     field_mapping={},
                 )
             items.append((d, rec))
+            # the messages name the layer as the Layers panel does (or will, once loaded)
+            spec = self.catalog.datasets.get(d)
+            if layer is not None:
+                labels[d] = layer.name()
+            else:
+                labels[d] = layer_title(spec, rec) if spec is not None else rec.layer_name
         if not items:
             self._message(tr("Nothing to check: scan or load the shared data first."), Qgis.MessageLevel.Info)
             return None
-        task = CheckDatasetsTask(items, self.catalog, tr("Checking shared data"))
+        task = CheckDatasetsTask(items, self.catalog, tr("Checking shared data"), labels)
         self._start(task, lambda ok: self._show_reports(task, ok))
         return task
 
@@ -615,7 +637,11 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
 
     def set_reports(self, reports: list[CheckReport]):
         self.reports = list(reports)
+        for report in self.reports:  # a finding points at the checked layer, by id (loaded or not yet)
+            layer = self.layer_of(report.dataset_id)
+            report.layer_id = report.layer_id or (layer.id() if layer is not None else "")
         self._findings = [(r.dataset_id, f) for r in self.reports for f in r.findings]
+        self._finding_reports = [r for r in self.reports for _f in r.findings]
         model = self.findings_model
         model.removeRows(0, model.rowCount())
         for index, (dataset_id, f) in enumerate(self._findings):
@@ -652,10 +678,12 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         self.export_button.setEnabled(bool(self.reports))
         self.status_label.clear()
 
-    def finding_at(self, proxy_row: int) -> tuple[str, Finding]:
+    def _row_index(self, proxy_row: int) -> int:
         source = self.findings_proxy.mapToSource(self.findings_proxy.index(proxy_row, 0))
-        index = self.findings_model.item(source.row(), 0).data(ROLE_DATASET)
-        return self._findings[index]
+        return self.findings_model.item(source.row(), 0).data(ROLE_DATASET)
+
+    def finding_at(self, proxy_row: int) -> tuple[str, Finding]:
+        return self._findings[self._row_index(proxy_row)]
 
     def _finding_clicked(self, proxy_index):
         self.show_finding(proxy_index.row())
@@ -665,17 +693,17 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
         dataset_id, finding = self.finding_at(proxy_row)
         if not finding.feature_ids:
             return None
-        layers = self.loaded_layers(dataset_id)
-        if not layers and dataset_id in self.found:
-            rec = self.found[dataset_id]
+        report = self._finding_reports[self._row_index(proxy_row)]
+        layer = QgsProject.instance().mapLayer(report.layer_id) if report.layer_id else None
+        if not isinstance(layer, QgsVectorLayer) and dataset_id in self.found:
+            rec = self.found[dataset_id]  # the checked source is not loaded yet: load that one
             layer = rec.make_layer()
             spec = prepare_layer(layer, dataset_id, rec, self.catalog)
             QgsProject.instance().addMapLayer(layer, False)
             department_group(QgsProject.instance(), spec).insertLayer(0, layer)
-            layers = [layer]
-        if not layers:
+            report.layer_id = layer.id()
+        if not isinstance(layer, QgsVectorLayer):
             return None
-        layer = layers[0]
         layer.selectByIds(finding.feature_ids)
         canvas = self.iface.mapCanvas() if self.iface is not None else None
         if canvas is not None and layer.selectedFeatureCount():

@@ -642,6 +642,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
             self.settings.region_code,
             self.package_region(),
             self._catalog(),
+            display_names={source.name: source.layer_name for source in sources},
         )
 
         def work(task: QgsTask, layers: list[tuple[str, QgsVectorLayer]], progress: Callable) -> Any:
