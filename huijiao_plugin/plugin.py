@@ -11,7 +11,7 @@ from functools import partial
 
 from qgis.core import Qgis, QgsApplication, QgsSettings
 from qgis.PyQt.QtCore import QCoreApplication, QLocale, Qt, QTranslator
-from qgis.PyQt.QtWidgets import QAction, QFrame, QMenu, QScrollArea, QToolBar
+from qgis.PyQt.QtWidgets import QAction, QMenu, QScrollArea, QToolBar
 
 from huijiao_plugin.toolbelt import log as plugin_log
 from huijiao_plugin.toolbelt.i18n import tr
@@ -195,14 +195,15 @@ class HuijiaoPlugin:
     @staticmethod
     def _make_scrollable(dock) -> None:
         """Put the panel's content in a scroll area, so that a tall panel never makes the QGIS window
-        taller than the screen (a dock's minimum height otherwise becomes the main window's)."""
+        taller than the screen (a dock's minimum height otherwise becomes the main window's); the content
+        fills the dock and scrolls only below its minimum size."""
+        from huijiao_plugin.gui.widgets.wdg_dock_scroll import HuijiaoDockScrollArea
+
         content = dock.widget()
         if content is None or isinstance(content, QScrollArea):
             return
-        scroll = QScrollArea(dock)
+        scroll = HuijiaoDockScrollArea(dock)
         scroll.setObjectName(f"{dock.objectName()}Scroll")
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidgetResizable(True)
         scroll.setWidget(content)
         dock.setWidget(scroll)
 

@@ -52,9 +52,9 @@ from qgis.PyQt.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QTabWidget,
     QTextEdit,
+    QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -86,6 +86,9 @@ from huijiao_plugin.core.receipts import KeyPinStore, ReceiptError, ReceiptStore
 from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
+from huijiao_plugin.gui.widgets.wdg_deadlines import HuijiaoDeadlinesWidget
+from huijiao_plugin.gui.widgets.wdg_evaluation import HuijiaoEvaluationWidget
+from huijiao_plugin.gui.widgets.wdg_line_label import HuijiaoLineLabel
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -313,6 +316,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
 
         body = QWidget(self)
         layout = QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
         self.context_widget = HuijiaoUserContextWidget(
             tr(
                 "Submit results to the exchange server and keep its signed receipt, or export an offline "
@@ -320,13 +324,17 @@ class HuijiaoSubmitDock(QgsDockWidget):
             ),
             ("department", "region", "unit", "server"),
             body,
+            compact=True,
         )
         layout.addWidget(self.context_widget)
         self.tabs = QTabWidget(body)
         self.tabs.addTab(self._build_submit_tab(), tr("Submit"))
         self.tabs.addTab(self._build_receipts_tab(), tr("Receipts"))
-        self.tabs.addTab(self._build_deadlines_tab(), tr("Deadlines"))
-        self.tabs.addTab(self._build_offline_tab(), tr("Offline exchange"))
+        self.deadlines = HuijiaoDeadlinesWidget(self.session, self.tabs)
+        self.tabs.addTab(self.deadlines, tr("Deadlines"))
+        self.evaluation = HuijiaoEvaluationWidget(self.session, self.tabs)
+        self.tabs.addTab(self.evaluation, tr("Evaluation"))
+        self.tabs.addTab(self._build_offline_tab(), tr("Offline"))
         layout.addWidget(self.tabs)
         self.setWidget(body)
         self.apply_settings(self.settings)
@@ -335,72 +343,98 @@ class HuijiaoSubmitDock(QgsDockWidget):
     def _build_submit_tab(self) -> QWidget:
         tab = QWidget(self)
         layout = QVBoxLayout(tab)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(4)
         form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.dataset_combo = QComboBox(tab)
         self.dataset_combo.setObjectName("HuijiaoSubmitDatasetCombo")
+        self.dataset_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.dataset_combo.setMinimumContentsLength(12)
         form.addRow(tr("Dataset"), self.dataset_combo)
         self.period_edit = QLineEdit(str(_dt.date.today().year), tab)
         self.period_edit.setObjectName("HuijiaoSubmitPeriodEdit")
         self.period_edit.setToolTip(tr("A year (2025), a half-year (2025H1) or a quarter (2025Q3)."))
-        form.addRow(tr("Period"), self.period_edit)
         self.region_edit = QLineEdit(tab)
         self.region_edit.setObjectName("HuijiaoSubmitRegionEdit")
         self.region_edit.setToolTip(tr("The region of the data; inside your own region (settings)."))
-        form.addRow(tr("Region"), self.region_edit)
+        row = QHBoxLayout()
+        row.addWidget(self.period_edit, 1)
+        row.addWidget(QLabel(tr("Region"), tab))
+        row.addWidget(self.region_edit, 1)
+        form.addRow(tr("Period"), row)
         layout.addLayout(form)
-        layout.addWidget(
-            QLabel(tr("Layers to submit (a dataset layer, or patches with their results):"), tab)
-        )
         self.layer_list = QListWidget(tab)
         self.layer_list.setObjectName("HuijiaoSubmitLayerList")
-        layout.addWidget(self.layer_list)
+        self.layer_list.setToolTip(tr("Layers to submit (a dataset layer, or patches with their results)"))
+        self.layer_list.setMinimumHeight(40)
+        layout.addWidget(self.layer_list, 2)
         row = QHBoxLayout()
-        self.refresh_layers_button = QPushButton(tr("Refresh layers"), tab)
+        self.refresh_layers_button = QToolButton(tab)
+        self.refresh_layers_button.setIcon(QgsApplication.getThemeIcon("mActionRefresh.svg"))
+        self.refresh_layers_button.setToolTip(tr("Refresh layers"))
         self.refresh_layers_button.clicked.connect(self.refresh_layers)
         self.validate_button = QPushButton(tr("Validate"), tab)
         self.validate_button.setObjectName("HuijiaoSubmitValidateButton")
+        self.validate_button.setToolTip(tr("Check the ticked layers before submitting"))
         self.validate_button.clicked.connect(lambda: self.start_validation())
         row.addWidget(self.refresh_layers_button)
-        row.addWidget(self.validate_button)
+        row.addWidget(self.validate_button, 1)
         layout.addLayout(row)
         self.findings_tree = QTreeWidget(tab)
         self.findings_tree.setObjectName("HuijiaoSubmitFindings")
         self.findings_tree.setHeaderLabels([tr("Severity"), tr("Finding"), tr("Features")])
+        self.findings_tree.setRootIsDecorated(False)
         self.findings_tree.itemDoubleClicked.connect(self._zoom_to_finding)
-        self.findings_tree.setColumnWidth(0, 70)
-        self.findings_tree.setColumnWidth(1, 320)
+        self.findings_tree.setColumnWidth(0, 48)
+        self.findings_tree.setColumnWidth(1, 260)
         self.findings_tree.setWordWrap(True)
-        layout.addWidget(self.findings_tree)
+        self.findings_tree.setMinimumHeight(40)
+        layout.addWidget(self.findings_tree, 3)
         self.accept_warnings_check = QCheckBox(tr("I have checked the warnings and accept them"), tab)
         layout.addWidget(self.accept_warnings_check)
+        # the main action and its progress stay together at the bottom, always visible
         row = QHBoxLayout()
-        self.submit_button = QPushButton(tr("Submit"), tab)
+        self.submit_button = QPushButton(
+            QgsApplication.getThemeIcon("mActionSharingExport.svg"), tr("Submit"), tab
+        )
         self.submit_button.setObjectName("HuijiaoSubmitButton")
+        self.submit_button.setDefault(True)
         self.submit_button.clicked.connect(lambda: self.submit())
         self.pause_button = QPushButton(tr("Pause"), tab)
         self.pause_button.clicked.connect(self.pause)
         self.cancel_button = QPushButton(tr("Cancel"), tab)
         self.cancel_button.clicked.connect(self.cancel)
-        self.export_button = QPushButton(tr("Export offline package…"), tab)
+        self.export_button = QToolButton(tab)
+        self.export_button.setObjectName("HuijiaoSubmitExportButton")
+        self.export_button.setIcon(QgsApplication.getThemeIcon("mActionFileSave.svg"))
+        self.export_button.setToolTip(tr("Export offline package…"))
         self.export_button.clicked.connect(self.export_offline_dialog)
-        for button in (self.submit_button, self.pause_button, self.cancel_button, self.export_button):
-            row.addWidget(button)
+        row.addWidget(self.submit_button, 2)
+        row.addWidget(self.pause_button, 1)
+        row.addWidget(self.cancel_button, 1)
+        row.addWidget(self.export_button)
         layout.addLayout(row)
         self.progress_bar = QProgressBar(tab)
         self.progress_bar.setObjectName("HuijiaoSubmitProgress")
         self.progress_bar.setRange(0, 1000)
-        self.progress_label = QLabel(tab)
+        self.progress_label = HuijiaoLineLabel(tab)
         self.progress_label.setObjectName("HuijiaoSubmitProgressLabel")
+        self.progress_label.setWordWrap(True)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.progress_label)
-        self.pending_label = QLabel(tab)
+        self.pending_label = HuijiaoLineLabel(tab)
         self.pending_label.setObjectName("HuijiaoSubmitPendingLabel")
         self.pending_label.setWordWrap(True)
         layout.addWidget(self.pending_label)
         self.receipt_view = QTextEdit(tab)
         self.receipt_view.setObjectName("HuijiaoSubmitReceipt")
         self.receipt_view.setReadOnly(True)
-        layout.addWidget(self.receipt_view)
+        self.receipt_view.setMinimumHeight(30)
+        self.receipt_view.setPlaceholderText(tr("The server's receipt appears here after a submission."))
+        layout.addWidget(self.receipt_view, 2)
         self._set_running(False)
         return tab
 
@@ -434,31 +468,6 @@ class HuijiaoSubmitDock(QgsDockWidget):
         self.receipt_detail = QTextEdit(tab)
         self.receipt_detail.setReadOnly(True)
         layout.addWidget(self.receipt_detail)
-        return tab
-
-    def _build_deadlines_tab(self) -> QWidget:
-        tab = QWidget(self)
-        layout = QVBoxLayout(tab)
-        row = QHBoxLayout()
-        self.year_spin = QSpinBox(tab)
-        self.year_spin.setRange(2000, 2100)
-        self.year_spin.setValue(_dt.date.today().year)
-        refresh = QPushButton(tr("Load deadlines"), tab)
-        refresh.setObjectName("HuijiaoDeadlinesButton")
-        refresh.clicked.connect(self.refresh_deadlines)
-        row.addWidget(QLabel(tr("Year"), tab))
-        row.addWidget(self.year_spin)
-        row.addWidget(refresh)
-        layout.addLayout(row)
-        self.deadlines_tree = QTreeWidget(tab)
-        self.deadlines_tree.setObjectName("HuijiaoDeadlinesTree")
-        self.deadlines_tree.setHeaderLabels(
-            [tr("Dataset"), tr("Region"), tr("Department"), tr("Due"), tr("Status"), tr("Days left")]
-        )
-        layout.addWidget(self.deadlines_tree)
-        self.deadlines_label = QLabel(tab)
-        self.deadlines_label.setWordWrap(True)
-        layout.addWidget(self.deadlines_label)
         return tab
 
     def _build_offline_tab(self) -> QWidget:
@@ -541,8 +550,11 @@ class HuijiaoSubmitDock(QgsDockWidget):
             log.warning("catalog unavailable: %s", error)
             specs = []
         for spec in specs:
-            self.dataset_combo.addItem(f"{spec.name_zh} ({spec.id})", spec.id)
+            self.dataset_combo.addItem(spec.name_zh, spec.id)
             self.dataset_combo.setItemData(self.dataset_combo.count() - 1, spec.layer_names, LAYER_ROLE)
+            self.dataset_combo.setItemData(
+                self.dataset_combo.count() - 1, spec.name_zh, Qt.ItemDataRole.ToolTipRole
+            )
         if current:
             index = self.dataset_combo.findData(current)
             if index >= 0:
@@ -1137,51 +1149,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
 
     # -------------------------------------------------------------------------------------- deadlines
     def refresh_deadlines(self) -> None:
-        self.deadlines_tree.clear()
-        try:
-            client = self.client_factory()
-            client.max_retries = 1  # an interactive call: fail fast instead of retrying in the GUI thread
-            body = client.deadlines(self.year_spin.value())
-        except ExchangeError as error:
-            self.deadlines_label.setText(str(error))
-            return
-        overdue = 0
-        names = {
-            self.dataset_combo.itemData(i): self.dataset_combo.itemText(i)
-            for i in range(self.dataset_combo.count())
-        }
-        status_text = {
-            "met": tr("met"),
-            "late": tr("late"),
-            "overdue": tr("overdue"),
-            "pending": tr("pending"),
-        }
-        for entry in body.get("items", []):
-            if entry.get("department") != self.settings.department:
-                continue
-            status = str(entry.get("status", ""))
-            item = QTreeWidgetItem(
-                [
-                    names.get(
-                        entry.get("dataset_id"), entry.get("dataset_name_zh") or entry.get("dataset_id", "")
-                    ),
-                    str(entry.get("region_code", "")),
-                    str(entry.get("department", "")),
-                    str(entry.get("due_date", "")),
-                    status_text.get(status, status),
-                    str(entry.get("days_left", "")),
-                ]
-            )
-            if status == "overdue":
-                overdue += 1
-                for column in range(6):
-                    item.setForeground(column, QBrush(QColor("#c0392b")))
-            self.deadlines_tree.addTopLevelItem(item)
-        self.deadlines_label.setText(
-            tr("{n} obligations, {overdue} overdue.").format(
-                n=self.deadlines_tree.topLevelItemCount(), overdue=overdue
-            )
-        )
+        self.deadlines.refresh()
 
     # ----------------------------------------------------------------------------------------- offline
     def start_export_offline(
