@@ -26,9 +26,21 @@ INDICATOR_SOURCES = {
     "security": ("validation", "pass_rate"),
     "use": ("use", "rate"),
 }
-#: fonts with Chinese glyphs on Windows, Debian/Ubuntu and macOS; the first one installed is used
-CJK_FONTS = ["Microsoft YaHei", "SimHei", "Noto Sans CJK SC", "Noto Serif CJK SC", "WenQuanYi Micro Hei",
-             "PingFang SC", "DejaVu Sans"]  # fmt: skip
+#: fonts with Chinese glyphs on Windows, Debian/Ubuntu and macOS, preferred first
+CJK_FONTS = ["Microsoft YaHei", "SimHei", "Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC",
+             "WenQuanYi Micro Hei", "PingFang SC", "Noto Serif CJK SC", "Noto Serif CJK JP"]  # fmt: skip
+CJK_HINTS = ("CJK", "Hei", "Song", "Kai", "Han Sans", "Han Serif")
+
+
+def chart_fonts() -> list[str]:
+    """The sans-serif list for charts: installed Chinese fonts first (matplotlib's own default has no
+    Chinese glyphs), then matplotlib's default."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    found = [name for name in CJK_FONTS if name in installed]
+    found += sorted(n for n in installed if n not in found and any(h in n for h in CJK_HINTS))
+    return [*found, "DejaVu Sans"]
 
 
 def local_time(value: str | None) -> str:
@@ -212,7 +224,7 @@ def evaluation_figure(rows: Sequence[EvaluationRow], year: int, figure: Any = No
 
     figure = figure if figure is not None else Figure(figsize=(7.0, 3.6), dpi=100)
     figure.clear()
-    with matplotlib.rc_context({"font.sans-serif": CJK_FONTS, "axes.unicode_minus": False}):
+    with matplotlib.rc_context({"font.sans-serif": chart_fonts(), "axes.unicode_minus": False}):
         _draw_bars(figure.add_subplot(1, 1, 1), rows, year)
         figure.tight_layout()
     return figure
@@ -229,7 +241,7 @@ def write_evaluation_pdf(path: str | Path, rows: Sequence[EvaluationRow], year: 
         path = path.with_suffix(".pdf")
     figure = Figure(figsize=(8.27, 11.69), dpi=100)  # A4 portrait
     FigureCanvasPdf(figure)
-    with matplotlib.rc_context({"font.sans-serif": CJK_FONTS, "axes.unicode_minus": False}):
+    with matplotlib.rc_context({"font.sans-serif": chart_fonts(), "axes.unicode_minus": False}):
         top = figure.add_axes((0.08, 0.52, 0.86, 0.4))
         _draw_bars(top, rows, year)
         bottom = figure.add_axes((0.05, 0.05, 0.9, 0.38))
