@@ -24,16 +24,19 @@ PROVIDER_ID = "huijiao"
 MENU_OBJECT_NAME = "HuijiaoMenu"
 TOOLBAR_OBJECT_NAME = "HuijiaoToolbar"
 SETTINGS_ACTION_OBJECT_NAME = "HuijiaoSettingsAction"
+HELP_ACTION_OBJECT_NAME = "HuijiaoHelpAction"
 #: the docks' default width (px): two buttons side by side, and the map keeps most of a 1366 px screen
 DOCK_WIDTH = 420
 
-# (dock objectName, module, class, theme icon) in panel order; titles come from the dock classes.
+# (dock objectName, module, class, theme icon, manual section) in panel order; titles come from the docks.
 DOCK_SPECS = (
-    ("HuijiaoSharedLayersDock", "dock_shared_layers", "HuijiaoSharedLayersDock", "mActionAddLayer.svg"),
-    ("HuijiaoCompareDock", "dock_compare", "HuijiaoCompareDock", "/algorithms/mAlgorithmIntersect.svg"),
-    ("HuijiaoPatchesDock", "dock_patches", "HuijiaoPatchesDock", "mActionCapturePolygon.svg"),
-    ("HuijiaoSubmitDock", "dock_submit", "HuijiaoSubmitDock", "mActionSharingExport.svg"),
-)
+    ("HuijiaoSharedLayersDock", "dock_shared_layers", "HuijiaoSharedLayersDock", "mActionAddLayer.svg",
+     "shared-layers"),
+    ("HuijiaoCompareDock", "dock_compare", "HuijiaoCompareDock", "/algorithms/mAlgorithmIntersect.svg",
+     "compare"),
+    ("HuijiaoPatchesDock", "dock_patches", "HuijiaoPatchesDock", "mActionCapturePolygon.svg", "patches"),
+    ("HuijiaoSubmitDock", "dock_submit", "HuijiaoSubmitDock", "mActionSharingExport.svg", "submit"),
+)  # fmt: skip
 
 
 def user_locale() -> QLocale:
@@ -138,6 +141,12 @@ class HuijiaoPlugin:
         self.menu.addAction(settings_action)
         self.toolbar.addAction(settings_action)
         self.actions.append(settings_action)
+        help_action = QAction(QgsApplication.getThemeIcon("mActionHelpContents.svg"), tr("Help"), main_window)
+        help_action.setObjectName(HELP_ACTION_OBJECT_NAME)
+        help_action.setToolTip(tr("Open the user manual (Chinese)"))
+        self._connect(help_action.triggered, self.show_help)
+        self.menu.addAction(help_action)
+        self.actions.append(help_action)
 
         menu_bar = main_window.menuBar()
         help_menu_action = next(
@@ -155,7 +164,9 @@ class HuijiaoPlugin:
         from importlib import import_module
 
         first = None
-        for object_name, module_name, class_name, theme_icon in DOCK_SPECS:
+        from huijiao_plugin.gui.widgets.wdg_dock_title import HuijiaoDockTitleBar
+
+        for object_name, module_name, class_name, theme_icon, section in DOCK_SPECS:
             try:
                 module = import_module(f"huijiao_plugin.gui.docks.{module_name}")
                 dock = getattr(module, class_name)(self.iface, session=self.session, parent=main_window)
@@ -169,6 +180,7 @@ class HuijiaoPlugin:
                 )
                 continue
             dock.setObjectName(object_name)
+            dock.setTitleBarWidget(HuijiaoDockTitleBar(dock, section))
             self._make_scrollable(dock)
             main_window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
             if first is None:
@@ -212,6 +224,11 @@ class HuijiaoPlugin:
         dock = self.docks[object_name]
         dock.toggleUserVisible()
         self.dock_actions[object_name].setChecked(not dock.isHidden())
+
+    def show_help(self, _checked: bool = False) -> bool:
+        from huijiao_plugin.gui.widgets.wdg_dock_title import open_manual
+
+        return open_manual("day")
 
     def show_settings(self) -> None:
         from huijiao_plugin.gui.dialogs.dlg_settings import HuijiaoSettingsDialog

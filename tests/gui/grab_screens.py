@@ -1,7 +1,8 @@
-"""Screenshots of the plugin's docks at 1366×768 in Chinese, for the manual and for looking at the layout.
+"""Screenshots of the plugin at 1366×768 in Chinese: the window, every dock page and the settings dialog.
 
-Run: ``xvfb-run -s "-screen 0 1366x768x24" .venv/bin/python -m pytest tests/gui/grab_screens.py -q``
-with ``HUIJIAO_SCREENS=<folder>`` (the PNGs land there; without it the test is not collected).
+Run: ``HUIJIAO_SCREENS=<folder> xvfb-run -s "-screen 0 1366x768x24" .venv/bin/python -m pytest
+tests/gui/grab_screens.py -q`` (without HUIJIAO_SCREENS the test is skipped). The manual's pictures
+(huijiao_plugin/docs/images) are made this way.
 """
 
 from __future__ import annotations
@@ -17,10 +18,18 @@ from tests.gui.test_plugin_lifecycle import ensure_qm, flush_deletes
 
 OUT = os.environ.get("HUIJIAO_SCREENS", "")
 pytestmark = pytest.mark.skipif(not OUT, reason="screenshots only on request (HUIJIAO_SCREENS)")
+SHORT = {
+    "HuijiaoSharedLayersDock": "shared_layers",
+    "HuijiaoCompareDock": "compare",
+    "HuijiaoPatchesDock": "patches",
+    "HuijiaoSubmitDock": "submit",
+}
 
 
 def test_grab_every_dock_page(qgis_iface):
     from qgis.PyQt.QtWidgets import QTabWidget
+
+    from huijiao_plugin.gui.dialogs.dlg_settings import HuijiaoSettingsDialog
 
     ensure_qm()
     flush_deletes()
@@ -34,12 +43,21 @@ def test_grab_every_dock_page(qgis_iface):
         for name, dock in plugin.docks.items():
             dock.raise_()
             settle()
+            if name == "HuijiaoSharedLayersDock":
+                window.grab().save(str(out / "window.png"))
             tabs = dock.findChild(QTabWidget)
             pages = range(tabs.count()) if tabs is not None else [0]
             for index in pages:
                 if tabs is not None:
                     tabs.setCurrentIndex(index)
                 settle()
-                window.grab().save(str(out / f"{name}_{index}.png"))
+                dock.grab().save(str(out / f"{SHORT[name]}_{index}.png"))
+            if tabs is not None:
+                tabs.setCurrentIndex(0)
+        dialog = HuijiaoSettingsDialog(window)
+        dialog.show()
+        settle()
+        dialog.grab().save(str(out / "settings.png"))
+        dialog.close()
         plugin.unload()
     flush_deletes()

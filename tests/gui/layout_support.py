@@ -108,6 +108,9 @@ def _internal(button: QAbstractButton, dock: QDockWidget) -> bool:
     """Buttons Qt makes itself: title bar, tab scroll arrows, table corners, spin box arrows."""
     if button.objectName().startswith("qt_"):
         return True
+    title = dock.titleBarWidget()
+    if title is not None and title.isAncestorOf(button):  # the title bar's own small buttons
+        return True
     parent = button.parentWidget()
     return isinstance(parent, (QTabBar, QAbstractItemView, QDockWidget)) and parent is not dock.widget()
 
