@@ -6,7 +6,8 @@ import pytest
 from qgis.core import Qgis, QgsFeature, QgsGeometry, QgsProject, QgsRectangle
 
 from huijiao_plugin.core.settings import HuijiaoSettings
-from huijiao_plugin.gui.docks.dock_submit import FID_ROLE, HuijiaoSubmitDock, format_progress
+from huijiao_plugin.gui.docks.dock_submit import FID_ROLE, HuijiaoSubmitDock
+from huijiao_plugin.gui.layer_tasks import format_progress
 from tests.integration.server_support import client_for, demo_server_fixture, dltb_layer
 
 server = demo_server_fixture("exchange-gui")

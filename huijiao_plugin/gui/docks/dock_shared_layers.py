@@ -887,7 +887,7 @@ class HuijiaoSharedLayersDock(QgsDockWidget):
     def _show_download_progress(self, task: ServerTask):
         if sip.isdeleted(self) or sip.isdeleted(self.server_progress) or task.total_bytes <= 0:
             return
-        from huijiao_plugin.gui.docks.dock_submit import format_progress
+        from huijiao_plugin.gui.layer_tasks import format_progress
 
         self.server_progress.setValue(int(1000 * task.done_bytes / task.total_bytes))
         elapsed = time.monotonic() - task.started

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -25,16 +24,10 @@ from typing import Any, Callable
 from qgis.core import (
     Qgis,
     QgsApplication,
-    QgsCoordinateReferenceSystem,
     QgsCoordinateTransformContext,
-    QgsFeature,
-    QgsFeatureRequest,
-    QgsFields,
-    QgsMemoryProviderUtils,
     QgsProject,
     QgsTask,
     QgsVectorLayer,
-    QgsVectorLayerFeatureSource,
 )
 from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import Qt, QTimer
@@ -73,216 +66,28 @@ from huijiao_plugin.core.one_map import DATASET_PROPERTY
 from huijiao_plugin.core.package import (
     LayerInput,
     PackageCanceledError,
-    PackageError,
     build_package,
     default_state_dir,
     export_package,
-    import_package,
-    load_imported_layers,
     package_layer_names,
 )
 from huijiao_plugin.core.preflight import ERROR, Preflight, PreflightReport
-from huijiao_plugin.core.receipts import KeyPinStore, ReceiptError, ReceiptStore, StoredReceipt
+from huijiao_plugin.core.receipts import ReceiptError
 from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
+from huijiao_plugin.gui.layer_tasks import LayerSource, LayerTask, Worker, format_progress
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
 from huijiao_plugin.gui.widgets.wdg_deadlines import HuijiaoDeadlinesWidget
 from huijiao_plugin.gui.widgets.wdg_evaluation import HuijiaoEvaluationWidget
 from huijiao_plugin.gui.widgets.wdg_line_label import HuijiaoLineLabel
+from huijiao_plugin.gui.widgets.wdg_offline import HuijiaoOfflineWidget
+from huijiao_plugin.gui.widgets.wdg_receipts import HuijiaoReceiptsWidget
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
 
 FID_ROLE = Qt.ItemDataRole.UserRole + 1
 LAYER_ROLE = Qt.ItemDataRole.UserRole + 2
-
-
-def _mb(n: float) -> str:
-    return f"{n / 1024 / 1024:.1f}"
-
-
-def format_progress(done: int, total: int, elapsed: float, start_offset: int = 0) -> str:
-    """Bytes, speed and time left, e.g. "12.0 / 40.0 MB, 3.2 MB/s, 9 s left" (KB below 1 MB); the speed
-    counts the bytes sent in this run only."""
-    sent = max(done - start_offset, 0)
-    speed = sent / elapsed if elapsed > 0 else 0.0
-    left = (total - done) / speed if speed > 0 else None
-    if total < 1024 * 1024:
-        text = tr("{done} / {total} KB").format(done=f"{done / 1024:.1f}", total=f"{total / 1024:.1f}")
-    else:
-        text = tr("{done} / {total} MB, {speed} MB/s").format(
-            done=_mb(done), total=_mb(total), speed=_mb(speed)
-        )
-    if left is not None and done < total:
-        text += ", " + tr("{seconds} s left").format(seconds=int(left + 0.5))
-    return text
-
-
-class _Worker:
-    """Runs one blocking client call in a thread; the GUI polls ``state`` with a QTimer."""
-
-    def __init__(
-        self,
-        func: Callable[[TransferControl, Callable[[int, int], None]], Any],
-        control: TransferControl | None = None,
-    ) -> None:
-        self.control = control or TransferControl()
-        self.progress = (0, 0)
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.done = False
-        self.started = time.monotonic()
-        self.first_offset: int | None = None
-        self._func = func
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _report(self, done: int, total: int) -> None:
-        if self.first_offset is None:
-            self.first_offset = done
-            self.started = time.monotonic()
-        self.progress = (done, total)
-
-    def _run(self) -> None:
-        try:
-            self.result = self._func(self.control, self._report)
-        except BaseException as error:  # reported to the user by the panel
-            self.error = error
-        finally:
-            self.done = True
-
-    def start(self) -> None:
-        self.thread.start()
-
-
-#: features copied per batch when a layer snapshot is materialised in a task
-_COPY_BATCH = 2000
-
-
-class _LayerSource:
-    """What a task needs of one project layer, taken on the main thread.
-
-    An OGR layer without unsaved edits is opened again in the task from its source URI (same fids); any
-    other layer (memory layers, unsaved edits, database providers whose fids are not stable across
-    connections) is read through a ``QgsVectorLayerFeatureSource`` snapshot and copied in the task into a
-    memory layer of its own, fids renumbered in ascending source-fid order (``fid_map`` maps them back).
-    """
-
-    def __init__(self, name: str, layer: QgsVectorLayer) -> None:
-        self.name = name
-        self.layer_id = layer.id()
-        self.layer_name = layer.name()
-        self.provider = layer.providerType()
-        self.uri = layer.source()
-        self.fields = QgsFields(layer.fields())
-        self.wkb_type = layer.wkbType()
-        self.crs = QgsCoordinateReferenceSystem(layer.crs())
-        self.reopen = self.provider == "ogr" and not layer.isModified()
-        self.snapshot = None if self.reopen else QgsVectorLayerFeatureSource(layer)
-        self.feature_count = max(int(layer.featureCount()), 0)
-        self.fid_map: dict[int, int] = {}
-        self.opened_id = ""
-
-    def open(self, is_canceled: Callable[[], bool], step: Callable[[float], None]) -> QgsVectorLayer | None:
-        """A layer owned by the calling (task) thread; None when canceled."""
-        if self.reopen:
-            layer = QgsVectorLayer(
-                self.uri, self.layer_name, self.provider, QgsVectorLayer.LayerOptions(False)
-            )
-            self.opened_id = layer.id()
-            step(1.0)
-            return layer
-        layer = QgsMemoryProviderUtils.createMemoryLayer(
-            self.layer_name, self.fields, self.wkb_type, self.crs
-        )
-        self.opened_id = layer.id()
-        self.fid_map = {}
-        features = []
-        for n, feature in enumerate(self.snapshot.getFeatures(QgsFeatureRequest())):
-            if n % _COPY_BATCH == 0:
-                if is_canceled():
-                    return None
-                step(0.5 * n / max(self.feature_count, 1))
-            features.append(QgsFeature(feature))
-        features.sort(key=lambda f: f.id())
-        provider = layer.dataProvider()
-        for start in range(0, len(features), _COPY_BATCH):
-            if is_canceled():
-                return None
-            batch = features[start : start + _COPY_BATCH]
-            originals = [f.id() for f in batch]
-            ok, added = provider.addFeatures(batch)
-            if not ok:
-                raise PackageError(tr("The layer {name} cannot be read.").format(name=self.layer_name))
-            self.fid_map.update({new.id(): old for new, old in zip(added, originals)})
-            step(0.5 + 0.5 * (start + len(batch)) / max(len(features), 1))
-        layer.updateExtents()
-        return layer
-
-
-class _LayerTask(QgsTask):
-    """Opens the layer sources in the task thread, then runs ``work(task, layers, progress)``.
-
-    The first 20 % of the progress is opening (copying) the layers, ``work`` reports 0…100 for the rest.
-    ``result`` holds what ``work`` returned, ``error`` a user message, ``canceled`` is set when canceled.
-    """
-
-    def __init__(
-        self,
-        description: str,
-        sources: list[_LayerSource],
-        work: Callable[[QgsTask, list[tuple[str, QgsVectorLayer]], Callable[[float], None]], Any],
-    ) -> None:
-        super().__init__(description, QgsTask.Flag.CanCancel)
-        self.sources = sources
-        self.work = work
-        self.result: Any = None
-        self.error = ""
-        self.canceled = False
-
-    def run(self) -> bool:
-        layers: list[tuple[str, QgsVectorLayer]] = []
-        count = max(len(self.sources), 1)
-        try:
-            for index, source in enumerate(self.sources):
-
-                def step(value: float, _i: int = index) -> None:
-                    self.setProgress(20.0 * (_i + value) / count)
-
-                layer = source.open(self.isCanceled, step)
-                if layer is None or self.isCanceled():
-                    self.canceled = True
-                    return False
-                layers.append((source.name, layer))
-            self.result = self.work(self, layers, lambda value: self.setProgress(20.0 + 0.8 * value))
-        except PackageCanceledError:
-            self.canceled = True
-            return False
-        except PackageError as error:
-            self.error = str(error)
-            return False
-        except Exception as error:  # a bug must end the task with a message, not QGIS
-            log.exception("background task %s failed", self.description())
-            self.error = repr(error)
-            return False
-        finally:
-            layers.clear()  # the task's own layers are deleted in the task thread
-        if self.isCanceled():
-            self.canceled = True
-            return False
-        self.setProgress(100.0)
-        return True
-
-    def remap(self, report: PreflightReport) -> PreflightReport:
-        """Findings name the project layers and their fids again (not the task's copies)."""
-        by_id = {source.opened_id: source for source in self.sources}
-        for finding in report.findings:
-            source = by_id.get(finding.layer_id)
-            if source is None:
-                continue
-            finding.layer_id = source.layer_id
-            if source.fid_map:
-                finding.fids = [source.fid_map.get(fid, fid) for fid in finding.fids]
-        return report
 
 
 class HuijiaoSubmitDock(QgsDockWidget):
@@ -297,13 +102,13 @@ class HuijiaoSubmitDock(QgsDockWidget):
         self.report: PreflightReport | None = None
         self.last_result: SubmitResult | None = None
         self.last_package: Path | None = None
-        self._worker: _Worker | None = None
+        self._worker: Worker | None = None
         #: the running validation or package-building task
-        self._task: _LayerTask | None = None
+        self._task: LayerTask | None = None
         self._task_text = ""
         #: pause/cancel of a whole submission (validation → build → upload), set by submit()
         self._control: TransferControl | None = None
-        self._on_worker_done: Callable[[_Worker], None] | None = None
+        self._on_worker_done: Callable[[Worker], None] | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(150)
         self._timer.timeout.connect(self._poll_worker)
@@ -329,12 +134,18 @@ class HuijiaoSubmitDock(QgsDockWidget):
         layout.addWidget(self.context_widget)
         self.tabs = QTabWidget(body)
         self.tabs.addTab(self._build_submit_tab(), tr("Submit"))
-        self.tabs.addTab(self._build_receipts_tab(), tr("Receipts"))
+        self.receipts = HuijiaoReceiptsWidget(self.session, self._message, self.tabs)
+        self.receipts_tree, self.receipt_detail = self.receipts.tree, self.receipts.detail
+        self.tabs.addTab(self.receipts, tr("Receipts"))
         self.deadlines = HuijiaoDeadlinesWidget(self.session, self.tabs)
         self.tabs.addTab(self.deadlines, tr("Deadlines"))
         self.evaluation = HuijiaoEvaluationWidget(self.session, self.tabs)
         self.tabs.addTab(self.evaluation, tr("Evaluation"))
-        self.tabs.addTab(self._build_offline_tab(), tr("Offline"))
+        self.offline = HuijiaoOfflineWidget(
+            self.session, self._message, self.refresh_layers, self.refresh_receipts, self.tabs
+        )
+        self.offline_label = self.offline.label
+        self.tabs.addTab(self.offline, tr("Offline"))
         layout.addWidget(self.tabs)
         self.setWidget(body)
         self.apply_settings(self.settings)
@@ -436,64 +247,6 @@ class HuijiaoSubmitDock(QgsDockWidget):
         self.receipt_view.setPlaceholderText(tr("The server's receipt appears here after a submission."))
         layout.addWidget(self.receipt_view, 2)
         self._set_running(False)
-        return tab
-
-    def _build_receipts_tab(self) -> QWidget:
-        tab = QWidget(self)
-        layout = QVBoxLayout(tab)
-        self.receipts_tree = QTreeWidget(tab)
-        self.receipts_tree.setObjectName("HuijiaoReceiptsTree")
-        self.receipts_tree.setHeaderLabels(
-            [
-                tr("Submission"),
-                tr("Received"),
-                tr("Dataset"),
-                tr("Region"),
-                tr("Period"),
-                tr("Status"),
-                tr("sha256"),
-            ]
-        )
-        self.receipts_tree.itemSelectionChanged.connect(self._show_selected_receipt)
-        layout.addWidget(self.receipts_tree)
-        row = QHBoxLayout()
-        refresh = QPushButton(tr("Refresh"), tab)
-        refresh.clicked.connect(self.refresh_receipts)
-        self.reverify_button = QPushButton(tr("Re-verify"), tab)
-        self.reverify_button.setObjectName("HuijiaoReceiptsReverifyButton")
-        self.reverify_button.clicked.connect(self.reverify_selected)
-        row.addWidget(refresh)
-        row.addWidget(self.reverify_button)
-        layout.addLayout(row)
-        self.receipt_detail = QTextEdit(tab)
-        self.receipt_detail.setReadOnly(True)
-        layout.addWidget(self.receipt_detail)
-        return tab
-
-    def _build_offline_tab(self) -> QWidget:
-        tab = QWidget(self)
-        layout = QVBoxLayout(tab)
-        text = QLabel(
-            tr(
-                "Offline exchange: export a package to a folder or removable disk on the Submit tab; import "
-                "a package received that way here. Register an exported package with the server when the "
-                "network is back, so that the evaluation counts it."
-            ),
-            tab,
-        )
-        text.setWordWrap(True)
-        layout.addWidget(text)
-        self.import_button = QPushButton(tr("Import package…"), tab)
-        self.import_button.clicked.connect(self.import_dialog)
-        self.register_button = QPushButton(tr("Register offline package with the server…"), tab)
-        self.register_button.clicked.connect(self.register_dialog)
-        layout.addWidget(self.import_button)
-        layout.addWidget(self.register_button)
-        self.offline_label = QLabel(tab)
-        self.offline_label.setObjectName("HuijiaoOfflineLabel")
-        self.offline_label.setWordWrap(True)
-        layout.addWidget(self.offline_label)
-        layout.addStretch(1)
         return tab
 
     # -------------------------------------------------------------------------------------- settings
@@ -635,7 +388,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
     def start_validation(
         self,
         then: Callable[[PreflightReport | None], None] | None = None,
-        sources: list[_LayerSource] | None = None,
+        sources: list[LayerSource] | None = None,
     ) -> QgsTask | None:
         """Validate the checked layers (or the layer snapshots ``sources``) in a background task; the
         findings appear when it ends and ``then(report)`` is called (``then(None)`` when it was canceled
@@ -643,7 +396,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
         if self.is_busy():
             return None
         if sources is None:
-            sources = [_LayerSource(name, layer) for name, layer in self._pairs()]
+            sources = [LayerSource(name, layer) for name, layer in self._pairs()]
         self.findings_tree.clear()
         self.report = None
         if not sources:
@@ -662,9 +415,9 @@ class HuijiaoSubmitDock(QgsDockWidget):
             preflight.is_canceled = task.isCanceled
             return preflight.run(layers)
 
-        task = _LayerTask(tr("Pre-flight validation"), sources, work)
+        task = LayerTask(tr("Pre-flight validation"), sources, work)
 
-        def done(finished: _LayerTask, ok: bool) -> None:
+        def done(finished: LayerTask, ok: bool) -> None:
             report = finished.remap(finished.result) if ok and finished.result is not None else None
             if report is not None:
                 self.report = report
@@ -726,7 +479,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
         if self.is_busy():
             return False
         # one snapshot for both tasks: the package holds exactly the data that was validated
-        sources = [_LayerSource(name, layer) for name, layer in self._pairs()]
+        sources = [LayerSource(name, layer) for name, layer in self._pairs()]
         dataset_id = self.dataset_combo.currentData() or ""
         region = self.package_region()
         period = self.period_edit.text().strip()
@@ -766,7 +519,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
 
     def _start_build(
         self,
-        sources: list[_LayerSource],
+        sources: list[LayerSource],
         dataset_id: str,
         region: str,
         period: str,
@@ -806,9 +559,9 @@ class HuijiaoSubmitDock(QgsDockWidget):
                 raise
             return built.path, exported
 
-        task = _LayerTask(tr("Building the exchange package"), sources, work)
+        task = LayerTask(tr("Building the exchange package"), sources, work)
 
-        def done(finished: _LayerTask, ok: bool) -> None:
+        def done(finished: LayerTask, ok: bool) -> None:
             if not ok or finished.result is None:
                 output.unlink(missing_ok=True)  # also when the task was canceled before it ran
                 finish(None)
@@ -832,7 +585,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
         return box[0] if box else None
 
     # ------------------------------------------------------------------------------------ background
-    def _start_task(self, task: _LayerTask, text: str, done: Callable[[_LayerTask, bool], None]) -> None:
+    def _start_task(self, task: LayerTask, text: str, done: Callable[[LayerTask, bool], None]) -> None:
         """Run ``task`` in QGIS's task manager; ``done(task, ok)`` on the main thread when it ends."""
         self._task = task
         self._task_text = text
@@ -958,10 +711,10 @@ class HuijiaoSubmitDock(QgsDockWidget):
     def _start(
         self,
         func: Callable[..., Any],
-        on_done: Callable[[_Worker], None],
+        on_done: Callable[[Worker], None],
         control: TransferControl | None = None,
     ) -> None:
-        self._worker = _Worker(func, control)
+        self._worker = Worker(func, control)
         self._on_worker_done = on_done
         self._set_running(True)
         self._worker.start()
@@ -1039,7 +792,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
                 pass
         self._project_connections = []
 
-    def _submitted(self, worker: _Worker) -> None:
+    def _submitted(self, worker: Worker) -> None:
         error = worker.error
         if isinstance(error, TransferPausedError):
             self.progress_label.setText(tr("Paused. Press Submit to resume the upload where it stopped."))
@@ -1068,88 +821,24 @@ class HuijiaoSubmitDock(QgsDockWidget):
             )
         self.refresh_receipts()
 
-    @staticmethod
-    def describe_receipt(receipt: dict[str, Any], verified: bool, duplicate: bool = False) -> str:
-        from huijiao_plugin.core.receipts import receipt_reasons
-
-        status = receipt.get("status", "")
-        lines = [
-            tr("Receipt {id}").format(id=receipt.get("submission_id", "")),
-            tr("Server time: {time}").format(time=receipt.get("server_time", "")),
-            tr("Dataset: {dataset}  Region: {region}  Period: {period}").format(
-                dataset=receipt.get("dataset_id", ""),
-                region=receipt.get("region_code", ""),
-                period=receipt.get("period", ""),
-            ),  # fmt: skip
-            tr("Package sha256: {sha}").format(sha=receipt.get("package_sha256", "")),
-            tr("Status: {status}").format(status=tr("accepted") if status == "accepted" else tr("rejected")),
-            tr("Signature: verified with the pinned server key") if verified else tr("Signature: NOT VALID"),
-        ]
-        if duplicate:
-            lines.append(tr("This package was submitted before: this is its first receipt."))
-        reasons = receipt_reasons(receipt)
-        if reasons:
-            lines.append(tr("Findings:"))
-            lines += ["  " + r for r in reasons]
-        return "\n".join(lines)
-
-    # ---------------------------------------------------------------------------------------- history
-    def _receipt_store(self) -> ReceiptStore:
-        return ReceiptStore(self._state_dir() / "receipts.sqlite")
+    # ------------------------------------------------------------- the other tabs (widgets of their own)
+    def describe_receipt(self, receipt: dict[str, Any], verified: bool, duplicate: bool = False) -> str:
+        return self.receipts.describe(receipt, verified, duplicate)
 
     def refresh_receipts(self) -> None:
-        self.receipts_tree.clear()
-        try:
-            stored = self._receipt_store().all()
-        except Exception as error:  # an unreadable history must not break the panel
-            log.warning("receipt history unreadable: %s", error)
-            return
-        for receipt in stored:
-            item = QTreeWidgetItem(
-                [
-                    receipt.submission_id,
-                    receipt.received_at,
-                    receipt.dataset_id,
-                    receipt.region_code,
-                    receipt.period,
-                    tr("accepted") if receipt.accepted else tr("rejected"),
-                    receipt.package_sha256[:16],
-                ]
-            )
-            item.setData(0, Qt.ItemDataRole.UserRole, (receipt.server_url, receipt.submission_id))
-            self.receipts_tree.addTopLevelItem(item)
-
-    def _selected_receipt(self) -> StoredReceipt | None:
-        items = self.receipts_tree.selectedItems()
-        if not items:
-            return None
-        server_url, submission_id = items[0].data(0, Qt.ItemDataRole.UserRole)
-        return self._receipt_store().get(server_url, submission_id)
-
-    def _show_selected_receipt(self) -> None:
-        stored = self._selected_receipt()
-        if stored is not None:
-            self.receipt_detail.setPlainText(self.describe_receipt(stored.receipt, True))
+        self.receipts.refresh()
 
     def reverify_selected(self) -> bool | None:
-        stored = self._selected_receipt()
-        if stored is None:
-            return None
-        pins = KeyPinStore(self._state_dir() / "server_keys.json")
-        ok = self._receipt_store().verify(stored, pins)
-        self.receipt_detail.setPlainText(self.describe_receipt(stored.receipt, ok))
-        if ok:
-            self._message(tr("The receipt signature is valid."), Qgis.MessageLevel.Success)
-        else:
-            self._message(
-                tr("The receipt was altered or is not signed by the pinned server key."),
-                Qgis.MessageLevel.Critical,
-            )
-        return ok
+        return self.receipts.reverify_selected()
 
-    # -------------------------------------------------------------------------------------- deadlines
     def refresh_deadlines(self) -> None:
         self.deadlines.refresh()
+
+    def import_package_file(self, path: str | Path) -> list[QgsVectorLayer]:
+        return self.offline.import_package_file(path)
+
+    def register_offline_file(self, path: str | Path) -> SubmitResult | None:
+        return self.offline.register_offline_file(path)
 
     # ----------------------------------------------------------------------------------------- offline
     def start_export_offline(
@@ -1170,56 +859,6 @@ class HuijiaoSubmitDock(QgsDockWidget):
         folder = QFileDialog.getExistingDirectory(self, tr("Export offline package to"))
         if folder:
             self.start_export_offline(folder)
-
-    def import_package_file(self, path: str | Path) -> list[QgsVectorLayer]:
-        from huijiao_plugin.core.package import ImportRegistry
-
-        try:
-            imported = import_package(
-                path,
-                self._state_dir() / "imported",
-                ImportRegistry(self._state_dir() / "imported_packages.json"),
-            )
-            layers = load_imported_layers(imported)
-        except PackageError as error:
-            self.offline_label.setText(str(error))
-            self._message(str(error), Qgis.MessageLevel.Warning)
-            return []
-        self.offline_label.setText(
-            tr("Imported {dataset} {region} {period}: {n} layers loaded.").format(
-                dataset=imported.manifest.get("dataset_id"),
-                region=imported.manifest.get("region_code"),
-                period=imported.manifest.get("period"),
-                n=len(layers),
-            )  # fmt: skip
-        )
-        self.refresh_layers()
-        return layers
-
-    def import_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, tr("Import package"), "", tr("Exchange package (*.zip)"))
-        if path:
-            self.import_package_file(path)
-
-    def register_offline_file(self, path: str | Path) -> SubmitResult | None:
-        try:
-            client = self.client_factory()
-            client.max_retries = 1
-            result = client.register_offline(path)
-        except (ExchangeError, ReceiptError) as error:
-            self.offline_label.setText(str(error))
-            self._message(str(error), Qgis.MessageLevel.Critical)
-            return None
-        self.offline_label.setText(self.describe_receipt(result.receipt, True, result.duplicate))
-        self.refresh_receipts()
-        return result
-
-    def register_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, tr("Register offline package"), "", tr("Exchange package (*.zip)")
-        )
-        if path:
-            self.register_offline_file(path)
 
     def closeEvent(self, event) -> None:  # noqa: N802
         uploading = self._worker is not None and not self._worker.done
