@@ -14,7 +14,6 @@ network transfer runs in a thread of its own.
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import time
 import uuid
@@ -30,25 +29,11 @@ from qgis.core import (
     QgsVectorLayer,
 )
 from qgis.gui import QgsDockWidget
-from qgis.PyQt.QtCore import Qt, QTimer
-from qgis.PyQt.QtGui import QBrush, QColor
+from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QMessageBox,
-    QProgressBar,
-    QPushButton,
     QTabWidget,
-    QTextEdit,
-    QToolButton,
-    QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -62,7 +47,6 @@ from huijiao_plugin.core.exchange_client import (
     TransferControl,
     TransferPausedError,
 )
-from huijiao_plugin.core.one_map import DATASET_PROPERTY
 from huijiao_plugin.core.package import (
     LayerInput,
     PackageCanceledError,
@@ -71,7 +55,7 @@ from huijiao_plugin.core.package import (
     export_package,
     package_layer_names,
 )
-from huijiao_plugin.core.preflight import ERROR, Preflight, PreflightReport
+from huijiao_plugin.core.preflight import Preflight, PreflightReport
 from huijiao_plugin.core.receipts import ReceiptError
 from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
@@ -79,15 +63,19 @@ from huijiao_plugin.gui.layer_tasks import LayerSource, LayerTask, Worker, forma
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
 from huijiao_plugin.gui.widgets.wdg_deadlines import HuijiaoDeadlinesWidget
 from huijiao_plugin.gui.widgets.wdg_evaluation import HuijiaoEvaluationWidget
-from huijiao_plugin.gui.widgets.wdg_line_label import HuijiaoLineLabel
 from huijiao_plugin.gui.widgets.wdg_offline import HuijiaoOfflineWidget
 from huijiao_plugin.gui.widgets.wdg_receipts import HuijiaoReceiptsWidget
+from huijiao_plugin.gui.widgets.wdg_submit_form import FID_ROLE, HuijiaoSubmitForm
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
 
-FID_ROLE = Qt.ItemDataRole.UserRole + 1
-LAYER_ROLE = Qt.ItemDataRole.UserRole + 2
+FORM_WIDGETS = (
+    "dataset_combo", "period_edit", "region_edit", "layer_list", "refresh_layers_button", "validate_button",
+    "findings_tree", "accept_warnings_check", "submit_button", "pause_button", "cancel_button",
+    "export_button", "progress_bar", "progress_label", "pending_label", "receipt_view",
+)  # fmt: skip
+__all__ = ["FID_ROLE", "HuijiaoSubmitDock"]
 
 
 class HuijiaoSubmitDock(QgsDockWidget):
@@ -133,7 +121,16 @@ class HuijiaoSubmitDock(QgsDockWidget):
         )
         layout.addWidget(self.context_widget)
         self.tabs = QTabWidget(body)
-        self.tabs.addTab(self._build_submit_tab(), tr("Submit"))
+        self.form = HuijiaoSubmitForm(self.session, self.iface.mapCanvas(), self.tabs)
+        for name in FORM_WIDGETS:  # the page's widgets, as the panel's own (scripts and tests use them)
+            setattr(self, name, getattr(self.form, name))
+        self.refresh_layers_button.clicked.connect(self.refresh_layers)
+        self.validate_button.clicked.connect(lambda: self.start_validation())
+        self.submit_button.clicked.connect(lambda: self.submit())
+        self.pause_button.clicked.connect(self.pause)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.export_button.clicked.connect(self.export_offline_dialog)
+        self.tabs.addTab(self.form, tr("Submit"))
         self.receipts = HuijiaoReceiptsWidget(self.session, self._message, self.tabs)
         self.receipts_tree, self.receipt_detail = self.receipts.tree, self.receipts.detail
         self.tabs.addTab(self.receipts, tr("Receipts"))
@@ -148,106 +145,8 @@ class HuijiaoSubmitDock(QgsDockWidget):
         self.tabs.addTab(self.offline, tr("Offline"))
         layout.addWidget(self.tabs)
         self.setWidget(body)
-        self.apply_settings(self.settings)
-
-    # ------------------------------------------------------------------------------------------- tabs
-    def _build_submit_tab(self) -> QWidget:
-        tab = QWidget(self)
-        layout = QVBoxLayout(tab)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.setSpacing(4)
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self.dataset_combo = QComboBox(tab)
-        self.dataset_combo.setObjectName("HuijiaoSubmitDatasetCombo")
-        self.dataset_combo.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
-        )
-        self.dataset_combo.setMinimumContentsLength(12)
-        form.addRow(tr("Dataset"), self.dataset_combo)
-        self.period_edit = QLineEdit(str(_dt.date.today().year), tab)
-        self.period_edit.setObjectName("HuijiaoSubmitPeriodEdit")
-        self.period_edit.setToolTip(tr("A year (2025), a half-year (2025H1) or a quarter (2025Q3)."))
-        self.region_edit = QLineEdit(tab)
-        self.region_edit.setObjectName("HuijiaoSubmitRegionEdit")
-        self.region_edit.setToolTip(tr("The region of the data; inside your own region (settings)."))
-        row = QHBoxLayout()
-        row.addWidget(self.period_edit, 1)
-        row.addWidget(QLabel(tr("Region"), tab))
-        row.addWidget(self.region_edit, 1)
-        form.addRow(tr("Period"), row)
-        layout.addLayout(form)
-        self.layer_list = QListWidget(tab)
-        self.layer_list.setObjectName("HuijiaoSubmitLayerList")
-        self.layer_list.setToolTip(tr("Layers to submit (a dataset layer, or patches with their results)"))
-        self.layer_list.setMinimumHeight(40)
-        layout.addWidget(self.layer_list, 2)
-        row = QHBoxLayout()
-        self.refresh_layers_button = QToolButton(tab)
-        self.refresh_layers_button.setIcon(QgsApplication.getThemeIcon("mActionRefresh.svg"))
-        self.refresh_layers_button.setToolTip(tr("Refresh layers"))
-        self.refresh_layers_button.clicked.connect(self.refresh_layers)
-        self.validate_button = QPushButton(tr("Validate"), tab)
-        self.validate_button.setObjectName("HuijiaoSubmitValidateButton")
-        self.validate_button.setToolTip(tr("Check the ticked layers before submitting"))
-        self.validate_button.clicked.connect(lambda: self.start_validation())
-        row.addWidget(self.refresh_layers_button)
-        row.addWidget(self.validate_button, 1)
-        layout.addLayout(row)
-        self.findings_tree = QTreeWidget(tab)
-        self.findings_tree.setObjectName("HuijiaoSubmitFindings")
-        self.findings_tree.setHeaderLabels([tr("Severity"), tr("Finding"), tr("Features")])
-        self.findings_tree.setRootIsDecorated(False)
-        self.findings_tree.itemDoubleClicked.connect(self._zoom_to_finding)
-        self.findings_tree.setColumnWidth(0, 48)
-        self.findings_tree.setColumnWidth(1, 260)
-        self.findings_tree.setWordWrap(True)
-        self.findings_tree.setMinimumHeight(40)
-        layout.addWidget(self.findings_tree, 3)
-        self.accept_warnings_check = QCheckBox(tr("I have checked the warnings and accept them"), tab)
-        layout.addWidget(self.accept_warnings_check)
-        # the main action and its progress stay together at the bottom, always visible
-        row = QHBoxLayout()
-        self.submit_button = QPushButton(
-            QgsApplication.getThemeIcon("mActionSharingExport.svg"), tr("Submit"), tab
-        )
-        self.submit_button.setObjectName("HuijiaoSubmitButton")
-        self.submit_button.setDefault(True)
-        self.submit_button.clicked.connect(lambda: self.submit())
-        self.pause_button = QPushButton(tr("Pause"), tab)
-        self.pause_button.clicked.connect(self.pause)
-        self.cancel_button = QPushButton(tr("Cancel"), tab)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.export_button = QToolButton(tab)
-        self.export_button.setObjectName("HuijiaoSubmitExportButton")
-        self.export_button.setIcon(QgsApplication.getThemeIcon("mActionFileSave.svg"))
-        self.export_button.setToolTip(tr("Export offline package…"))
-        self.export_button.clicked.connect(self.export_offline_dialog)
-        row.addWidget(self.submit_button, 2)
-        row.addWidget(self.pause_button, 1)
-        row.addWidget(self.cancel_button, 1)
-        row.addWidget(self.export_button)
-        layout.addLayout(row)
-        self.progress_bar = QProgressBar(tab)
-        self.progress_bar.setObjectName("HuijiaoSubmitProgress")
-        self.progress_bar.setRange(0, 1000)
-        self.progress_label = HuijiaoLineLabel(tab)
-        self.progress_label.setObjectName("HuijiaoSubmitProgressLabel")
-        self.progress_label.setWordWrap(True)
-        layout.addWidget(self.progress_bar)
-        layout.addWidget(self.progress_label)
-        self.pending_label = HuijiaoLineLabel(tab)
-        self.pending_label.setObjectName("HuijiaoSubmitPendingLabel")
-        self.pending_label.setWordWrap(True)
-        layout.addWidget(self.pending_label)
-        self.receipt_view = QTextEdit(tab)
-        self.receipt_view.setObjectName("HuijiaoSubmitReceipt")
-        self.receipt_view.setReadOnly(True)
-        self.receipt_view.setMinimumHeight(30)
-        self.receipt_view.setPlaceholderText(tr("The server's receipt appears here after a submission."))
-        layout.addWidget(self.receipt_view, 2)
         self._set_running(False)
-        return tab
+        self.apply_settings(self.settings)
 
     # -------------------------------------------------------------------------------------- settings
     def apply_settings(self, settings: HuijiaoSettings) -> None:
@@ -255,7 +154,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
         self.settings = settings
         self.context_widget.apply_settings(settings)
         self.region_edit.setText(settings.region_code)
-        self._fill_datasets()
+        self.form.fill_datasets()
         self.refresh_layers()
         self._set_running(self.is_busy())
 
@@ -291,81 +190,21 @@ class HuijiaoSubmitDock(QgsDockWidget):
     def client_factory(self, factory: Callable[[], ExchangeClient]) -> None:
         self.session.client_factory = factory
 
-    def _fill_datasets(self) -> None:
-        current = self.dataset_combo.currentData()
-        self.dataset_combo.clear()
-        try:
-            from huijiao_plugin.core.catalog import get_catalog
-
-            catalog = get_catalog(self.settings.catalog_override_path or None)
-            specs = catalog.ordered()
-        except Exception as error:  # a broken catalog leaves the list empty, the panel still works
-            log.warning("catalog unavailable: %s", error)
-            specs = []
-        for spec in specs:
-            self.dataset_combo.addItem(spec.name_zh, spec.id)
-            self.dataset_combo.setItemData(self.dataset_combo.count() - 1, spec.layer_names, LAYER_ROLE)
-            self.dataset_combo.setItemData(
-                self.dataset_combo.count() - 1, spec.name_zh, Qt.ItemDataRole.ToolTipRole
-            )
-        if current:
-            index = self.dataset_combo.findData(current)
-            if index >= 0:
-                self.dataset_combo.setCurrentIndex(index)
-
     def _project_layers_changed(self, *_args) -> None:
         self.refresh_layers()
 
     def refresh_layers(self) -> None:
-        """List the project's spatial vector layers; keep the user's ticks, and when nothing is ticked
-        tick the layers that the 一张图 loading recognised as the chosen dataset."""
-        items = [self.layer_list.item(i) for i in range(self.layer_list.count())]
-        checked = {
-            item.data(Qt.ItemDataRole.UserRole)
-            for item in items
-            if item.checkState() == Qt.CheckState.Checked
-        }
-        if not checked:
-            dataset_id = self.dataset_combo.currentData()
-            checked = {
-                layer.id()
-                for layer in QgsProject.instance().mapLayers().values()
-                if dataset_id and layer.customProperty(DATASET_PROPERTY) == dataset_id
-            }
-        self.layer_list.clear()
-        for layer in QgsProject.instance().mapLayers().values():
-            if not isinstance(layer, QgsVectorLayer) or not layer.isSpatial():
-                continue
-            item = QListWidgetItem(layer.name(), self.layer_list)
-            item.setData(Qt.ItemDataRole.UserRole, layer.id())
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if layer.id() in checked else Qt.CheckState.Unchecked)
+        self.form.refresh_layers()
 
     def select_layers(self, layers: list[QgsVectorLayer], dataset_id: str | None = None) -> None:
         """Check ``layers`` in the list (and pick ``dataset_id``): what the user does by hand."""
-        self.refresh_layers()
-        ids = {layer.id() for layer in layers}
-        for i in range(self.layer_list.count()):
-            item = self.layer_list.item(i)
-            item.setCheckState(
-                Qt.CheckState.Checked
-                if item.data(Qt.ItemDataRole.UserRole) in ids
-                else Qt.CheckState.Unchecked
-            )
-        if dataset_id:
-            index = self.dataset_combo.findData(dataset_id)
-            if index >= 0:
-                self.dataset_combo.setCurrentIndex(index)
+        self.form.select_layers(layers, dataset_id)
 
     def selected_layers(self) -> list[QgsVectorLayer]:
-        out = []
-        for i in range(self.layer_list.count()):
-            item = self.layer_list.item(i)
-            if item.checkState() == Qt.CheckState.Checked:
-                layer = QgsProject.instance().mapLayer(item.data(Qt.ItemDataRole.UserRole))
-                if isinstance(layer, QgsVectorLayer):
-                    out.append(layer)
-        return out
+        return self.form.selected_layers()
+
+    def _zoom_to_finding(self, item: QTreeWidgetItem, column: int = 0) -> None:
+        self.form._zoom_to_finding(item, column)
 
     def _message(self, text: str, level: int = Qgis.MessageLevel.Info) -> None:
         self.iface.messageBar().pushMessage(tr("Result submission"), text, level=level, duration=8)
@@ -421,31 +260,12 @@ class HuijiaoSubmitDock(QgsDockWidget):
             report = finished.remap(finished.result) if ok and finished.result is not None else None
             if report is not None:
                 self.report = report
-                self._show_report(report)
+                self.form.show_report(report)
             if then is not None:
                 then(report)
 
         self._start_task(task, tr("Validating…"), done)
         return task
-
-    def _show_report(self, report: PreflightReport) -> None:
-        self.findings_tree.clear()
-        for finding in report.findings:
-            item = QTreeWidgetItem(
-                [
-                    tr("Error") if finding.severity == ERROR else tr("Warning"),
-                    finding.message,
-                    str(finding.count),
-                ]
-            )
-            item.setData(0, FID_ROLE, finding.fids)
-            item.setData(0, LAYER_ROLE, finding.layer_id)
-            item.setToolTip(1, finding.message)
-            if finding.severity == ERROR:
-                item.setForeground(0, QBrush(QColor("#c0392b")))
-            self.findings_tree.addTopLevelItem(item)
-        if not report.findings:
-            self.findings_tree.addTopLevelItem(QTreeWidgetItem([tr("OK"), tr("No problem found."), ""]))
 
     def validate(self, timeout: float = 3600.0) -> PreflightReport | None:
         """Validate in the background and wait for the report (the event loop keeps running); for
@@ -455,16 +275,6 @@ class HuijiaoSubmitDock(QgsDockWidget):
             return None
         self.wait(timeout)
         return box[0] if box else None
-
-    def _zoom_to_finding(self, item: QTreeWidgetItem, _column: int = 0) -> None:
-        fids = item.data(0, FID_ROLE) or []
-        layer = QgsProject.instance().mapLayer(item.data(0, LAYER_ROLE) or "")
-        if not fids or not isinstance(layer, QgsVectorLayer):
-            return
-        layer.selectByIds([int(f) for f in fids])
-        canvas = self.iface.mapCanvas()
-        canvas.zoomToFeatureIds(layer, [int(f) for f in fids])
-        canvas.flashFeatureIds(layer, [int(f) for f in fids])
 
     # ---------------------------------------------------------------------------------------- package
     def start_package(
