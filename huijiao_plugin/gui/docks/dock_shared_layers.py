@@ -25,7 +25,7 @@ from qgis.core import (
 from qgis.gui import QgsDockWidget
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QSortFilterProxyModel, Qt, QTimer
-from qgis.PyQt.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
+from qgis.PyQt.QtGui import QBrush, QColor, QStandardItemModel
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -57,10 +57,8 @@ from huijiao_plugin.core.one_map import (
     SOURCE_PROPERTY,
     YEAR_PROPERTY,
     add_one_map_layers,
-    department_group,
     layer_title,
     one_map_items,
-    prepare_layer,
     set_project_crs,
 )
 from huijiao_plugin.core.recognition import (
@@ -72,6 +70,11 @@ from huijiao_plugin.core.recognition import (
 )
 from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.shared_layers_tasks import CheckDatasetsTask, OpenLayersTask
+from huijiao_plugin.gui.widgets.wdg_check_findings import (
+    ROLE_DATASET,
+    ROLE_SORT,
+    CheckFindings,
+)
 from huijiao_plugin.gui.widgets.wdg_server_shared import (
     FEED_FIRST_MS,
     FEED_INTERVAL_MS,
@@ -84,13 +87,18 @@ from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DATASET_PROPERTY", "SRV_STATE", "HuijiaoSharedLayersDock", "ServerTask", "newest_per_dataset"]
+__all__ = [
+    "DATASET_PROPERTY",
+    "ROLE_DATASET",
+    "SRV_STATE",
+    "HuijiaoSharedLayersDock",
+    "ServerTask",
+    "newest_per_dataset",
+]
 
 STATE_LOADED = "loaded"
 STATE_FOUND = "found"
 STATE_MISSING = "missing"
-ROLE_DATASET = Qt.ItemDataRole.UserRole + 1
-ROLE_SORT = Qt.ItemDataRole.UserRole + 2
 
 COL_DATASET, COL_STATE, COL_YEAR, COL_SOURCE = range(4)
 FINDING_COLUMNS = ("dataset", "severity", "rule", "field", "value", "count", "message")
@@ -100,11 +108,7 @@ def _state_text(state: str) -> str:
     return {STATE_LOADED: tr("loaded"), STATE_FOUND: tr("found"), STATE_MISSING: tr("missing")}[state]
 
 
-def _severity_text(severity: str) -> str:
-    return tr("error") if severity == "error" else tr("warning")
-
-
-class HuijiaoSharedLayersDock(ServerSharedTab, QgsDockWidget):
+class HuijiaoSharedLayersDock(CheckFindings, ServerSharedTab, QgsDockWidget):
     """Catalog tree grouped by department; scan, load 一张图, check and the findings table."""
 
     def __init__(self, iface, session: Session | None = None, parent=None):
@@ -554,116 +558,6 @@ class HuijiaoSharedLayersDock(ServerSharedTab, QgsDockWidget):
         self.set_reports(task.reports)
         for dataset_id, error in task.errors:
             self._message(f"{dataset_id}: {error}", Qgis.MessageLevel.Warning)
-
-    def set_reports(self, reports: list[CheckReport]):
-        self.reports = list(reports)
-        for report in self.reports:  # a finding points at the checked layer, by id (loaded or not yet)
-            layer = self.layer_of(report.dataset_id)
-            report.layer_id = report.layer_id or (layer.id() if layer is not None else "")
-        self._findings = [(r.dataset_id, f) for r in self.reports for f in r.findings]
-        self._finding_reports = [r for r in self.reports for _f in r.findings]
-        model = self.findings_model
-        model.removeRows(0, model.rowCount())
-        for index, (dataset_id, f) in enumerate(self._findings):
-            spec = self.catalog.datasets.get(dataset_id)
-            values = [
-                (spec.name_zh if spec else dataset_id, dataset_id),
-                (_severity_text(f.severity), 0 if f.severity == "error" else 1),
-                (f.rule_id, f.rule_id),
-                (f.field, f.field),
-                (f.value, f.value),
-                (str(f.count), f.count),
-                (f.message_zh, f.message_zh),
-            ]
-            row = []
-            for text, key in values:
-                item = QStandardItem(text)
-                item.setData(key, ROLE_SORT)
-                item.setData(index, ROLE_DATASET)
-                item.setToolTip(f.message_zh)
-                row.append(item)
-            if f.severity == "error":
-                row[1].setForeground(QBrush(QColor("#cf222e")))
-            else:
-                row[1].setForeground(QBrush(QColor("#9a6700")))
-            model.appendRow(row)
-        self.findings_view.resizeColumnsToContents()
-        errors = sum(r.error_count for r in self.reports)
-        warnings = sum(r.warning_count for r in self.reports)
-        self.summary_label.setText(
-            tr("{datasets} datasets checked: {errors} errors, {warnings} warnings").format(
-                datasets=len(self.reports), errors=errors, warnings=warnings
-            )
-        )
-        self.export_button.setEnabled(bool(self.reports))
-        self.status_label.clear()
-
-    def _row_index(self, proxy_row: int) -> int:
-        source = self.findings_proxy.mapToSource(self.findings_proxy.index(proxy_row, 0))
-        return self.findings_model.item(source.row(), 0).data(ROLE_DATASET)
-
-    def finding_at(self, proxy_row: int) -> tuple[str, Finding]:
-        return self._findings[self._row_index(proxy_row)]
-
-    def _finding_clicked(self, proxy_index):
-        self.show_finding(proxy_index.row())
-
-    def show_finding(self, proxy_row: int) -> QgsVectorLayer | None:
-        """Select the features of the finding in its layer (loaded if needed) and zoom to them."""
-        dataset_id, finding = self.finding_at(proxy_row)
-        if not finding.feature_ids:
-            return None
-        report = self._finding_reports[self._row_index(proxy_row)]
-        layer = QgsProject.instance().mapLayer(report.layer_id) if report.layer_id else None
-        if not isinstance(layer, QgsVectorLayer) and dataset_id in self.found:
-            rec = self.found[dataset_id]  # the checked source is not loaded yet: load that one
-            layer = rec.make_layer()
-            spec = prepare_layer(layer, dataset_id, rec, self.catalog)
-            QgsProject.instance().addMapLayer(layer, False)
-            department_group(QgsProject.instance(), spec).insertLayer(0, layer)
-            report.layer_id = layer.id()
-        if not isinstance(layer, QgsVectorLayer):
-            return None
-        layer.selectByIds(finding.feature_ids)
-        canvas = self.iface.mapCanvas() if self.iface is not None else None
-        if canvas is not None and layer.selectedFeatureCount():
-            canvas.zoomToSelected(layer)
-            canvas.refresh()
-        return layer
-
-    def _ask_export(self):
-        path, _ = QFileDialog.getSaveFileName(self, tr("Export findings"), "", tr("Excel workbook (*.xlsx)"))
-        if path:
-            self.export_xlsx(path)
-
-    def export_xlsx(self, path: str) -> str | None:
-        from huijiao_plugin.core.xlsx import XlsxError, write_table
-
-        headers = ["数据集", "图层", "严重性", "规则", "字段", "值", "数量", "修改说明", "要素ID"]
-        rows = []
-        for report in self.reports:
-            spec = self.catalog.datasets.get(report.dataset_id)
-            for f in report.findings:
-                rows.append(
-                    [
-                        spec.name_zh if spec else report.dataset_id,
-                        report.layer_name,
-                        "错误" if f.severity == "error" else "警告",
-                        f.rule_id,
-                        f.field,
-                        f.value,
-                        f.count,
-                        f.message_zh,
-                        ",".join(str(i) for i in f.feature_ids[:5000]),
-                    ]
-                )
-        try:
-            out = write_table(path, headers, rows, sheet_title="检查结果")
-        except XlsxError as error:
-            self._message(str(error), Qgis.MessageLevel.Critical)
-            return None
-        self._message(tr("Findings exported to {path}").format(path=out), Qgis.MessageLevel.Success)
-        return str(out)
 
     # ---- messages -----------------------------------------------------------------------------------------
     def _message(self, text: str, level=Qgis.MessageLevel.Info):
