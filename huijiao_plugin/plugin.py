@@ -10,7 +10,8 @@ import logging
 from functools import partial
 
 from qgis.core import Qgis, QgsApplication, QgsSettings
-from qgis.PyQt.QtCore import QCoreApplication, QLocale, Qt, QTranslator
+from qgis.PyQt import sip
+from qgis.PyQt.QtCore import QCoreApplication, QLocale, Qt, QTimer, QTranslator
 from qgis.PyQt.QtWidgets import QAction, QMenu, QScrollArea, QToolBar
 
 from huijiao_plugin.toolbelt import log as plugin_log
@@ -200,9 +201,15 @@ class HuijiaoPlugin:
             self.actions.append(action)
             self.dock_actions[object_name] = action
         if first is not None:
-            # one dock area, the docks as tabs (as QGIS's own panels): each gets the full height
+            # one dock area, the docks as tabs (as QGIS's own panels): each gets the full height; the width
+            # again once QGIS has laid out its window (at start-up it restores its own panels after plugins)
             main_window.resizeDocks([first], [DOCK_WIDTH], Qt.Orientation.Horizontal)
+            QTimer.singleShot(0, partial(self._default_width, first))
             first.raise_()
+
+    def _default_width(self, dock) -> None:
+        if not sip.isdeleted(dock) and dock.width() < DOCK_WIDTH and not dock.isFloating():
+            self.iface.mainWindow().resizeDocks([dock], [DOCK_WIDTH], Qt.Orientation.Horizontal)
 
     @staticmethod
     def _make_scrollable(dock) -> None:
