@@ -28,6 +28,8 @@ SETTINGS_ACTION_OBJECT_NAME = "HuijiaoSettingsAction"
 HELP_ACTION_OBJECT_NAME = "HuijiaoHelpAction"
 #: the docks' default width (px): two buttons side by side, and the map keeps most of a 1366 px screen
 DOCK_WIDTH = 420
+#: no narrower: the panels' content and the four dock tab titles fit without scrolling or eliding
+DOCK_MIN_WIDTH = 380
 
 # (dock objectName, module, class, theme icon, manual section) in panel order; titles come from the docks.
 DOCK_SPECS = (
@@ -182,6 +184,7 @@ class HuijiaoPlugin:
                 continue
             dock.setObjectName(object_name)
             dock.setTitleBarWidget(HuijiaoDockTitleBar(dock, section))
+            dock.setMinimumWidth(DOCK_MIN_WIDTH)
             self._make_scrollable(dock)
             main_window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
             if first is None:
@@ -205,6 +208,9 @@ class HuijiaoPlugin:
             # again once QGIS has laid out its window (at start-up it restores its own panels after plugins)
             main_window.resizeDocks([first], [DOCK_WIDTH], Qt.Orientation.Horizontal)
             QTimer.singleShot(0, partial(self._default_width, first))
+            started = getattr(self.iface, "initializationCompleted", None)
+            if started is not None:  # QGIS starting: once its window is laid out
+                self._connect(started, partial(self._default_width, first))
             first.raise_()
 
     def _default_width(self, dock) -> None:
