@@ -146,4 +146,5 @@ def test_the_analysts_day(qgis_iface, qgis_new_project, demo_county, server, tmp
         assert sha not in [v["package_sha256"] for v in shared.visible_versions()]
     finally:
         plugin.unload()
+        QgsProject.instance().clear()  # the next tests start from an empty project
         flush_deletes()

@@ -171,3 +171,4 @@ def test_finding_points_at_the_checked_layer_and_both_panels_share_one_check(
     assert not any("DLTB_N1" in m or "DLTB_BG" in m for m in messages), messages
     for widget in (dock, submit):
         widget.deleteLater()
+    QgsProject.instance().clear()  # the next tests start from an empty project
