@@ -72,6 +72,24 @@ RULE_IDS = (
     RULE_REQUIRED_EMPTY,
 )
 
+#: what people read instead of the rule ids (tables, xlsx)
+RULE_NAMES_ZH = {
+    RULE_CRS_MISSING: "缺少坐标系",
+    RULE_CRS_LEGACY: "旧坐标系",
+    RULE_CRS_WGS84: "WGS84 坐标系",
+    RULE_CRS_OTHER: "非标准坐标系",
+    RULE_FIELD_MISSING: "缺少必填字段",
+    RULE_FIELD_TYPE: "字段类型不符",
+    RULE_CODE_DOMAIN: "代码不在代码表中",
+    RULE_DLMC_MISMATCH: "地类名称与编码不符",
+    RULE_GEOMETRY_EMPTY: "空几何",
+    RULE_GEOMETRY_INVALID: "几何无效",
+    RULE_BSM_DUPLICATE: "标识码重复",
+    RULE_AREA_MISMATCH: "面积与椭球面积不符",
+    RULE_AREA_MISSING: "面积为空",
+    RULE_REQUIRED_EMPTY: "必填字段为空",
+}
+
 AREA_TOLERANCE_ABS = 0.1  # m²
 AREA_TOLERANCE_REL = 1e-6
 AREA_BATCH = 4096

@@ -16,7 +16,7 @@ from qgis.PyQt.QtWidgets import (
     QFileDialog,
 )
 
-from huijiao_plugin.core.checks import CheckReport, Finding
+from huijiao_plugin.core.checks import RULE_NAMES_ZH, CheckReport, Finding, field_label
 from huijiao_plugin.core.one_map import (
     department_group,
     prepare_layer,
@@ -31,6 +31,12 @@ ROLE_SORT = Qt.ItemDataRole.UserRole + 2
 
 def severity_text(severity: str) -> str:
     return tr("error") if severity == "error" else tr("warning")
+
+
+def _field_text(spec, name: str) -> str:
+    """The field by its Chinese alias, the name in brackets."""
+    field_spec = spec.field_spec(name) if spec is not None and name else None
+    return field_label(field_spec) if field_spec is not None else name
 
 
 class CheckFindings:
@@ -50,8 +56,8 @@ class CheckFindings:
             values = [
                 (spec.name_zh if spec else dataset_id, dataset_id),
                 (severity_text(f.severity), 0 if f.severity == "error" else 1),
-                (f.rule_id, f.rule_id),
-                (f.field, f.field),
+                (RULE_NAMES_ZH.get(f.rule_id, f.rule_id), f.rule_id),
+                (_field_text(spec, f.field), f.field),
                 (f.value, f.value),
                 (str(f.count), f.count),
                 (f.message_zh, f.message_zh),
@@ -130,8 +136,8 @@ class CheckFindings:
                         spec.name_zh if spec else report.dataset_id,
                         report.layer_name,
                         "错误" if f.severity == "error" else "警告",
-                        f.rule_id,
-                        f.field,
+                        RULE_NAMES_ZH.get(f.rule_id, f.rule_id),
+                        _field_text(spec, f.field),
                         f.value,
                         f.count,
                         f.message_zh,
