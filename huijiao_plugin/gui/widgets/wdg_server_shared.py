@@ -50,6 +50,7 @@ from huijiao_plugin.core.package import (
     open_package,
 )
 from huijiao_plugin.core.settings import HuijiaoSettings
+from huijiao_plugin.gui.user_context import region_display
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -497,12 +498,12 @@ class ServerSharedTab:
         self.poll_feed(FEED_WAIT_SECONDS, quiet=True)
 
     def feed_message(self, item: dict[str, Any]) -> str:
-        """E.g. "新的高标准农田数据已到达（610431，2025）"."""
+        """E.g. "新的高标准农田数据已到达（杨陵区（610431），2025）": the region by name, code in brackets."""
         dataset_id = str(item.get("dataset_id", ""))
         spec = self.catalog.datasets.get(dataset_id)
         name = spec.name_zh if spec is not None else str(item.get("dataset_name_zh") or dataset_id)
         return tr("New {name} data has arrived ({region}, {period})").format(
-            name=name, region=item.get("region_code", ""), period=item.get("period", "")
+            name=name, region=region_display(str(item.get("region_code", ""))), period=item.get("period", "")
         )
 
     def _feed_done(self, task: ServerTask, ok: bool, quiet: bool):
