@@ -47,7 +47,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from huijiao_plugin.core.catalog import DEPARTMENT_GROUPS, DEPARTMENT_ORDER, Catalog, catalog_from_settings
+from huijiao_plugin.core.catalog import DEPARTMENT_GROUPS, DEPARTMENT_ORDER, Catalog
 from huijiao_plugin.core.checks import CheckReport, Finding
 from huijiao_plugin.core.exchange_client import (
     ExchangeClient,
@@ -117,7 +117,7 @@ class HuijiaoSharedLayersDock(CheckFindings, ServerSharedTab, QgsDockWidget):
         self.session = session if session is not None else Session.load()
         self.setObjectName("HuijiaoSharedLayersDock")
         self.setWindowTitle(tr("Shared layers"))
-        self.catalog: Catalog = catalog_from_settings()
+        self.catalog: Catalog = self.session.catalog()
         self.recognitions: list[Recognition] = []
         self.found: dict[str, Recognition] = {}
         self.older: dict[str, list[Recognition]] = {}
@@ -420,7 +420,7 @@ class HuijiaoSharedLayersDock(CheckFindings, ServerSharedTab, QgsDockWidget):
 
     def scan_path(self, path: str) -> list[Recognition]:
         """Recognise every layer of a folder (recursively), file or FileGDB."""
-        self.catalog = catalog_from_settings()  # the override file may have changed in the settings
+        self.catalog = self.session.catalog()  # the override file may have changed in the settings
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             results = recognize_path(path, self.catalog)
@@ -436,7 +436,7 @@ class HuijiaoSharedLayersDock(CheckFindings, ServerSharedTab, QgsDockWidget):
 
     def scan_postgres(self, connection: str, schema: str) -> list[Recognition]:
         """Recognise every table of a PostGIS schema (saved connection name or postgresql:// URL)."""
-        self.catalog = catalog_from_settings()
+        self.catalog = self.session.catalog()
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             results = recognize_postgres(connection, schema, self.catalog)
