@@ -10,8 +10,9 @@ import logging
 from functools import partial
 
 from qgis.core import Qgis, QgsApplication, QgsSettings
-from qgis.PyQt.QtCore import QCoreApplication, QLocale, Qt, QTranslator
-from qgis.PyQt.QtWidgets import QAction, QFrame, QMenu, QScrollArea, QToolBar
+from qgis.PyQt import sip
+from qgis.PyQt.QtCore import QCoreApplication, QLocale, Qt, QTimer, QTranslator
+from qgis.PyQt.QtWidgets import QAction, QMenu, QScrollArea, QToolBar
 
 from huijiao_plugin.toolbelt import log as plugin_log
 from huijiao_plugin.toolbelt.i18n import tr
@@ -24,14 +25,21 @@ PROVIDER_ID = "huijiao"
 MENU_OBJECT_NAME = "HuijiaoMenu"
 TOOLBAR_OBJECT_NAME = "HuijiaoToolbar"
 SETTINGS_ACTION_OBJECT_NAME = "HuijiaoSettingsAction"
+HELP_ACTION_OBJECT_NAME = "HuijiaoHelpAction"
+#: the docks' default width (px): two buttons side by side, and the map keeps most of a 1366 px screen
+DOCK_WIDTH = 420
+#: no narrower: the panels' content and the four dock tab titles fit without scrolling or eliding
+DOCK_MIN_WIDTH = 380
 
-# (dock objectName, module, class, theme icon) in panel order; titles come from the dock classes.
+# (dock objectName, module, class, theme icon, manual section) in panel order; titles come from the docks.
 DOCK_SPECS = (
-    ("HuijiaoSharedLayersDock", "dock_shared_layers", "HuijiaoSharedLayersDock", "mActionAddLayer.svg"),
-    ("HuijiaoCompareDock", "dock_compare", "HuijiaoCompareDock", "/algorithms/mAlgorithmIntersect.svg"),
-    ("HuijiaoPatchesDock", "dock_patches", "HuijiaoPatchesDock", "mActionCapturePolygon.svg"),
-    ("HuijiaoSubmitDock", "dock_submit", "HuijiaoSubmitDock", "mActionSharingExport.svg"),
-)
+    ("HuijiaoSharedLayersDock", "dock_shared_layers", "HuijiaoSharedLayersDock", "mActionAddLayer.svg",
+     "shared-layers"),
+    ("HuijiaoCompareDock", "dock_compare", "HuijiaoCompareDock", "/algorithms/mAlgorithmIntersect.svg",
+     "compare"),
+    ("HuijiaoPatchesDock", "dock_patches", "HuijiaoPatchesDock", "mActionCapturePolygon.svg", "patches"),
+    ("HuijiaoSubmitDock", "dock_submit", "HuijiaoSubmitDock", "mActionSharingExport.svg", "submit"),
+)  # fmt: skip
 
 
 def user_locale() -> QLocale:
@@ -136,6 +144,12 @@ class HuijiaoPlugin:
         self.menu.addAction(settings_action)
         self.toolbar.addAction(settings_action)
         self.actions.append(settings_action)
+        help_action = QAction(QgsApplication.getThemeIcon("mActionHelpContents.svg"), tr("Help"), main_window)
+        help_action.setObjectName(HELP_ACTION_OBJECT_NAME)
+        help_action.setToolTip(tr("Open the user manual (Chinese)"))
+        self._connect(help_action.triggered, self.show_help)
+        self.menu.addAction(help_action)
+        self.actions.append(help_action)
 
         menu_bar = main_window.menuBar()
         help_menu_action = next(
@@ -153,7 +167,9 @@ class HuijiaoPlugin:
         from importlib import import_module
 
         first = None
-        for object_name, module_name, class_name, theme_icon in DOCK_SPECS:
+        from huijiao_plugin.gui.widgets.wdg_dock_title import HuijiaoDockTitleBar
+
+        for object_name, module_name, class_name, theme_icon, section in DOCK_SPECS:
             try:
                 module = import_module(f"huijiao_plugin.gui.docks.{module_name}")
                 dock = getattr(module, class_name)(self.iface, session=self.session, parent=main_window)
@@ -167,6 +183,8 @@ class HuijiaoPlugin:
                 )
                 continue
             dock.setObjectName(object_name)
+            dock.setTitleBarWidget(HuijiaoDockTitleBar(dock, section))
+            dock.setMinimumWidth(DOCK_MIN_WIDTH)
             self._make_scrollable(dock)
             main_window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
             if first is None:
@@ -186,19 +204,31 @@ class HuijiaoPlugin:
             self.actions.append(action)
             self.dock_actions[object_name] = action
         if first is not None:
+            # one dock area, the docks as tabs (as QGIS's own panels): each gets the full height; the width
+            # again once QGIS has laid out its window (at start-up it restores its own panels after plugins)
+            main_window.resizeDocks([first], [DOCK_WIDTH], Qt.Orientation.Horizontal)
+            QTimer.singleShot(0, partial(self._default_width, first))
+            started = getattr(self.iface, "initializationCompleted", None)
+            if started is not None:  # QGIS starting: once its window is laid out
+                self._connect(started, partial(self._default_width, first))
             first.raise_()
+
+    def _default_width(self, dock) -> None:
+        if not sip.isdeleted(dock) and dock.width() < DOCK_WIDTH and not dock.isFloating():
+            self.iface.mainWindow().resizeDocks([dock], [DOCK_WIDTH], Qt.Orientation.Horizontal)
 
     @staticmethod
     def _make_scrollable(dock) -> None:
         """Put the panel's content in a scroll area, so that a tall panel never makes the QGIS window
-        taller than the screen (a dock's minimum height otherwise becomes the main window's)."""
+        taller than the screen (a dock's minimum height otherwise becomes the main window's); the content
+        fills the dock and scrolls only below its minimum size."""
+        from huijiao_plugin.gui.widgets.wdg_dock_scroll import HuijiaoDockScrollArea
+
         content = dock.widget()
         if content is None or isinstance(content, QScrollArea):
             return
-        scroll = QScrollArea(dock)
+        scroll = HuijiaoDockScrollArea(dock)
         scroll.setObjectName(f"{dock.objectName()}Scroll")
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidgetResizable(True)
         scroll.setWidget(content)
         dock.setWidget(scroll)
 
@@ -207,6 +237,11 @@ class HuijiaoPlugin:
         dock = self.docks[object_name]
         dock.toggleUserVisible()
         self.dock_actions[object_name].setChecked(not dock.isHidden())
+
+    def show_help(self, _checked: bool = False) -> bool:
+        from huijiao_plugin.gui.widgets.wdg_dock_title import open_manual
+
+        return open_manual("day")
 
     def show_settings(self) -> None:
         from huijiao_plugin.gui.dialogs.dlg_settings import HuijiaoSettingsDialog

@@ -53,6 +53,7 @@ RULE_GEOMETRY_INVALID = "geometry_invalid"
 RULE_BSM_DUPLICATE = "bsm_duplicate"
 RULE_AREA_MISMATCH = "area_mismatch"
 RULE_AREA_MISSING = "area_missing"
+RULE_REQUIRED_EMPTY = "required_field_empty"
 
 RULE_IDS = (
     RULE_CRS_MISSING,
@@ -68,7 +69,26 @@ RULE_IDS = (
     RULE_BSM_DUPLICATE,
     RULE_AREA_MISMATCH,
     RULE_AREA_MISSING,
+    RULE_REQUIRED_EMPTY,
 )
+
+#: what people read instead of the rule ids (tables, xlsx)
+RULE_NAMES_ZH = {
+    RULE_CRS_MISSING: "缺少坐标系",
+    RULE_CRS_LEGACY: "旧坐标系",
+    RULE_CRS_WGS84: "WGS84 坐标系",
+    RULE_CRS_OTHER: "非标准坐标系",
+    RULE_FIELD_MISSING: "缺少必填字段",
+    RULE_FIELD_TYPE: "字段类型不符",
+    RULE_CODE_DOMAIN: "代码不在代码表中",
+    RULE_DLMC_MISMATCH: "地类名称与编码不符",
+    RULE_GEOMETRY_EMPTY: "空几何",
+    RULE_GEOMETRY_INVALID: "几何无效",
+    RULE_BSM_DUPLICATE: "标识码重复",
+    RULE_AREA_MISMATCH: "面积与椭球面积不符",
+    RULE_AREA_MISSING: "面积为空",
+    RULE_REQUIRED_EMPTY: "必填字段为空",
+}
 
 AREA_TOLERANCE_ABS = 0.1  # m²
 AREA_TOLERANCE_REL = 1e-6
@@ -125,6 +145,8 @@ class CheckReport:
     field_mapping: dict[str, str]
     elapsed_s: float = 0.0
     crs: str = ""
+    #: the project layer the findings point at (set by the caller; "" when the layer is not in a project)
+    layer_id: str = ""
 
     @property
     def error_count(self) -> int:
@@ -270,6 +292,13 @@ def _type_matches(expected: str, qtype: int) -> bool:
 _TYPE_ZH = {"string": "文本", "integer": "整数", "double": "浮点数", "date": "日期"}
 
 
+def field_label(field_spec: Any, actual: str = "") -> str:
+    """A field as a person reads it: its Chinese alias, the name in brackets (“坐落单位代码”（ZLDWDM））."""
+    name = actual or field_spec.name
+    alias = next((a for a in field_spec.aliases if any("\u4e00" <= ch <= "\u9fff" for ch in a)), "")
+    return f"“{alias}”（{name}）" if alias else name
+
+
 def check_fields(layer: QgsVectorLayer, spec: DatasetSpec, mapping: dict[str, str]) -> list[Finding]:
     findings = []
     fields = layer.fields()
@@ -360,8 +389,10 @@ def check_layer(
     progress: Progress | None = None,
     area_tolerance_abs: float = AREA_TOLERANCE_ABS,
     area_tolerance_rel: float = AREA_TOLERANCE_REL,
+    layer_label: str = "",
 ) -> CheckReport:
-    """Check ``layer`` against catalog dataset ``dataset``.
+    """Check ``layer`` against catalog dataset ``dataset``. ``layer_label``: the layer's name as the user
+    knows it (in the Layers panel), used in the messages; default ``layer.name()``.
 
     Raises CheckCanceledError when ``progress`` is cancelled, CheckError for an unusable layer.
     """
@@ -386,13 +417,20 @@ def check_layer(
     for f in spec.fields:
         if f.domain and f.name in mapping and catalog.code_table(f.domain) is not None:
             domain_fields.append((f, mapping[f.name], catalog.code_table(f.domain)))
+    # required fields without a code table: an empty value is a warning (coded ones: the domain rule)
+    required_fields = [
+        (f, mapping[f.name]) for f in spec.fields if f.required and not f.domain and f.name in mapping
+    ]
     dlbm_actual = mapping.get("DLBM")
     dlmc_actual = mapping.get("DLMC")
     bsm_actual = mapping.get("BSM")
     dlbm_table = catalog.code_table("dlbm")
     attr_names = sorted(
-        {a for _, a, _ in domain_fields} | {n for n in (dlbm_actual, dlmc_actual, bsm_actual) if n}
+        {a for _, a, _ in domain_fields}
+        | {a for _, a in required_fields}
+        | {n for n in (dlbm_actual, dlmc_actual, bsm_actual) if n}
     )
+    required_empty: dict[str, list[int]] = defaultdict(list)
     bad_codes: dict[tuple[str, str], list[int]] = defaultdict(list)
     bad_names: dict[tuple[str, str], list[int]] = defaultdict(list)
     bsm_seen: dict[str, list[int]] = {}
@@ -406,6 +444,7 @@ def check_layer(
         dlbm_i = idx.get(dlbm_actual, -1) if dlbm_actual else -1
         dlmc_i = idx.get(dlmc_actual, -1) if dlmc_actual else -1
         bsm_i = idx.get(bsm_actual, -1) if bsm_actual else -1
+        required_plan = [(f.name, idx[actual]) for f, actual in required_fields if idx[actual] >= 0]
         # per domain field: raw value -> (status, text); values repeat a lot, so each is classified once
         caches: list[dict[Any, tuple[int, str]]] = [{} for _ in domain_plan]
         pair_cache: dict[tuple[Any, Any], tuple[str, str] | None] = {}
@@ -438,6 +477,9 @@ def check_layer(
                     mismatch = _dlmc_mismatch(key[0], key[1], dlbm_table)
                 if mismatch is not None:
                     bad_names[mismatch].append(fid)
+            for std_name, i in required_plan:
+                if _is_null(attrs[i]):
+                    required_empty[std_name].append(fid)
             if bsm_i >= 0:
                 bsm = attrs[bsm_i]
                 if bsm.__class__ is not str:
@@ -483,6 +525,20 @@ def check_layer(
                     ids,
                 )
             )
+    label = layer_label or layer.name()
+    for std_name, ids in sorted(required_empty.items()):
+        f = spec.field_spec(std_name)
+        findings.append(
+            Finding(
+                RULE_REQUIRED_EMPTY,
+                WARNING,
+                f"图层“{label}”中 {len(ids)} 个要素的必填字段{field_label(f, mapping[std_name])}为空：请填写",
+                std_name,
+                "",
+                len(ids),
+                ids,
+            )
+        )
     _step(progress, 45)
 
     # ---- pass 2: geometry and area ------------------------------------------------------------------------

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 DATASET_PROPERTY = "huijiao/dataset_id"
 YEAR_PROPERTY = "huijiao/year"
+#: the recognised source (file|layername=…) a 一张图 layer was opened from: which layer a check was run on
+SOURCE_PROPERTY = "huijiao/source"
 # departments of the 一张图 groups from top to bottom of the layer tree (boundaries above thematic layers
 # above the land-use map, so that the filled DLTB is drawn below every outline)
 GROUP_ORDER = ("base", "nync", "zrzy")
@@ -96,6 +98,8 @@ def prepare_layer(
     layer.setCustomProperty(DATASET_PROPERTY, dataset_id)
     if rec is not None and rec.year:
         layer.setCustomProperty(YEAR_PROPERTY, rec.year)
+    if rec is not None:
+        layer.setCustomProperty(SOURCE_PROPERTY, rec.source)
     return spec
 
 

@@ -127,8 +127,11 @@ class Preflight:
         overlap_tolerance_m2: float = DEFAULT_OVERLAP_TOLERANCE_M2,
         progress: ProgressCallback | None = None,
         is_canceled: Callable[[], bool] | None = None,
+        display_names: dict[str, str] | None = None,
     ) -> None:
         self.dataset_id = dataset_id
+        #: package layer name -> the layer's name in the Layers panel (what the messages say)
+        self.display_names = dict(display_names or {})
         self.user_region = user_region
         self.region_code = region_code or user_region
         self.catalog = catalog
@@ -159,11 +162,13 @@ class Preflight:
                 if self.progress is not None:
                     self.progress(100.0 * (_i + value) / total)
 
-            # the catalog checks take the first 40 % of a layer, our own checks the rest
-            catalog_checked = self._catalog_check(report, name, layer, lambda v: step(0.4 * v))
+            # the catalog checks take the first 40 % of a layer, our own checks the rest; messages name the
+            # layer as the Layers panel does
+            label = self.display_names.get(name, name)
+            catalog_checked = self._catalog_check(report, label, layer, lambda v: step(0.4 * v))
             if self.is_canceled():
                 break
-            self._check_layer(report, name, layer, lambda v: step(0.4 + 0.6 * v), catalog_checked)
+            self._check_layer(report, label, layer, lambda v: step(0.4 + 0.6 * v), catalog_checked)
         if self.progress is not None and not self.is_canceled():
             self.progress(100.0)
         return report
@@ -250,8 +255,8 @@ class Preflight:
                 value = attrs[field_index]
                 if value is None or str(value).strip() in ("", "NULL"):
                     unfilled.setdefault(field_name, []).append(feature.id())
-        if catalog_checked:  # the catalog checks report empty and invalid geometries themselves
-            empty, invalid = [], []
+        if catalog_checked:  # the catalog checks report geometries and empty required fields themselves
+            empty, invalid, unfilled = [], [], {}
         self._add(
             report,
             ERROR,
@@ -300,7 +305,7 @@ class Preflight:
                 WARNING,
                 "REQUIRED_FIELD_EMPTY",
                 tr("{n} features of {name} have no value in the required field {field}.").replace(
-                    "{field}", field_name
+                    "{field}", self._field_label(field_name)
                 ),
                 name,
                 layer,
@@ -318,6 +323,12 @@ class Preflight:
                 overlapping,
             )
         step(1.0)
+
+    def _field_label(self, name: str) -> str:
+        from huijiao_plugin.core.checks import field_label
+
+        spec = self.spec.field_spec(name) if self.spec is not None else None
+        return field_label(spec) if spec is not None else name
 
     def _required_field_indexes(self, layer: QgsVectorLayer) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -342,7 +353,7 @@ class Preflight:
                     ERROR,
                     "FIELD_MISSING",
                     tr("The layer {name} lacks the required fields: {fields}.").format(
-                        name=name, fields=", ".join(missing)
+                        name=name, fields="、".join(self._field_label(m) for m in missing)
                     ),
                     name,
                     layer.id(),
@@ -421,7 +432,11 @@ class Preflight:
             return False
         try:
             result = checks.check_layer(
-                layer, self.spec, self.catalog, progress=_CheckProgress(self.is_canceled, step)
+                layer,
+                self.spec,
+                self.catalog,
+                progress=_CheckProgress(self.is_canceled, step),
+                layer_label=name,
             )
         except checks.CheckCanceledError:
             return True
@@ -438,12 +453,12 @@ class Preflight:
             )
             return False
         for item in result.findings:
-            detail = " ".join(p for p in (item.field, item.value) if p)
+            # the same message as the 共享图层 check: one check, one wording in both panels
             report.findings.append(
                 Finding(
                     ERROR if item.severity == ERROR else WARNING,
                     item.rule_id.upper(),
-                    item.message_zh if not detail else f"{item.message_zh} ({detail})",
+                    item.message_zh,
                     name,
                     layer.id(),
                     list(item.feature_ids)[:MAX_FIDS_PER_FINDING],

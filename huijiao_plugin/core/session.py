@@ -15,6 +15,7 @@ from typing import Any
 from qgis.core import QgsProject
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
+from huijiao_plugin.core.catalog import Catalog, get_catalog
 from huijiao_plugin.core.exchange.client import ExchangeClient
 from huijiao_plugin.core.settings import HuijiaoSettings
 
@@ -67,6 +68,19 @@ class Session(QObject):
     def client(self) -> ExchangeClient:
         """A new client for the configured server and account (raises ExchangeError when not set up)."""
         return self.client_factory()
+
+    def catalog(self) -> Catalog:
+        """The shared-data catalog (with the user's override file from the settings)."""
+        return get_catalog(self.settings.catalog_override_path or None)
+
+    def dataset_name(self, dataset_id: str) -> str:
+        """The Chinese name of a catalog dataset, else the id."""
+        try:
+            spec = self.catalog().datasets.get(dataset_id)
+        except Exception:  # a broken override file: ids rather than no panel
+            log.exception("catalog unavailable")
+            spec = None
+        return spec.name_zh if spec is not None else dataset_id
 
     # ---- stores --------------------------------------------------------------------------------------
     def set_patch_store(self, path: str | Path) -> None:

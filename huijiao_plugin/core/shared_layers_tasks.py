@@ -35,9 +35,17 @@ class _SubProgress:
 class CheckDatasetsTask(QgsTask):
     """Check each (dataset id, recognition) against the catalog; results in ``reports`` and ``errors``."""
 
-    def __init__(self, items: list[tuple[str, Recognition]], catalog: Catalog, description: str = "") -> None:
+    def __init__(
+        self,
+        items: list[tuple[str, Recognition]],
+        catalog: Catalog,
+        description: str = "",
+        labels: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(description or "Huijiao check", QgsTask.Flag.CanCancel)
         self.items = items
+        #: dataset id -> the layer's name as the user sees it (the messages use it)
+        self.labels = dict(labels or {})
         self.catalog = catalog
         self.reports: list[CheckReport] = []
         self.errors: list[tuple[str, str]] = []
@@ -54,6 +62,7 @@ class CheckDatasetsTask(QgsTask):
                     self.catalog,
                     mapping=rec.field_mapping or None,
                     progress=_SubProgress(self, i, len(self.items)),
+                    layer_label=self.labels.get(dataset_id, ""),
                 )
             except CheckCanceledError:
                 return False
@@ -66,7 +75,7 @@ class CheckDatasetsTask(QgsTask):
                 continue
             finally:
                 del layer
-            report.layer_name = rec.layer_name
+            report.layer_name = self.labels.get(dataset_id) or rec.layer_name
             self.reports.append(report)
         self.setProgress(100)
         return True

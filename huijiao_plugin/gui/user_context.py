@@ -65,6 +65,12 @@ def region_label(code: str) -> str:
     return "{code} {name}".format(code=code, name=name or tr("Unknown region")).strip()
 
 
+def region_display(code: str) -> str:
+    """A region as people read it: its name with the code in brackets, 新城区（610102）."""
+    name = region_name(code)
+    return tr("{name} ({code})").format(name=name, code=code) if name else code
+
+
 def context_lines(settings: HuijiaoSettings, fields: tuple[str, ...]) -> list[str]:
     """Human-readable lines for the chosen ``fields`` (department, region, unit, server, area_unit)."""
     not_set = tr("not set")

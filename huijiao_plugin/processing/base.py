@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from qgis.core import QgsProcessingAlgorithm
 
+from huijiao_plugin.toolbelt.help import GROUP_SECTIONS, SECTION_PROCESSING, manual_url
 from huijiao_plugin.toolbelt.i18n import tr
 
 GROUP_IDS = ("basic", "catalog", "compare", "patches", "exchange")
@@ -39,3 +40,7 @@ class HuijiaoAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self) -> QgsProcessingAlgorithm:
         return type(self)()
+
+    def helpUrl(self) -> str:  # noqa: N802 (QGIS API)
+        """The section of the Chinese manual (shipped in the plugin) about this algorithm's group."""
+        return manual_url(GROUP_SECTIONS.get(self.GROUP_ID, SECTION_PROCESSING)).toString()

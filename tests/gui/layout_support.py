@@ -56,6 +56,13 @@ def settle(rounds: int = 3) -> None:
 
 
 def show_in_small_window(main_window: QMainWindow) -> None:
+    """Size the main window as QGIS is on a 1366×768 screen; a stand-in for the map canvas takes the centre
+    (the test main window has none), so docks get their docked width, not the whole window."""
+    if main_window.centralWidget() is None:
+        canvas = QWidget(main_window)
+        canvas.setObjectName("LayoutTestCanvas")
+        canvas.setMinimumWidth(400)
+        main_window.setCentralWidget(canvas)
     main_window.resize(SCREEN_WIDTH, SCREEN_HEIGHT - QGIS_CHROME_HEIGHT)
     main_window.show()
     settle()
@@ -100,6 +107,9 @@ def _inner_scroll_area(widget: QWidget, dock: QDockWidget) -> QAbstractScrollAre
 def _internal(button: QAbstractButton, dock: QDockWidget) -> bool:
     """Buttons Qt makes itself: title bar, tab scroll arrows, table corners, spin box arrows."""
     if button.objectName().startswith("qt_"):
+        return True
+    title = dock.titleBarWidget()
+    if title is not None and title.isAncestorOf(button):  # the title bar's own small buttons
         return True
     parent = button.parentWidget()
     return isinstance(parent, (QTabBar, QAbstractItemView, QDockWidget)) and parent is not dock.widget()

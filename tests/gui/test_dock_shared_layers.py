@@ -185,12 +185,9 @@ def test_export_xlsx(dock, mixed_county, tmp_path):
     sheet = load_workbook(out).active
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0][:4] == ("数据集", "图层", "严重性", "规则")
-    assert sorted(r[3] for r in rows[1:]) == [
-        "area_mismatch",
-        "bsm_duplicate",
-        "code_domain",
-        "dlmc_mismatch",
-    ]
+    assert sorted(r[3] for r in rows[1:]) == sorted(  # names, not rule ids
+        ["面积与椭球面积不符", "标识码重复", "代码不在代码表中", "地类名称与编码不符"]
+    )
     assert all(r[2] == "错误" for r in rows[1:])
 
 

@@ -6,7 +6,8 @@ import pytest
 from qgis.core import Qgis, QgsFeature, QgsGeometry, QgsProject, QgsRectangle
 
 from huijiao_plugin.core.settings import HuijiaoSettings
-from huijiao_plugin.gui.docks.dock_submit import FID_ROLE, HuijiaoSubmitDock, format_progress
+from huijiao_plugin.gui.docks.dock_submit import FID_ROLE, HuijiaoSubmitDock
+from huijiao_plugin.gui.layer_tasks import format_progress
 from tests.integration.server_support import client_for, demo_server_fixture, dltb_layer
 
 server = demo_server_fixture("exchange-gui")
@@ -54,11 +55,13 @@ def test_one_submission_through_the_panel(dock, qgis_iface):
     assert dock.last_result.submission_id in dock.receipt_detail.toPlainText()
 
     # the deadline of the unit is met now
-    dock.year_spin.setValue(2025)
-    dock.refresh_deadlines()
-    rows = [dock.deadlines_tree.topLevelItem(i) for i in range(dock.deadlines_tree.topLevelItemCount())]
-    dltb = [r for r in rows if "dltb_biangeng" in r.text(0)]
-    assert dltb and dltb[0].text(3) == "2025-03-31"
+    dock.tabs.setCurrentWidget(dock.deadlines)
+    dock.deadlines.year_spin.setValue(2025)
+    dock.deadlines.load_button.click()
+    tree = dock.deadlines.tree
+    rows = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+    dltb = [r for r in rows if r.text(0) == "年度国土变更调查地类图斑"]
+    assert dltb and dltb[0].text(2) == "2025-03-31"
 
 
 def test_errors_block_and_findings_zoom_to_features(dock, qgis_iface):

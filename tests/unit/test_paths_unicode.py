@@ -18,13 +18,8 @@ from openpyxl import load_workbook
 from osgeo import ogr
 from qgis.core import QgsGeometry, QgsProject
 
-from huijiao_plugin.core.package import (
-    ImportRegistry,
-    LayerInput,
-    build_package,
-    export_package,
-    import_package,
-)
+from huijiao_plugin.core.exchange.offline import ImportRegistry, export_package, import_package
+from huijiao_plugin.core.package import LayerInput, build_package
 from huijiao_plugin.core.patches import schema
 from huijiao_plugin.core.patches.checklist import write_checklist
 from huijiao_plugin.core.patches.field_package import export_field_package, import_field_package

@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from qgis.core import QgsSettings
+from qgis.core import QgsApplication, QgsSettings
 from qgis.gui import QgsAuthConfigSelect, QgsFileWidget
-from qgis.PyQt.QtCore import QUrl
+from qgis.PyQt.QtCore import QCoreApplication, Qt, QUrl
 from qgis.PyQt.QtWidgets import (
+    QApplication,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -20,9 +21,11 @@ from qgis.PyQt.QtWidgets import (
     QGroupBox,
     QLabel,
     QLineEdit,
+    QPushButton,
     QVBoxLayout,
 )
 
+from huijiao_plugin.core.connection_check import ConnectionReport, check_connection
 from huijiao_plugin.core.settings import (
     AREA_UNITS,
     DEPARTMENTS,
@@ -35,6 +38,7 @@ from huijiao_plugin.toolbelt.i18n import tr
 log = logging.getLogger(__name__)
 
 ERROR_STYLE = "color: #b00020;"
+OK_STYLE = "color: #1a7f37;"
 
 
 class HuijiaoSettingsDialog(QDialog):
@@ -46,6 +50,8 @@ class HuijiaoSettingsDialog(QDialog):
         self.setWindowTitle(tr("Huijiao settings"))
         self._qgs_settings = settings
         self.settings = HuijiaoSettings.load(settings)
+        #: builds the client for 测试连接 from the entered values (default: server, auth manager, proxy)
+        self.client_factory = None
         self._region_names = load_region_names()
 
         layout = QVBoxLayout(self)
@@ -86,6 +92,18 @@ class HuijiaoSettingsDialog(QDialog):
             )
         )
         server_form.addRow(tr("Authentication"), self.auth_select)
+        self.test_button = QPushButton(
+            QgsApplication.getThemeIcon("mActionRefresh.svg"), tr("Test connection")
+        )
+        self.test_button.setObjectName("test_connection_button")
+        self.test_button.setToolTip(tr("Server reachable, encrypted connection, account valid, department"))
+        self.test_button.clicked.connect(self.test_connection)
+        self.test_label = QLabel(server_box)
+        self.test_label.setObjectName("test_connection_label")
+        self.test_label.setWordWrap(True)
+        self.test_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        server_form.addRow("", self.test_button)
+        server_form.addRow("", self.test_label)
         layout.addWidget(server_box)
 
         display_box = QGroupBox(tr("Display and configuration files"), self)
@@ -121,6 +139,21 @@ class HuijiaoSettingsDialog(QDialog):
 
         self.region_edit.textChanged.connect(self._update_region_name)
         self._show(self.settings)
+
+    # --- 测试连接 ------------------------------------------------------------------------------------
+    def test_connection(self) -> ConnectionReport:
+        """Check the server, TLS, account and department with the values as entered (not saved)."""
+        self.test_label.setText(tr("Connecting…"))
+        self.test_label.setStyleSheet("")
+        QCoreApplication.processEvents()
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            report = check_connection(self.values(), self.client_factory)
+        finally:
+            QApplication.restoreOverrideCursor()
+        self.test_label.setText(report.text())
+        self.test_label.setStyleSheet(OK_STYLE if report.ok else ERROR_STYLE)
+        return report
 
     # --- state <-> widgets -------------------------------------------------------------------------
     def _show(self, settings: HuijiaoSettings) -> None:

@@ -14,48 +14,22 @@ network transfer runs in a thread of its own.
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
-import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 from qgis.core import (
     Qgis,
-    QgsApplication,
-    QgsCoordinateReferenceSystem,
-    QgsCoordinateTransformContext,
-    QgsFeature,
-    QgsFeatureRequest,
-    QgsFields,
-    QgsMemoryProviderUtils,
     QgsProject,
-    QgsTask,
     QgsVectorLayer,
-    QgsVectorLayerFeatureSource,
 )
 from qgis.gui import QgsDockWidget
-from qgis.PyQt.QtCore import Qt, QTimer
-from qgis.PyQt.QtGui import QBrush, QColor
+from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QMessageBox,
-    QProgressBar,
-    QPushButton,
-    QSpinBox,
     QTabWidget,
-    QTextEdit,
-    QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -69,218 +43,32 @@ from huijiao_plugin.core.exchange.client import (
     TransferControl,
     TransferPausedError,
 )
-from huijiao_plugin.core.exchange.offline import export_package, import_package, load_imported_layers
-from huijiao_plugin.core.exchange.receipts import KeyPinStore, ReceiptError, ReceiptStore, StoredReceipt
-from huijiao_plugin.core.one_map import DATASET_PROPERTY
-from huijiao_plugin.core.package import (
-    LayerInput,
-    PackageCanceledError,
-    PackageError,
-    build_package,
-    default_state_dir,
-    package_layer_names,
-)
-from huijiao_plugin.core.preflight import ERROR, Preflight, PreflightReport
+from huijiao_plugin.core.exchange.receipts import ReceiptError
+from huijiao_plugin.core.package import default_state_dir
+from huijiao_plugin.core.preflight import PreflightReport
 from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
+from huijiao_plugin.gui.layer_tasks import LayerTask, Worker, format_progress
+from huijiao_plugin.gui.package_flow import PackageFlow
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
+from huijiao_plugin.gui.widgets.wdg_deadlines import HuijiaoDeadlinesWidget
+from huijiao_plugin.gui.widgets.wdg_evaluation import HuijiaoEvaluationWidget
+from huijiao_plugin.gui.widgets.wdg_offline import HuijiaoOfflineWidget
+from huijiao_plugin.gui.widgets.wdg_receipts import HuijiaoReceiptsWidget
+from huijiao_plugin.gui.widgets.wdg_submit_form import FID_ROLE, HuijiaoSubmitForm
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
 
-FID_ROLE = Qt.ItemDataRole.UserRole + 1
-LAYER_ROLE = Qt.ItemDataRole.UserRole + 2
+FORM_WIDGETS = (
+    "dataset_combo", "period_edit", "region_edit", "layer_list", "refresh_layers_button", "validate_button",
+    "findings_tree", "accept_warnings_check", "submit_button", "pause_button", "cancel_button",
+    "export_button", "progress_bar", "progress_label", "pending_label", "receipt_view",
+)  # fmt: skip
+__all__ = ["FID_ROLE", "HuijiaoSubmitDock"]
 
 
-def _mb(n: float) -> str:
-    return f"{n / 1024 / 1024:.1f}"
-
-
-def format_progress(done: int, total: int, elapsed: float, start_offset: int = 0) -> str:
-    """Bytes, speed and time left, e.g. "12.0 / 40.0 MB, 3.2 MB/s, 9 s left" (KB below 1 MB); the speed
-    counts the bytes sent in this run only."""
-    sent = max(done - start_offset, 0)
-    speed = sent / elapsed if elapsed > 0 else 0.0
-    left = (total - done) / speed if speed > 0 else None
-    if total < 1024 * 1024:
-        text = tr("{done} / {total} KB").format(done=f"{done / 1024:.1f}", total=f"{total / 1024:.1f}")
-    else:
-        text = tr("{done} / {total} MB, {speed} MB/s").format(
-            done=_mb(done), total=_mb(total), speed=_mb(speed)
-        )
-    if left is not None and done < total:
-        text += ", " + tr("{seconds} s left").format(seconds=int(left + 0.5))
-    return text
-
-
-class _Worker:
-    """Runs one blocking client call in a thread; the GUI polls ``state`` with a QTimer."""
-
-    def __init__(
-        self,
-        func: Callable[[TransferControl, Callable[[int, int], None]], Any],
-        control: TransferControl | None = None,
-    ) -> None:
-        self.control = control or TransferControl()
-        self.progress = (0, 0)
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.done = False
-        self.started = time.monotonic()
-        self.first_offset: int | None = None
-        self._func = func
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _report(self, done: int, total: int) -> None:
-        if self.first_offset is None:
-            self.first_offset = done
-            self.started = time.monotonic()
-        self.progress = (done, total)
-
-    def _run(self) -> None:
-        try:
-            self.result = self._func(self.control, self._report)
-        except BaseException as error:  # reported to the user by the panel
-            self.error = error
-        finally:
-            self.done = True
-
-    def start(self) -> None:
-        self.thread.start()
-
-
-#: features copied per batch when a layer snapshot is materialised in a task
-_COPY_BATCH = 2000
-
-
-class _LayerSource:
-    """What a task needs of one project layer, taken on the main thread.
-
-    An OGR layer without unsaved edits is opened again in the task from its source URI (same fids); any
-    other layer (memory layers, unsaved edits, database providers whose fids are not stable across
-    connections) is read through a ``QgsVectorLayerFeatureSource`` snapshot and copied in the task into a
-    memory layer of its own, fids renumbered in ascending source-fid order (``fid_map`` maps them back).
-    """
-
-    def __init__(self, name: str, layer: QgsVectorLayer) -> None:
-        self.name = name
-        self.layer_id = layer.id()
-        self.layer_name = layer.name()
-        self.provider = layer.providerType()
-        self.uri = layer.source()
-        self.fields = QgsFields(layer.fields())
-        self.wkb_type = layer.wkbType()
-        self.crs = QgsCoordinateReferenceSystem(layer.crs())
-        self.reopen = self.provider == "ogr" and not layer.isModified()
-        self.snapshot = None if self.reopen else QgsVectorLayerFeatureSource(layer)
-        self.feature_count = max(int(layer.featureCount()), 0)
-        self.fid_map: dict[int, int] = {}
-        self.opened_id = ""
-
-    def open(self, is_canceled: Callable[[], bool], step: Callable[[float], None]) -> QgsVectorLayer | None:
-        """A layer owned by the calling (task) thread; None when canceled."""
-        if self.reopen:
-            layer = QgsVectorLayer(
-                self.uri, self.layer_name, self.provider, QgsVectorLayer.LayerOptions(False)
-            )
-            self.opened_id = layer.id()
-            step(1.0)
-            return layer
-        layer = QgsMemoryProviderUtils.createMemoryLayer(
-            self.layer_name, self.fields, self.wkb_type, self.crs
-        )
-        self.opened_id = layer.id()
-        self.fid_map = {}
-        features = []
-        for n, feature in enumerate(self.snapshot.getFeatures(QgsFeatureRequest())):
-            if n % _COPY_BATCH == 0:
-                if is_canceled():
-                    return None
-                step(0.5 * n / max(self.feature_count, 1))
-            features.append(QgsFeature(feature))
-        features.sort(key=lambda f: f.id())
-        provider = layer.dataProvider()
-        for start in range(0, len(features), _COPY_BATCH):
-            if is_canceled():
-                return None
-            batch = features[start : start + _COPY_BATCH]
-            originals = [f.id() for f in batch]
-            ok, added = provider.addFeatures(batch)
-            if not ok:
-                raise PackageError(tr("The layer {name} cannot be read.").format(name=self.layer_name))
-            self.fid_map.update({new.id(): old for new, old in zip(added, originals)})
-            step(0.5 + 0.5 * (start + len(batch)) / max(len(features), 1))
-        layer.updateExtents()
-        return layer
-
-
-class _LayerTask(QgsTask):
-    """Opens the layer sources in the task thread, then runs ``work(task, layers, progress)``.
-
-    The first 20 % of the progress is opening (copying) the layers, ``work`` reports 0…100 for the rest.
-    ``result`` holds what ``work`` returned, ``error`` a user message, ``canceled`` is set when canceled.
-    """
-
-    def __init__(
-        self,
-        description: str,
-        sources: list[_LayerSource],
-        work: Callable[[QgsTask, list[tuple[str, QgsVectorLayer]], Callable[[float], None]], Any],
-    ) -> None:
-        super().__init__(description, QgsTask.Flag.CanCancel)
-        self.sources = sources
-        self.work = work
-        self.result: Any = None
-        self.error = ""
-        self.canceled = False
-
-    def run(self) -> bool:
-        layers: list[tuple[str, QgsVectorLayer]] = []
-        count = max(len(self.sources), 1)
-        try:
-            for index, source in enumerate(self.sources):
-
-                def step(value: float, _i: int = index) -> None:
-                    self.setProgress(20.0 * (_i + value) / count)
-
-                layer = source.open(self.isCanceled, step)
-                if layer is None or self.isCanceled():
-                    self.canceled = True
-                    return False
-                layers.append((source.name, layer))
-            self.result = self.work(self, layers, lambda value: self.setProgress(20.0 + 0.8 * value))
-        except PackageCanceledError:
-            self.canceled = True
-            return False
-        except PackageError as error:
-            self.error = str(error)
-            return False
-        except Exception as error:  # a bug must end the task with a message, not QGIS
-            log.exception("background task %s failed", self.description())
-            self.error = repr(error)
-            return False
-        finally:
-            layers.clear()  # the task's own layers are deleted in the task thread
-        if self.isCanceled():
-            self.canceled = True
-            return False
-        self.setProgress(100.0)
-        return True
-
-    def remap(self, report: PreflightReport) -> PreflightReport:
-        """Findings name the project layers and their fids again (not the task's copies)."""
-        by_id = {source.opened_id: source for source in self.sources}
-        for finding in report.findings:
-            source = by_id.get(finding.layer_id)
-            if source is None:
-                continue
-            finding.layer_id = source.layer_id
-            if source.fid_map:
-                finding.fids = [source.fid_map.get(fid, fid) for fid in finding.fids]
-        return report
-
-
-class HuijiaoSubmitDock(QgsDockWidget):
+class HuijiaoSubmitDock(PackageFlow, QgsDockWidget):
     """Result submission: validation, submission with receipt, history, deadlines, offline exchange."""
 
     def __init__(self, iface, session: Session | None = None, parent=None):
@@ -292,13 +80,13 @@ class HuijiaoSubmitDock(QgsDockWidget):
         self.report: PreflightReport | None = None
         self.last_result: SubmitResult | None = None
         self.last_package: Path | None = None
-        self._worker: _Worker | None = None
+        self._worker: Worker | None = None
         #: the running validation or package-building task
-        self._task: _LayerTask | None = None
+        self._task: LayerTask | None = None
         self._task_text = ""
         #: pause/cancel of a whole submission (validation → build → upload), set by submit()
         self._control: TransferControl | None = None
-        self._on_worker_done: Callable[[_Worker], None] | None = None
+        self._on_worker_done: Callable[[Worker], None] | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(150)
         self._timer.timeout.connect(self._poll_worker)
@@ -311,6 +99,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
 
         body = QWidget(self)
         layout = QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
         self.context_widget = HuijiaoUserContextWidget(
             tr(
                 "Submit results to the exchange server and keep its signed receipt, or export an offline "
@@ -318,172 +107,36 @@ class HuijiaoSubmitDock(QgsDockWidget):
             ),
             ("department", "region", "unit", "server"),
             body,
+            compact=True,
         )
         layout.addWidget(self.context_widget)
         self.tabs = QTabWidget(body)
-        self.tabs.addTab(self._build_submit_tab(), tr("Submit"))
-        self.tabs.addTab(self._build_receipts_tab(), tr("Receipts"))
-        self.tabs.addTab(self._build_deadlines_tab(), tr("Deadlines"))
-        self.tabs.addTab(self._build_offline_tab(), tr("Offline exchange"))
+        self.form = HuijiaoSubmitForm(self.session, self.iface.mapCanvas(), self.tabs)
+        for name in FORM_WIDGETS:  # the page's widgets, as the panel's own (scripts and tests use them)
+            setattr(self, name, getattr(self.form, name))
+        self.refresh_layers_button.clicked.connect(self.refresh_layers)
+        self.validate_button.clicked.connect(lambda: self.start_validation())
+        self.submit_button.clicked.connect(lambda: self.submit())
+        self.pause_button.clicked.connect(self.pause)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.export_button.clicked.connect(self.export_offline_dialog)
+        self.tabs.addTab(self.form, tr("Submit"))
+        self.receipts = HuijiaoReceiptsWidget(self.session, self._message, self.tabs)
+        self.receipts_tree, self.receipt_detail = self.receipts.tree, self.receipts.detail
+        self.tabs.addTab(self.receipts, tr("Receipts"))
+        self.deadlines = HuijiaoDeadlinesWidget(self.session, self.tabs)
+        self.tabs.addTab(self.deadlines, tr("Deadlines"))
+        self.evaluation = HuijiaoEvaluationWidget(self.session, self.tabs)
+        self.tabs.addTab(self.evaluation, tr("Evaluation"))
+        self.offline = HuijiaoOfflineWidget(
+            self.session, self._message, self.refresh_layers, self.refresh_receipts, self.tabs
+        )
+        self.offline_label = self.offline.label
+        self.tabs.addTab(self.offline, tr("Offline"))
         layout.addWidget(self.tabs)
         self.setWidget(body)
-        self.apply_settings(self.settings)
-
-    # ------------------------------------------------------------------------------------------- tabs
-    def _build_submit_tab(self) -> QWidget:
-        tab = QWidget(self)
-        layout = QVBoxLayout(tab)
-        form = QFormLayout()
-        self.dataset_combo = QComboBox(tab)
-        self.dataset_combo.setObjectName("HuijiaoSubmitDatasetCombo")
-        form.addRow(tr("Dataset"), self.dataset_combo)
-        self.period_edit = QLineEdit(str(_dt.date.today().year), tab)
-        self.period_edit.setObjectName("HuijiaoSubmitPeriodEdit")
-        self.period_edit.setToolTip(tr("A year (2025), a half-year (2025H1) or a quarter (2025Q3)."))
-        form.addRow(tr("Period"), self.period_edit)
-        self.region_edit = QLineEdit(tab)
-        self.region_edit.setObjectName("HuijiaoSubmitRegionEdit")
-        self.region_edit.setToolTip(tr("The region of the data; inside your own region (settings)."))
-        form.addRow(tr("Region"), self.region_edit)
-        layout.addLayout(form)
-        layout.addWidget(
-            QLabel(tr("Layers to submit (a dataset layer, or patches with their results):"), tab)
-        )
-        self.layer_list = QListWidget(tab)
-        self.layer_list.setObjectName("HuijiaoSubmitLayerList")
-        layout.addWidget(self.layer_list)
-        row = QHBoxLayout()
-        self.refresh_layers_button = QPushButton(tr("Refresh layers"), tab)
-        self.refresh_layers_button.clicked.connect(self.refresh_layers)
-        self.validate_button = QPushButton(tr("Validate"), tab)
-        self.validate_button.setObjectName("HuijiaoSubmitValidateButton")
-        self.validate_button.clicked.connect(lambda: self.start_validation())
-        row.addWidget(self.refresh_layers_button)
-        row.addWidget(self.validate_button)
-        layout.addLayout(row)
-        self.findings_tree = QTreeWidget(tab)
-        self.findings_tree.setObjectName("HuijiaoSubmitFindings")
-        self.findings_tree.setHeaderLabels([tr("Severity"), tr("Finding"), tr("Features")])
-        self.findings_tree.itemDoubleClicked.connect(self._zoom_to_finding)
-        self.findings_tree.setColumnWidth(0, 70)
-        self.findings_tree.setColumnWidth(1, 320)
-        self.findings_tree.setWordWrap(True)
-        layout.addWidget(self.findings_tree)
-        self.accept_warnings_check = QCheckBox(tr("I have checked the warnings and accept them"), tab)
-        layout.addWidget(self.accept_warnings_check)
-        row = QHBoxLayout()
-        self.submit_button = QPushButton(tr("Submit"), tab)
-        self.submit_button.setObjectName("HuijiaoSubmitButton")
-        self.submit_button.clicked.connect(lambda: self.submit())
-        self.pause_button = QPushButton(tr("Pause"), tab)
-        self.pause_button.clicked.connect(self.pause)
-        self.cancel_button = QPushButton(tr("Cancel"), tab)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.export_button = QPushButton(tr("Export offline package…"), tab)
-        self.export_button.clicked.connect(self.export_offline_dialog)
-        for button in (self.submit_button, self.pause_button, self.cancel_button, self.export_button):
-            row.addWidget(button)
-        layout.addLayout(row)
-        self.progress_bar = QProgressBar(tab)
-        self.progress_bar.setObjectName("HuijiaoSubmitProgress")
-        self.progress_bar.setRange(0, 1000)
-        self.progress_label = QLabel(tab)
-        self.progress_label.setObjectName("HuijiaoSubmitProgressLabel")
-        layout.addWidget(self.progress_bar)
-        layout.addWidget(self.progress_label)
-        self.pending_label = QLabel(tab)
-        self.pending_label.setObjectName("HuijiaoSubmitPendingLabel")
-        self.pending_label.setWordWrap(True)
-        layout.addWidget(self.pending_label)
-        self.receipt_view = QTextEdit(tab)
-        self.receipt_view.setObjectName("HuijiaoSubmitReceipt")
-        self.receipt_view.setReadOnly(True)
-        layout.addWidget(self.receipt_view)
         self._set_running(False)
-        return tab
-
-    def _build_receipts_tab(self) -> QWidget:
-        tab = QWidget(self)
-        layout = QVBoxLayout(tab)
-        self.receipts_tree = QTreeWidget(tab)
-        self.receipts_tree.setObjectName("HuijiaoReceiptsTree")
-        self.receipts_tree.setHeaderLabels(
-            [
-                tr("Submission"),
-                tr("Received"),
-                tr("Dataset"),
-                tr("Region"),
-                tr("Period"),
-                tr("Status"),
-                tr("sha256"),
-            ]
-        )
-        self.receipts_tree.itemSelectionChanged.connect(self._show_selected_receipt)
-        layout.addWidget(self.receipts_tree)
-        row = QHBoxLayout()
-        refresh = QPushButton(tr("Refresh"), tab)
-        refresh.clicked.connect(self.refresh_receipts)
-        self.reverify_button = QPushButton(tr("Re-verify"), tab)
-        self.reverify_button.setObjectName("HuijiaoReceiptsReverifyButton")
-        self.reverify_button.clicked.connect(self.reverify_selected)
-        row.addWidget(refresh)
-        row.addWidget(self.reverify_button)
-        layout.addLayout(row)
-        self.receipt_detail = QTextEdit(tab)
-        self.receipt_detail.setReadOnly(True)
-        layout.addWidget(self.receipt_detail)
-        return tab
-
-    def _build_deadlines_tab(self) -> QWidget:
-        tab = QWidget(self)
-        layout = QVBoxLayout(tab)
-        row = QHBoxLayout()
-        self.year_spin = QSpinBox(tab)
-        self.year_spin.setRange(2000, 2100)
-        self.year_spin.setValue(_dt.date.today().year)
-        refresh = QPushButton(tr("Load deadlines"), tab)
-        refresh.setObjectName("HuijiaoDeadlinesButton")
-        refresh.clicked.connect(self.refresh_deadlines)
-        row.addWidget(QLabel(tr("Year"), tab))
-        row.addWidget(self.year_spin)
-        row.addWidget(refresh)
-        layout.addLayout(row)
-        self.deadlines_tree = QTreeWidget(tab)
-        self.deadlines_tree.setObjectName("HuijiaoDeadlinesTree")
-        self.deadlines_tree.setHeaderLabels(
-            [tr("Dataset"), tr("Region"), tr("Department"), tr("Due"), tr("Status"), tr("Days left")]
-        )
-        layout.addWidget(self.deadlines_tree)
-        self.deadlines_label = QLabel(tab)
-        self.deadlines_label.setWordWrap(True)
-        layout.addWidget(self.deadlines_label)
-        return tab
-
-    def _build_offline_tab(self) -> QWidget:
-        tab = QWidget(self)
-        layout = QVBoxLayout(tab)
-        text = QLabel(
-            tr(
-                "Offline exchange: export a package to a folder or removable disk on the Submit tab; import "
-                "a package received that way here. Register an exported package with the server when the "
-                "network is back, so that the evaluation counts it."
-            ),
-            tab,
-        )
-        text.setWordWrap(True)
-        layout.addWidget(text)
-        self.import_button = QPushButton(tr("Import package…"), tab)
-        self.import_button.clicked.connect(self.import_dialog)
-        self.register_button = QPushButton(tr("Register offline package with the server…"), tab)
-        self.register_button.clicked.connect(self.register_dialog)
-        layout.addWidget(self.import_button)
-        layout.addWidget(self.register_button)
-        self.offline_label = QLabel(tab)
-        self.offline_label.setObjectName("HuijiaoOfflineLabel")
-        self.offline_label.setWordWrap(True)
-        layout.addWidget(self.offline_label)
-        layout.addStretch(1)
-        return tab
+        self.apply_settings(self.settings)
 
     # -------------------------------------------------------------------------------------- settings
     def apply_settings(self, settings: HuijiaoSettings) -> None:
@@ -491,7 +144,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
         self.settings = settings
         self.context_widget.apply_settings(settings)
         self.region_edit.setText(settings.region_code)
-        self._fill_datasets()
+        self.form.fill_datasets()
         self.refresh_layers()
         self._set_running(self.is_busy())
 
@@ -527,335 +180,24 @@ class HuijiaoSubmitDock(QgsDockWidget):
     def client_factory(self, factory: Callable[[], ExchangeClient]) -> None:
         self.session.client_factory = factory
 
-    def _fill_datasets(self) -> None:
-        current = self.dataset_combo.currentData()
-        self.dataset_combo.clear()
-        try:
-            from huijiao_plugin.core.catalog import get_catalog
-
-            catalog = get_catalog(self.settings.catalog_override_path or None)
-            specs = catalog.ordered()
-        except Exception as error:  # a broken catalog leaves the list empty, the panel still works
-            log.warning("catalog unavailable: %s", error)
-            specs = []
-        for spec in specs:
-            self.dataset_combo.addItem(f"{spec.name_zh} ({spec.id})", spec.id)
-            self.dataset_combo.setItemData(self.dataset_combo.count() - 1, spec.layer_names, LAYER_ROLE)
-        if current:
-            index = self.dataset_combo.findData(current)
-            if index >= 0:
-                self.dataset_combo.setCurrentIndex(index)
-
     def _project_layers_changed(self, *_args) -> None:
         self.refresh_layers()
 
     def refresh_layers(self) -> None:
-        """List the project's spatial vector layers; keep the user's ticks, and when nothing is ticked
-        tick the layers that the 一张图 loading recognised as the chosen dataset."""
-        items = [self.layer_list.item(i) for i in range(self.layer_list.count())]
-        checked = {
-            item.data(Qt.ItemDataRole.UserRole)
-            for item in items
-            if item.checkState() == Qt.CheckState.Checked
-        }
-        if not checked:
-            dataset_id = self.dataset_combo.currentData()
-            checked = {
-                layer.id()
-                for layer in QgsProject.instance().mapLayers().values()
-                if dataset_id and layer.customProperty(DATASET_PROPERTY) == dataset_id
-            }
-        self.layer_list.clear()
-        for layer in QgsProject.instance().mapLayers().values():
-            if not isinstance(layer, QgsVectorLayer) or not layer.isSpatial():
-                continue
-            item = QListWidgetItem(layer.name(), self.layer_list)
-            item.setData(Qt.ItemDataRole.UserRole, layer.id())
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if layer.id() in checked else Qt.CheckState.Unchecked)
+        self.form.refresh_layers()
 
     def select_layers(self, layers: list[QgsVectorLayer], dataset_id: str | None = None) -> None:
         """Check ``layers`` in the list (and pick ``dataset_id``): what the user does by hand."""
-        self.refresh_layers()
-        ids = {layer.id() for layer in layers}
-        for i in range(self.layer_list.count()):
-            item = self.layer_list.item(i)
-            item.setCheckState(
-                Qt.CheckState.Checked
-                if item.data(Qt.ItemDataRole.UserRole) in ids
-                else Qt.CheckState.Unchecked
-            )
-        if dataset_id:
-            index = self.dataset_combo.findData(dataset_id)
-            if index >= 0:
-                self.dataset_combo.setCurrentIndex(index)
+        self.form.select_layers(layers, dataset_id)
 
     def selected_layers(self) -> list[QgsVectorLayer]:
-        out = []
-        for i in range(self.layer_list.count()):
-            item = self.layer_list.item(i)
-            if item.checkState() == Qt.CheckState.Checked:
-                layer = QgsProject.instance().mapLayer(item.data(Qt.ItemDataRole.UserRole))
-                if isinstance(layer, QgsVectorLayer):
-                    out.append(layer)
-        return out
+        return self.form.selected_layers()
+
+    def _zoom_to_finding(self, item: QTreeWidgetItem, column: int = 0) -> None:
+        self.form._zoom_to_finding(item, column)
 
     def _message(self, text: str, level: int = Qgis.MessageLevel.Info) -> None:
         self.iface.messageBar().pushMessage(tr("Result submission"), text, level=level, duration=8)
-
-    # ------------------------------------------------------------------------------------ validation
-    def _pairs(self) -> list[tuple[str, QgsVectorLayer]]:
-        layers = self.selected_layers()
-        names = package_layer_names(self.dataset_combo.currentData() or "", [lyr.name() for lyr in layers])
-        return list(zip(names, layers))
-
-    def _catalog(self) -> Any:
-        try:
-            from huijiao_plugin.core.catalog import get_catalog
-
-            return get_catalog(self.settings.catalog_override_path or None)
-        except Exception as error:  # pre-flight reports the unknown dataset itself
-            log.warning("catalog unavailable for pre-flight: %s", error)
-            return None
-
-    def start_validation(
-        self,
-        then: Callable[[PreflightReport | None], None] | None = None,
-        sources: list[_LayerSource] | None = None,
-    ) -> QgsTask | None:
-        """Validate the checked layers (or the layer snapshots ``sources``) in a background task; the
-        findings appear when it ends and ``then(report)`` is called (``then(None)`` when it was canceled
-        or failed). None if not started."""
-        if self.is_busy():
-            return None
-        if sources is None:
-            sources = [_LayerSource(name, layer) for name, layer in self._pairs()]
-        self.findings_tree.clear()
-        self.report = None
-        if not sources:
-            self._message(tr("Check at least one layer to submit."), Qgis.MessageLevel.Warning)
-            return None
-        preflight = Preflight(
-            self.dataset_combo.currentData() or "",
-            self.settings.region_code,
-            self.package_region(),
-            self._catalog(),
-        )
-
-        def work(task: QgsTask, layers: list[tuple[str, QgsVectorLayer]], progress: Callable) -> Any:
-            preflight.progress = progress
-            preflight.is_canceled = task.isCanceled
-            return preflight.run(layers)
-
-        task = _LayerTask(tr("Pre-flight validation"), sources, work)
-
-        def done(finished: _LayerTask, ok: bool) -> None:
-            report = finished.remap(finished.result) if ok and finished.result is not None else None
-            if report is not None:
-                self.report = report
-                self._show_report(report)
-            if then is not None:
-                then(report)
-
-        self._start_task(task, tr("Validating…"), done)
-        return task
-
-    def _show_report(self, report: PreflightReport) -> None:
-        self.findings_tree.clear()
-        for finding in report.findings:
-            item = QTreeWidgetItem(
-                [
-                    tr("Error") if finding.severity == ERROR else tr("Warning"),
-                    finding.message,
-                    str(finding.count),
-                ]
-            )
-            item.setData(0, FID_ROLE, finding.fids)
-            item.setData(0, LAYER_ROLE, finding.layer_id)
-            item.setToolTip(1, finding.message)
-            if finding.severity == ERROR:
-                item.setForeground(0, QBrush(QColor("#c0392b")))
-            self.findings_tree.addTopLevelItem(item)
-        if not report.findings:
-            self.findings_tree.addTopLevelItem(QTreeWidgetItem([tr("OK"), tr("No problem found."), ""]))
-
-    def validate(self, timeout: float = 3600.0) -> PreflightReport | None:
-        """Validate in the background and wait for the report (the event loop keeps running); for
-        scripts and tests. The Validate button starts the task without waiting."""
-        box: list[PreflightReport | None] = []
-        if self.start_validation(box.append) is None:
-            return None
-        self.wait(timeout)
-        return box[0] if box else None
-
-    def _zoom_to_finding(self, item: QTreeWidgetItem, _column: int = 0) -> None:
-        fids = item.data(0, FID_ROLE) or []
-        layer = QgsProject.instance().mapLayer(item.data(0, LAYER_ROLE) or "")
-        if not fids or not isinstance(layer, QgsVectorLayer):
-            return
-        layer.selectByIds([int(f) for f in fids])
-        canvas = self.iface.mapCanvas()
-        canvas.zoomToFeatureIds(layer, [int(f) for f in fids])
-        canvas.flashFeatureIds(layer, [int(f) for f in fids])
-
-    # ---------------------------------------------------------------------------------------- package
-    def start_package(
-        self,
-        then: Callable[[Path | None], None] | None = None,
-        folder: Path | None = None,
-        export_to: str | Path | None = None,
-    ) -> bool:
-        """Validate, then build the package of the checked layers in background tasks; ``then(path)``
-        gets the package (or its copy in ``export_to``), ``then(None)`` when blocked, canceled or failed.
-        A canceled or failed build leaves no package file behind."""
-        if self.is_busy():
-            return False
-        # one snapshot for both tasks: the package holds exactly the data that was validated
-        sources = [_LayerSource(name, layer) for name, layer in self._pairs()]
-        dataset_id = self.dataset_combo.currentData() or ""
-        region = self.package_region()
-        period = self.period_edit.text().strip()
-
-        def finish(path: Path | None) -> None:
-            if then is not None:
-                then(path)
-
-        def validated(report: PreflightReport | None) -> None:
-            if report is None:
-                finish(None)
-                return
-            if report.errors:
-                self._message(
-                    tr("Validation found {n} errors: fix them before submitting.").format(
-                        n=len(report.errors)
-                    ),
-                    Qgis.MessageLevel.Critical,
-                )
-                finish(None)
-                return
-            if report.warnings and not self.accept_warnings_check.isChecked():
-                self._message(
-                    tr("Validation found {n} warnings: check them, then tick the box to accept them.").format(
-                        n=len(report.warnings)
-                    ),
-                    Qgis.MessageLevel.Warning,
-                )
-                finish(None)
-                return
-            if self._control is not None and self._control.canceled:
-                finish(None)
-                return
-            self._start_build(sources, dataset_id, region, period, report, folder, export_to, finish)
-
-        return self.start_validation(validated, sources) is not None
-
-    def _start_build(
-        self,
-        sources: list[_LayerSource],
-        dataset_id: str,
-        region: str,
-        period: str,
-        report: PreflightReport,
-        folder: Path | None,
-        export_to: str | Path | None,
-        finish: Callable[[Path | None], None],
-    ) -> None:
-        out_dir = folder or (self._state_dir() / "outbox")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        # nothing exists at this path until the finished zip is moved there
-        output = out_dir / f"{dataset_id}_{uuid.uuid4().hex[:12]}.zip"
-        department, unit = self.settings.department, self.settings.unit_name
-        validation = report.to_validation()
-        context = QgsCoordinateTransformContext(QgsProject.instance().transformContext())
-
-        def work(task: QgsTask, layers: list[tuple[str, QgsVectorLayer]], progress: Callable) -> Any:
-            try:
-                built = build_package(
-                    output,
-                    [LayerInput(layer, lname) for lname, layer in layers],
-                    dataset_id=dataset_id,
-                    region_code=region,
-                    period=period,
-                    department=department,
-                    unit=unit,
-                    validation=validation,
-                    progress=progress,
-                    is_canceled=task.isCanceled,
-                    transform_context=context,
-                )
-                if task.isCanceled():
-                    raise PackageCanceledError(tr("Packaging was canceled."))
-                exported = export_package(built.path, export_to) if export_to is not None else None
-            except BaseException:
-                output.unlink(missing_ok=True)
-                raise
-            return built.path, exported
-
-        task = _LayerTask(tr("Building the exchange package"), sources, work)
-
-        def done(finished: _LayerTask, ok: bool) -> None:
-            if not ok or finished.result is None:
-                output.unlink(missing_ok=True)  # also when the task was canceled before it ran
-                finish(None)
-                return
-            path, exported = finished.result
-            self.last_package = path
-            if exported is not None:
-                self._message(tr("Package copied to {path}").format(path=exported), Qgis.MessageLevel.Success)
-            finish(exported or path)
-
-        self._start_task(task, tr("Building the package…"), done)
-
-    def build_current_package(self, folder: Path | None = None, timeout: float = 3600.0) -> Path | None:
-        """Validate and build the package of the checked layers and wait for it (the event loop keeps
-        running); None (with a message) when blocked. For scripts and tests: the panel's buttons start
-        the same tasks without waiting."""
-        box: list[Path | None] = []
-        if not self.start_package(box.append, folder):
-            return None
-        self.wait(timeout)
-        return box[0] if box else None
-
-    # ------------------------------------------------------------------------------------ background
-    def _start_task(self, task: _LayerTask, text: str, done: Callable[[_LayerTask, bool], None]) -> None:
-        """Run ``task`` in QGIS's task manager; ``done(task, ok)`` on the main thread when it ends."""
-        self._task = task
-        self._task_text = text
-        self.progress_bar.setValue(0)
-        self.progress_label.setText(text)
-        task.progressChanged.connect(self._task_progress)
-
-        def ended(ok: bool) -> None:
-            if self._task is not task:
-                return
-            self._task = None
-            error, canceled = task.error, task.canceled or task.isCanceled()
-            if canceled:
-                self.progress_bar.setValue(0)
-                self.progress_label.setText(tr("Canceled."))
-            elif error:
-                self.progress_label.setText(error)
-                self._message(error, Qgis.MessageLevel.Critical)
-            else:
-                self.progress_bar.setValue(0)
-                self.progress_label.clear()
-            try:
-                done(task, ok and not canceled)
-            finally:
-                self._set_running(self.is_busy())
-                if not self.is_busy():
-                    self._control = None
-
-        task.taskCompleted.connect(lambda: ended(True))
-        task.taskTerminated.connect(lambda: ended(False))
-        self._set_running(True)
-        QgsApplication.taskManager().addTask(task)
-
-    def _task_progress(self, value: float) -> None:
-        if self._task is None:
-            return
-        self.progress_bar.setValue(int(10 * value))
-        self.progress_label.setText(f"{self._task_text} {int(value)}%")
 
     # ------------------------------------------------------------------------------------ submission
     def _set_running(self, running: bool) -> None:
@@ -943,10 +285,10 @@ class HuijiaoSubmitDock(QgsDockWidget):
     def _start(
         self,
         func: Callable[..., Any],
-        on_done: Callable[[_Worker], None],
+        on_done: Callable[[Worker], None],
         control: TransferControl | None = None,
     ) -> None:
-        self._worker = _Worker(func, control)
+        self._worker = Worker(func, control)
         self._on_worker_done = on_done
         self._set_running(True)
         self._worker.start()
@@ -1024,7 +366,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
                 pass
         self._project_connections = []
 
-    def _submitted(self, worker: _Worker) -> None:
+    def _submitted(self, worker: Worker) -> None:
         error = worker.error
         if isinstance(error, TransferPausedError):
             self.progress_label.setText(tr("Paused. Press Submit to resume the upload where it stopped."))
@@ -1041,6 +383,7 @@ class HuijiaoSubmitDock(QgsDockWidget):
             return
         result: SubmitResult = worker.result
         self.last_result = result
+        self.session.remember_own_package(str(result.receipt.get("package_sha256") or ""))
         self.progress_bar.setValue(1000)
         self.receipt_view.setPlainText(self.describe_receipt(result.receipt, True, result.duplicate))
         if result.accepted:
@@ -1052,132 +395,24 @@ class HuijiaoSubmitDock(QgsDockWidget):
             )
         self.refresh_receipts()
 
-    @staticmethod
-    def describe_receipt(receipt: dict[str, Any], verified: bool, duplicate: bool = False) -> str:
-        from huijiao_plugin.core.exchange.receipts import receipt_reasons
-
-        status = receipt.get("status", "")
-        lines = [
-            tr("Receipt {id}").format(id=receipt.get("submission_id", "")),
-            tr("Server time: {time}").format(time=receipt.get("server_time", "")),
-            tr("Dataset: {dataset}  Region: {region}  Period: {period}").format(
-                dataset=receipt.get("dataset_id", ""),
-                region=receipt.get("region_code", ""),
-                period=receipt.get("period", ""),
-            ),  # fmt: skip
-            tr("Package sha256: {sha}").format(sha=receipt.get("package_sha256", "")),
-            tr("Status: {status}").format(status=tr("accepted") if status == "accepted" else tr("rejected")),
-            tr("Signature: verified with the pinned server key") if verified else tr("Signature: NOT VALID"),
-        ]
-        if duplicate:
-            lines.append(tr("This package was submitted before: this is its first receipt."))
-        reasons = receipt_reasons(receipt)
-        if reasons:
-            lines.append(tr("Findings:"))
-            lines += ["  " + r for r in reasons]
-        return "\n".join(lines)
-
-    # ---------------------------------------------------------------------------------------- history
-    def _receipt_store(self) -> ReceiptStore:
-        return ReceiptStore(self._state_dir() / "receipts.sqlite")
+    # ------------------------------------------------------------- the other tabs (widgets of their own)
+    def describe_receipt(self, receipt: dict[str, Any], verified: bool, duplicate: bool = False) -> str:
+        return self.receipts.describe(receipt, verified, duplicate)
 
     def refresh_receipts(self) -> None:
-        self.receipts_tree.clear()
-        try:
-            stored = self._receipt_store().all()
-        except Exception as error:  # an unreadable history must not break the panel
-            log.warning("receipt history unreadable: %s", error)
-            return
-        for receipt in stored:
-            item = QTreeWidgetItem(
-                [
-                    receipt.submission_id,
-                    receipt.received_at,
-                    receipt.dataset_id,
-                    receipt.region_code,
-                    receipt.period,
-                    tr("accepted") if receipt.accepted else tr("rejected"),
-                    receipt.package_sha256[:16],
-                ]
-            )
-            item.setData(0, Qt.ItemDataRole.UserRole, (receipt.server_url, receipt.submission_id))
-            self.receipts_tree.addTopLevelItem(item)
-
-    def _selected_receipt(self) -> StoredReceipt | None:
-        items = self.receipts_tree.selectedItems()
-        if not items:
-            return None
-        server_url, submission_id = items[0].data(0, Qt.ItemDataRole.UserRole)
-        return self._receipt_store().get(server_url, submission_id)
-
-    def _show_selected_receipt(self) -> None:
-        stored = self._selected_receipt()
-        if stored is not None:
-            self.receipt_detail.setPlainText(self.describe_receipt(stored.receipt, True))
+        self.receipts.refresh()
 
     def reverify_selected(self) -> bool | None:
-        stored = self._selected_receipt()
-        if stored is None:
-            return None
-        pins = KeyPinStore(self._state_dir() / "server_keys.json")
-        ok = self._receipt_store().verify(stored, pins)
-        self.receipt_detail.setPlainText(self.describe_receipt(stored.receipt, ok))
-        if ok:
-            self._message(tr("The receipt signature is valid."), Qgis.MessageLevel.Success)
-        else:
-            self._message(
-                tr("The receipt was altered or is not signed by the pinned server key."),
-                Qgis.MessageLevel.Critical,
-            )
-        return ok
+        return self.receipts.reverify_selected()
 
-    # -------------------------------------------------------------------------------------- deadlines
     def refresh_deadlines(self) -> None:
-        self.deadlines_tree.clear()
-        try:
-            client = self.client_factory()
-            client.max_retries = 1  # an interactive call: fail fast instead of retrying in the GUI thread
-            body = client.deadlines(self.year_spin.value())
-        except ExchangeError as error:
-            self.deadlines_label.setText(str(error))
-            return
-        overdue = 0
-        names = {
-            self.dataset_combo.itemData(i): self.dataset_combo.itemText(i)
-            for i in range(self.dataset_combo.count())
-        }
-        status_text = {
-            "met": tr("met"),
-            "late": tr("late"),
-            "overdue": tr("overdue"),
-            "pending": tr("pending"),
-        }
-        for entry in body.get("items", []):
-            if entry.get("department") != self.settings.department:
-                continue
-            status = str(entry.get("status", ""))
-            item = QTreeWidgetItem(
-                [
-                    names.get(
-                        entry.get("dataset_id"), entry.get("dataset_name_zh") or entry.get("dataset_id", "")
-                    ),
-                    str(entry.get("region_code", "")),
-                    str(entry.get("department", "")),
-                    str(entry.get("due_date", "")),
-                    status_text.get(status, status),
-                    str(entry.get("days_left", "")),
-                ]
-            )
-            if status == "overdue":
-                overdue += 1
-                for column in range(6):
-                    item.setForeground(column, QBrush(QColor("#c0392b")))
-            self.deadlines_tree.addTopLevelItem(item)
-        self.deadlines_label.setText(
-            tr("{n} obligations, {overdue} overdue.").format(
-                n=self.deadlines_tree.topLevelItemCount(), overdue=overdue
-            )
-        )
+        self.deadlines.refresh()
+
+    def import_package_file(self, path: str | Path) -> list[QgsVectorLayer]:
+        return self.offline.import_package_file(path)
+
+    def register_offline_file(self, path: str | Path) -> SubmitResult | None:
+        return self.offline.register_offline_file(path)
 
     # ----------------------------------------------------------------------------------------- offline
     def start_export_offline(
@@ -1198,57 +433,6 @@ class HuijiaoSubmitDock(QgsDockWidget):
         folder = QFileDialog.getExistingDirectory(self, tr("Export offline package to"))
         if folder:
             self.start_export_offline(folder)
-
-    def import_package_file(self, path: str | Path) -> list[QgsVectorLayer]:
-        from huijiao_plugin.core.exchange.offline import ImportRegistry
-
-        try:
-            imported = import_package(
-                path,
-                self._state_dir() / "imported",
-                ImportRegistry(self._state_dir() / "imported_packages.json"),
-                region_code=self.settings.region_code,
-            )
-            layers = load_imported_layers(imported)
-        except PackageError as error:
-            self.offline_label.setText(str(error))
-            self._message(str(error), Qgis.MessageLevel.Warning)
-            return []
-        self.offline_label.setText(
-            tr("Imported {dataset} {region} {period}: {n} layers loaded.").format(
-                dataset=imported.manifest.get("dataset_id"),
-                region=imported.manifest.get("region_code"),
-                period=imported.manifest.get("period"),
-                n=len(layers),
-            )  # fmt: skip
-        )
-        self.refresh_layers()
-        return layers
-
-    def import_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, tr("Import package"), "", tr("Exchange package (*.zip)"))
-        if path:
-            self.import_package_file(path)
-
-    def register_offline_file(self, path: str | Path) -> SubmitResult | None:
-        try:
-            client = self.client_factory()
-            client.max_retries = 1
-            result = client.register_offline(path)
-        except (ExchangeError, ReceiptError) as error:
-            self.offline_label.setText(str(error))
-            self._message(str(error), Qgis.MessageLevel.Critical)
-            return None
-        self.offline_label.setText(self.describe_receipt(result.receipt, True, result.duplicate))
-        self.refresh_receipts()
-        return result
-
-    def register_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, tr("Register offline package"), "", tr("Exchange package (*.zip)")
-        )
-        if path:
-            self.register_offline_file(path)
 
     def closeEvent(self, event) -> None:  # noqa: N802
         uploading = self._worker is not None and not self._worker.done

@@ -1,0 +1,161 @@
+"""成效评估: the indicators the exchange server computes per county (数据采集汇聚、共享开放、安全保障、
+应用成效) as a table and a matplotlib bar chart, exported to xlsx and PDF."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+
+from qgis.core import QgsApplication
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QSpinBox,
+    QToolButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from huijiao_plugin.core.exchange.transport import ExchangeError
+from huijiao_plugin.core.exchange_calendar import (
+    INDICATOR_SOURCES,
+    EvaluationRow,
+    evaluation_figure,
+    evaluation_headers,
+    evaluation_rows,
+    write_evaluation_pdf,
+    write_evaluation_xlsx,
+)
+from huijiao_plugin.core.session import Session
+from huijiao_plugin.gui.user_context import region_display
+from huijiao_plugin.toolbelt.i18n import tr
+
+log = logging.getLogger(__name__)
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100.0 * value:.1f}%"
+
+
+def make_chart_canvas(parent: QWidget):
+    """A matplotlib canvas for Qt (the qtagg backend follows the Qt binding QGIS runs on, Qt 5 or 6);
+    None when matplotlib is not installed."""
+    try:
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        log.warning("matplotlib is not installed: the evaluation chart is not shown")
+        return None
+    canvas = FigureCanvasQTAgg(Figure(figsize=(4.0, 2.6), dpi=90))
+    canvas.setParent(parent)
+    canvas.setMinimumHeight(180)
+    return canvas
+
+
+class HuijiaoEvaluationWidget(QWidget):
+    """Year, load and export buttons, the indicator table and its chart."""
+
+    def __init__(self, session: Session, parent=None):
+        super().__init__(parent)
+        self.setObjectName("HuijiaoEvaluationWidget")
+        self.session = session
+        self.rows: list[EvaluationRow] = []
+        layout = QVBoxLayout(self)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel(tr("Year"), self))
+        self.year_spin = QSpinBox(self)
+        self.year_spin.setObjectName("HuijiaoEvaluationYear")
+        self.year_spin.setRange(2000, 2100)
+        self.year_spin.setValue(_dt.date.today().year)
+        bar.addWidget(self.year_spin)
+        self.load_button = self._tool_button("mActionRefresh.svg", tr("Load"), tr("Ask the server"))
+        self.load_button.setObjectName("HuijiaoEvaluationLoadButton")
+        self.load_button.clicked.connect(self.refresh)
+        self.xlsx_button = self._tool_button("mActionSaveAs.svg", "xlsx", tr("Export the table to xlsx"))
+        self.xlsx_button.setObjectName("HuijiaoEvaluationXlsxButton")
+        self.xlsx_button.clicked.connect(self._ask_xlsx)
+        self.pdf_button = self._tool_button(
+            "mActionSaveAsPDF.svg", "PDF", tr("Export chart and table to PDF")
+        )
+        self.pdf_button.setObjectName("HuijiaoEvaluationPdfButton")
+        self.pdf_button.clicked.connect(self._ask_pdf)
+        for button in (self.load_button, self.xlsx_button, self.pdf_button):
+            bar.addWidget(button)
+        bar.addStretch(1)
+        layout.addLayout(bar)
+        self.table = QTreeWidget(self)
+        self.table.setObjectName("HuijiaoEvaluationTable")
+        self.table.setRootIsDecorated(False)
+        self.table.setHeaderLabels(evaluation_headers())
+        self.table.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        layout.addWidget(self.table, 1)
+        self.canvas = make_chart_canvas(self)
+        if self.canvas is not None:
+            layout.addWidget(self.canvas, 2)
+        self.status_label = QLabel(self)
+        self.status_label.setObjectName("HuijiaoEvaluationStatus")
+        self.status_label.setWordWrap(True)
+        layout.addWidget(self.status_label)
+        self._set_exportable(False)
+
+    def _tool_button(self, icon: str, text: str, tip: str) -> QToolButton:
+        button = QToolButton(self)
+        button.setIcon(QgsApplication.getThemeIcon(icon))
+        button.setText(text)
+        button.setToolTip(tip)
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        return button
+
+    def _set_exportable(self, on: bool) -> None:
+        self.xlsx_button.setEnabled(on)
+        self.pdf_button.setEnabled(on)
+
+    def refresh(self) -> list[EvaluationRow] | None:
+        self.table.clear()
+        self._set_exportable(False)
+        year = self.year_spin.value()
+        try:
+            client = self.session.client()
+            client.max_retries = 1
+            body = client.get_json("/evaluation", year=year, region=self.session.settings.region_code)
+        except ExchangeError as error:
+            self.status_label.setText(str(error))
+            return None
+        self.rows = evaluation_rows(body, region_display)
+        for row in self.rows:
+            values = [row.region_name, *(_percent(row.rates.get(k)) for k in INDICATOR_SOURCES)]
+            item = QTreeWidgetItem([*values, f"{row.obligations:,}", f"{row.overdue:,}"])
+            for column in range(1, len(values) + 2):
+                item.setTextAlignment(column, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.table.addTopLevelItem(item)
+        if self.canvas is not None:
+            evaluation_figure(self.rows, year, self.canvas.figure)
+            self.canvas.draw_idle()
+        self.status_label.setText(
+            tr("Indicators of {year}: rates of the obligations due so far.").format(year=year)
+        )
+        self._set_exportable(bool(self.rows))
+        return self.rows
+
+    def export_xlsx(self, path: str) -> str:
+        return str(write_evaluation_xlsx(path, self.rows, self.year_spin.value()))
+
+    def export_pdf(self, path: str) -> str:
+        return str(write_evaluation_pdf(path, self.rows, self.year_spin.value()))
+
+    def _ask_xlsx(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, tr("Export evaluation"), "", tr("Excel workbook (*.xlsx)")
+        )
+        if path:
+            self.status_label.setText(tr("Exported to {path}").format(path=self.export_xlsx(path)))
+
+    def _ask_pdf(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, tr("Export evaluation"), "", tr("PDF (*.pdf)"))
+        if path:
+            self.status_label.setText(tr("Exported to {path}").format(path=self.export_pdf(path)))

@@ -1,0 +1,76 @@
+"""设置 → 测试连接 against the real exchange server: reachable, encryption, account and department, with the
+account from the QGIS authentication manager as the user picks it in the dialog."""
+
+from __future__ import annotations
+
+import pytest
+from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsSettings
+from qgis.PyQt.QtCore import QSettings
+
+from huijiao_plugin.gui.dialogs.dlg_settings import HuijiaoSettingsDialog
+from tests.integration.server_support import DEMO_PASSWORD, demo_server_fixture
+
+server = demo_server_fixture("exchange-settings", release=False)
+
+
+@pytest.fixture()
+def authcfg(qgis_app):
+    manager = QgsApplication.authManager()
+    if not manager.masterPasswordIsSet():
+        assert manager.setMasterPassword("master-test", True)
+    ids = []
+
+    def make(username, password):
+        config = QgsAuthMethodConfig("Basic")
+        config.setName(f"huijiao {username}")
+        config.setConfig("username", username)
+        config.setConfig("password", password)
+        assert manager.storeAuthenticationConfig(config)
+        ids.append(config.id())
+        return config.id()
+
+    yield make
+    for config_id in ids:
+        manager.removeAuthenticationConfig(config_id)
+
+
+def _dialog(qgis_parent, tmp_path, url, config_id, department="zrzy"):
+    dialog = HuijiaoSettingsDialog(
+        qgis_parent, QgsSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    )
+    dialog.department_combo.setCurrentIndex(dialog.department_combo.findData(department))
+    dialog.region_edit.setText("610102")
+    dialog.server_edit.setText(url)
+    dialog.auth_select.setConfigId(config_id)
+    return dialog
+
+
+def test_connection_ok_names_account_and_department(qgis_parent, tmp_path, server, authcfg):
+    dialog = _dialog(qgis_parent, tmp_path, server.url, authcfg("demo_zrzy_submitter", DEMO_PASSWORD))
+    dialog.test_button.click()
+    text = dialog.test_label.text()
+    lines = text.splitlines()
+    assert lines[0].startswith("✔") and server.url in lines[0]
+    assert lines[1].startswith("✘") and "http" in lines[1]  # a plain-http test server: not encrypted
+    assert lines[2].startswith("✔") and "demo_zrzy_submitter" in lines[2] and "610102" in lines[2]
+    assert len(lines) == 3
+    dialog.deleteLater()
+
+
+def test_connection_wrong_password_wrong_department_and_no_server(qgis_parent, tmp_path, server, authcfg):
+    dialog = _dialog(qgis_parent, tmp_path, server.url, authcfg("demo_zrzy_submitter", "wrong"))
+    report = dialog.test_connection()
+    assert not report.ok and report.steps[-1][0] is False
+    assert dialog.test_label.text().splitlines()[-1].startswith("✘")
+    assert report.account == {}
+
+    dialog = _dialog(qgis_parent, tmp_path, server.url, authcfg("demo_nync_reader", DEMO_PASSWORD), "zrzy")
+    report = dialog.test_connection()
+    assert report.account["department"] == "nync"
+    assert not report.ok and report.steps[-1][0] is False  # the settings say 自然资源
+
+    dialog = _dialog(
+        qgis_parent, tmp_path, "http://127.0.0.1:9", authcfg("demo_zrzy_submitter", DEMO_PASSWORD)
+    )
+    report = dialog.test_connection()
+    assert len(report.steps) == 1 and not report.ok and "127.0.0.1:9" in report.steps[0][1]
