@@ -179,7 +179,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from exchange_server.app import create_app
-    from exchange_server.service import Exchange
+    from exchange_server.services import Exchange
 
     cfg = _config(args)
     logging.basicConfig(
@@ -207,7 +207,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _admin(args: argparse.Namespace) -> int:
-    from exchange_server.service import Exchange
+    from exchange_server.services import Exchange
 
     ex = Exchange.open(_config(args))
     if args.action == "create-account":
@@ -242,7 +242,7 @@ def _admin(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from exchange_server.regions import normalise
-    from exchange_server.service import Exchange
+    from exchange_server.services import Exchange
 
     ex = Exchange.open(_config(args))
     county = normalise(args.region)

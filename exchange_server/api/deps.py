@@ -1,0 +1,81 @@
+"""Dependencies shared by the routers: the exchange, the authenticated account, admin, tus checks, and small
+parsers of query values."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+
+from exchange_server.errors import ApiError
+from exchange_server.regions import RegionCodeError, normalise
+from exchange_server.services import CHINA_TZ, Exchange
+
+TUS_VERSION = "1.0.0"
+TUS_HEADERS = {"Tus-Resumable": TUS_VERSION}
+
+
+def exchange(request: Request) -> Exchange:
+    return request.app.state.exchange
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else None
+
+
+async def current_account(request: Request) -> dict:
+    """The account of the request's bearer token (401 without a valid one)."""
+    ex = exchange(request)
+    return await run_in_threadpool(ex.authenticate, bearer_token(request), client_ip(request))
+
+
+async def admin_account(request: Request) -> dict:
+    """The account, which must be an admin (a refusal is audited)."""
+    account = await current_account(request)
+    if account["role"] != "admin":
+        ex = exchange(request)
+        detail = {"code": "FORBIDDEN_ROLE"}
+        await run_in_threadpool(
+            ex.audit, "admin", "refused", account, request.url.path, detail, client_ip(request)
+        )
+        raise ApiError("FORBIDDEN_ROLE", account["role"])
+    return account
+
+
+def check_tus(request: Request) -> None:
+    version = request.headers.get("tus-resumable")
+    if version is not None and version != TUS_VERSION:
+        raise ApiError("TUS_VERSION", headers={"Tus-Version": TUS_VERSION})
+
+
+async def tus_account(request: Request) -> dict:
+    """A tus request: the protocol version first, then the account."""
+    check_tus(request)
+    return await current_account(request)
+
+
+def http_date(value: dt.datetime) -> str:
+    return email.utils.format_datetime(value.astimezone(dt.timezone.utc), usegmt=True)
+
+
+def as_of(value: str | None) -> dt.date:
+    if value:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ApiError("REQUEST_INVALID", "as_of")
+    return dt.datetime.now(CHINA_TZ).date()
+
+
+def region(value: str) -> str:
+    try:
+        return normalise(value)
+    except RegionCodeError:
+        raise ApiError("REGION_INVALID", value)

@@ -1,0 +1,57 @@
+"""Request bodies (pydantic models) of the JSON routes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class LoginBody(BaseModel):
+    username: str
+    password: str
+    ttl_seconds: int | None = None
+
+
+class CommitBody(BaseModel):
+    upload_id: str
+    package_sha256: str
+    manifest: dict[str, Any]
+
+
+class OfflineBody(BaseModel):
+    package_sha256: str
+    package_size: int = 0
+    manifest: dict[str, Any]
+    offline: bool = True
+
+
+class AccountBody(BaseModel):
+    username: str
+    password: str
+    department: str
+    region_code: str
+    role: str
+    display_name: str = ""
+    unit: str = ""
+
+
+class AccountUpdateBody(BaseModel):
+    disabled: bool | None = None
+    password: str | None = None
+
+
+class TokenBody(BaseModel):
+    username: str
+    ttl_seconds: int | None = None
+
+
+class RevokeBody(BaseModel):
+    username: str
+
+
+class ReleaseBody(BaseModel):
+    dataset_id: str
+    year: int = Field(ge=1990, le=2200)
+    release_date: dt.date

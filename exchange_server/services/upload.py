@@ -1,0 +1,127 @@
+"""tus uploads: creation, offsets, termination and expiry (the bytes are written by api/upload_io.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from pathlib import Path
+
+from sqlalchemy import func, insert, select, update
+
+from exchange_server import db
+from exchange_server.errors import ApiError
+from exchange_server.services.common import ServiceBase
+
+
+class UploadService(ServiceBase):
+    def upload_path(self, upload_id: str) -> Path:
+        return self.config.uploads_dir / f"{upload_id}.part"
+
+    def create_upload(self, account: dict, length: int, meta: dict, client_ip: str = "") -> dict:
+        if length > self.config.max_upload_size:
+            self.audit(
+                "upload.create",
+                "refused",
+                account,
+                "",
+                {"code": "UPLOAD_TOO_LARGE", "length": length},
+                client_ip,
+            )
+            raise ApiError("UPLOAD_TOO_LARGE", f"max {self.config.max_upload_size}")
+        now = db.utcnow()
+        upload_id = uuid.uuid4().hex
+        with self.engine.begin() as conn:
+            active = conn.execute(
+                select(func.count())
+                .select_from(db.uploads)
+                .where(
+                    db.uploads.c.account_id == account["id"],
+                    db.uploads.c.state == "active",
+                    db.uploads.c.expires_at > now,
+                )
+            ).scalar_one()
+            if active >= self.config.max_concurrent_uploads:
+                db.write_audit(
+                    conn, "upload.create", "refused", account, "", {"code": "UPLOAD_TOO_MANY"}, client_ip
+                )
+                raise ApiError("UPLOAD_TOO_MANY", f"max {self.config.max_concurrent_uploads}")
+            expires = now + dt.timedelta(seconds=self.config.upload_expiry_seconds)
+            row = {
+                "id": upload_id,
+                "account_id": account["id"],
+                "length": length,
+                "offset": 0,
+                "metadata": json.dumps(meta, ensure_ascii=False),
+                "state": "active" if length > 0 else "complete",
+                "created_at": now,
+                "expires_at": expires,
+                "completed_at": now if length == 0 else None,
+                "sha256": hashlib.sha256(b"").hexdigest() if length == 0 else None,
+            }
+            conn.execute(insert(db.uploads).values(**row))
+            db.write_audit(
+                conn, "upload.create", "ok", account, "upload:" + upload_id, {"length": length}, client_ip
+            )
+        with self.upload_path(upload_id).open("wb"):
+            pass
+        return row
+
+    def get_upload(self, account: dict, upload_id: str) -> dict:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(db.uploads).where(db.uploads.c.id == upload_id)).mappings().first()
+        if row is None or row["state"] == "terminated":
+            raise ApiError("UPLOAD_NOT_FOUND")
+        if row["account_id"] != account["id"] and account["role"] != "admin":
+            raise ApiError("UPLOAD_NOT_FOUND")
+        row = dict(row)
+        if row["state"] in ("active", "expired") and db.as_utc(row["expires_at"]) <= db.utcnow():
+            raise ApiError("UPLOAD_EXPIRED")
+        return row
+
+    def set_offset(
+        self, upload_id: str, offset: int, complete_sha: str | None, account: dict, ip: str
+    ) -> None:
+        values: dict = {"offset": offset}
+        if complete_sha is not None:
+            values.update(state="complete", completed_at=db.utcnow(), sha256=complete_sha)
+        with self.engine.begin() as conn:
+            conn.execute(update(db.uploads).where(db.uploads.c.id == upload_id).values(**values))
+            if complete_sha is not None:
+                db.write_audit(
+                    conn,
+                    "upload.complete",
+                    "ok",
+                    account,
+                    "upload:" + upload_id,
+                    {"sha256": complete_sha},
+                    ip,
+                )
+
+    def terminate_upload(self, account: dict, upload_id: str, ip: str = "") -> None:
+        row = self.get_upload(account, upload_id)
+        if row["state"] == "committed":
+            raise ApiError("UPLOAD_ALREADY_COMMITTED")
+        with self.engine.begin() as conn:
+            conn.execute(update(db.uploads).where(db.uploads.c.id == upload_id).values(state="terminated"))
+            db.write_audit(conn, "upload.terminate", "ok", account, "upload:" + upload_id, {}, ip)
+        self.upload_path(upload_id).unlink(missing_ok=True)
+
+    def cleanup_expired(self) -> int:
+        now = db.utcnow()
+        with self.engine.begin() as conn:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    select(db.uploads.c.id).where(
+                        db.uploads.c.state.in_(("active", "complete")), db.uploads.c.expires_at <= now
+                    )
+                )
+            ]
+            if ids:
+                conn.execute(update(db.uploads).where(db.uploads.c.id.in_(ids)).values(state="expired"))
+                db.write_audit(conn, "upload.expire", "ok", None, "", {"count": len(ids)})
+        for upload_id in ids:
+            self.upload_path(upload_id).unlink(missing_ok=True)
+        return len(ids)
