@@ -42,6 +42,8 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         "zip_max_uncompressed",
         "zip_max_ratio",
         "sync_every_bytes",
+        "max_json_body",
+        "max_chunk_size",
     ):
         value = getattr(args, name, None)
         if value is not None:
@@ -84,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         "zip-max-uncompressed",
         "zip-max-ratio",
         "sync-every-bytes",
+        "max-json-body",
+        "max-chunk-size",
     ):
         serve.add_argument("--" + opt, type=int)
     serve.add_argument(

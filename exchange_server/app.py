@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from exchange_server import API_PREFIX, __version__
 from exchange_server.api import admin, auth, feed, public, schedule, submissions, uploads, versions
 from exchange_server.api.deps import TUS_HEADERS
+from exchange_server.api.limits import RequestGate
 from exchange_server.api.upload_io import UploadReceiver
 from exchange_server.errors import ApiError
 from exchange_server.services import Exchange
@@ -35,6 +36,7 @@ def create_app(ex: Exchange) -> FastAPI:
     app.state.uploads = UploadReceiver(ex)
     for module in ROUTERS:
         app.include_router(module.router, prefix=API_PREFIX)
+    app.add_middleware(RequestGate, ex=ex)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -51,6 +53,9 @@ def create_app(ex: Exchange) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 413:  # a streamed body passed its limit (api/limits.py)
+            err = ApiError("BODY_TOO_LARGE")
+            return JSONResponse(err.body(), status_code=413, headers={"Connection": "close"})
         code = "NOT_FOUND" if exc.status_code == 404 else "REQUEST_INVALID"
         err = ApiError(code, str(exc.detail))
         return JSONResponse(err.body(), status_code=exc.status_code)

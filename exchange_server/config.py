@@ -33,6 +33,10 @@ class ServerConfig:
     # write uploads with O_DIRECT where available (Linux), bypassing the page cache; off: plain writes
     direct_io: bool = True
     feed_max_wait: int = 60
+    # request bodies, refused (413) from Content-Length before reading or while streaming: JSON routes; one
+    # PATCH (0 = the maximum upload size)
+    max_json_body: int = 1024 * 1024
+    max_chunk_size: int = 0
     extra: dict = field(default_factory=dict)
 
     @property

@@ -76,6 +76,14 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     ),
     "ACCOUNT_EXISTS": (409, "账号已存在。", "Account already exists."),
     "RANGE_NOT_SATISFIABLE": (416, "请求的字节范围无效。", "Range not satisfiable."),
+    "BODY_TOO_LARGE": (413, "请求数据超过服务器允许的大小。", "Request body too large."),
+    "STORAGE_UNAVAILABLE": (
+        503,
+        "服务器存储暂时不可用（如磁盘已满），请稍后重试；已上传的数据不会丢失。",
+        "Storage temporarily unavailable.",
+    ),
+    "DATABASE_BUSY": (503, "服务器数据库繁忙，请稍后重试。", "Database busy."),
+    "TEMPORARILY_UNAVAILABLE": (503, "服务器暂时无法处理该请求，请稍后重试。", "Temporarily unavailable."),
     "INTERNAL": (500, "服务器内部错误，请稍后重试或联系管理员。", "Internal server error."),
 }
 
