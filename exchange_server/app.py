@@ -9,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exchange_server import API_PREFIX, __version__
@@ -60,12 +62,25 @@ def create_app(ex: Exchange) -> FastAPI:
         err = ApiError(code, str(exc.detail))
         return JSONResponse(err.body(), status_code=exc.status_code)
 
+    @app.exception_handler(OSError)
+    async def _storage_fault(request: Request, exc: OSError) -> JSONResponse:
+        # a fault of the server's storage (disk full, I/O error): transient, told without paths or errno text
+        LOG.error("storage fault on %s %s: %r", request.method, request.url.path, exc)
+        return _transient("STORAGE_UNAVAILABLE")
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(SqlTimeoutError)
+    async def _database_fault(request: Request, exc: Exception) -> JSONResponse:
+        # database locked or busy, lock or statement time-out, connection lost: transient
+        LOG.error("database fault on %s %s: %r", request.method, request.url.path, exc)
+        return _transient("DATABASE_BUSY")
+
     @app.on_event("startup")
     async def _start_cleanup() -> None:
         async def loop() -> None:
             while True:
                 try:
-                    n = await run_in_threadpool(ex.cleanup_expired)
+                    n = await run_in_threadpool(ex.cleanup_expired, app.state.uploads.busy())
                     if n:
                         LOG.info("expired %d uploads", n)
                 except Exception:  # noqa: BLE001 - keep the cleanup loop alive
@@ -75,3 +90,8 @@ def create_app(ex: Exchange) -> FastAPI:
         app.state.cleanup_task = asyncio.create_task(loop())
 
     return app
+
+
+def _transient(code: str) -> JSONResponse:
+    err = ApiError(code)
+    return JSONResponse(err.body(), status_code=err.status, headers={**err.headers, **TUS_HEADERS})

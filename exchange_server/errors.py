@@ -97,6 +97,8 @@ FINDINGS: dict[str, tuple[str, str]] = {
     "ZIP_TOO_LARGE": ("error", "数据包解压后的总大小超过上限（疑似压缩炸弹）。"),
     "ZIP_RATIO": ("error", "数据包压缩比异常（疑似压缩炸弹）。"),
     "ZIP_CORRUPT": ("error", "数据包中的文件损坏（CRC 校验失败）。"),
+    "ZIP_ENCRYPTED": ("error", "数据包中有加密的文件，服务器无法检查。"),
+    "ZIP_METHOD_UNSUPPORTED": ("error", "数据包中有不支持的压缩方式（只支持存储和 deflate）。"),
     "MANIFEST_MISSING": ("error", "数据包中缺少 manifest.json。"),
     "MANIFEST_MISMATCH": ("error", "数据包内的 manifest.json 与提交时的清单不一致。"),
     "MANIFEST_FORMAT": ("error", "不支持的清单格式版本。"),
@@ -123,6 +125,10 @@ FINDINGS: dict[str, tuple[str, str]] = {
 }
 
 
+# seconds a client waits before repeating a request answered with this status
+RETRY_AFTER = {429: 30, 503: 5}
+
+
 class ApiError(Exception):
     """An error answered as ``{"error": {"code", "message_zh", "message"}}`` with the code's HTTP status."""
 
@@ -135,6 +141,8 @@ class ApiError(Exception):
         self.message = en if not detail else f"{en} ({detail})"
         self.detail = detail
         self.headers = headers or {}
+        if status in RETRY_AFTER:  # a transient answer always says when to try again (protocol section 15)
+            self.headers.setdefault("Retry-After", str(RETRY_AFTER[status]))
 
     def body(self) -> dict:
         err = {"code": self.code, "message_zh": self.message_zh, "message": self.message}

@@ -4,6 +4,7 @@ structure, CRS, layers, feature counts and the catalog's required fields. Return
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import re
@@ -13,6 +14,7 @@ import stat
 import tempfile
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,20 @@ GPKG_APPLICATION_IDS = {0x47504B47, 0x47503130, 0x47503131}  # 'GPKG', 'GP10', '
 CHUNK = 1024 * 1024
 MANIFEST_MAX_BYTES = 16 * 1024 * 1024
 GPKG_QUERY_SECONDS = 120
+# stored and deflated: what zipfile reads without optional modules (deflate64 and the like are refused)
+SUPPORTED_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+TRANSIENT_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EIO,
+    errno.ENOMEM,
+    errno.EMFILE,
+    errno.ENFILE,
+    errno.EROFS,
+    errno.ENOENT,
+    errno.EAGAIN,
+    errno.EBUSY,
+}
 
 
 def allowed_epsg(code: int) -> bool:
@@ -138,8 +154,10 @@ def check_package(path: Path, manifest: dict, catalog: Catalog, limits: object, 
     found = check_manifest_content(manifest, catalog)
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        found.append(finding("NOT_A_ZIP", str(exc)[:100]))
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        if server_fault(exc):
+            raise
+        found.append(finding("NOT_A_ZIP"))
         return found
     with zf:
         infos = zf.infolist()
@@ -161,6 +179,13 @@ def check_package(path: Path, manifest: dict, catalog: Catalog, limits: object, 
                 found.append(finding("ZIP_DUPLICATE_ENTRY", info.filename[:200]))
                 fatal = True
             names.add(info.filename)
+            if info.flag_bits & 0x1:
+                found.append(finding("ZIP_ENCRYPTED", info.filename[:200], path=info.filename[:200]))
+                fatal = True
+            elif info.compress_type not in SUPPORTED_METHODS:
+                detail = f"{info.filename[:200]}: {info.compress_type}"
+                found.append(finding("ZIP_METHOD_UNSUPPORTED", detail, path=info.filename[:200]))
+                fatal = True
             total += info.file_size
             if info.file_size > limits.zip_ratio_min_size:
                 ratio = info.file_size / max(info.compress_size, 1)
@@ -204,8 +229,10 @@ def check_package(path: Path, manifest: dict, catalog: Catalog, limits: object, 
                 out_path = workdir / f"f{len(gpkgs)}.gpkg" if is_gpkg else None
                 try:
                     size, digest = _hash_member(zf, rel, out_path)
-                except (zipfile.BadZipFile, OSError) as exc:
-                    found.append(finding("ZIP_CORRUPT", f"{rel}: {str(exc)[:80]}", path=rel[:200]))
+                except (zipfile.BadZipFile, OSError, zlib.error, EOFError, ValueError) as exc:
+                    if server_fault(exc):  # the server's disk, not the package: answered 503, no verdict
+                        raise
+                    found.append(finding("ZIP_CORRUPT", rel[:200], path=rel[:200]))
                     continue
                 if _int(entry.get("size")) != size:
                     found.append(finding("FILE_SIZE_MISMATCH", rel[:200], path=rel[:200]))
@@ -217,6 +244,11 @@ def check_package(path: Path, manifest: dict, catalog: Catalog, limits: object, 
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     return found
+
+
+def server_fault(exc: BaseException) -> bool:
+    """An error of the server's own storage (full, failing, out of descriptors), not of the package."""
+    return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
 
 
 def _hash_member(zf: zipfile.ZipFile, name: str, out_path: Path | None) -> tuple[int, str]:
@@ -264,11 +296,19 @@ def _check_layers(manifest: dict, catalog: Catalog, gpkgs: dict[str, Path]) -> l
             if conn is None:
                 continue
             layers_by_file.setdefault(rel, set()).add(name.lower())
-            found.extend(_check_one_layer(conn, rel, name, layer, ds, manifest_epsg))
+            try:
+                found.extend(_check_one_layer(conn, rel, name, layer, ds, manifest_epsg))
+            except (sqlite3.DatabaseError, ValueError, TypeError, OverflowError) as exc:
+                # a system table without an expected column, a value of the wrong type…: a broken GeoPackage
+                detail = f"{rel}: {name}: {type(exc).__name__}"
+                found.append(finding("GPKG_STRUCTURE", detail, path=rel, layer=name))
         for rel, conn in opened.items():
             if conn is None:
                 continue
-            tables = [r[0] for r in conn.execute("SELECT table_name FROM gpkg_contents")]
+            try:
+                tables = [str(r[0]) for r in conn.execute("SELECT table_name FROM gpkg_contents")]
+            except sqlite3.DatabaseError:
+                continue  # already reported by the layer checks
             extra = [t for t in tables if t.lower() not in layers_by_file.get(rel, set())]
             if extra:
                 found.append(finding("GPKG_EXTRA_LAYER", "{}: {}".format(rel, ", ".join(extra)[:200])))
@@ -305,6 +345,41 @@ def _open_gpkg(path: Path, rel: str, found: list[dict]) -> sqlite3.Connection | 
     return conn
 
 
+def _layer_epsg(conn: sqlite3.Connection, srs_id: object) -> int | None:
+    """The EPSG code of a layer's spatial reference system, trusted only when the row names EPSG as its
+    organisation and its definition really is that EPSG system (an ``evil`` organisation or a WGS 84
+    definition under the number 4524 is not CGCS2000). None when it is not an EPSG system."""
+    srs = conn.execute(
+        "SELECT organization, organization_coordsys_id, definition FROM gpkg_spatial_ref_sys"
+        " WHERE srs_id = ?",
+        (srs_id,),
+    ).fetchone()
+    if srs is None or str(srs[0]).strip().upper() != "EPSG":
+        return None
+    try:
+        code = int(str(srs[1]).strip())
+    except ValueError:
+        return None
+    if not allowed_epsg(code) or not _same_crs(str(srs[2] or ""), code):
+        return None
+    return code
+
+
+def _same_crs(definition: str, code: int) -> bool:
+    """Whether a WKT definition is equivalent to the EPSG system ``code`` (datum, projection parameters)."""
+    from osgeo import osr
+
+    try:
+        actual = osr.SpatialReference()
+        if actual.ImportFromWkt(definition) != 0:
+            return False
+        expected = osr.SpatialReference()
+        expected.ImportFromEPSG(code)
+        return bool(actual.IsSame(expected, ["CRITERION=EQUIVALENT_EXCEPT_AXIS_ORDER_GEOGCRS"]))
+    except RuntimeError:  # osr raises when exceptions are enabled (another module may have done so)
+        return False
+
+
 def _check_one_layer(
     conn: sqlite3.Connection, rel: str, name: str, layer: dict, ds, manifest_epsg
 ) -> list[dict]:
@@ -330,16 +405,9 @@ def _check_one_layer(
         actual = str(geom[0] or "").upper().replace("MULTI", "")
         if declared and actual and actual != "GEOMETRY" and declared != actual:
             found.append(finding("GEOMETRY_TYPE_MISMATCH", f"{name}: {declared} ≠ {actual}", layer=name))
-    srs = conn.execute(
-        "SELECT organization, organization_coordsys_id FROM gpkg_spatial_ref_sys WHERE srs_id = ?", (srs_id,)
-    ).fetchone()
-    epsg = None
-    if srs is not None and str(srs[0]).upper() == "EPSG":
-        epsg = int(srs[1])
-    elif srs_id is not None and srs is not None and allowed_epsg(int(srs_id)):
-        epsg = int(srs_id)
+    epsg = _layer_epsg(conn, srs_id)
     if epsg is None or not allowed_epsg(epsg):
-        found.append(finding("CRS_NOT_CGCS2000", f"{name}: srs_id={srs_id}", layer=name))
+        found.append(finding("CRS_NOT_CGCS2000", f"{name}: srs_id={str(srs_id)[:40]}", layer=name))
     elif manifest_epsg is not None and epsg != manifest_epsg:
         found.append(finding("CRS_MISMATCH", f"{name}: EPSG:{epsg} ≠ EPSG:{manifest_epsg}", layer=name))
     try:

@@ -39,6 +39,10 @@ class UploadReceiver:
         self.running_hash: dict[str, tuple[int, Any]] = {}
         self.staging: list[mmap.mmap] = []  # free page-aligned staging buffers, reused across PATCH requests
 
+    def busy(self) -> set[str]:
+        """Uploads a request is working on right now (the expiry clean-up leaves them alone)."""
+        return {upload_id for upload_id, lock in self.locks.items() if lock.locked()}
+
     def busy_lock(self, upload_id: str) -> asyncio.Lock:
         """The upload's lock, refused (423) when another request holds it."""
         lock = self.locks.setdefault(upload_id, asyncio.Lock())

@@ -132,88 +132,97 @@ class SubmissionService(ServiceBase):
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
             stored_path = target
-        for _attempt in range(5):
-            try:
-                with self.engine.begin() as conn:
-                    existing = self._existing(conn, sha)
-                    if existing is not None:
-                        return self._stored_envelope(existing), False
-                    version_id = None
-                    if status == "accepted" and not offline:
-                        last = conn.execute(
-                            select(func.max(db.versions.c.version_no)).where(
-                                db.versions.c.dataset_id == head.dataset_id,
-                                db.versions.c.region_code == head.region_code,
-                                db.versions.c.period == head.period,
-                            )
-                        ).scalar()
-                        receipt["version"] = int(last or 0) + 1
-                    else:
-                        receipt.pop("version", None)
-                    body = canonical_json(receipt).decode("utf-8")
-                    signature = self.signer.sign(receipt)
-                    conn.execute(
-                        insert(db.submissions).values(
-                            id=submission_id,
-                            account_id=account["id"],
-                            package_sha256=sha,
-                            package_uuid=head.package_uuid,
-                            dataset_id=head.dataset_id,
-                            region_code=head.region_code,
-                            period=head.period,
-                            department=head.department,
-                            status=status,
-                            offline=offline,
-                            error_count=errors,
-                            warning_count=warnings,
-                            receipt_json=body,
-                            signature=signature,
-                            manifest_json=json.dumps(manifest, ensure_ascii=False, sort_keys=True),
-                            upload_id=upload_id,
-                            created_at=now,
-                        )
-                    )
-                    if "version" in receipt:
-                        res = conn.execute(
-                            insert(db.versions).values(
+        try:
+            for _attempt in range(5):
+                try:
+                    with self.engine.begin() as conn:
+                        existing = self._existing(conn, sha)
+                        if existing is not None:
+                            return self._stored_envelope(existing), False
+                        version_id = None
+                        if status == "accepted" and not offline:
+                            last = conn.execute(
+                                select(func.max(db.versions.c.version_no)).where(
+                                    db.versions.c.dataset_id == head.dataset_id,
+                                    db.versions.c.region_code == head.region_code,
+                                    db.versions.c.period == head.period,
+                                )
+                            ).scalar()
+                            receipt["version"] = int(last or 0) + 1
+                        else:
+                            receipt.pop("version", None)
+                        body = canonical_json(receipt).decode("utf-8")
+                        signature = self.signer.sign(receipt)
+                        conn.execute(
+                            insert(db.submissions).values(
+                                id=submission_id,
+                                account_id=account["id"],
+                                package_sha256=sha,
+                                package_uuid=head.package_uuid,
                                 dataset_id=head.dataset_id,
                                 region_code=head.region_code,
                                 period=head.period,
-                                version_no=receipt["version"],
-                                submission_id=submission_id,
-                                package_sha256=sha,
-                                size=size,
-                                path=str(stored_path.relative_to(self.config.data_dir)),
                                 department=head.department,
+                                status=status,
+                                offline=offline,
+                                error_count=errors,
+                                warning_count=warnings,
+                                receipt_json=body,
+                                signature=signature,
+                                manifest_json=json.dumps(manifest, ensure_ascii=False, sort_keys=True),
+                                upload_id=upload_id,
                                 created_at=now,
                             )
                         )
-                        version_id = res.inserted_primary_key[0]
-                    if upload_id:
-                        conn.execute(
-                            update(db.uploads).where(db.uploads.c.id == upload_id).values(state="committed")
+                        if "version" in receipt:
+                            res = conn.execute(
+                                insert(db.versions).values(
+                                    dataset_id=head.dataset_id,
+                                    region_code=head.region_code,
+                                    period=head.period,
+                                    version_no=receipt["version"],
+                                    submission_id=submission_id,
+                                    package_sha256=sha,
+                                    size=size,
+                                    path=str(stored_path.relative_to(self.config.data_dir)),
+                                    department=head.department,
+                                    created_at=now,
+                                )
+                            )
+                            version_id = res.inserted_primary_key[0]
+                        if upload_id:
+                            conn.execute(
+                                update(db.uploads)
+                                .where(db.uploads.c.id == upload_id)
+                                .values(state="committed")
+                            )
+                        db.write_audit(
+                            conn,
+                            "register_offline" if offline else "commit",
+                            status,
+                            account,
+                            "submission:" + submission_id,
+                            {
+                                "sha256": sha,
+                                "dataset_id": head.dataset_id,
+                                "region": head.region_code,
+                                "errors": errors,
+                                "version_id": version_id,
+                            },
+                            ip,
                         )
-                    db.write_audit(
-                        conn,
-                        "register_offline" if offline else "commit",
-                        status,
-                        account,
-                        "submission:" + submission_id,
-                        {
-                            "sha256": sha,
-                            "dataset_id": head.dataset_id,
-                            "region": head.region_code,
-                            "errors": errors,
-                            "version_id": version_id,
-                        },
-                        ip,
-                    )
-                break
-            except IntegrityError:
-                LOG.info("commit race on %s, retrying", sha)
-                continue
-        else:
-            raise ApiError("INTERNAL", "could not record submission")
+                    break
+                except IntegrityError:
+                    LOG.info("commit race on %s, retrying", sha)
+                    continue
+            else:
+                raise ApiError("DATABASE_BUSY", "commit race")
+        except BaseException:
+            # nothing recorded (database busy or locked, disk full): the package goes back to the upload,
+            # which stays committable; a repeated commit runs the check again
+            if stored_path is not None and path is not None and not path.exists():
+                os.replace(stored_path, path)
+            raise
         if path is not None and stored_path is None:
             path.unlink(missing_ok=True)
         return {

@@ -8,11 +8,14 @@ import json
 import uuid
 from pathlib import Path
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 
 from exchange_server import db
 from exchange_server.errors import ApiError
 from exchange_server.services.common import ServiceBase
+
+# seconds a completed upload stays committable at least, whatever its expiry
+COMPLETE_GRACE = 3600
 
 
 class UploadService(ServiceBase):
@@ -83,11 +86,22 @@ class UploadService(ServiceBase):
     def set_offset(
         self, upload_id: str, offset: int, complete_sha: str | None, account: dict, ip: str
     ) -> None:
+        """Record an offset (and completion) of an active upload. A completed upload gets at least
+        COMPLETE_GRACE seconds to be committed, so that a PATCH ending just before the expiry does not leave
+        an upload the clean-up removes before the client can commit it."""
         values: dict = {"offset": offset}
-        if complete_sha is not None:
-            values.update(state="complete", completed_at=db.utcnow(), sha256=complete_sha)
+        now = db.utcnow()
+        active = and_(db.uploads.c.id == upload_id, db.uploads.c.state == "active")
         with self.engine.begin() as conn:
-            conn.execute(update(db.uploads).where(db.uploads.c.id == upload_id).values(**values))
+            if complete_sha is not None:
+                expires = conn.execute(select(db.uploads.c.expires_at).where(active)).scalar()
+                grace = now + dt.timedelta(seconds=COMPLETE_GRACE)
+                values.update(state="complete", completed_at=now, sha256=complete_sha)
+                if expires is not None and db.as_utc(expires) < grace:
+                    values["expires_at"] = grace
+            res = conn.execute(update(db.uploads).where(active).values(**values))
+            if res.rowcount == 0:  # terminated or expired meanwhile
+                raise ApiError("UPLOAD_EXPIRED")
             if complete_sha is not None:
                 db.write_audit(
                     conn,
@@ -103,25 +117,26 @@ class UploadService(ServiceBase):
         row = self.get_upload(account, upload_id)
         if row["state"] == "committed":
             raise ApiError("UPLOAD_ALREADY_COMMITTED")
+        # the file first: on a full disk, removing it is what frees the space the row update needs
+        self.upload_path(upload_id).unlink(missing_ok=True)
         with self.engine.begin() as conn:
             conn.execute(update(db.uploads).where(db.uploads.c.id == upload_id).values(state="terminated"))
             db.write_audit(conn, "upload.terminate", "ok", account, "upload:" + upload_id, {}, ip)
-        self.upload_path(upload_id).unlink(missing_ok=True)
 
-    def cleanup_expired(self) -> int:
+    def cleanup_expired(self, busy: set[str] | frozenset[str] = frozenset()) -> int:
+        """Expire uploads past their time, files first (see terminate_upload); ``busy`` uploads (a request is
+        writing or committing them) are left for the next round."""
         now = db.utcnow()
-        with self.engine.begin() as conn:
-            ids = [
-                r[0]
-                for r in conn.execute(
-                    select(db.uploads.c.id).where(
-                        db.uploads.c.state.in_(("active", "complete")), db.uploads.c.expires_at <= now
-                    )
-                )
-            ]
-            if ids:
-                conn.execute(update(db.uploads).where(db.uploads.c.id.in_(ids)).values(state="expired"))
-                db.write_audit(conn, "upload.expire", "ok", None, "", {"count": len(ids)})
+        expired = and_(db.uploads.c.state.in_(("active", "complete")), db.uploads.c.expires_at <= now)
+        with self.engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(select(db.uploads.c.id).where(expired))]
+        ids = [upload_id for upload_id in ids if upload_id not in busy]
         for upload_id in ids:
             self.upload_path(upload_id).unlink(missing_ok=True)
+        if ids:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(db.uploads).where(db.uploads.c.id.in_(ids), expired).values(state="expired")
+                )
+                db.write_audit(conn, "upload.expire", "ok", None, "", {"count": len(ids)})
         return len(ids)
