@@ -15,13 +15,13 @@ class LoginBody(BaseModel):
 
 
 class CommitBody(BaseModel):
-    upload_id: str
-    package_sha256: str
+    upload_id: str = Field(max_length=64)  # the server's ids are 32 hex digits
+    package_sha256: str = Field(max_length=64)
     manifest: dict[str, Any]
 
 
 class OfflineBody(BaseModel):
-    package_sha256: str
+    package_sha256: str = Field(max_length=64)
     package_size: int = 0
     manifest: dict[str, Any]
     offline: bool = True

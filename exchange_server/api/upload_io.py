@@ -35,26 +35,32 @@ class UploadReceiver:
 
     def __init__(self, ex: Exchange) -> None:
         self.ex = ex
-        self.locks: dict[str, asyncio.Lock] = {}
+        self.locks: dict[str, list] = {}  # upload id -> [lock, requests holding or waiting]
         self.running_hash: dict[str, tuple[int, Any]] = {}
         self.staging: list[mmap.mmap] = []  # free page-aligned staging buffers, reused across PATCH requests
 
     def busy(self) -> set[str]:
         """Uploads a request is working on right now (the expiry clean-up leaves them alone)."""
-        return {upload_id for upload_id, lock in self.locks.items() if lock.locked()}
-
-    def busy_lock(self, upload_id: str) -> asyncio.Lock:
-        """The upload's lock, refused (423) when another request holds it."""
-        lock = self.locks.setdefault(upload_id, asyncio.Lock())
-        if lock.locked():
-            raise ApiError("UPLOAD_LOCKED")
-        return lock
+        return set(self.locks)
 
     @contextlib.asynccontextmanager
-    async def lock(self, upload_id: str) -> AsyncIterator[None]:
-        """Wait for the upload's lock (commits of one upload run one after the other)."""
-        async with self.locks.setdefault(upload_id, asyncio.Lock()):
-            yield
+    async def lock(self, upload_id: str, wait: bool = True) -> AsyncIterator[None]:
+        """Hold the upload's lock: wait for it (commits of one upload run one after the other) or, with
+        ``wait`` False, refuse (423) when another request holds it. The entry lives only while a request
+        holds or waits for it, so the table never grows with ids nobody is working on."""
+        entry = self.locks.get(upload_id)
+        if entry is None:
+            entry = self.locks[upload_id] = [asyncio.Lock(), 0]
+        elif not wait:
+            raise ApiError("UPLOAD_LOCKED")
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self.locks[upload_id]
 
     async def receive(
         self,

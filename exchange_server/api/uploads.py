@@ -114,7 +114,7 @@ async def tus_patch(
     expected_digest = checksum_header(request, "Upload-Checksum")
     prefix_digest = checksum_header(request, "Upload-Prefix-Checksum")
     uploads = request.app.state.uploads
-    async with uploads.busy_lock(upload_id):
+    async with uploads.lock(upload_id, wait=False):
         row = await run_in_threadpool(ex.get_upload, account, upload_id)
         if row["state"] != "active":
             raise ApiError(
@@ -134,7 +134,7 @@ async def tus_delete(
     upload_id: str, request: Request, account: dict = Depends(tus_account), ex: Exchange = Depends(exchange)
 ) -> Response:
     uploads = request.app.state.uploads
-    async with uploads.busy_lock(upload_id):
+    async with uploads.lock(upload_id, wait=False):
         await run_in_threadpool(ex.terminate_upload, account, upload_id, client_ip(request))
     uploads.running_hash.pop(upload_id, None)
     return Response(status_code=204, headers=TUS_HEADERS)

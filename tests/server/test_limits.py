@@ -109,3 +109,29 @@ def test_get_with_a_body_refused(fresh_server):
     client = login(fresh_server.url, "admin", "admin-pass-123")
     r = client.s.get(fresh_server.url + API + "/auth/me", data=b"x" * 10, headers=client.headers())
     assert r.status_code == 413, r.text
+
+
+def test_refused_commits_leave_no_lock_behind(fresh_server):
+    """1,000 commits of upload ids nobody owns, by a reader: the server does not keep a lock (or anything
+    else) per id. Ids of 64 KiB would have cost 64 MB if a lock stayed per id; the valid-length ones pass
+    through the lock and must leave it too."""
+    srv = fresh_server
+    admin = login(srv.url, "admin", "admin-pass-123")
+    body = {"password": "secret-pass-123", "department": "nync", "region_code": "610102", "role": "reader"}
+    assert admin.post("/admin/accounts", json={"username": "lock_reader", **body}).status_code == 201
+    reader = login(srv.url, "lock_reader", "secret-pass-123")
+    manifest = {"dataset_id": "gbznt"}
+    before = memory_kib(srv.proc.pid)
+    for i in range(1000):
+        long_id = f"{i:06d}" + "u" * (64 * 1024)
+        r = reader.post(
+            "/submissions", json={"upload_id": long_id, "package_sha256": "0" * 64, "manifest": manifest}
+        )
+        assert r.status_code == 422, r.text
+        short_id = f"{i:032x}"
+        r = reader.post(
+            "/submissions", json={"upload_id": short_id, "package_sha256": "0" * 64, "manifest": manifest}
+        )
+        assert r.status_code in (400, 403), r.text  # refused: manifest invalid / role
+    after = memory_kib(srv.proc.pid)
+    assert after["VmRSS"] - before["VmRSS"] < 16 * 1024, (before, after)
