@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 
-from exchange_server.api.deps import admin_account, exchange
+from exchange_server.api.deps import Cursor, admin_account, exchange
 from exchange_server.api.models import AccountBody, AccountUpdateBody, ReleaseBody, RevokeBody, TokenBody
 from exchange_server.services import Exchange
 
@@ -68,9 +70,9 @@ async def set_release(
 @router.get("/audit")
 async def read_audit(
     action: str | None = None,
-    after_id: int = 0,
-    limit: int = 500,
+    after_id: Cursor = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     _actor: dict = Depends(admin_account),
     ex: Exchange = Depends(exchange),
 ) -> dict:
-    return {"items": await run_in_threadpool(ex.audit_rows, action, after_id, min(limit, 5000))}
+    return {"items": await run_in_threadpool(ex.audit_rows, action, after_id, limit)}

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from exchange_server.errors import ApiError
@@ -14,6 +15,12 @@ from exchange_server.regions import RegionCodeError, normalise
 from exchange_server.services import CHINA_TZ, Exchange
 
 TUS_VERSION = "1.0.0"
+# bounds of query and path values: the database's integers, the calendar the deadlines are computed in
+MAX_ID = 2**63 - 1
+YEAR_MIN, YEAR_MAX = 1990, 2200
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+Cursor = Annotated[int, Query(ge=0, le=MAX_ID)]
+Year = Annotated[int | None, Query(ge=YEAR_MIN, le=YEAR_MAX)]
 TUS_HEADERS = {"Tus-Resumable": TUS_VERSION}
 
 
@@ -72,9 +79,12 @@ def http_date(value: dt.datetime) -> str:
 def as_of(value: str | None) -> dt.date:
     if value:
         try:
-            return dt.date.fromisoformat(value)
+            day = dt.date.fromisoformat(value)
         except ValueError:
             raise ApiError("REQUEST_INVALID", "as_of")
+        if not YEAR_MIN <= day.year <= YEAR_MAX:
+            raise ApiError("REQUEST_INVALID", "as_of")
+        return day
     return dt.datetime.now(CHINA_TZ).date()
 
 

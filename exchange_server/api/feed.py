@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from exchange_server.api.deps import current_account, exchange
+from exchange_server.api.deps import Cursor, current_account, exchange
 from exchange_server.services import Exchange
 
 router = APIRouter()
@@ -16,9 +17,9 @@ router = APIRouter()
 @router.get("/feed")
 async def feed(
     request: Request,
-    cursor: int = 0,
-    wait: float = 0,
-    limit: int = 100,
+    cursor: Cursor = 0,
+    wait: Annotated[float, Query(ge=0, le=3600, allow_inf_nan=False)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     account: dict = Depends(current_account),
     ex: Exchange = Depends(exchange),
 ) -> dict:

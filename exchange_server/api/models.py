@@ -7,11 +7,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+MAX_TTL = 10 * 366 * 24 * 3600  # ten years: a token's lifetime, whoever asks
+
 
 class LoginBody(BaseModel):
     username: str
     password: str
-    ttl_seconds: int | None = None
+    ttl_seconds: int | None = Field(None, ge=1, le=MAX_TTL)
 
 
 class CommitBody(BaseModel):
@@ -44,7 +46,7 @@ class AccountUpdateBody(BaseModel):
 
 class TokenBody(BaseModel):
     username: str
-    ttl_seconds: int | None = None
+    ttl_seconds: int | None = Field(None, ge=1, le=MAX_TTL)
 
 
 class RevokeBody(BaseModel):

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 
 from exchange_server.api import deps
-from exchange_server.api.deps import current_account, exchange
+from exchange_server.api.deps import Year, current_account, exchange
 from exchange_server.authz import require_region, require_role
 from exchange_server.services import Exchange
 
@@ -15,14 +15,14 @@ router = APIRouter()
 
 @router.get("/releases")
 async def releases(
-    year: int | None = None, _account: dict = Depends(current_account), ex: Exchange = Depends(exchange)
+    year: Year = None, _account: dict = Depends(current_account), ex: Exchange = Depends(exchange)
 ) -> dict:
     return {"items": await run_in_threadpool(ex.list_releases, year)}
 
 
 @router.get("/deadlines")
 async def deadlines(
-    year: int | None = None,
+    year: Year = None,
     region: str | None = None,
     as_of: str | None = None,
     account: dict = Depends(current_account),
@@ -38,7 +38,7 @@ async def deadlines(
 
 @router.get("/evaluation")
 async def evaluation(
-    year: int | None = None,
+    year: Year = None,
     region: str | None = None,
     as_of: str | None = None,
     account: dict = Depends(current_account),

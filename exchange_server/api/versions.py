@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
 from exchange_server.api import deps
-from exchange_server.api.deps import client_ip, current_account, exchange
+from exchange_server.api.deps import Id, client_ip, current_account, exchange
 from exchange_server.authz import check_read_version
 from exchange_server.errors import ApiError
 from exchange_server.services import Exchange
@@ -64,7 +64,7 @@ async def latest(
 
 @router.get("/versions/{version_id}")
 async def get_version(
-    version_id: int, account: dict = Depends(current_account), ex: Exchange = Depends(exchange)
+    version_id: Id, account: dict = Depends(current_account), ex: Exchange = Depends(exchange)
 ) -> dict:
     row = await run_in_threadpool(ex.get_version, account, version_id)
     return ex.version_public(row)
@@ -72,14 +72,14 @@ async def get_version(
 
 @router.get("/versions/{version_id}/manifest")
 async def get_version_manifest(
-    version_id: int, account: dict = Depends(current_account), ex: Exchange = Depends(exchange)
+    version_id: Id, account: dict = Depends(current_account), ex: Exchange = Depends(exchange)
 ) -> dict:
     return await run_in_threadpool(ex.version_manifest, account, version_id)
 
 
 @router.get("/versions/{version_id}/download")
 async def download(
-    version_id: int,
+    version_id: Id,
     request: Request,
     account: dict = Depends(current_account),
     ex: Exchange = Depends(exchange),
