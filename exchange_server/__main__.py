@@ -44,6 +44,10 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         "sync_every_bytes",
         "max_json_body",
         "max_chunk_size",
+        "login_max_failures_account",
+        "login_max_failures_address",
+        "login_window_seconds",
+        "unauthenticated_audit_per_minute",
     ):
         value = getattr(args, name, None)
         if value is not None:
@@ -88,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
         "sync-every-bytes",
         "max-json-body",
         "max-chunk-size",
+        "login-max-failures-account",
+        "login-max-failures-address",
+        "login-window-seconds",
+        "unauthenticated-audit-per-minute",
     ):
         serve.add_argument("--" + opt, type=int)
     serve.add_argument(

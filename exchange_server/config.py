@@ -37,6 +37,12 @@ class ServerConfig:
     # PATCH (0 = the maximum upload size)
     max_json_body: int = 1024 * 1024
     max_chunk_size: int = 0
+    # login throttling (429 LOGIN_THROTTLED): failures allowed per account name / per client address within
+    # the window; audit rows a minute for unauthenticated requests from one address
+    login_max_failures_account: int = 5
+    login_max_failures_address: int = 50
+    login_window_seconds: int = 900
+    unauthenticated_audit_per_minute: int = 20
     extra: dict = field(default_factory=dict)
 
     @property

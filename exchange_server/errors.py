@@ -76,6 +76,7 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     ),
     "ACCOUNT_EXISTS": (409, "账号已存在。", "Account already exists."),
     "RANGE_NOT_SATISFIABLE": (416, "请求的字节范围无效。", "Range not satisfiable."),
+    "LOGIN_THROTTLED": (429, "登录失败次数过多，请稍后再试。", "Too many failed logins; try again later."),
     "BODY_TOO_LARGE": (413, "请求数据超过服务器允许的大小。", "Request body too large."),
     "STORAGE_UNAVAILABLE": (
         503,

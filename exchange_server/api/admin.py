@@ -38,7 +38,9 @@ async def update_account(
     actor: dict = Depends(admin_account),
     ex: Exchange = Depends(exchange),
 ) -> dict:
-    return await run_in_threadpool(ex.update_account, username, body.disabled, body.password, actor)
+    return await run_in_threadpool(
+        ex.update_account, username, body.disabled, body.password, actor, body.role
+    )
 
 
 @router.get("/accounts")

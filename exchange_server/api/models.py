@@ -42,6 +42,7 @@ class AccountBody(BaseModel):
 class AccountUpdateBody(BaseModel):
     disabled: bool | None = None
     password: str | None = None
+    role: str | None = None
 
 
 class TokenBody(BaseModel):

@@ -15,6 +15,7 @@ from exchange_server.services.accounts import AccountService
 from exchange_server.services.audit import AuditService
 from exchange_server.services.common import CHINA_TZ, account_public, iso
 from exchange_server.services.feed import FeedService
+from exchange_server.services.guard import AuditBudget, LoginThrottle
 from exchange_server.services.schedule import ScheduleService
 from exchange_server.services.submission import SubmissionService
 from exchange_server.services.upload import UploadService
@@ -28,6 +29,14 @@ class Exchange(AccountService, AuditService, UploadService, SubmissionService, F
     engine: Engine
     catalog: Catalog
     signer: ReceiptSigner
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self.login_guard = (
+            LoginThrottle(cfg.login_max_failures_account, cfg.login_window_seconds),
+            LoginThrottle(cfg.login_max_failures_address, cfg.login_window_seconds),
+        )
+        self.audit_budget = AuditBudget(cfg.unauthenticated_audit_per_minute)
 
     @classmethod
     def open(cls, config: ServerConfig) -> Exchange:

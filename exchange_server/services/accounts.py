@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Connection
@@ -15,6 +16,14 @@ from exchange_server.errors import ApiError
 from exchange_server.regions import RegionCodeError, normalise
 from exchange_server.security import hash_password, new_token, token_hash, verify_password
 from exchange_server.services.common import ServiceBase, account_public, iso
+
+# a password hash checked for unknown users, so that they cost the same time as known ones
+DUMMY_HASH = hash_password("no such user: constant-time answer")
+
+
+def normalise_username(name: str) -> str:
+    """User names compare after NFKC, case folding and stripping ('ＡＢＣ', ' Abc ' and 'abc' are one)."""
+    return unicodedata.normalize("NFKC", str(name or "")).casefold().strip()
 
 
 class AccountService(ServiceBase):
@@ -33,8 +42,11 @@ class AccountService(ServiceBase):
             raise ApiError("REQUEST_INVALID", "department must be one of {}".format(", ".join(DEPARTMENTS)))
         if role not in ROLES:
             raise ApiError("REQUEST_INVALID", "role must be one of {}".format(", ".join(ROLES)))
+        username = normalise_username(username)
         if not username or len(password) < 8:
             raise ApiError("REQUEST_INVALID", "username required, password at least 8 characters")
+        if len(username) > 64 or any(c == ":" or not c.isprintable() for c in username):
+            raise ApiError("REQUEST_INVALID", "username: at most 64 printable characters, no ':'")
         try:
             region = normalise(region_code)
         except RegionCodeError:
@@ -65,9 +77,15 @@ class AccountService(ServiceBase):
         disabled: bool | None = None,
         password: str | None = None,
         actor: dict | None = None,
+        role: str | None = None,
     ) -> dict:
-        """Disable/enable an account or set its password (an admin action, audited)."""
+        """Disable/enable an account, set its password or its role (an admin action, audited). A new password
+        or role revokes the account's tokens: whoever held them must log in again."""
         values: dict = {}
+        if role is not None:
+            if role not in ROLES:
+                raise ApiError("REQUEST_INVALID", "role must be one of {}".format(", ".join(ROLES)))
+            values["role"] = role
         if disabled is not None:
             values["disabled"] = bool(disabled)
         if password is not None:
@@ -78,10 +96,20 @@ class AccountService(ServiceBase):
             account = self.get_account(conn, username)
             if account is None:
                 raise ApiError("NOT_FOUND", username)
+            revoke = "password_hash" in values or values.get("role", account["role"]) != account["role"]
             if values:
                 conn.execute(update(db.accounts).where(db.accounts.c.id == account["id"]).values(**values))
                 account.update(values)
             detail = {"disabled": values.get("disabled"), "password_changed": "password_hash" in values}
+            if revoke:
+                res = conn.execute(
+                    update(db.tokens)
+                    .where(db.tokens.c.account_id == account["id"], db.tokens.c.revoked_at.is_(None))
+                    .values(revoked_at=db.utcnow())
+                )
+                detail["tokens_revoked"] = res.rowcount
+            if "role" in values:
+                detail["role"] = values["role"]
             db.write_audit(conn, "account.update", "ok", actor, "account:" + username, detail)
         return account_public(account)
 
@@ -91,6 +119,7 @@ class AccountService(ServiceBase):
         return [account_public(dict(r)) for r in rows]
 
     def get_account(self, conn: Connection, username: str) -> dict | None:
+        username = normalise_username(username)
         row = conn.execute(select(db.accounts).where(db.accounts.c.username == username)).mappings().first()
         return dict(row) if row else None
 
@@ -123,18 +152,36 @@ class AccountService(ServiceBase):
         }
 
     def login(self, username: str, password: str, ttl_seconds: int | None, client_ip: str = "") -> dict:
+        """Throttled per account and per address (429 LOGIN_THROTTLED, whatever the password); an unknown
+        user costs the same password hash as a known one; a disabled account is told as a wrong password."""
+        username = normalise_username(username)
+        wait = max(self.login_guard[0].retry_after(username), self.login_guard[1].retry_after(client_ip))
+        if wait:
+            self.audit_unauthenticated("login", "throttled", "account:" + username, {}, client_ip)
+            raise ApiError("LOGIN_THROTTLED", f"retry after {wait} s", headers={"Retry-After": str(wait)})
         with self.engine.connect() as conn:
             account = self.get_account(conn, username)
-        if account is None or not verify_password(password, account["password_hash"]):
-            with self.engine.begin() as conn:
-                db.write_audit(conn, "login", "refused", None, "account:" + username, {}, client_ip)
+        ok = verify_password(password, account["password_hash"] if account else DUMMY_HASH)
+        if account is None or not ok or account["disabled"]:
+            self.login_guard[0].failed(username)
+            self.login_guard[1].failed(client_ip)
+            self.audit_unauthenticated("login", "refused", "account:" + username, {}, client_ip)
             raise ApiError("AUTH_INVALID")
-        if account["disabled"]:
-            raise ApiError("ACCOUNT_DISABLED")
+        self.login_guard[0].succeeded(username)
         ttl = self.config.token_ttl_seconds
         if ttl_seconds is not None:
             ttl = max(1, min(int(ttl_seconds), self.config.token_ttl_seconds))
         return self.issue_token(username, ttl, "login")
+
+    def audit_unauthenticated(self, action: str, outcome: str, target: str, detail: dict, ip: str) -> None:
+        """An audit row for a request without a valid account, within the address's budget."""
+        suppressed = self.audit_budget.take(ip)
+        if suppressed is None:
+            return
+        if suppressed:
+            detail = {**detail, "suppressed": suppressed}
+        with self.engine.begin() as conn:
+            db.write_audit(conn, action, outcome, None, target, detail, ip)
 
     def revoke_tokens(
         self, username: str | None = None, token: str | None = None, actor: dict | None = None
@@ -177,8 +224,7 @@ class AccountService(ServiceBase):
         elif row["disabled"]:
             code = "ACCOUNT_DISABLED"
         if code:
-            with self.engine.begin() as conn:
-                db.write_audit(conn, "auth", "refused", None, "", {"code": code}, client_ip)
+            self.audit_unauthenticated("auth", "refused", "", {"code": code}, client_ip)
             raise ApiError(code)
         account = {k: row[k] for k in ("username", "password_hash", "department", "region_code", "role")}
         account.update(

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from exchange_server.catalog import Catalog
     from exchange_server.config import ServerConfig
     from exchange_server.security import ReceiptSigner
+    from exchange_server.services.guard import AuditBudget, LoginThrottle
 
 RECEIPT_VERSION = 1
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8))
@@ -45,6 +46,8 @@ class ServiceBase:
     engine: Engine
     catalog: Catalog
     signer: ReceiptSigner
+    login_guard: tuple[LoginThrottle, LoginThrottle]  # per account name, per client address
+    audit_budget: AuditBudget
 
 
 def _rate(num: int, den: int) -> float | None:
