@@ -293,6 +293,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # the data directory holds accounts, packages and the signing key: readable by the server's user only
+    os.umask(0o077)
     try:
         if args.command == "serve":
             return _serve(args)

@@ -53,7 +53,11 @@ ERRORS: dict[str, tuple[int, str, str]] = {
         "数据块校验和不一致，数据块已丢弃，请重传该数据块。",
         "Chunk checksum mismatch.",
     ),
-    "CHECKSUM_ALGORITHM": (400, "不支持的校验算法，请使用 sha256。", "Unsupported checksum algorithm."),
+    "CHECKSUM_ALGORITHM": (
+        400,
+        "不支持的校验算法，请使用 sha1 或 sha256。",
+        "Unsupported checksum algorithm.",
+    ),
     "TUS_VERSION": (412, "不支持的 tus 协议版本，请使用 1.0.0。", "Unsupported Tus-Resumable version."),
     "CONTENT_TYPE": (
         415,

@@ -70,7 +70,7 @@ class UploadReceiver:
         ip: str,
         offset: int,
         length: int,
-        expected_digest: bytes | None,
+        expected_digest: tuple[str, bytes] | None,
         prefix_digest: bytes | None,
     ) -> int:
         """Stream one PATCH body into the part file. With ``Upload-Checksum`` (the chunk's sha256) and/or
@@ -78,7 +78,8 @@ class UploadReceiver:
         kept only when it arrived whole and every given digest matches."""
         LOG.debug("upload %s: receiving from %d", upload_id, offset)
         path = self.ex.upload_path(upload_id)
-        chunk_hash = hashlib.sha256() if expected_digest is not None else None
+        # Upload-Checksum: (algorithm, digest) of this PATCH's bytes, sha1 or sha256
+        chunk_hash = hashlib.new(expected_digest[0]) if expected_digest is not None else None
         verified = expected_digest is not None or prefix_digest is not None
         prev = self.running_hash.pop(upload_id, None)
         whole = prev[1] if prev is not None and prev[0] == offset else None
@@ -161,7 +162,7 @@ class UploadReceiver:
             if syncing:
                 await asyncio.gather(*syncing)
                 syncing.clear()
-            mismatch = (chunk_hash is not None and chunk_hash.digest() != expected_digest) or (
+            mismatch = (chunk_hash is not None and chunk_hash.digest() != expected_digest[1]) or (
                 prefix_digest is not None and whole.digest() != prefix_digest
             )
             if too_long or (verified and (disconnected or mismatch)):

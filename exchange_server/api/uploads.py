@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -25,6 +26,8 @@ from exchange_server.services import Exchange, iso
 
 # checksum-prefix: the huijiao extension ``Upload-Prefix-Checksum`` (docs/exchange-protocol.md, section 5)
 TUS_EXTENSIONS = "creation,checksum,checksum-prefix,termination,expiration"
+# Upload-Checksum algorithms: the tus checksum extension requires sha1 of every server
+CHUNK_ALGORITHMS = ("sha1", "sha256")
 router = APIRouter(prefix="/uploads")
 
 
@@ -38,7 +41,7 @@ def tus_options(upload_id: str | None = None, ex: Exchange = Depends(exchange)) 
             "Tus-Version": TUS_VERSION,
             "Tus-Extension": TUS_EXTENSIONS,
             "Tus-Max-Size": str(ex.config.max_upload_size),
-            "Tus-Checksum-Algorithm": "sha256",
+            "Tus-Checksum-Algorithm": ",".join(CHUNK_ALGORITHMS),
         },
     )
 
@@ -111,8 +114,9 @@ async def tus_patch(
         client_offset = int(request.headers.get("upload-offset", ""))
     except ValueError:
         raise ApiError("REQUEST_INVALID", "Upload-Offset")
-    expected_digest = checksum_header(request, "Upload-Checksum")
-    prefix_digest = checksum_header(request, "Upload-Prefix-Checksum")
+    expected_digest = checksum_header(request, "Upload-Checksum", CHUNK_ALGORITHMS)
+    prefix = checksum_header(request, "Upload-Prefix-Checksum", ("sha256",))
+    prefix_digest = prefix[1] if prefix is not None else None
     uploads = request.app.state.uploads
     async with uploads.lock(upload_id, wait=False):
         row = await run_in_threadpool(ex.get_upload, account, upload_id)
@@ -154,15 +158,19 @@ def parse_metadata(header: str | None) -> dict[str, str]:
     return meta
 
 
-def checksum_header(request: Request, name: str) -> bytes | None:
-    """The digest of a ``<name>: sha256 <base64>`` header, None when the header is absent."""
+def checksum_header(request: Request, name: str, algorithms: tuple[str, ...]) -> tuple[str, bytes] | None:
+    """(algorithm, digest) of a ``<name>: <algorithm> <base64>`` header, None when the header is absent."""
     value = request.headers.get(name)
     if not value:
         return None
     algo, _, encoded = value.strip().partition(" ")
-    if algo.lower() != "sha256":
-        raise ApiError("CHECKSUM_ALGORITHM", algo)
+    algo = algo.lower()
+    if algo not in algorithms:
+        raise ApiError("CHECKSUM_ALGORITHM", algo[:20])
     try:
-        return base64.b64decode(encoded.strip(), validate=True)
+        digest = base64.b64decode(encoded.strip(), validate=True)
     except binascii.Error:
         raise ApiError("REQUEST_INVALID", name)
+    if len(digest) != hashlib.new(algo).digest_size:
+        raise ApiError("REQUEST_INVALID", name)
+    return algo, digest

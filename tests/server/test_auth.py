@@ -34,7 +34,7 @@ def test_tus_options(server):
         "termination",
         "expiration",
     }
-    assert r.headers["Tus-Checksum-Algorithm"] == "sha256"
+    assert r.headers["Tus-Checksum-Algorithm"] == "sha1,sha256"
     assert int(r.headers["Tus-Max-Size"]) > 0
 
 
