@@ -16,7 +16,9 @@ class ServerConfig:
     db_url: str | None = None
     catalog_dir: Path = DEFAULT_CATALOG_DIR
     max_upload_size: int = 4 * GIB
-    max_concurrent_uploads: int = 4
+    max_concurrent_uploads: int = 4  # uploads held per account: in progress or complete but uncommitted
+    # bytes per account: uploads held (declared length) + accepted packages stored (0 = no quota)
+    account_quota_bytes: int = 64 * GIB
     upload_expiry_seconds: int = 24 * 3600
     token_ttl_seconds: int = 12 * 3600
     cleanup_interval_seconds: int = 300

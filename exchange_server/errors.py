@@ -46,6 +46,11 @@ ERRORS: dict[str, tuple[int, str, str]] = {
         "同时进行的上传任务过多，请等待其他上传完成或取消后再试。",
         "Too many concurrent uploads for this account.",
     ),
+    "QUOTA_EXCEEDED": (
+        413,
+        "本账号占用的存储已达上限（进行中、未提交和已接收的数据包），请先提交或取消未完成的上传。",
+        "Account storage quota exceeded.",
+    ),
     "UPLOAD_INCOMPLETE": (409, "上传尚未完成，不能提交。", "Upload not complete."),
     "UPLOAD_ALREADY_COMMITTED": (409, "该上传已被提交。", "Upload already committed."),
     "CHECKSUM_MISMATCH": (

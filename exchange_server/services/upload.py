@@ -36,20 +36,31 @@ class UploadService(ServiceBase):
         now = db.utcnow()
         upload_id = uuid.uuid4().hex
         with self.engine.begin() as conn:
-            active = conn.execute(
-                select(func.count())
-                .select_from(db.uploads)
-                .where(
-                    db.uploads.c.account_id == account["id"],
-                    db.uploads.c.state == "active",
-                    db.uploads.c.expires_at > now,
+            # every upload still held counts: in progress, and complete but not yet committed
+            held = db.uploads.c.state.in_(("active", "complete"))
+            open_uploads, open_bytes = conn.execute(
+                select(func.count(), func.coalesce(func.sum(db.uploads.c.length), 0)).where(
+                    db.uploads.c.account_id == account["id"], held, db.uploads.c.expires_at > now
                 )
-            ).scalar_one()
-            if active >= self.config.max_concurrent_uploads:
+            ).one()
+            if open_uploads >= self.config.max_concurrent_uploads:
                 db.write_audit(
                     conn, "upload.create", "refused", account, "", {"code": "UPLOAD_TOO_MANY"}, client_ip
                 )
                 raise ApiError("UPLOAD_TOO_MANY", f"max {self.config.max_concurrent_uploads}")
+            quota = self.config.account_quota_bytes
+            if quota:
+                stored = conn.execute(
+                    select(func.coalesce(func.sum(db.versions.c.size), 0))
+                    .select_from(
+                        db.versions.join(db.submissions, db.submissions.c.id == db.versions.c.submission_id)
+                    )
+                    .where(db.submissions.c.account_id == account["id"])
+                ).scalar_one()
+                if int(open_bytes) + int(stored) + length > quota:
+                    detail = {"code": "QUOTA_EXCEEDED", "held": int(open_bytes), "stored": int(stored)}
+                    db.write_audit(conn, "upload.create", "refused", account, "", detail, client_ip)
+                    raise ApiError("QUOTA_EXCEEDED", f"quota {quota} bytes")
             expires = now + dt.timedelta(seconds=self.config.upload_expiry_seconds)
             row = {
                 "id": upload_id,

@@ -124,9 +124,10 @@ def test_size_and_concurrency_limits(server, make_account):
     assert (
         r.json()["error"]["code"] == "UPLOAD_TOO_MANY" and "上传任务过多" in r.json()["error"]["message_zh"]
     )
-    assert c.patch(ids[0], 0, b"0123456789").status_code == 204  # complete: no longer counts
+    # complete but not committed: still held, still counts (only DELETE or a commit frees the slot)
+    assert c.patch(ids[0], 0, b"0123456789").status_code == 204
+    assert c.create_upload(10).status_code == 429
     assert c.request("DELETE", "/uploads/" + ids[1]).status_code == 204
-    _id(c.create_upload(10))
     _id(c.create_upload(10))
     assert c.create_upload(10).status_code == 429
 
