@@ -83,6 +83,11 @@ ERRORS: dict[str, tuple[int, str, str]] = {
         "该数据包已由其他账号提交。",
         "Package already submitted by another account.",
     ),
+    "PACKAGE_OWNED_BY_OTHER": (
+        403,
+        "该数据包属于其他部门，本部门不能登记。",
+        "The package belongs to another department.",
+    ),
     "ACCOUNT_EXISTS": (409, "账号已存在。", "Account already exists."),
     "RANGE_NOT_SATISFIABLE": (416, "请求的字节范围无效。", "Range not satisfiable."),
     "LOGIN_THROTTLED": (429, "登录失败次数过多，请稍后再试。", "Too many failed logins; try again later."),

@@ -52,7 +52,8 @@ class SubmissionService(ServiceBase):
         sha = upload["sha256"]
         with self.engine.connect() as conn:
             existing = self._existing(conn, sha) if sha else None
-        if existing is not None:
+        squatted = existing is not None and self._squatted(account, existing, head.department)
+        if existing is not None and not squatted:
             return self._repeat(account, existing, upload_id, ip)
         if upload["state"] == "committed":
             raise ApiError("UPLOAD_ALREADY_COMMITTED")
@@ -65,6 +66,12 @@ class SubmissionService(ServiceBase):
             raise ApiError("PACKAGE_HASH_MISMATCH")
         path = self.upload_path(upload_id)
         findings = check_package(path, manifest, self.catalog, self.config, self.config.tmp_dir)
+        if squatted:
+            # the package itself (its manifest, proven equal to the one committed) names the owner: an
+            # offline registration of its hash by another department gives way, once the package passed
+            if any(f["severity"] == "error" for f in findings):
+                return self._repeat(account, existing, upload_id, ip)
+            self._supersede(existing, account, ip)
         return self._record(
             account, head, manifest, sha, upload["length"], findings, upload_id, path, False, ip
         )
@@ -82,9 +89,36 @@ class SubmissionService(ServiceBase):
         with self.engine.connect() as conn:
             existing = self._existing(conn, sha)
         if existing is not None:
+            if account["role"] != "admin" and existing["department"] != account["department"]:
+                # the hash belongs to a package of another department: not this department's to register
+                detail = {"code": "PACKAGE_OWNED_BY_OTHER", "submission": existing["id"]}
+                self.audit("register_offline", "refused", account, "", detail, ip)
+                raise ApiError("PACKAGE_OWNED_BY_OTHER")
             return self._repeat(account, existing, None, ip)
         findings = check_manifest_content(manifest, self.catalog) + [finding("OFFLINE_REGISTERED")]
         return self._record(account, head, manifest, sha, int(size or 0), findings, None, None, True, ip)
+
+    @staticmethod
+    def _squatted(account: dict, existing: dict, department: str) -> bool:
+        """An offline registration of this hash by an account of another department than the package's."""
+        return (
+            bool(existing["offline"])
+            and existing["account_id"] != account["id"]
+            and (existing["department"] != department)
+        )
+
+    def _supersede(self, existing: dict, account: dict, ip: str) -> None:
+        """Take the hash from a squatting offline registration (its row stays, under a marked hash)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(db.submissions)
+                .where(db.submissions.c.id == existing["id"])
+                .values(package_sha256="superseded:" + existing["id"])
+            )
+            detail = {"sha256": existing["package_sha256"], "by_department": account["department"]}
+            db.write_audit(
+                conn, "register_offline", "superseded", account, "submission:" + existing["id"], detail, ip
+            )
 
     def _repeat(self, account: dict, existing: dict, upload_id: str | None, ip: str) -> tuple[dict, bool]:
         if existing["account_id"] != account["id"] and account["role"] != "admin":
