@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
 from exchange_server.api import deps
-from exchange_server.api.deps import Id, client_ip, current_account, exchange
+from exchange_server.api.deps import Cursor, Id, client_ip, current_account, exchange
 from exchange_server.authz import check_read_version
 from exchange_server.errors import ApiError
 from exchange_server.services import Exchange
@@ -24,11 +25,21 @@ async def list_versions(
     region: str | None = None,
     period: str | None = None,
     latest: bool = False,
+    after: Cursor = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     account: dict = Depends(current_account),
     ex: Exchange = Depends(exchange),
 ) -> dict:
-    items = await run_in_threadpool(ex.list_versions, account, dataset_id, region, period, latest)
-    return {"items": items}
+    """Paged by version id (``after``, ``limit``; ``next_after`` continues, null at the end); ``latest``
+    lists the newest version per dataset, region and period, unpaged."""
+    if latest:
+        items = await run_in_threadpool(ex.list_versions, account, dataset_id, region, period, True)
+        return {"items": items, "next_after": None}
+    page = (after, limit)
+    items, end = await run_in_threadpool(
+        ex.list_versions, account, dataset_id, region, period, False, False, page
+    )
+    return {"items": items, "next_after": end}
 
 
 @router.get("/datasets/{dataset_id}/regions/{region}/versions")
