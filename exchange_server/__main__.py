@@ -101,6 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         serve.add_argument("--" + opt, type=int)
     serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a client has to send a request's headers (slowloris), default 10",
+    )
+    serve.add_argument(
+        "--body-idle-timeout",
+        type=float,
+        default=120.0,
+        help="seconds a request body may stall without a byte, default 120",
+    )
+    serve.add_argument(
         "--no-direct-io",
         action="store_true",
         help="write uploads through the page cache (default: O_DIRECT where the OS and filesystem allow it)",
@@ -189,10 +201,23 @@ def _keep_freed_memory() -> None:
     mallopt(m_trim_threshold, 64 * 1024 * 1024)
 
 
+def _raise_descriptor_limit() -> None:
+    """Each connection holds a descriptor: use the hard limit, not the default soft 1,024 (where the OS has
+    them), so that many idle or slow connections cannot lock everybody else out before they time out."""
+    try:
+        import resource
+
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from exchange_server.app import create_app
+    from exchange_server.http_guard import guarded_protocol
     from exchange_server.services import Exchange
 
     cfg = _config(args)
@@ -206,7 +231,8 @@ def _serve(args: argparse.Namespace) -> int:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
-    sock.listen(128)
+    sock.listen(1024)
+    _raise_descriptor_limit()
     port = sock.getsockname()[1]
     if args.port_file:
         tmp = Path(args.port_file + ".tmp")
@@ -215,7 +241,10 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"exchange_server listening on http://{args.host}:{port}/api/v1", flush=True)
     # loop "auto": uvloop when it is installed (pinned in the dev dependencies; uploads measured 4-8 %
     # faster), else asyncio
-    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, timeout_keep_alive=30)
+    protocol = guarded_protocol(args.header_timeout, args.body_idle_timeout)
+    config = uvicorn.Config(
+        app, log_level=args.log_level, access_log=False, timeout_keep_alive=30, http=protocol
+    )
     uvicorn.Server(config).run(sockets=[sock])
     return 0
 
