@@ -11,6 +11,7 @@ import re
 import shutil
 import sqlite3
 import stat
+import struct
 import tempfile
 import time
 import zipfile
@@ -38,6 +39,8 @@ GPKG_APPLICATION_IDS = {0x47504B47, 0x47503130, 0x47503131}  # 'GPKG', 'GP10', '
 CHUNK = 1024 * 1024
 MANIFEST_MAX_BYTES = 16 * 1024 * 1024
 GPKG_QUERY_SECONDS = 120
+EOCD_SIZE = 22
+CD_RECORD_MAX = 46 + 3 * 1024
 # stored and deflated: what zipfile reads without optional modules (deflate64 and the like are refused)
 SUPPORTED_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 TRANSIENT_ERRNOS = {
@@ -152,6 +155,10 @@ def _unsafe_name(name: str) -> bool:
 def check_package(path: Path, manifest: dict, catalog: Catalog, limits: object, tmp_root: Path) -> list[dict]:
     """Open the zip at ``path`` and run every content check. ``limits`` is the ServerConfig."""
     found = check_manifest_content(manifest, catalog)
+    refused = zip_preflight(path, limits)
+    if refused is not None:
+        found.append(refused)
+        return found
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
@@ -194,6 +201,11 @@ def check_package(path: Path, manifest: dict, catalog: Catalog, limits: object, 
                     fatal = True
         if total > limits.zip_max_uncompressed:
             found.append(finding("ZIP_TOO_LARGE", str(total)))
+            fatal = True
+        packed = sum(info.compress_size for info in infos)
+        if total > limits.zip_ratio_min_size and total / max(packed, 1) > limits.zip_max_ratio:
+            # many members just under the per-member threshold: the whole package's ratio
+            found.append(finding("ZIP_RATIO", f"{total / max(packed, 1):.0f}:1"))
             fatal = True
         if fatal:
             return found
@@ -244,6 +256,37 @@ def check_package(path: Path, manifest: dict, catalog: Catalog, limits: object, 
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     return found
+
+
+def zip_preflight(path: Path, limits: object) -> dict | None:
+    """Check the entry count and the central directory's size from the end-of-central-directory record (and
+    its zip64 form) before any entry is parsed: zipfile reads the whole directory into objects when it opens
+    a file (a million empty entries: hundreds of MB). A finding when the zip is refused, else None."""
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        size = fh.tell()
+        tail_len = min(size, EOCD_SIZE + 65535)
+        fh.seek(size - tail_len)
+        tail = fh.read(tail_len)
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < EOCD_SIZE:
+            return finding("NOT_A_ZIP")
+        entries, cd_size, cd_offset = struct.unpack_from("<HLL", tail, at + 10)
+        if entries == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
+            locator = at - 20
+            if locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":  # else: the 16/32-bit values
+                (record_at,) = struct.unpack_from("<Q", tail, locator + 8)
+                fh.seek(record_at)
+                record = fh.read(56)
+                if len(record) < 56 or record[:4] != b"PK\x06\x06":
+                    return finding("NOT_A_ZIP")
+                entries, cd_size = struct.unpack_from("<QQ", record, 32)
+    if entries > limits.zip_max_files:
+        return finding("ZIP_TOO_MANY_FILES", str(entries))
+    # a directory record is 46 bytes + name + extra + comment: generous room per allowed entry
+    if cd_size > limits.zip_max_files * CD_RECORD_MAX:
+        return finding("ZIP_TOO_MANY_FILES", f"central directory {cd_size} bytes")
+    return None
 
 
 def server_fault(exc: BaseException) -> bool:
