@@ -16,7 +16,7 @@ from exchange_server.services import CHINA_TZ, Exchange
 
 TUS_VERSION = "1.0.0"
 # bounds of query and path values: the database's integers, the calendar the deadlines are computed in
-MAX_ID = 2**63 - 1
+MAX_ID = 2**31 - 1  # the id columns are INTEGER (32-bit on PostgreSQL)
 YEAR_MIN, YEAR_MAX = 1990, 2200
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 Cursor = Annotated[int, Query(ge=0, le=MAX_ID)]

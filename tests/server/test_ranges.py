@@ -36,6 +36,7 @@ def test_out_of_range_is_a_request_error(admin, method, path, body, status):
 def test_in_range_still_served(admin):
     assert admin.get("/feed?cursor=0").status_code == 200
     assert admin.get("/deadlines?year=2025").status_code == 200
-    assert admin.get(f"/versions/{2**63 - 1}").status_code == 404
+    assert admin.get(f"/versions/{2**31 - 1}").status_code == 404
+    assert admin.get(f"/versions/{2**31}").status_code == 422
     r = admin.post("/admin/tokens", json={"username": "admin", "ttl_seconds": 3600})
     assert r.status_code == 201, r.text
