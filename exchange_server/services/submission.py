@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
+import threading
+import time
 import uuid
 
 from sqlalchemy import func, insert, select, update
@@ -19,6 +22,8 @@ from exchange_server.security import canonical_json
 from exchange_server.services.common import RECEIPT_VERSION, ServiceBase, _norm, iso
 
 LOG = logging.getLogger(__name__)
+RECORD_ATTEMPTS = 20
+VERSION_LOCKS = [threading.Lock() for _ in range(64)]
 
 
 class SubmissionService(ServiceBase):
@@ -166,10 +171,15 @@ class SubmissionService(ServiceBase):
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
             stored_path = target
+        # commits of one (dataset, region, period) in this process take their version numbers one at a time
+        # (striped locks: no growth); other processes on the same database race, and the retries settle it
+        stripe = VERSION_LOCKS[hash((head.dataset_id, head.region_code, head.period)) % len(VERSION_LOCKS)]
         try:
-            for _attempt in range(5):
+            for attempt in range(RECORD_ATTEMPTS):
+                if attempt:
+                    time.sleep(random.uniform(0, 0.01 * attempt))
                 try:
-                    with self.engine.begin() as conn:
+                    with stripe, self.engine.begin() as conn:
                         existing = self._existing(conn, sha)
                         if existing is not None:
                             return self._stored_envelope(existing), False
@@ -248,7 +258,6 @@ class SubmissionService(ServiceBase):
                     break
                 except IntegrityError:
                     LOG.info("commit race on %s, retrying", sha)
-                    continue
             else:
                 raise ApiError("DATABASE_BUSY", "commit race")
         except BaseException:
