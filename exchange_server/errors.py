@@ -135,6 +135,7 @@ FINDINGS: dict[str, tuple[str, str]] = {
     "VALIDATION_ERRORS": ("error", "客户端预检报告了错误，数据包不能被接受。"),
     "VALIDATION_WARNINGS": ("warning", "客户端预检报告了警告。"),
     "GPKG_EXTRA_LAYER": ("warning", "GeoPackage 中含有清单未列出的图层。"),
+    "FINDINGS_TRUNCATED": ("info", "问题过多，回执只列出前 199 条；其余条数见说明。"),
     "OFFLINE_REGISTERED": ("info", "离线交换的数据包已登记；服务器未收到文件，仅核对了清单。"),
     "PERIOD_INVALID": ("error", "期次格式错误（应为 2025、2025H1 或 2025Q3）。"),
 }

@@ -23,6 +23,7 @@ from exchange_server.services.common import RECEIPT_VERSION, ServiceBase, _norm,
 
 LOG = logging.getLogger(__name__)
 RECORD_ATTEMPTS = 20
+MAX_FINDINGS = 200
 VERSION_LOCKS = [threading.Lock() for _ in range(64)]
 
 
@@ -145,6 +146,9 @@ class SubmissionService(ServiceBase):
     def _record(self, account, head, manifest, sha, size, findings, upload_id, path, offline, ip):
         errors = sum(1 for f in findings if f["severity"] == "error")
         warnings = sum(1 for f in findings if f["severity"] == "warning")
+        if len(findings) > MAX_FINDINGS:  # a receipt stays small whatever the manifest lists
+            left_out = len(findings) - (MAX_FINDINGS - 1)
+            findings = findings[: MAX_FINDINGS - 1] + [finding("FINDINGS_TRUNCATED", str(left_out))]
         status = "accepted" if errors == 0 else "rejected"
         submission_id = str(uuid.uuid4())
         now = db.utcnow()

@@ -65,7 +65,11 @@ def test_200_clients_no_5xx_no_lost_or_duplicated_submission(load_server):
         first = note(client.post("/submissions", json=body))
         if n % 4 == 0:  # the idempotent replay of a commit whose answer was "lost"
             again = note(client.post("/submissions", json=body))
-            assert again.status_code == 200 and again.json() == first.json(), (first.status_code, first.text[:600], again.text[:600])
+            assert again.status_code == 200 and again.json() == first.json(), (
+                first.status_code,
+                first.text[:600],
+                again.text[:600],
+            )
         note(client.get("/feed", params={"cursor": 0, "limit": 5}))
         note(client.get("/versions", params={"limit": 10}))
         with lock:

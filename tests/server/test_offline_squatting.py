@@ -45,3 +45,24 @@ def test_registering_another_departments_submitted_hash_refused(make_account):
     sha = hashlib.sha256(package).hexdigest()
     r = other.post("/submissions/offline", json={"package_sha256": sha, "package_size": 1, "manifest": claim})
     assert r.status_code == 403 and r.json()["error"]["code"] == "PACKAGE_OWNED_BY_OTHER", r.text
+
+
+def test_receipt_bounded_whatever_the_manifest_lists(make_account):
+    """5,000 layers with unknown names would give 5,000 findings (megabytes of receipt): at most 200 are kept,
+    the error count stays exact."""
+    client = make_account("zrzy", "610102", "submitter", "big")
+    _package, manifest = build_package("dltb_biangeng", "610102")
+    manifest["layers"] = [{"file": "data/x.gpkg", "name": f"L{i}"} for i in range(5000)]
+    body = {
+        "package_sha256": hashlib.sha256(b"big receipt").hexdigest(),
+        "package_size": 1,
+        "manifest": manifest,
+    }
+    r = client.post("/submissions/offline", json=body)
+    assert r.status_code == 201, r.text[:300]
+    assert len(r.content) < 100_000
+    findings = r.json()["receipt"]["findings"]
+    assert len(findings) == 200 and findings[-1]["code"] == "FINDINGS_TRUNCATED"
+    assert "（4802）" in findings[-1]["message_zh"]  # 5,000 layer findings + OFFLINE_REGISTERED - 199 kept
+    sub = client.get("/submissions/" + r.json()["receipt"]["submission_id"]).json()
+    assert sub["errors"] == 5000
