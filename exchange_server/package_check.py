@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import re
 import shutil
 import sqlite3
@@ -23,6 +24,7 @@ from exchange_server.catalog import Catalog
 from exchange_server.errors import ApiError, finding
 from exchange_server.regions import RegionCodeError, normalise
 
+LOG = logging.getLogger(__name__)
 FORMAT_VERSIONS = ("1", "1.0")
 PERIOD_RE = re.compile(r"^(\d{4})(H[12]|Q[1-4])?$")
 MANIFEST_NAME = "manifest.json"
@@ -409,9 +411,13 @@ def _layer_epsg(conn: sqlite3.Connection, srs_id: object) -> int | None:
 
 
 def _same_crs(definition: str, code: int) -> bool:
-    """Whether a WKT definition is equivalent to the EPSG system ``code`` (datum, projection parameters)."""
-    from osgeo import osr
-
+    """Whether a WKT definition is equivalent to the EPSG system ``code`` (datum, projection parameters), with
+    GDAL's OSR or else pyproj (imported here: the server's modules load without either); without both, no
+    definition can be trusted."""
+    try:
+        from osgeo import osr
+    except ImportError:
+        return _same_crs_pyproj(definition, code)
     try:
         actual = osr.SpatialReference()
         if actual.ImportFromWkt(definition) != 0:
@@ -420,6 +426,19 @@ def _same_crs(definition: str, code: int) -> bool:
         expected.ImportFromEPSG(code)
         return bool(actual.IsSame(expected, ["CRITERION=EQUIVALENT_EXCEPT_AXIS_ORDER_GEOGCRS"]))
     except RuntimeError:  # osr raises when exceptions are enabled (another module may have done so)
+        return False
+
+
+def _same_crs_pyproj(definition: str, code: int) -> bool:
+    try:
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+    except ImportError:
+        LOG.error("neither GDAL's osr nor pyproj can be imported: CRS definitions cannot be checked")
+        return False
+    try:
+        return CRS.from_wkt(definition).equals(CRS.from_epsg(code), ignore_axis_order=True)
+    except CRSError:
         return False
 
 

@@ -119,3 +119,13 @@ def test_genuine_4524_accepted(zrzy):
     r = zrzy.submit(package, manifest)
     assert r.status_code == 201, r.text
     assert r.json()["receipt"]["status"] == "accepted", r.json()["receipt"]["findings"]
+
+
+@pytest.mark.parametrize(("source", "expected"), [(4524, True), (4326, False), (4545, False)])
+def test_crs_comparison_without_gdal_uses_pyproj(source, expected):
+    """A server without GDAL's Python bindings compares the definitions with pyproj, to the same verdicts."""
+    from exchange_server.package_check import _same_crs_pyproj
+
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(source)
+    assert _same_crs_pyproj(srs.ExportToWkt(), 4524) is expected
