@@ -53,6 +53,8 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         value = getattr(args, name, None)
         if value is not None:
             setattr(cfg, name, value)
+    if getattr(args, "db_busy_timeout", None) is not None:
+        cfg.db_busy_timeout = args.db_busy_timeout
     if getattr(args, "no_direct_io", False):
         cfg.direct_io = False
     if getattr(args, "base_submitters", None):
@@ -100,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
         "unauthenticated-audit-per-minute",
     ):
         serve.add_argument("--" + opt, type=int)
+    serve.add_argument(
+        "--db-busy-timeout",
+        type=float,
+        help="seconds a SQLite statement waits for a lock before answering 503 (default 30)",
+    )
     serve.add_argument(
         "--header-timeout",
         type=float,

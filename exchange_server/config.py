@@ -35,6 +35,8 @@ class ServerConfig:
     # write uploads with O_DIRECT where available (Linux), bypassing the page cache; off: plain writes
     direct_io: bool = True
     feed_max_wait: int = 60
+    # seconds a SQLite statement waits for a database lock before the request is answered 503 DATABASE_BUSY
+    db_busy_timeout: float = 30.0
     # request bodies, refused (413) from Content-Length before reading or while streaming: JSON routes; one
     # PATCH (0 = the maximum upload size)
     max_json_body: int = 1024 * 1024

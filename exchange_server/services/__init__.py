@@ -41,7 +41,7 @@ class Exchange(AccountService, AuditService, UploadService, SubmissionService, F
     @classmethod
     def open(cls, config: ServerConfig) -> Exchange:
         config.ensure_dirs()
-        engine = db.make_engine(config.database_url())
+        engine = db.make_engine(config.database_url(), config.db_busy_timeout)
         db.init_schema(engine)
         catalog = load_catalog(config.catalog_dir, config.base_submitters)
         return cls(config, engine, catalog, ReceiptSigner(config.keys_dir))

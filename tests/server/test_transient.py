@@ -101,3 +101,41 @@ def test_disk_full_is_a_503_not_a_rejection(disk_server, small_disk):
     assert r.status_code == 201, r.text
     assert r.headers["X-Duplicate"] == "False"
     assert r.json()["receipt"]["status"] == "accepted", r.json()["receipt"]["findings"]
+
+
+def test_database_locked_after_the_move_is_a_503_and_the_upload_stays(tmp_path, catalog_dir):
+    """SQLite locked by another writer while the commit records its result (after the package was moved to
+    the store): 503 DATABASE_BUSY, the package goes back to the upload, and the repeated commit is accepted
+    (before: 500, then NOT_A_ZIP on the retry, signed)."""
+    import sqlite3
+
+    srv = ServerProcess(tmp_path / "srv", catalog_dir, None, ["--db-busy-timeout", "1"])
+    srv.cli("create-account", "--username", "admin", "--password", ADMIN_PASSWORD, "--department", "zrzy",
+            "--region", "610000", "--role", "admin")  # fmt: skip
+    srv.start()
+    try:
+        admin = login(srv.url, "admin", ADMIN_PASSWORD)
+        body = {"password": PASSWORD, "department": "zrzy", "region_code": "610102", "role": "submitter"}
+        assert admin.post("/admin/accounts", json={"username": "sub", **body}).status_code == 201
+        client = login(srv.url, "sub", PASSWORD)
+        package, manifest = build_package("dltb_biangeng", "610102")
+        upload_id = client.upload(package)
+        sha = hashlib.sha256(package).hexdigest()
+        commit = {"upload_id": upload_id, "package_sha256": sha, "manifest": manifest}
+        holder = sqlite3.connect(srv.data_dir / "exchange.sqlite3", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # the write lock; readers (WAL) go on
+        try:
+            r = client.post("/submissions", json=commit)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "DATABASE_BUSY" and int(r.headers["Retry-After"]) > 0
+        assert "/" not in r.json()["error"]["message"] and "Errno" not in r.text
+        assert not list((srv.data_dir / "packages").rglob("*.zip"))
+        r = client.post("/submissions", json=commit)
+        assert r.status_code == 201, r.text
+        assert r.headers["X-Duplicate"] == "False"
+        assert r.json()["receipt"]["status"] == "accepted", r.json()["receipt"]["findings"]
+    finally:
+        srv.stop()
