@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -67,6 +67,14 @@ def create_app(ex: Exchange) -> FastAPI:
         # a fault of the server's storage (disk full, I/O error): transient, told without paths or errno text
         LOG.error("storage fault on %s %s: %r", request.method, request.url.path, exc)
         return _transient("STORAGE_UNAVAILABLE")
+
+    @app.exception_handler(DataError)
+    async def _data_error(request: Request, exc: DataError) -> JSONResponse:
+        # a value the database cannot hold (a NUL byte in a text, a number out of the column's range): the
+        # request's fault, told without the database's message
+        LOG.info("database refused a value on %s %s: %r", request.method, request.url.path, exc)
+        err = ApiError("REQUEST_INVALID")
+        return JSONResponse(err.body(), status_code=err.status, headers=TUS_HEADERS)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(SqlTimeoutError)

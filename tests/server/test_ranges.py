@@ -40,3 +40,12 @@ def test_in_range_still_served(admin):
     assert admin.get(f"/versions/{2**31}").status_code == 422
     r = admin.post("/admin/tokens", json={"username": "admin", "ttl_seconds": 3600})
     assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "DELETE"])
+def test_nul_byte_in_an_id_is_a_request_error(admin, method):
+    """PostgreSQL cannot hold a NUL in a text: found by property-based testing as a 500."""
+    r = admin.request(method, "/uploads/ab%00cd")
+    assert r.status_code in (400, 404), r.status_code
+    r = admin.get("/submissions/x%00y")
+    assert r.status_code in (400, 404), r.text
