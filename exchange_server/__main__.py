@@ -43,10 +43,20 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         "zip_max_uncompressed",
         "zip_max_ratio",
         "sync_every_bytes",
+        "max_json_body",
+        "max_chunk_size",
+        "account_quota_bytes",
+        "feed_max_wait",
+        "login_max_failures_account",
+        "login_max_failures_address",
+        "login_window_seconds",
+        "unauthenticated_audit_per_minute",
     ):
         value = getattr(args, name, None)
         if value is not None:
             setattr(cfg, name, value)
+    if getattr(args, "db_busy_timeout", None) is not None:
+        cfg.db_busy_timeout = args.db_busy_timeout
     if getattr(args, "no_direct_io", False):
         cfg.direct_io = False
     if getattr(args, "base_submitters", None):
@@ -85,8 +95,33 @@ def build_parser() -> argparse.ArgumentParser:
         "zip-max-uncompressed",
         "zip-max-ratio",
         "sync-every-bytes",
+        "max-json-body",
+        "max-chunk-size",
+        "account-quota-bytes",
+        "feed-max-wait",
+        "login-max-failures-account",
+        "login-max-failures-address",
+        "login-window-seconds",
+        "unauthenticated-audit-per-minute",
     ):
         serve.add_argument("--" + opt, type=int)
+    serve.add_argument(
+        "--db-busy-timeout",
+        type=float,
+        help="seconds a SQLite statement waits for a lock before answering 503 (default 30)",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a client has to send a request's headers (slowloris), default 10",
+    )
+    serve.add_argument(
+        "--body-idle-timeout",
+        type=float,
+        default=120.0,
+        help="seconds a request body may stall without a byte, default 120",
+    )
     serve.add_argument(
         "--no-direct-io",
         action="store_true",
@@ -156,11 +191,24 @@ def _scenario(args: argparse.Namespace) -> int:
     return 0
 
 
+def _raise_descriptor_limit() -> None:
+    """Each connection holds a descriptor: use the hard limit, not the default soft 1,024 (where the OS has
+    them), so that many idle or slow connections cannot lock everybody else out before they time out."""
+    try:
+        import resource
+
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from exchange_server.app import create_app
-    from exchange_server.service import Exchange
+    from exchange_server.http_guard import guarded_protocol
+    from exchange_server.services import Exchange
 
     cfg = _config(args)
     logging.basicConfig(
@@ -173,7 +221,8 @@ def _serve(args: argparse.Namespace) -> int:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
-    sock.listen(128)
+    sock.listen(1024)
+    _raise_descriptor_limit()
     port = sock.getsockname()[1]
     if args.port_file:
         tmp = Path(args.port_file + ".tmp")
@@ -182,13 +231,16 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"exchange_server listening on http://{args.host}:{port}/api/v1", flush=True)
     # loop "auto": uvloop when it is installed (pinned in the dev dependencies; uploads measured 4-8 %
     # faster), else asyncio
-    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, timeout_keep_alive=30)
+    protocol = guarded_protocol(args.header_timeout, args.body_idle_timeout)
+    config = uvicorn.Config(
+        app, log_level=args.log_level, access_log=False, timeout_keep_alive=30, http=protocol
+    )
     uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
 def _admin(args: argparse.Namespace) -> int:
-    from exchange_server.service import Exchange
+    from exchange_server.services import Exchange
 
     if args.action in ("backup", "restore"):  # before Exchange.open: a restore needs an empty server
         from exchange_server import backup
@@ -229,7 +281,7 @@ def _admin(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from exchange_server.regions import normalise
-    from exchange_server.service import Exchange
+    from exchange_server.services import Exchange
 
     ex = Exchange.open(_config(args))
     county = normalise(args.region)
@@ -268,6 +320,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # the data directory holds accounts, packages and the signing key: readable by the server's user only
+    os.umask(0o077)
     try:
         if args.command == "serve":
             return _serve(args)

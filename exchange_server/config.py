@@ -16,7 +16,9 @@ class ServerConfig:
     db_url: str | None = None
     catalog_dir: Path = DEFAULT_CATALOG_DIR
     max_upload_size: int = 4 * GIB
-    max_concurrent_uploads: int = 4
+    max_concurrent_uploads: int = 4  # uploads held per account: in progress or complete but uncommitted
+    # bytes per account: uploads held (declared length) + accepted packages stored (0 = no quota)
+    account_quota_bytes: int = 64 * GIB
     upload_expiry_seconds: int = 24 * 3600
     token_ttl_seconds: int = 12 * 3600
     cleanup_interval_seconds: int = 300
@@ -33,6 +35,18 @@ class ServerConfig:
     # write uploads with O_DIRECT where available (Linux), bypassing the page cache; off: plain writes
     direct_io: bool = True
     feed_max_wait: int = 60
+    # seconds a SQLite statement waits for a database lock before the request is answered 503 DATABASE_BUSY
+    db_busy_timeout: float = 30.0
+    # request bodies, refused (413) from Content-Length before reading or while streaming: JSON routes; one
+    # PATCH (0 = the maximum upload size)
+    max_json_body: int = 1024 * 1024
+    max_chunk_size: int = 0
+    # login throttling (429 LOGIN_THROTTLED): failures allowed per account name / per client address within
+    # the window; audit rows a minute for unauthenticated requests from one address
+    login_max_failures_account: int = 5
+    login_max_failures_address: int = 50
+    login_window_seconds: int = 900
+    unauthenticated_audit_per_minute: int = 20
     extra: dict = field(default_factory=dict)
 
     @property

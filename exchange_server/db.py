@@ -171,11 +171,15 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, busy_timeout: float = 30.0) -> Engine:
+    """``busy_timeout``: seconds a SQLite statement waits for a lock before failing (answered 503)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10, max_overflow=20
+            url,
+            connect_args={"check_same_thread": False, "timeout": busy_timeout},
+            pool_size=10,
+            max_overflow=20,
         )
 
         @event.listens_for(engine, "connect")

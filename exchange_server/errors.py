@@ -46,6 +46,11 @@ ERRORS: dict[str, tuple[int, str, str]] = {
         "同时进行的上传任务过多，请等待其他上传完成或取消后再试。",
         "Too many concurrent uploads for this account.",
     ),
+    "QUOTA_EXCEEDED": (
+        413,
+        "本账号占用的存储已达上限（进行中、未提交和已接收的数据包），请先提交或取消未完成的上传。",
+        "Account storage quota exceeded.",
+    ),
     "UPLOAD_INCOMPLETE": (409, "上传尚未完成，不能提交。", "Upload not complete."),
     "UPLOAD_ALREADY_COMMITTED": (409, "该上传已被提交。", "Upload already committed."),
     "CHECKSUM_MISMATCH": (
@@ -53,7 +58,11 @@ ERRORS: dict[str, tuple[int, str, str]] = {
         "数据块校验和不一致，数据块已丢弃，请重传该数据块。",
         "Chunk checksum mismatch.",
     ),
-    "CHECKSUM_ALGORITHM": (400, "不支持的校验算法，请使用 sha256。", "Unsupported checksum algorithm."),
+    "CHECKSUM_ALGORITHM": (
+        400,
+        "不支持的校验算法，请使用 sha1 或 sha256。",
+        "Unsupported checksum algorithm.",
+    ),
     "TUS_VERSION": (412, "不支持的 tus 协议版本，请使用 1.0.0。", "Unsupported Tus-Resumable version."),
     "CONTENT_TYPE": (
         415,
@@ -74,8 +83,22 @@ ERRORS: dict[str, tuple[int, str, str]] = {
         "该数据包已由其他账号提交。",
         "Package already submitted by another account.",
     ),
+    "PACKAGE_OWNED_BY_OTHER": (
+        403,
+        "该数据包属于其他部门，本部门不能登记。",
+        "The package belongs to another department.",
+    ),
     "ACCOUNT_EXISTS": (409, "账号已存在。", "Account already exists."),
     "RANGE_NOT_SATISFIABLE": (416, "请求的字节范围无效。", "Range not satisfiable."),
+    "LOGIN_THROTTLED": (429, "登录失败次数过多，请稍后再试。", "Too many failed logins; try again later."),
+    "BODY_TOO_LARGE": (413, "请求数据超过服务器允许的大小。", "Request body too large."),
+    "STORAGE_UNAVAILABLE": (
+        503,
+        "服务器存储暂时不可用（如磁盘已满），请稍后重试；已上传的数据不会丢失。",
+        "Storage temporarily unavailable.",
+    ),
+    "DATABASE_BUSY": (503, "服务器数据库繁忙，请稍后重试。", "Database busy."),
+    "TEMPORARILY_UNAVAILABLE": (503, "服务器暂时无法处理该请求，请稍后重试。", "Temporarily unavailable."),
     "INTERNAL": (500, "服务器内部错误，请稍后重试或联系管理员。", "Internal server error."),
 }
 
@@ -89,6 +112,8 @@ FINDINGS: dict[str, tuple[str, str]] = {
     "ZIP_TOO_LARGE": ("error", "数据包解压后的总大小超过上限（疑似压缩炸弹）。"),
     "ZIP_RATIO": ("error", "数据包压缩比异常（疑似压缩炸弹）。"),
     "ZIP_CORRUPT": ("error", "数据包中的文件损坏（CRC 校验失败）。"),
+    "ZIP_ENCRYPTED": ("error", "数据包中有加密的文件，服务器无法检查。"),
+    "ZIP_METHOD_UNSUPPORTED": ("error", "数据包中有不支持的压缩方式（只支持存储和 deflate）。"),
     "MANIFEST_MISSING": ("error", "数据包中缺少 manifest.json。"),
     "MANIFEST_MISMATCH": ("error", "数据包内的 manifest.json 与提交时的清单不一致。"),
     "MANIFEST_FORMAT": ("error", "不支持的清单格式版本。"),
@@ -110,9 +135,14 @@ FINDINGS: dict[str, tuple[str, str]] = {
     "VALIDATION_ERRORS": ("error", "客户端预检报告了错误，数据包不能被接受。"),
     "VALIDATION_WARNINGS": ("warning", "客户端预检报告了警告。"),
     "GPKG_EXTRA_LAYER": ("warning", "GeoPackage 中含有清单未列出的图层。"),
+    "FINDINGS_TRUNCATED": ("info", "问题过多，回执只列出前 199 条；其余条数见说明。"),
     "OFFLINE_REGISTERED": ("info", "离线交换的数据包已登记；服务器未收到文件，仅核对了清单。"),
     "PERIOD_INVALID": ("error", "期次格式错误（应为 2025、2025H1 或 2025Q3）。"),
 }
+
+
+# seconds a client waits before repeating a request answered with this status
+RETRY_AFTER = {429: 30, 503: 5}
 
 
 class ApiError(Exception):
@@ -127,6 +157,8 @@ class ApiError(Exception):
         self.message = en if not detail else f"{en} ({detail})"
         self.detail = detail
         self.headers = headers or {}
+        if status in RETRY_AFTER:  # a transient answer always says when to try again (protocol section 15)
+            self.headers.setdefault("Retry-After", str(RETRY_AFTER[status]))
 
     def body(self) -> dict:
         err = {"code": self.code, "message_zh": self.message_zh, "message": self.message}

@@ -4,15 +4,19 @@ structure, CRS, layers, feature counts and the catalog's required fields. Return
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
 import re
 import shutil
 import sqlite3
 import stat
+import struct
 import tempfile
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +24,7 @@ from exchange_server.catalog import Catalog
 from exchange_server.errors import ApiError, finding
 from exchange_server.regions import RegionCodeError, normalise
 
+LOG = logging.getLogger(__name__)
 FORMAT_VERSIONS = ("1", "1.0")
 PERIOD_RE = re.compile(r"^(\d{4})(H[12]|Q[1-4])?$")
 MANIFEST_NAME = "manifest.json"
@@ -36,6 +41,22 @@ GPKG_APPLICATION_IDS = {0x47504B47, 0x47503130, 0x47503131}  # 'GPKG', 'GP10', '
 CHUNK = 1024 * 1024
 MANIFEST_MAX_BYTES = 16 * 1024 * 1024
 GPKG_QUERY_SECONDS = 120
+EOCD_SIZE = 22
+CD_RECORD_MAX = 46 + 3 * 1024
+# stored and deflated: what zipfile reads without optional modules (deflate64 and the like are refused)
+SUPPORTED_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+TRANSIENT_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EIO,
+    errno.ENOMEM,
+    errno.EMFILE,
+    errno.ENFILE,
+    errno.EROFS,
+    errno.ENOENT,
+    errno.EAGAIN,
+    errno.EBUSY,
+}
 
 
 def allowed_epsg(code: int) -> bool:
@@ -136,10 +157,16 @@ def _unsafe_name(name: str) -> bool:
 def check_package(path: Path, manifest: dict, catalog: Catalog, limits: object, tmp_root: Path) -> list[dict]:
     """Open the zip at ``path`` and run every content check. ``limits`` is the ServerConfig."""
     found = check_manifest_content(manifest, catalog)
+    refused = zip_preflight(path, limits)
+    if refused is not None:
+        found.append(refused)
+        return found
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        found.append(finding("NOT_A_ZIP", str(exc)[:100]))
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        if server_fault(exc):
+            raise
+        found.append(finding("NOT_A_ZIP"))
         return found
     with zf:
         infos = zf.infolist()
@@ -161,6 +188,13 @@ def check_package(path: Path, manifest: dict, catalog: Catalog, limits: object, 
                 found.append(finding("ZIP_DUPLICATE_ENTRY", info.filename[:200]))
                 fatal = True
             names.add(info.filename)
+            if info.flag_bits & 0x1:
+                found.append(finding("ZIP_ENCRYPTED", info.filename[:200], path=info.filename[:200]))
+                fatal = True
+            elif info.compress_type not in SUPPORTED_METHODS:
+                detail = f"{info.filename[:200]}: {info.compress_type}"
+                found.append(finding("ZIP_METHOD_UNSUPPORTED", detail, path=info.filename[:200]))
+                fatal = True
             total += info.file_size
             if info.file_size > limits.zip_ratio_min_size:
                 ratio = info.file_size / max(info.compress_size, 1)
@@ -169,6 +203,11 @@ def check_package(path: Path, manifest: dict, catalog: Catalog, limits: object, 
                     fatal = True
         if total > limits.zip_max_uncompressed:
             found.append(finding("ZIP_TOO_LARGE", str(total)))
+            fatal = True
+        packed = sum(info.compress_size for info in infos)
+        if total > limits.zip_ratio_min_size and total / max(packed, 1) > limits.zip_max_ratio:
+            # many members just under the per-member threshold: the whole package's ratio
+            found.append(finding("ZIP_RATIO", f"{total / max(packed, 1):.0f}:1"))
             fatal = True
         if fatal:
             return found
@@ -204,8 +243,10 @@ def check_package(path: Path, manifest: dict, catalog: Catalog, limits: object, 
                 out_path = workdir / f"f{len(gpkgs)}.gpkg" if is_gpkg else None
                 try:
                     size, digest = _hash_member(zf, rel, out_path)
-                except (zipfile.BadZipFile, OSError) as exc:
-                    found.append(finding("ZIP_CORRUPT", f"{rel}: {str(exc)[:80]}", path=rel[:200]))
+                except (zipfile.BadZipFile, OSError, zlib.error, EOFError, ValueError) as exc:
+                    if server_fault(exc):  # the server's disk, not the package: answered 503, no verdict
+                        raise
+                    found.append(finding("ZIP_CORRUPT", rel[:200], path=rel[:200]))
                     continue
                 if _int(entry.get("size")) != size:
                     found.append(finding("FILE_SIZE_MISMATCH", rel[:200], path=rel[:200]))
@@ -217,6 +258,42 @@ def check_package(path: Path, manifest: dict, catalog: Catalog, limits: object, 
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     return found
+
+
+def zip_preflight(path: Path, limits: object) -> dict | None:
+    """Check the entry count and the central directory's size from the end-of-central-directory record (and
+    its zip64 form) before any entry is parsed: zipfile reads the whole directory into objects when it opens
+    a file (a million empty entries: hundreds of MB). A finding when the zip is refused, else None."""
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        size = fh.tell()
+        tail_len = min(size, EOCD_SIZE + 65535)
+        fh.seek(size - tail_len)
+        tail = fh.read(tail_len)
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < EOCD_SIZE:
+            return finding("NOT_A_ZIP")
+        entries, cd_size, cd_offset = struct.unpack_from("<HLL", tail, at + 10)
+        if entries == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
+            locator = at - 20
+            if locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":  # else: the 16/32-bit values
+                (record_at,) = struct.unpack_from("<Q", tail, locator + 8)
+                fh.seek(record_at)
+                record = fh.read(56)
+                if len(record) < 56 or record[:4] != b"PK\x06\x06":
+                    return finding("NOT_A_ZIP")
+                entries, cd_size = struct.unpack_from("<QQ", record, 32)
+    if entries > limits.zip_max_files:
+        return finding("ZIP_TOO_MANY_FILES", str(entries))
+    # a directory record is 46 bytes + name + extra + comment: generous room per allowed entry
+    if cd_size > limits.zip_max_files * CD_RECORD_MAX:
+        return finding("ZIP_TOO_MANY_FILES", f"central directory {cd_size} bytes")
+    return None
+
+
+def server_fault(exc: BaseException) -> bool:
+    """An error of the server's own storage (full, failing, out of descriptors), not of the package."""
+    return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
 
 
 def _hash_member(zf: zipfile.ZipFile, name: str, out_path: Path | None) -> tuple[int, str]:
@@ -264,11 +341,19 @@ def _check_layers(manifest: dict, catalog: Catalog, gpkgs: dict[str, Path]) -> l
             if conn is None:
                 continue
             layers_by_file.setdefault(rel, set()).add(name.lower())
-            found.extend(_check_one_layer(conn, rel, name, layer, ds, manifest_epsg))
+            try:
+                found.extend(_check_one_layer(conn, rel, name, layer, ds, manifest_epsg))
+            except (sqlite3.DatabaseError, ValueError, TypeError, OverflowError) as exc:
+                # a system table without an expected column, a value of the wrong type…: a broken GeoPackage
+                detail = f"{rel}: {name}: {type(exc).__name__}"
+                found.append(finding("GPKG_STRUCTURE", detail, path=rel, layer=name))
         for rel, conn in opened.items():
             if conn is None:
                 continue
-            tables = [r[0] for r in conn.execute("SELECT table_name FROM gpkg_contents")]
+            try:
+                tables = [str(r[0]) for r in conn.execute("SELECT table_name FROM gpkg_contents")]
+            except sqlite3.DatabaseError:
+                continue  # already reported by the layer checks
             extra = [t for t in tables if t.lower() not in layers_by_file.get(rel, set())]
             if extra:
                 found.append(finding("GPKG_EXTRA_LAYER", "{}: {}".format(rel, ", ".join(extra)[:200])))
@@ -305,6 +390,58 @@ def _open_gpkg(path: Path, rel: str, found: list[dict]) -> sqlite3.Connection | 
     return conn
 
 
+def _layer_epsg(conn: sqlite3.Connection, srs_id: object) -> int | None:
+    """The EPSG code of a layer's spatial reference system, trusted only when the row names EPSG as its
+    organisation and its definition really is that EPSG system (an ``evil`` organisation or a WGS 84
+    definition under the number 4524 is not CGCS2000). None when it is not an EPSG system."""
+    srs = conn.execute(
+        "SELECT organization, organization_coordsys_id, definition FROM gpkg_spatial_ref_sys"
+        " WHERE srs_id = ?",
+        (srs_id,),
+    ).fetchone()
+    if srs is None or str(srs[0]).strip().upper() != "EPSG":
+        return None
+    try:
+        code = int(str(srs[1]).strip())
+    except ValueError:
+        return None
+    if not allowed_epsg(code) or not _same_crs(str(srs[2] or ""), code):
+        return None
+    return code
+
+
+def _same_crs(definition: str, code: int) -> bool:
+    """Whether a WKT definition is equivalent to the EPSG system ``code`` (datum, projection parameters), with
+    GDAL's OSR or else pyproj (imported here: the server's modules load without either); without both, no
+    definition can be trusted."""
+    try:
+        from osgeo import osr
+    except ImportError:
+        return _same_crs_pyproj(definition, code)
+    try:
+        actual = osr.SpatialReference()
+        if actual.ImportFromWkt(definition) != 0:
+            return False
+        expected = osr.SpatialReference()
+        expected.ImportFromEPSG(code)
+        return bool(actual.IsSame(expected, ["CRITERION=EQUIVALENT_EXCEPT_AXIS_ORDER_GEOGCRS"]))
+    except RuntimeError:  # osr raises when exceptions are enabled (another module may have done so)
+        return False
+
+
+def _same_crs_pyproj(definition: str, code: int) -> bool:
+    try:
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+    except ImportError:
+        LOG.error("neither GDAL's osr nor pyproj can be imported: CRS definitions cannot be checked")
+        return False
+    try:
+        return CRS.from_wkt(definition).equals(CRS.from_epsg(code), ignore_axis_order=True)
+    except CRSError:
+        return False
+
+
 def _check_one_layer(
     conn: sqlite3.Connection, rel: str, name: str, layer: dict, ds, manifest_epsg
 ) -> list[dict]:
@@ -330,16 +467,9 @@ def _check_one_layer(
         actual = str(geom[0] or "").upper().replace("MULTI", "")
         if declared and actual and actual != "GEOMETRY" and declared != actual:
             found.append(finding("GEOMETRY_TYPE_MISMATCH", f"{name}: {declared} ≠ {actual}", layer=name))
-    srs = conn.execute(
-        "SELECT organization, organization_coordsys_id FROM gpkg_spatial_ref_sys WHERE srs_id = ?", (srs_id,)
-    ).fetchone()
-    epsg = None
-    if srs is not None and str(srs[0]).upper() == "EPSG":
-        epsg = int(srs[1])
-    elif srs_id is not None and srs is not None and allowed_epsg(int(srs_id)):
-        epsg = int(srs_id)
+    epsg = _layer_epsg(conn, srs_id)
     if epsg is None or not allowed_epsg(epsg):
-        found.append(finding("CRS_NOT_CGCS2000", f"{name}: srs_id={srs_id}", layer=name))
+        found.append(finding("CRS_NOT_CGCS2000", f"{name}: srs_id={str(srs_id)[:40]}", layer=name))
     elif manifest_epsg is not None and epsg != manifest_epsg:
         found.append(finding("CRS_MISMATCH", f"{name}: EPSG:{epsg} ≠ EPSG:{manifest_epsg}", layer=name))
     try:

@@ -53,7 +53,7 @@ def _refusals(server, upload_id: str) -> list[dict]:
 def test_options_advertises_prefix_checksum(server):
     r = requests.options(server.url + API + "/uploads", timeout=10)
     assert "checksum-prefix" in r.headers["Tus-Extension"].split(",")
-    assert r.headers["Tus-Checksum-Algorithm"] == "sha256"
+    assert r.headers["Tus-Checksum-Algorithm"] == "sha1,sha256"
 
 
 def test_prefix_checksum_accepted(server, make_account):

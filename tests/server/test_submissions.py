@@ -91,7 +91,10 @@ def test_versions_increment(zrzy):
 
 def test_claimed_hash_mismatch_and_incomplete_upload(zrzy):
     package, manifest = build_package("dltb_biangeng", "610102")
-    r = zrzy.submit(package, manifest, sha="0" * 64)
+    complete_id = zrzy.upload(package)
+    r = zrzy.post(
+        "/submissions", json={"upload_id": complete_id, "package_sha256": "0" * 64, "manifest": manifest}
+    )
     assert r.status_code == 422 and r.json()["error"]["code"] == "PACKAGE_HASH_MISMATCH"
     upload_id = zrzy.create_upload(len(package)).headers["Location"].rsplit("/", 1)[1]
     zrzy.patch(upload_id, 0, package[:100])
@@ -99,6 +102,9 @@ def test_claimed_hash_mismatch_and_incomplete_upload(zrzy):
         "/submissions", json={"upload_id": upload_id, "package_sha256": "a" * 64, "manifest": manifest}
     )
     assert r.status_code == 409 and r.json()["error"]["code"] == "UPLOAD_INCOMPLETE"
+    # both uploads are still held (and count against the account's limits) until deleted
+    for held in (complete_id, upload_id):
+        assert zrzy.request("DELETE", "/uploads/" + held).status_code == 204
 
 
 def _symlink_zip(manifest_holder: dict) -> bytes:
@@ -246,13 +252,20 @@ def test_geographic_cgcs2000_accepted(zrzy):
 
 def test_invalid_manifest_and_region_are_request_errors(zrzy):
     package, manifest = build_package("dltb_biangeng", "610102")
-    r = zrzy.submit(package, {k: v for k, v in manifest.items() if k != "dataset_id"})
+    upload_id = zrzy.upload(package)  # one upload, committed three times with a bad manifest
+
+    def commit(m: dict):
+        sha = hashlib.sha256(package).hexdigest()
+        return zrzy.post("/submissions", json={"upload_id": upload_id, "package_sha256": sha, "manifest": m})
+
+    r = commit({k: v for k, v in manifest.items() if k != "dataset_id"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "MANIFEST_INVALID"
-    r = zrzy.submit(package, dict(manifest, region_code="61x"))
+    r = commit(dict(manifest, region_code="61x"))
     assert r.status_code == 400 and r.json()["error"]["code"] == "REGION_INVALID"
-    r = zrzy.submit(package, dict(manifest, dataset_id="no_such_dataset"))
+    r = commit(dict(manifest, dataset_id="no_such_dataset"))
     assert r.status_code == 400 and r.json()["error"]["code"] == "DATASET_UNKNOWN"
     assert "共享清单" in r.json()["error"]["message_zh"]
+    assert zrzy.request("DELETE", "/uploads/" + upload_id).status_code == 204
 
 
 def test_offline_registration(zrzy, public_key):

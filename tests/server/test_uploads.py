@@ -3,6 +3,7 @@ and after the server was killed, termination, expiration, limits."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import random
@@ -123,9 +124,10 @@ def test_size_and_concurrency_limits(server, make_account):
     assert (
         r.json()["error"]["code"] == "UPLOAD_TOO_MANY" and "上传任务过多" in r.json()["error"]["message_zh"]
     )
-    assert c.patch(ids[0], 0, b"0123456789").status_code == 204  # complete: no longer counts
+    # complete but not committed: still held, still counts (only DELETE or a commit frees the slot)
+    assert c.patch(ids[0], 0, b"0123456789").status_code == 204
+    assert c.create_upload(10).status_code == 429
     assert c.request("DELETE", "/uploads/" + ids[1]).status_code == 204
-    _id(c.create_upload(10))
     _id(c.create_upload(10))
     assert c.create_upload(10).status_code == 429
 
@@ -231,3 +233,36 @@ def test_upload_expires_and_is_cleaned(tmp_path_factory, catalog_dir, db_factory
         assert c.patch(upload_id, 40, b"b" * 60).status_code == 410
     finally:
         srv.stop()
+
+
+def test_upload_checksum_sha1_as_the_tus_extension_requires(make_account):
+    """The tus checksum extension requires sha1 of every server (standard clients such as tuspy send it)."""
+    c = make_account("zrzy", "610102", "submitter")
+    data = os.urandom(3000)
+    r = c.create_upload(len(data))
+    upload_id = r.headers["Location"].rsplit("/", 1)[1]
+    h = {"Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+    wrong = base64.b64encode(hashlib.sha1(b"other").digest()).decode()
+    r = c.request(
+        "PATCH", "/uploads/" + upload_id, headers={**h, "Upload-Checksum": "sha1 " + wrong}, data=data[:1000]
+    )
+    assert r.status_code == 460, r.text
+    assert c.offset(upload_id) == 0
+    right = base64.b64encode(hashlib.sha1(data[:1000]).digest()).decode()
+    r = c.request(
+        "PATCH", "/uploads/" + upload_id, headers={**h, "Upload-Checksum": "sha1 " + right}, data=data[:1000]
+    )
+    assert r.status_code == 204, r.text
+    assert r.headers["Upload-Offset"] == "1000"
+
+
+def test_files_readable_by_the_server_user_only(server, make_account):
+    c = make_account("zrzy", "610102", "submitter")
+    package, manifest = build_package("dltb_biangeng", "610102")
+    r = c.submit(package, manifest)
+    assert r.status_code == 201 and r.json()["receipt"]["status"] == "accepted", r.text
+    c.create_upload(100)
+    files = [p for p in server.data_dir.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".zip" for p in files) and any(p.suffix == ".part" for p in files)
+    for path in files:
+        assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))

@@ -14,7 +14,7 @@ import pytest
 from compare_support import build_county, release
 
 from exchange_server import platform
-from exchange_server.app import _PartWriter
+from exchange_server.api.part_writer import PartWriter
 from huijiao_plugin import compat
 from huijiao_plugin.core.compare.overlay import CountyOverlay
 from huijiao_plugin.core.compare.presets import run_preset
@@ -135,7 +135,7 @@ def test_part_writer_without_o_direct_and_pwrite(monkeypatch, tmp_path, fresh_no
     monkeypatch.delattr(os, "pwrite")
     data = os.urandom(3 * 1024 * 1024 + 4321) + b"\n" * 5000
     path = tmp_path / "u.part"
-    writer = _PartWriter(path, 0, [], direct=True)
+    writer = PartWriter(path, 0, [], direct=True)
     assert writer.dfd == -1
     try:
         for start in range(0, len(data), 100_003):
