@@ -21,7 +21,7 @@ export QT_QPA_PLATFORM ?= offscreen
 export HUIJIAO_TEST_PG ?= postgresql://huijiao:huijiao@127.0.0.1:5432/huijiao_test
 APT_PACKAGES := qgis python3-qgis qgis-providers pyqt5-dev-tools qttools5-dev-tools xvfb xauth \
 	fonts-noto-cjk python3-venv python3-pip gdal-bin zip postgresql postgis postgresql-15-postgis-3 \
-	poppler-utils python3-scipy
+	poppler-utils python3-scipy python3-cryptography
 
 .PHONY: help system venv test lint format translations qm resources package deploy run demo-data \
 	clean bench pg-start

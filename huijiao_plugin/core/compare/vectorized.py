@@ -18,15 +18,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-try:  # optional: the per-feature path needs neither
-    import numpy as np
-    import shapely
+from huijiao_plugin.compat import vectorised_shapely
 
-    if int(shapely.__version__.split(".")[0]) < 2:
-        shapely = None
-except ImportError:  # pragma: no cover - depends on the installation
-    np = None
-    shapely = None
+# optional: the per-feature path needs neither (None when shapely's array functions are missing)
+shapely, np = vectorised_shapely()
 
 THIN = -1  # the feature is thinner than the noise everywhere
 NOT_COVERED = -2  # no feature of the other layer covers it up to the noise
