@@ -107,7 +107,8 @@ def test_package_atlas_checklist_import(inputs):
     info = subprocess.run(["pdfinfo", atlas["OUTPUT"]], capture_output=True, text=True, check=True).stdout
     assert re.search(r"^Pages:\s+2$", info, re.M)
     fonts = subprocess.run(["pdffonts", atlas["OUTPUT"]], capture_output=True, text=True, check=True).stdout
-    assert "NotoSansCJK" in fonts
+    cjk = [line.split() for line in fonts.splitlines() if "NotoSansCJK" in line]
+    assert cjk and all(row[-5] == "yes" for row in cjk), fonts  # columns …, emb, sub, uni, object, gen
 
     checklist = processing.run(
         "huijiao:patchchecklist", {"STORE": store_path, "LIMIT": 2, "OUTPUT": str(tmp_path / "list.xlsx")}
