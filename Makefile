@@ -24,7 +24,7 @@ APT_PACKAGES := qgis python3-qgis qgis-providers pyqt5-dev-tools qttools5-dev-to
 	poppler-utils python3-scipy python3-cryptography
 
 .PHONY: help system venv test lint format translations qm resources package deploy run demo-data \
-	clean bench pg-start
+	clean bench pg-start test-compat
 
 help:
 	@echo "make run | test | demo-data | lint | format | translations | resources | package | deploy | bench | clean"
@@ -90,6 +90,12 @@ pg-start: system
 
 test: venv qm lint pg-start
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The whole suite inside cached Debian 13 (QGIS 3.40) and sid (QGIS 3.44) roots, built on first use in
+# /var/cache/huijiao-compat (root, debootstrap; minutes the first time). COMPAT_ROOTS="trixie" runs one.
+COMPAT_ROOTS ?= trixie sid
+test-compat: venv
+	bash tests/compat/run_roots.sh all $(COMPAT_ROOTS)
 
 bench: venv qm
 	$(PY) -m benchmarks $(BENCH_ARGS)
