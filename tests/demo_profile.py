@@ -146,10 +146,11 @@ def write_project(demo_dir: Path) -> Path:
     gpkg = demo_dir / "county.gpkg"
     if not gpkg.exists():
         raise SystemExit(f"{gpkg} not found: run `make demo-data` first")
-    app = QgsApplication.instance()
-    if app is None:
-        app = QgsApplication([], False)
-        app.initQgis()
+    global _QGIS_APP
+    if QgsApplication.instance() is None:
+        # kept for the process: QGIS >= 3.40 crashes when the application object is deleted on return
+        _QGIS_APP = QgsApplication([], False)
+        _QGIS_APP.initQgis()
     from huijiao_plugin.core.catalog import get_catalog
     from huijiao_plugin.core.one_map import combined_extent, load_one_map
     from huijiao_plugin.core.recognition import recognize_path
@@ -176,6 +177,9 @@ def write_project(demo_dir: Path) -> Path:
     print(f"wrote {path} ({len(result.layers)} layers, project CRS {project.crs().authid()})")
     project.clear()
     return path
+
+
+_QGIS_APP = None  # the QgsApplication of write_project, when this process started one
 
 
 # --- exchange server hook -------------------------------------------------------------------------
@@ -611,4 +615,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # leave without tearing down the QgsApplication of write_project (it crashes on QGIS >= 3.40)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
