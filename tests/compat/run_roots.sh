@@ -87,13 +87,16 @@ copy_host_network_config() {
 # uses. Format: "name==version" replaces the pin of that name; "-name" drops it (Debian's package is used).
 overrides_for() {
   case $1 in
-    trixie) echo "-shapely uvloop==0.21.0 httptools==0.6.4" ;;
-    sid) echo "-shapely -uvloop -httptools" ;;
+    # uvloop 0.21.0: the oldest with Python 3.13 wheels
+    trixie) echo "-shapely uvloop==0.21.0" ;;
+    # no Python 3.14 wheels of these pins (nor of uvloop/httptools, optional for uvicorn): Debian's builds
+    sid) echo "-shapely -uvloop -httptools -psycopg -sqlalchemy" ;;
   esac
 }
 extra_debs_for() {
   case $1 in
-    trixie | sid) echo "python3-shapely" ;;
+    trixie) echo "python3-shapely" ;;
+    sid) echo "python3-shapely python3-psycopg python3-sqlalchemy" ;;
   esac
 }
 
@@ -136,7 +139,7 @@ build_root() {
   if ! step_done "$name" packages; then
     log "$name: apt packages (QGIS and test tools)"
     in_root "$root" "apt-get -o Acquire::Check-Valid-Until=false update -qq
-      apt-get install -y -qq --no-install-recommends $ROOT_PACKAGES $(extra_debs_for "$name") >/dev/null
+      apt-get install -y -qq --no-install-recommends $ROOT_PACKAGES >/dev/null
       # lrelease: Qt 5 tools where they still exist, else Qt 6's
       apt-get install -y -qq --no-install-recommends qttools5-dev-tools pyqt5-dev-tools >/dev/null 2>&1 ||
         apt-get install -y -qq --no-install-recommends qt6-l10n-tools >/dev/null
@@ -150,7 +153,8 @@ build_root() {
   fi
   if ! step_done "$name" venv; then
     log "$name: venv with the pinned dev dependencies"
-    in_root "$root" "rm -rf /opt/venv && python3 -m venv --system-site-packages /opt/venv &&
+    in_root "$root" "apt-get install -y -qq --no-install-recommends $(extra_debs_for "$name") >/dev/null &&
+      rm -rf /opt/venv && python3 -m venv --system-site-packages /opt/venv &&
       /opt/venv/bin/pip install -q --disable-pip-version-check $(pip_requirements "$name")" \
       >"$COMPAT_CACHE/$name.pip.log" 2>&1 || {
       tail -n 30 "$COMPAT_CACHE/$name.pip.log" >&2
