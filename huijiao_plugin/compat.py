@@ -85,3 +85,19 @@ def vectorised_shapely() -> tuple[Any, Any]:
         log.info("Vectorised GEOS not available (%s): comparing one feature at a time", exc)
         return None, None
     return shapely, np
+
+
+# shapely 2.0 reads a curved WKB (CircularString, CurvePolygon…) as None with on_invalid="ignore"; 2.1
+# raises NotImplementedError for the whole array instead. Such an array is then read one WKB at a time.
+def from_wkb_ignoring_curves(shapely: Any, np: Any, wkbs: Any) -> Any:
+    """``shapely.from_wkb(wkbs, on_invalid="ignore")`` with None for every curved or unreadable WKB."""
+    try:
+        return shapely.from_wkb(wkbs, on_invalid="ignore")
+    except NotImplementedError:
+        out = np.empty(len(wkbs), dtype=object)
+        for i, wkb in enumerate(wkbs):
+            try:
+                out[i] = shapely.from_wkb(wkb, on_invalid="ignore")
+            except NotImplementedError:
+                out[i] = None
+        return out

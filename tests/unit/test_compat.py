@@ -79,3 +79,14 @@ def test_vectorised_shapely_wrong_answers_fall_back(monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger=compat.__name__):
         assert compat.vectorised_shapely() == (None, None)
     assert "expected [1, 1]" in caplog.text
+
+
+def test_curved_wkb_read_as_none_beside_polygons():
+    _installed_shapely()
+    from huijiao_plugin.core.compare import vectorized
+
+    curved = QgsGeometry.fromWkt("CURVEPOLYGON(CIRCULARSTRING(0 0, 1 1, 2 0, 1 -1, 0 0))")
+    square = QgsGeometry.fromWkt("POLYGON((0 0, 2 0, 2 2, 0 2, 0 0))")
+    shapes = vectorized.read_wkb([bytes(square.asWkb()), bytes(curved.asWkb()), b"\x01\x03"])
+    assert shapes[1] is None and shapes[2] is None  # curved; truncated
+    assert shapes[0].area == 4.0

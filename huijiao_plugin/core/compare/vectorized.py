@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from huijiao_plugin.compat import vectorised_shapely
+from huijiao_plugin.compat import from_wkb_ignoring_curves, vectorised_shapely
 
 # optional: the per-feature path needs neither (None when shapely's array functions are missing)
 shapely, np = vectorised_shapely()
@@ -47,7 +47,7 @@ def read_wkb(wkbs: Sequence[bytes]) -> Any:
     arr[:] = wkbs
     # in slices: reading holds the GIL, and threads running GEOS beside it need it between their calls
     return np.concatenate(
-        [shapely.from_wkb(arr[i : i + _SLICE], on_invalid="ignore") for i in range(0, len(arr), _SLICE)]
+        [from_wkb_ignoring_curves(shapely, np, arr[i : i + _SLICE]) for i in range(0, len(arr), _SLICE)]
         or [np.empty(0, dtype=object)]
     )
 
