@@ -456,6 +456,20 @@ def _hj_poll():
     # clear first: layers under /tmp count as "temporary" and would make QGIS ask before quitting
     _HjProject.instance().clear()
     _HjTimer.singleShot(300, _hj_iface.actionExit().trigger)
+    _HjTimer.singleShot(5000, _hj_still_running)
+
+
+def _hj_still_running():
+    # QGIS has not quit 5 s after File > Exit: name what holds it (a dialog?) in the log, then retry
+    from qgis.core import QgsApplication as _HjQgsApp
+
+    widgets = [w for w in _HjApp.topLevelWidgets() if w.isVisible()]
+    tasks = _HjQgsApp.taskManager().countActiveTasks()
+    print("huijiao demo: still running after exit; active tasks:", tasks, flush=True)
+    for w in widgets:
+        text = w.text() if hasattr(w, "text") else ""
+        print("huijiao demo: visible", type(w).__name__, repr(w.windowTitle()), repr(text), flush=True)
+    _HjTimer.singleShot(5000, _hj_still_running)
 
 
 try:
@@ -564,6 +578,8 @@ def run(profiles: Path, demo_dir: Path, screenshot: Path | None = None, timeout:
                 code = 124
     finally:
         stop(exchange, "exchange server")
+    if code == 124:  # what held QGIS (the start-up script logs it), for the report of the failure
+        print(log_path.read_text(encoding="utf-8", errors="replace")[-3000:])
     if code < 0:  # killed by a signal: report it the shell way
         code = 128 - code
     if screenshot:
