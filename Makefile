@@ -27,7 +27,7 @@ APT_PACKAGES := qgis python3-qgis qgis-providers pyqt5-dev-tools qttools5-dev-to
 	python3-matplotlib nginx nodejs
 
 .PHONY: help system venv test lint format translations qm resources package deploy run demo-data \
-	clean bench bench-province pg-start test-fresh
+	clean bench bench-province pg-start test-fresh test-compat
 
 help:
 	@echo "make run | test | test-fresh | demo-data | lint | format | translations | resources | package | deploy | bench | clean"
@@ -104,6 +104,12 @@ test: venv qm lint pg-start $(TUS_JS)
 # a clean clone of the committed tree, `make test` inside as root. Slow (downloads + whole suite): not in CI.
 test-fresh:
 	bash tests/tools/fresh_root.sh
+
+# The whole suite inside cached Debian 13 (QGIS 3.40) and sid (QGIS 3.44) roots, built on first use in
+# /var/cache/huijiao-compat (root, debootstrap; minutes the first time). COMPAT_ROOTS="trixie" runs one.
+COMPAT_ROOTS ?= trixie sid
+test-compat: venv
+	bash tests/compat/run_roots.sh all $(COMPAT_ROOTS)
 
 bench: venv qm
 	$(PY) -m benchmarks $(BENCH_ARGS)

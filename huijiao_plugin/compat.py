@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from types import SimpleNamespace
+from typing import Any
 
 from qgis.core import Qgis, QgsField, QgsWkbTypes
 from qgis.PyQt.QtCore import QMetaType, QVariant
@@ -53,6 +54,53 @@ def wkb_display_string(wkb_type: object) -> str:
         return QgsWkbTypes.displayString(wkb_type)
     except TypeError:
         return QgsWkbTypes.displayString(Qgis.WkbType(int(wkb_type)))
+
+
+# --- Vectorised GEOS (optional shapely >= 2) --------------------------------------------------------
+# shapely 2 runs GEOS over whole numpy arrays (shapely.from_wkb, shapely.intersection… as ufuncs); 1.8 (Debian
+# 12's python3-shapely) has none of these. The version string cannot tell: Debian sid's build reports
+# '0+unknown', development builds '2.1.0.dev0'. So the array functions are tried on two tiny polygons.
+_VECTORISED_NAMES = (
+    "area", "bounds", "box", "buffer", "contains", "from_wkb", "intersection", "intersects", "is_empty",
+    "is_missing", "is_valid", "point_on_surface", "prepare", "to_wkb", "within",
+)  # fmt: skip
+
+
+def vectorised_shapely() -> tuple[Any, Any]:
+    """``(shapely, numpy)`` when shapely's array functions work here, else ``(None, None)`` with a logged note
+    (the comparison engine then works one feature at a time with QgsGeometry, with the same results)."""
+    try:
+        import numpy as np
+        import shapely
+
+        missing = [name for name in _VECTORISED_NAMES if not callable(getattr(shapely, name, None))]
+        if missing:
+            raise AttributeError("no shapely." + ", shapely.".join(missing))
+        a = np.empty(2, dtype=object)
+        a[:] = [shapely.box(0, 0, 2, 2), shapely.box(1, 1, 3, 3)]
+        areas = shapely.area(shapely.intersection(a, a[::-1]))
+        if not np.allclose(areas, [1.0, 1.0]):
+            raise ValueError(f"intersection areas {areas!r}, expected [1, 1]")
+    except Exception as exc:  # noqa: BLE001 - any failure only disables the optional fast path
+        log.info("Vectorised GEOS not available (%s): comparing one feature at a time", exc)
+        return None, None
+    return shapely, np
+
+
+# shapely 2.0 reads a curved WKB (CircularString, CurvePolygon…) as None with on_invalid="ignore"; 2.1
+# raises NotImplementedError for the whole array instead. Such an array is then read one WKB at a time.
+def from_wkb_ignoring_curves(shapely: Any, np: Any, wkbs: Any) -> Any:
+    """``shapely.from_wkb(wkbs, on_invalid="ignore")`` with None for every curved or unreadable WKB."""
+    try:
+        return shapely.from_wkb(wkbs, on_invalid="ignore")
+    except NotImplementedError:
+        out = np.empty(len(wkbs), dtype=object)
+        for i, wkb in enumerate(wkbs):
+            try:
+                out[i] = shapely.from_wkb(wkb, on_invalid="ignore")
+            except NotImplementedError:
+                out[i] = None
+        return out
 
 
 # === Platform guards =================================================================================

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Start the machine's PostgreSQL 15 cluster and create the test role and database with PostGIS.
+# Start the machine's PostgreSQL cluster (15, or $PGVER) and create the test role and database with PostGIS.
 # Tests read the connection from HUIJIAO_TEST_PG (see README); make test exports it.
 set -euo pipefail
-PGVER=15
+PGVER=${PGVER:-15}  # the compat roots pass their own (tests/compat/run_roots.sh)
 if ! pg_lsclusters -h 2>/dev/null | grep -q "^$PGVER main"; then
   pg_createcluster "$PGVER" main >/dev/null
 fi

@@ -50,6 +50,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
+from huijiao_plugin.compat import wkb_display_string
 from huijiao_plugin.core.units import round_half_up_array
 
 LOG = logging.getLogger(__name__)
@@ -380,7 +381,7 @@ _SIMPLE_HEADER_SIZE = 13  # byte order, type, ring count, point count
 
 
 def _type_name(wtype: int) -> str:
-    return QgsWkbTypes.displayString(wtype) or f"WKB type {wtype}"
+    return wkb_display_string(wtype) or f"WKB type {wtype}"
 
 
 def _extract_rings(wkbs: Sequence[bytes]) -> tuple[_Rings, list[int]]:
@@ -777,7 +778,7 @@ class EllipsoidalAreaCalculator:
             g = QgsGeometry(geometry)
         else:
             raise ValueError(
-                f"geometry {index} is not a polygon ({QgsWkbTypes.displayString(geometry.wkbType())}); "
+                f"geometry {index} is not a polygon ({wkb_display_string(geometry.wkbType())}); "
                 "the ellipsoidal area is defined for polygons only"
             )
         try:

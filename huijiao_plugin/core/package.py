@@ -45,6 +45,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
+from huijiao_plugin.compat import wkb_display_string
 from huijiao_plugin.core.settings import DEPARTMENTS
 from huijiao_plugin.toolbelt.i18n import tr
 
@@ -342,7 +343,7 @@ def write_layers_gpkg(
         stats.append(
             {
                 "name": name,
-                "geometry_type": QgsWkbTypes.displayString(wkb_type),
+                "geometry_type": wkb_display_string(wkb_type),
                 "feature_count": count,
                 "area_m2": area,
                 "extent": None

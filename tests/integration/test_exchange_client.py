@@ -305,10 +305,19 @@ print(json.dumps(out))
 """
 
 
+def isolated_qgis_env(profile):
+    """The environment of a child QGIS of its own: no QGIS_* variable of this session (pytest-qgis sets
+    QGIS_CUSTOM_CONFIG_PATH), and its auth database in ``profile``. Otherwise the child may open the session's
+    auth database, whose master password another test may have set, and fail only in a full run."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("QGIS_")}
+    profile.mkdir(parents=True, exist_ok=True)
+    return dict(env, PYTHONPATH=str(REPO), QGIS_AUTH_DB_DIR_PATH=str(profile))
+
+
 def test_credentials_from_qgis_auth_manager(tmp_path):
     script = tmp_path / "auth_check.py"
     script.write_text(AUTH_SCRIPT, encoding="utf-8")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = isolated_qgis_env(tmp_path / "profile")
     run = subprocess.run(
         [sys.executable, str(script), str(tmp_path / "profile")],
         capture_output=True,
@@ -369,7 +378,7 @@ def test_submit_algorithm_scripted(qgis_app, server, tmp_path):
         text=True,
         timeout=300,
         cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        env=isolated_qgis_env(tmp_path / "profile"),
     )
     assert run.returncode == 0, run.stderr[-3000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])

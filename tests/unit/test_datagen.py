@@ -72,6 +72,17 @@ def _union_area(rows):
     return coll.UnionCascaded().GetArea()
 
 
+def _surface_area(geom):
+    """Area of the polygons in ``geom``: GDAL >= 3.13 gives a closed line the area it encloses (with a
+    warning), older GDAL 0, and two patches touching along a whole ring intersect in such a line."""
+    flat = ogr.GT_Flatten(geom.GetGeometryType())
+    if flat in (ogr.wkbPolygon, ogr.wkbMultiPolygon):
+        return geom.GetArea()
+    if flat == ogr.wkbGeometryCollection:
+        return sum(_surface_area(geom.GetGeometryRef(k)) for k in range(geom.GetGeometryCount()))
+    return 0.0
+
+
 def _overlapping_pairs(rows, min_area=1e-6):
     """Pairs of features whose intersection has an area above min_area (envelope pre-filter)."""
     env = [r["_geom"].GetEnvelope() for r in rows]
@@ -86,8 +97,8 @@ def _overlapping_pairs(rows, min_area=1e-6):
             if by0 > ay1 or by1 < ay0:
                 continue
             inter = rows[a]["_geom"].Intersection(rows[b]["_geom"])
-            if inter is not None and inter.GetArea() > min_area:
-                bad.append((a, b, inter.GetArea()))
+            if inter is not None and _surface_area(inter) > min_area:
+                bad.append((a, b, _surface_area(inter)))
     return bad
 
 

@@ -107,7 +107,8 @@ def test_package_atlas_checklist_import(inputs):
     info = subprocess.run(["pdfinfo", atlas["OUTPUT"]], capture_output=True, text=True, check=True).stdout
     assert re.search(r"^Pages:\s+2$", info, re.M)
     fonts = subprocess.run(["pdffonts", atlas["OUTPUT"]], capture_output=True, text=True, check=True).stdout
-    assert "NotoSansCJK" in fonts
+    cjk = [line.split() for line in fonts.splitlines() if "NotoSansCJK" in line]
+    assert cjk and all(row[-5] == "yes" for row in cjk), fonts  # columns …, emb, sub, uni, object, gen
     # the page in words: the rule's name (not its id), a numeric scale, coordinates with two decimals, legend
     text = subprocess.run(
         ["pdftotext", "-layout", atlas["OUTPUT"], "-"], capture_output=True, text=True, check=True

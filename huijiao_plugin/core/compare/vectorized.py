@@ -18,15 +18,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-try:  # optional: the per-feature path needs neither
-    import numpy as np
-    import shapely
+from huijiao_plugin.compat import from_wkb_ignoring_curves, vectorised_shapely
 
-    if int(shapely.__version__.split(".")[0]) < 2:
-        shapely = None
-except ImportError:  # pragma: no cover - depends on the installation
-    np = None
-    shapely = None
+# optional: the per-feature path needs neither (None when shapely's array functions are missing)
+shapely, np = vectorised_shapely()
 
 THIN = -1  # the feature is thinner than the noise everywhere
 NOT_COVERED = -2  # no feature of the other layer covers it up to the noise
@@ -52,7 +47,7 @@ def read_wkb(wkbs: Sequence[bytes]) -> Any:
     arr[:] = wkbs
     # in slices: reading holds the GIL, and threads running GEOS beside it need it between their calls
     return np.concatenate(
-        [shapely.from_wkb(arr[i : i + _SLICE], on_invalid="ignore") for i in range(0, len(arr), _SLICE)]
+        [from_wkb_ignoring_curves(shapely, np, arr[i : i + _SLICE]) for i in range(0, len(arr), _SLICE)]
         or [np.empty(0, dtype=object)]
     )
 

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from qgis.core import (
+    Qgis,
     QgsApplication,
     QgsField,
     QgsFillSymbol,
@@ -302,6 +303,9 @@ def export_atlas(
     settings.dpi = dpi
     settings.rasterizeWholeImage = False
     settings.forceVectorOutput = False
+    # Text as text, so the CJK font is embedded (and the sheets' text searchable). The default is outlines:
+    # on 3.22 layout labels were drawn as text regardless, from 3.28 they follow this setting.
+    settings.textRenderFormat = Qgis.TextRenderFormat.AlwaysText
     pdf_path.parent.mkdir(parents=True, exist_ok=True)
     result, error = QgsLayoutExporter.exportToPdf(layout.atlas(), str(pdf_path), settings)
     if result != QgsLayoutExporter.ExportResult.Success:

@@ -25,7 +25,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from huijiao_plugin.compat import FieldType
+from huijiao_plugin.compat import FieldType, wkb_display_string
 from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator, ZoneDetectionError
 from huijiao_plugin.core.farmland_fields import fill_deductions, load_tkxs_table
 from huijiao_plugin.core.units import M2_PER_HA, M2_PER_MU, round_half_up_array
@@ -135,7 +135,7 @@ class EllipsoidalAreaAlgorithm(HuijiaoAlgorithm):
         if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.GeometryType.PolygonGeometry:
             raise QgsProcessingException(
                 tr("The input layer must be a polygon layer; '{name}' has {type} geometries.").format(
-                    name=source.sourceName(), type=QgsWkbTypes.displayString(source.wkbType())
+                    name=source.sourceName(), type=wkb_display_string(source.wkbType())
                 )
             )
         fill = self.parameterAsBoolean(parameters, self.FILL_TBMJ, context)

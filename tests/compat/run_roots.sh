@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# `make test-compat`: run the whole test suite inside Debian roots with newer QGIS releases.
+#   trixie: Debian 13, QGIS 3.40 LTR, Python 3.13      sid: Debian unstable, QGIS 3.44, Python 3.14
+# The roots are built once with debootstrap and cached OUTSIDE the checkout in $COMPAT_CACHE (so later CI
+# runs on the same machine reuse them). Every build step leaves a marker file when it has finished; an
+# interrupted build resumes at the first unfinished step (a half-done debootstrap is started afresh).
+# Usage: tests/compat/run_roots.sh [build|test|all] [ROOT...]   (default: all trixie sid)
+# Each root's run prints one line "QGIS <version>: <pytest summary>"; numbers for the cross-root check
+# (tests/compat/test_cross_root.py) are written to $COMPAT_OUT/<root>.json.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+COMPAT_CACHE=${COMPAT_CACHE:-/var/cache/huijiao-compat}
+COMPAT_OUT=${COMPAT_OUT:-$REPO/build/compat}
+ACTION=${1:-all}
+shift || true
+ROOTS=("$@")
+[ ${#ROOTS[@]} -gt 0 ] || ROOTS=(trixie sid)
+
+# The Debian mirror this machine already uses (first http(s) URI of the apt sources).
+MIRROR=${COMPAT_MIRROR:-$(grep -rhoE '^(URIs:[[:space:]]*|deb[[:space:]]+)https?://[^[:space:]]*/debian/?' \
+  /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | grep -oE 'https?://[^[:space:]]*' | head -n1 || true)}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+
+# Debian packages inside the roots (as the Makefile's APT_PACKAGES; the Qt tools and the PostGIS package
+# are resolved per root below because their names change between releases).
+ROOT_PACKAGES="qgis python3-qgis qgis-providers xvfb xauth fonts-noto-cjk python3-venv python3-pip gdal-bin zip"
+ROOT_PACKAGES+=" postgresql postgis poppler-utils python3-scipy python3-cryptography python3-numpy"
+ROOT_PACKAGES+=" python3-requests ca-certificates git make locales"
+
+log() { echo "[compat $(date -u +%H:%M:%S)] $*" >&2; }
+
+need_host_tools() {
+  command -v debootstrap >/dev/null || {
+    log "installing debootstrap"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap
+  }
+}
+
+# --- mounts (always undone, also on failure) ---------------------------------------------------------
+MOUNTED=()
+mount_root() {
+  local root=$1 m
+  for m in proc dev dev/pts dev/shm; do
+    mkdir -p "$root/$m"
+    mountpoint -q "$root/$m" && continue
+    case $m in
+      proc) mount -t proc proc "$root/proc" ;;
+      *) mount --bind "/$m" "$root/$m" ;;
+    esac
+    MOUNTED+=("$root/$m")
+  done
+}
+umount_all() {
+  local i
+  for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do
+    umount -l "${MOUNTED[$i]}" 2>/dev/null || true
+  done
+  MOUNTED=()
+}
+trap umount_all EXIT INT TERM
+
+in_root() { # run a bash script in the root
+  local root=$1
+  shift
+  chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive /bin/bash -euo pipefail -c "$*"
+}
+
+step_done() { [ -f "$COMPAT_CACHE/$1.steps/$2" ]; }
+mark_done() { mkdir -p "$COMPAT_CACHE/$1.steps" && touch "$COMPAT_CACHE/$1.steps/$2"; }
+
+copy_host_network_config() {
+  local root=$1
+  cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+  [ -f /etc/pip.conf ] && cp /etc/pip.conf "$root/etc/pip.conf"
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  local crt
+  for crt in /usr/local/share/ca-certificates/*.crt; do
+    [ -e "$crt" ] && cp "$crt" "$root/usr/local/share/ca-certificates/"
+  done
+  return 0
+}
+
+# Per-root pins that differ from pyproject's dev list: the 3.22 pins have no wheels (or do not build) on
+# Python 3.13/3.14, and Debian ships shapely 2.x there (python3-shapely), which is the library the desktop
+# uses. Format: "name==version" replaces the pin of that name; "-name" drops it (Debian's package is used).
+overrides_for() {
+  case $1 in
+    # uvloop 0.21.0: the oldest with Python 3.13 wheels
+    trixie) echo "-shapely uvloop==0.21.0" ;;
+    # no Python 3.14 wheels of these pins (nor of uvloop/httptools, optional for uvicorn): Debian's builds
+    sid) echo "-shapely -uvloop -httptools -psycopg -sqlalchemy" ;;
+  esac
+}
+extra_debs_for() {
+  case $1 in
+    trixie) echo "python3-shapely" ;;
+    sid) echo "python3-shapely python3-psycopg python3-sqlalchemy" ;;
+  esac
+}
+
+pip_requirements() { # pyproject's pins (dev, or the list named $2) with the root's overrides applied
+  local name=$1 group=${2:-dev}
+  python3 - "$REPO/pyproject.toml" "$(overrides_for "$name")" "$group" <<'PY'
+import re, sys, tomllib
+pins = tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-dependencies"][sys.argv[3]]
+key = lambda s: re.split(r"[\[=<>!~ ]", s.lstrip("-"), maxsplit=1)[0].lower()
+over = {key(o): o for o in sys.argv[2].split()}
+out = [over.get(key(p), p) for p in pins]
+out += [o for k, o in over.items() if k not in {key(p) for p in pins} and sys.argv[3] == "dev"]
+print(" ".join(p for p in out if not p.startswith("-")))
+PY
+}
+
+build_root() {
+  local name=$1 root=$COMPAT_CACHE/$1
+  mkdir -p "$COMPAT_CACHE"
+  if ! step_done "$name" debootstrap; then
+    log "$name: debootstrap from $MIRROR"
+    rm -rf "$root" "$COMPAT_CACHE/$name.steps"
+    debootstrap --variant=minbase "$name" "$root" "$MIRROR" >"$COMPAT_CACHE/$name.debootstrap.log" 2>&1 || {
+      tail -n 20 "$COMPAT_CACHE/$name.debootstrap.log" >&2
+      return 1
+    }
+    mark_done "$name" debootstrap
+  fi
+  copy_host_network_config "$root"
+  # No service starts during apt-get install (the suite starts PostgreSQL itself).
+  printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d" && chmod +x "$root/usr/sbin/policy-rc.d"
+  mount_root "$root"
+  if ! step_done "$name" certs; then
+    log "$name: CA certificates"
+    # sid's Release files can be past their Valid-Until on a snapshot mirror
+    in_root "$root" "apt-get -o Acquire::Check-Valid-Until=false update -qq &&
+      apt-get install -y -qq --no-install-recommends ca-certificates >/dev/null && update-ca-certificates >/dev/null"
+    mark_done "$name" certs
+  fi
+  if ! step_done "$name" packages; then
+    log "$name: apt packages (QGIS and test tools)"
+    in_root "$root" "apt-get -o Acquire::Check-Valid-Until=false update -qq
+      apt-get install -y -qq --no-install-recommends $ROOT_PACKAGES >/dev/null
+      # lrelease: Qt 5 tools where they still exist, else Qt 6's
+      apt-get install -y -qq --no-install-recommends qttools5-dev-tools pyqt5-dev-tools >/dev/null 2>&1 ||
+        apt-get install -y -qq --no-install-recommends qt6-l10n-tools >/dev/null
+      pgver=\$(ls /usr/lib/postgresql | sort -n | tail -n1)
+      apt-get install -y -qq --no-install-recommends postgresql-\$pgver-postgis-3 >/dev/null
+      apt-get clean" >"$COMPAT_CACHE/$name.apt.log" 2>&1 || {
+      tail -n 30 "$COMPAT_CACHE/$name.apt.log" >&2
+      return 1
+    }
+    mark_done "$name" packages
+  fi
+  if ! step_done "$name" venv; then
+    log "$name: venv with the pinned dev dependencies"
+    in_root "$root" "apt-get install -y -qq --no-install-recommends $(extra_debs_for "$name") >/dev/null &&
+      rm -rf /opt/venv && python3 -m venv --system-site-packages /opt/venv &&
+      /opt/venv/bin/pip install -q --disable-pip-version-check $(pip_requirements "$name")" \
+      >"$COMPAT_CACHE/$name.pip.log" 2>&1 || {
+      tail -n 30 "$COMPAT_CACHE/$name.pip.log" >&2
+      return 1
+    }
+    mark_done "$name" venv
+  fi
+  if ! step_done "$name" venv-qt6; then
+    log "$name: PyQt6 venv for the Qt 6 name check"
+    in_root "$root" "rm -rf /opt/venv-qt6 && python3 -m venv /opt/venv-qt6 &&
+      /opt/venv-qt6/bin/pip install -q --disable-pip-version-check $(pip_requirements "$name" qt6-check)" \
+      >"$COMPAT_CACHE/$name.pip-qt6.log" 2>&1 || {
+      tail -n 30 "$COMPAT_CACHE/$name.pip-qt6.log" >&2
+      return 1
+    }
+    mark_done "$name" venv-qt6
+  fi
+  umount_all
+  log "$name: root ready"
+}
+
+# --- running the suite -------------------------------------------------------------------------------
+copy_checkout() { # the checkout's tracked and new (not ignored) files, no build products
+  local dest=$1
+  rm -rf "$dest" && mkdir -p "$dest"
+  (cd "$REPO" && git ls-files -z --cached --others --exclude-standard -- . ':!.venv' ':!.venv-qt6' |
+    xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' | tar --null -T - -cf -) | tar -C "$dest" -xf -
+}
+
+test_root() {
+  local name=$1 root=$COMPAT_CACHE/$1 t0 rc=0
+  step_done "$name" venv-qt6 || build_root "$name"
+  copy_host_network_config "$root"
+  mount_root "$root"
+  copy_checkout "$root/work/huijiao"
+  mkdir -p "$COMPAT_OUT"
+  t0=$(date +%s)
+  in_root "$root" "cd /work/huijiao
+    pgver=\$(ls /usr/lib/postgresql | sort -n | tail -n1)
+    PGVER=\$pgver bash tests/pg_setup.sh >/dev/null
+    ln -sfn /opt/venv .venv && ln -sfn /opt/venv-qt6 .venv-qt6
+    lrelease=\$(command -v lrelease || ls /usr/lib/qt6/bin/lrelease /usr/lib/x86_64-linux-gnu/qt6/bin/lrelease 2>/dev/null | head -n1)
+    mkdir -p huijiao_plugin/i18n && \$lrelease -silent i18n/huijiao_zh_CN.ts -qm huijiao_plugin/i18n/huijiao_zh_CN.qm
+    export QT_QPA_PLATFORM=offscreen HUIJIAO_TEST_PG=postgresql://huijiao:huijiao@127.0.0.1:5432/huijiao_test
+    /opt/venv/bin/python -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-}" >"$COMPAT_OUT/$name.log" 2>&1 || rc=$?
+  # areas and preset outputs on the host's county, for the comparison with the host's own
+  mkdir -p "$root/work/compat-in" && cp "$COMPAT_OUT/county.gpkg" "$root/work/compat-in/"
+  in_root "$root" "cd /work/huijiao && QT_QPA_PLATFORM=offscreen /opt/venv/bin/python -m tests.compat.numbers write \
+    /work/compat-in/county.gpkg /work/compat-in/$name.json" >>"$COMPAT_OUT/$name.log" 2>&1 || rc=1
+  cp "$root/work/compat-in/$name.json" "$COMPAT_OUT/" 2>/dev/null || true
+  in_root "$root" "pgver=\$(ls /usr/lib/postgresql | sort -n | tail -n1); pg_ctlcluster \$pgver main stop" \
+    >/dev/null 2>&1 || true
+  umount_all
+  local qv summary
+  qv=$(in_root "$root" "/usr/bin/python3 -c 'from qgis.core import Qgis; print(Qgis.version().split(\"-\")[0])'" \
+    2>/dev/null || echo "?")
+  summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed|error)|(passed|failed|error).* in [0-9.]+s' "$COMPAT_OUT/$name.log" |
+    tail -n1 | sed 's/=//g; s/^ *//; s/ *$//')
+  echo "QGIS $qv ($name): ${summary:-no pytest summary, see $COMPAT_OUT/$name.log} [$(($(date +%s) - t0)) s]"
+  return $rc
+}
+
+# The host's numbers (the reference, QGIS of the host) on a county generated here once.
+host_numbers() {
+  local py=$REPO/.venv/bin/python
+  [ -x "$py" ] || py=python3
+  mkdir -p "$COMPAT_OUT"
+  [ -f "$COMPAT_OUT/county.gpkg" ] ||
+    (cd "$REPO" && "$py" -m tests.datagen --out "$COMPAT_OUT" --size 400 --seed 2024 --formats gpkg --quiet)
+  (cd "$REPO" && QT_QPA_PLATFORM=offscreen "$py" -m tests.compat.numbers write "$COMPAT_OUT/county.gpkg" \
+    "$COMPAT_OUT/host.json") >/dev/null 2>"$COMPAT_OUT/host-numbers.log"
+}
+compare_numbers() {
+  local py=$REPO/.venv/bin/python files=() r
+  [ -x "$py" ] || py=python3
+  for r in "${ROOTS[@]}"; do
+    [ -f "$COMPAT_OUT/$r.json" ] && files+=("$COMPAT_OUT/$r.json")
+  done
+  [ ${#files[@]} -gt 0 ] || { echo "no numbers written by the roots" && return 1; }
+  (cd "$REPO" && "$py" -m tests.compat.numbers compare "$COMPAT_OUT/host.json" "${files[@]}")
+}
+
+main() {
+  need_host_tools
+  status=0
+  if [ "$ACTION" != build ]; then
+    host_numbers || { echo "the host's reference numbers failed: see $COMPAT_OUT/host-numbers.log" && exit 1; }
+    for r in "${ROOTS[@]}"; do rm -f "$COMPAT_OUT/$r.json"; done
+  fi
+  for r in "${ROOTS[@]}"; do
+    case $ACTION in
+      build) build_root "$r" || status=1 ;;
+      test) test_root "$r" || status=1 ;;
+      all) { build_root "$r" && test_root "$r"; } || status=1 ;;
+      *) echo "usage: $0 [build|test|all] [trixie|sid ...]" >&2 && exit 2 ;;
+    esac
+  done
+  if [ "$ACTION" != build ]; then
+    compare_numbers || status=1
+  fi
+  exit $status
+}
+
+# the whole file is read before anything runs (editing it during a long build is then safe)
+main "$@"
+exit
