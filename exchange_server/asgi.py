@@ -18,7 +18,7 @@ from exchange_server.config import ServerConfig
 
 def app() -> object:
     from exchange_server.app import create_app
-    from exchange_server.service import Exchange
+    from exchange_server.services import Exchange
 
     config = ServerConfig(
         data_dir=Path(os.environ["HUIJIAO_SERVER_DATA"]).resolve(), db_url=os.environ.get("HUIJIAO_SERVER_DB")

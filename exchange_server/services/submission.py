@@ -9,6 +9,7 @@ import random
 import threading
 import time
 import uuid
+from contextlib import ExitStack
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -17,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from exchange_server import db
 from exchange_server.authz import can_read_submission, check_submit, require_region
 from exchange_server.errors import ApiError, finding
+from exchange_server.locks import named_lock
 from exchange_server.package_check import check_manifest_content, check_package, manifest_head
 from exchange_server.security import canonical_json
 from exchange_server.services.common import RECEIPT_VERSION, ServiceBase, _norm, iso
@@ -47,7 +49,17 @@ class SubmissionService(ServiceBase):
     def commit(
         self, account: dict, upload_id: str, claimed_sha: str, manifest: object, ip: str = ""
     ) -> tuple[dict, bool]:
-        """Returns (receipt envelope, created). Same package again -> the stored receipt, created False."""
+        """Returns (receipt envelope, created). Same package again -> the stored receipt, created False.
+
+        Held across worker processes (database locks, exchange_server/locks.py): one commit of an upload at
+        a time, and within it one recording of a package at a time."""
+        with ExitStack() as held:
+            held.enter_context(named_lock(self.engine, "commit:" + upload_id))
+            return self._commit(held, account, upload_id, claimed_sha, manifest, ip)
+
+    def _commit(
+        self, held: ExitStack, account: dict, upload_id: str, claimed_sha: str, manifest: object, ip: str
+    ) -> tuple[dict, bool]:
         head = manifest_head(manifest)
         try:
             check_submit(account, self.catalog, head.dataset_id, head.region_code, head.department)
@@ -56,6 +68,8 @@ class SubmissionService(ServiceBase):
             raise
         upload = self.get_upload(account, upload_id)
         sha = upload["sha256"]
+        if sha:
+            held.enter_context(named_lock(self.engine, "package:" + sha))
         with self.engine.connect() as conn:
             existing = self._existing(conn, sha) if sha else None
         squatted = existing is not None and self._squatted(account, existing, head.department)

@@ -60,12 +60,6 @@ def two_workers(tmp_path):
         schema.drop()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="racy until Exchange.commit holds exchange_server.locks.named_lock('commit:' + upload_id): "
-    "seen failing with a 500 (the second worker's os.replace of the moved upload file); remove this mark "
-    "when the server services take the lock",
-)
 def test_concurrent_commits_of_one_upload_on_two_workers_make_one_submission(qgis_app, two_workers, tmp_path):
     url, schema = two_workers
     package = make_package(tmp_path, attachment_kb=512)

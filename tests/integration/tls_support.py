@@ -88,7 +88,7 @@ from pathlib import Path
 import uvicorn
 from exchange_server.__main__ import _config, build_parser
 from exchange_server.app import create_app
-from exchange_server.service import Exchange
+from exchange_server.services import Exchange
 
 data, cert, key, port_file = sys.argv[1:5]
 app = create_app(Exchange.open(_config(build_parser().parse_args(["serve", "--data", data]))))

@@ -102,11 +102,6 @@ def test_tuspy_with_sha256_checksum_resumes_and_commits(server, token, tmp_path)
     _tuspy(server, token, tmp_path, Sha256Uploader, checksum=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tuspy's checksum is sha1, which every tus server must accept; the server takes only sha256 "
-    "until sha1 lands (issue 17, item 15): remove this mark then",
-)
 def test_tuspy_with_its_default_sha1_checksum_resumes_and_commits(server, token, tmp_path):
     _tuspy(server, token, tmp_path, Uploader, checksum=True)
 
