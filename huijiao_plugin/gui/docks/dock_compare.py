@@ -48,6 +48,7 @@ from huijiao_plugin.gui.wdg_preset_params import PresetParamsWidget
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
 from huijiao_plugin.gui.widgets.wdg_compare_runs import HuijiaoCompareRunsWidget
 from huijiao_plugin.gui.widgets.wdg_compare_stats import HuijiaoCompareStatsTable
+from huijiao_plugin.gui.widgets.wdg_province_run import WdgProvinceRun
 from huijiao_plugin.processing.algorithms.compare_common import ROLE_LABELS
 from huijiao_plugin.toolbelt.i18n import tr
 
@@ -217,6 +218,11 @@ class HuijiaoCompareDock(QgsDockWidget):
         results_layout = QVBoxLayout(results_page)
         self.pages.addTab(inputs_scroll, tr("Inputs"))
         self.pages.addTab(results_page, tr("Results"))
+        # the whole province, county by county, with the preset and parameters chosen on the Inputs page
+        self.province_widget = WdgProvinceRun(
+            lambda: (self.preset_id(), self.params_widget.values()), self.pages
+        )
+        self.pages.addTab(self.province_widget, tr("Province"))
         layout.addWidget(self.pages, 1)
         self.help_label = QLabel(body)
         self.help_label.setWordWrap(True)
@@ -295,7 +301,8 @@ class HuijiaoCompareDock(QgsDockWidget):
         self.prefill()
 
     def unload(self) -> None:
-        """Called by the plugin's unload: stop following the project."""
+        """Called by the plugin's unload: stop a province run and following the project."""
+        self.province_widget.unload()
         signal, connection = self._project_connection
         try:
             signal.disconnect(connection)
