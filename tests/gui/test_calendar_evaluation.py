@@ -61,7 +61,8 @@ def test_calendar_days_left_overdue_first_and_monitoring_rule(qgis_iface, qgis_n
 
 
 def test_evaluation_table_chart_and_exports(qgis_iface, qgis_new_project, server, tmp_path):
-    openpyxl = pytest.importorskip("openpyxl")
+    import openpyxl
+
     sent = client_for(server.url, "demo_zrzy_submitter", tmp_path / "s").submit_package(
         make_package(tmp_path)
     )

@@ -173,8 +173,8 @@ def test_straddling_patch_counted_once(province, pool_run, tmp_path):
     assert math.isclose(sum(v[1] for v in added.values()), sum(v[1] for v in alone.values()), rel_tol=1e-9)
 
 
-@pytest.mark.skipif(not dask_available(), reason="dask[distributed] not installed")
 def test_dask_local_cluster_equals_process_pool(province, pool_run, tmp_path):
+    assert dask_available(), "dask[distributed] is a pinned dev dependency: run `make venv`"
     out = tmp_path / "dask.gpkg"
     summary = run_province(ProvinceConfig(PRESET, str(province.folder), str(out), workers=2, engine="dask"))
     assert summary.engine == "dask" and sorted(summary.done) == province.codes
@@ -308,7 +308,8 @@ def test_processing_algorithm_equals_engine_run(province, pool_run, huijiao_prov
     for level in ("county", "city", "province"):
         same(stats(out, level), stats(pool_run, level))
     # the workbook: one row per statistics row, the province rows under 省级
-    openpyxl = pytest.importorskip("openpyxl")
+    import openpyxl
+
     sheet = openpyxl.load_workbook(xlsx).active
     levels = [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)]
     assert levels.count("省级") == len(stats(pool_run, "province"))
@@ -316,7 +317,8 @@ def test_processing_algorithm_equals_engine_run(province, pool_run, huijiao_prov
 
 
 def test_killed_worker_retried_once(province, pool_run, tmp_path):
-    psutil = pytest.importorskip("psutil")  # installed with dask[distributed]
+    import psutil  # installed with dask[distributed]
+
     killed: list[int] = []
     retried: list[str] = []
 
