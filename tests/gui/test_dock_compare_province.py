@@ -21,7 +21,7 @@ def test_province_page_runs_the_chosen_preset(qgis_iface, tmp_path):
     dock.show()
     try:
         dock.preset_combo.setCurrentIndex(dock.preset_combo.findData("hsfnotinpbf"))
-        dock.pages.setCurrentWidget(dock.province_widget)
+        dock.pages.setCurrentIndex(dock.pages.count() - 1)
         assert dock.pages.tabText(dock.pages.currentIndex()) == "Province"
         page = dock.province_widget
         QTest.keyClicks(page.source_edit, str(province.folder))

@@ -219,10 +219,14 @@ class HuijiaoCompareDock(QgsDockWidget):
         self.pages.addTab(inputs_scroll, tr("Inputs"))
         self.pages.addTab(results_page, tr("Results"))
         # the whole province, county by county, with the preset and parameters chosen on the Inputs page
+        province_scroll = QScrollArea(self.pages)  # scrolls below its minimum, never grows the dock
+        province_scroll.setWidgetResizable(True)
+        province_scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.province_widget = WdgProvinceRun(
-            lambda: (self.preset_id(), self.params_widget.values()), self.pages
+            lambda: (self.preset_id(), self.params_widget.values()), province_scroll
         )
-        self.pages.addTab(self.province_widget, tr("Province"))
+        province_scroll.setWidget(self.province_widget)
+        self.pages.addTab(province_scroll, tr("Province"))
         layout.addWidget(self.pages, 1)
         self.help_label = QLabel(body)
         self.help_label.setWordWrap(True)
