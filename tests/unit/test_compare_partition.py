@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import pytest
 
-shapely = pytest.importorskip("shapely", minversion="2")
+from huijiao_plugin.compat import vectorised_shapely
 
+if vectorised_shapely()[0] is None:  # the independent expectations are computed with shapely 2
+    from tests.conftest import VECTORISED_MISSING
+
+    pytest.skip(VECTORISED_MISSING, allow_module_level=True)
+
+import shapely  # noqa: E402
 from compare_support import geod_area, layer_shapes, random_county, release, shape  # noqa: E402
 
 from huijiao_plugin.core.compare.engine import CountyOverlay  # noqa: E402
@@ -172,3 +178,31 @@ def test_thresholds_come_from_the_rule_profile(county, preset_id, key, value):
         assert {p.category for p in after.pieces} == {"within_tolerance"}
         total = sum(p.area_m2 for p in before.pieces)
         assert sum(p.area_m2 for p in after.pieces) == pytest.approx(total, rel=1e-9)
+
+
+def test_a_pbf_side_is_compared_whole_even_with_dlbm(tmp_path):
+    """boundarycompare's default side filter takes the farmland of a DLTB side only: a PBF layer that carries
+    DLBM (as delivered 永久基本农田 layers do) is compared parcel by parcel, whatever its DLBM."""
+    from compare_support import rect, write_layer
+
+    from huijiao_plugin.compat import FieldType
+
+    path = tmp_path / "sides.gpkg"
+    dltb = write_layer(
+        path, "DLTB", [("BSM", FieldType.String), ("DLBM", FieldType.String), ("TBMJ", FieldType.Double)],
+        [(rect(500000, 3800000, 500100, 3800100), {"BSM": "1", "DLBM": "0101", "TBMJ": 10000.0}),
+         (rect(500100, 3800000, 500200, 3800100), {"BSM": "2", "DLBM": "0301", "TBMJ": 10000.0})],
+    )  # fmt: skip
+    pbf = write_layer(
+        path, "PBF",
+        [("BSM", FieldType.String), ("DLBM", FieldType.String), ("YJJBNTTBMJ", FieldType.Double)],
+        [(rect(500000, 3800000, 500150, 3800100), {"BSM": "9", "DLBM": "0201K", "YJJBNTTBMJ": 15000.0})],
+    )  # fmt: skip
+    result = run_preset("boundarycompare", CountyOverlay({"A": pbf, "B": dltb}), EXACT)
+    only_a = [shape(p.geom) for p in result.pieces if p.category == "only_a"]
+    both = [shape(p.geom) for p in result.pieces if p.category == "both"]
+    expected_only_a = shape(rect(500100, 3800000, 500150, 3800100))  # PBF on the forest patch
+    expected_both = shape(rect(500000, 3800000, 500100, 3800100))
+    assert geod_area(only_a) == pytest.approx(geod_area([expected_only_a]), rel=REL)
+    assert geod_area(both) == pytest.approx(geod_area([expected_both]), rel=REL)
+    release({"A": pbf, "B": dltb})

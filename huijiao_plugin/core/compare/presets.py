@@ -73,7 +73,7 @@ FARMLAND_CODES = ParamSpec("FARMLAND_CODES", QT_TRANSLATE_NOOP("@default", "Farm
 BASE = (("farmland", QT_TRANSLATE_NOOP("@default", "Farmland in DLTB")), ("pbf", QT_TRANSLATE_NOOP("@default", "Permanent basic farmland")))  # noqa: E501
 TOLERANCE = ParamSpec("TOLERANCE", QT_TRANSLATE_NOOP("@default", "Contiguity tolerance (m)"), NUMBER, "contiguity_tolerance_m", "tolerance", help=QT_TRANSLATE_NOOP("@default", "Patches closer than this belong to one contiguous block."))  # noqa: E501
 FARMLAND_FILTER = QT_TRANSLATE_NOOP("@default", "DLBM in the farmland codes")
-SIDE_FILTER = QT_TRANSLATE_NOOP("@default", "DLBM in the side's codes (default: the farmland codes when the layer has DLBM, as a DLTB layer does)")  # noqa: E501
+SIDE_FILTER = QT_TRANSLATE_NOOP("@default", "DLBM in the side's codes (default: the farmland codes when the layer is a DLTB layer)")  # noqa: E501
 
 
 def _reads_farmlandnonagri(options: CompareOptions) -> tuple[str, ...]:
@@ -213,8 +213,8 @@ PRESETS: dict[str, PresetSpec] = {
                 CategorySpec("both", QT_TRANSLATE_NOOP("@default", "In both")),
             ),
             params=(
-                ParamSpec("A_DLBM", QT_TRANSLATE_NOOP("@default", "Layer A: DLBM codes to compare (empty: farmland codes if A has DLBM, else all; * = all)"), CODES, "boundary_a_dlbm"),  # noqa: E501
-                ParamSpec("B_DLBM", QT_TRANSLATE_NOOP("@default", "Layer B: DLBM codes to compare (empty: farmland codes if B has DLBM, else all; * = all)"), CODES, "boundary_b_dlbm"),  # noqa: E501
+                ParamSpec("A_DLBM", QT_TRANSLATE_NOOP("@default", "Layer A: DLBM codes to compare (empty: farmland codes if A is a DLTB layer, else all; * = all)"), CODES, "boundary_a_dlbm"),  # noqa: E501
+                ParamSpec("B_DLBM", QT_TRANSLATE_NOOP("@default", "Layer B: DLBM codes to compare (empty: farmland codes if B is a DLTB layer, else all; * = all)"), CODES, "boundary_b_dlbm"),  # noqa: E501
             ),
             param_keys=["boundary_a_dlbm", "boundary_b_dlbm", "farmland_codes"],
             func=boundary_compare,

@@ -516,19 +516,32 @@ def boundary_compare(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
 
 def _side(ov: CountyOverlay, role: str, codes: Any) -> tuple[Selection | None, str]:
     """The features of one side of boundarycompare: DLBM in ``codes`` (a list, or text such as "0101,0102");
-    empty: the profile's farmland codes when the side has DLBM values (a DLTB layer), else every feature;
-    "*": every feature."""
+    empty: the profile's farmland codes when the side is a DLTB layer, else every feature (a PBF layer
+    carries DLBM too, but every parcel of it is compared); "*": every feature."""
     if isinstance(codes, str):
         codes = parse_code_list(codes)
     codes = [str(c) for c in codes or []]
-    dlbm = ov.features(role).attrs.mask(lambda v: bool(_text(v)), "DLBM")
-    if codes == ["*"] or (not codes and not any(dlbm)):
+    if codes == ["*"] or (not codes and not _is_dltb(ov, role)):
         return None, ""
     wanted = set(codes)
     test = (lambda v: _text(v) in wanted) if wanted else ov.profile.is_farmland
     return Selection(
         ov.features(role).attrs.mask(test, "DLBM")
     ), f"{role}:{','.join(sorted(wanted)) or 'farm'}"
+
+
+# area fields that only a 永久基本农田 layer has (domain.md §2); DLTB's own area field is TBMJ
+_PBF_FIELDS = {"YJJBNTTBMJ", "YJJBNTMJ", "YJJBNTTBBH", "JBNTTBBH", "JBNTMJ"}
+
+
+def _is_dltb(ov: CountyOverlay, role: str) -> bool:
+    """A DLTB layer: recognised as one (一张图 sets its dataset id), or else a layer with DLBM and none of the
+    fields only a PBF layer has."""
+    layer = ov.layers[role]
+    if layer.dataset_id:
+        return layer.dataset_id.startswith("dltb")
+    names = {name.upper() for name in layer.fields.names()}
+    return "DLBM" in names and not names & _PBF_FIELDS
 
 
 def _overlap_ratios(
