@@ -31,9 +31,11 @@ WITHIN = "within_tolerance"
 
 def _candidate_pairs(
     geoms: Sequence[QgsGeometry],
-) -> tuple[list[tuple[int, int]], set[tuple[int, int]] | None]:
-    """Pairs (i < j) whose geometries intersect (touching counts) and, with vectorised GEOS, the set of
-    those whose interiors overlap (else None: decided pair by pair)."""
+) -> tuple[list[tuple[int, int]], set[tuple[int, int]] | None, dict[tuple[int, int], bool]]:
+    """Pairs (i < j) whose geometries intersect (touching counts); with vectorised GEOS also the set of
+    those whose interiors overlap (else None: decided pair by pair) and, per pair, whether the two share an
+    edge (``_share_an_edge``). One DE-9IM matrix per pair answers both: GEOS computes the whole matrix for
+    any relate call, so asking twice costs twice."""
     if vectorized.enabled() and geoms:
         shapes = vectorized.read_wkb([bytes(g.asWkb()) for g in geoms])
         if not vectorized.any_missing(shapes):
@@ -42,10 +44,12 @@ def _candidate_pairs(
             left, right = left[keep], right[keep]
             pairs = list(zip(left.tolist(), right.tolist()))
             try:
-                inner = vectorized.shapely.relate_pattern(shapes[left], shapes[right], "2********")
+                matrices = vectorized.shapely.relate(shapes[left], shapes[right])
             except vectorized.shapely.errors.GEOSException:  # decided pair by pair
-                return pairs, None
-            return pairs, set(zip(left[inner].tolist(), right[inner].tolist()))
+                return pairs, None, {}
+            inner = [m[0] == "2" for m in matrices.tolist()]
+            edges = {pair: m[0] == "2" or m[4] == "1" for pair, m in zip(pairs, matrices.tolist())}
+            return pairs, {pair for pair, x in zip(pairs, inner) if x}, edges
     index = QgsSpatialIndex()
     for n, g in enumerate(geoms):
         index.addFeature(n, g.boundingBox())
@@ -54,7 +58,7 @@ def _candidate_pairs(
         for j in index.intersects(g.boundingBox()):
             if j > i and g.intersects(geoms[j]):
                 out.append((i, j))
-    return out, None
+    return out, None, {}
 
 
 def _interiors_meet(a: QgsGeometry, b: QgsGeometry) -> bool:
@@ -94,7 +98,7 @@ def partition(
         key=lambda p: rank.get(p.category, len(rank)),
     )  # stable: a category's pieces keep their order
     geoms = [p.geom for p in pieces]
-    pairs, overlapping = _candidate_pairs(geoms)
+    pairs, overlapping, edges = _candidate_pairs(geoms)
     # 1. overlaps counted once
     earlier: dict[int, list[int]] = {}
     for i, j in pairs:
@@ -117,14 +121,21 @@ def partition(
         by_piece.setdefault(n, []).append(u)
     passes = [passes_sliver_rule(part, *thresholds) for _n, part in units]
     groups = _Groups(len(units))
-    asked = [
-        (u, v)
-        for i, j in pairs
-        if pieces[i].category == pieces[j].category and i in by_piece and j in by_piece
-        for u in by_piece[i]
-        for v in by_piece[j]
-        if not (passes[u] and passes[v])
-    ]
+    # a piece left whole by step 1 and in one part is its own unit: its pair's matrix already answers
+    whole = {n for n in kept if n not in earlier and len(by_piece[n]) == 1}
+    asked = []
+    for i, j in pairs:
+        if pieces[i].category != pieces[j].category or i not in by_piece or j not in by_piece:
+            continue
+        known = edges.get((i, j)) if i in whole and j in whole else None
+        for u in by_piece[i]:
+            for v in by_piece[j]:
+                if passes[u] and passes[v]:
+                    continue
+                if known is None:
+                    asked.append((u, v))
+                elif known:
+                    groups.join(u, v)
     for (u, v), joined in zip(
         asked, _edges_shared([units[u][1] for u, _ in asked], [units[v][1] for _, v in asked])
     ):
@@ -165,11 +176,8 @@ def _edges_shared(a: Sequence[QgsGeometry], b: Sequence[QgsGeometry]) -> list[bo
         sb = vectorized.read_wkb([bytes(g.asWkb()) for g in b])
         if not (vectorized.any_missing(sa) or vectorized.any_missing(sb)):
             shapely = vectorized.shapely
-            try:  # the common part is more than points: a shared edge (dimension ≥ 1)
-                edge = shapely.relate_pattern(sa, sb, "****1****") | shapely.relate_pattern(
-                    sa, sb, "2********"
-                )
-                return edge.tolist()
+            try:  # the common part is more than points: a shared edge (dimension ≥ 1); one matrix a pair
+                return [m[0] == "2" or m[4] == "1" for m in shapely.relate(sa, sb).tolist()]
             except shapely.errors.GEOSException:  # a geometry GEOS rejects here: pair by pair below
                 pass
     return [_share_an_edge(x, y) for x, y in zip(a, b)]
