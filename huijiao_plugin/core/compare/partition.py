@@ -121,6 +121,7 @@ def partition(
         by_piece.setdefault(n, []).append(u)
     passes = [passes_sliver_rule(part, *thresholds) for _n, part in units]
     groups = _Groups(len(units))
+    joined: list[tuple[int, int]] = []  # units sharing an edge, one of them failing the rule on its own
     # a piece left whole by step 1 and in one part is its own unit: its pair's matrix already answers
     whole = {n for n in kept if n not in earlier and len(by_piece[n]) == 1}
     asked = []
@@ -136,11 +137,13 @@ def partition(
                     asked.append((u, v))
                 elif known:
                     groups.join(u, v)
-    for (u, v), joined in zip(
+                    joined.append((u, v))
+    for (u, v), edge in zip(
         asked, _edges_shared([units[u][1] for u, _ in asked], [units[v][1] for _, v in asked])
     ):
-        if joined:
+        if edge:
             groups.join(u, v)
+            joined.append((u, v))
     members: dict[int, list[int]] = {}
     for u in range(len(units)):
         members.setdefault(groups.find(u), []).append(u)
@@ -155,18 +158,58 @@ def partition(
         ok = [passes_sliver_rule(part, *thresholds) for part in parts]
         for u in group:
             verdict[u] = ok[_part_of(units[u][1], parts)]
+    host = _hosts(units, passes, verdict, joined)
+    received: dict[int, list[QgsGeometry]] = {}
+    for u, n in enumerate(host):
+        if n is not None and n != units[u][0]:
+            received.setdefault(n, []).append(units[u][1])
     out: list[Piece] = []
     for n in kept:
         p = pieces[n]
-        good = [units[u][1] for u in by_piece[n] if verdict[u]]
+        good = [units[u][1] for u in by_piece[n] if verdict[u] and host[u] == n]
         noise = [units[u][1] for u in by_piece[n] if not verdict[u]]
-        if good:
+        if n in received:  # slivers kept with this piece join its row: not split finer than needed
+            p.geom = polygonal(QgsGeometry.unaryUnion(good + received[n]))
+            out.append(p)
+        elif good:
             p.geom = good[0] if len(good) == 1 else QgsGeometry.collectGeometry(good)
             out.append(p)
         if noise:
             geom = noise[0] if len(noise) == 1 else QgsGeometry.collectGeometry(noise)
             out.append(Piece(geom, WITHIN, {"tolerance_of": p.category}, p.zldwdm))
     return out
+
+
+def _hosts(
+    units: Sequence[tuple[int, QgsGeometry]],
+    passes: Sequence[bool],
+    verdict: Sequence[bool],
+    joined: Sequence[tuple[int, int]],
+) -> list[int | None]:
+    """The piece whose row reports each kept unit (None: noise). A unit that passes the rule on its own stays
+    in its piece; a kept unit that fails it alone (a sliver reported because it shares an edge with a real
+    piece, or judged with its neighbours) joins the row of the piece it reaches first through shared edges,
+    so slivers do not become rows of their own."""
+    near: dict[int, list[int]] = {}
+    for u, v in joined:
+        near.setdefault(u, []).append(v)
+        near.setdefault(v, []).append(u)
+    host: list[int | None] = [units[u][0] if passes[u] else None for u in range(len(units))]
+    seeds = [u for u in range(len(units)) if passes[u]]
+    seeds += [u for u in range(len(units)) if verdict[u] and not passes[u]]
+    for seed in seeds:
+        if host[seed] is not None and not passes[seed]:
+            continue  # reached from an earlier seed
+        if host[seed] is None:
+            host[seed] = units[seed][0]
+        queue = [seed]
+        while queue:  # breadth-first over kept slivers only: a real piece never joins another row
+            u = queue.pop()
+            for v in near.get(u, ()):
+                if host[v] is None and verdict[v] and not passes[v]:
+                    host[v] = host[seed]
+                    queue.append(v)
+    return host
 
 
 def _edges_shared(a: Sequence[QgsGeometry], b: Sequence[QgsGeometry]) -> list[bool]:
