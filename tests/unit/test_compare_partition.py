@@ -172,3 +172,29 @@ def test_thresholds_come_from_the_rule_profile(county, preset_id, key, value):
         assert {p.category for p in after.pieces} == {"within_tolerance"}
         total = sum(p.area_m2 for p in before.pieces)
         assert sum(p.area_m2 for p in after.pieces) == pytest.approx(total, rel=1e-9)
+
+
+def test_a_sliver_kept_for_its_neighbour_joins_the_neighbour_row(qgis_processing):
+    """A sliver sharing an edge with a real piece of its category is reported in that piece's row
+    (not a row of its own); a sliver touching it only at a corner, or far away, is within tolerance.
+    Hand-computed areas."""
+    from qgis.core import QgsGeometry
+
+    from huijiao_plugin.core.compare.partition import WITHIN, partition
+    from huijiao_plugin.core.compare.spec import Piece
+
+    def box(x0: float, y0: float, x1: float, y1: float) -> QgsGeometry:
+        return QgsGeometry.fromWkt(f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))")
+
+    pieces = [
+        Piece(box(0, 0, 100, 100), "both", {"ID": "real"}),
+        Piece(box(0, 100, 100, 100.05), "both", {"ID": "edge sliver"}),  # shares the top edge: 5 m²
+        Piece(box(100, 100.05, 200, 100.1), "both", {"ID": "corner sliver"}),  # meets it at (100, 100.05)
+        Piece(box(500, 0, 600, 0.05), "both", {"ID": "far sliver"}),
+    ]
+    out = partition(pieces, ["both"], True, (0.0, 0.2, 0.0))  # width 5 / 200.1 m < 0.2 m: slivers alone
+    rows = {p.attrs.get("ID", p.category): p for p in out}
+    assert [p.category for p in out].count("both") == 1
+    assert rows["real"].geom.area() == pytest.approx(10_005.0, rel=1e-12)
+    within = sorted(p.geom.area() for p in out if p.category == WITHIN)
+    assert within == pytest.approx([5.0, 5.0], rel=1e-9)
