@@ -19,6 +19,7 @@ So the areas of all categories, ``within_tolerance`` included, add up to the are
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from qgis.core import QgsGeometry, QgsSpatialIndex
 
@@ -29,8 +30,16 @@ from huijiao_plugin.core.compare.spec import Piece
 WITHIN = "within_tolerance"
 
 
+def _relate(a: Any, b: Any, workers: int) -> list[str]:
+    """The DE-9IM matrix of each pair (a[k], b[k]) of shapely arrays, on ``workers`` threads."""
+    parts = vectorized._parallel(
+        lambda s: vectorized.shapely.relate(a[s], b[s]).tolist(), len(a), workers, lambda: None
+    )
+    return [m for part in parts for m in part]
+
+
 def _candidate_pairs(
-    geoms: Sequence[QgsGeometry],
+    geoms: Sequence[QgsGeometry], workers: int = 1
 ) -> tuple[list[tuple[int, int]], set[tuple[int, int]] | None, dict[tuple[int, int], bool]]:
     """Pairs (i < j) whose geometries intersect (touching counts); with vectorised GEOS also the set of
     those whose interiors overlap (else None: decided pair by pair) and, per pair, whether the two share an
@@ -44,11 +53,11 @@ def _candidate_pairs(
             left, right = left[keep], right[keep]
             pairs = list(zip(left.tolist(), right.tolist()))
             try:
-                matrices = vectorized.shapely.relate(shapes[left], shapes[right])
+                matrices = _relate(shapes[left], shapes[right], workers)
             except vectorized.shapely.errors.GEOSException:  # decided pair by pair
                 return pairs, None, {}
-            inner = [m[0] == "2" for m in matrices.tolist()]
-            edges = {pair: m[0] == "2" or m[4] == "1" for pair, m in zip(pairs, matrices.tolist())}
+            inner = [m[0] == "2" for m in matrices]
+            edges = {pair: m[0] == "2" or m[4] == "1" for pair, m in zip(pairs, matrices)}
             return pairs, {pair for pair, x in zip(pairs, inner) if x}, edges
     index = QgsSpatialIndex()
     for n, g in enumerate(geoms):
@@ -89,16 +98,18 @@ def partition(
     order: Sequence[str],
     exclusive: bool,
     thresholds: tuple[float, float, float],
+    workers: int = 1,
 ) -> list[Piece]:
     """The pieces of one run, overlaps counted once and tolerances applied per category union (see the
-    module docstring); ``order``: the declared categories; ``thresholds``: (min_area, min_width, noise)."""
+    module docstring); ``order``: the declared categories; ``thresholds``: (min_area, min_width, noise);
+    ``workers``: threads for the vectorised GEOS calls."""
     rank = {c: n for n, c in enumerate(order)}
     pieces = sorted(
         (p for p in pieces if p.geom is not None and not p.geom.isEmpty()),
         key=lambda p: rank.get(p.category, len(rank)),
     )  # stable: a category's pieces keep their order
     geoms = [p.geom for p in pieces]
-    pairs, overlapping, edges = _candidate_pairs(geoms)
+    pairs, overlapping, edges = _candidate_pairs(geoms, workers)
     # 1. overlaps counted once
     earlier: dict[int, list[int]] = {}
     for i, j in pairs:
@@ -139,7 +150,7 @@ def partition(
                     groups.join(u, v)
                     joined.append((u, v))
     for (u, v), edge in zip(
-        asked, _edges_shared([units[u][1] for u, _ in asked], [units[v][1] for _, v in asked])
+        asked, _edges_shared([units[u][1] for u, _ in asked], [units[v][1] for _, v in asked], workers)
     ):
         if edge:
             groups.join(u, v)
@@ -212,7 +223,7 @@ def _hosts(
     return host
 
 
-def _edges_shared(a: Sequence[QgsGeometry], b: Sequence[QgsGeometry]) -> list[bool]:
+def _edges_shared(a: Sequence[QgsGeometry], b: Sequence[QgsGeometry], workers: int = 1) -> list[bool]:
     """``_share_an_edge`` for each pair (a[k], b[k]), in vectorised calls when shapely is available."""
     if vectorized.enabled() and a:
         sa = vectorized.read_wkb([bytes(g.asWkb()) for g in a])
@@ -220,7 +231,7 @@ def _edges_shared(a: Sequence[QgsGeometry], b: Sequence[QgsGeometry]) -> list[bo
         if not (vectorized.any_missing(sa) or vectorized.any_missing(sb)):
             shapely = vectorized.shapely
             try:  # the common part is more than points: a shared edge (dimension ≥ 1); one matrix a pair
-                return [m[0] == "2" or m[4] == "1" for m in shapely.relate(sa, sb).tolist()]
+                return [m[0] == "2" or m[4] == "1" for m in _relate(sa, sb, workers)]
             except shapely.errors.GEOSException:  # a geometry GEOS rejects here: pair by pair below
                 pass
     return [_share_an_edge(x, y) for x, y in zip(a, b)]
