@@ -12,6 +12,8 @@ A preset computes its pieces exactly (tolerances off). Then, per category:
    reported whole; the other parts are united and judged. A part judged noise is not dropped: it becomes a
    piece of the category ``within_tolerance`` (容差内一致) in the same output, with the category it was taken
    from in ``tolerance_of``.
+3. Rows are not split finer than the question needs: a sliver reported because it shares an edge with a real
+   piece joins that piece's row, and what was judged noise is one row per category and 坐落单位 (ZLDWDM).
 
 So the areas of all categories, ``within_tolerance`` included, add up to the area of the documented union.
 """
@@ -175,6 +177,7 @@ def partition(
         if n is not None and n != units[u][0]:
             received.setdefault(n, []).append(units[u][1])
     out: list[Piece] = []
+    judged: dict[tuple[str, str], list[QgsGeometry]] = {}
     for n in kept:
         p = pieces[n]
         good = [units[u][1] for u in by_piece[n] if verdict[u] and host[u] == n]
@@ -185,9 +188,14 @@ def partition(
         elif good:
             p.geom = good[0] if len(good) == 1 else QgsGeometry.collectGeometry(good)
             out.append(p)
-        if noise:
+        if noise and p.zldwdm:  # one row per category and 坐落单位: what was judged noise there
+            judged.setdefault((p.category, p.zldwdm), []).extend(noise)
+        elif noise:  # no 坐落单位: its region comes from its own geometry, so it keeps its own row
             geom = noise[0] if len(noise) == 1 else QgsGeometry.collectGeometry(noise)
             out.append(Piece(geom, WITHIN, {"tolerance_of": p.category}, p.zldwdm))
+    for (category, zl), noise in judged.items():
+        geom = noise[0] if len(noise) == 1 else polygonal(QgsGeometry.unaryUnion(noise))
+        out.append(Piece(geom, WITHIN, {"tolerance_of": category}, zl))
     return out
 
 
