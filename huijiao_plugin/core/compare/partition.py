@@ -177,11 +177,12 @@ def partition(
         if n is not None and n != units[u][0]:
             received.setdefault(n, []).append(units[u][1])
     out: list[Piece] = []
-    judged: dict[tuple[str, str], list[QgsGeometry]] = {}
+    judged: dict[tuple[str, str], list[int]] = {}
     for n in kept:
         p = pieces[n]
         good = [units[u][1] for u in by_piece[n] if verdict[u] and host[u] == n]
-        noise = [units[u][1] for u in by_piece[n] if not verdict[u]]
+        noisy = [u for u in by_piece[n] if not verdict[u]]
+        noise = [units[u][1] for u in noisy]
         if n in received:  # slivers kept with this piece join its row: not split finer than needed
             p.geom = polygonal(QgsGeometry.unaryUnion(good + received[n]))
             out.append(p)
@@ -189,12 +190,21 @@ def partition(
             p.geom = good[0] if len(good) == 1 else QgsGeometry.collectGeometry(good)
             out.append(p)
         if noise and p.zldwdm:  # one row per category and 坐落单位: what was judged noise there
-            judged.setdefault((p.category, p.zldwdm), []).extend(noise)
+            judged.setdefault((p.category, p.zldwdm), []).extend(noisy)
         elif noise:  # no 坐落单位: its region comes from its own geometry, so it keeps its own row
             geom = noise[0] if len(noise) == 1 else QgsGeometry.collectGeometry(noise)
             out.append(Piece(geom, WITHIN, {"tolerance_of": p.category}, p.zldwdm))
-    for (category, zl), noise in judged.items():
-        geom = noise[0] if len(noise) == 1 else polygonal(QgsGeometry.unaryUnion(noise))
+    for (category, zl), noisy in judged.items():
+        # noise units share an edge only inside their group: only those are united, the rest collected
+        by_group: dict[int, list[QgsGeometry]] = {}
+        for u in noisy:
+            by_group.setdefault(groups.find(u), []).append(units[u][1])
+        polys = [
+            part
+            for geoms in by_group.values()
+            for part in (geoms if len(geoms) == 1 else single_parts(QgsGeometry.unaryUnion(geoms)))
+        ]
+        geom = polys[0] if len(polys) == 1 else QgsGeometry.collectGeometry(polys)
         out.append(Piece(geom, WITHIN, {"tolerance_of": category}, zl))
     return out
 
