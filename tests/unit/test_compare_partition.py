@@ -202,3 +202,27 @@ def test_a_sliver_kept_for_its_neighbour_joins_the_neighbour_row(qgis_processing
     assert rows["real"].geom.area() == pytest.approx(10_005.0, rel=1e-12)
     within = sorted(p.geom.area() for p in out if p.category == WITHIN)
     assert within == pytest.approx([5.0, 5.0], rel=1e-9)
+
+
+def test_noise_is_one_row_per_category_and_zldwdm(qgis_processing):
+    """Slivers judged noise in one 坐落单位 are one ``within_tolerance`` row of their category; another
+    坐落单位 keeps its own row. Hand-computed areas (each sliver 100 m × 0.05 m)."""
+    from qgis.core import QgsGeometry
+
+    from huijiao_plugin.core.compare.partition import WITHIN, partition
+    from huijiao_plugin.core.compare.spec import Piece
+
+    def sliver(x0: float) -> QgsGeometry:
+        return QgsGeometry.fromWkt(f"POLYGON(({x0} 0,{x0 + 100} 0,{x0 + 100} 0.05,{x0} 0.05,{x0} 0))")
+
+    village, other = "610102001001", "610102001002"
+    pieces = [
+        Piece(sliver(0), "both", {}, village),
+        Piece(sliver(300), "both", {}, village),
+        Piece(sliver(600), "both", {}, other),
+        Piece(sliver(900), "only_a", {}, village),
+    ]
+    out = partition(pieces, ["only_a", "both"], True, (0.0, 0.2, 0.0))
+    rows = sorted((p.attrs["tolerance_of"], p.zldwdm, round(p.geom.area(), 6)) for p in out)
+    assert {p.category for p in out} == {WITHIN}
+    assert rows == [("both", village, 10.0), ("both", other, 5.0), ("only_a", village, 5.0)]
