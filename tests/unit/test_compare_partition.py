@@ -176,8 +176,62 @@ def test_thresholds_come_from_the_rule_profile(county, preset_id, key, value):
     assert summary(after) != summary(before)
     if key in ("min_area_m2", "min_width_m"):  # nothing passes: all of it is within tolerance, none lost
         assert {p.category for p in after.pieces} == {"within_tolerance"}
+        # the geometries hold the same area; AREA_M2 is rounded to 0.01 m² per row, and rows are merged
+        planar = sum(p.geom.area() for p in before.pieces)
+        assert sum(p.geom.area() for p in after.pieces) == pytest.approx(planar, rel=1e-9)
+        rounding = 0.005 * (len(before.pieces) + len(after.pieces))
         total = sum(p.area_m2 for p in before.pieces)
-        assert sum(p.area_m2 for p in after.pieces) == pytest.approx(total, rel=1e-9)
+        assert sum(p.area_m2 for p in after.pieces) == pytest.approx(total, abs=rounding)
+
+
+def test_a_sliver_kept_for_its_neighbour_joins_the_neighbour_row(qgis_processing):
+    """A sliver sharing an edge with a real piece of its category is reported in that piece's row
+    (not a row of its own); a sliver touching it only at a corner, or far away, is within tolerance.
+    Hand-computed areas."""
+    from qgis.core import QgsGeometry
+
+    from huijiao_plugin.core.compare.partition import WITHIN, partition
+    from huijiao_plugin.core.compare.spec import Piece
+
+    def box(x0: float, y0: float, x1: float, y1: float) -> QgsGeometry:
+        return QgsGeometry.fromWkt(f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))")
+
+    pieces = [
+        Piece(box(0, 0, 100, 100), "both", {"ID": "real"}),
+        Piece(box(0, 100, 100, 100.05), "both", {"ID": "edge sliver"}),  # shares the top edge: 5 m²
+        Piece(box(100, 100.05, 200, 100.1), "both", {"ID": "corner sliver"}),  # meets it at (100, 100.05)
+        Piece(box(500, 0, 600, 0.05), "both", {"ID": "far sliver"}),
+    ]
+    out = partition(pieces, ["both"], True, (0.0, 0.2, 0.0))  # width 5 / 200.1 m < 0.2 m: slivers alone
+    rows = {p.attrs.get("ID", p.category): p for p in out}
+    assert [p.category for p in out].count("both") == 1
+    assert rows["real"].geom.area() == pytest.approx(10_005.0, rel=1e-12)
+    within = sorted(p.geom.area() for p in out if p.category == WITHIN)
+    assert within == pytest.approx([5.0, 5.0], rel=1e-9)
+
+
+def test_noise_is_one_row_per_category_and_zldwdm(qgis_processing):
+    """Slivers judged noise in one 坐落单位 are one ``within_tolerance`` row of their category; another
+    坐落单位 keeps its own row. Hand-computed areas (each sliver 100 m × 0.05 m)."""
+    from qgis.core import QgsGeometry
+
+    from huijiao_plugin.core.compare.partition import WITHIN, partition
+    from huijiao_plugin.core.compare.spec import Piece
+
+    def sliver(x0: float) -> QgsGeometry:
+        return QgsGeometry.fromWkt(f"POLYGON(({x0} 0,{x0 + 100} 0,{x0 + 100} 0.05,{x0} 0.05,{x0} 0))")
+
+    village, other = "610102001001", "610102001002"
+    pieces = [
+        Piece(sliver(0), "both", {}, village),
+        Piece(sliver(300), "both", {}, village),
+        Piece(sliver(600), "both", {}, other),
+        Piece(sliver(900), "only_a", {}, village),
+    ]
+    out = partition(pieces, ["only_a", "both"], True, (0.0, 0.2, 0.0))
+    rows = sorted((p.attrs["tolerance_of"], p.zldwdm, round(p.geom.area(), 6)) for p in out)
+    assert {p.category for p in out} == {WITHIN}
+    assert rows == [("both", village, 10.0), ("both", other, 5.0), ("only_a", village, 5.0)]
 
 
 def test_a_pbf_side_is_compared_whole_even_with_dlbm(tmp_path):

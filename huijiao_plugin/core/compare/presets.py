@@ -315,7 +315,13 @@ def run_preset(
             exact = dataclasses.replace(options, min_area=0.0, min_width=0.0, noise_width=0.0)
             pieces, fields = spec.func(ov, exact, params)
             ov.check()
-            pieces = partition(pieces, spec.category_values(), spec.exclusive, (min_area, min_width, noise))
+            pieces = partition(
+                pieces,
+                spec.category_values(),
+                spec.exclusive,
+                (min_area, min_width, noise),
+                ov.runner.workers,
+            )
             fields = [*fields, ("shared_m2", FieldType.Double), ("tolerance_of", FieldType.String)]
         else:
             pieces, fields = spec.func(ov, options, params)
