@@ -24,7 +24,7 @@ export HUIJIAO_TEST_PG ?= postgresql://huijiao:huijiao@127.0.0.1:5432/huijiao_te
 APT_PACKAGES := qgis python3-qgis qgis-providers pyqt5-dev-tools qttools5-dev-tools xvfb xauth \
 	fonts-noto-cjk python3-venv python3-pip gdal-bin zip postgresql postgis postgresql-15-postgis-3 \
 	poppler-utils python3-scipy python3-numpy python3-gdal python3-requests python3-cryptography \
-	python3-matplotlib nginx nodejs
+	python3-matplotlib python3-pyproj nginx nodejs
 
 .PHONY: help system venv test lint format translations qm resources package deploy run demo-data \
 	clean bench bench-province pg-start test-fresh test-compat

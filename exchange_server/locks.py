@@ -26,8 +26,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 
 
 def lock_key(name: str) -> int:
@@ -67,6 +68,20 @@ class _LocalLocks:
 LOCAL_LOCKS = _LocalLocks()
 
 
+_LOCK_ENGINES: dict[str, Engine] = {}
+_LOCK_ENGINES_GUARD = threading.Lock()
+
+
+def _lock_engine(engine: Engine) -> Engine:
+    """Connections for held locks come from outside the server's pool (NullPool): a commit holding its lock
+    connection must never wait for a pool slot that other lock holders keep (a deadlock under load)."""
+    key = engine.url.render_as_string(hide_password=False)
+    with _LOCK_ENGINES_GUARD:
+        if key not in _LOCK_ENGINES:
+            _LOCK_ENGINES[key] = create_engine(engine.url, poolclass=NullPool)
+        return _LOCK_ENGINES[key]
+
+
 @contextmanager
 def named_lock(engine: Engine, name: str, wait: bool = True) -> Iterator[bool]:
     """Hold the lock ``name`` for the ``with`` block; yields whether it was acquired (always True with
@@ -76,7 +91,7 @@ def named_lock(engine: Engine, name: str, wait: bool = True) -> Iterator[bool]:
             yield acquired
         return
     key = lock_key(name)
-    with engine.connect() as conn:
+    with _lock_engine(engine).connect() as conn:
         if wait:
             conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
             acquired = True

@@ -799,7 +799,7 @@
             <translation>规则</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="247" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="251" />
             <source>Fill inputs from recognised layers</source>
             <translation>按识别的图层填充输入</translation>
         </message>
@@ -854,7 +854,7 @@
             <translation>统计级别</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="262" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="266" />
             <source>Run</source>
             <translation>运行</translation>
         </message>
@@ -874,7 +874,7 @@
             <translation>留空 = 使用灰色显示的规则配置默认值。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="377" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="381" />
             <source>Missing input layers: {roles}</source>
             <translation>缺少输入图层：{roles}</translation>
         </message>
@@ -884,12 +884,12 @@
             <translation>正在运行…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="472" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="476" />
             <source>Statistics written to {path}</source>
             <translation>统计已写入 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="476" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="480" />
             <source>Export statistics</source>
             <translation>导出统计</translation>
         </message>
@@ -2938,21 +2938,6 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>地类编码属于耕地编码</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/compare/presets.py" line="76" />
-            <source>DLBM in the side's codes (default: the farmland codes when the layer has DLBM, as a DLTB layer does)</source>
-            <translation>地类编码属于该侧的编码（默认：图层有地类编码时（如地类图斑）取耕地编码）</translation>
-        </message>
-        <message>
-            <location filename="../huijiao_plugin/core/compare/presets.py" line="85" />
-            <source>Layer A: DLBM codes to compare (empty: farmland codes if A has DLBM, else all; * = all)</source>
-            <translation>图层 A：参与比对的地类编码（留空：A 有地类编码时取耕地编码，否则全部；* 为全部）</translation>
-        </message>
-        <message>
-            <location filename="../huijiao_plugin/core/compare/presets.py" line="85" />
-            <source>Layer B: DLBM codes to compare (empty: farmland codes if B has DLBM, else all; * = all)</source>
-            <translation>图层 B：参与比对的地类编码（留空：B 有地类编码时取耕地编码，否则全部；* 为全部）</translation>
-        </message>
-        <message>
             <location filename="../huijiao_plugin/core/compare/spec.py" line="114" />
             <source>Within tolerance</source>
             <translation>容差内一致</translation>
@@ -3258,12 +3243,12 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>结果</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="225" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="229" />
             <source>Province</source>
             <translation>全省</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="456" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="460" />
             <source>{title}: {count} pieces, {area} {unit}</source>
             <translation>{title}：{count} 块，{area} {unit}</translation>
         </message>
@@ -3681,6 +3666,21 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <location filename="../huijiao_plugin/processing/algorithms/patches_checklist.py" line="40" />
             <source>Writes the field-verification checklist: one row per change patch with number, UUID, type, region codes, area (m² and the chosen unit), centroid, status, result, verifier, date, notes and photo count, plus a sheet with totals per type.</source>
             <translation>输出外业核查清单：每个变化图斑一行，含编号、唯一标识、类型、行政区代码、面积（平方米及所选单位）、中心点、状态、核查结果、核查人、日期、说明和照片数，另附按类型汇总的工作表。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="76" />
+            <source>DLBM in the side's codes (default: the farmland codes when the layer is a DLTB layer)</source>
+            <translation>该侧图层的地类编码（默认：该侧为地类图斑图层时取耕地编码）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="85" />
+            <source>Layer A: DLBM codes to compare (empty: farmland codes if A is a DLTB layer, else all; * = all)</source>
+            <translation>图层 A：参与比对的地类编码（留空：A 为地类图斑图层时取耕地编码，否则全部；* 为全部）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/compare/presets.py" line="85" />
+            <source>Layer B: DLBM codes to compare (empty: farmland codes if B is a DLTB layer, else all; * = all)</source>
+            <translation>图层 B：参与比对的地类编码（留空：B 为地类图斑图层时取耕地编码，否则全部；* 为全部）</translation>
         </message>
     </context>
 </TS>

@@ -36,9 +36,14 @@ INSTALLED_BY = {
     "starlette": "pip:fastapi",
     "sqlalchemy": "pip:sqlalchemy",
     "uvicorn": "pip:uvicorn",
+    "certifi": "apt:python3-requests",  # requests' own CA bundle (python3-certifi, a dependency)
+    "matplotlib": "apt:python3-matplotlib",
+    "pyproj": "apt:python3-pyproj",  # the server's CRS check where GDAL's OSR is missing
+    "dask": "pip:dask",
+    "distributed": "pip:dask",  # dask[distributed]
 }
 # Optional components: every module must import without them (the feature falls back).
-OPTIONAL = ("shapely", "psycopg", "uvloop", "openpyxl")
+OPTIONAL = ("shapely", "psycopg", "uvloop", "openpyxl", "dask", "distributed", "pyproj")
 
 _IMPORT_ALL = r"""
 import importlib, json, pkgutil, sys, traceback

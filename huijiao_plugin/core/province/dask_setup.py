@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from distributed.diagnostics.plugin import WorkerPlugin
+try:
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError:  # Dask is optional; the province run falls back to a process pool without it
+    WorkerPlugin = object
 
 from huijiao_plugin.core.province.worker import ensure_qgis
 
