@@ -199,12 +199,12 @@
             <translation>状态“{new}”需要填写核查结果（属实/不属实/存疑）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="50" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="52" />
             <source>Huijiao settings</source>
             <translation>汇交联动设置</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="59" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="61" />
             <source>User</source>
             <translation>用户</translation>
         </message>
@@ -214,7 +214,7 @@
             <translation>部门</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="70" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="72" />
             <source>GB/T 2260 code of your province (2 digits), city (4) or county (6)</source>
             <translation>所在省（2 位）、市（4 位）或县（6 位）的 GB/T 2260 行政区划代码</translation>
         </message>
@@ -224,32 +224,32 @@
             <translation>行政区划代码</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="77" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="79" />
             <source>Unit name</source>
             <translation>单位名称</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="80" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="82" />
             <source>Exchange server</source>
             <translation>汇交服务器</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="85" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="87" />
             <source>Server URL</source>
             <translation>服务器地址</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="88" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="90" />
             <source>Credentials are kept in the QGIS authentication manager; only the id of the configuration is saved.</source>
             <translation>凭据保存在 QGIS 认证管理器中，设置里只保存认证配置的 ID。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="94" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="96" />
             <source>Authentication</source>
             <translation>认证配置</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="109" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="129" />
             <source>Display and configuration files</source>
             <translation>显示与配置文件</translation>
         </message>
@@ -259,42 +259,42 @@
             <translation>面积单位</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="122" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="142" />
             <source>JSON files (*.json);;All files (*)</source>
             <translation>JSON 文件 (*.json);;所有文件 (*)</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="203" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="233" />
             <source>Catalog override file</source>
             <translation>目录覆盖文件</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="203" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="233" />
             <source>Rules profile</source>
             <translation>规则配置文件</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="175" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="198" />
             <source>2, 4 or 6 digits</source>
             <translation>须为 2、4 或 6 位数字</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="178" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="201" />
             <source>Not in the region list; saved as typed.</source>
             <translation>不在行政区列表中，将按输入保存。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="196" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="222" />
             <source>The region code must have 2, 4 or 6 digits (GB/T 2260), for example 610100.</source>
             <translation>行政区划代码须为 2、4 或 6 位数字（GB/T 2260），例如 610100。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="200" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="226" />
             <source>The exchange server URL must start with http:// or https:// and name a host.</source>
             <translation>汇交服务器地址须以 http:// 或 https:// 开头并包含主机名。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="208" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="239" />
             <source>{label}: file not found: {path}</source>
             <translation>{label}：文件不存在：{path}</translation>
         </message>
@@ -489,22 +489,22 @@
             <translation>插件设置中未填写汇交服务器地址。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange/transport.py" line="505" />
+            <location filename="../huijiao_plugin/core/exchange/transport.py" line="512" />
             <source>The exchange server did not send its signing key.</source>
             <translation>汇交服务器未发送签名公钥。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange/transport.py" line="542" />
+            <location filename="../huijiao_plugin/core/exchange/transport.py" line="549" />
             <source>The server's answer holds no signed receipt.</source>
             <translation>服务器的应答中没有已签名的回执。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange/transport.py" line="545" />
+            <location filename="../huijiao_plugin/core/exchange/transport.py" line="552" />
             <source>The receipt signature is not valid: the receipt was altered or not issued by the pinned server ({fingerprint}). Do not rely on it; contact the server administrator.</source>
             <translation>回执签名无效：回执已被篡改，或并非由已固定的服务器密钥（{fingerprint}）签发。请勿采信，并联系服务器管理员。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange/transport.py" line="560" />
+            <location filename="../huijiao_plugin/core/exchange/transport.py" line="567" />
             <source>The receipt is for another package than the one submitted.</source>
             <translation>该回执对应的不是本次提交的数据包。</translation>
         </message>
@@ -2423,7 +2423,7 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>该数据包已由本单位的其他账号提交。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange/transport.py" line="554" />
+            <location filename="../huijiao_plugin/core/exchange/transport.py" line="561" />
             <source>The receipt names another server key ({claimed}) than the pinned one ({pinned}).</source>
             <translation>回执所列的服务器密钥（{claimed}）与已固定的密钥（{pinned}）不同。</translation>
         </message>
@@ -2978,37 +2978,37 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>无法从 {path} 读取结果 {name}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/connection_check.py" line="50" />
+            <location filename="../huijiao_plugin/core/connection_check.py" line="78" />
             <source>The server {url} answers (version {version}).</source>
             <translation>服务器 {url} 连接正常（版本 {version}）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/connection_check.py" line="55" />
+            <location filename="../huijiao_plugin/core/connection_check.py" line="83" />
             <source>The connection is encrypted (TLS) and the certificate is trusted.</source>
             <translation>连接已加密（TLS），证书可信。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/connection_check.py" line="57" />
+            <location filename="../huijiao_plugin/core/connection_check.py" line="85" />
             <source>The connection is not encrypted (http): use https outside a test network.</source>
             <translation>连接未加密（http）：测试网络以外请使用 https。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/connection_check.py" line="66" />
+            <location filename="../huijiao_plugin/core/connection_check.py" line="95" />
             <source>The account was refused: {error}</source>
             <translation>账号被拒绝：{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/connection_check.py" line="69" />
+            <location filename="../huijiao_plugin/core/connection_check.py" line="98" />
             <source>Signed in as {name} ({user}), {department}, region {region}, role {role}.</source>
             <translation>已登录：{name}（{user}），{department}，行政区 {region}，角色 {role}。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/connection_check.py" line="79" />
+            <location filename="../huijiao_plugin/core/connection_check.py" line="108" />
             <source>The account belongs to {account}, but the settings say {settings}.</source>
             <translation>该账号属于{account}，但设置中的部门是{settings}。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/connection_check.py" line="89" />
+            <location filename="../huijiao_plugin/core/connection_check.py" line="118" />
             <source>The region {region} in the settings is outside the account's region {account}.</source>
             <translation>设置中的行政区 {region} 不在该账号的行政区 {account} 范围内。</translation>
         </message>
@@ -3068,12 +3068,12 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>CA 证书文件 {path} 中没有 PEM 格式的证书。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange/transport.py" line="509" />
+            <location filename="../huijiao_plugin/core/exchange/transport.py" line="516" />
             <source>The exchange server's signing key ({found}) is not the one set in the plugin settings ({pinned}). Receipts cannot be trusted: ask the server administrator.</source>
             <translation>交换服务器的签名密钥（{found}）与插件设置中的密钥（{pinned}）不一致，回执不可信：请联系服务器管理员。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange/transport.py" line="521" />
+            <location filename="../huijiao_plugin/core/exchange/transport.py" line="528" />
             <source>The server's signing key {fingerprint} cannot be trusted over an unencrypted connection: use an https:// address, enter the key fingerprint in the plugin settings, or tick 'unencrypted test server' for a test server.</source>
             <translation>通过未加密的连接无法信任服务器签名密钥 {fingerprint}：请使用 https:// 地址，或在插件设置中填写密钥指纹；若为测试服务器，请勾选“未加密的测试服务器”。</translation>
         </message>
@@ -3223,12 +3223,12 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>{year} 年汇交成效评估</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="95" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="115" />
             <source>Test connection</source>
             <translation>测试连接</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="99" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="119" />
             <source>Server reachable, encrypted connection, account valid, department</source>
             <translation>检查服务器能否连接、连接是否加密、账号是否有效及所属部门</translation>
         </message>
@@ -3681,6 +3681,66 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <location filename="../huijiao_plugin/core/compare/presets.py" line="85" />
             <source>Layer B: DLBM codes to compare (empty: farmland codes if B is a DLTB layer, else all; * = all)</source>
             <translation>图层 B：参与比对的地类编码（留空：B 为地类图斑图层时取耕地编码，否则全部；* 为全部）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/connection_check.py" line="44" />
+            <source>The server's signing key {found} is the one set in the settings.</source>
+            <translation>服务器签名密钥 {found} 与设置中的一致。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/connection_check.py" line="47" />
+            <source>The server's signing key {found} is not the one set in the settings ({pinned}): receipts cannot be trusted. Ask the server administrator.</source>
+            <translation>服务器签名密钥 {found} 与设置中的（{pinned}）不一致：回执不可信。请联系服务器管理员。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/connection_check.py" line="52" />
+            <source>The server's signing key is {found}; it is pinned at the first submission. Compare it with the fingerprint the administrator gave you.</source>
+            <translation>服务器签名密钥为 {found}，首次提交时将被固定。请与管理员提供的指纹核对。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/connection_check.py" line="56" />
+            <source>The server's signing key {found} cannot be trusted over an unencrypted connection: enter its fingerprint in the settings, or tick 'Unencrypted test server' for a test server.</source>
+            <translation>未加密连接下无法信任服务器签名密钥 {found}：请在设置中填写其指纹，测试服务器可勾选“未加密的测试服务器”。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="99" />
+            <source>Certificates (*.pem *.crt *.cer)</source>
+            <translation>证书 (*.pem *.crt *.cer)</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="100" />
+            <source>An extra CA certificate for the server's TLS certificate (optional)</source>
+            <translation>用于验证服务器 TLS 证书的附加 CA 证书（可选）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="233" />
+            <source>CA certificate</source>
+            <translation>CA 证书</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="105" />
+            <source>The fingerprint of the server's receipt-signing key, as given by the server administrator</source>
+            <translation>服务器回执签名密钥的指纹，由服务器管理员提供</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="108" />
+            <source>Key fingerprint</source>
+            <translation>密钥指纹</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="109" />
+            <source>Unencrypted test server (http)</source>
+            <translation>未加密的测试服务器（http）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="111" />
+            <source>Trust the server's signing key over plain http: only for a test server on a closed network</source>
+            <translation>通过未加密的 http 信任服务器签名密钥：仅用于封闭网络中的测试服务器</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="232" />
+            <source>The key fingerprint must look like SHA256: followed by 64 hexadecimal digits.</source>
+            <translation>密钥指纹的格式应为 SHA256: 后接 64 位十六进制数字。</translation>
         </message>
     </context>
 </TS>

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from huijiao_plugin.core.exchange.client import ExchangeClient
+from huijiao_plugin.core.exchange.receipts import ReceiptError, key_fingerprint
 from huijiao_plugin.core.exchange.transport import ExchangeError
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.toolbelt.i18n import tr
@@ -29,6 +30,33 @@ class ConnectionReport:
 def department_name(department: str) -> str:
     names = {"zrzy": tr("Natural resources"), "nync": tr("Agriculture and rural affairs")}
     return names.get(department, department)
+
+
+def _key_step(client: ExchangeClient, settings: HuijiaoSettings) -> tuple[bool, str]:
+    """The receipt-signing key: its fingerprint, and whether the plugin will trust it (nothing is pinned)."""
+    try:
+        found = key_fingerprint(client.fetch_server_key())
+    except (ExchangeError, ReceiptError) as error:
+        return False, str(error)
+    pinned = settings.server_key_fingerprint.strip()
+    if pinned:
+        if found.lower() == pinned.lower():
+            return True, tr("The server's signing key {found} is the one set in the settings.").format(
+                found=found
+            )
+        return False, tr(
+            "The server's signing key {found} is not the one set in the settings ({pinned}): receipts cannot "
+            "be trusted. Ask the server administrator."
+        ).format(found=found, pinned=pinned)
+    if client.encrypted or settings.allow_unencrypted:
+        return True, tr(
+            "The server's signing key is {found}; it is pinned at the first submission. Compare it with the "
+            "fingerprint the administrator gave you."
+        ).format(found=found)
+    return False, tr(
+        "The server's signing key {found} cannot be trusted over an unencrypted connection: enter its "
+        "fingerprint in the settings, or tick 'Unencrypted test server' for a test server."
+    ).format(found=found)
 
 
 def check_connection(
@@ -57,6 +85,7 @@ def check_connection(
         report.steps.append(
             (False, tr("The connection is not encrypted (http): use https outside a test network."))
         )
+    report.steps.append(_key_step(client, settings))
     try:
         account = client.me()
     except ExchangeError as error:

@@ -3,10 +3,16 @@ account from the QGIS authentication manager as the user picks it in the dialog.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import pytest
+import requests
 from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsSettings
 from qgis.PyQt.QtCore import QSettings
+from qgis.PyQt.QtTest import QTest
 
+from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.dialogs.dlg_settings import HuijiaoSettingsDialog
 from tests.integration.server_support import DEMO_PASSWORD, demo_server_fixture
 
@@ -45,15 +51,60 @@ def _dialog(qgis_parent, tmp_path, url, config_id, department="zrzy"):
     return dialog
 
 
+def _server_fingerprint(url: str) -> str:
+    """The key fingerprint computed here from what the server sends (sha256 of the raw Ed25519 key)."""
+    key = requests.get(url + "/api/v1/server-key", timeout=30).json()["public_key"]
+    return "SHA256:" + hashlib.sha256(base64.b64decode(key)).hexdigest()
+
+
 def test_connection_ok_names_account_and_department(qgis_parent, tmp_path, server, authcfg):
     dialog = _dialog(qgis_parent, tmp_path, server.url, authcfg("demo_zrzy_submitter", DEMO_PASSWORD))
+    dialog.unencrypted_check.click()  # a plain-http test server: its key may be trusted on first use
     dialog.test_button.click()
     text = dialog.test_label.text()
     lines = text.splitlines()
     assert lines[0].startswith("✔") and server.url in lines[0]
     assert lines[1].startswith("✘") and "http" in lines[1]  # a plain-http test server: not encrypted
-    assert lines[2].startswith("✔") and "demo_zrzy_submitter" in lines[2] and "610102" in lines[2]
-    assert len(lines) == 3
+    assert lines[2].startswith("✔") and _server_fingerprint(server.url) in lines[2]
+    assert lines[3].startswith("✔") and "demo_zrzy_submitter" in lines[3] and "610102" in lines[3]
+    assert len(lines) == 4
+    dialog.deleteLater()
+
+
+def test_connection_checks_the_key_fingerprint(qgis_parent, tmp_path, server, authcfg):
+    """Over plain http the key is refused unless the test-server box is ticked or its fingerprint typed; a
+    typed fingerprint that differs is refused too, naming both."""
+    dialog = _dialog(qgis_parent, tmp_path, server.url, authcfg("demo_zrzy_submitter", DEMO_PASSWORD))
+    report = dialog.test_connection()
+    assert not report.ok and report.steps[2][0] is False and "unencrypted" in report.steps[2][1].lower()
+    right = _server_fingerprint(server.url)
+    QTest.keyClicks(dialog.fingerprint_edit, right)
+    report = dialog.test_connection()
+    assert report.steps[2] == (True, f"The server's signing key {right} is the one set in the settings.")
+    wrong = "SHA256:" + "0" * 64
+    dialog.fingerprint_edit.clear()
+    QTest.keyClicks(dialog.fingerprint_edit, wrong)
+    report = dialog.test_connection()
+    assert report.steps[2][0] is False and right in report.steps[2][1] and wrong in report.steps[2][1]
+    dialog.fingerprint_edit.clear()
+    QTest.keyClicks(dialog.fingerprint_edit, "SHA256:abc")
+    assert dialog.validation_errors(dialog.values())  # not a fingerprint: the dialog says how it looks
+    dialog.deleteLater()
+
+
+def test_tls_settings_saved(qgis_parent, tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    store = QgsSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    dialog = HuijiaoSettingsDialog(qgis_parent, store)
+    dialog.region_edit.setText("610102")
+    dialog.ca_file.setFilePath(str(ca))
+    QTest.keyClicks(dialog.fingerprint_edit, "SHA256:" + "ab" * 32)
+    dialog.unencrypted_check.click()
+    dialog.accept()
+    saved = HuijiaoSettings.load(store)
+    assert saved.ca_file == str(ca) and saved.server_key_fingerprint == "SHA256:" + "ab" * 32
+    assert saved.allow_unencrypted is True
     dialog.deleteLater()
 
 

@@ -7,6 +7,7 @@ the QGIS authentication manager; the dialog stores only the id of the chosen aut
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from qgis.core import QgsApplication, QgsSettings
@@ -14,6 +15,7 @@ from qgis.gui import QgsAuthConfigSelect, QgsFileWidget
 from qgis.PyQt.QtCore import QCoreApplication, Qt, QUrl
 from qgis.PyQt.QtWidgets import (
     QApplication,
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -92,6 +94,24 @@ class HuijiaoSettingsDialog(QDialog):
             )
         )
         server_form.addRow(tr("Authentication"), self.auth_select)
+        self.ca_file = QgsFileWidget(server_box)
+        self.ca_file.setObjectName("ca_file")
+        self.ca_file.setFilter(tr("Certificates (*.pem *.crt *.cer)"))
+        self.ca_file.setToolTip(tr("An extra CA certificate for the server's TLS certificate (optional)"))
+        server_form.addRow(tr("CA certificate"), self.ca_file)
+        self.fingerprint_edit = QLineEdit(server_box)
+        self.fingerprint_edit.setObjectName("key_fingerprint_edit")
+        self.fingerprint_edit.setPlaceholderText("SHA256:…")
+        self.fingerprint_edit.setToolTip(
+            tr("The fingerprint of the server's receipt-signing key, as given by the server administrator")
+        )
+        server_form.addRow(tr("Key fingerprint"), self.fingerprint_edit)
+        self.unencrypted_check = QCheckBox(tr("Unencrypted test server (http)"), server_box)
+        self.unencrypted_check.setObjectName("allow_unencrypted_check")
+        self.unencrypted_check.setToolTip(
+            tr("Trust the server's signing key over plain http: only for a test server on a closed network")
+        )
+        server_form.addRow("", self.unencrypted_check)
         self.test_button = QPushButton(
             QgsApplication.getThemeIcon("mActionRefresh.svg"), tr("Test connection")
         )
@@ -162,6 +182,9 @@ class HuijiaoSettingsDialog(QDialog):
         self.unit_edit.setText(settings.unit_name)
         self.server_edit.setText(settings.server_url)
         self.auth_select.setConfigId(settings.authcfg)
+        self.ca_file.setFilePath(settings.ca_file)
+        self.fingerprint_edit.setText(settings.server_key_fingerprint)
+        self.unencrypted_check.setChecked(settings.allow_unencrypted)
         self.area_unit_combo.setCurrentIndex(max(0, self.area_unit_combo.findData(settings.area_unit)))
         self.catalog_file.setFilePath(settings.catalog_override_path)
         self.rules_file.setFilePath(settings.rules_profile_path)
@@ -188,6 +211,9 @@ class HuijiaoSettingsDialog(QDialog):
             area_unit=self.area_unit_combo.currentData(),
             catalog_override_path=self.catalog_file.filePath().strip(),
             rules_profile_path=self.rules_file.filePath().strip(),
+            ca_file=self.ca_file.filePath().strip(),
+            server_key_fingerprint=self.fingerprint_edit.text().strip(),
+            allow_unencrypted=self.unencrypted_check.isChecked(),
         )
 
     def validation_errors(self, values: HuijiaoSettings) -> list[str]:
@@ -200,7 +226,12 @@ class HuijiaoSettingsDialog(QDialog):
                 errors.append(
                     tr("The exchange server URL must start with http:// or https:// and name a host.")
                 )
+        if values.server_key_fingerprint and not re.fullmatch(
+            r"SHA256:[0-9a-fA-F]{64}", values.server_key_fingerprint
+        ):
+            errors.append(tr("The key fingerprint must look like SHA256: followed by 64 hexadecimal digits."))
         for label, path in (
+            (tr("CA certificate"), values.ca_file),
             (tr("Catalog override file"), values.catalog_override_path),
             (tr("Rules profile"), values.rules_profile_path),
         ):
