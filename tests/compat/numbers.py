@@ -26,7 +26,7 @@ def county_numbers(gpkg: Path) -> dict:
 
     app = QgsApplication([], False)
     app.initQgis()
-    from huijiao_plugin.core.compare.overlay import CountyOverlay
+    from huijiao_plugin.core.compare.engine import CountyOverlay
     from huijiao_plugin.core.compare.presets import run_suite
     from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator
     from tests.datagen import COMPARE_ROLES
