@@ -16,7 +16,7 @@ from compare_support import build_county, release
 from exchange_server import platform
 from exchange_server.api.part_writer import PartWriter
 from huijiao_plugin import compat
-from huijiao_plugin.core.compare.overlay import CountyOverlay
+from huijiao_plugin.core.compare.engine import CountyOverlay
 from huijiao_plugin.core.compare.presets import run_preset
 from tests.server.helpers import ServerProcess, build_package, login, write_catalog
 
