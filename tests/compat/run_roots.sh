@@ -94,15 +94,17 @@ copy_host_network_config() {
   return 0
 }
 
-# Per-root pins that differ from pyproject's dev list: the 3.22 pins have no wheels (or do not build) on
-# Python 3.13/3.14, and Debian ships shapely 2.x there (python3-shapely), which is the library the desktop
-# uses. Format: "name==version" replaces the pin of that name; "-name" drops it (Debian's package is used).
+# Per-root pins that differ from pyproject's dev list: pins without wheels for the root's Python, and
+# shapely, which Debian ships as 2.x there (python3-shapely, the library the desktop uses). Format:
+# "name==version" replaces the pin of that name; "-name" drops it (Debian's package is used instead).
+# Checked against the dev pins of 2026-12 (pip download --only-binary): hypothesis, dask[distributed],
+# schemathesis, tuspy and uvloop 0.23.0 have wheels for Python 3.13 and 3.14 and need no override.
 overrides_for() {
   case $1 in
-    # uvloop 0.21.0: the oldest with Python 3.13 wheels
-    trixie) echo "-shapely uvloop==0.21.0" ;;
-    # no Python 3.14 wheels of these pins (nor of uvloop/httptools, optional for uvicorn): Debian's builds
-    sid) echo "-shapely -uvloop -httptools -psycopg -sqlalchemy" ;;
+    trixie) echo "-shapely" ;;
+    # no Python 3.14 wheels of psycopg-binary 3.2.6 nor httptools 0.6.4 (optional for uvicorn): Debian's
+    # psycopg; SQLAlchemy 2.0.40 has only its pure-Python wheel for 3.14: Debian's compiled build
+    sid) echo "-shapely -httptools -psycopg -sqlalchemy" ;;
   esac
 }
 extra_debs_for() {
