@@ -68,7 +68,8 @@ umount_all() {
   done
   MOUNTED=()
 }
-trap umount_all EXIT INT TERM
+trap umount_all EXIT
+trap 'exit 130' INT TERM # (the EXIT trap then unmounts)
 
 in_root() { # run a bash script in the root
   local root=$1
@@ -223,10 +224,14 @@ test_root() {
   in_root "$root" "cd /work/huijiao
     pgver=\$(ls /usr/lib/postgresql | sort -n | tail -n1)
     PGVER=\$pgver bash tests/pg_setup.sh >/dev/null
+    # the root's own cluster: the host's PostgreSQL may hold 5432 (a chroot shares the network), and then
+    # pg_createcluster gave this one the next free port
+    pgport=\$(pg_lsclusters -h | awk -v v=\$pgver '\$1 == v && \$2 == \"main\" {print \$3}')
+    for _ in \$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p \$pgport && break; sleep 1; done
     ln -sfn /opt/venv .venv && ln -sfn /opt/venv-qt6 .venv-qt6 && ln -sfn /opt/interop/node_modules tests/interop/
     lrelease=\$(command -v lrelease || ls /usr/lib/qt6/bin/lrelease /usr/lib/x86_64-linux-gnu/qt6/bin/lrelease 2>/dev/null | head -n1)
     mkdir -p huijiao_plugin/i18n && \$lrelease -silent i18n/huijiao_zh_CN.ts -qm huijiao_plugin/i18n/huijiao_zh_CN.qm
-    export QT_QPA_PLATFORM=offscreen HUIJIAO_TEST_PG=postgresql://huijiao:huijiao@127.0.0.1:5432/huijiao_test
+    export QT_QPA_PLATFORM=offscreen HUIJIAO_TEST_PG=postgresql://huijiao:huijiao@127.0.0.1:\$pgport/huijiao_test
     /opt/venv/bin/python -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-}" >"$COMPAT_OUT/$name.log" 2>&1 || rc=$?
   # areas and preset outputs on the host's county, for the comparison with the host's own
   mkdir -p "$root/work/compat-in" && cp "$COMPAT_OUT/county.gpkg" "$root/work/compat-in/"
