@@ -231,6 +231,8 @@ test_root() {
     ln -sfn /opt/venv .venv && ln -sfn /opt/venv-qt6 .venv-qt6 && ln -sfn /opt/interop/node_modules tests/interop/
     lrelease=\$(command -v lrelease || ls /usr/lib/qt6/bin/lrelease /usr/lib/x86_64-linux-gnu/qt6/bin/lrelease 2>/dev/null | head -n1)
     mkdir -p huijiao_plugin/i18n && \$lrelease -silent i18n/huijiao_zh_CN.ts -qm huijiao_plugin/i18n/huijiao_zh_CN.qm
+    # Debian's pyproj looks for its data beside sys.prefix (the venv) or the proj tool (not installed)
+    export PROJ_DATA=/usr/share/proj
     export QT_QPA_PLATFORM=offscreen HUIJIAO_TEST_PG=postgresql://huijiao:huijiao@127.0.0.1:\$pgport/huijiao_test
     /opt/venv/bin/python -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-}" >"$COMPAT_OUT/$name.log" 2>&1 || rc=$?
   # areas and preset outputs on the host's county, for the comparison with the host's own
