@@ -22,11 +22,21 @@ MIRROR=${COMPAT_MIRROR:-$(grep -rhoE '^(URIs:[[:space:]]*|deb[[:space:]]+)https?
   /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | grep -oE 'https?://[^[:space:]]*' | head -n1 || true)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 
-# Debian packages inside the roots (as the Makefile's APT_PACKAGES; the Qt tools and the PostGIS package
-# are resolved per root below because their names change between releases).
-ROOT_PACKAGES="qgis python3-qgis qgis-providers xvfb xauth fonts-noto-cjk python3-venv python3-pip gdal-bin zip"
-ROOT_PACKAGES+=" postgresql postgis poppler-utils python3-scipy python3-cryptography python3-numpy"
-ROOT_PACKAGES+=" python3-requests ca-certificates git make locales"
+# Debian packages inside the roots: the Makefile's APT_PACKAGES (read from it, one list for the project),
+# less the names that change between releases (the Qt 5 tools and Debian 12's PostGIS package are resolved
+# per root below), plus npm (the Makefile installs it on demand for tus-js-client) and what a minbase lacks.
+makefile_apt_packages() {
+  sed -n '/^APT_PACKAGES[[:space:]]*:\?=/,/[^\\]$/p' "$REPO/Makefile" | sed 's/^APT_PACKAGES[[:space:]]*:\?=//; s/\\$//' |
+    tr -s ' \t\n' ' '
+}
+ROOT_PACKAGES=""
+for p in $(makefile_apt_packages); do
+  case $p in qttools5-dev-tools | pyqt5-dev-tools | postgresql-[0-9]*-postgis-*) ;; *) ROOT_PACKAGES+=" $p" ;; esac
+done
+[[ $ROOT_PACKAGES == *" qgis "* ]] || { echo "no APT_PACKAGES read from $REPO/Makefile" >&2 && exit 2; }
+ROOT_PACKAGES+=" npm ca-certificates git make locales"
+# tus-js-client for tests/interop, the version the Makefile installs (kept in the root, linked into the copy)
+TUS_JS_SPEC=$(grep -oE 'tus-js-client@[0-9][0-9.]*' "$REPO/Makefile" | head -n1)
 
 log() { echo "[compat $(date -u +%H:%M:%S)] $*" >&2; }
 
@@ -58,7 +68,8 @@ umount_all() {
   done
   MOUNTED=()
 }
-trap umount_all EXIT INT TERM
+trap umount_all EXIT
+trap 'exit 130' INT TERM # (the EXIT trap then unmounts)
 
 in_root() { # run a bash script in the root
   local root=$1
@@ -67,8 +78,10 @@ in_root() { # run a bash script in the root
     LANG=C.UTF-8 LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive /bin/bash -euo pipefail -c "$*"
 }
 
-step_done() { [ -f "$COMPAT_CACHE/$1.steps/$2" ]; }
-mark_done() { mkdir -p "$COMPAT_CACHE/$1.steps" && touch "$COMPAT_CACHE/$1.steps/$2"; }
+# A marker holds the hash of the step's inputs (package list, pins): a step is redone when they change.
+step_done() { [ -f "$COMPAT_CACHE/$1.steps/$2" ] && [ "$(cat "$COMPAT_CACHE/$1.steps/$2")" = "${3:-}" ]; }
+mark_done() { mkdir -p "$COMPAT_CACHE/$1.steps" && printf '%s' "${3:-}" >"$COMPAT_CACHE/$1.steps/$2"; }
+inputs_hash() { printf '%s\n' "$@" | sha256sum | cut -d' ' -f1; }
 
 copy_host_network_config() {
   local root=$1
@@ -82,15 +95,17 @@ copy_host_network_config() {
   return 0
 }
 
-# Per-root pins that differ from pyproject's dev list: the 3.22 pins have no wheels (or do not build) on
-# Python 3.13/3.14, and Debian ships shapely 2.x there (python3-shapely), which is the library the desktop
-# uses. Format: "name==version" replaces the pin of that name; "-name" drops it (Debian's package is used).
+# Per-root pins that differ from pyproject's dev list: pins without wheels for the root's Python, and
+# shapely, which Debian ships as 2.x there (python3-shapely, the library the desktop uses). Format:
+# "name==version" replaces the pin of that name; "-name" drops it (Debian's package is used instead).
+# Checked against the dev pins of 2026-12 (pip download --only-binary): hypothesis, dask[distributed],
+# schemathesis, tuspy and uvloop 0.23.0 have wheels for Python 3.13 and 3.14 and need no override.
 overrides_for() {
   case $1 in
-    # uvloop 0.21.0: the oldest with Python 3.13 wheels
-    trixie) echo "-shapely uvloop==0.21.0" ;;
-    # no Python 3.14 wheels of these pins (nor of uvloop/httptools, optional for uvicorn): Debian's builds
-    sid) echo "-shapely -uvloop -httptools -psycopg -sqlalchemy" ;;
+    trixie) echo "-shapely" ;;
+    # no Python 3.14 wheels of psycopg-binary 3.2.6 nor httptools 0.6.4 (optional for uvicorn): Debian's
+    # psycopg; SQLAlchemy 2.0.40 has only its pure-Python wheel for 3.14: Debian's compiled build
+    sid) echo "-shapely -httptools -psycopg -sqlalchemy" ;;
   esac
 }
 extra_debs_for() {
@@ -115,6 +130,10 @@ PY
 
 build_root() {
   local name=$1 root=$COMPAT_CACHE/$1
+  local h_packages h_venv h_qt6
+  h_packages=$(inputs_hash $ROOT_PACKAGES)
+  h_venv=$(inputs_hash "$(extra_debs_for "$name")" "$(pip_requirements "$name")")
+  h_qt6=$(inputs_hash "$(pip_requirements "$name" qt6-check)")
   mkdir -p "$COMPAT_CACHE"
   if ! step_done "$name" debootstrap; then
     log "$name: debootstrap from $MIRROR"
@@ -136,7 +155,7 @@ build_root() {
       apt-get install -y -qq --no-install-recommends ca-certificates >/dev/null && update-ca-certificates >/dev/null"
     mark_done "$name" certs
   fi
-  if ! step_done "$name" packages; then
+  if ! step_done "$name" packages "$h_packages"; then
     log "$name: apt packages (QGIS and test tools)"
     in_root "$root" "apt-get -o Acquire::Check-Valid-Until=false update -qq
       apt-get install -y -qq --no-install-recommends $ROOT_PACKAGES >/dev/null
@@ -149,9 +168,9 @@ build_root() {
       tail -n 30 "$COMPAT_CACHE/$name.apt.log" >&2
       return 1
     }
-    mark_done "$name" packages
+    mark_done "$name" packages "$h_packages"
   fi
-  if ! step_done "$name" venv; then
+  if ! step_done "$name" venv "$h_venv"; then
     log "$name: venv with the pinned dev dependencies"
     in_root "$root" "apt-get install -y -qq --no-install-recommends $(extra_debs_for "$name") >/dev/null &&
       rm -rf /opt/venv && python3 -m venv --system-site-packages /opt/venv &&
@@ -160,9 +179,9 @@ build_root() {
       tail -n 30 "$COMPAT_CACHE/$name.pip.log" >&2
       return 1
     }
-    mark_done "$name" venv
+    mark_done "$name" venv "$h_venv"
   fi
-  if ! step_done "$name" venv-qt6; then
+  if ! step_done "$name" venv-qt6 "$h_qt6"; then
     log "$name: PyQt6 venv for the Qt 6 name check"
     in_root "$root" "rm -rf /opt/venv-qt6 && python3 -m venv /opt/venv-qt6 &&
       /opt/venv-qt6/bin/pip install -q --disable-pip-version-check $(pip_requirements "$name" qt6-check)" \
@@ -170,7 +189,17 @@ build_root() {
       tail -n 30 "$COMPAT_CACHE/$name.pip-qt6.log" >&2
       return 1
     }
-    mark_done "$name" venv-qt6
+    mark_done "$name" venv-qt6 "$h_qt6"
+  fi
+  if ! step_done "$name" tus-js "$TUS_JS_SPEC"; then
+    log "$name: $TUS_JS_SPEC for the interoperability tests"
+    in_root "$root" "rm -rf /opt/interop && mkdir -p /opt/interop &&
+      npm install --prefix /opt/interop --no-save --no-audit --no-fund $TUS_JS_SPEC" \
+      >"$COMPAT_CACHE/$name.npm.log" 2>&1 || {
+      tail -n 30 "$COMPAT_CACHE/$name.npm.log" >&2
+      return 1
+    }
+    mark_done "$name" tus-js "$TUS_JS_SPEC"
   fi
   umount_all
   log "$name: root ready"
@@ -186,7 +215,7 @@ copy_checkout() { # the checkout's tracked and new (not ignored) files, no build
 
 test_root() {
   local name=$1 root=$COMPAT_CACHE/$1 t0 rc=0
-  step_done "$name" venv-qt6 || build_root "$name"
+  build_root "$name" || return 1 # nothing to do when every step's marker is current
   copy_host_network_config "$root"
   mount_root "$root"
   copy_checkout "$root/work/huijiao"
@@ -195,10 +224,16 @@ test_root() {
   in_root "$root" "cd /work/huijiao
     pgver=\$(ls /usr/lib/postgresql | sort -n | tail -n1)
     PGVER=\$pgver bash tests/pg_setup.sh >/dev/null
-    ln -sfn /opt/venv .venv && ln -sfn /opt/venv-qt6 .venv-qt6
+    # the root's own cluster: the host's PostgreSQL may hold 5432 (a chroot shares the network), and then
+    # pg_createcluster gave this one the next free port
+    pgport=\$(pg_lsclusters -h | awk -v v=\$pgver '\$1 == v && \$2 == \"main\" {print \$3}')
+    for _ in \$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p \$pgport && break; sleep 1; done
+    ln -sfn /opt/venv .venv && ln -sfn /opt/venv-qt6 .venv-qt6 && ln -sfn /opt/interop/node_modules tests/interop/
     lrelease=\$(command -v lrelease || ls /usr/lib/qt6/bin/lrelease /usr/lib/x86_64-linux-gnu/qt6/bin/lrelease 2>/dev/null | head -n1)
     mkdir -p huijiao_plugin/i18n && \$lrelease -silent i18n/huijiao_zh_CN.ts -qm huijiao_plugin/i18n/huijiao_zh_CN.qm
-    export QT_QPA_PLATFORM=offscreen HUIJIAO_TEST_PG=postgresql://huijiao:huijiao@127.0.0.1:5432/huijiao_test
+    # Debian's pyproj looks for its data beside sys.prefix (the venv) or the proj tool (not installed)
+    export PROJ_DATA=/usr/share/proj
+    export QT_QPA_PLATFORM=offscreen HUIJIAO_TEST_PG=postgresql://huijiao:huijiao@127.0.0.1:\$pgport/huijiao_test
     /opt/venv/bin/python -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-}" >"$COMPAT_OUT/$name.log" 2>&1 || rc=$?
   # areas and preset outputs on the host's county, for the comparison with the host's own
   mkdir -p "$root/work/compat-in" && cp "$COMPAT_OUT/county.gpkg" "$root/work/compat-in/"
@@ -248,7 +283,7 @@ main() {
     case $ACTION in
       build) build_root "$r" || status=1 ;;
       test) test_root "$r" || status=1 ;;
-      all) { build_root "$r" && test_root "$r"; } || status=1 ;;
+      all) test_root "$r" || status=1 ;; # builds what is missing or out of date first
       *) echo "usage: $0 [build|test|all] [trixie|sid ...]" >&2 && exit 2 ;;
     esac
   done

@@ -17,6 +17,7 @@ from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.docks.dock_shared_layers import COL_STATE, ROLE_DATASET, STATE_LOADED
 from tests.gui.layout_support import show_in_small_window
+from tests.gui.project_support import clear_project
 from tests.gui.test_plugin_lifecycle import flush_deletes
 from tests.integration.server_support import client_for, demo_server_fixture, dltb_layer
 
@@ -146,5 +147,5 @@ def test_the_analysts_day(qgis_iface, qgis_new_project, demo_county, server, tmp
         assert sha not in [v["package_sha256"] for v in shared.visible_versions()]
     finally:
         plugin.unload()
-        QgsProject.instance().clear()  # the next tests start from an empty project
+        clear_project(qgis_iface)  # the next tests start from an empty project
         flush_deletes()

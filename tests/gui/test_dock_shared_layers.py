@@ -20,6 +20,7 @@ from huijiao_plugin.gui.docks.dock_shared_layers import (
     STATE_MISSING,
     HuijiaoSharedLayersDock,
 )
+from tests.gui.project_support import clear_project
 
 PLANTED = [  # (dataset, rule, field, value, count) — every defect planted below, nothing else
     ("dltb_biangeng", "area_mismatch", "TBMJ", None, 1),
@@ -89,7 +90,7 @@ def dock(qgis_iface, qgis_new_project):
     d = HuijiaoSharedLayersDock(qgis_iface)
     yield d
     d.deleteLater()
-    QgsProject.instance().clear()
+    clear_project(qgis_iface)
 
 
 def test_dock_identity(dock):

@@ -22,6 +22,7 @@ from huijiao_plugin.gui.docks.dock_shared_layers import (
     HuijiaoSharedLayersDock,
 )
 from huijiao_plugin.gui.docks.dock_submit import HuijiaoSubmitDock
+from tests.gui.project_support import clear_project
 from tests.integration.server_support import client_for, demo_server_fixture, make_package
 
 server = demo_server_fixture("exchange-own-feed", release=False)
@@ -171,4 +172,4 @@ def test_finding_points_at_the_checked_layer_and_both_panels_share_one_check(
     assert not any("DLTB_N1" in m or "DLTB_BG" in m for m in messages), messages
     for widget in (dock, submit):
         widget.deleteLater()
-    QgsProject.instance().clear()  # the next tests start from an empty project
+    clear_project(qgis_iface)  # the next tests start from an empty project

@@ -83,8 +83,13 @@ class ServerTask(QgsTask):
     ``func(task)`` returns the result; it reports progress with :meth:`report` and is canceled through
     ``task.control`` (the client stops after the current block). The error is kept as a user message."""
 
-    def __init__(self, description: str, func: Callable[[ServerTask], Any]):
-        super().__init__(description, QgsTask.Flag.CanCancel)
+    def __init__(self, description: str, func: Callable[[ServerTask], Any], background: bool = False):
+        # a background check (the feed's long poll) is canceled silently when QGIS closes: without the
+        # flag QGIS 3.40/3.44 ask "cancel these active tasks?" on exit and the desktop stays open
+        flags = QgsTask.Flag.CanCancel
+        if background:
+            flags = flags | QgsTask.Flag.CancelWithoutPrompt
+        super().__init__(description, flags)
         self.func = func
         self.control = TransferControl()
         self.result: Any = None
@@ -471,7 +476,7 @@ class ServerSharedTab:
                 if items or task.control.canceled or time.monotonic() >= deadline:
                     return items
 
-        task = ServerTask(tr("Checking the server for new shared data"), work)
+        task = ServerTask(tr("Checking the server for new shared data"), work, background=True)
         self.feed_task = task
 
         def finish(ok: bool):
