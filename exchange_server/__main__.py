@@ -233,10 +233,20 @@ def _serve(args: argparse.Namespace) -> int:
     # faster), else asyncio
     protocol = guarded_protocol(args.header_timeout, args.body_idle_timeout)
     config = uvicorn.Config(
-        app, log_level=args.log_level, access_log=False, timeout_keep_alive=30, http=protocol
+        app,
+        log_level=args.log_level,
+        access_log=False,
+        timeout_keep_alive=30,
+        http=protocol,
+        # a stop (systemd, Ctrl+C) waits this long for requests in flight, then closes them: an interrupted
+        # upload resumes from its last stored offset, and no client can hold up a restart
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+GRACEFUL_SHUTDOWN_S = 10
 
 
 def _admin(args: argparse.Namespace) -> int:

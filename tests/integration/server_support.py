@@ -80,7 +80,7 @@ class Server:
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(15)
+            self.proc.wait(30)  # the server closes requests in flight after GRACEFUL_SHUTDOWN_S
 
 
 def demo_server_fixture(name: str, release: bool = True) -> Any:

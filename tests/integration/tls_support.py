@@ -86,17 +86,23 @@ _TLS_SERVER = """
 import socket, sys
 from pathlib import Path
 import uvicorn
-from exchange_server.__main__ import _config, build_parser
+from exchange_server.__main__ import GRACEFUL_SHUTDOWN_S, _config, build_parser
 from exchange_server.app import create_app
+from exchange_server.http_guard import guarded_protocol
 from exchange_server.services import Exchange
 
 data, cert, key, port_file = sys.argv[1:5]
-app = create_app(Exchange.open(_config(build_parser().parse_args(["serve", "--data", data]))))
+args = build_parser().parse_args(["serve", "--data", data])
+app = create_app(Exchange.open(_config(args)))
 sock = socket.socket()
 sock.bind(("127.0.0.1", 0))
 sock.listen(64)
 Path(port_file).write_text(str(sock.getsockname()[1]))
-config = uvicorn.Config(app, log_level="warning", ssl_certfile=cert, ssl_keyfile=key)
+config = uvicorn.Config(
+    app, log_level="warning", ssl_certfile=cert, ssl_keyfile=key,
+    http=guarded_protocol(args.header_timeout, args.body_idle_timeout),
+    timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+)
 uvicorn.Server(config).run(sockets=[sock])
 """
 
