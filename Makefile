@@ -27,10 +27,10 @@ APT_PACKAGES := qgis python3-qgis qgis-providers pyqt5-dev-tools qttools5-dev-to
 	python3-matplotlib python3-pyproj nginx nodejs
 
 .PHONY: help system venv test lint format translations qm resources package deploy run demo-data \
-	clean bench bench-province pg-start test-fresh test-compat
+	clean bench bench-compat bench-province pg-start test-fresh test-compat
 
 help:
-	@echo "make run | test | test-fresh | demo-data | lint | format | translations | resources | package | deploy | bench | clean"
+	@echo "make run | test | test-fresh | test-compat | bench-compat | demo-data | lint | format | translations | resources | package | deploy | bench | clean"
 
 # --- set-up ---------------------------------------------------------------------------------------
 system:
@@ -113,6 +113,12 @@ test-compat: venv
 
 bench: venv qm
 	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# The same benchmarks on the host's QGIS and inside the compat roots (default: trixie, QGIS 3.40), one table
+# with a column per QGIS version (build/compat/bench-versions.md). BENCH_ARGS as for make bench.
+COMPAT_BENCH_ROOTS ?= trixie
+bench-compat: venv qm
+	BENCH_ARGS="$(BENCH_ARGS)" bash tests/compat/run_roots.sh bench $(COMPAT_BENCH_ROOTS)
 
 # Province run: 8 generated counties x 250k patches, process pool and Dask LocalCluster with 2 workers
 # (reduced: make bench-province BENCH_ARGS="--size 20000" HUIJIAO_BENCH_COUNTIES=4)

@@ -1,12 +1,13 @@
 """Run every ``benchmarks/bench_*.py`` module (or one, ``--only area``) and print one table.
 
-.venv/bin/python -m benchmarks [--only NAME] [--size N] [--gpkg PATH]
+.venv/bin/python -m benchmarks [--only NAME] [--size N] [--gpkg PATH] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 import time
@@ -34,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--gpkg", default=None, help="input GeoPackage for benchmarks that read polygons")
     parser.add_argument("--seed", type=int, default=20240601, help="random seed of generated data")
+    parser.add_argument(
+        "--json", default=None, help="also write the rows and the QGIS version here (benchmarks.versions)"
+    )
     return parser.parse_args(argv)
 
 
@@ -91,6 +95,15 @@ def main(argv: list[str] | None = None) -> int:
             )
     finally:
         print_table(rows)
+        if args.json:
+            from qgis.core import Qgis
+
+            Path(args.json).write_text(
+                json.dumps(
+                    {"qgis": Qgis.version().split("-")[0], "rows": rows}, ensure_ascii=False, indent=1
+                ),
+                encoding="utf-8",
+            )
         app.exitQgis()
     return 0
 

@@ -4,7 +4,8 @@
 # The roots are built once with debootstrap and cached OUTSIDE the checkout in $COMPAT_CACHE (so later CI
 # runs on the same machine reuse them). Every build step leaves a marker file when it has finished; an
 # interrupted build resumes at the first unfinished step (a half-done debootstrap is started afresh).
-# Usage: tests/compat/run_roots.sh [build|test|all] [ROOT...]   (default: all trixie sid)
+# Usage: tests/compat/run_roots.sh [build|test|all|bench] [ROOT...]   (default: all trixie sid)
+#   bench: `python -m benchmarks $BENCH_ARGS` on the host, then in each root, one table side by side
 # Each root's run prints one line "QGIS <version>: <pytest summary>"; numbers for the cross-root check
 # (tests/compat/test_cross_root.py) are written to $COMPAT_OUT/<root>.json.
 set -euo pipefail
@@ -252,6 +253,40 @@ test_root() {
   return $rc
 }
 
+# `make bench-compat`: the benchmarks inside a root, written as JSON beside the host's run (benchmarks.versions)
+bench_root() {
+  local name=$1 root=$COMPAT_CACHE/$1 rc=0
+  build_root "$name" || return 1
+  copy_host_network_config "$root"
+  mount_root "$root"
+  copy_checkout "$root/work/huijiao"
+  mkdir -p "$COMPAT_OUT"
+  log "$name: benchmarks ${BENCH_ARGS:-}"
+  in_root "$root" "cd /work/huijiao && ln -sfn /opt/venv .venv
+    export PROJ_DATA=/usr/share/proj QT_QPA_PLATFORM=offscreen
+    /opt/venv/bin/python -m benchmarks ${BENCH_ARGS:-} --json /work/bench-$name.json" \
+    >"$COMPAT_OUT/bench-$name.log" 2>&1 || rc=$?
+  cp "$root/work/bench-$name.json" "$COMPAT_OUT/" 2>/dev/null || rc=1
+  umount_all
+  [ $rc -eq 0 ] || tail -n 20 "$COMPAT_OUT/bench-$name.log" >&2
+  return $rc
+}
+bench_host() {
+  mkdir -p "$COMPAT_OUT"
+  log "host: benchmarks ${BENCH_ARGS:-}"
+  # shellcheck disable=SC2086 # BENCH_ARGS is a list of options
+  (cd "$REPO" && QT_QPA_PLATFORM=offscreen .venv/bin/python -m benchmarks ${BENCH_ARGS:-} \
+    --json "$COMPAT_OUT/bench-host.json") >"$COMPAT_OUT/bench-host.log" 2>&1 || {
+    tail -n 20 "$COMPAT_OUT/bench-host.log" >&2
+    return 1
+  }
+}
+bench_table() {
+  local files=("$COMPAT_OUT/bench-host.json") r
+  for r in "${ROOTS[@]}"; do files+=("$COMPAT_OUT/bench-$r.json"); done
+  (cd "$REPO" && .venv/bin/python -m benchmarks.versions "${files[@]}") | tee "$COMPAT_OUT/bench-versions.md"
+}
+
 # The host's numbers (the reference, QGIS of the host) on a county generated here once.
 host_numbers() {
   local py=$REPO/.venv/bin/python
@@ -275,6 +310,12 @@ compare_numbers() {
 main() {
   need_host_tools
   status=0
+  if [ "$ACTION" = bench ]; then
+    bench_host || exit 1
+    for r in "${ROOTS[@]}"; do bench_root "$r" || status=1; done
+    [ $status -eq 0 ] && bench_table
+    exit $status
+  fi
   if [ "$ACTION" != build ]; then
     host_numbers || { echo "the host's reference numbers failed: see $COMPAT_OUT/host-numbers.log" && exit 1; }
     for r in "${ROOTS[@]}"; do rm -f "$COMPAT_OUT/$r.json"; done
@@ -284,7 +325,7 @@ main() {
       build) build_root "$r" || status=1 ;;
       test) test_root "$r" || status=1 ;;
       all) test_root "$r" || status=1 ;; # builds what is missing or out of date first
-      *) echo "usage: $0 [build|test|all] [trixie|sid ...]" >&2 && exit 2 ;;
+      *) echo "usage: $0 [build|test|all|bench] [trixie|sid ...]" >&2 && exit 2 ;;
     esac
   done
   if [ "$ACTION" != build ]; then
