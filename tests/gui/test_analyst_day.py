@@ -24,6 +24,11 @@ from tests.integration.server_support import client_for, demo_server_fixture, dl
 server = demo_server_fixture("exchange-day")
 
 
+def _china_today() -> dt.date:
+    """The server counts deadline days in China Standard Time (UTC+8), whatever the machine's zone."""
+    return dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
+
+
 def _until(done, timeout=120):
     end = time.time() + timeout
     while not done():
@@ -78,7 +83,7 @@ def test_the_analysts_day(qgis_iface, qgis_new_project, demo_county, server, tmp
         submit.deadlines.load_button.click()
         first = submit.deadlines.tree.topLevelItem(0)
         assert first.text(0) == "年度国土变更调查地类图斑" and first.text(2) == "2025-03-31"
-        assert first.text(3) == f"{(dt.date.today() - dt.date(2025, 3, 31)).days} days late"
+        assert first.text(3) == f"{(_china_today() - dt.date(2025, 3, 31)).days} days late"
 
         # 2. 一张图 loads from the delivered folder
         shared.raise_()

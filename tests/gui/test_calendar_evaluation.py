@@ -19,6 +19,11 @@ from tests.integration.server_support import client_for, demo_server_fixture, ma
 server = demo_server_fixture("exchange-calendar")
 
 
+def _china_today() -> dt.date:
+    """The server counts deadline days in China Standard Time (UTC+8), whatever the machine's zone."""
+    return dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
+
+
 def _dock(qgis_iface, server, tmp_path, username):
     session = Session(
         HuijiaoSettings(department="zrzy", region_code="610102", server_url=server.url),
@@ -45,7 +50,7 @@ def test_calendar_days_left_overdue_first_and_monitoring_rule(qgis_iface, qgis_n
     by_name = {r[0]: r for r in rows}
     # 年度变更 was released 2025-03-01: due 30 days later, overdue since (nothing was delivered)
     dltb = by_name["年度国土变更调查地类图斑"]
-    late = (dt.date.today() - dt.date(2025, 3, 31)).days
+    late = (_china_today() - dt.date(2025, 3, 31)).days
     assert dltb[1] == "新城区 (610102)" or dltb[1] == "新城区（610102）"
     assert dltb[2] == "2025-03-31"
     assert dltb[3] == f"{late} days late" or dltb[3] == f"逾期 {late} 天"
