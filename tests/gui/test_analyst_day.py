@@ -76,6 +76,7 @@ def test_the_analysts_day(qgis_iface, qgis_new_project, demo_county, server, tmp
         submit.tabs.setCurrentWidget(submit.deadlines)
         submit.deadlines.year_spin.setValue(2025)
         submit.deadlines.load_button.click()
+        _until(lambda: not submit.deadlines.bar.busy())
         first = submit.deadlines.tree.topLevelItem(0)
         assert first.text(0) == "年度国土变更调查地类图斑" and first.text(2) == "2025-03-31"
         assert first.text(3) == f"{(dt.date.today() - dt.date(2025, 3, 31)).days} days late"

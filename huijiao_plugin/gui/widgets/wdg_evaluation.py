@@ -3,18 +3,13 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 
-from qgis.core import QgsApplication
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QFileDialog,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
-    QSpinBox,
-    QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -32,7 +27,9 @@ from huijiao_plugin.core.exchange_calendar import (
     write_evaluation_xlsx,
 )
 from huijiao_plugin.core.session import Session
+from huijiao_plugin.gui.server_task import ServerTask
 from huijiao_plugin.gui.user_context import region_display
+from huijiao_plugin.gui.widgets.wdg_year_bar import HuijiaoYearBar
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -65,29 +62,21 @@ class HuijiaoEvaluationWidget(QWidget):
         self.setObjectName("HuijiaoEvaluationWidget")
         self.session = session
         self.rows: list[EvaluationRow] = []
+        self.year = 0  # the year of the loaded rows
         layout = QVBoxLayout(self)
-        bar = QHBoxLayout()
-        bar.addWidget(QLabel(tr("Year"), self))
-        self.year_spin = QSpinBox(self)
-        self.year_spin.setObjectName("HuijiaoEvaluationYear")
-        self.year_spin.setRange(2000, 2100)
-        self.year_spin.setValue(_dt.date.today().year)
-        bar.addWidget(self.year_spin)
-        self.load_button = self._tool_button("mActionRefresh.svg", tr("Load"), tr("Ask the server"))
+        self.bar = HuijiaoYearBar("Evaluation", tr("Ask the server"), self)
+        self.year_spin, self.load_button = self.bar.year_spin, self.bar.load_button
         self.load_button.setObjectName("HuijiaoEvaluationLoadButton")
         self.load_button.clicked.connect(self.refresh)
-        self.xlsx_button = self._tool_button("mActionSaveAs.svg", "xlsx", tr("Export the table to xlsx"))
+        self.xlsx_button = self.bar.add_button("mActionSaveAs.svg", "xlsx", tr("Export the table to xlsx"))
         self.xlsx_button.setObjectName("HuijiaoEvaluationXlsxButton")
         self.xlsx_button.clicked.connect(self._ask_xlsx)
-        self.pdf_button = self._tool_button(
+        self.pdf_button = self.bar.add_button(
             "mActionSaveAsPDF.svg", "PDF", tr("Export chart and table to PDF")
         )
         self.pdf_button.setObjectName("HuijiaoEvaluationPdfButton")
         self.pdf_button.clicked.connect(self._ask_pdf)
-        for button in (self.load_button, self.xlsx_button, self.pdf_button):
-            bar.addWidget(button)
-        bar.addStretch(1)
-        layout.addLayout(bar)
+        layout.addWidget(self.bar)
         self.table = QTreeWidget(self)
         self.table.setObjectName("HuijiaoEvaluationTable")
         self.table.setRootIsDecorated(False)
@@ -103,29 +92,38 @@ class HuijiaoEvaluationWidget(QWidget):
         layout.addWidget(self.status_label)
         self._set_exportable(False)
 
-    def _tool_button(self, icon: str, text: str, tip: str) -> QToolButton:
-        button = QToolButton(self)
-        button.setIcon(QgsApplication.getThemeIcon(icon))
-        button.setText(text)
-        button.setToolTip(tip)
-        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        return button
-
     def _set_exportable(self, on: bool) -> None:
         self.xlsx_button.setEnabled(on)
         self.pdf_button.setEnabled(on)
 
-    def refresh(self) -> list[EvaluationRow] | None:
+    def refresh(self) -> ServerTask | None:
+        """Ask the server for the indicators of the chosen year in a task; table and chart fill when it
+        has answered."""
+        if self.bar.busy():
+            return None
         self.table.clear()
+        self.rows = []
         self._set_exportable(False)
-        year = self.year_spin.value()
         try:
             client = self.session.client()
-            client.max_retries = 1
-            body = client.get_json("/evaluation", year=year, region=self.session.settings.region_code)
         except ExchangeError as error:
             self.status_label.setText(str(error))
             return None
+        client.max_retries = 1  # interactive: fail fast, the user presses the button again
+        year, region = self.year_spin.value(), self.session.settings.region_code
+        self.status_label.setText(tr("Asking the server…"))
+        return self.bar.run(
+            tr("Loading the evaluation indicators"),
+            lambda _task: (year, client.get_json("/evaluation", year=year, region=region)),
+            self._loaded,
+        )
+
+    def _loaded(self, task: ServerTask, ok: bool) -> None:
+        if not ok:
+            self.status_label.setText(task.error if task.error else tr("Canceled."))
+            return
+        year, body = task.result
+        self.year = year
         self.rows = evaluation_rows(body, region_display)
         for row in self.rows:
             values = [row.region_name, *(_percent(row.rates.get(k)) for k in INDICATOR_SOURCES)]
@@ -140,13 +138,12 @@ class HuijiaoEvaluationWidget(QWidget):
             tr("Indicators of {year}: rates of the obligations due so far.").format(year=year)
         )
         self._set_exportable(bool(self.rows))
-        return self.rows
 
     def export_xlsx(self, path: str) -> str:
-        return str(write_evaluation_xlsx(path, self.rows, self.year_spin.value()))
+        return str(write_evaluation_xlsx(path, self.rows, self.year))
 
     def export_pdf(self, path: str) -> str:
-        return str(write_evaluation_pdf(path, self.rows, self.year_spin.value()))
+        return str(write_evaluation_pdf(path, self.rows, self.year))
 
     def _ask_xlsx(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
