@@ -75,16 +75,15 @@ class ServerTask(QgsTask):
         super().cancel()
 
 
-def start_server_task(
-    owner: QObject, task: ServerTask, done: Callable[[ServerTask, bool], None]
-) -> ServerTask:
-    """Queue ``task``; ``done(task, ok)`` runs on the main thread when it ends (``ok`` is False when it
-    failed or the user canceled it), unless ``owner`` was deleted meanwhile."""
+def start_server_task(owner: QObject, task: QgsTask, done: Callable[[Any, bool], None]) -> Any:
+    """Queue ``task`` (a ServerTask or any QgsTask keeping its own ``result``); ``done(task, ok)`` runs on
+    the main thread when it ends (``ok`` is False when it failed or the user canceled it), unless ``owner``
+    was deleted meanwhile."""
 
     def finish(ok: bool) -> None:
         if sip.isdeleted(owner):
             return
-        done(task, ok and not task.canceled_by_user)
+        done(task, ok and not getattr(task, "canceled_by_user", False) and not task.isCanceled())
 
     task.taskCompleted.connect(lambda: finish(True))
     task.taskTerminated.connect(lambda: finish(False))

@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any, Callable
 
-from qgis.core import QgsApplication
+from qgis.core import QgsApplication, QgsTask
+from qgis.PyQt import sip
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSpinBox, QToolButton, QVBoxLayout, QWidget
 
@@ -21,7 +22,7 @@ class HuijiaoYearBar(QWidget):
     def __init__(self, name: str, load_tip: str, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("Huijiao" + name + "Bar")
-        self.task: ServerTask | None = None
+        self.task: QgsTask | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.row = QHBoxLayout()
@@ -65,17 +66,30 @@ class HuijiaoYearBar(QWidget):
     def run(
         self, description: str, func: Callable[[ServerTask], Any], done: Callable[[ServerTask, bool], None]
     ) -> ServerTask | None:
+        """One server call in a ServerTask."""
+        return self.start(ServerTask(description, func), done)
+
+    def start(self, task: QgsTask, done: Callable[[Any, bool], None]) -> Any:
+        """Any task (e.g. a computation over layers); its progress fills the bar once it reports some."""
         if self.task is not None:
             return None
-        self.task = ServerTask(description, func)
+        self.task = task
+        self.progress.setRange(0, 0)
         self._set_busy(True)
 
-        def finish(task: ServerTask, ok: bool) -> None:
+        def show(value: float) -> None:
+            if not sip.isdeleted(self.progress) and value > 0:
+                self.progress.setRange(0, 100)
+                self.progress.setValue(int(value))
+
+        task.progressChanged.connect(show)
+
+        def finish(task: QgsTask, ok: bool) -> None:
             self.task = None
             self._set_busy(False)
             done(task, ok)
 
-        return start_server_task(self, self.task, finish)
+        return start_server_task(self, task, finish)
 
     def cancel(self) -> None:
         if self.task is not None:
