@@ -24,9 +24,10 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
+from huijiao_plugin.core.catalog import get_catalog
 from huijiao_plugin.core.ellipsoidal_area import ellipsoidal_area
 from huijiao_plugin.core.exchange_calendar import chart_fonts
-from huijiao_plugin.core.one_map import DATASET_PROPERTY
+from huijiao_plugin.core.one_map import dataset_layers
 from huijiao_plugin.core.units import (
     UNIT_EXCEL_FORMATS,
     UNIT_NAMES,
@@ -93,35 +94,18 @@ class HsfProgress:
 def find_progress_layers(
     layers: Iterable[QgsVectorLayer] | None = None,
 ) -> dict[str, ProgressLayer]:
-    """PBF, HSF and township layers of the project (or ``layers``) by their dataset: the tag the 一张图 sets,
-    else the catalog recognition; never by layer-name text. Raises HsfProgressError naming what is missing."""
-    from huijiao_plugin.core.catalog import get_catalog
-    from huijiao_plugin.core.recognition import describe_layer, map_fields, recognize_layer
-
-    catalog = get_catalog()
+    """PBF, HSF and township layers among ``layers`` and the project by their dataset (the 一张图's tag,
+    else the catalog recognition; never by layer-name text). Raises HsfProgressError naming what is
+    missing."""
     wanted = {PBF_DATASET: (), HSF_DATASET: (YEAR_FIELD,), TOWNSHIP_DATASET: (CODE_FIELD, NAME_FIELD)}
     found: dict[str, ProgressLayer] = {}
-    candidates = layers if layers is not None else QgsProject.instance().mapLayers().values()
-    for layer in candidates:
-        if not isinstance(layer, QgsVectorLayer) or not layer.isValid():
-            continue
-        if layer.geometryType() != QgsWkbTypes.GeometryType.PolygonGeometry:
-            continue
-        try:
-            dataset_id = (
-                str(layer.customProperty(DATASET_PROPERTY) or "") or recognize_layer(layer).dataset_id
-            )
-            if dataset_id not in wanted or dataset_id in found:
-                continue
-            # the layer's fields for the catalog's names (names, catalog aliases, the layer's aliases)
-            fields = map_fields(catalog.dataset(dataset_id), describe_layer(layer))
-        except Exception:  # noqa: BLE001 - an unreadable layer must not stop the others
-            continue
+    for dataset_id, layer, fields in dataset_layers(wanted, layers or ()):
         mapping = {name: fields.get(name, "") for name in wanted[dataset_id]}
-        if all(mapping.values()):
+        if dataset_id not in found and all(mapping.values()):
             found[dataset_id] = ProgressLayer(layer, mapping)
     missing = [d for d in wanted if d not in found]
     if missing:
+        catalog = get_catalog()
         names = "、".join(catalog.dataset(d).name_zh if d in catalog.datasets else d for d in missing)
         raise HsfProgressError(
             tr("Load these layers of the one map first (with their fields): {names}").format(names=names)
