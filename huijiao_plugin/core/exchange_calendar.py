@@ -228,18 +228,37 @@ def write_evaluation_xlsx(
     return written
 
 
-def evaluation_figure(rows: Sequence[EvaluationRow], year: int, figure: Any = None) -> Any:
-    """Grouped bars: the four rates (%) per county. Draws into ``figure`` (e.g. a Qt canvas's) or a new
-    matplotlib Figure, which is returned."""
+def chart_figure(draw: Callable[[Any], None], figure: Any = None) -> Any:
+    """``draw(axes)`` one chart into ``figure`` (e.g. a Qt canvas's) or a new matplotlib Figure, which is
+    returned; Chinese fonts, a plain minus sign."""
     import matplotlib
     from matplotlib.figure import Figure
 
     figure = figure if figure is not None else Figure(figsize=(7.0, 3.6), dpi=100)
     figure.clear()
     with matplotlib.rc_context({"font.sans-serif": chart_fonts(), "axes.unicode_minus": False}):
-        _draw_bars(figure.add_subplot(1, 1, 1), rows, year)
+        draw(figure.add_subplot(1, 1, 1))
         figure.tight_layout()
     return figure
+
+
+def pdf_table(axes: Any, cells: list[list[str]], headers: list[str], size: float) -> None:
+    """A table filling ``axes`` (no axis lines), header row shaded, in the chart fonts."""
+    axes.axis("off")
+    if not cells:
+        return
+    table = axes.table(cellText=cells, colLabels=headers, loc="upper center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(size)
+    for (row, _col), cell in table.get_celld().items():
+        cell.get_text().set_fontfamily(chart_fonts())
+        if row == 0:
+            cell.set_facecolor("#dde7f0")
+
+
+def evaluation_figure(rows: Sequence[EvaluationRow], year: int, figure: Any = None) -> Any:
+    """Grouped bars: the four rates (%) per county (see :func:`chart_figure`)."""
+    return chart_figure(lambda axes: _draw_bars(axes, rows, year), figure)
 
 
 def write_evaluation_pdf(
@@ -274,18 +293,10 @@ def _evaluation_page(figure: Any, rows: Sequence[EvaluationRow], year: int) -> N
     with matplotlib.rc_context({"font.sans-serif": chart_fonts(), "axes.unicode_minus": False}):
         top = figure.add_axes((0.08, 0.52, 0.86, 0.4))
         _draw_bars(top, rows, year)
-        bottom = figure.add_axes((0.05, 0.05, 0.9, 0.38))
-        bottom.axis("off")
         cells = [
             [r[0], *(_percent(v) for v in r[1:5]), f"{r[5]:,}", f"{r[6]:,}"] for r in evaluation_table(rows)
         ]
-        table = bottom.table(cellText=cells, colLabels=evaluation_headers(), loc="upper center")
-        table.auto_set_font_size(False)
-        table.set_fontsize(8)
-        for (row, _col), cell in table.get_celld().items():
-            cell.get_text().set_fontfamily(chart_fonts())
-            if row == 0:
-                cell.set_facecolor("#dde7f0")
+        pdf_table(figure.add_axes((0.05, 0.05, 0.9, 0.38)), cells, evaluation_headers(), 8)
 
 
 def _draw_bars(axes: Any, rows: Sequence[EvaluationRow], year: int) -> None:

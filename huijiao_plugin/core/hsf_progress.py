@@ -26,9 +26,10 @@ from qgis.core import (
 
 from huijiao_plugin.core.catalog import get_catalog
 from huijiao_plugin.core.ellipsoidal_area import ellipsoidal_area
-from huijiao_plugin.core.exchange_calendar import chart_fonts
+from huijiao_plugin.core.exchange_calendar import chart_figure, chart_fonts, pdf_table
 from huijiao_plugin.core.one_map import dataset_layers
 from huijiao_plugin.core.units import (
+    UNIT_DECIMALS,
     UNIT_EXCEL_FORMATS,
     UNIT_NAMES,
     convert_area,
@@ -308,16 +309,8 @@ def draw_progress(axes: Any, result: HsfProgress, unit: str) -> None:
 
 
 def progress_figure(result: HsfProgress, unit: str, figure: Any = None) -> Any:
-    """Draw into ``figure`` (a Qt canvas's) or a new matplotlib Figure, which is returned."""
-    import matplotlib
-    from matplotlib.figure import Figure
-
-    figure = figure if figure is not None else Figure(figsize=(7.0, 3.6), dpi=100)
-    figure.clear()
-    with matplotlib.rc_context({"font.sans-serif": chart_fonts(), "axes.unicode_minus": False}):
-        draw_progress(figure.add_subplot(1, 1, 1), result, unit)
-        figure.tight_layout()
-    return figure
+    """The progress chart in ``figure`` (a Qt canvas's) or a new matplotlib Figure, which is returned."""
+    return chart_figure(lambda axes: draw_progress(axes, result, unit), figure)
 
 
 def progress_pdf_page(pdf: Any, result: HsfProgress, unit: str) -> None:
@@ -328,22 +321,11 @@ def progress_pdf_page(pdf: Any, result: HsfProgress, unit: str) -> None:
     figure = Figure(figsize=(8.27, 11.69), dpi=100)
     with matplotlib.rc_context({"font.sans-serif": chart_fonts(), "axes.unicode_minus": False}):
         draw_progress(figure.add_axes((0.1, 0.55, 0.84, 0.38)), result, unit)
-        bottom = figure.add_axes((0.05, 0.05, 0.9, 0.44))
-        bottom.axis("off")
-        rows = progress_table(result, unit)
         last = result.years[-1] if result.years else None
-        shown = [r for r in rows if r[0] == "合计" or r[1] == last][:40]
-        cells = [
-            [r[0], str(r[1]), f"{r[2]:,.2f}", f"{r[3]:,.2f}", f"{r[4]:,.2f}", f"{r[5]:.2f}"] for r in shown
-        ]
-        if cells:
-            table = bottom.table(cellText=cells, colLabels=progress_headers(unit), loc="upper center")
-            table.auto_set_font_size(False)
-            table.set_fontsize(7)
-            for (row, _col), cell in table.get_celld().items():
-                cell.get_text().set_fontfamily(chart_fonts())
-                if row == 0:
-                    cell.set_facecolor("#dde7f0")
+        shown = [r for r in progress_table(result, unit) if r[0] == "合计" or r[1] == last][:40]
+        d = UNIT_DECIMALS[unit]
+        cells = [[r[0], str(r[1]), *(f"{v:,.{d}f}" for v in r[2:5]), f"{r[5]:.2f}"] for r in shown]
+        pdf_table(figure.add_axes((0.05, 0.05, 0.9, 0.44)), cells, progress_headers(unit), 7)
         pdf.savefig(figure)
 
 
