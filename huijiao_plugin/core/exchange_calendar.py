@@ -242,12 +242,15 @@ def chart_figure(draw: Callable[[Any], None], figure: Any = None) -> Any:
     return figure
 
 
-def pdf_table(axes: Any, cells: list[list[str]], headers: list[str], size: float) -> None:
-    """A table filling ``axes`` (no axis lines), header row shaded, in the chart fonts."""
+def pdf_table(
+    axes: Any, cells: list[list[str]], headers: list[str], size: float, widths: list[float] | None = None
+) -> None:
+    """A table filling ``axes`` (no axis lines), header row shaded, in the chart fonts; ``widths`` are the
+    columns' shares of the width."""
     axes.axis("off")
     if not cells:
         return
-    table = axes.table(cellText=cells, colLabels=headers, loc="upper center")
+    table = axes.table(cellText=cells, colLabels=headers, loc="upper center", colWidths=widths)
     table.auto_set_font_size(False)
     table.set_fontsize(size)
     for (row, _col), cell in table.get_celld().items():

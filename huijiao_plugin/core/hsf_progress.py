@@ -274,6 +274,8 @@ def draw_progress(axes: Any, result: HsfProgress, unit: str) -> None:
     """Cumulative share of PBF built as HSF per township (lines), the whole region (bold) and the target
     line from the last year's share to 100 % in the goal year. Fonts are named on each text: a Qt canvas
     draws later, outside any rc_context."""
+    from matplotlib.ticker import MaxNLocator
+
     years = result.years
     for township in result.townships:
         axes.plot(
@@ -298,14 +300,15 @@ def draw_progress(axes: Any, result: HsfProgress, unit: str) -> None:
     axes.set_ylim(0, 105)
     axes.set_ylabel(tr("PBF built as HSF (%)"), fontfamily=chart_fonts())
     axes.set_title(
-        tr("Permanent basic farmland built as high-standard farmland (total {area})").format(
-            area=f"{convert_area(total.pbf_m2, unit):,.2f} {UNIT_NAMES[unit]}"
-        ),
+        tr("Permanent basic farmland built as high-standard farmland")
+        + "\n"
+        + tr("total {area}").format(area=f"{convert_area(total.pbf_m2, unit):,.2f} {UNIT_NAMES[unit]}"),
         fontfamily=chart_fonts(),
-        fontsize=9,
+        fontsize=8,
     )
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(True, alpha=0.3)
-    axes.legend(prop={"family": chart_fonts(), "size": 7}, loc="upper left")
+    axes.legend(prop={"family": chart_fonts(), "size": 7}, loc="best")
 
 
 def progress_figure(result: HsfProgress, unit: str, figure: Any = None) -> Any:
@@ -325,7 +328,8 @@ def progress_pdf_page(pdf: Any, result: HsfProgress, unit: str) -> None:
         shown = [r for r in progress_table(result, unit) if r[0] == "合计" or r[1] == last][:40]
         d = UNIT_DECIMALS[unit]
         cells = [[r[0], str(r[1]), *(f"{v:,.{d}f}" for v in r[2:5]), f"{r[5]:.2f}"] for r in shown]
-        pdf_table(figure.add_axes((0.05, 0.05, 0.9, 0.44)), cells, progress_headers(unit), 7)
+        widths = [0.3, 0.1, 0.15, 0.15, 0.17, 0.13]
+        pdf_table(figure.add_axes((0.05, 0.05, 0.9, 0.44)), cells, progress_headers(unit), 7, widths)
         pdf.savefig(figure)
 
 
