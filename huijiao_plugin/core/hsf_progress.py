@@ -16,6 +16,7 @@ from typing import Any
 
 from qgis.core import (
     QgsCoordinateTransform,
+    QgsCoordinateTransformContext,
     QgsFeatureRequest,
     QgsGeometry,
     QgsProject,
@@ -126,13 +127,16 @@ def _year(value: Any) -> int | None:
 
 
 def _read(
-    source: ProgressLayer, crs_target: Any, attributes: Sequence[str] = ()
+    source: ProgressLayer,
+    crs_target: Any,
+    context: QgsCoordinateTransformContext,
+    attributes: Sequence[str] = (),
 ) -> tuple[list[QgsGeometry], list[list[Any]]]:
     """Valid geometries in ``crs_target`` and, per feature, the values of the standard ``attributes``."""
     layer = source.layer
     transform = None
     if layer.crs() != crs_target:
-        transform = QgsCoordinateTransform(layer.crs(), crs_target, QgsProject.instance())
+        transform = QgsCoordinateTransform(layer.crs(), crs_target, context)
     indexes = [layer.fields().lookupField(source.fields[name]) for name in attributes]
     geometries, values = [], []
     for feature in layer.getFeatures(QgsFeatureRequest()):
@@ -178,14 +182,17 @@ def hsf_progress(
     layers: dict[str, ProgressLayer],
     is_canceled: Callable[[], bool] = lambda: False,
     progress: Callable[[float], None] = lambda _value: None,
+    context: QgsCoordinateTransformContext | None = None,
 ) -> HsfProgress | None:
     """Per township (sorted by code) and per build year: the PBF covered by HSF up to that year. All
-    geometry in the PBF layer's CRS. None when canceled."""
+    geometry in the PBF layer's CRS (``context``: the project's transformations, taken on the main thread
+    when this runs in a task). None when canceled."""
+    context = context if context is not None else QgsProject.instance().transformContext()
     pbf_source = layers[PBF_DATASET]
     crs = pbf_source.layer.crs()
-    pbf, _ = _read(pbf_source, crs)
-    hsf, hsf_values = _read(layers[HSF_DATASET], crs, (YEAR_FIELD,))
-    towns, town_values = _read(layers[TOWNSHIP_DATASET], crs, (CODE_FIELD, NAME_FIELD))
+    pbf, _ = _read(pbf_source, crs, context)
+    hsf, hsf_values = _read(layers[HSF_DATASET], crs, context, (YEAR_FIELD,))
+    towns, town_values = _read(layers[TOWNSHIP_DATASET], crs, context, (CODE_FIELD, NAME_FIELD))
     year_of = [_year(v[0]) for v in hsf_values]
     years = sorted({y for y in year_of if y is not None})
     codes = [str(v[0] or "").strip() for v in town_values]
@@ -201,13 +208,11 @@ def hsf_progress(
         pbf_here = _clip_union(pbf, pbf_index, lambda _fid: True, towns[i])
         if pbf_here is not None:
             township.pbf_m2 = ellipsoidal_area(pbf_here, crs)
-            for year in years:
-                covered = _clip_union(
-                    hsf,
-                    hsf_index,
-                    lambda fid, y=year: year_of[fid] is not None and year_of[fid] <= y,
-                    pbf_here,
-                )
+            covered: QgsGeometry | None = None
+            for year in years:  # what the year's projects add to what earlier years covered
+                added = _clip_union(hsf, hsf_index, lambda fid, y=year: year_of[fid] == y, pbf_here)
+                if added is not None:
+                    covered = added if covered is None else QgsGeometry.unaryUnion([covered, added])
                 township.covered_m2[year] = ellipsoidal_area(covered, crs) if covered is not None else 0.0
         else:
             township.covered_m2 = {year: 0.0 for year in years}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from qgis.core import QgsApplication, QgsTask, QgsVectorLayer
+from qgis.core import QgsApplication, QgsProject, QgsTask, QgsVectorLayer
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QComboBox,
@@ -167,10 +167,11 @@ class HuijiaoEvaluationWidget(QWidget):
             return None
         sources = [LayerSource(dataset_id, item.layer) for dataset_id, item in found.items()]
         mappings = {dataset_id: item.fields for dataset_id, item in found.items()}
+        context = QgsProject.instance().transformContext()
 
         def work(task: QgsTask, layers: list[tuple[str, QgsVectorLayer]], progress) -> HsfProgress | None:
             opened = {name: ProgressLayer(layer, mappings[name]) for name, layer in layers}
-            return hsf_progress(opened, task.isCanceled, progress)
+            return hsf_progress(opened, task.isCanceled, progress, context)
 
         self.status_label.setText(tr("Computing the high-standard farmland progress…"))
         return self.bar.start(LayerTask(tr("High-standard farmland progress"), sources, work), self._computed)
