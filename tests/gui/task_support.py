@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 
@@ -17,3 +18,8 @@ def wait_until(done: Callable[[], bool], timeout: float = 60.0, what: str = "the
         assert time.time() < end, f"{what} did not finish in {timeout} s"
     for _ in range(5):
         QCoreApplication.processEvents()
+
+
+def china_today() -> dt.date:
+    """The exchange server's today: deadlines are counted in China time (UTC+8), not the machine's."""
+    return dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()

@@ -18,6 +18,7 @@ from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.docks.dock_shared_layers import COL_STATE, ROLE_DATASET, STATE_LOADED
 from tests.gui.layout_support import show_in_small_window
 from tests.gui.project_support import clear_project
+from tests.gui.task_support import china_today
 from tests.gui.test_plugin_lifecycle import flush_deletes
 from tests.integration.server_support import client_for, demo_server_fixture, dltb_layer
 
@@ -79,7 +80,7 @@ def test_the_analysts_day(qgis_iface, qgis_new_project, demo_county, server, tmp
         _until(lambda: not submit.deadlines.bar.busy())
         first = submit.deadlines.tree.topLevelItem(0)
         assert first.text(0) == "年度国土变更调查地类图斑" and first.text(2) == "2025-03-31"
-        assert first.text(3) == f"{(dt.date.today() - dt.date(2025, 3, 31)).days} days late"
+        assert first.text(3) == f"{(china_today() - dt.date(2025, 3, 31)).days} days late"
 
         # 2. 一张图 loads from the delivered folder
         shared.raise_()

@@ -14,7 +14,7 @@ from qgis.PyQt.QtGui import QColor
 from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.docks.dock_submit import HuijiaoSubmitDock
-from tests.gui.task_support import wait_until
+from tests.gui.task_support import china_today, wait_until
 from tests.integration.server_support import client_for, demo_server_fixture, make_package
 
 server = demo_server_fixture("exchange-calendar")
@@ -49,7 +49,7 @@ def test_calendar_days_left_overdue_first_and_monitoring_rule(qgis_iface, qgis_n
     by_name = {r[0]: r for r in rows}
     # 年度变更 was released 2025-03-01: due 30 days later, overdue since (nothing was delivered)
     dltb = by_name["年度国土变更调查地类图斑"]
-    late = (dt.date.today() - dt.date(2025, 3, 31)).days
+    late = (china_today() - dt.date(2025, 3, 31)).days
     assert dltb[1] == "新城区 (610102)" or dltb[1] == "新城区（610102）"
     assert dltb[2] == "2025-03-31"
     assert dltb[3] == f"{late} days late" or dltb[3] == f"逾期 {late} 天"
