@@ -66,7 +66,7 @@ def make_chart_canvas(parent: QWidget):
         return None
     canvas = FigureCanvasQTAgg(Figure(figsize=(4.0, 2.6), dpi=90))
     canvas.setParent(parent)
-    canvas.setMinimumHeight(180)
+    canvas.setMinimumHeight(80)  # a short screen shrinks the chart, not the panel's buttons
     return canvas
 
 
@@ -106,6 +106,9 @@ class HuijiaoEvaluationWidget(QWidget):
         self.chart_combo.addItem(tr("Indicators per county"), CHART_INDICATORS)
         self.chart_combo.addItem(tr("High-standard farmland progress"), CHART_PROGRESS)
         self.chart_combo.setToolTip(tr("The chart shown below"))
+        # the panel's width decides, not the longest chart name (elided in a narrow dock)
+        self.chart_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.chart_combo.setMinimumContentsLength(6)
         self.chart_combo.currentIndexChanged.connect(lambda _i: self._draw())
         chart_row.addWidget(self.chart_combo, 1)
         self.progress_button = QToolButton(self)
