@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
     QgsCoordinateTransformContext,
     QgsFeature,
     QgsGeometry,
@@ -53,7 +55,12 @@ def _rect(box):
 
 
 def _write(
-    path: Path, name: str, fields: list[tuple[str, object]], rows: list[tuple[tuple, dict]], dataset: str
+    path: Path,
+    name: str,
+    fields: list[tuple[str, object]],
+    rows: list[tuple[tuple, dict]],
+    dataset: str,
+    crs: str = "EPSG:4545",
 ):
     spec = "&".join(f"field={n}:{'integer' if t == FieldType.Int else 'string'}" for n, t in fields)
     memory = QgsVectorLayer(f"Polygon?crs=EPSG:4545&{spec}", name, "memory")
@@ -67,6 +74,12 @@ def _write(
     memory.dataProvider().addFeatures(features)
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName, options.layerName = "GPKG", name
+    if crs != "EPSG:4545":  # stored in another CRS: the computation must bring it onto the PBF's
+        options.ct = QgsCoordinateTransform(
+            QgsCoordinateReferenceSystem("EPSG:4545"),
+            QgsCoordinateReferenceSystem(crs),
+            QgsProject.instance(),
+        )
     if path.exists():
         options.actionOnExistingFile = QgsVectorFileWriter.ActionOnExistingFile.CreateOrOverwriteLayer
     error = QgsVectorFileWriter.writeAsVectorFormatV3(
@@ -135,6 +148,7 @@ def county(qgis_new_project, tmp_path):
         [("XMBH", FieldType.String), ("XMMC", FieldType.String), ("JSND", FieldType.Int)],
         [(b, {"XMBH": f"61010200{i}", "XMMC": f"项目{i}", "JSND": y}) for i, (y, b) in enumerate(HSF)],
         "gbznt",
+        "EPSG:4490",  # the agriculture department's layer in geographic CGCS2000
     )
     yield
     QgsProject.instance().removeAllMapLayers()
