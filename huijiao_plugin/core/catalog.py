@@ -33,6 +33,20 @@ FIELD_TYPES = ("string", "integer", "double", "date")
 GEOMETRIES = ("polygon", "point", "line")
 REQUIRED_DATASET_KEYS = ("id", "name_zh", "department", "geometry", "fields")
 
+# the comparison role a catalog dataset plays (the 耕地比对 presets read layers by role)
+DATASET_ROLES = {
+    "dltb_sandiao": "DLTB",
+    "dltb_biangeng": "DLTB",
+    "yjjbnt": "PBF",
+    "gbznt": "HSF",
+    "stbhhx": "STBHHX",
+    "yzghq": "YZGHQ",
+    "trhjzl": "TRHJZL",
+    "jctb": "JCTB",
+    "xzq": "XZQ",
+    "cjdcq": "CJDCQ",
+}
+
 
 class CatalogError(Exception):
     """A catalog or override file cannot be used; ``str(error)`` is a Chinese message for the user."""

@@ -16,12 +16,10 @@ a Chinese message that says what to fix, the field and value concerned, a count 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -31,306 +29,46 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from huijiao_plugin.compat import FieldType, field_type
 from huijiao_plugin.core.catalog import Catalog, DatasetSpec, get_catalog
+from huijiao_plugin.core.checks_layer import (  # noqa: F401 - re-exported
+    check_crs,
+    check_fields,
+    crs_is_missing,
+    field_label,
+    is_cgcs2000,
+    suggest_cgcs2000,
+)
+from huijiao_plugin.core.checks_model import (  # noqa: F401 - re-exported
+    AREA_BATCH,
+    AREA_TOLERANCE_ABS,
+    AREA_TOLERANCE_REL,
+    ERROR,
+    RULE_AREA_MISMATCH,
+    RULE_AREA_MISSING,
+    RULE_BSM_DUPLICATE,
+    RULE_CODE_DOMAIN,
+    RULE_CRS_LEGACY,
+    RULE_CRS_MISSING,
+    RULE_CRS_OTHER,
+    RULE_CRS_WGS84,
+    RULE_DLMC_MISMATCH,
+    RULE_FIELD_MISSING,
+    RULE_FIELD_TYPE,
+    RULE_GEOMETRY_EMPTY,
+    RULE_GEOMETRY_INVALID,
+    RULE_IDS,
+    RULE_NAMES_ZH,
+    RULE_REQUIRED_EMPTY,
+    WARNING,
+    CheckCanceledError,
+    CheckError,
+    CheckReport,
+    Finding,
+    Progress,
+)
 from huijiao_plugin.core.ellipsoidal_area import EllipsoidalAreaCalculator, ZoneDetectionError
 
 log = logging.getLogger(__name__)
-
-ERROR = "error"
-WARNING = "warning"
-
-RULE_CRS_MISSING = "crs_missing"
-RULE_CRS_LEGACY = "crs_legacy"
-RULE_CRS_WGS84 = "crs_wgs84"
-RULE_CRS_OTHER = "crs_other"
-RULE_FIELD_MISSING = "field_missing"
-RULE_FIELD_TYPE = "field_type"
-RULE_CODE_DOMAIN = "code_domain"
-RULE_DLMC_MISMATCH = "dlmc_mismatch"
-RULE_GEOMETRY_EMPTY = "geometry_empty"
-RULE_GEOMETRY_INVALID = "geometry_invalid"
-RULE_BSM_DUPLICATE = "bsm_duplicate"
-RULE_AREA_MISMATCH = "area_mismatch"
-RULE_AREA_MISSING = "area_missing"
-RULE_REQUIRED_EMPTY = "required_field_empty"
-
-RULE_IDS = (
-    RULE_CRS_MISSING,
-    RULE_CRS_LEGACY,
-    RULE_CRS_WGS84,
-    RULE_CRS_OTHER,
-    RULE_FIELD_MISSING,
-    RULE_FIELD_TYPE,
-    RULE_CODE_DOMAIN,
-    RULE_DLMC_MISMATCH,
-    RULE_GEOMETRY_EMPTY,
-    RULE_GEOMETRY_INVALID,
-    RULE_BSM_DUPLICATE,
-    RULE_AREA_MISMATCH,
-    RULE_AREA_MISSING,
-    RULE_REQUIRED_EMPTY,
-)
-
-#: what people read instead of the rule ids (tables, xlsx)
-RULE_NAMES_ZH = {
-    RULE_CRS_MISSING: "缺少坐标系",
-    RULE_CRS_LEGACY: "旧坐标系",
-    RULE_CRS_WGS84: "WGS84 坐标系",
-    RULE_CRS_OTHER: "非标准坐标系",
-    RULE_FIELD_MISSING: "缺少必填字段",
-    RULE_FIELD_TYPE: "字段类型不符",
-    RULE_CODE_DOMAIN: "代码不在代码表中",
-    RULE_DLMC_MISMATCH: "地类名称与编码不符",
-    RULE_GEOMETRY_EMPTY: "空几何",
-    RULE_GEOMETRY_INVALID: "几何无效",
-    RULE_BSM_DUPLICATE: "标识码重复",
-    RULE_AREA_MISMATCH: "面积与椭球面积不符",
-    RULE_AREA_MISSING: "面积为空",
-    RULE_REQUIRED_EMPTY: "必填字段为空",
-}
-
-AREA_TOLERANCE_ABS = 0.1  # m²
-AREA_TOLERANCE_REL = 1e-6
-AREA_BATCH = 4096
-
-# legacy Gauss-Krüger code -> the CGCS2000 code of the same zone layout (domain.md §5.4)
-_LEGACY_TO_CGCS2000 = {
-    2359: 4523, 2360: 4524, 2361: 4525, 2380: 4544, 2381: 4545, 2382: 4546,  # Xian 1980
-    2411: 4523, 2412: 4524, 2413: 4525, 2432: 4544, 2433: 4545, 2434: 4546,  # Beijing 1954
-    4610: 4490, 4214: 4490,
-}  # fmt: skip
-_STRING_TYPES = (FieldType.String,)
-_INTEGER_TYPES = (FieldType.Int, FieldType.LongLong, FieldType.UInt, FieldType.ULongLong)
-_DOUBLE_TYPES = (FieldType.Double,)
-_DATE_TYPES = (FieldType.Date, FieldType.DateTime)
-
-
-class Progress(Protocol):
-    """QgsFeedback, QgsProcessingFeedback and QgsTask all fit."""
-
-    def isCanceled(self) -> bool: ...  # noqa: N802
-
-    def setProgress(self, progress: float) -> Any: ...  # noqa: N802
-
-
-class CheckCanceledError(Exception):
-    """The user cancelled the check."""
-
-
-class CheckError(Exception):
-    """The layer cannot be checked; ``str(error)`` is a Chinese message for the user."""
-
-
-@dataclass
-class Finding:
-    rule_id: str
-    severity: str
-    message_zh: str
-    field: str = ""
-    value: str = ""
-    count: int = 0
-    feature_ids: list[int] = dataclasses.field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class CheckReport:
-    dataset_id: str
-    layer_name: str
-    feature_count: int
-    findings: list[Finding]
-    field_mapping: dict[str, str]
-    elapsed_s: float = 0.0
-    crs: str = ""
-    #: the project layer the findings point at (set by the caller; "" when the layer is not in a project)
-    layer_id: str = ""
-
-    @property
-    def error_count(self) -> int:
-        return sum(1 for f in self.findings if f.severity == ERROR)
-
-    @property
-    def warning_count(self) -> int:
-        return sum(1 for f in self.findings if f.severity == WARNING)
-
-    @property
-    def passed(self) -> bool:
-        """No error: the data may be submitted (warnings do not block)."""
-        return self.error_count == 0
-
-    def offending_ids(self) -> dict[int, list[str]]:
-        """feature id -> rule ids of every finding that names the feature."""
-        out: dict[int, list[str]] = defaultdict(list)
-        for f in self.findings:
-            for fid in f.feature_ids:
-                if f.rule_id not in out[fid]:
-                    out[fid].append(f.rule_id)
-        return dict(out)
-
-    def signature(self) -> list[tuple[str, str, str, int]]:
-        """A comparable summary (rule, field, value, count), sorted — used to compare two runs."""
-        return sorted((f.rule_id, f.field, f.value, f.count) for f in self.findings)
-
-
-# ---- CRS --------------------------------------------------------------------------------------------------
-
-
-def _epsg(crs: QgsCoordinateReferenceSystem) -> int | None:
-    authid = crs.authid().upper()
-    if authid.startswith("EPSG:") and authid[5:].isdigit():
-        return int(authid[5:])
-    return None
-
-
-def is_cgcs2000(crs: QgsCoordinateReferenceSystem) -> bool:
-    """EPSG:4490 or a CGCS2000 Gauss-Krüger zone (EPSG:4491–4554)."""
-    code = _epsg(crs)
-    if code is not None:
-        return code == 4490 or 4491 <= code <= 4554
-    proj = crs.toProj()
-    desc = crs.description().upper()
-    return "CGCS" in desc or ("+ellps=GRS80" in proj and "+towgs84" not in proj and "tmerc" in proj)
-
-
-def suggest_cgcs2000(crs: QgsCoordinateReferenceSystem, x: float | None = None) -> str:
-    """The CGCS2000 CRS to reproject/assign to, as 'EPSG:xxxx'."""
-    code = _epsg(crs)
-    if code in _LEGACY_TO_CGCS2000:
-        return f"EPSG:{_LEGACY_TO_CGCS2000[code]}"
-    if x is not None:
-        if x > 1e7:  # 8-digit easting with the 3° zone prefix
-            zone = int(x // 1_000_000)
-            if 25 <= zone <= 45:
-                return f"EPSG:{4513 + zone - 25}"
-        elif abs(x) <= 180:
-            return "EPSG:4490"
-    return "EPSG:4524"
-
-
-def crs_is_missing(crs: QgsCoordinateReferenceSystem) -> bool:
-    """No CRS, or a GeoPackage 'Undefined geographic/cartesian SRS' placeholder."""
-    if not crs.isValid():
-        return True
-    return "undefined" in crs.description().lower() or (not crs.authid() and not crs.toProj())
-
-
-def check_crs(layer: QgsVectorLayer) -> list[Finding]:
-    crs = layer.crs()
-    extent = layer.extent()
-    x = extent.center().x() if not extent.isEmpty() else None
-    if crs_is_missing(crs):
-        target = suggest_cgcs2000(crs, x)
-        return [
-            Finding(
-                RULE_CRS_MISSING,
-                ERROR,
-                f"图层没有坐标系:请按数据实际坐标系为图层指定坐标系(按坐标推断应为 {target}),不要重投影",
-                value="",
-            )
-        ]
-    if is_cgcs2000(crs):
-        return []
-    proj = crs.toProj()
-    desc = crs.description()
-    target = suggest_cgcs2000(crs, x)
-    code = _epsg(crs)
-    legacy = (
-        code in _LEGACY_TO_CGCS2000
-        or "+ellps=IAU76" in proj
-        or "+ellps=krass" in proj
-        or "xian" in desc.lower()
-        or "beijing" in desc.lower()
-    )
-    if legacy:
-        name = "西安80" if ("IAU76" in proj or "xian" in desc.lower()) else "北京54"
-        return [
-            Finding(
-                RULE_CRS_LEGACY,
-                ERROR,
-                f"坐标系为{name}({crs.authid() or desc}):"
-                f"请使用省级转换参数将数据转换到 CGCS2000 ({target})后再提交",
-                value=crs.authid() or desc,
-            )
-        ]
-    if code in (4326, 3857) or "WGS 84" in desc or "+datum=WGS84" in proj:
-        return [
-            Finding(
-                RULE_CRS_WGS84,
-                ERROR,
-                f"坐标系为 WGS84({crs.authid() or desc}):请重投影到 CGCS2000 ({target})",
-                value=crs.authid() or desc,
-            )
-        ]
-    return [
-        Finding(
-            RULE_CRS_OTHER,
-            WARNING,
-            f"坐标系 {crs.authid() or desc} 不是 CGCS2000:请重投影到 CGCS2000 ({target})",
-            value=crs.authid() or desc,
-        )
-    ]
-
-
-# ---- fields -----------------------------------------------------------------------------------------------
-
-
-def _type_matches(expected: str, qtype: int) -> bool:
-    if expected == "string":
-        return qtype in _STRING_TYPES
-    if expected == "integer":
-        return qtype in _INTEGER_TYPES
-    if expected == "double":
-        return qtype in _DOUBLE_TYPES
-    if expected == "date":
-        return qtype in _DATE_TYPES or qtype in _STRING_TYPES
-    return True
-
-
-_TYPE_ZH = {"string": "文本", "integer": "整数", "double": "浮点数", "date": "日期"}
-
-
-def field_label(field_spec: Any, actual: str = "") -> str:
-    """A field as a person reads it: its Chinese alias, the name in brackets (“坐落单位代码”（ZLDWDM））."""
-    name = actual or field_spec.name
-    alias = next((a for a in field_spec.aliases if any("\u4e00" <= ch <= "\u9fff" for ch in a)), "")
-    return f"“{alias}”（{name}）" if alias else name
-
-
-def check_fields(layer: QgsVectorLayer, spec: DatasetSpec, mapping: dict[str, str]) -> list[Finding]:
-    findings = []
-    fields = layer.fields()
-    for f in spec.fields:
-        actual = mapping.get(f.name)
-        if actual is None:
-            if f.required:
-                findings.append(
-                    Finding(
-                        RULE_FIELD_MISSING,
-                        ERROR,
-                        f"缺少必填字段 {f.name}({f.aliases[0] if f.aliases else f.name}):请添加该字段并填写",
-                        field=f.name,
-                    )
-                )
-            continue
-        idx = fields.indexOf(actual)
-        if idx < 0:
-            continue
-        qtype = field_type(fields.at(idx))
-        if not _type_matches(f.type, qtype):
-            findings.append(
-                Finding(
-                    RULE_FIELD_TYPE,
-                    WARNING,
-                    f"字段 {actual} 类型为 {fields.at(idx).typeName()},"
-                    f"标准为{_TYPE_ZH.get(f.type, f.type)}:请按标准修改字段类型",
-                    field=f.name,
-                    value=fields.at(idx).typeName(),
-                )
-            )
-    return findings
 
 
 # ---- the check --------------------------------------------------------------------------------------------

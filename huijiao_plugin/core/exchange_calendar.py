@@ -201,39 +201,76 @@ def evaluation_table(rows: Sequence[EvaluationRow]) -> list[list[Any]]:
     ]
 
 
-def write_evaluation_xlsx(path: str | Path, rows: Sequence[EvaluationRow], year: int) -> Path:
-    """The indicator table with the panel's headers; rates as percentages, counts as integers."""
+def write_evaluation_xlsx(
+    path: str | Path, rows: Sequence[EvaluationRow], year: int, progress: Any = None, unit: str = "mu"
+) -> Path:
+    """The indicator table with the panel's headers; rates as percentages, counts as integers. With
+    ``progress`` (an HsfProgress from the 一张图) a second sheet holds the high-standard farmland progress."""
     from huijiao_plugin.core.xlsx import write_table
 
     rate_columns = {i: "0.0%" for i in range(1, 1 + len(INDICATOR_SOURCES))}
     count_columns = {1 + len(INDICATOR_SOURCES): "#,##0", 2 + len(INDICATOR_SOURCES): "#,##0"}
-    return write_table(
+    written = write_table(
         path,
         evaluation_headers(),
         evaluation_table(rows),
         sheet_title=tr("Evaluation {year}").format(year=year),
         number_formats={**rate_columns, **count_columns},
     )
+    if progress is not None:
+        from openpyxl import load_workbook
+
+        from huijiao_plugin.core.hsf_progress import write_progress_sheet
+
+        workbook = load_workbook(written)
+        write_progress_sheet(workbook, progress, unit)
+        workbook.save(written)
+    return written
 
 
-def evaluation_figure(rows: Sequence[EvaluationRow], year: int, figure: Any = None) -> Any:
-    """Grouped bars: the four rates (%) per county. Draws into ``figure`` (e.g. a Qt canvas's) or a new
-    matplotlib Figure, which is returned."""
+def chart_figure(draw: Callable[[Any], None], figure: Any = None) -> Any:
+    """``draw(axes)`` one chart into ``figure`` (e.g. a Qt canvas's) or a new matplotlib Figure, which is
+    returned; Chinese fonts, a plain minus sign."""
     import matplotlib
     from matplotlib.figure import Figure
 
     figure = figure if figure is not None else Figure(figsize=(7.0, 3.6), dpi=100)
     figure.clear()
     with matplotlib.rc_context({"font.sans-serif": chart_fonts(), "axes.unicode_minus": False}):
-        _draw_bars(figure.add_subplot(1, 1, 1), rows, year)
+        draw(figure.add_subplot(1, 1, 1))
         figure.tight_layout()
     return figure
 
 
-def write_evaluation_pdf(path: str | Path, rows: Sequence[EvaluationRow], year: int) -> Path:
-    """A one-page PDF: the chart above the indicator table."""
+def pdf_table(
+    axes: Any, cells: list[list[str]], headers: list[str], size: float, widths: list[float] | None = None
+) -> None:
+    """A table filling ``axes`` (no axis lines), header row shaded, in the chart fonts; ``widths`` are the
+    columns' shares of the width."""
+    axes.axis("off")
+    if not cells:
+        return
+    table = axes.table(cellText=cells, colLabels=headers, loc="upper center", colWidths=widths)
+    table.auto_set_font_size(False)
+    table.set_fontsize(size)
+    for (row, _col), cell in table.get_celld().items():
+        cell.get_text().set_fontfamily(chart_fonts())
+        if row == 0:
+            cell.set_facecolor("#dde7f0")
+
+
+def evaluation_figure(rows: Sequence[EvaluationRow], year: int, figure: Any = None) -> Any:
+    """Grouped bars: the four rates (%) per county (see :func:`chart_figure`)."""
+    return chart_figure(lambda axes: _draw_bars(axes, rows, year), figure)
+
+
+def write_evaluation_pdf(
+    path: str | Path, rows: Sequence[EvaluationRow], year: int, progress: Any = None, unit: str = "mu"
+) -> Path:
+    """The chart above the indicator table on page 1; with ``progress`` (an HsfProgress) its chart and table
+    on page 2."""
     import matplotlib
-    from matplotlib.backends.backend_pdf import FigureCanvasPdf
+    from matplotlib.backends.backend_pdf import FigureCanvasPdf, PdfPages
     from matplotlib.figure import Figure
 
     path = Path(path)
@@ -241,23 +278,28 @@ def write_evaluation_pdf(path: str | Path, rows: Sequence[EvaluationRow], year: 
         path = path.with_suffix(".pdf")
     figure = Figure(figsize=(8.27, 11.69), dpi=100)  # A4 portrait
     FigureCanvasPdf(figure)
+    # TrueType (42) rather than Type 3 fonts: the text of the PDF stays searchable and copyable
+    with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(str(path)) as pdf:
+        if rows:
+            _evaluation_page(figure, rows, year)
+            pdf.savefig(figure)
+        if progress is not None:
+            from huijiao_plugin.core.hsf_progress import progress_pdf_page
+
+            progress_pdf_page(pdf, progress, unit)
+    return path
+
+
+def _evaluation_page(figure: Any, rows: Sequence[EvaluationRow], year: int) -> None:
+    import matplotlib
+
     with matplotlib.rc_context({"font.sans-serif": chart_fonts(), "axes.unicode_minus": False}):
         top = figure.add_axes((0.08, 0.52, 0.86, 0.4))
         _draw_bars(top, rows, year)
-        bottom = figure.add_axes((0.05, 0.05, 0.9, 0.38))
-        bottom.axis("off")
         cells = [
             [r[0], *(_percent(v) for v in r[1:5]), f"{r[5]:,}", f"{r[6]:,}"] for r in evaluation_table(rows)
         ]
-        table = bottom.table(cellText=cells, colLabels=evaluation_headers(), loc="upper center")
-        table.auto_set_font_size(False)
-        table.set_fontsize(8)
-        for (row, _col), cell in table.get_celld().items():
-            cell.get_text().set_fontfamily("sans-serif")
-            if row == 0:
-                cell.set_facecolor("#dde7f0")
-        figure.savefig(str(path), format="pdf")
-    return path
+        pdf_table(figure.add_axes((0.05, 0.05, 0.9, 0.38)), cells, evaluation_headers(), 8)
 
 
 def _draw_bars(axes: Any, rows: Sequence[EvaluationRow], year: int) -> None:
@@ -269,11 +311,11 @@ def _draw_bars(axes: Any, rows: Sequence[EvaluationRow], year: int) -> None:
         positions = [x + (i - (len(keys) - 1) / 2) * width for x in range(len(rows))]
         axes.bar(positions, values, width, label=labels[key])
     axes.set_xticks(list(range(len(rows))))
-    axes.set_xticklabels([r.region_name for r in rows], fontfamily="sans-serif")
+    axes.set_xticklabels([r.region_name for r in rows], fontfamily=chart_fonts())
     axes.set_ylim(0, 100)
-    axes.set_ylabel(tr("Rate (%)"), fontfamily="sans-serif")
-    axes.set_title(tr("Exchange evaluation {year}").format(year=year), fontfamily="sans-serif")
-    axes.legend(prop={"family": "sans-serif", "size": 8}, ncol=len(keys), loc="upper right")
+    axes.set_ylabel(tr("Rate (%)"), fontfamily=chart_fonts())
+    axes.set_title(tr("Exchange evaluation {year}").format(year=year), fontfamily=chart_fonts())
+    axes.legend(prop={"family": chart_fonts(), "size": 8}, ncol=len(keys), loc="upper right")
 
 
 def _percent(value: Any) -> str:

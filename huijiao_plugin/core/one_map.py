@@ -26,13 +26,22 @@ from qgis.core import (
     QgsCoordinateTransform,
     QgsLayerTreeGroup,
     QgsLayerTreeLayer,
+    QgsMapLayer,
     QgsProject,
     QgsRectangle,
     QgsVectorLayer,
+    QgsWkbTypes,
 )
 
-from huijiao_plugin.core.catalog import DEPARTMENT_GROUPS, Catalog, DatasetSpec
-from huijiao_plugin.core.recognition import Recognition, best_by_dataset, other_years
+from huijiao_plugin.core.catalog import DEPARTMENT_GROUPS, Catalog, DatasetSpec, get_catalog
+from huijiao_plugin.core.recognition import (
+    Recognition,
+    best_by_dataset,
+    describe_layer,
+    map_fields,
+    other_years,
+    recognize_layer,
+)
 from huijiao_plugin.core.styles import apply_style
 
 log = logging.getLogger(__name__)
@@ -218,3 +227,31 @@ def load_one_map(
     if result.layers:
         set_project_crs(project, result.layers)
     return result
+
+
+def dataset_layers(
+    dataset_ids: Iterable[str], layers: Iterable[QgsMapLayer] = (), project: QgsProject | None = None
+) -> list[tuple[str, QgsVectorLayer, dict[str, str]]]:
+    """(dataset id, layer, {standard field: the layer's field}) for the polygon layers among ``layers`` and
+    the project that are one of ``dataset_ids``: by the tag the 一张图 sets, else by the catalog recognition,
+    never by layer-name text. ``layers`` come first; a layer is listed once."""
+    wanted = set(dataset_ids)
+    catalog = get_catalog()
+    found, seen = [], set()
+    for layer in [*layers, *(project or QgsProject.instance()).mapLayers().values()]:
+        if not isinstance(layer, QgsVectorLayer) or not layer.isValid() or layer.id() in seen:
+            continue
+        seen.add(layer.id())
+        if layer.geometryType() != QgsWkbTypes.GeometryType.PolygonGeometry:
+            continue
+        try:
+            dataset_id = str(layer.customProperty(DATASET_PROPERTY) or "")
+            dataset_id = dataset_id or recognize_layer(layer).dataset_id or ""
+            if dataset_id not in wanted:
+                continue
+            fields = map_fields(catalog.dataset(dataset_id), describe_layer(layer))
+        except Exception:  # noqa: BLE001 - an unreadable layer must not stop the others
+            log.exception("recognition failed for %s", layer.name())
+            continue
+        found.append((dataset_id, layer, fields))
+    return found

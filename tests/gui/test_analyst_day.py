@@ -18,15 +18,11 @@ from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.docks.dock_shared_layers import COL_STATE, ROLE_DATASET, STATE_LOADED
 from tests.gui.layout_support import show_in_small_window
 from tests.gui.project_support import clear_project
+from tests.gui.task_support import china_today
 from tests.gui.test_plugin_lifecycle import flush_deletes
 from tests.integration.server_support import client_for, demo_server_fixture, dltb_layer
 
 server = demo_server_fixture("exchange-day")
-
-
-def _china_today() -> dt.date:
-    """The server counts deadline days in China Standard Time (UTC+8), whatever the machine's zone."""
-    return dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
 
 
 def _until(done, timeout=120):
@@ -81,9 +77,10 @@ def test_the_analysts_day(qgis_iface, qgis_new_project, demo_county, server, tmp
         submit.tabs.setCurrentWidget(submit.deadlines)
         submit.deadlines.year_spin.setValue(2025)
         submit.deadlines.load_button.click()
+        _until(lambda: not submit.deadlines.bar.busy())
         first = submit.deadlines.tree.topLevelItem(0)
         assert first.text(0) == "年度国土变更调查地类图斑" and first.text(2) == "2025-03-31"
-        assert first.text(3) == f"{(_china_today() - dt.date(2025, 3, 31)).days} days late"
+        assert first.text(3) == f"{(china_today() - dt.date(2025, 3, 31)).days} days late"
 
         # 2. 一张图 loads from the delivered folder
         shared.raise_()

@@ -14,14 +14,10 @@ from qgis.PyQt.QtGui import QColor
 from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.docks.dock_submit import HuijiaoSubmitDock
+from tests.gui.task_support import china_today, wait_until
 from tests.integration.server_support import client_for, demo_server_fixture, make_package
 
 server = demo_server_fixture("exchange-calendar")
-
-
-def _china_today() -> dt.date:
-    """The server counts deadline days in China Standard Time (UTC+8), whatever the machine's zone."""
-    return dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
 
 
 def _dock(qgis_iface, server, tmp_path, username):
@@ -46,11 +42,14 @@ def test_calendar_days_left_overdue_first_and_monitoring_rule(qgis_iface, qgis_n
     dock.tabs.setCurrentWidget(widget)
     widget.year_spin.setValue(2025)
     widget.load_button.click()
+    assert widget.bar.busy() and not widget.load_button.isEnabled()  # the answer comes back from a task
+    wait_until(lambda: not widget.bar.busy())
+    assert widget.load_button.isEnabled()
     rows = _rows(widget.tree)
     by_name = {r[0]: r for r in rows}
     # 年度变更 was released 2025-03-01: due 30 days later, overdue since (nothing was delivered)
     dltb = by_name["年度国土变更调查地类图斑"]
-    late = (_china_today() - dt.date(2025, 3, 31)).days
+    late = (china_today() - dt.date(2025, 3, 31)).days
     assert dltb[1] == "新城区 (610102)" or dltb[1] == "新城区（610102）"
     assert dltb[2] == "2025-03-31"
     assert dltb[3] == f"{late} days late" or dltb[3] == f"逾期 {late} 天"
@@ -78,6 +77,7 @@ def test_evaluation_table_chart_and_exports(qgis_iface, qgis_new_project, server
     widget.year_spin.setValue(2025)
     assert not widget.xlsx_button.isEnabled()
     widget.load_button.click()
+    wait_until(lambda: not widget.bar.busy())
     rows = _rows(widget.table)
     assert [r[0] for r in rows] in (["新城区 (610102)", "Total"], ["新城区（610102）", "合计"])
     # one accepted online submission out of one: the security (validation) rate is 100 %
@@ -101,4 +101,30 @@ def test_evaluation_table_chart_and_exports(qgis_iface, qgis_new_project, server
     pdf = widget.export_pdf(str(tmp_path / "评估.pdf"))
     with open(pdf, "rb") as handle:
         assert handle.read(5) == b"%PDF-"
+    dock.deleteLater()
+
+
+@pytest.mark.parametrize("tab", ["deadlines", "evaluation"])
+def test_load_runs_in_a_task_and_cancel_discards_the_answer(
+    qgis_iface, qgis_new_project, server, tmp_path, tab
+):
+    """The GUI thread only starts the request: cancel is offered while it runs, and a canceled answer never
+    fills the table; the next load works."""
+    dock = _dock(qgis_iface, server, tmp_path, "demo_zrzy_reviewer")
+    widget = getattr(dock, tab)
+    dock.tabs.setCurrentWidget(widget)
+    table = widget.tree if tab == "deadlines" else widget.table
+    label = widget.summary_label if tab == "deadlines" else widget.status_label
+    widget.year_spin.setValue(2025)
+    assert not widget.bar.cancel_button.isEnabled()
+    widget.load_button.click()
+    assert widget.bar.cancel_button.isEnabled() and widget.bar.progress.isVisibleTo(widget)
+    widget.bar.cancel_button.click()
+    wait_until(lambda: not widget.bar.busy())
+    assert table.topLevelItemCount() == 0 and widget.rows == []
+    assert label.text() in ("Canceled.", "已取消。")
+    assert not widget.bar.cancel_button.isEnabled() and not widget.bar.progress.isVisibleTo(widget)
+    widget.load_button.click()
+    wait_until(lambda: not widget.bar.busy())
+    assert table.topLevelItemCount() > 0
     dock.deleteLater()

@@ -8,6 +8,7 @@ from qgis.core import Qgis, QgsFeature, QgsGeometry, QgsProject, QgsRectangle
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.docks.dock_submit import FID_ROLE, HuijiaoSubmitDock
 from huijiao_plugin.gui.layer_tasks import format_progress
+from tests.gui.task_support import wait_until
 from tests.integration.server_support import client_for, demo_server_fixture, dltb_layer
 
 server = demo_server_fixture("exchange-gui")
@@ -58,6 +59,7 @@ def test_one_submission_through_the_panel(dock, qgis_iface):
     dock.tabs.setCurrentWidget(dock.deadlines)
     dock.deadlines.year_spin.setValue(2025)
     dock.deadlines.load_button.click()
+    wait_until(lambda: not dock.deadlines.bar.busy())
     tree = dock.deadlines.tree
     rows = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
     dltb = [r for r in rows if r.text(0) == "年度国土变更调查地类图斑"]
@@ -91,11 +93,25 @@ def test_offline_export_and_import_through_the_panel(dock, qgis_iface, tmp_path)
     dock.select_layers([layer], "dltb_biangeng")
     exported = dock.export_offline(tmp_path / "usb")
     assert exported is not None and exported.exists()
-    loaded = dock.import_package_file(exported)
+    assert dock.import_package_file(exported) is not None  # hashes checked in a task
+    wait_until(lambda: not dock.offline.busy())
+    loaded = dock.offline.last_layers
     assert [lyr.featureCount() for lyr in loaded] == [layer.featureCount()]
-    assert dock.import_package_file(exported) == []
+    dock.import_package_file(exported)
+    wait_until(lambda: not dock.offline.busy())
+    assert dock.offline.last_layers == []
     assert "already imported" in dock.offline_label.text()
-    result = dock.register_offline_file(exported)
+    # a registration canceled at once hands nothing back; the next one gets the verified receipt
+    dock.register_offline_file(exported)
+    assert not dock.offline.register_button.isEnabled() and dock.offline.cancel_button.isVisibleTo(
+        dock.offline
+    )
+    dock.offline.cancel_button.click()
+    wait_until(lambda: not dock.offline.busy())
+    assert dock.offline.last_result is None and dock.offline_label.text() in ("Canceled.", "已取消。")
+    dock.register_offline_file(exported)
+    wait_until(lambda: not dock.offline.busy())
+    result = dock.offline.last_result
     assert result is not None and result.receipt["offline"] is True
 
 

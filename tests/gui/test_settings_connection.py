@@ -14,6 +14,7 @@ from qgis.PyQt.QtTest import QTest
 
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.dialogs.dlg_settings import HuijiaoSettingsDialog
+from tests.gui.task_support import wait_until
 from tests.integration.server_support import DEMO_PASSWORD, demo_server_fixture
 
 server = demo_server_fixture("exchange-settings", release=False)
@@ -51,6 +52,14 @@ def _dialog(qgis_parent, tmp_path, url, config_id, department="zrzy"):
     return dialog
 
 
+def _test(dialog):
+    """Press 测试连接 and wait for the answer handed back from the task."""
+    dialog.test_button.click()
+    wait_until(lambda: dialog.connection_task is None)
+    assert dialog.test_button.isEnabled() and not dialog.test_cancel_button.isEnabled()
+    return dialog.last_report
+
+
 def _server_fingerprint(url: str) -> str:
     """The key fingerprint computed here from what the server sends (sha256 of the raw Ed25519 key)."""
     key = requests.get(url + "/api/v1/server-key", timeout=30).json()["public_key"]
@@ -61,6 +70,8 @@ def test_connection_ok_names_account_and_department(qgis_parent, tmp_path, serve
     dialog = _dialog(qgis_parent, tmp_path, server.url, authcfg("demo_zrzy_submitter", DEMO_PASSWORD))
     dialog.unencrypted_check.click()  # a plain-http test server: its key may be trusted on first use
     dialog.test_button.click()
+    assert not dialog.test_button.isEnabled()  # the checks run in a task
+    wait_until(lambda: dialog.connection_task is None)
     text = dialog.test_label.text()
     lines = text.splitlines()
     assert lines[0].startswith("✔") and server.url in lines[0]
@@ -75,16 +86,16 @@ def test_connection_checks_the_key_fingerprint(qgis_parent, tmp_path, server, au
     """Over plain http the key is refused unless the test-server box is ticked or its fingerprint typed; a
     typed fingerprint that differs is refused too, naming both."""
     dialog = _dialog(qgis_parent, tmp_path, server.url, authcfg("demo_zrzy_submitter", DEMO_PASSWORD))
-    report = dialog.test_connection()
+    report = _test(dialog)
     assert not report.ok and report.steps[2][0] is False and "unencrypted" in report.steps[2][1].lower()
     right = _server_fingerprint(server.url)
     QTest.keyClicks(dialog.fingerprint_edit, right)
-    report = dialog.test_connection()
+    report = _test(dialog)
     assert report.steps[2] == (True, f"The server's signing key {right} is the one set in the settings.")
     wrong = "SHA256:" + "0" * 64
     dialog.fingerprint_edit.clear()
     QTest.keyClicks(dialog.fingerprint_edit, wrong)
-    report = dialog.test_connection()
+    report = _test(dialog)
     assert report.steps[2][0] is False and right in report.steps[2][1] and wrong in report.steps[2][1]
     dialog.fingerprint_edit.clear()
     QTest.keyClicks(dialog.fingerprint_edit, "SHA256:abc")
@@ -110,18 +121,30 @@ def test_tls_settings_saved(qgis_parent, tmp_path):
 
 def test_connection_wrong_password_wrong_department_and_no_server(qgis_parent, tmp_path, server, authcfg):
     dialog = _dialog(qgis_parent, tmp_path, server.url, authcfg("demo_zrzy_submitter", "wrong"))
-    report = dialog.test_connection()
+    report = _test(dialog)
     assert not report.ok and report.steps[-1][0] is False
     assert dialog.test_label.text().splitlines()[-1].startswith("✘")
     assert report.account == {}
 
     dialog = _dialog(qgis_parent, tmp_path, server.url, authcfg("demo_nync_reader", DEMO_PASSWORD), "zrzy")
-    report = dialog.test_connection()
+    report = _test(dialog)
     assert report.account["department"] == "nync"
     assert not report.ok and report.steps[-1][0] is False  # the settings say 自然资源
 
     dialog = _dialog(
         qgis_parent, tmp_path, "http://127.0.0.1:9", authcfg("demo_zrzy_submitter", DEMO_PASSWORD)
     )
-    report = dialog.test_connection()
+    report = _test(dialog)
     assert len(report.steps) == 1 and not report.ok and "127.0.0.1:9" in report.steps[0][1]
+
+
+def test_connection_test_can_be_canceled(qgis_parent, tmp_path, server, authcfg):
+    dialog = _dialog(qgis_parent, tmp_path, server.url, authcfg("demo_zrzy_submitter", DEMO_PASSWORD))
+    dialog.test_button.click()
+    assert dialog.test_cancel_button.isEnabled()
+    dialog.test_cancel_button.click()
+    wait_until(lambda: dialog.connection_task is None)
+    assert dialog.last_report is None and dialog.test_label.text() in ("Canceled.", "已取消。")
+    assert dialog.test_button.isEnabled()
+    assert _test(dialog).account["username"] == "demo_zrzy_submitter"  # pressed again, it answers
+    dialog.deleteLater()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import unicodedata
 
 import pytest
 from openpyxl import load_workbook
@@ -100,6 +101,7 @@ def test_package_atlas_checklist_import(inputs):
         {
             "STORE": store_path,
             "PATCH_IDS": ",".join(numbers[:2]),
+            "CONTEXT_LAYERS": [QgsVectorLayer(xzq, "XZQ", "ogr"), QgsVectorLayer(cjdcq, "CJDCQ", "ogr")],
             "DPI": 72,
             "OUTPUT": str(tmp_path / "a.pdf"),
         },
@@ -117,6 +119,18 @@ def test_package_atlas_checklist_import(inputs):
     assert re.search(r"例尺 1:[\d,]*\d", text)  # pdftotext may map 比 to a radical
     assert re.search(r"西北 \d{7}\.\d\d / \d{6}\.\d\d", text)  # 3800630.00, not 3800630
     assert "图例" in text
+    # on every page: regions by name with the code in brackets, the rule in words with its parameters,
+    # the datasets compared by their Chinese names and versions; no raw JSON or role ids
+    # (NFKC: pdftotext gives some characters as radicals, 土 as ⼟; lines wrap inside a sentence)
+    pages = [re.sub(r"\s+", "", unicodedata.normalize("NFKC", page)) for page in text.split("\f")[:2]]
+    assert len(pages) == 2
+    for page in pages:
+        # (NFKC also turns the full-width ：（）； into ASCII)
+        assert re.search(r"行政区:泾阳县\(610423\)镇\(61042310[01]\)村\(61042310[01]20[12]\)", page), page
+        assert "PBFonfarmlandwithanon-grainplantingattribute" in page
+        assert "参数:Non-grainZZSXDMcodes:FLS、WG" in page and "(e.g." not in page
+        assert "数据来源:年度国土变更调查地类图斑2023;永久基本农田保护图斑2022" in page
+        assert "{" not in page and "YJJBNTBHTB" not in page and "nongrain_codes" not in page
 
     checklist = processing.run(
         "huijiao:patchchecklist", {"STORE": store_path, "LIMIT": 2, "OUTPUT": str(tmp_path / "list.xlsx")}

@@ -13,6 +13,7 @@ from pathlib import Path
 from qgis.core import (
     Qgis,
     QgsApplication,
+    QgsFeatureRequest,
     QgsField,
     QgsFillSymbol,
     QgsLayoutExporter,
@@ -40,7 +41,14 @@ from qgis.core import (
 )
 
 from huijiao_plugin.compat import FieldType
+from huijiao_plugin.core.catalog import get_catalog
 from huijiao_plugin.core.patches import schema, workflow
+from huijiao_plugin.core.patches.atlas_text import (
+    inputs_description,
+    region_label,
+    region_names,
+    rule_description,
+)
 from huijiao_plugin.core.patches.store import PatchStore, sql_literal
 from huijiao_plugin.core.settings import AREA_UNIT_HECTARE, AREA_UNIT_M2, AREA_UNIT_MU
 from huijiao_plugin.core.units import UNIT_DECIMALS, UNIT_NAMES
@@ -50,6 +58,8 @@ log = logging.getLogger(__name__)
 
 CJK_FONT_FAMILY = "Noto Sans CJK SC"  # installed with fonts-noto-cjk; Windows falls back to a system CJK font
 NORTH_ARROW_SVG = "arrows/NorthArrow_02.svg"
+MAP_HEIGHT = 138  # mm; the map starts at 24 mm, the words about the patch follow it
+MAP_BOTTOM = 24 + MAP_HEIGHT
 
 VERIFIER_TEXT = (
     "核查结果：□ 属实　　□ 不属实　　□ 存疑\n\n"
@@ -143,17 +153,18 @@ def build_atlas_layout(
     map_item.setFrameEnabled(True)
     layout.addLayoutItem(map_item)
     map_item.attemptMove(QgsLayoutPoint(15, 24, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
-    map_item.attemptResize(QgsLayoutSize(180, 150, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
+    map_item.attemptResize(QgsLayoutSize(180, MAP_HEIGHT, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
     # an initial extent with the item's aspect ratio: without it the atlas resizes the item
     extent = coverage.extent()
     cx, cy = extent.center().x(), extent.center().y()
-    half_h = max(extent.height(), extent.width() * 150 / 180, 1.0) / 2
-    map_item.setExtent(QgsRectangle(cx - half_h * 1.2, cy - half_h, cx + half_h * 1.2, cy + half_h))
+    half_h = max(extent.height(), extent.width() * MAP_HEIGHT / 180, 1.0) / 2
+    half_w = half_h * 180 / MAP_HEIGHT
+    map_item.setExtent(QgsRectangle(cx - half_w, cy - half_h, cx + half_w, cy + half_h))
     map_item.setAtlasDriven(True)
     map_item.setAtlasScalingMode(QgsLayoutItemMap.AtlasScalingMode.Auto)
     map_item.setAtlasMargin(0.6)
     frame.attemptMove(QgsLayoutPoint(14, 23, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
-    frame.attemptResize(QgsLayoutSize(182, 152, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
+    frame.attemptResize(QgsLayoutSize(182, MAP_HEIGHT + 2, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
 
     arrow_path = _north_arrow_path()
     if arrow_path:
@@ -170,7 +181,7 @@ def build_atlas_layout(
         layout,
         "比例尺 1:[% format_number(map_get(item_variables('main'), 'map_scale'), 0) %]",
         150,
-        166,
+        MAP_BOTTOM - 8,
         44,
         6,
         9,
@@ -194,7 +205,7 @@ def build_atlas_layout(
     legend.setBackgroundEnabled(True)
     legend.setFrameEnabled(True)
     layout.addLayoutItem(legend)
-    legend.attemptMove(QgsLayoutPoint(150, 128, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
+    legend.attemptMove(QgsLayoutPoint(150, MAP_BOTTOM - 46, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
 
     scalebar = QgsLayoutItemScaleBar(layout)
     scalebar.setStyle("Single Box")
@@ -208,14 +219,17 @@ def build_atlas_layout(
     scalebar.setMaximumBarWidth(60)
     scalebar.setTextFormat(_cjk_text(scalebar.textFormat(), 8))
     layout.addLayoutItem(scalebar)
-    scalebar.attemptMove(QgsLayoutPoint(18, 162, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
+    scalebar.attemptMove(QgsLayoutPoint(18, MAP_BOTTOM - 12, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
     scalebar.setBackgroundEnabled(True)
 
     info = (
         '图斑编号：[% "number" %]　　图斑类型：[% "type_label" %]　　状态：[% "status_label" %]\n'
-        "原因：[% coalesce(\"reason\", '') %]　　规则：[% coalesce(\"rule_label\", '手工标记') %]\n"
-        '行政区：县 [% "county_code" %]　乡 [% coalesce("township_code", \'\') %]'
-        "　村 [% coalesce(\"village_code\", '') %]\n" + _area_line(unit) + "\n"
+        "原因：[% coalesce(\"reason\", '') %]\n"
+        "规则：[% coalesce(\"rule_label\", '手工标记') %]　[% coalesce(\"rule_text\", '') %]\n"
+        "数据来源：[% coalesce(\"inputs_text\", '—') %]\n"
+        '行政区：[% "county_label" %]　[% "township_label" %]　[% "village_label" %]\n'
+        + _area_line(unit)
+        + "\n"
         '中心点：经度 [% format_number("lon", 6) %]°　纬度 [% format_number("lat", 6) %]°（CGCS2000）　'
         "X " + _fixed('"gk_x"') + "　Y " + _fixed('"gk_y"') + "\n"
         "四至角点（X北/Y东）：西北 "
@@ -226,9 +240,9 @@ def build_atlas_layout(
         "　　　　　　　　　　西南 " + _corner("y_min", "x_min") + "　东南 " + _corner("y_min", "x_max") + "\n"
         '坐标系：[% @project_crs %]　　唯一标识：[% "uuid" %]'
     )
-    _label(layout, info, 15, 178, 180, 52, 9)
-    _label(layout, "外业核查（现场填写）", 15, 232, 180, 6, 10, bold=True)
-    _label(layout, VERIFIER_TEXT, 15, 239, 180, 45, 9)
+    _label(layout, info, 15, MAP_BOTTOM + 3, 180, 64, 9)
+    _label(layout, "外业核查（现场填写）", 15, 236, 180, 6, 10, bold=True)
+    _label(layout, VERIFIER_TEXT, 15, 243, 180, 45, 9)
 
     atlas = layout.atlas()
     atlas.setCoverageLayer(coverage)
@@ -238,6 +252,38 @@ def build_atlas_layout(
     atlas.setSortExpression('"number"')
     atlas.setFilenameExpression('"number"')
     return layout
+
+
+def _words_expressions(coverage: QgsVectorLayer, context_layers: list) -> dict[str, str]:
+    """Expressions for the words of each page (region names, the rule in words, the source datasets by
+    name): one CASE branch per distinct stored value of the patches printed."""
+    names = region_names(context_layers)
+    catalog = get_catalog()
+    codes: dict[str, set[str]] = {"county_code": set(), "township_code": set(), "village_code": set()}
+    rules: set[tuple[str, str]] = set()
+    inputs: set[str] = set()
+    for feature in coverage.getFeatures(QgsFeatureRequest().setFlags(QgsFeatureRequest.Flag.NoGeometry)):
+        for field, values in codes.items():
+            values.add(_text(feature[field]))
+        rules.add((_text(feature["rule_id"]), _text(feature["rule_params"])))
+        inputs.add(_text(feature["inputs"]))
+    out = {}
+    for field, values in codes.items():
+        labels = {code: region_label(code, names, catalog) for code in values if code}
+        out[field.replace("_code", "_label")] = f"coalesce({_case_expression(field, labels)}, '')"
+    rule_whens = " ".join(
+        f"WHEN coalesce(\"rule_id\", '') = {sql_literal(rule)} AND coalesce(\"rule_params\", '') = "
+        f"{sql_literal(params)} THEN {sql_literal(rule_description(rule, params))}"
+        for rule, params in sorted(rules)
+    )
+    out["rule_text"] = f"CASE {rule_whens} ELSE '' END" if rules else "''"
+    labels = {value: inputs_description(value, catalog) for value in inputs if value}
+    out["inputs_text"] = _case_expression("inputs", labels) if labels else "''"
+    return out
+
+
+def _text(value: object) -> str:
+    return "" if value is None or str(value) == "NULL" else str(value)
 
 
 def _area_line(unit: str) -> str:
@@ -277,6 +323,8 @@ def export_atlas(
     coverage.addExpressionField(
         _case_expression("rule_id", rule_labels()), QgsField("rule_label", FieldType.String)
     )
+    for name, expression in _words_expressions(coverage, context_layers or []).items():
+        coverage.addExpressionField(expression, QgsField(name, FieldType.String))
     symbol = QgsFillSymbol.createSimple(
         {"color": "255,0,0,25", "outline_color": "255,0,0", "outline_width": "0.4"}
     )

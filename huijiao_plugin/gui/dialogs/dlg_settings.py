@@ -12,28 +12,32 @@ from pathlib import Path
 
 from qgis.core import QgsApplication, QgsSettings
 from qgis.gui import QgsAuthConfigSelect, QgsFileWidget
-from qgis.PyQt.QtCore import QCoreApplication, Qt, QUrl
+from qgis.PyQt.QtCore import Qt, QUrl
 from qgis.PyQt.QtWidgets import (
-    QApplication,
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
 )
 
 from huijiao_plugin.core.connection_check import ConnectionReport, check_connection
+from huijiao_plugin.core.exchange.client import ExchangeClient
+from huijiao_plugin.core.exchange.transport import ExchangeError
 from huijiao_plugin.core.settings import (
     AREA_UNITS,
     DEPARTMENTS,
     HuijiaoSettings,
     is_valid_region_code,
 )
+from huijiao_plugin.gui.server_task import ServerTask, start_server_task
 from huijiao_plugin.gui.user_context import area_unit_label, department_label, load_region_names, region_name
 from huijiao_plugin.toolbelt.i18n import tr
 
@@ -54,6 +58,9 @@ class HuijiaoSettingsDialog(QDialog):
         self.settings = HuijiaoSettings.load(settings)
         #: builds the client for 测试连接 from the entered values (default: server, auth manager, proxy)
         self.client_factory = None
+        self.connection_task: ServerTask | None = None
+        #: the answer of the last finished 测试连接 (None while it runs or after a cancel)
+        self.last_report: ConnectionReport | None = None
         self._region_names = load_region_names()
 
         layout = QVBoxLayout(self)
@@ -122,7 +129,17 @@ class HuijiaoSettingsDialog(QDialog):
         self.test_label.setObjectName("test_connection_label")
         self.test_label.setWordWrap(True)
         self.test_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        server_form.addRow("", self.test_button)
+        self.test_cancel_button = QToolButton(server_box)
+        self.test_cancel_button.setObjectName("test_connection_cancel_button")
+        self.test_cancel_button.setIcon(QgsApplication.getThemeIcon("mTaskCancel.svg"))
+        self.test_cancel_button.setToolTip(tr("Stop waiting for the server"))
+        self.test_cancel_button.setEnabled(False)
+        self.test_cancel_button.clicked.connect(self.cancel_connection_test)
+        test_row = QHBoxLayout()
+        test_row.addWidget(self.test_button)
+        test_row.addWidget(self.test_cancel_button)
+        test_row.addStretch(1)
+        server_form.addRow("", test_row)
         server_form.addRow("", self.test_label)
         layout.addWidget(server_box)
 
@@ -161,19 +178,51 @@ class HuijiaoSettingsDialog(QDialog):
         self._show(self.settings)
 
     # --- 测试连接 ------------------------------------------------------------------------------------
-    def test_connection(self) -> ConnectionReport:
-        """Check the server, TLS, account and department with the values as entered (not saved)."""
+    def test_connection(self) -> ServerTask | None:
+        """Check the server, TLS, account and department with the values as entered (not saved), in a
+        task; the answer appears in ``test_label`` and ``last_report`` when the server has answered."""
+        if self.connection_task is not None:
+            return None
+        values = self.values()
+        # the client is built here, on the main thread (auth manager, settings); its calls run in the task
+        try:
+            client = (self.client_factory or ExchangeClient.from_settings)(values)
+        except ExchangeError as error:
+            client = error
+        self.last_report = None
         self.test_label.setText(tr("Connecting…"))
         self.test_label.setStyleSheet("")
-        QCoreApplication.processEvents()
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            report = check_connection(self.values(), self.client_factory)
-        finally:
-            QApplication.restoreOverrideCursor()
+        self.test_button.setEnabled(False)
+        self.test_cancel_button.setEnabled(True)
+
+        def work(_task: ServerTask) -> ConnectionReport:
+            if isinstance(client, ExchangeError):
+                return ConnectionReport(steps=[(False, str(client))])
+            return check_connection(values, lambda _settings: client)
+
+        self.connection_task = ServerTask(tr("Testing the connection"), work)
+        return start_server_task(self, self.connection_task, self._tested)
+
+    def _tested(self, task: ServerTask, ok: bool) -> None:
+        self.connection_task = None
+        self.test_button.setEnabled(True)
+        self.test_cancel_button.setEnabled(False)
+        if not ok:
+            self.test_label.setText(task.error if task.error else tr("Canceled."))
+            self.test_label.setStyleSheet(ERROR_STYLE if task.error else "")
+            return
+        report: ConnectionReport = task.result
+        self.last_report = report
         self.test_label.setText(report.text())
         self.test_label.setStyleSheet(OK_STYLE if report.ok else ERROR_STYLE)
-        return report
+
+    def cancel_connection_test(self) -> None:
+        if self.connection_task is not None:
+            self.connection_task.cancel()
+
+    def done(self, result: int) -> None:  # accept or reject: a running test is no longer wanted
+        self.cancel_connection_test()
+        super().done(result)
 
     # --- state <-> widgets -------------------------------------------------------------------------
     def _show(self, settings: HuijiaoSettings) -> None:

@@ -33,6 +33,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from huijiao_plugin.core.catalog import DATASET_ROLES
 from huijiao_plugin.core.compare.engine import CompareCanceledError, CompareError, CountyOverlay
 from huijiao_plugin.core.compare.presets import LEVELS, PRESETS, run_preset
 from huijiao_plugin.core.compare.rules import RuleProfile, RuleProfileError
@@ -57,18 +58,6 @@ log = logging.getLogger(__name__)
 PRESET_ORDER = list(PRESETS)  # the declaration order
 ALL_ROLES = ["DLTB", "DLTB_N1", "PBF", "HSF", "STBHHX", "YZGHQ", "TRHJZL", "JCTB", "A", "B", "XZQ", "CJDCQ"]
 # catalog dataset id -> role (core/recognition.py)
-DATASET_ROLES = {
-    "dltb_sandiao": "DLTB",
-    "dltb_biangeng": "DLTB",
-    "yjjbnt": "PBF",
-    "gbznt": "HSF",
-    "stbhhx": "STBHHX",
-    "yzghq": "YZGHQ",
-    "trhjzl": "TRHJZL",
-    "jctb": "JCTB",
-    "xzq": "XZQ",
-    "cjdcq": "CJDCQ",
-}
 # fallback: layer-name hints per role (upper case, without separators)
 NAME_HINTS = {
     "DLTB": ("DLTB",),

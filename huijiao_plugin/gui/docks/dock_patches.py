@@ -20,13 +20,10 @@ from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
     QAbstractScrollArea,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QMenu,
     QPushButton,
     QSplitter,
@@ -47,13 +44,14 @@ from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError
 from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import AREA_UNITS, HuijiaoSettings
 from huijiao_plugin.core.styles import SELECTION_RGBA
-from huijiao_plugin.core.units import UNIT_NAMES, area_header, area_text, convert_area
+from huijiao_plugin.core.units import area_header, area_text
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
 from huijiao_plugin.gui.widgets.wdg_patch_detail import (
     HuijiaoPatchConflictsWidget,
     HuijiaoPatchDetailViews,
     local_time,
 )
+from huijiao_plugin.gui.widgets.wdg_patch_filters import HuijiaoPatchFilters
 from huijiao_plugin.gui.widgets.wdg_patch_status import HuijiaoPatchStatusWidget
 from huijiao_plugin.toolbelt.i18n import tr
 
@@ -124,39 +122,12 @@ class HuijiaoPatchesDock(QgsDockWidget):
         layout.addLayout(store_row)
 
         # filters
-        filters = QFormLayout()
-        self.type_filter = QComboBox(body)
-        self.type_filter.addItem(tr("All types"), "")
-        for code, label in schema.PATCH_TYPES.items():
-            self.type_filter.addItem(label, code)
-        self.status_filter = QComboBox(body)
-        self.status_filter.addItem(tr("All statuses"), "")
-        for code, label in workflow.STATUSES.items():
-            self.status_filter.addItem(label, code)
-        self.region_filter = QLineEdit(body)
-        self.region_filter.setPlaceholderText(tr("Region code prefix (county/township/village)"))
-        area_row = QHBoxLayout()
-        self.area_min = QDoubleSpinBox(body)
-        self.area_max = QDoubleSpinBox(body)
-        for spin in (self.area_min, self.area_max):
-            spin.setRange(0.0, 1e9)
-            spin.setDecimals(2)
-            spin.setSuffix(" " + UNIT_NAMES[self.session.settings.area_unit])
-        self.area_max.setSpecialValueText(tr("no limit"))
-        area_row.addWidget(self.area_min)
-        area_row.addWidget(QLabel("–", body))
-        area_row.addWidget(self.area_max)
-        first = QHBoxLayout()
-        for widget in (self.type_filter, self.status_filter, self.region_filter):
-            first.addWidget(widget, 1)
-        filters.addRow(first)
-        filters.addRow(tr("Area"), area_row)
-        layout.addLayout(filters)
-        for widget in (self.type_filter, self.status_filter):
-            widget.currentIndexChanged.connect(self.apply_filters)
-        self.region_filter.textChanged.connect(self.apply_filters)
-        self.area_min.valueChanged.connect(self.apply_filters)
-        self.area_max.valueChanged.connect(self.apply_filters)
+        self.filters = HuijiaoPatchFilters(self.session.settings.area_unit, body)
+        self.type_filter, self.status_filter = self.filters.type_filter, self.filters.status_filter
+        self.region_filter = self.filters.region_filter
+        self.area_min, self.area_max = self.filters.area_min, self.filters.area_max
+        self.filters.changed.connect(self.apply_filters)
+        layout.addWidget(self.filters)
 
         splitter = QSplitter(Qt.Orientation.Vertical, body)
         self.table = QTableWidget(0, len(COLUMNS), splitter)
@@ -250,9 +221,8 @@ class HuijiaoPatchesDock(QgsDockWidget):
             view.setMinimumHeight(48)
         # the path's clear button (Qt draws it 2 px narrower than its icon); a store is changed, not cleared
         self.file_widget.lineEdit().setShowClearButton(False)
-        for combo in (self.type_filter, self.status_filter, self.mode_combo):
-            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(4)
+        self.mode_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.mode_combo.setMinimumContentsLength(4)
         self.setWidget(body)
         self.apply_settings(self.session.settings)
         self.session.settingsChanged.connect(self.apply_settings)
@@ -267,8 +237,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         """Show the department, region and server the panel works with."""
         self.context_widget.apply_settings(settings)
         self.status_widget.user = settings.unit_name
-        for spin in (self.area_min, self.area_max):
-            spin.setSuffix(" " + UNIT_NAMES[settings.area_unit])
+        self.filters.set_unit(settings.area_unit)
         self.apply_filters()
 
     def _file_chosen(self, path: str) -> None:
@@ -367,26 +336,8 @@ class HuijiaoPatchesDock(QgsDockWidget):
         else:
             self._message(tr("{n} conflicts resolved").format(n=count), Qgis.MessageLevel.Success)
 
-    def _matches(self, row: dict) -> bool:
-        patch_type = self.type_filter.currentData()
-        status = self.status_filter.currentData()
-        region = self.region_filter.text().strip()
-        if patch_type and row["patch_type"] != patch_type:
-            return False
-        if status and row["status"] != status:
-            return False
-        if region and not any(
-            (row.get(key) or "").startswith(region)
-            for key in ("county_code", "township_code", "village_code")
-        ):
-            return False
-        area = convert_area(row["area_m2"] or 0.0, self.session.settings.area_unit)
-        if area < self.area_min.value():
-            return False
-        return not (self.area_max.value() > 0 and area > self.area_max.value())
-
     def filtered_rows(self) -> list[dict]:
-        return [row for row in self.rows if self._matches(row)]
+        return [row for row in self.rows if self.filters.matches(row)]
 
     def filtered_uuids(self) -> list[str]:
         return [row["uuid"] for row in self.filtered_rows()]

@@ -50,6 +50,7 @@ from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.layer_tasks import LayerTask, Worker, format_progress
 from huijiao_plugin.gui.package_flow import PackageFlow
+from huijiao_plugin.gui.server_task import ServerTask
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
 from huijiao_plugin.gui.widgets.wdg_deadlines import HuijiaoDeadlinesWidget
 from huijiao_plugin.gui.widgets.wdg_evaluation import HuijiaoEvaluationWidget
@@ -408,10 +409,12 @@ class HuijiaoSubmitDock(PackageFlow, QgsDockWidget):
     def refresh_deadlines(self) -> None:
         self.deadlines.refresh()
 
-    def import_package_file(self, path: str | Path) -> list[QgsVectorLayer]:
+    def import_package_file(self, path: str | Path) -> ServerTask | None:
+        """In a task; the loaded layers are in ``offline.last_layers`` when it has ended."""
         return self.offline.import_package_file(path)
 
-    def register_offline_file(self, path: str | Path) -> SubmitResult | None:
+    def register_offline_file(self, path: str | Path) -> ServerTask | None:
+        """In a task; the verified receipt is in ``offline.last_result`` when it has ended."""
         return self.offline.register_offline_file(path)
 
     # ----------------------------------------------------------------------------------------- offline

@@ -3,17 +3,11 @@ left, monitoring exchanges this year against the twice-a-year rule; overdue item
 
 from __future__ import annotations
 
-import datetime as _dt
-
-from qgis.core import QgsApplication
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QBrush, QColor, QFont
 from qgis.PyQt.QtWidgets import (
-    QHBoxLayout,
     QHeaderView,
     QLabel,
-    QSpinBox,
-    QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -23,7 +17,9 @@ from qgis.PyQt.QtWidgets import (
 from huijiao_plugin.core.exchange.transport import ExchangeError
 from huijiao_plugin.core.exchange_calendar import CalendarRow, calendar_rows, local_time, status_label
 from huijiao_plugin.core.session import Session
+from huijiao_plugin.gui.server_task import ServerTask
 from huijiao_plugin.gui.user_context import region_display
+from huijiao_plugin.gui.widgets.wdg_year_bar import HuijiaoYearBar
 from huijiao_plugin.toolbelt.i18n import tr
 
 OVERDUE_COLOR = "#c0392b"
@@ -32,7 +28,7 @@ STATUS_COLORS = {"met": "#1a7f37", "late": "#9a6700", "pending": "#0550ae", "ove
 
 
 class HuijiaoDeadlinesWidget(QWidget):
-    """Year, a load button and the calendar table; ``refresh()`` asks the server."""
+    """Year bar and the calendar table; ``refresh()`` asks the server in a task."""
 
     def __init__(self, session: Session, parent=None):
         super().__init__(parent)
@@ -40,23 +36,13 @@ class HuijiaoDeadlinesWidget(QWidget):
         self.session = session
         self.rows: list[CalendarRow] = []
         layout = QVBoxLayout(self)
-        bar = QHBoxLayout()
-        bar.addWidget(QLabel(tr("Year"), self))
-        self.year_spin = QSpinBox(self)
-        self.year_spin.setObjectName("HuijiaoDeadlinesYear")
-        self.year_spin.setRange(2000, 2100)
-        self.year_spin.setValue(_dt.date.today().year)
-        bar.addWidget(self.year_spin)
-        self.load_button = QToolButton(self)
+        self.bar = HuijiaoYearBar(
+            "Deadlines", tr("Ask the exchange server what your department owes this year"), self
+        )
+        self.year_spin, self.load_button = self.bar.year_spin, self.bar.load_button
         self.load_button.setObjectName("HuijiaoDeadlinesButton")
-        self.load_button.setIcon(QgsApplication.getThemeIcon("mActionRefresh.svg"))
-        self.load_button.setText(tr("Load"))
-        self.load_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.load_button.setToolTip(tr("Ask the exchange server what your department owes this year"))
         self.load_button.clicked.connect(self.refresh)
-        bar.addWidget(self.load_button)
-        bar.addStretch(1)
-        layout.addLayout(bar)
+        layout.addWidget(self.bar)
         self.tree = QTreeWidget(self)
         self.tree.setObjectName("HuijiaoDeadlinesTree")
         self.tree.setRootIsDecorated(False)
@@ -71,16 +57,29 @@ class HuijiaoDeadlinesWidget(QWidget):
         self.summary_label.setWordWrap(True)
         layout.addWidget(self.summary_label)
 
-    def refresh(self) -> list[CalendarRow] | None:
-        """Load the calendar of the chosen year (a short request; fails fast with a message)."""
+    def refresh(self) -> ServerTask | None:
+        """Load the calendar of the chosen year in a task; the table fills when the server has answered."""
+        if self.bar.busy():
+            return None
         self.tree.clear()
+        self.rows = []
         try:
             client = self.session.client()
-            client.max_retries = 1  # interactive: fail fast instead of retrying in the GUI thread
-            body = client.deadlines(self.year_spin.value())
         except ExchangeError as error:
             self.summary_label.setText(str(error))
             return None
+        client.max_retries = 1  # interactive: fail fast, the user presses the button again
+        year = self.year_spin.value()
+        self.summary_label.setText(tr("Asking the server…"))
+        return self.bar.run(
+            tr("Loading the exchange calendar"), lambda _task: (year, client.deadlines(year)), self._loaded
+        )
+
+    def _loaded(self, task: ServerTask, ok: bool) -> None:
+        if not ok:
+            self.summary_label.setText(task.error if task.error else tr("Canceled."))
+            return
+        year, body = task.result
         self.rows = calendar_rows(body, self.session.settings.department, self.session.dataset_name)
         for row in self.rows:
             self.tree.addTopLevelItem(self._item(row))
@@ -88,10 +87,9 @@ class HuijiaoDeadlinesWidget(QWidget):
             self.tree.resizeColumnToContents(column)
         overdue = sum(1 for r in self.rows if r.overdue)
         text = tr("{n} obligations in {year}, {overdue} overdue (as of {day}).").format(
-            n=len(self.rows), year=self.year_spin.value(), overdue=overdue, day=local_time(body.get("as_of"))
+            n=len(self.rows), year=year, overdue=overdue, day=local_time(body.get("as_of"))
         )
         self.summary_label.setText(text)
-        return self.rows
 
     def _item(self, row: CalendarRow) -> QTreeWidgetItem:
         item = QTreeWidgetItem(

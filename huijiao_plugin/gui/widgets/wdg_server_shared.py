@@ -11,9 +11,7 @@ from typing import Any, Callable
 
 from qgis.core import (
     Qgis,
-    QgsApplication,
     QgsProject,
-    QgsTask,
     QgsVectorLayer,
 )
 from qgis.PyQt import sip
@@ -34,13 +32,14 @@ from qgis.PyQt.QtWidgets import (
 from huijiao_plugin.core.catalog import DEPARTMENT_GROUPS
 from huijiao_plugin.core.exchange.client import ExchangeClient
 from huijiao_plugin.core.exchange.offline import PACKAGE_PROPERTY, load_imported_layers, open_package
-from huijiao_plugin.core.exchange.transport import ExchangeError, TransferControl
+from huijiao_plugin.core.exchange.transport import ExchangeError
 from huijiao_plugin.core.exchange.upload import TransferCanceledError
 from huijiao_plugin.core.one_map import (
     set_project_crs,
 )
 from huijiao_plugin.core.package import ImportedPackage, PackageError, default_state_dir
 from huijiao_plugin.core.settings import HuijiaoSettings
+from huijiao_plugin.gui.server_task import ServerTask, start_server_task
 from huijiao_plugin.gui.user_context import region_display
 from huijiao_plugin.toolbelt.i18n import tr
 
@@ -75,57 +74,6 @@ def newest_per_dataset(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if key not in best or rank(version) > rank(best[key]):
             best[key] = version
     return sorted(best.values(), key=lambda v: (v.get("dataset_id", ""), v.get("region_code", "")))
-
-
-class ServerTask(QgsTask):
-    """One blocking exchange-server call (list, download, feed) in the task manager's thread.
-
-    ``func(task)`` returns the result; it reports progress with :meth:`report` and is canceled through
-    ``task.control`` (the client stops after the current block). The error is kept as a user message."""
-
-    def __init__(self, description: str, func: Callable[[ServerTask], Any], background: bool = False):
-        # a background check (the feed's long poll) is canceled silently when QGIS closes: without the
-        # flag QGIS 3.40/3.44 ask "cancel these active tasks?" on exit and the desktop stays open
-        flags = QgsTask.Flag.CanCancel
-        if background:
-            flags = flags | QgsTask.Flag.CancelWithoutPrompt
-        super().__init__(description, flags)
-        self.func = func
-        self.control = TransferControl()
-        self.result: Any = None
-        self.error = ""
-        self.canceled_by_user = False
-        self.done_bytes = 0
-        self.total_bytes = 0
-        self.started = time.monotonic()
-        self.first_offset: int | None = None
-
-    def report(self, done: int, total: int) -> None:
-        if self.first_offset is None:
-            self.first_offset = done
-            self.started = time.monotonic()
-        self.done_bytes, self.total_bytes = done, total
-        if total > 0:
-            self.setProgress(100.0 * done / total)
-
-    def run(self) -> bool:
-        try:
-            self.result = self.func(self)
-            return True
-        except TransferCanceledError:
-            self.canceled_by_user = True
-            self.error = tr("The download was canceled.")
-        except (ExchangeError, PackageError) as error:
-            self.error = str(error)
-        except Exception as error:  # noqa: BLE001 - a task must never raise; shown to the user
-            log.exception("exchange task %s failed", self.description())
-            self.error = str(error)
-        return False
-
-    def cancel(self) -> None:
-        self.canceled_by_user = True
-        self.control.cancel()
-        super().cancel()
 
 
 class ServerSharedTab:
@@ -256,8 +204,8 @@ class ServerSharedTab:
         if progress:
             task.progressChanged.connect(lambda _value: self._show_download_progress(task))
 
-        def finish(ok: bool):
-            if sip.isdeleted(self) or sip.isdeleted(self.server_tree):
+        def finish(task: ServerTask, ok: bool):
+            if sip.isdeleted(self.server_tree):
                 return
             self.server_task = None
             self.server_refresh_button.setEnabled(True)
@@ -266,9 +214,7 @@ class ServerSharedTab:
             self.server_progress.setVisible(False)
             done(task, ok)
 
-        task.taskCompleted.connect(lambda: finish(True))
-        task.taskTerminated.connect(lambda: finish(False))
-        QgsApplication.taskManager().addTask(task)
+        start_server_task(self, task, finish)
 
     def _show_download_progress(self, task: ServerTask):
         if sip.isdeleted(self) or sip.isdeleted(self.server_progress) or task.total_bytes <= 0:
@@ -479,16 +425,13 @@ class ServerSharedTab:
         task = ServerTask(tr("Checking the server for new shared data"), work, background=True)
         self.feed_task = task
 
-        def finish(ok: bool):
-            if sip.isdeleted(self) or sip.isdeleted(self.server_tree):
+        def finish(task: ServerTask, ok: bool):
+            if sip.isdeleted(self.server_tree):
                 return
             self.feed_task = None
             self._feed_done(task, ok, quiet)
 
-        task.taskCompleted.connect(lambda: finish(True))
-        task.taskTerminated.connect(lambda: finish(False))
-        QgsApplication.taskManager().addTask(task)
-        return task
+        return start_server_task(self, task, finish)
 
     def _timed_poll(self):
         self.poll_feed(FEED_WAIT_SECONDS, quiet=True)
