@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -144,6 +145,16 @@ audit = Table(
     Column("client_ip", String(64), nullable=False, default=""),
 )
 Index("ix_audit_action", audit.c.action, audit.c.target)
+
+# failed logins per key (the sha256 of "account:<name>" or "address:<ip>") in a window that starts at the
+# first failure: shared by every worker process (exchange_server/services/guard.py)
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", Float, nullable=False),  # seconds since the epoch
+)
 
 _SQLITE_TRIGGERS = [
     "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit "

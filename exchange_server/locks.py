@@ -9,14 +9,15 @@ worker's session ends and its locks with it).
 On SQLite (one serving process per database file) the same call takes an in-process lock that is
 removed as soon as nobody holds or waits for it.
 
-Where the services call it (one place each):
+Where they are taken (one place each):
 
-* commit of an upload: ``with named_lock(engine, "commit:" + upload_id)`` around reading the upload,
-  the duplicate check, the package check and recording the submission; and
-  ``named_lock(engine, "package:" + sha256)`` inside it, so that two uploads of the same package never
-  record two submissions;
-* a tus PATCH: ``named_lock(engine, "upload:" + upload_id, wait=False)`` -- not acquired means another
-  request is writing this upload: answer 423 UPLOAD_LOCKED.
+* ``named_lock(engine, "upload:" + upload_id)``: every writer of one upload. A tus PATCH and a DELETE
+  try it (``wait=False``; not acquired means another request is writing this upload: 423 UPLOAD_LOCKED),
+  a commit waits for it, the expiry clean-up tries it and leaves a held upload for its next round;
+* ``named_lock(engine, "package:" + sha256)`` inside a commit, so that two uploads of the same package
+  never record two submissions;
+* ``transaction_locked(engine, "versions:" + ...)``: the transaction that numbers a new version of one
+  (dataset, region, period) holds the lock until it commits, so that the next one reads the number it wrote.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 
@@ -104,3 +105,16 @@ def named_lock(engine: Engine, name: str, wait: bool = True) -> Iterator[bool]:
             if acquired:
                 conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
                 conn.commit()
+
+
+@contextmanager
+def transaction_locked(engine: Engine, name: str) -> Iterator[Connection]:
+    """``engine.begin()`` with the lock ``name`` held until the transaction ends (PostgreSQL: a transaction
+    advisory lock, released by the commit or the rollback; SQLite: an in-process lock around it)."""
+    if engine.dialect.name != "postgresql":
+        with LOCAL_LOCKS.hold(name, True), engine.begin() as conn:
+            yield conn
+        return
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(name)})
+        yield conn

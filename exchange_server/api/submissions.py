@@ -28,10 +28,9 @@ async def commit(
     account: dict = Depends(current_account),
     ex: Exchange = Depends(exchange),
 ) -> JSONResponse:
-    async with request.app.state.uploads.lock(body.upload_id):
-        envelope, created = await run_in_threadpool(
-            ex.commit, account, body.upload_id, body.package_sha256, body.manifest, client_ip(request)
-        )
+    envelope, created = await run_in_threadpool(  # the upload's lock is held by the service
+        ex.commit, account, body.upload_id, body.package_sha256, body.manifest, client_ip(request)
+    )
     return _answer(envelope, created)
 
 

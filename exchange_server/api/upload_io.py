@@ -1,4 +1,4 @@
-"""Receiving tus PATCH bodies: the per-upload locks, the running sha256 between PATCH requests, and the
+"""Receiving tus PATCH bodies: the per-upload lock, the running sha256 between PATCH requests, and the
 pipelined write + hash of a body into the part file."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from starlette.requests import ClientDisconnect
 
 from exchange_server.api.part_writer import Batch, PartWriter, file_sha256, prefix_hash, update_hash
 from exchange_server.errors import ApiError
+from exchange_server.locks import named_lock
 from exchange_server.services import Exchange
 
 LOG = logging.getLogger(__name__)
@@ -35,32 +36,23 @@ class UploadReceiver:
 
     def __init__(self, ex: Exchange) -> None:
         self.ex = ex
-        self.locks: dict[str, list] = {}  # upload id -> [lock, requests holding or waiting]
+        # a cache of this process (a PATCH through another worker finds none and rebuilds or re-reads)
         self.running_hash: dict[str, tuple[int, Any]] = {}
         self.staging: list[mmap.mmap] = []  # free page-aligned staging buffers, reused across PATCH requests
 
-    def busy(self) -> set[str]:
-        """Uploads a request is working on right now (the expiry clean-up leaves them alone)."""
-        return set(self.locks)
-
     @contextlib.asynccontextmanager
-    async def lock(self, upload_id: str, wait: bool = True) -> AsyncIterator[None]:
-        """Hold the upload's lock: wait for it (commits of one upload run one after the other) or, with
-        ``wait`` False, refuse (423) when another request holds it. The entry lives only while a request
-        holds or waits for it, so the table never grows with ids nobody is working on."""
-        entry = self.locks.get(upload_id)
-        if entry is None:
-            entry = self.locks[upload_id] = [asyncio.Lock(), 0]
-        elif not wait:
-            raise ApiError("UPLOAD_LOCKED")
-        entry[1] += 1
+    async def lock(self, upload_id: str) -> AsyncIterator[None]:
+        """Hold the upload's lock, or refuse (423) when another request of any worker process holds it (a
+        database lock on PostgreSQL, exchange_server/locks.py): two PATCHes of one upload never write at
+        once, a DELETE never removes the file under a PATCH or a commit."""
+        held = named_lock(self.ex.engine, "upload:" + upload_id, wait=False)
+        acquired = await run_in_threadpool(held.__enter__)
         try:
-            async with entry[0]:
-                yield
+            if not acquired:
+                raise ApiError("UPLOAD_LOCKED")
+            yield
         finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del self.locks[upload_id]
+            await run_in_threadpool(held.__exit__, None, None, None)
 
     async def receive(
         self,

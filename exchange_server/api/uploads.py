@@ -118,7 +118,7 @@ async def tus_patch(
     prefix = checksum_header(request, "Upload-Prefix-Checksum", ("sha256",))
     prefix_digest = prefix[1] if prefix is not None else None
     uploads = request.app.state.uploads
-    async with uploads.lock(upload_id, wait=False):
+    async with uploads.lock(upload_id):
         row = await run_in_threadpool(ex.get_upload, account, upload_id)
         if row["state"] != "active":
             raise ApiError(
@@ -138,7 +138,7 @@ async def tus_delete(
     upload_id: str, request: Request, account: dict = Depends(tus_account), ex: Exchange = Depends(exchange)
 ) -> Response:
     uploads = request.app.state.uploads
-    async with uploads.lock(upload_id, wait=False):
+    async with uploads.lock(upload_id):
         await run_in_threadpool(ex.terminate_upload, account, upload_id, client_ip(request))
     uploads.running_hash.pop(upload_id, None)
     return Response(status_code=204, headers=TUS_HEADERS)

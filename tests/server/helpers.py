@@ -106,15 +106,22 @@ class ServerProcess:
     """``python -m exchange_server serve`` on 127.0.0.1, port chosen by the OS (read from --port-file)."""
 
     def __init__(
-        self, data_dir: Path, catalog_dir: Path, db_url: str | None = None, extra: list[str] | None = None
+        self,
+        data_dir: Path,
+        catalog_dir: Path,
+        db_url: str | None = None,
+        extra: list[str] | None = None,
+        tag: str = "",
     ):
+        """``tag``: a name for the port and log files of a second process on the same data directory."""
         self.data_dir = data_dir
+        self.tag = data_dir.name + tag
         self.catalog_dir = catalog_dir
         self.db_url = db_url
         self.extra = extra or []
         self.proc: subprocess.Popen | None = None
         self.port = 0
-        self.log_path = data_dir.parent / (data_dir.name + ".log")
+        self.log_path = data_dir.parent / (self.tag + ".log")
 
     def base_args(self) -> list[str]:
         args = ["--data", str(self.data_dir), "--catalog", str(self.catalog_dir)]
@@ -128,7 +135,7 @@ class ServerProcess:
         return json.loads(out.stdout)
 
     def start(self) -> ServerProcess:
-        port_file = self.data_dir.parent / (self.data_dir.name + ".port")
+        port_file = self.data_dir.parent / (self.tag + ".port")
         port_file.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "exchange_server", "serve", *self.base_args(), "--host", "127.0.0.1"]
         cmd += [
