@@ -63,9 +63,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
     if getattr(args, "base_submitters", None):
         cfg.base_submitters = tuple(args.base_submitters.split(","))
     if getattr(args, "login_trusted_networks", None):
-        cfg.login_trusted_networks = tuple(
-            n.strip() for n in args.login_trusted_networks.split(",") if n.strip()
-        )
+        cfg.login_trusted_networks = args.login_trusted_networks
     return cfg
 
 
