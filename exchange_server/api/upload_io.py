@@ -115,6 +115,11 @@ class UploadReceiver:
 
         syncing: list = []
 
+        async def refused(detail: dict) -> None:
+            await run_in_threadpool(
+                self.ex.audit, "upload.patch", "refused", account, "upload:" + upload_id, detail, ip
+            )
+
         async def sync_to(pos: int) -> None:
             await run_in_threadpool(os.fsync, fd)
             await run_in_threadpool(self.ex.set_offset, upload_id, pos, None, account, ip)
@@ -163,26 +168,10 @@ class UploadReceiver:
                     self.running_hash[upload_id] = (offset, start)
                 if too_long:
                     await run_in_threadpool(self.ex.set_offset, upload_id, offset, None, account, ip)
-                    await run_in_threadpool(
-                        self.ex.audit,
-                        "upload.patch",
-                        "refused",
-                        account,
-                        "upload:" + upload_id,
-                        {"code": "UPLOAD_BEYOND_LENGTH"},
-                        ip,
-                    )
+                    await refused({"code": "UPLOAD_BEYOND_LENGTH"})
                     raise ApiError("UPLOAD_BEYOND_LENGTH")
                 if not disconnected:
-                    await run_in_threadpool(
-                        self.ex.audit,
-                        "upload.patch",
-                        "refused",
-                        account,
-                        "upload:" + upload_id,
-                        {"code": "CHECKSUM_MISMATCH", "offset": offset},
-                        ip,
-                    )
+                    await refused({"code": "CHECKSUM_MISMATCH", "offset": offset})
                     raise ApiError("CHECKSUM_MISMATCH", headers={"Upload-Offset": str(offset)})
                 return offset
             await run_in_threadpool(os.fsync, fd)
