@@ -5,9 +5,7 @@ let the other one pass: the tests alternate the workers so that they fail with p
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import http.client
 import threading
 import time
 
@@ -15,7 +13,16 @@ import pytest
 import requests
 
 from tests.server.conftest import ADMIN_PASSWORD, PASSWORD, PG_SKIP, PgSchema, pg_url
-from tests.server.helpers import API, Client, ServerProcess, build_package, db_rows, login, write_catalog
+from tests.server.helpers import (
+    API,
+    Client,
+    ServerProcess,
+    build_package,
+    db_rows,
+    login,
+    slow_patch,
+    write_catalog,
+)
 
 ACCOUNT_LIMIT = 4
 ADDRESS_LIMIT = 10
@@ -80,30 +87,6 @@ def test_address_throttle_counts_the_failures_of_both_workers(workers):
     assert rows == ADDRESS_LIMIT + 1  # one per unknown account, one for the address
 
 
-def _slow_patch(proc: ServerProcess, token: str, upload_id: str, body: bytes, started: threading.Event, out):
-    """A PATCH whose body arrives in two halves, 2 s apart (a slow link): it holds the upload meanwhile."""
-    conn = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=60)
-    conn.putrequest("PATCH", f"{API}/uploads/{upload_id}")
-    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
-    for name, value in {
-        "Authorization": "Bearer " + token,
-        "Tus-Resumable": "1.0.0",
-        "Content-Type": "application/offset+octet-stream",
-        "Upload-Offset": "0",
-        "Upload-Checksum": "sha256 " + digest,
-        "Content-Length": str(len(body)),
-    }.items():
-        conn.putheader(name, value)
-    conn.endheaders()
-    half = len(body) // 2
-    conn.send(body[:half])
-    started.set()
-    time.sleep(2.0)
-    conn.send(body[half:])
-    out.append(conn.getresponse())
-    conn.close()
-
-
 def test_two_patches_of_one_upload_through_two_workers(workers):
     a, b = workers
     admin = login(a.url, "admin", ADMIN_PASSWORD)
@@ -114,7 +97,9 @@ def test_two_patches_of_one_upload_through_two_workers(workers):
     assert r.status_code == 201, r.text
     upload_id = r.headers["Location"].rsplit("/", 1)[1]
     started, answers = threading.Event(), []
-    writer = threading.Thread(target=_slow_patch, args=(a, on_a.token, upload_id, package, started, answers))
+    writer = threading.Thread(
+        target=lambda: answers.append(slow_patch(a.url, on_a.token, upload_id, package, 2, 2.0, started))
+    )
     writer.start()
     assert started.wait(30)
     time.sleep(0.5)  # the first half is being written by worker a
@@ -122,7 +107,7 @@ def test_two_patches_of_one_upload_through_two_workers(workers):
     second = on_b.patch(upload_id, 0, other)
     writer.join(60)
     assert second.status_code == 423 and second.json()["error"]["code"] == "UPLOAD_LOCKED", second.text
-    assert answers[0].status == 204 and answers[0].getheader("Upload-Offset") == str(len(package))
+    assert answers[0][0] == 204 and answers[0][1]["upload-offset"] == str(len(package))
     head = on_b.request("HEAD", "/uploads/" + upload_id)
     assert head.status_code == 200
     assert head.headers["Upload-Sha256"] == hashlib.sha256(package).hexdigest()

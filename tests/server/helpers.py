@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import io
 import json
 import os
@@ -271,6 +272,39 @@ class Client:
         body = {"upload_id": upload_id, "package_sha256": sha or hashlib.sha256(package).hexdigest()}
         body["manifest"] = manifest
         return self.post("/submissions", json=body)
+
+
+def slow_patch(
+    base: str, token: str, upload_id: str, body: bytes, pieces: int, pause: float, started=None
+) -> tuple[int, dict]:
+    """A PATCH at offset 0 whose body arrives in ``pieces`` parts ``pause`` seconds apart (a slow link), with
+    its sha256 as Upload-Checksum; ``started`` (a threading.Event) is set once the first part is sent.
+    Returns (status, headers with lower-case names)."""
+    host, port = base.split("//", 1)[1].rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=120)
+    conn.putrequest("PATCH", f"{API}/uploads/{upload_id}")
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    for name, value in {
+        "Authorization": "Bearer " + token,
+        "Tus-Resumable": "1.0.0",
+        "Content-Type": "application/offset+octet-stream",
+        "Upload-Offset": "0",
+        "Upload-Checksum": "sha256 " + digest,
+        "Content-Length": str(len(body)),
+    }.items():
+        conn.putheader(name, value)
+    conn.endheaders()
+    step = -(-len(body) // pieces)
+    for i in range(0, len(body), step):
+        if i:
+            time.sleep(pause)
+        conn.send(body[i : i + step])
+        if started is not None:
+            started.set()
+    response = conn.getresponse()
+    answer = response.status, {k.lower(): v for k, v in response.getheaders()}
+    conn.close()
+    return answer
 
 
 def login(base: str, username: str, password: str) -> Client:
