@@ -18,7 +18,9 @@ Where they are taken (one place each):
 * ``named_lock(engine, "package:" + sha256)`` inside a commit, so that two uploads of the same package
   never record two submissions;
 * ``transaction_locked(engine, "versions:" + ...)``: the transaction that numbers a new version of one
-  (dataset, region, period) holds the lock until it commits, so that the next one reads the number it wrote.
+  (dataset, region, period) holds the lock until it commits, so that the next one reads the number it wrote;
+* ``transaction_locked(engine, "uploads-of:" + account id)``: the creation of an upload, so that the limit
+  on uploads held and the quota are checked against every creation that went before.
 """
 
 from __future__ import annotations

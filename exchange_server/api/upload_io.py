@@ -29,6 +29,8 @@ LOG = logging.getLogger(__name__)
 # buffers of one PATCH queued for writing and hashing while the next one arrives: an upload holds at most
 # about (INFLIGHT + 1) * WRITE_BUFFER of received bytes in memory
 INFLIGHT = 3
+# running hashes kept between PATCH requests (a dropped one is rebuilt from the file when needed)
+MAX_RUNNING_HASHES = 10_000
 
 
 class UploadReceiver:
@@ -189,6 +191,8 @@ class UploadReceiver:
             sha = whole.hexdigest() if whole is not None else await run_in_threadpool(file_sha256, path)
         elif whole is not None:
             self.running_hash[upload_id] = (position, whole)
+            while len(self.running_hash) > MAX_RUNNING_HASHES:  # abandoned uploads: drop the oldest
+                del self.running_hash[next(iter(self.running_hash))]
         if position != synced or sha is not None:
             await run_in_threadpool(self.ex.set_offset, upload_id, position, sha, account, ip)
         return position

@@ -12,7 +12,7 @@ from sqlalchemy import and_, func, insert, select, update
 
 from exchange_server import db
 from exchange_server.errors import ApiError
-from exchange_server.locks import named_lock
+from exchange_server.locks import named_lock, transaction_locked
 from exchange_server.services.common import ServiceBase
 from exchange_server.services.guard import trim_login_failures
 
@@ -37,7 +37,9 @@ class UploadService(ServiceBase):
             raise ApiError("UPLOAD_TOO_LARGE", f"max {self.config.max_upload_size}")
         now = db.utcnow()
         upload_id = uuid.uuid4().hex
-        with self.engine.begin() as conn:
+        # one creation per account at a time, in every worker process: the count and the quota read here
+        # cannot be passed by creations running alongside
+        with transaction_locked(self.engine, "uploads-of:{}".format(account["id"])) as conn:
             # every upload still held counts: in progress, and complete but not yet committed
             held = db.uploads.c.state.in_(("active", "complete"))
             open_uploads, open_bytes = conn.execute(

@@ -153,3 +153,27 @@ def test_concurrent_publishes_through_two_workers_number_versions_consecutively(
     # numbered one after the other: no commit had to retry after losing a race for a number
     logs = a.log_path.read_text(errors="replace") + b.log_path.read_text(errors="replace")
     assert "commit race" not in logs
+
+
+def test_concurrent_upload_creations_through_two_workers_keep_the_limit(workers):
+    """The uploads an account may hold (default 4) and its quota are counted across workers."""
+    a, b = workers
+    _account(login(a.url, "admin", ADMIN_PASSWORD), "dave")
+    clients = [login(proc.url, "dave", PASSWORD) for proc in (a, b)]
+    count = 12
+    start = threading.Barrier(count)
+    answers: list = [None] * count
+
+    def create(i: int) -> None:
+        client = Client(clients[i % 2].base, clients[i % 2].token)  # a connection of its own
+        start.wait()
+        answers[i] = client.create_upload(1000).status_code
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(answers) == [201] * 4 + [429] * (count - 4)
+    held = db_rows(a, "SELECT count(*) FROM uploads WHERE state = 'active'")[0][0]
+    assert held == 4
