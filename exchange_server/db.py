@@ -174,6 +174,10 @@ _PG_TRIGGERS = [
 ]
 
 
+# the advisory lock key of the schema creation (any fixed 64-bit number not used by exchange_server/locks.py)
+_INIT_LOCK_KEY = 0x6875696A69616F  # "huijiao"
+
+
 def normalise_url(url: str) -> str:
     """``postgresql://`` and ``postgres://`` use psycopg 3 (the driver installed here)."""
     for prefix in ("postgresql://", "postgres://"):
@@ -206,8 +210,12 @@ def make_engine(url: str, busy_timeout: float = 30.0) -> Engine:
 
 
 def init_schema(engine: Engine) -> None:
-    metadata.create_all(engine)
+    """Create what is missing (tables, the audit triggers); on PostgreSQL under a transaction advisory lock,
+    so that workers starting together (``uvicorn --workers``) do not race creating the same objects."""
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INIT_LOCK_KEY})
+        metadata.create_all(conn)
         statements = _PG_TRIGGERS if engine.dialect.name == "postgresql" else _SQLITE_TRIGGERS
         for stmt in statements:
             conn.execute(text(stmt))
