@@ -7,8 +7,8 @@
 ``HUIJIAO_SERVER_OPTIONS`` takes the limits of ``python -m exchange_server serve`` (same names, same
 defaults). Every worker opens the same data directory and database; what must be shared or exclusive
 across workers lives in the database (login failures: table login_failures; the lock of an upload and the
-numbering of versions: advisory locks, exchange_server/locks.py). Initialise the database once before (any
-``python -m exchange_server admin ...`` command does) so that the workers do not race creating it.
+numbering of versions: advisory locks, exchange_server/locks.py). Workers starting together on an empty
+database create its tables one after the other (exchange_server/db.py, init_schema).
 """
 
 from __future__ import annotations
