@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import ipaddress
 import json
 import logging
 import os
@@ -61,7 +62,19 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         cfg.direct_io = False
     if getattr(args, "base_submitters", None):
         cfg.base_submitters = tuple(args.base_submitters.split(","))
+    if getattr(args, "login_trusted_networks", None):
+        cfg.login_trusted_networks = args.login_trusted_networks
     return cfg
+
+
+def _networks(value: str) -> tuple[str, ...]:
+    networks = tuple(n.strip() for n in value.split(",") if n.strip())
+    try:
+        for network in networks:
+            ipaddress.ip_network(network, strict=False)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err))
+    return networks
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -105,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
         "unauthenticated-audit-per-minute",
     ):
         serve.add_argument("--" + opt, type=int)
+    serve.add_argument(
+        "--login-trusted-networks",
+        type=_networks,
+        help="comma-separated CIDR networks throttled per account only (a department NAT), default none",
+    )
     serve.add_argument(
         "--db-busy-timeout",
         type=float,

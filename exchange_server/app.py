@@ -88,7 +88,7 @@ def create_app(ex: Exchange) -> FastAPI:
         async def loop() -> None:
             while True:
                 try:
-                    n = await run_in_threadpool(ex.cleanup_expired, app.state.uploads.busy())
+                    n = await run_in_threadpool(ex.cleanup_expired)
                     if n:
                         LOG.info("expired %d uploads", n)
                 except Exception:  # noqa: BLE001 - keep the cleanup loop alive

@@ -46,6 +46,9 @@ class ServerConfig:
     login_max_failures_account: int = 5
     login_max_failures_address: int = 50
     login_window_seconds: int = 900
+    # networks (CIDR) whose addresses are throttled per account only, e.g. a department's NAT or proxy that
+    # many users share: one user's failures there must not lock the others out
+    login_trusted_networks: tuple[str, ...] = ()
     unauthenticated_audit_per_minute: int = 20
     extra: dict = field(default_factory=dict)
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -145,6 +146,16 @@ audit = Table(
 )
 Index("ix_audit_action", audit.c.action, audit.c.target)
 
+# failed logins per key (the sha256 of "account:<name>" or "address:<ip>") in a window that starts at the
+# first failure: shared by every worker process (exchange_server/services/guard.py)
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", Float, nullable=False),  # seconds since the epoch
+)
+
 _SQLITE_TRIGGERS = [
     "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit "
     "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
@@ -161,6 +172,10 @@ _PG_TRIGGERS = [
     "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit "
     "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()",
 ]
+
+
+# the advisory lock key of the schema creation (any fixed 64-bit number not used by exchange_server/locks.py)
+_INIT_LOCK_KEY = 0x6875696A69616F  # "huijiao"
 
 
 def normalise_url(url: str) -> str:
@@ -195,8 +210,12 @@ def make_engine(url: str, busy_timeout: float = 30.0) -> Engine:
 
 
 def init_schema(engine: Engine) -> None:
-    metadata.create_all(engine)
+    """Create what is missing (tables, the audit triggers); on PostgreSQL under a transaction advisory lock,
+    so that workers starting together (``uvicorn --workers``) do not race creating the same objects."""
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INIT_LOCK_KEY})
+        metadata.create_all(conn)
         statements = _PG_TRIGGERS if engine.dialect.name == "postgresql" else _SQLITE_TRIGGERS
         for stmt in statements:
             conn.execute(text(stmt))

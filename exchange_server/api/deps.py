@@ -1,15 +1,19 @@
-"""Dependencies shared by the routers: the exchange, the authenticated account, admin, tus checks, and small
-parsers of query values."""
+"""Dependencies shared by the routers: the caller (the exchange, the authenticated account, its address) as
+``Me`` / ``Admin`` / ``TusMe``, the region and year a schedule route reads, and small parsers of query
+values."""
 
 from __future__ import annotations
 
 import datetime as dt
 import email.utils
-from typing import Annotated
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from exchange_server.authz import require_region, require_role
 from exchange_server.errors import ApiError
 from exchange_server.regions import RegionCodeError, normalise
 from exchange_server.services import CHINA_TZ, Exchange
@@ -66,17 +70,70 @@ def check_tus(request: Request) -> None:
         raise ApiError("TUS_VERSION", headers={"Tus-Version": TUS_VERSION})
 
 
-async def tus_account(request: Request) -> dict:
+@dataclass(frozen=True)
+class Caller:
+    """Who calls (the authenticated account) from where, and the exchange the route works on."""
+
+    ex: Exchange
+    account: dict
+    ip: str
+
+    async def run(self, method: Callable[..., Any], *args: Any) -> Any:
+        """A service method, in the thread pool (the services are synchronous)."""
+        return await run_in_threadpool(method, *args)
+
+
+async def caller(request: Request) -> Caller:
+    return Caller(exchange(request), await current_account(request), client_ip(request))
+
+
+async def admin_caller(request: Request) -> Caller:
+    return Caller(exchange(request), await admin_account(request), client_ip(request))
+
+
+async def tus_caller(request: Request) -> Caller:
     """A tus request: the protocol version first, then the account."""
     check_tus(request)
-    return await current_account(request)
+    return await caller(request)
+
+
+Me = Annotated[Caller, Depends(caller)]
+Admin = Annotated[Caller, Depends(admin_caller)]
+TusMe = Annotated[Caller, Depends(tus_caller)]
+
+
+@dataclass(frozen=True)
+class RegionYear:
+    """The region (the caller's own by default, checked against its area) and the year a schedule route reads,
+    as of a day (today in China by default)."""
+
+    me: Caller
+    region: str
+    year: int
+    day: dt.date
+
+
+def region_year(*roles: str) -> Callable[..., Any]:
+    """A dependency giving the RegionYear of a request; with ``roles``, the caller must have one of them."""
+
+    async def scope(
+        me: Me, year: Year = None, region: str | None = None, as_of: str | None = None
+    ) -> RegionYear:
+        day = as_of_day(as_of)
+        if roles:
+            require_role(me.account, *roles)
+        code = normalise_region(region) if region else me.account["region_code"]
+        require_region(me.account, code)
+        return RegionYear(me, code, year or day.year, day)
+
+    return scope
 
 
 def http_date(value: dt.datetime) -> str:
     return email.utils.format_datetime(value.astimezone(dt.timezone.utc), usegmt=True)
 
 
-def as_of(value: str | None) -> dt.date:
+def as_of_day(value: str | None) -> dt.date:
     if value:
         try:
             day = dt.date.fromisoformat(value)
@@ -88,7 +145,7 @@ def as_of(value: str | None) -> dt.date:
     return dt.datetime.now(CHINA_TZ).date()
 
 
-def region(value: str) -> str:
+def normalise_region(value: str) -> str:
     try:
         return normalise(value)
     except RegionCodeError:

@@ -5,9 +5,12 @@ so both checks live here; the account found is handed to ``deps.current_account`
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
@@ -15,6 +18,8 @@ from exchange_server import API_PREFIX
 from exchange_server.api.deps import TUS_HEADERS, TUS_VERSION
 from exchange_server.errors import ApiError
 from exchange_server.services import Exchange
+
+LOG = logging.getLogger(__name__)
 
 # routes reachable without a token (everything else under the prefix needs one)
 PUBLIC = {"/health", "/server-key", "/errors", "/openapi.json", "/docs", "/auth/token"}
@@ -79,6 +84,11 @@ class RequestGate:
                 account = await run_in_threadpool(self.ex.authenticate, token, ip)
             except ApiError as err:
                 await _error(err, True)(scope, receive, send)
+                return
+            except (OperationalError, SqlTimeoutError) as exc:
+                # outside the app's handlers: a database fault here is transient (503) as everywhere else
+                LOG.error("database fault checking a token on %s %s: %r", method, path, exc)
+                await _error(ApiError("DATABASE_BUSY"), True)(scope, receive, send)
                 return
             scope.setdefault("state", {})["account"] = account
         await self.app(scope, _counting(receive, limit), send)

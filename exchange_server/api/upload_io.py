@@ -1,4 +1,4 @@
-"""Receiving tus PATCH bodies: the per-upload locks, the running sha256 between PATCH requests, and the
+"""Receiving tus PATCH bodies: the per-upload lock, the running sha256 between PATCH requests, and the
 pipelined write + hash of a body into the part file."""
 
 from __future__ import annotations
@@ -22,12 +22,15 @@ from starlette.requests import ClientDisconnect
 
 from exchange_server.api.part_writer import Batch, PartWriter, file_sha256, prefix_hash, update_hash
 from exchange_server.errors import ApiError
+from exchange_server.locks import named_lock
 from exchange_server.services import Exchange
 
 LOG = logging.getLogger(__name__)
 # buffers of one PATCH queued for writing and hashing while the next one arrives: an upload holds at most
 # about (INFLIGHT + 1) * WRITE_BUFFER of received bytes in memory
 INFLIGHT = 3
+# running hashes kept between PATCH requests (a dropped one is rebuilt from the file when needed)
+MAX_RUNNING_HASHES = 10_000
 
 
 class UploadReceiver:
@@ -35,32 +38,23 @@ class UploadReceiver:
 
     def __init__(self, ex: Exchange) -> None:
         self.ex = ex
-        self.locks: dict[str, list] = {}  # upload id -> [lock, requests holding or waiting]
+        # a cache of this process (a PATCH through another worker finds none and rebuilds or re-reads)
         self.running_hash: dict[str, tuple[int, Any]] = {}
         self.staging: list[mmap.mmap] = []  # free page-aligned staging buffers, reused across PATCH requests
 
-    def busy(self) -> set[str]:
-        """Uploads a request is working on right now (the expiry clean-up leaves them alone)."""
-        return set(self.locks)
-
     @contextlib.asynccontextmanager
-    async def lock(self, upload_id: str, wait: bool = True) -> AsyncIterator[None]:
-        """Hold the upload's lock: wait for it (commits of one upload run one after the other) or, with
-        ``wait`` False, refuse (423) when another request holds it. The entry lives only while a request
-        holds or waits for it, so the table never grows with ids nobody is working on."""
-        entry = self.locks.get(upload_id)
-        if entry is None:
-            entry = self.locks[upload_id] = [asyncio.Lock(), 0]
-        elif not wait:
-            raise ApiError("UPLOAD_LOCKED")
-        entry[1] += 1
+    async def lock(self, upload_id: str) -> AsyncIterator[None]:
+        """Hold the upload's lock, or refuse (423) when another request of any worker process holds it (a
+        database lock on PostgreSQL, exchange_server/locks.py): two PATCHes of one upload never write at
+        once, a DELETE never removes the file under a PATCH or a commit."""
+        held = named_lock(self.ex.engine, "upload:" + upload_id, wait=False)
+        acquired = await run_in_threadpool(held.__enter__)
         try:
-            async with entry[0]:
-                yield
+            if not acquired:
+                raise ApiError("UPLOAD_LOCKED")
+            yield
         finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del self.locks[upload_id]
+            await run_in_threadpool(held.__exit__, None, None, None)
 
     async def receive(
         self,
@@ -123,6 +117,11 @@ class UploadReceiver:
 
         syncing: list = []
 
+        async def refused(detail: dict) -> None:
+            await run_in_threadpool(
+                self.ex.audit, "upload.patch", "refused", account, "upload:" + upload_id, detail, ip
+            )
+
         async def sync_to(pos: int) -> None:
             await run_in_threadpool(os.fsync, fd)
             await run_in_threadpool(self.ex.set_offset, upload_id, pos, None, account, ip)
@@ -171,26 +170,10 @@ class UploadReceiver:
                     self.running_hash[upload_id] = (offset, start)
                 if too_long:
                     await run_in_threadpool(self.ex.set_offset, upload_id, offset, None, account, ip)
-                    await run_in_threadpool(
-                        self.ex.audit,
-                        "upload.patch",
-                        "refused",
-                        account,
-                        "upload:" + upload_id,
-                        {"code": "UPLOAD_BEYOND_LENGTH"},
-                        ip,
-                    )
+                    await refused({"code": "UPLOAD_BEYOND_LENGTH"})
                     raise ApiError("UPLOAD_BEYOND_LENGTH")
                 if not disconnected:
-                    await run_in_threadpool(
-                        self.ex.audit,
-                        "upload.patch",
-                        "refused",
-                        account,
-                        "upload:" + upload_id,
-                        {"code": "CHECKSUM_MISMATCH", "offset": offset},
-                        ip,
-                    )
+                    await refused({"code": "CHECKSUM_MISMATCH", "offset": offset})
                     raise ApiError("CHECKSUM_MISMATCH", headers={"Upload-Offset": str(offset)})
                 return offset
             await run_in_threadpool(os.fsync, fd)
@@ -208,6 +191,8 @@ class UploadReceiver:
             sha = whole.hexdigest() if whole is not None else await run_in_threadpool(file_sha256, path)
         elif whole is not None:
             self.running_hash[upload_id] = (position, whole)
+            while len(self.running_hash) > MAX_RUNNING_HASHES:  # abandoned uploads: drop the oldest
+                del self.running_hash[next(iter(self.running_hash))]
         if position != synced or sha is not None:
             await run_in_threadpool(self.ex.set_offset, upload_id, position, sha, account, ip)
         return position

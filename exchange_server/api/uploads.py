@@ -7,19 +7,10 @@ import binascii
 import hashlib
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from exchange_server import API_PREFIX
-from exchange_server.api.deps import (
-    TUS_HEADERS,
-    TUS_VERSION,
-    client_ip,
-    current_account,
-    exchange,
-    http_date,
-    tus_account,
-)
+from exchange_server.api.deps import TUS_HEADERS, TUS_VERSION, Me, TusMe, exchange, http_date
 from exchange_server.authz import require_role
 from exchange_server.errors import ApiError
 from exchange_server.services import Exchange, iso
@@ -47,10 +38,8 @@ def tus_options(upload_id: str | None = None, ex: Exchange = Depends(exchange)) 
 
 
 @router.post("", status_code=201)
-async def tus_create(
-    request: Request, account: dict = Depends(tus_account), ex: Exchange = Depends(exchange)
-) -> Response:
-    require_role(account, "submitter")
+async def tus_create(request: Request, me: TusMe) -> Response:
+    require_role(me.account, "submitter")
     if request.headers.get("upload-defer-length"):
         raise ApiError("REQUEST_INVALID", "Upload-Defer-Length is not supported")
     try:
@@ -60,7 +49,7 @@ async def tus_create(
     except ValueError:
         raise ApiError("REQUEST_INVALID", "Upload-Length")
     meta = parse_metadata(request.headers.get("upload-metadata"))
-    row = await run_in_threadpool(ex.create_upload, account, length, meta, client_ip(request))
+    row = await me.run(me.ex.create_upload, me.account, length, meta, me.ip)
     return Response(
         status_code=201,
         headers={
@@ -73,10 +62,8 @@ async def tus_create(
 
 
 @router.head("/{upload_id}")
-async def tus_head(
-    upload_id: str, account: dict = Depends(tus_account), ex: Exchange = Depends(exchange)
-) -> Response:
-    row = await run_in_threadpool(ex.get_upload, account, upload_id)
+async def tus_head(upload_id: str, me: TusMe) -> Response:
+    row = await me.run(me.ex.get_upload, me.account, upload_id)
     headers = {
         **TUS_HEADERS,
         "Upload-Offset": str(row["offset"]),
@@ -90,10 +77,8 @@ async def tus_head(
 
 
 @router.get("/{upload_id}")
-async def upload_status(
-    upload_id: str, account: dict = Depends(current_account), ex: Exchange = Depends(exchange)
-) -> dict:
-    row = await run_in_threadpool(ex.get_upload, account, upload_id)
+async def upload_status(upload_id: str, me: Me) -> dict:
+    row = await me.run(me.ex.get_upload, me.account, upload_id)
     return {
         "upload_id": row["id"],
         "offset": row["offset"],
@@ -105,9 +90,7 @@ async def upload_status(
 
 
 @router.patch("/{upload_id}")
-async def tus_patch(
-    upload_id: str, request: Request, account: dict = Depends(tus_account), ex: Exchange = Depends(exchange)
-) -> Response:
+async def tus_patch(upload_id: str, request: Request, me: TusMe) -> Response:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/offset+octet-stream":
         raise ApiError("CONTENT_TYPE")
     try:
@@ -118,8 +101,8 @@ async def tus_patch(
     prefix = checksum_header(request, "Upload-Prefix-Checksum", ("sha256",))
     prefix_digest = prefix[1] if prefix is not None else None
     uploads = request.app.state.uploads
-    async with uploads.lock(upload_id, wait=False):
-        row = await run_in_threadpool(ex.get_upload, account, upload_id)
+    async with uploads.lock(upload_id):
+        row = await me.run(me.ex.get_upload, me.account, upload_id)
         if row["state"] != "active":
             raise ApiError(
                 "UPLOAD_ALREADY_COMMITTED" if row["state"] == "committed" else "UPLOAD_OFFSET_MISMATCH"
@@ -128,18 +111,16 @@ async def tus_patch(
         if client_offset != offset:
             raise ApiError("UPLOAD_OFFSET_MISMATCH", f"server offset {offset}")
         result = await uploads.receive(
-            upload_id, request, account, client_ip(request), offset, length, expected_digest, prefix_digest
+            upload_id, request, me.account, me.ip, offset, length, expected_digest, prefix_digest
         )
     return Response(status_code=204, headers={**TUS_HEADERS, "Upload-Offset": str(result)})
 
 
 @router.delete("/{upload_id}", status_code=204)
-async def tus_delete(
-    upload_id: str, request: Request, account: dict = Depends(tus_account), ex: Exchange = Depends(exchange)
-) -> Response:
+async def tus_delete(upload_id: str, request: Request, me: TusMe) -> Response:
     uploads = request.app.state.uploads
-    async with uploads.lock(upload_id, wait=False):
-        await run_in_threadpool(ex.terminate_upload, account, upload_id, client_ip(request))
+    async with uploads.lock(upload_id):
+        await me.run(me.ex.terminate_upload, me.account, upload_id, me.ip)
     uploads.running_hash.pop(upload_id, None)
     return Response(status_code=204, headers=TUS_HEADERS)
 

@@ -6,14 +6,11 @@ import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
-from exchange_server.api import deps
-from exchange_server.api.deps import Cursor, Id, client_ip, current_account, exchange
+from exchange_server.api.deps import Cursor, Id, Me, normalise_region
 from exchange_server.authz import check_read_version
 from exchange_server.errors import ApiError
-from exchange_server.services import Exchange
 
 DOWNLOAD_CHUNK = 1024 * 1024
 router = APIRouter()
@@ -21,36 +18,32 @@ router = APIRouter()
 
 @router.get("/versions")
 async def list_versions(
+    me: Me,
     dataset_id: str | None = None,
     region: str | None = None,
     period: str | None = None,
     latest: bool = False,
     after: Cursor = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-    account: dict = Depends(current_account),
-    ex: Exchange = Depends(exchange),
 ) -> dict:
     """Paged by version id (``after``, ``limit``; ``next_after`` continues, null at the end); ``latest``
     lists the newest version per dataset, region and period, unpaged."""
     if latest:
-        items = await run_in_threadpool(ex.list_versions, account, dataset_id, region, period, True)
+        items = await me.run(me.ex.list_versions, me.account, dataset_id, region, period, True)
         return {"items": items, "next_after": None}
     page = (after, limit)
-    items, end = await run_in_threadpool(
-        ex.list_versions, account, dataset_id, region, period, False, False, page
-    )
+    items, end = await me.run(me.ex.list_versions, me.account, dataset_id, region, period, False, False, page)
     return {"items": items, "next_after": end}
 
 
+async def region_series(dataset_id: str, region: str, me: Me, period: str | None = None) -> list[dict]:
+    """The versions of one dataset in exactly one region (one period, or all), oldest first."""
+    region = normalise_region(region)
+    return await me.run(me.ex.list_versions, me.account, dataset_id, region, period, False, True)
+
+
 @router.get("/datasets/{dataset_id}/regions/{region}/versions")
-async def history(
-    dataset_id: str,
-    region: str,
-    period: str | None = None,
-    account: dict = Depends(current_account),
-    ex: Exchange = Depends(exchange),
-) -> dict:
-    items = await run_in_threadpool(ex.list_versions, account, dataset_id, region, period, False, True)
+async def history(items: list[dict] = Depends(region_series)) -> dict:
     return {"items": items}
 
 
@@ -58,15 +51,13 @@ async def history(
 async def latest(
     dataset_id: str,
     region: str,
+    me: Me,
     period: str | None = None,
-    account: dict = Depends(current_account),
-    ex: Exchange = Depends(exchange),
+    items: list[dict] = Depends(region_series),
 ) -> dict:
-    region = deps.region(region)
-    items = await run_in_threadpool(ex.list_versions, account, dataset_id, region, period, False, True)
     if not items:
-        dept = ex.catalog.get(dataset_id).department if ex.catalog.get(dataset_id) else ""
-        check_read_version(account, ex.catalog, dataset_id, dept, region)
+        dept = me.ex.catalog.get(dataset_id).department if me.ex.catalog.get(dataset_id) else ""
+        check_read_version(me.account, me.ex.catalog, dataset_id, dept, normalise_region(region))
         raise ApiError("NOT_FOUND")
     if period is None:
         items.sort(key=lambda v: (v["period"][:4], v["created_at"], v["version_id"]))
@@ -74,40 +65,29 @@ async def latest(
 
 
 @router.get("/versions/{version_id}")
-async def get_version(
-    version_id: Id, account: dict = Depends(current_account), ex: Exchange = Depends(exchange)
-) -> dict:
-    row = await run_in_threadpool(ex.get_version, account, version_id)
-    return ex.version_public(row)
+async def get_version(version_id: Id, me: Me) -> dict:
+    return me.ex.version_public(await me.run(me.ex.get_version, me.account, version_id))
 
 
 @router.get("/versions/{version_id}/manifest")
-async def get_version_manifest(
-    version_id: Id, account: dict = Depends(current_account), ex: Exchange = Depends(exchange)
-) -> dict:
-    return await run_in_threadpool(ex.version_manifest, account, version_id)
+async def get_version_manifest(version_id: Id, me: Me) -> dict:
+    return await me.run(me.ex.version_manifest, me.account, version_id)
 
 
 @router.get("/versions/{version_id}/download")
-async def download(
-    version_id: Id,
-    request: Request,
-    account: dict = Depends(current_account),
-    ex: Exchange = Depends(exchange),
-) -> Response:
-    ip = client_ip(request)
+async def download(version_id: Id, request: Request, me: Me) -> Response:
     try:
-        row = await run_in_threadpool(ex.get_version, account, version_id)
+        row = await me.run(me.ex.get_version, me.account, version_id)
     except ApiError as err:
         detail = {"code": err.code}
-        await run_in_threadpool(ex.audit, "download", "refused", account, f"version:{version_id}", detail, ip)
+        await me.run(me.ex.audit, "download", "refused", me.account, f"version:{version_id}", detail, me.ip)
         raise
     etag = '"{}"'.format(row["package_sha256"])
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, no-transform"}
     inm = request.headers.get("if-none-match")
     if inm and (inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")]):
         return Response(status_code=304, headers=headers)
-    path = ex.config.data_dir / row["path"]
+    path = me.ex.config.data_dir / row["path"]
     size = row["size"]
     start, end, status = 0, size - 1, 200
     range_header = request.headers.get("range")
@@ -124,7 +104,7 @@ async def download(
         row["dataset_id"], row["region_code"], row["period"], row["version_no"]
     )
     detail = {"range": [start, end], "status": status}
-    await run_in_threadpool(ex.audit, "download", "ok", account, f"version:{version_id}", detail, ip)
+    await me.run(me.ex.audit, "download", "ok", me.account, f"version:{version_id}", detail, me.ip)
 
     def body():
         with path.open("rb") as fh:

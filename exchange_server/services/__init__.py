@@ -33,8 +33,14 @@ class Exchange(AccountService, AuditService, UploadService, SubmissionService, F
     def __post_init__(self) -> None:
         cfg = self.config
         self.login_guard = (
-            LoginThrottle(cfg.login_max_failures_account, cfg.login_window_seconds),
-            LoginThrottle(cfg.login_max_failures_address, cfg.login_window_seconds),
+            LoginThrottle(self.engine, "account", cfg.login_max_failures_account, cfg.login_window_seconds),
+            LoginThrottle(
+                self.engine,
+                "address",
+                cfg.login_max_failures_address,
+                cfg.login_window_seconds,
+                cfg.login_trusted_networks,
+            ),
         )
         self.audit_budget = AuditBudget(cfg.unauthenticated_audit_per_minute)
 

@@ -155,7 +155,10 @@ class AccountService(ServiceBase):
         """Throttled per account and per address (429 LOGIN_THROTTLED, whatever the password); an unknown
         user costs the same password hash as a known one; a disabled account is told as a wrong password."""
         username = normalise_username(username)
-        wait = max(self.login_guard[0].retry_after(username), self.login_guard[1].retry_after(client_ip))
+        by_account, by_address = self.login_guard
+        # the address is checked (its count grows only by failures: many users behind one NAT who log in
+        # right are never throttled), the account's try is reserved before its password is checked
+        wait = by_address.retry_after(client_ip) or by_account.failed(username)
         if wait:
             self.audit_unauthenticated("login", "throttled", "account:" + username, {}, client_ip)
             raise ApiError("LOGIN_THROTTLED", f"retry after {wait} s", headers={"Retry-After": str(wait)})
@@ -163,11 +166,10 @@ class AccountService(ServiceBase):
             account = self.get_account(conn, username)
         ok = verify_password(password, account["password_hash"] if account else DUMMY_HASH)
         if account is None or not ok or account["disabled"]:
-            self.login_guard[0].failed(username)
-            self.login_guard[1].failed(client_ip)
+            by_address.failed(client_ip)
             self.audit_unauthenticated("login", "refused", "account:" + username, {}, client_ip)
             raise ApiError("AUTH_INVALID")
-        self.login_guard[0].succeeded(username)
+        by_account.succeeded(username)
         ttl = self.config.token_ttl_seconds
         if ttl_seconds is not None:
             ttl = max(1, min(int(ttl_seconds), self.config.token_ttl_seconds))

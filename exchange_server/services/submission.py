@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import random
-import threading
 import time
 import uuid
 from contextlib import ExitStack
@@ -18,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from exchange_server import db
 from exchange_server.authz import can_read_submission, check_submit, require_region
 from exchange_server.errors import ApiError, finding
-from exchange_server.locks import named_lock
+from exchange_server.locks import named_lock, transaction_locked
 from exchange_server.package_check import check_manifest_content, check_package, manifest_head
 from exchange_server.security import canonical_json
 from exchange_server.services.common import RECEIPT_VERSION, ServiceBase, _norm, iso
@@ -26,7 +25,6 @@ from exchange_server.services.common import RECEIPT_VERSION, ServiceBase, _norm,
 LOG = logging.getLogger(__name__)
 RECORD_ATTEMPTS = 20
 MAX_FINDINGS = 200
-VERSION_LOCKS = [threading.Lock() for _ in range(64)]
 
 
 class SubmissionService(ServiceBase):
@@ -54,7 +52,7 @@ class SubmissionService(ServiceBase):
         Held across worker processes (database locks, exchange_server/locks.py): one commit of an upload at
         a time, and within it one recording of a package at a time."""
         with ExitStack() as held:
-            held.enter_context(named_lock(self.engine, "commit:" + upload_id))
+            held.enter_context(named_lock(self.engine, "upload:" + upload_id))
             return self._commit(held, account, upload_id, claimed_sha, manifest, ip)
 
     def _commit(
@@ -189,15 +187,15 @@ class SubmissionService(ServiceBase):
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
             stored_path = target
-        # commits of one (dataset, region, period) in this process take their version numbers one at a time
-        # (striped locks: no growth); other processes on the same database race, and the retries settle it
-        stripe = VERSION_LOCKS[hash((head.dataset_id, head.region_code, head.period)) % len(VERSION_LOCKS)]
+        # commits of one (dataset, region, period) take their version numbers one at a time, in every worker
+        # process: the numbering transaction holds a database lock until it commits
+        series = f"versions:{head.dataset_id}/{head.region_code}/{head.period}"
         try:
             for attempt in range(RECORD_ATTEMPTS):
                 if attempt:
                     time.sleep(random.uniform(0, 0.01 * attempt))
                 try:
-                    with stripe, self.engine.begin() as conn:
+                    with transaction_locked(self.engine, series) as conn:
                         existing = self._existing(conn, sha)
                         if existing is not None:
                             return self._stored_envelope(existing), False

@@ -12,7 +12,9 @@ from sqlalchemy import and_, func, insert, select, update
 
 from exchange_server import db
 from exchange_server.errors import ApiError
+from exchange_server.locks import named_lock, transaction_locked
 from exchange_server.services.common import ServiceBase
+from exchange_server.services.guard import trim_login_failures
 
 # seconds a completed upload stays committable at least, whatever its expiry
 COMPLETE_GRACE = 3600
@@ -35,7 +37,9 @@ class UploadService(ServiceBase):
             raise ApiError("UPLOAD_TOO_LARGE", f"max {self.config.max_upload_size}")
         now = db.utcnow()
         upload_id = uuid.uuid4().hex
-        with self.engine.begin() as conn:
+        # one creation per account at a time, in every worker process: the count and the quota read here
+        # cannot be passed by creations running alongside
+        with transaction_locked(self.engine, "uploads-of:{}".format(account["id"])) as conn:
             # every upload still held counts: in progress, and complete but not yet committed
             held = db.uploads.c.state.in_(("active", "complete"))
             open_uploads, open_bytes = conn.execute(
@@ -134,20 +138,25 @@ class UploadService(ServiceBase):
             conn.execute(update(db.uploads).where(db.uploads.c.id == upload_id).values(state="terminated"))
             db.write_audit(conn, "upload.terminate", "ok", account, "upload:" + upload_id, {}, ip)
 
-    def cleanup_expired(self, busy: set[str] | frozenset[str] = frozenset()) -> int:
-        """Expire uploads past their time, files first (see terminate_upload); ``busy`` uploads (a request is
-        writing or committing them) are left for the next round."""
+    def cleanup_expired(self) -> int:
+        """Expire uploads past their time, files first (see terminate_upload). An upload that a request of any
+        worker process is writing or committing holds its lock (exchange_server/locks.py): it is left for the
+        next round."""
         now = db.utcnow()
         expired = and_(db.uploads.c.state.in_(("active", "complete")), db.uploads.c.expires_at <= now)
         with self.engine.connect() as conn:
             ids = [r[0] for r in conn.execute(select(db.uploads.c.id).where(expired))]
-        ids = [upload_id for upload_id in ids if upload_id not in busy]
+        done = []
         for upload_id in ids:
-            self.upload_path(upload_id).unlink(missing_ok=True)
-        if ids:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(db.uploads).where(db.uploads.c.id.in_(ids), expired).values(state="expired")
-                )
-                db.write_audit(conn, "upload.expire", "ok", None, "", {"count": len(ids)})
-        return len(ids)
+            with named_lock(self.engine, "upload:" + upload_id, wait=False) as free:
+                if not free:
+                    continue
+                self.upload_path(upload_id).unlink(missing_ok=True)
+                with self.engine.begin() as conn:
+                    this = and_(db.uploads.c.id == upload_id, expired)
+                    res = conn.execute(update(db.uploads).where(this).values(state="expired"))
+                done += [upload_id] * res.rowcount
+        if done:
+            self.audit("upload.expire", "ok", None, "", {"count": len(done)})
+        trim_login_failures(self.engine, self.config.login_window_seconds)
+        return len(done)

@@ -115,3 +115,28 @@ def test_concurrent_commits_of_one_upload_on_two_workers_make_one_submission(qgi
         engine.dispose()
     assert (count, versions) == (1, 1)
     assert DEMO_PASSWORD not in str(answers)
+
+
+def test_workers_starting_together_on_a_fresh_database_create_it_once(tmp_path):
+    """No `admin` command before: four workers create the schema at the same moment, none fails."""
+    if not pg_url():
+        pytest.skip(PG_SKIP)
+    schema = PgSchema(pg_url())
+    env = dict(os.environ, HUIJIAO_SERVER_DATA=str(tmp_path / "data"), HUIJIAO_SERVER_DB=schema.url)
+    port = free_port()
+    log_path = tmp_path / "uvicorn.log"
+    command = [sys.executable, "-m", "uvicorn", "--factory", "exchange_server.asgi:app", "--workers", "4"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while log_path.read_text(errors="replace").count("Application startup complete") < 4:
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.2)
+        assert requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=10).status_code == 200
+        log = log_path.read_text(errors="replace")
+        assert "Traceback" not in log and "Error" not in log, log[-3000:]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        schema.drop()

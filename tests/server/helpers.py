@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import io
 import json
 import os
@@ -106,15 +107,22 @@ class ServerProcess:
     """``python -m exchange_server serve`` on 127.0.0.1, port chosen by the OS (read from --port-file)."""
 
     def __init__(
-        self, data_dir: Path, catalog_dir: Path, db_url: str | None = None, extra: list[str] | None = None
+        self,
+        data_dir: Path,
+        catalog_dir: Path,
+        db_url: str | None = None,
+        extra: list[str] | None = None,
+        tag: str = "",
     ):
+        """``tag``: a name for the port and log files of a second process on the same data directory."""
         self.data_dir = data_dir
+        self.tag = data_dir.name + tag
         self.catalog_dir = catalog_dir
         self.db_url = db_url
         self.extra = extra or []
         self.proc: subprocess.Popen | None = None
         self.port = 0
-        self.log_path = data_dir.parent / (data_dir.name + ".log")
+        self.log_path = data_dir.parent / (self.tag + ".log")
 
     def base_args(self) -> list[str]:
         args = ["--data", str(self.data_dir), "--catalog", str(self.catalog_dir)]
@@ -128,7 +136,7 @@ class ServerProcess:
         return json.loads(out.stdout)
 
     def start(self) -> ServerProcess:
-        port_file = self.data_dir.parent / (self.data_dir.name + ".port")
+        port_file = self.data_dir.parent / (self.tag + ".port")
         port_file.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "exchange_server", "serve", *self.base_args(), "--host", "127.0.0.1"]
         cmd += [
@@ -264,6 +272,39 @@ class Client:
         body = {"upload_id": upload_id, "package_sha256": sha or hashlib.sha256(package).hexdigest()}
         body["manifest"] = manifest
         return self.post("/submissions", json=body)
+
+
+def slow_patch(
+    base: str, token: str, upload_id: str, body: bytes, pieces: int, pause: float, started=None
+) -> tuple[int, dict]:
+    """A PATCH at offset 0 whose body arrives in ``pieces`` parts ``pause`` seconds apart (a slow link), with
+    its sha256 as Upload-Checksum; ``started`` (a threading.Event) is set once the first part is sent.
+    Returns (status, headers with lower-case names)."""
+    host, port = base.split("//", 1)[1].rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=120)
+    conn.putrequest("PATCH", f"{API}/uploads/{upload_id}")
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    for name, value in {
+        "Authorization": "Bearer " + token,
+        "Tus-Resumable": "1.0.0",
+        "Content-Type": "application/offset+octet-stream",
+        "Upload-Offset": "0",
+        "Upload-Checksum": "sha256 " + digest,
+        "Content-Length": str(len(body)),
+    }.items():
+        conn.putheader(name, value)
+    conn.endheaders()
+    step = -(-len(body) // pieces)
+    for i in range(0, len(body), step):
+        if i:
+            time.sleep(pause)
+        conn.send(body[i : i + step])
+        if started is not None:
+            started.set()
+    response = conn.getresponse()
+    answer = response.status, {k.lower(): v for k, v in response.getheaders()}
+    conn.close()
+    return answer
 
 
 def login(base: str, username: str, password: str) -> Client:

@@ -112,3 +112,22 @@ def test_usernames_normalised_and_colon_refused(guarded):
     assert login(guarded.url, "Dave", PASSWORD).get("/auth/me").json()["username"] == "dave"
     r = admin.post("/admin/accounts", json={"username": "eve:admin", **body})
     assert r.status_code == 400, r.text
+
+
+def test_trusted_network_is_throttled_per_account_only(tmp_path_factory, catalog_dir, db_factory):
+    """A department's NAT listed in --login-trusted-networks: more failures from its address than the address
+    limit lock nobody else out; one account's own limit still holds."""
+    extra = ["--login-max-failures-account", "3", "--login-max-failures-address", "2"]
+    extra += ["--login-trusted-networks", "192.0.2.0/24,127.0.0.0/8"]
+    srv = start_server(tmp_path_factory, catalog_dir, db_factory, extra)
+    try:
+        admin = login(srv.url, "admin", ADMIN_PASSWORD)
+        body = {"username": "frank", "password": PASSWORD, "department": "zrzy", "region_code": "610102"}
+        assert admin.post("/admin/accounts", json={**body, "role": "reader"}).status_code == 201
+        statuses = [attempt(srv, f"typo{i}", "wrong-password").status_code for i in range(6)]
+        assert statuses == [401] * 6  # three times the address limit, from one address
+        assert attempt(srv, "frank", PASSWORD).status_code == 200
+        statuses = [attempt(srv, "frank", "wrong-password").status_code for _ in range(4)]
+        assert statuses == [401, 401, 401, 429]
+    finally:
+        srv.stop()

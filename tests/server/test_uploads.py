@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.server.conftest import ADMIN_PASSWORD, start_server
-from tests.server.helpers import build_package, login, partial_patch, wait_offset
+from tests.server.helpers import build_package, login, partial_patch, slow_patch, wait_offset
 
 
 def _id(response) -> str:
@@ -266,3 +266,31 @@ def test_files_readable_by_the_server_user_only(server, make_account):
     assert any(p.suffix == ".zip" for p in files) and any(p.suffix == ".part" for p in files)
     for path in files:
         assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+
+
+def test_upload_expiring_during_a_patch_is_kept_and_committable(tmp_path_factory, catalog_dir, db_factory):
+    """The expiry passes while a PATCH is being received: the clean-up leaves the upload alone (a request
+    holds it), the PATCH completes it (204) and the commit checks the whole package (201 accepted)."""
+    srv = start_server(
+        tmp_path_factory,
+        catalog_dir,
+        db_factory,
+        ["--upload-expiry-seconds", "2", "--cleanup-interval-seconds", "1"],
+    )
+    try:
+        c = login(srv.url, "admin", ADMIN_PASSWORD)
+        package, manifest = build_package("dltb_biangeng", "610102", count=20)
+        upload_id = _id(c.create_upload(len(package)))
+        status, headers = slow_patch(srv.url, c.token, upload_id, package, pieces=5, pause=1.0)
+        assert status == 204 and headers["upload-offset"] == str(len(package))
+        time.sleep(1.5)  # a clean-up round after the PATCH: a complete upload stays committable
+        body = {
+            "upload_id": upload_id,
+            "package_sha256": hashlib.sha256(package).hexdigest(),
+            "manifest": manifest,
+        }
+        r = c.post("/submissions", json=body)
+        assert r.status_code == 201, r.text
+        assert r.json()["receipt"]["status"] == "accepted"
+    finally:
+        srv.stop()
