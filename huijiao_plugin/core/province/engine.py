@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from huijiao_plugin.core.compare.presets import PRESETS
-from huijiao_plugin.core.province.output import ProvinceOutput
+from huijiao_plugin.core.province.output import ProvinceOutput, parts_dir
 from huijiao_plugin.core.province.partition import neighbours
 from huijiao_plugin.core.province.rollup import rollup, write_xlsx
 from huijiao_plugin.core.province.sources import SourceError, discover
@@ -48,6 +48,9 @@ class ProvinceConfig:
     xlsx: str = ""
     code_column: str = "county_code"  # PostGIS sources
     counties: list[str] = field(default_factory=list)  # restrict to these codes (empty = all)
+    # where workers leave finished counties' part files (a path shared with remote Dask workers);
+    # empty = beside a GeoPackage output, or a temp folder for a PostgreSQL output
+    parts: str = ""
 
 
 @dataclass
@@ -86,7 +89,7 @@ def run_province(
         out.add_county(CountyOutcome(broken.code, False, broken.reason))
         progress(broken.code, "failed", broken.reason)
     finished = out.finished()
-    part_dir = str(Path(config.output).with_suffix(".parts"))
+    part_dir = config.parts or parts_dir(config.output)
     tasks = []
     for county in counties:
         if county.code in finished:
