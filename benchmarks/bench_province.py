@@ -33,7 +33,7 @@ def _province(size: int, counties: int, seed: int) -> tuple[Path, list[str]]:
     base = Path(tempfile.gettempdir()) / f"huijiao_bench_province_{counties}x{size}_{seed}"
     codes = list(CODES[:counties])
     if not all((base / "counties" / f"{c}.gpkg").exists() for c in codes):
-        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(base / "counties", ignore_errors=True)  # a finished source county is reused
         generate_province(base, size=size * counties, counties=counties, seed=seed)
     return base / "counties", codes
 
