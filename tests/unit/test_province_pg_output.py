@@ -176,6 +176,7 @@ def test_command_line_and_processing_write_postgis(province, gpkg_run, schema, h
             },
         )
         assert result["DONE"] == len(province.codes) and result["FAILED"] == 0
+        assert "OUTPUT" not in result  # no file to open: the result is in the schema
         same_output(second, gpkg_run)
     finally:
         import psycopg

@@ -18,7 +18,7 @@ from qgis.core import (
 from huijiao_plugin.core.compare.presets import PRESETS
 from huijiao_plugin.core.compare.spec import ParamSpec
 from huijiao_plugin.core.province.engine import ProvinceConfig, dask_available, run_province
-from huijiao_plugin.core.province.output import OutputError
+from huijiao_plugin.core.province.output import OutputError, is_postgres
 from huijiao_plugin.core.province.sources import SourceError
 from huijiao_plugin.processing.algorithms.compare_common import (
     RULES_PROFILE,
@@ -158,10 +158,11 @@ class CompareProvinceAlgorithm(HuijiaoAlgorithm):
         if summary.canceled:
             raise QgsProcessingException(tr("Canceled."))
         outputs: dict[str, Any] = {
-            OUTPUT: config.output,
             "DONE": len(summary.done) + len(summary.skipped),
             "FAILED": len(summary.failed),
         }
+        if not is_postgres(config.output):  # a file QGIS may open; a PostgreSQL target is not one
+            outputs[OUTPUT] = config.output
         if config.xlsx:
             outputs[XLSX] = config.xlsx
         return outputs
