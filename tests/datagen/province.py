@@ -66,17 +66,28 @@ def write_layer(path: Path, name: str, source: QgsVectorLayer, features: list[Qg
 
 def generate_province(out_dir: str | Path, size: int = 600, counties: int = 3, seed: int = 7) -> Province:
     out = Path(out_dir)
-    source = generate_county(out / "source", size=size, seed=seed, formats=("gpkg",))
-    xzq = QgsVectorLayer(f"{source.gpkg}|layername=XZQ", "XZQ", "ogr")
+    source_gpkg = out / "source" / "county.gpkg"
+    if not (out / "source" / "complete").exists():  # a finished source is reused (the benchmark's cache)
+        source_gpkg = Path(generate_county(out / "source", size=size, seed=seed, formats=("gpkg",)).gpkg)
+        (out / "source" / "complete").touch()
+    return split_province(source_gpkg, out, counties)
+
+
+def split_province(source_gpkg: Path, out: Path, counties: int) -> Province:
+    """The county GeoPackages of ``counties`` counties cut from the generated county at ``source_gpkg``."""
+    xzq = QgsVectorLayer(f"{source_gpkg}|layername=XZQ", "XZQ", "ogr")
     towns = sorted(xzq.getFeatures(), key=lambda f: f.geometry().centroid().asPoint().x())
     groups = [towns[i * len(towns) // counties : (i + 1) * len(towns) // counties] for i in range(counties)]
     codes = list(CODES[:counties])
     prov = Province(out / "counties", codes)
     prov.folder.mkdir(parents=True, exist_ok=True)
+    engines = {}
     for code, group in zip(codes, groups):
         prov.areas[code] = QgsGeometry.unaryUnion([f.geometry() for f in group])
+        engines[code] = QgsGeometry.createGeometryEngine(prov.areas[code].constGet())
+        engines[code].prepareGeometry()
     for name in ROLE_LAYERS:
-        layer = QgsVectorLayer(f"{source.gpkg}|layername={name}", name, "ogr")
+        layer = QgsVectorLayer(f"{source_gpkg}|layername={name}", name, "ogr")
         per_county: dict[str, list[QgsFeature]] = {code: [] for code in codes}
         for feature in layer.getFeatures():
             geom = feature.geometry()
@@ -84,6 +95,11 @@ def generate_province(out_dir: str | Path, size: int = 600, counties: int = 3, s
                 area = prov.areas[code]
                 if not geom.boundingBox().intersects(area.boundingBox()):
                     continue
+                if engines[code].contains(geom.constGet()):  # inside one county: kept whole, no cutting
+                    copy = QgsFeature(feature)
+                    copy.setAttributes([_recode(v, code) for v in feature.attributes()])
+                    per_county[code].append(copy)
+                    break
                 part = geom.intersection(area)
                 part = (
                     QgsGeometry.collectGeometry(part.asGeometryCollection()) if part.isMultipart() else part

@@ -4,7 +4,9 @@ cancel, and a second run that resumes (the finished counties shown as done earli
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 
 import pytest
 from qgis.PyQt.QtCore import QCoreApplication, Qt
@@ -81,3 +83,36 @@ def test_cancel_from_the_widget(folder, tmp_path):
     assert widget.status.text() == "Canceled."
     assert widget.summary is None or len(widget.summary.done) < len(folder.codes)
     widget.deleteLater()
+
+
+PG = os.environ.get("HUIJIAO_TEST_PG", "")
+
+
+@pytest.mark.skipif(not PG, reason="HUIJIAO_TEST_PG not set (optional PostgreSQL component)")
+def test_province_run_into_postgis_from_the_widgets(folder):
+    import psycopg
+
+    schema = f"province_dock_{uuid.uuid4().hex[:8]}"
+    widget = WdgProvinceRun(lambda: ("pbfnongrain", {}))
+    try:
+        type_into(widget.source_edit, str(folder.folder))
+        type_into(widget.output_edit, f"{PG}?schema={schema}")
+        widget.workers_spin.setValue(2)
+        QTest.mouseClick(widget.start_button, Qt.MouseButton.LeftButton)
+        wait_for(widget)
+        assert widget.status.text() == "3 counties done, 1 failed."
+        with psycopg.connect(PG) as db:
+            runs = dict(db.execute(f"SELECT county_code, status FROM {schema}.province_runs").fetchall())
+            levels = dict(
+                db.execute(f"SELECT level, count(*) FROM {schema}.province_stats GROUP BY 1").fetchall()
+            )
+        assert runs == {**{code: "done" for code in folder.codes}, "610799": "failed"}
+        assert levels.keys() == {"county", "city", "province"}
+        # a second click resumes from the database
+        QTest.mouseClick(widget.start_button, Qt.MouseButton.LeftButton)
+        wait_for(widget)
+        assert all(widget.county_state(code) == "Done earlier" for code in folder.codes)
+    finally:
+        widget.deleteLater()
+        with psycopg.connect(PG, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -1,9 +1,10 @@
 """Command line of a province run, for a server without a desktop::
 
-    python -m huijiao_plugin.province --preset pbfnongrain --source DIR_OR_PG_URI --output out.gpkg \
+    python -m huijiao_plugin.province --preset pbfnongrain --source DIR_OR_PG_URI --output GPKG_OR_PG_URI \
         [--workers N] [--scheduler tcp://host:8786] [--engine auto|dask|pool] [--xlsx stats.xlsx] \
         [--param MIN_AREA=0.5 --param NOISE_WIDTH=1.0 …] [--rules profile.json] [--county 610402 …]
 
+``--output`` is a GeoPackage or ``postgresql://user:pw@host:port/db?schema=name`` (tables in that schema).
 ``--param`` takes the preset's own parameters by their Processing names (see ``--list-params``).
 """
 
@@ -20,7 +21,14 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m huijiao_plugin.province", description="Province run")
     p.add_argument("--preset", required=True, help="county preset id, e.g. pbfnongrain")
     p.add_argument("--source", required=True, help="folder of county GeoPackages or a PostGIS URI")
-    p.add_argument("--output", required=True, help="output GeoPackage (re-running resumes it)")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="output GeoPackage or postgresql://…?schema=name (re-running resumes it)",
+    )
+    p.add_argument(
+        "--parts", default="", help="folder for finished counties' part files (shared with workers)"
+    )
     p.add_argument("--workers", type=int, default=0, help="worker processes (0 = cores)")
     p.add_argument("--scheduler", default="", help="Dask scheduler address (default: a LocalCluster)")
     p.add_argument("--engine", default="auto", choices=("auto", "dask", "pool"))
@@ -54,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         xlsx=args.xlsx,
         code_column=args.code_column,
         counties=args.county,
+        parts=args.parts,
     )
 
     def progress(code: str, state: str, message: str) -> None:

@@ -1,20 +1,24 @@
-"""The output GeoPackage of a province run, written only by the parent process, one county at a time.
+"""The output of a province run — a GeoPackage, or a PostgreSQL schema (``postgresql://…?schema=name``) —
+written only by the parent process, one county at a time, through OGR (the same code for both).
 
-Layers: ``province_result`` (the county preset's pieces + ``run_county``), ``province_stats`` (counts and
-areas per county, city and province) and ``province_runs`` (one row per county: done / failed). A county's
+Layers / tables: ``province_result`` (the county preset's pieces + ``run_county``), ``province_stats`` (counts
+and areas per county, city and province) and ``province_runs`` (one row per county: done / failed). A county's
 pieces, statistics and its ``done`` row are committed in one transaction, so a killed run leaves either all
-of a county or nothing of it, and a re-run skips exactly the finished counties.
+of a county or nothing of it, and a re-run skips exactly the finished counties (recorded in the GeoPackage or
+in the database's ``province_runs`` table).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from osgeo import ogr
+from osgeo import gdal, ogr
 
 from huijiao_plugin.core.compare.statistics import STAT_COLUMNS
 from huijiao_plugin.core.province.worker import CountyOutcome
@@ -43,14 +47,49 @@ class OutputError(Exception):
     pass
 
 
+def is_postgres(target: str | Path) -> bool:
+    return str(target).startswith(("postgresql://", "postgres://", "PG:", "dbname=", "service="))
+
+
+def parts_dir(target: str | Path) -> str:
+    """Where workers leave each finished county's part GeoPackage for the parent to copy: beside a
+    GeoPackage output; for a PostgreSQL output a folder in the temp directory named after the target."""
+    if not is_postgres(target):
+        return str(Path(target).with_suffix(".parts"))
+    digest = hashlib.sha1(str(target).encode("utf-8")).hexdigest()[:12]
+    return str(Path(tempfile.gettempdir()) / f"huijiao_province_{digest}.parts")
+
+
+def _open_postgres(target: str) -> tuple[Any, str]:
+    """(OGR data source, display name) of ``postgresql://user:pw@host:port/db?schema=name`` or a QGIS
+    ``dbname=… schema=…`` string; the schema is created when missing."""
+    from huijiao_plugin.core.province.sources import _pg_uri  # noqa: PLC0415 (needs PyQGIS)
+
+    uri, schema = _pg_uri(target)
+    if not schema.replace("_", "").isalnum():
+        raise OutputError(f"PostgreSQL 模式名无效: {schema}")
+    conninfo = uri.connectionInfo(False)
+    try:
+        # the schema first: OGR falls back to "public" for an active schema that does not exist yet
+        ogr.Open(f"PG:{conninfo}", 1).ExecuteSQL(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        ds = ogr.Open(f"PG:{conninfo} active_schema={schema} schemas={schema}", 1)
+    except RuntimeError as exc:
+        raise OutputError(f"无法连接 PostgreSQL 输出: {exc}") from exc
+    return ds, f"{uri.database()}.{schema}"
+
+
 class ProvinceOutput:
-    def __init__(self, path: str | Path, preset: str, params: dict[str, Any]) -> None:
-        self.path = Path(path)
+    def __init__(self, target: str | Path, preset: str, params: dict[str, Any]) -> None:
+        self.postgres = is_postgres(target)
         self.preset = preset
         self.params = json.dumps(params, sort_keys=True, ensure_ascii=False)
-        driver = ogr.GetDriverByName("GPKG")
-        exists = self.path.exists()
-        self.ds = ogr.Open(str(self.path), 1) if exists else driver.CreateDataSource(str(self.path))
+        if self.postgres:
+            self.ds, self.name = _open_postgres(str(target))
+        else:
+            path = Path(target)
+            self.name = path.name
+            driver = ogr.GetDriverByName("GPKG")
+            self.ds = ogr.Open(str(path), 1) if path.exists() else driver.CreateDataSource(str(path))
         if self.ds.GetLayerByName(RUNS) is None:
             self._table(RUNS, RUN_FIELDS)
         if self.ds.GetLayerByName(STATS) is None:
@@ -76,7 +115,7 @@ class ProvinceOutput:
         for row in self._rows(RUNS):
             if row["status"] == "done" and (row["preset"], row["params"]) != (self.preset, self.params):
                 raise OutputError(
-                    f"输出 {self.path.name} 已含另一次运行（{row['preset']}，其他参数）的结果，请另选输出文件"
+                    f"输出 {self.name} 已含另一次运行（{row['preset']}，其他参数）的结果，请另选输出文件"
                 )
 
     def finished(self) -> set[str]:
@@ -95,9 +134,13 @@ class ProvinceOutput:
         part = ogr.Open(outcome.part) if outcome.ok else None
         src = part.GetLayerByName("pieces") if part is not None else None
         if src is not None and self.ds.GetLayerByName(RESULT) is None:
-            dst = self.ds.CreateLayer(RESULT, src.GetSpatialRef(), ogr.wkbMultiPolygon, ["FID=fid"])
+            # PostgreSQL: the preset's field names kept as they are (no laundering to lower case)
+            options = ["FID=fid", "GEOMETRY_NAME=geom", "LAUNDER=NO"] if self.postgres else ["FID=fid"]
+            dst = self.ds.CreateLayer(RESULT, src.GetSpatialRef(), ogr.wkbMultiPolygon, options)
             for i in range(src.GetLayerDefn().GetFieldCount()):
                 dst.CreateField(src.GetLayerDefn().GetFieldDefn(i))
+        # PostgreSQL: the pieces go in by COPY (the default only for a table created in this session)
+        gdal.SetThreadLocalConfigOption("PG_USE_COPY", "YES")
         self.ds.StartTransaction()
         try:
             self._delete(RUNS, f"county_code = '{code}'")
@@ -119,6 +162,7 @@ class ProvinceOutput:
             raise
         finally:
             part = None
+            gdal.SetThreadLocalConfigOption("PG_USE_COPY", None)
         if outcome.ok:
             Path(outcome.part).unlink(missing_ok=True)
 

@@ -14,13 +14,15 @@ construction, and a run of the merged province can differ by what the tolerance 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from qgis.core import (
     QgsFeature,
     QgsFeatureRequest,
+    QgsFields,
     QgsGeometry,
     QgsVectorLayer,
+    QgsWkbTypes,
 )
 
 from huijiao_plugin.core.province.sources import County, open_layer
@@ -87,7 +89,7 @@ def county_layers(
         own = open_layer(*source, name=role)
         if not own.isValid():
             raise ValueError(f"图层无法打开: {role}")
-        crossing: list[QgsFeature] = []
+        crossing: list[tuple[list[QgsFeature], QgsFields]] = []  # per neighbour: features, their fields
         for layers in others.values():
             if role not in layers:
                 continue
@@ -99,15 +101,15 @@ def county_layers(
                 if f.hasGeometry() and engine.intersects(f.geometry().constGet())
             ]
             if fids:  # then their attributes, for these features only
-                crossing += list(other.getFeatures(QgsFeatureRequest().setFilterFids(fids)))
+                crossing.append(
+                    (list(other.getFeatures(QgsFeatureRequest().setFilterFids(fids))), other.fields())
+                )
         out[role] = _with(own, crossing) if crossing else own
     return out
 
 
-def _with(own: QgsVectorLayer, extra: list[QgsFeature]) -> QgsVectorLayer:
+def _with(own: QgsVectorLayer, extra: list[tuple[list[QgsFeature], QgsFields]]) -> QgsVectorLayer:
     """A memory copy of ``own`` with ``extra`` features appended (attributes matched by field name)."""
-    from qgis.core import QgsWkbTypes  # noqa: PLC0415
-
     kind = QgsWkbTypes.displayString(QgsWkbTypes.multiType(own.wkbType()))
     mem = QgsVectorLayer(f"{kind}?crs={own.crs().authid()}", own.name(), "memory")
     if not own.crs().authid():
@@ -116,23 +118,29 @@ def _with(own: QgsVectorLayer, extra: list[QgsFeature]) -> QgsVectorLayer:
     provider.addAttributes(own.fields().toList())
     mem.updateFields()
     fields = mem.fields()
+    names = fields.names()
     batch: list[QgsFeature] = []
 
-    def add(feature: QgsFeature) -> None:
-        copy = QgsFeature(fields)
-        geom = QgsGeometry(feature.geometry())
-        geom.convertToMultiType()
-        copy.setGeometry(geom)
-        names = feature.fields().names()
-        copy.setAttributes([feature[n] if n in names else None for n in fields.names()])
-        batch.append(copy)
-        if len(batch) >= 5000:
-            provider.addFeatures(batch)
-            batch.clear()
+    def add_all(features: Iterable[QgsFeature], source: QgsFields) -> None:
+        # attribute positions matched by name once per source, not per feature
+        index = [source.indexOf(n) for n in names]
+        same = index == list(range(source.count()))
+        for feature in features:
+            copy = QgsFeature(fields)
+            geom = feature.geometry()
+            if not QgsWkbTypes.isMultiType(geom.wkbType()):
+                geom = QgsGeometry(geom)
+                geom.convertToMultiType()
+            copy.setGeometry(geom)
+            values = feature.attributes()
+            copy.setAttributes(values if same else [values[i] if i >= 0 else None for i in index])
+            batch.append(copy)
+            if len(batch) >= 5000:
+                provider.addFeatures(batch)
+                batch.clear()
 
-    for feature in own.getFeatures():
-        add(feature)
-    for feature in extra:
-        add(feature)
+    add_all(own.getFeatures(), own.fields())
+    for features, source in extra:
+        add_all(features, source)
     provider.addFeatures(batch)
     return mem

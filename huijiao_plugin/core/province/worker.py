@@ -40,6 +40,7 @@ class CountyOutcome:
     count: int = 0
     area_m2: float = 0.0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # the worker process's CPU time (user + system) for this county
     peak_mb: float = 0.0
     pid: int = 0
     stats: list[tuple[str, str, str, int, float, float | None]] = field(default_factory=list)
@@ -65,9 +66,14 @@ def _peak_mb() -> float:
     return 0.0
 
 
+def _cpu() -> float:
+    """CPU seconds of this process, every thread (a shared machine slows the wall clock, not this)."""
+    return time.process_time()
+
+
 def run_county(task: CountyTask) -> CountyOutcome:
     """Never raises for a county's own problem: a broken input comes back as ``ok=False`` with the reason."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     ensure_qgis()
     try:
         outcome = _run(task)
@@ -75,6 +81,7 @@ def run_county(task: CountyTask) -> CountyOutcome:
         outcome = CountyOutcome(task.code, False, f"{type(exc).__name__}: {exc}")
         outcome.error += "\n" + traceback.format_exc(limit=3) if os.environ.get("HUIJIAO_DEBUG") else ""
     outcome.seconds = time.perf_counter() - start
+    outcome.cpu_seconds = _cpu() - cpu
     try:
         outcome.peak_mb = _peak_mb()
     except OSError:  # no /proc (not Linux)

@@ -31,6 +31,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from huijiao_plugin.core.province.engine import ProvinceConfig, ProvinceSummary, dask_available, run_province
+from huijiao_plugin.core.province.output import is_postgres
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,9 @@ class WdgProvinceRun(QWidget):
         self.source_button = QPushButton("…", self)
         self.source_button.clicked.connect(self._browse_source)
         self.output_edit = QLineEdit(self)
-        self.output_edit.setPlaceholderText(tr("Output GeoPackage (re-run to resume)"))
+        self.output_edit.setPlaceholderText(
+            tr("Output GeoPackage, or postgresql://…?schema=… (re-run to resume)")
+        )
         self.output_button = QPushButton("…", self)
         self.output_button.clicked.connect(self._browse_output)
         self.workers_spin = QSpinBox(self)
@@ -157,7 +160,8 @@ class WdgProvinceRun(QWidget):
             values=values,
             workers=self.workers_spin.value(),
             scheduler=self.scheduler_edit.text().strip(),
-            xlsx=os.path.splitext(output)[0] + ".xlsx",
+            # the workbook beside a GeoPackage output (a PostgreSQL output holds the same statistics table)
+            xlsx="" if is_postgres(output) else os.path.splitext(output)[0] + ".xlsx",
         )
         self.table.setRowCount(0)
         self.rows.clear()

@@ -18,7 +18,7 @@ from qgis.core import (
 from huijiao_plugin.core.compare.presets import PRESETS
 from huijiao_plugin.core.compare.spec import ParamSpec
 from huijiao_plugin.core.province.engine import ProvinceConfig, dask_available, run_province
-from huijiao_plugin.core.province.output import OutputError
+from huijiao_plugin.core.province.output import OutputError, is_postgres
 from huijiao_plugin.core.province.sources import SourceError
 from huijiao_plugin.processing.algorithms.compare_common import (
     RULES_PROFILE,
@@ -35,6 +35,7 @@ SOURCE = "SOURCE"
 WORKERS = "WORKERS"
 SCHEDULER = "SCHEDULER"
 OUTPUT = "OUTPUT"
+OUTPUT_PG = "OUTPUT_PG"
 
 
 def preset_params() -> list[ParamSpec]:
@@ -61,7 +62,9 @@ class CompareProvinceAlgorithm(HuijiaoAlgorithm):
             "A piece belongs to the county holding its representative point, so nothing is counted twice. "
             "Counties run in WORKERS processes (Dask when installed, or the Dask scheduler at SCHEDULER) "
             "and are written to OUTPUT as each finishes; running again on the same OUTPUT skips the "
-            "finished counties. Statistics per county, city and province."
+            "finished counties. Statistics per county, city and province. "
+            "OUTPUT_PG (postgresql://user:password@host/db?schema=name), when given, replaces OUTPUT: "
+            "the same tables in that PostgreSQL schema, the finished counties recorded there."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
@@ -88,7 +91,16 @@ class CompareProvinceAlgorithm(HuijiaoAlgorithm):
             )
         )
         self.addParameter(
-            QgsProcessingParameterFileDestination(OUTPUT, tr("Province result"), "GeoPackage (*.gpkg)")
+            QgsProcessingParameterFileDestination(
+                OUTPUT, tr("Province result"), "GeoPackage (*.gpkg)", optional=True, createByDefault=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterString(
+                OUTPUT_PG,
+                tr("Province result in PostgreSQL (URI with ?schema=, instead of OUTPUT)"),
+                optional=True,
+            )
         )
         self.addParameter(
             QgsProcessingParameterFileDestination(
@@ -110,11 +122,15 @@ class CompareProvinceAlgorithm(HuijiaoAlgorithm):
                 tr("A Dask scheduler needs the optional package dask[distributed] (pip install it).")
             )
         self.spec = PRESETS[preset]  # the county algorithm's reading of the preset's parameters
+        output = self.parameterAsString(parameters, OUTPUT_PG, context).strip()
+        output = output or self.parameterAsFileOutput(parameters, OUTPUT, context)
+        if not output:
+            raise QgsProcessingException(tr("Choose an output GeoPackage or a PostgreSQL schema."))
         values = CompareAlgorithm._values(self, parameters, context)  # type: ignore[arg-type]
         config = ProvinceConfig(
             preset=preset,
             source=self.parameterAsString(parameters, SOURCE, context).strip(),
-            output=self.parameterAsFileOutput(parameters, OUTPUT, context),
+            output=output,
             values=values,
             profile_path=self.parameterAsFile(parameters, RULES_PROFILE, context),
             workers=self.parameterAsInt(parameters, WORKERS, context),
@@ -142,10 +158,11 @@ class CompareProvinceAlgorithm(HuijiaoAlgorithm):
         if summary.canceled:
             raise QgsProcessingException(tr("Canceled."))
         outputs: dict[str, Any] = {
-            OUTPUT: config.output,
             "DONE": len(summary.done) + len(summary.skipped),
             "FAILED": len(summary.failed),
         }
+        if not is_postgres(config.output):  # a file QGIS may open; a PostgreSQL target is not one
+            outputs[OUTPUT] = config.output
         if config.xlsx:
             outputs[XLSX] = config.xlsx
         return outputs
