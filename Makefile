@@ -27,7 +27,7 @@ APT_PACKAGES := qgis python3-qgis qgis-providers pyqt5-dev-tools qttools5-dev-to
 	python3-matplotlib python3-pyproj nginx nodejs
 
 .PHONY: help system venv test lint format translations qm resources package deploy run demo-data \
-	clean bench bench-province pg-start test-fresh test-compat
+	clean bench bench-province pg-start test-fresh test-compat ext-libs
 
 help:
 	@echo "make run | test | test-fresh | demo-data | lint | format | translations | resources | package | deploy | bench | clean"
@@ -57,6 +57,21 @@ $(QT6_VENV)/.deps: pyproject.toml | system
 	touch $@
 
 venv: system $(VENV)/.deps $(QT6_VENV)/.deps
+
+# QGIS's own Python (Debian 12: no shapely at all) gets the shapely pin of pyproject.toml as the plugin's
+# ext-libs folder (built in build/ext-libs, copied into the plugin by `make deploy`), which
+# huijiao_plugin/compat.py uses only where no shapely can be imported: the vectorised comparison engine in
+# the desktop and in qgis_process. Skipped where QGIS's Python has a shapely.
+EXT_LIBS := build/ext-libs
+ext-libs: venv
+	@if $(SYS_PYTHON) -c "import shapely" 2>/dev/null; then echo "QGIS's Python has shapely: no ext-libs"; \
+	else pin=$$($(SYS_PYTHON) -c "import tomllib; print(next(d for d in tomllib.load(open('pyproject.toml','rb')) \
+		['project']['optional-dependencies']['dev'] if d.startswith('shapely==')))"); \
+		$(PY) -m pip install -q --no-deps --only-binary=:all: --upgrade --target $(EXT_LIBS) $$pin && \
+		rm -rf $(EXT_LIBS)/shapely/tests && \
+		$(SYS_PYTHON) -c "import sys; sys.path.append('$(EXT_LIBS)'); import numpy, shapely; \
+			print('ext-libs: shapely', shapely.__version__, 'GEOS', shapely.geos_version, 'numpy', numpy.__version__)"; \
+	fi
 
 # --- build products (never committed) ------------------------------------------------------------
 $(QM): $(TS) | system
@@ -128,8 +143,9 @@ demo-data: venv
 clean-demo:
 	rm -rf $(DEMO_DIR)
 
-deploy: venv
+deploy: venv ext-libs
 	$(PY) -m tests.demo_profile deploy --profiles $(PROFILES_DIR)
+	@if [ -d $(EXT_LIBS) ]; then cp -r $(EXT_LIBS) $(PROFILES_DIR)/profiles/huijiao-demo/python/plugins/$(PLUGIN)/; fi
 
 run: venv demo-data
 	$(PY) -m tests.demo_profile run --profiles $(PROFILES_DIR) --demo $(DEMO_DIR)

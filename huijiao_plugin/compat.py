@@ -7,7 +7,11 @@ plugin imports the names below instead of testing versions itself.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
+import re
+import sys
 from types import SimpleNamespace
 from typing import Any
 
@@ -66,10 +70,41 @@ _VECTORISED_NAMES = (
 )  # fmt: skip
 
 
+# The Python of QGIS on Debian 12 has no shapely; `make ext-libs` puts the pinned shapely 2 wheel (built for
+# numpy >= 1.21, whose C API it uses) into the plugin's own folder. That folder is used only where no shapely
+# can be imported at all (never beside another shapely a QGIS plugin may have loaded) and the numpy here is
+# one the wheel works with.
+EXT_LIBS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ext-libs")
+EXT_LIBS_NUMPY = (1, 21)
+
+
+def _use_ext_libs() -> None:
+    if not os.path.isdir(EXT_LIBS) or EXT_LIBS in sys.path:
+        return
+    if "shapely" in sys.modules:  # already imported (or refused): never a second one beside it
+        return
+    try:
+        if importlib.util.find_spec("shapely") is not None:
+            return
+    except (ImportError, ValueError):
+        return
+    try:
+        import numpy as np
+    except ImportError:
+        return
+    version = tuple(int(x) for x in re.findall(r"\d+", np.__version__)[:2])
+    if version < EXT_LIBS_NUMPY:
+        log.info("numpy %s is older than the plugin's shapely needs: one feature at a time", version)
+        return
+    sys.path.append(EXT_LIBS)
+    log.info("shapely from the plugin's ext-libs folder (%s)", EXT_LIBS)
+
+
 def vectorised_shapely() -> tuple[Any, Any]:
     """``(shapely, numpy)`` when shapely's array functions work here, else ``(None, None)`` with a logged note
     (the comparison engine then works one feature at a time with QgsGeometry, with the same results)."""
     try:
+        _use_ext_libs()
         import numpy as np
         import shapely
 
