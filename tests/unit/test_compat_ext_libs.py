@@ -24,7 +24,8 @@ PROBE = textwrap.dedent(
     compat.EXT_LIBS = {ext!r}
     found, np = compat.vectorised_shapely()
     geos = list(getattr(found, "geos_version", ()))
-    print(json.dumps({{"file": getattr(found, "__file__", None), "geos": geos, "in_path": compat.EXT_LIBS in sys.path}}))
+    in_path = compat.EXT_LIBS in sys.path
+    print(json.dumps({{"file": getattr(found, "__file__", None), "geos": geos, "in_path": in_path}}))
     """
 )
 
