@@ -13,10 +13,10 @@ from qgis.core import (
 )
 
 from huijiao_plugin.core.compare import vectorized
+from huijiao_plugin.core.compare.engine.featureset import FeatureSet
 from huijiao_plugin.core.compare.engine.geometry import polygonal, union_parts
 from huijiao_plugin.core.compare.engine.noise import Cover, _noise_only_difference, _subtract_each
 from huijiao_plugin.core.compare.engine.pairwise import _from_wkb, _shapes
-from huijiao_plugin.core.compare.engine.reading import FeatureSet
 from huijiao_plugin.core.compare.engine.runner import Pred, _prepared, _Runner, _selected, _vertex_count
 
 LOG = logging.getLogger(__name__)
