@@ -24,10 +24,10 @@ export HUIJIAO_TEST_PG ?= postgresql://huijiao:huijiao@127.0.0.1:5432/huijiao_te
 APT_PACKAGES := qgis python3-qgis qgis-providers pyqt5-dev-tools qttools5-dev-tools xvfb xauth \
 	fonts-noto-cjk python3-venv python3-pip gdal-bin zip postgresql postgis postgresql-15-postgis-3 \
 	poppler-utils python3-scipy python3-numpy python3-gdal python3-requests python3-cryptography \
-	python3-matplotlib python3-pyproj nginx nodejs
+	python3-matplotlib python3-pyproj nginx nodejs time
 
 .PHONY: help system venv test lint format translations qm resources package deploy run demo-data \
-	clean bench bench-compat bench-province pg-start test-fresh test-compat
+	clean bench bench-compat bench-province pg-start test-fresh test-compat ext-libs
 
 help:
 	@echo "make run | test | test-fresh | test-compat | bench-compat | demo-data | lint | format | translations | resources | package | deploy | bench | clean"
@@ -57,6 +57,28 @@ $(QT6_VENV)/.deps: pyproject.toml | system
 	touch $@
 
 venv: system $(VENV)/.deps $(QT6_VENV)/.deps
+
+# QGIS's own Python (Debian 12: no shapely at all) gets a pinned shapely 2 as the plugin's ext-libs folder
+# (built in build/ext-libs, copied into the plugin by `make deploy` and `make run`), which compat.py uses only
+# where no shapely can be imported: the vectorised comparison engine in the desktop and in qgis_process.
+# Inside QGIS the GEOS QGIS links is the one the process resolves first, so the pin is the shapely release
+# whose wheel bundles QGIS's GEOS major.minor (2.0.7: GEOS 3.11, Debian 12; 2.1.2: GEOS 3.13); both wheels
+# need numpy >= 1.21. Skipped where QGIS's Python has a shapely.
+EXT_LIBS := build/ext-libs
+EXT_LIBS_SHAPELY_3.11 := 2.0.7
+EXT_LIBS_SHAPELY_3.13 := 2.1.2
+ext-libs: venv
+	@if $(SYS_PYTHON) -c "import shapely" 2>/dev/null; then echo "QGIS's Python has shapely: no ext-libs"; \
+	else geos=$$(QT_QPA_PLATFORM=offscreen $(SYS_PYTHON) -c "from qgis.core import Qgis; \
+			print(f'{Qgis.geosVersionMajor()}.{Qgis.geosVersionMinor()}')"); \
+		case $$geos in 3.11) pin=$(EXT_LIBS_SHAPELY_3.11) ;; 3.13) pin=$(EXT_LIBS_SHAPELY_3.13) ;; \
+			*) echo "no shapely release pinned for QGIS's GEOS $$geos: no ext-libs"; exit 0 ;; esac; \
+		rm -rf $(EXT_LIBS) && \
+		$(PY) -m pip install -q --no-deps --only-binary=:all: --target $(EXT_LIBS) shapely==$$pin && \
+		rm -rf $(EXT_LIBS)/shapely/tests && \
+		$(SYS_PYTHON) -c "import sys; sys.path.append('$(EXT_LIBS)'); import numpy, shapely; \
+			print('ext-libs: shapely', shapely.__version__, 'GEOS', shapely.geos_version, 'numpy', numpy.__version__)"; \
+	fi
 
 # --- build products (never committed) ------------------------------------------------------------
 $(QM): $(TS) | system
@@ -134,10 +156,10 @@ demo-data: venv
 clean-demo:
 	rm -rf $(DEMO_DIR)
 
-deploy: venv
+deploy: venv ext-libs
 	$(PY) -m tests.demo_profile deploy --profiles $(PROFILES_DIR)
 
-run: venv demo-data
+run: venv ext-libs demo-data
 	$(PY) -m tests.demo_profile run --profiles $(PROFILES_DIR) --demo $(DEMO_DIR)
 
 # --- packaging -------------------------------------------------------------------------------------

@@ -7,7 +7,11 @@ plugin imports the names below instead of testing versions itself.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
+import re
+import sys
 from types import SimpleNamespace
 from typing import Any
 
@@ -66,10 +70,55 @@ _VECTORISED_NAMES = (
 )  # fmt: skip
 
 
+# The Python of QGIS on Debian 12 has no shapely; `make ext-libs` puts a pinned shapely 2 wheel (built for
+# numpy >= 1.21, whose C API it uses) into the plugin's own folder. That folder is used only where no shapely
+# can be imported at all (never beside another shapely a QGIS plugin may have loaded), the numpy here is one
+# the wheel works with, and the wheel's GEOS has QGIS's GEOS major.minor: inside QGIS the GEOS that QGIS
+# links comes first in the process's symbol lookup, so a wheel built on another GEOS would call into it (the
+# Makefile picks the shapely release that bundles QGIS's GEOS minor version).
+EXT_LIBS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ext-libs")
+EXT_LIBS_NUMPY = (1, 21)
+
+
+def _use_ext_libs() -> None:
+    if not os.path.isdir(EXT_LIBS) or EXT_LIBS in sys.path:
+        return
+    if "shapely" in sys.modules:  # already imported (or refused): never a second one beside it
+        return
+    try:
+        if importlib.util.find_spec("shapely") is not None:
+            return
+    except (ImportError, ValueError):
+        return
+    try:
+        import numpy as np
+    except ImportError:
+        return
+    version = tuple(int(x) for x in re.findall(r"\d+", np.__version__)[:2])
+    if version < EXT_LIBS_NUMPY:
+        log.info("numpy %s is older than the plugin's shapely needs: one feature at a time", version)
+        return
+    sys.path.append(EXT_LIBS)
+    try:
+        import shapely
+
+        ours = (Qgis.geosVersionMajor(), Qgis.geosVersionMinor())
+        if tuple(shapely.geos_version[:2]) != ours:
+            raise ImportError(f"its GEOS {shapely.geos_version} is not QGIS's GEOS {ours}")
+    except Exception as exc:  # noqa: BLE001 - the folder is then left alone: one feature at a time
+        sys.path.remove(EXT_LIBS)
+        for name in [m for m in sys.modules if m == "shapely" or m.startswith("shapely.")]:
+            del sys.modules[name]
+        log.info("The plugin's ext-libs shapely is not used (%s): one feature at a time", exc)
+        return
+    log.info("shapely %s from the plugin's ext-libs folder (%s)", shapely.__version__, EXT_LIBS)
+
+
 def vectorised_shapely() -> tuple[Any, Any]:
     """``(shapely, numpy)`` when shapely's array functions work here, else ``(None, None)`` with a logged note
     (the comparison engine then works one feature at a time with QgsGeometry, with the same results)."""
     try:
+        _use_ext_libs()
         import numpy as np
         import shapely
 

@@ -72,6 +72,9 @@ def deploy(profiles: Path) -> Path:
         staged = stage(Path(tmp)).parent / PLUGIN
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(staged, target)
+    ext_libs = Path(__file__).resolve().parent.parent / "build" / "ext-libs"
+    if ext_libs.is_dir():  # `make ext-libs`: shapely 2 for a QGIS Python without one (see compat.py)
+        shutil.copytree(ext_libs, target / "ext-libs")
     write_profile_settings(profiles)
     # qgis_process has no --profile option: with QGIS_CUSTOM_CONFIG_PATH=PROFILES it reads the profile
     # "default", so that name points at the demo profile (still inside PROFILES, never the user's own).

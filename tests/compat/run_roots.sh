@@ -106,7 +106,9 @@ overrides_for() {
     trixie) echo "-shapely" ;;
     # no Python 3.14 wheels of psycopg-binary 3.2.6 nor httptools 0.6.4 (optional for uvicorn): Debian's
     # psycopg; SQLAlchemy 2.0.40 has only its pure-Python wheel for 3.14: Debian's compiled build
-    sid) echo "-shapely -httptools -psycopg -sqlalchemy" ;;
+    # the benchmark peers (GeoPandas 0.14 needs fiona, which has no 3.14 wheel) only where wheels exist:
+    # `make bench-compat` runs in trixie
+    sid) echo "-shapely -httptools -psycopg -sqlalchemy -geopandas -pandas -pyogrio -duckdb -duckdb-extension-spatial" ;;
   esac
 }
 extra_debs_for() {

@@ -27,6 +27,8 @@ from qgis.core import QgsGeometry, QgsSpatialIndex
 
 from huijiao_plugin.core.compare import vectorized
 from huijiao_plugin.core.compare.engine import passes_sliver_rule, polygonal, single_parts
+from huijiao_plugin.core.compare.engine.pairwise import _from_wkb
+from huijiao_plugin.core.compare.engine.unions import _unions
 from huijiao_plugin.core.compare.spec import Piece
 
 WITHIN = "within_tolerance"
@@ -41,26 +43,34 @@ def _relate(a: Any, b: Any, workers: int) -> list[str]:
 
 
 def _candidate_pairs(
-    geoms: Sequence[QgsGeometry], workers: int = 1
+    geoms: Sequence[QgsGeometry], workers: int = 1, shapes: Any = None, same: Any = None
 ) -> tuple[list[tuple[int, int]], set[tuple[int, int]] | None, dict[tuple[int, int], bool]]:
     """Pairs (i < j) whose geometries intersect (touching counts); with vectorised GEOS also the set of
     those whose interiors overlap (else None: decided pair by pair) and, per pair, whether the two share an
     edge (``_share_an_edge``). One DE-9IM matrix per pair answers both: GEOS computes the whole matrix for
-    any relate call, so asking twice costs twice."""
-    if vectorized.enabled() and geoms:
-        shapes = vectorized.read_wkb([bytes(g.asWkb()) for g in geoms])
-        if not vectorized.any_missing(shapes):
-            left, right = vectorized.index(shapes).query(shapes, predicate="intersects")
-            keep = left < right
-            left, right = left[keep], right[keep]
-            pairs = list(zip(left.tolist(), right.tolist()))
-            try:
-                matrices = _relate(shapes[left], shapes[right], workers)
-            except vectorized.shapely.errors.GEOSException:  # decided pair by pair
-                return pairs, None, {}
-            inner = [m[0] == "2" for m in matrices]
-            edges = {pair: m[0] == "2" or m[4] == "1" for pair, m in zip(pairs, matrices)}
-            return pairs, {pair for pair, x in zip(pairs, inner) if x}, edges
+    any relate call, so asking twice costs twice. ``shapes``: the geometries as read by shapely (None: read
+    here); ``same``: category codes per geometry, when only pairs of one category matter."""
+    if shapes is None and vectorized.enabled() and geoms:
+        shapes = _read(geoms)
+    if shapes is not None:
+        tree = vectorized.index(shapes)
+        left, right = tree.query(shapes)  # boxes only: the matrix below tells which pairs intersect
+        keep = left < right
+        if same is not None:
+            keep &= same[left] == same[right]
+        left, right = left[keep], right[keep]
+        try:
+            matrices = _relate(shapes[left], shapes[right], workers)
+        except vectorized.shapely.errors.GEOSException:  # decided pair by pair
+            left, right = tree.query(shapes, predicate="intersects")
+            keep = (left < right) & (same[left] == same[right] if same is not None else True)
+            return list(zip(left[keep].tolist(), right[keep].tolist())), None, {}
+        meet = [not (m[0] == m[1] == m[3] == m[4] == "F") for m in matrices]  # not disjoint
+        pairs = [pair for pair, x in zip(zip(left.tolist(), right.tolist()), meet) if x]
+        matrices = [m for m, x in zip(matrices, meet) if x]
+        inner = [m[0] == "2" for m in matrices]
+        edges = {pair: m[0] == "2" or m[4] == "1" for pair, m in zip(pairs, matrices)}
+        return pairs, {pair for pair, x in zip(pairs, inner) if x}, edges
     index = QgsSpatialIndex()
     for n, g in enumerate(geoms):
         index.addFeature(n, g.boundingBox())
@@ -70,6 +80,33 @@ def _candidate_pairs(
             if j > i and g.intersects(geoms[j]):
                 out.append((i, j))
     return out, None, {}
+
+
+def _read(geoms: Sequence[QgsGeometry]) -> Any:
+    """shapely geometries of ``geoms`` (None when one cannot be read here: the caller goes per geometry)."""
+    if not geoms:
+        return None
+    shapes = vectorized.read_wkb([bytes(g.asWkb()) for g in geoms])
+    return None if vectorized.any_missing(shapes) else shapes
+
+
+def _passes(units: Sequence[QgsGeometry], shapes: Any, thresholds: tuple[float, float, float]) -> list[bool]:
+    """``passes_sliver_rule`` of each unit, over the whole array when shapely has read them (only the thin
+    ones are eroded)."""
+    if shapes is None:
+        return [passes_sliver_rule(u, *thresholds) for u in units]
+    np, shapely = vectorized.np, vectorized.shapely
+    min_area, min_width, noise = thresholds
+    area, perimeter = shapely.area(shapes), shapely.length(shapes)
+    flat = perimeter <= 0
+    width = np.where(flat, np.inf, area / np.where(flat, 1.0, perimeter))
+    ok = (area >= min_area) & (flat | (width >= min_width))
+    if noise > 0:
+        thin = np.nonzero(ok & ~flat & (width <= noise / 2.0))[0]
+        if len(thin):
+            core = shapely.buffer(shapes[thin], -noise / 2.0, quad_segs=4)
+            ok[thin] = shapely.area(core) > 0.01
+    return ok.tolist()
 
 
 def _interiors_meet(a: QgsGeometry, b: QgsGeometry) -> bool:
@@ -111,7 +148,12 @@ def partition(
         key=lambda p: rank.get(p.category, len(rank)),
     )  # stable: a category's pieces keep their order
     geoms = [p.geom for p in pieces]
-    pairs, overlapping, edges = _candidate_pairs(geoms, workers)
+    shapes = _read(geoms) if vectorized.enabled() else None
+    same = None  # categories that exclude each other: pairs across categories matter too
+    if not exclusive and shapes is not None:
+        codes = {c: n for n, c in enumerate(dict.fromkeys(p.category for p in pieces))}
+        same = vectorized.np.asarray([codes[p.category] for p in pieces])
+    pairs, overlapping, edges = _candidate_pairs(geoms, workers, shapes, same)
     # 1. overlaps counted once
     earlier: dict[int, list[int]] = {}
     for i, j in pairs:
@@ -132,7 +174,20 @@ def partition(
     by_piece: dict[int, list[int]] = {}
     for u, (n, _part) in enumerate(units):
         by_piece.setdefault(n, []).append(u)
-    passes = [passes_sliver_rule(part, *thresholds) for _n, part in units]
+    unit_shapes = None
+    if shapes is not None:  # a piece left whole and in one part is its own unit: read once
+        unit_shapes = vectorized.np.empty(len(units), dtype=object)
+        again = []
+        for u, (n, _part) in enumerate(units):
+            if n not in earlier and len(by_piece[n]) == 1:
+                unit_shapes[u] = shapes[n]
+            else:
+                again.append(u)
+        if again:
+            unit_shapes[again] = vectorized.read_wkb([bytes(units[u][1].asWkb()) for u in again])
+        if vectorized.any_missing(unit_shapes):
+            unit_shapes = None
+    passes = _passes([part for _n, part in units], unit_shapes, thresholds)
     groups = _Groups(len(units))
     joined: list[tuple[int, int]] = []  # units sharing an edge, one of them failing the rule on its own
     # a piece left whole by step 1 and in one part is its own unit: its pair's matrix already answers
@@ -151,9 +206,15 @@ def partition(
                 elif known:
                     groups.join(u, v)
                     joined.append((u, v))
-    for (u, v), edge in zip(
-        asked, _edges_shared([units[u][1] for u, _ in asked], [units[v][1] for _, v in asked], workers)
-    ):
+    if unit_shapes is not None and asked:
+        left = vectorized.np.asarray([u for u, _ in asked])
+        right = vectorized.np.asarray([v for _, v in asked])
+        shared = _edges_of(unit_shapes[left], unit_shapes[right], workers)
+    else:
+        shared = None
+    if shared is None:
+        shared = _edges_shared([units[u][1] for u, _ in asked], [units[v][1] for _, v in asked], workers)
+    for (u, v), edge in zip(asked, shared):
         if edge:
             groups.join(u, v)
             joined.append((u, v))
@@ -161,21 +222,39 @@ def partition(
     for u in range(len(units)):
         members.setdefault(groups.find(u), []).append(u)
     verdict = passes[:]
+
+    def unite(jobs: list[list[int]]) -> list[QgsGeometry | None]:
+        """The union of the units of each job: in whole arrays when shapely has read the units."""
+        if unit_shapes is not None and jobs:
+            areas = vectorized.shapely.area(unit_shapes)
+            unions = _unions(unit_shapes, areas, [vectorized.np.asarray(job) for job in jobs])
+            return [polygonal(_from_wkb(w)) if w is not None else None for w in vectorized.to_wkbs(unions)]
+        return [polygonal(QgsGeometry.unaryUnion([units[u][1] for u in job])) for job in jobs]
+
+    together = [g for g in members.values() if len(g) > 1 and not any(passes[u] for u in g)]
     for group in members.values():
-        if len(group) == 1 or any(passes[u] for u in group):
+        if len(group) > 1 and any(passes[u] for u in group):
             for u in group:
-                verdict[u] = len(group) > 1 or passes[u]
-            continue
+                verdict[u] = True
+    for group, union in zip(together, unite(together)):
         # judged together: each connected part of their union
-        parts = single_parts(polygonal(QgsGeometry.unaryUnion([units[u][1] for u in group])))
+        parts = single_parts(union)
         ok = [passes_sliver_rule(part, *thresholds) for part in parts]
         for u in group:
             verdict[u] = ok[_part_of(units[u][1], parts)]
     host = _hosts(units, passes, verdict, joined)
-    received: dict[int, list[QgsGeometry]] = {}
+    received: dict[int, list[int]] = {}
     for u, n in enumerate(host):
         if n is not None and n != units[u][0]:
-            received.setdefault(n, []).append(units[u][1])
+            received.setdefault(n, []).append(u)
+    hosts = [n for n in kept if n in received]
+    # slivers kept with a piece join its row: not split finer than needed
+    joined_rows = dict(
+        zip(
+            hosts,
+            unite([[u for u in by_piece[n] if verdict[u] and host[u] == n] + received[n] for n in hosts]),
+        )
+    )
     out: list[Piece] = []
     judged: dict[tuple[str, str], list[int]] = {}
     for n in kept:
@@ -183,8 +262,8 @@ def partition(
         good = [units[u][1] for u in by_piece[n] if verdict[u] and host[u] == n]
         noisy = [u for u in by_piece[n] if not verdict[u]]
         noise = [units[u][1] for u in noisy]
-        if n in received:  # slivers kept with this piece join its row: not split finer than needed
-            p.geom = polygonal(QgsGeometry.unaryUnion(good + received[n]))
+        if n in received:
+            p.geom = joined_rows[n]
             out.append(p)
         elif good:
             p.geom = good[0] if len(good) == 1 else QgsGeometry.collectGeometry(good)
@@ -194,15 +273,17 @@ def partition(
         elif noise:  # no 坐落单位: its region comes from its own geometry, so it keeps its own row
             geom = noise[0] if len(noise) == 1 else QgsGeometry.collectGeometry(noise)
             out.append(Piece(geom, WITHIN, {"tolerance_of": p.category}, p.zldwdm))
+    # noise units share an edge only inside their group: only those are united, the rest collected
+    rows: list[tuple[str, str, list[list[int]]]] = []
     for (category, zl), noisy in judged.items():
-        # noise units share an edge only inside their group: only those are united, the rest collected
-        by_group: dict[int, list[QgsGeometry]] = {}
+        by_group: dict[int, list[int]] = {}
         for u in noisy:
-            by_group.setdefault(groups.find(u), []).append(units[u][1])
+            by_group.setdefault(groups.find(u), []).append(u)
+        rows.append((category, zl, list(by_group.values())))
+    merged = iter(unite([g for _c, _z, gs in rows for g in gs if len(g) > 1]))
+    for category, zl, gs in rows:
         polys = [
-            part
-            for geoms in by_group.values()
-            for part in (geoms if len(geoms) == 1 else single_parts(QgsGeometry.unaryUnion(geoms)))
+            part for g in gs for part in ([units[g[0]][1]] if len(g) == 1 else single_parts(next(merged)))
         ]
         geom = polys[0] if len(polys) == 1 else QgsGeometry.collectGeometry(polys)
         out.append(Piece(geom, WITHIN, {"tolerance_of": category}, zl))
@@ -247,12 +328,19 @@ def _edges_shared(a: Sequence[QgsGeometry], b: Sequence[QgsGeometry], workers: i
         sa = vectorized.read_wkb([bytes(g.asWkb()) for g in a])
         sb = vectorized.read_wkb([bytes(g.asWkb()) for g in b])
         if not (vectorized.any_missing(sa) or vectorized.any_missing(sb)):
-            shapely = vectorized.shapely
-            try:  # the common part is more than points: a shared edge (dimension ≥ 1); one matrix a pair
-                return [m[0] == "2" or m[4] == "1" for m in _relate(sa, sb, workers)]
-            except shapely.errors.GEOSException:  # a geometry GEOS rejects here: pair by pair below
-                pass
+            found = _edges_of(sa, sb, workers)
+            if found is not None:
+                return found
     return [_share_an_edge(x, y) for x, y in zip(a, b)]
+
+
+def _edges_of(sa: Any, sb: Any, workers: int) -> list[bool] | None:
+    """Whether each pair (sa[k], sb[k]) of shapely geometries shares more than points (None: GEOS rejects
+    one here, decide pair by pair)."""
+    try:  # the common part is more than points: a shared edge (dimension ≥ 1); one matrix a pair
+        return [m[0] == "2" or m[4] == "1" for m in _relate(sa, sb, workers)]
+    except vectorized.shapely.errors.GEOSException:
+        return None
 
 
 def _share_an_edge(a: QgsGeometry, b: QgsGeometry) -> bool:

@@ -19,6 +19,7 @@ from huijiao_plugin.core.compare.engine import (
     CountyOverlay,
     Selection,
     kept_parts,
+    passes_sliver_rule,
     polygonal,
     union_parts,
 )
@@ -493,8 +494,13 @@ def boundary_compare(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
     ]
     # 套合率 with the run's tolerances (the pieces themselves may be exact: see partition.py)
     real = (params["min_area_m2"], params["min_width_m"], params["noise_width_m"])
-    ratio_a = _overlap_ratios(a.geoms, [(i, kept_parts(union_parts(p), *real)) for i, p in only_a])
-    ratio_b = _overlap_ratios(b.geoms, [(j, kept_parts(union_parts(p), *real)) for j, p in only_b])
+    # (the parts of one overlay result never share an edge: judged as they are, no union needed)
+    ratio_a = _overlap_ratios(
+        a.geoms, [(i, [x for x in p if passes_sliver_rule(x, *real)]) for i, p in only_a]
+    )  # noqa: E501
+    ratio_b = _overlap_ratios(
+        b.geoms, [(j, [x for x in p if passes_sliver_rule(x, *real)]) for j, p in only_b]
+    )  # noqa: E501
     pieces: list[Piece] = []
     for i, parts in only_a:
         attrs = {"A_ID": _id(ov, "A", i), "B_ID": "", "A_RATIO": ratio_a[i], "B_RATIO": None}

@@ -12,7 +12,8 @@ a candidate fully inside is taken whole, a disjoint candidate is skipped, only t
 geometry
 work runs on worker threads (GEOS calls release the GIL).
 
-One job per module: ``reading`` (layers into feature sets, indexes), ``runner`` (threads, progress, cancel,
+One job per module: ``reading`` (layers into feature sets), ``featureset`` (columns, checked geometries,
+indexes), ``runner`` (threads, progress, cancel,
 selections), ``pairwise`` (overlays of two roles), ``unions`` (a piece against the union of a role: category
 assembly), ``noise`` (sliver rule, digitising noise, covers), ``county`` (the overlay of a run, areas for the
 statistics), ``geometry`` (errors and small helpers).

@@ -14,9 +14,9 @@ from qgis.core import (
 )
 
 from huijiao_plugin.core.compare import vectorized
+from huijiao_plugin.core.compare.engine.featureset import FeatureSet
 from huijiao_plugin.core.compare.engine.geometry import ERODE_SEGMENTS, polygonal, single_parts
 from huijiao_plugin.core.compare.engine.pairwise import _read_shapes
-from huijiao_plugin.core.compare.engine.reading import FeatureSet
 from huijiao_plugin.core.compare.engine.runner import _prepared, _Runner
 
 LOG = logging.getLogger(__name__)

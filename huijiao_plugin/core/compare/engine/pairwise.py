@@ -14,8 +14,8 @@ from qgis.core import (
 )
 
 from huijiao_plugin.core.compare import vectorized
+from huijiao_plugin.core.compare.engine.featureset import FeatureSet
 from huijiao_plugin.core.compare.engine.geometry import ERODE_SEGMENTS, polygonal
-from huijiao_plugin.core.compare.engine.reading import FeatureSet
 from huijiao_plugin.core.compare.engine.runner import Pred, _prepared, _Runner, _selected, _SubsetIndex
 
 LOG = logging.getLogger(__name__)

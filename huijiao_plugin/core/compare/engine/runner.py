@@ -19,7 +19,7 @@ from qgis.core import (
 from huijiao_plugin.core.compare.engine.geometry import CHUNK, CompareCanceledError
 
 if TYPE_CHECKING:  # reading imports this module
-    from huijiao_plugin.core.compare.engine.reading import FeatureSet
+    from huijiao_plugin.core.compare.engine.featureset import FeatureSet
 
 LOG = logging.getLogger(__name__)
 

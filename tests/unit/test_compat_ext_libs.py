@@ -1,0 +1,83 @@
+"""The plugin's ext-libs folder (``make ext-libs``): QGIS's own Python without shapely takes the vectorised
+path from it; a Python that has a shapely of its own never gets a second one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+import shapely
+from qgis.core import Qgis
+
+ROOT = Path(__file__).resolve().parents[2]
+QGIS_PYTHON = "/usr/bin/python3"  # what QGIS and qgis_process run on Debian
+QGIS_GEOS = (Qgis.geosVersionMajor(), Qgis.geosVersionMinor())
+
+PROBE = textwrap.dedent(
+    """
+    import json, logging, sys
+    sys.path.insert(0, {root!r})
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    from huijiao_plugin import compat
+    compat.EXT_LIBS = {ext!r}
+    found, np = compat.vectorised_shapely()
+    geos = list(getattr(found, "geos_version", ()))
+    in_path = compat.EXT_LIBS in sys.path
+    print(json.dumps({{"file": getattr(found, "__file__", None), "geos": geos, "in_path": in_path}}))
+    """
+)
+
+
+def probe(python: str, ext: Path) -> tuple[dict, str]:
+    proc = subprocess.run(
+        [python, "-c", PROBE.format(root=str(ROOT), ext=str(ext))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
+
+
+def copy_shapely(target: Path) -> None:
+    """This venv's shapely 2 wheel (the pinned one) as ``make ext-libs`` installs it."""
+    source = Path(shapely.__file__).parent
+    shutil.copytree(source, target / "shapely")
+    libs = source.parent / "shapely.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, target / "shapely.libs")
+
+
+def test_qgis_python_without_shapely_takes_an_ext_libs_shapely_only_on_qgis_geos(tmp_path):
+    """Taken when the wheel's GEOS is QGIS's major.minor, else refused with a note (inside QGIS, QGIS's GEOS
+    would answer the wheel's calls)."""
+    if subprocess.run([QGIS_PYTHON, "-c", "import shapely"], capture_output=True).returncode == 0:
+        pytest.fail("this test needs QGIS's Python without shapely (Debian 12's default)")
+    ext = tmp_path / "ext-libs"
+    copy_shapely(ext)
+    found, log = probe(QGIS_PYTHON, ext)
+    if tuple(shapely.geos_version[:2]) == QGIS_GEOS:
+        assert found["file"] == str(ext / "shapely" / "__init__.py")
+        assert found["in_path"] and "from the plugin's ext-libs folder" in log
+    else:
+        assert found == {"file": None, "geos": [], "in_path": False}
+        assert "is not QGIS's GEOS" in log and "one feature at a time" in log
+
+
+def test_no_ext_libs_folder_leaves_the_path_alone(tmp_path):
+    found, _log = probe(QGIS_PYTHON, tmp_path / "missing")
+    assert found == {"file": None, "geos": [], "in_path": False}
+
+
+def test_a_python_with_its_own_shapely_does_not_get_the_ext_libs_one(tmp_path):
+    ext = tmp_path / "ext-libs"
+    (ext / "shapely").mkdir(parents=True)
+    (ext / "shapely" / "__init__.py").write_text("raise ImportError('the ext-libs copy was imported')\n")
+    venv_python = str(ROOT / ".venv" / "bin" / "python")
+    found, _log = probe(venv_python, ext)
+    assert found["file"] == shapely.__file__ and not found["in_path"]
