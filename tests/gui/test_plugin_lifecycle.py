@@ -192,7 +192,10 @@ def test_changed_settings_reach_the_panels(qgis_iface, main_window):
             for label in dock.findChildren(QLabel, "HuijiaoContextLabel")
         ]
         assert labels, "no panel shows the user context"
-        assert all("610100 西安市" in label.text() for label in labels)
+        # the region by name with its code in brackets (the source string, the Chinese one in the UI)
+        assert all(
+            "西安市 (610100)" in label.text() or "西安市（610100）" in label.text() for label in labels
+        ), [label.text() for label in labels]
     finally:
         plugin.unload()
         flush_deletes()

@@ -44,12 +44,12 @@ from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError
 from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import AREA_UNITS, HuijiaoSettings
 from huijiao_plugin.core.styles import SELECTION_RGBA
+from huijiao_plugin.core.timefmt import local_time
 from huijiao_plugin.core.units import area_header, area_text
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
 from huijiao_plugin.gui.widgets.wdg_patch_detail import (
     HuijiaoPatchConflictsWidget,
     HuijiaoPatchDetailViews,
-    local_time,
 )
 from huijiao_plugin.gui.widgets.wdg_patch_filters import HuijiaoPatchFilters
 from huijiao_plugin.gui.widgets.wdg_patch_status import HuijiaoPatchStatusWidget

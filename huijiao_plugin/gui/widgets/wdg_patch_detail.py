@@ -4,8 +4,6 @@ ways out."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtGui import QIcon, QPixmap
 from qgis.PyQt.QtWidgets import (
@@ -25,22 +23,10 @@ from huijiao_plugin.core.patches import schema, workflow
 from huijiao_plugin.core.patches.field_package import FieldPackageError, open_conflicts, resolve_conflict
 from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError
 from huijiao_plugin.core.patches.workflow import WorkflowError
+from huijiao_plugin.core.timefmt import local_time
 from huijiao_plugin.toolbelt.i18n import tr
 
 FID_ROLE = Qt.ItemDataRole.UserRole + 1
-
-
-def local_time(iso: str | None) -> str:
-    """``2026-12-07T06:05:00.000Z`` → ``2026-12-07 14:05`` in the computer's time zone; other text stays."""
-    if not iso:
-        return ""
-    try:
-        stamp = dt.datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
-    except ValueError:
-        return str(iso)
-    if stamp.tzinfo is None:
-        return stamp.strftime("%Y-%m-%d %H:%M")
-    return stamp.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def value_label(key: str, value) -> str:
