@@ -140,6 +140,28 @@ def test_package_atlas_checklist_import(inputs):
     assert [sheet.cell(r, 2).value for r in (2, 3)] == numbers[:2]
     assert sheet.max_row == 3
 
+    # the rule by name and the regions by name with their codes: the county from the catalog, township
+    # and village from the region layers given (names and codes of make_regions); no rule id, no bare code
+    def columns(path, *names):
+        sheet = load_workbook(path)["核查清单"]
+        headers = [c.value for c in sheet[1]]
+        return [{sheet.cell(r, headers.index(h) + 1).value for r in (2, 3)} for h in names]
+
+    rule, county = columns(checklist["OUTPUT"], "规则", "县级行政区")
+    assert rule == {"PBF non-grain use"} and county == {"泾阳县（610423）"}
+    named = processing.run(
+        "huijiao:patchchecklist",
+        {
+            "STORE": store_path,
+            "LIMIT": 2,
+            "CONTEXT_LAYERS": [QgsVectorLayer(xzq, "XZQ", "ogr"), QgsVectorLayer(cjdcq, "CJDCQ", "ogr")],
+            "OUTPUT": str(tmp_path / "named.xlsx"),
+        },
+    )
+    towns, villages = columns(named["OUTPUT"], "乡镇", "村")
+    assert towns and all(re.fullmatch(r"镇（61042310[01]）", t) for t in towns), towns
+    assert villages and all(re.fullmatch(r"村（61042310[01]20[12]）", v) for v in villages), villages
+
     imported = import_field_results(store_path, package["GPKG"], tmp_path)
     assert (imported["APPLIED"], imported["CONFLICTS"], imported["REJECTED"]) == (1, 0, 0)
     with pytest.raises(QgsProcessingException, match="already imported"):
