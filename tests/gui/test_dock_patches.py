@@ -253,6 +253,14 @@ def test_patches_from_selected_features_of_another_layer(dock_store, tmp_path):
     year = datetime.date.today().year
     assert sorted(r["number"] for r in new) == [f"{COUNTY}{year}{n:04d}" for n in (1, 2)]
     assert all(r["village_code"].startswith("6104231002") for r in new)
+    # the table names the villages with their codes in brackets (names of make_regions' CJDCQ layer)
+    dock.refresh()
+    village = [key for key, _label in COLUMNS].index("village_code")
+    texts = {
+        dock.table.item(r, 0).text(): dock.table.item(r, village).text() for r in range(dock.table.rowCount())
+    }
+    assert dock.table.horizontalHeaderItem(village).text() == "村"
+    assert all(texts[r["number"]] == "村（{}）".format(r["village_code"]) for r in new), texts
     assert dock.patches_from_selection(dock.patch_layer()) == []  # not from the patch layer itself
 
 

@@ -37,6 +37,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from huijiao_plugin.core.patches import schema, workflow
+from huijiao_plugin.core.patches.atlas_text import region_label, region_names
 from huijiao_plugin.core.patches.field_package import (
     configure_patch_layer,
 )
@@ -63,8 +64,8 @@ COLUMNS = (
     ("patch_type", "图斑类型"),
     ("status", "状态"),
     ("result", "核查结果"),
-    ("township_code", "乡级代码"),
-    ("village_code", "村级代码"),
+    ("township_code", "乡镇"),  # 名称（代码）
+    ("village_code", "村"),
     ("area_m2", ""),  # header and values in the user's area unit (area_header)
     ("verifier", "核查人"),
     ("updated_at", "更新时间"),
@@ -90,6 +91,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.session = session if session is not None else Session.load()
         self.store: PatchStore | None = None
         self.rows: list[dict] = []
+        self.region_names: dict[str, str] = {}
         self.map_tool = None
         self.setObjectName("HuijiaoPatchesDock")
         self.setWindowTitle(tr("Change patches"))
@@ -312,6 +314,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
             self.rows = []
         else:
             self.rows = self.store.patches()
+        self.region_names = region_names()  # from the project's township/village layers, by recognition
         layer = self.patch_layer(create=False)
         if layer is not None and not layer.isEditable():
             layer.reload()
@@ -363,6 +366,8 @@ class HuijiaoPatchesDock(QgsDockWidget):
                     text = area_text(value or 0.0, unit)
                 elif key == "updated_at":
                     text = local_time(value)
+                elif key in ("township_code", "village_code"):
+                    text = region_label(value or "", self.region_names)
                 else:
                     text = "" if value is None else str(value)
                 item = _NumberItem(text) if key == "area_m2" else QTableWidgetItem(text)
