@@ -194,3 +194,30 @@ def test_checklist_without_openpyxl_uses_gdal(inputs):
     assert [sheet.cell(r, 2).value for r in range(2, 5)] == sorted(r[1] for r in rows)
     assert float(sheet.cell(2, 11).value) == pytest.approx(rows[0][10])
     assert workbook["说明"].cell(2, 2).value == "测试"
+
+
+def test_atlas_page_has_an_overview_inset_scale_and_legend(inputs):
+    """The page layout: a main map, an overview inset showing all patches with the page's frame on it (linked
+    to the main map, inside the page, not hiding the main map's centre), a numeric scale and a legend."""
+    from qgis.core import QgsLayoutItemLabel, QgsLayoutItemLegend, QgsLayoutItemMap, QgsProject
+
+    from huijiao_plugin.core.patches.atlas import build_atlas_layout
+
+    tmp_path, xzq, cjdcq, comparison = inputs
+    store = PatchStore(_from_comparison(tmp_path, xzq, cjdcq, comparison)["STORE"])
+    project = QgsProject()
+    coverage = store.qgs_layer("变化图斑")
+    project.addMapLayer(coverage)
+    layout = build_atlas_layout(project, coverage, [], "核查图")
+    main, inset = layout.itemById("main"), layout.itemById("overview")
+    assert isinstance(main, QgsLayoutItemMap) and isinstance(inset, QgsLayoutItemMap)
+    assert inset.overview().enabled() and inset.overview().linkedMap() is main
+    assert inset.extent().contains(coverage.extent())  # every patch of the atlas on the inset
+    page = layout.pageCollection().page(0).rect()
+    box, map_box = inset.sceneBoundingRect(), main.sceneBoundingRect()
+    assert page.contains(box) and box.width() < map_box.width() / 3
+    assert not box.contains(map_box.center())
+    legends = [i for i in layout.items() if isinstance(i, QgsLayoutItemLegend)]
+    assert len(legends) == 1 and legends[0].title() == "图例" and legends[0].linkedMap() is main
+    texts = [i.text() for i in layout.items() if isinstance(i, QgsLayoutItemLabel)]
+    assert any("比例尺 1:" in t and "map_scale" in t for t in texts)
