@@ -381,3 +381,41 @@ def test_patch_layer_styled_by_status_and_selection_visible(dock_store, qgis_ifa
     assert (selection.red(), selection.green(), selection.blue()) != (255, 255, 0)
     assert selection.blue() > 200 and selection.red() < 50  # cyan, far from yellow
     assert QgsProject.instance().readNumEntry("Gui", "/SelectionColorBluePart")[0] == selection.blue()
+
+
+def test_detail_in_words_not_codes(dock_store, tmp_path):
+    """The 详情 tab and the history: the rule by its name with its parameters in words, the compared data by
+    Chinese name and version, regions as 名称（代码）, the source and how an edit was made in Chinese; never
+    a rule id, a parameter key, raw JSON or desk/comparison."""
+    from tests.unit.test_patches_helpers import make_regions
+
+    dock, store, _ids = dock_store
+    xzq, cjdcq = make_regions(tmp_path / "regions.gpkg")
+    for uri, name in ((xzq, "XZQ"), (cjdcq, "CJDCQ")):
+        QgsProject.instance().addMapLayer(QgsVectorLayer(uri, name, "ogr"))
+    [uuid] = store.add_patches(
+        [
+            NewPatch(
+                QgsGeometry.fromWkt(rel_rect(0, 2000, 100, 2100)),
+                patch_type=schema.TYPE_NONGRAIN,
+                rule_id="huijiao:pbfnongrain",
+                rule_params={"nongrain_codes": ["FLS", "WG"], "min_area_m2": 0.5},
+                inputs={"YJJBNTBHTB": {"version": "2022"}, "DLTB": {"version": "2023"}},
+                source=schema.SOURCE_COMPARISON,
+                year=2025,
+                attributes={"township_code": "610423100", "village_code": "610423100201"},
+            )
+        ]
+    )
+    store.update(uuid, {"notes": "内业备注"}, user="内业员")
+    dock.refresh()
+    dock.select_uuids([uuid])
+    text = dock.detail.toPlainText()
+    assert "PBF non-grain use" in text and "Non-grain ZZSXDM codes：FLS、WG" in text
+    assert "永久基本农田保护图斑 2022" in text and "年度国土变更调查地类图斑 2023" in text
+    assert "镇（610423100）" in text and "村（610423100201）" in text and "泾阳县（610423）" in text
+    assert "比对结果" in text
+    for code in ("huijiao:", "nongrain_codes", "{", "YJJBNTBHTB", "comparison", "desk"):
+        assert code not in text, code
+    ways = {dock.history_table.item(r, 2).text() for r in range(dock.history_table.rowCount())}
+    assert "内业" in ways and not ways & {"desk", "comparison", "import", "field"}

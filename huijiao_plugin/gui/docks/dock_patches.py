@@ -456,7 +456,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
 
     def show_detail(self, patch_uuid: str) -> None:
         if self.store is not None:
-            self.views.show(self.store, patch_uuid)
+            self.views.show(self.store, patch_uuid, self.region_names)
 
     def zoom_to_selected(self) -> None:
         if self.store is None:
