@@ -391,8 +391,8 @@ def test_detail_in_words_not_codes(dock_store, tmp_path):
 
     dock, store, _ids = dock_store
     xzq, cjdcq = make_regions(tmp_path / "regions.gpkg")
-    for uri, name in ((xzq, "XZQ"), (cjdcq, "CJDCQ")):
-        QgsProject.instance().addMapLayer(QgsVectorLayer(uri, name, "ogr"))
+    regions = [QgsVectorLayer(uri, name, "ogr") for uri, name in ((xzq, "XZQ"), (cjdcq, "CJDCQ"))]
+    QgsProject.instance().addMapLayers(regions)
     [uuid] = store.add_patches(
         [
             NewPatch(
@@ -419,3 +419,4 @@ def test_detail_in_words_not_codes(dock_store, tmp_path):
         assert code not in text, code
     ways = {dock.history_table.item(r, 2).text() for r in range(dock.history_table.rowCount())}
     assert "内业" in ways and not ways & {"desk", "comparison", "import", "field"}
+    QgsProject.instance().removeMapLayers([layer.id() for layer in regions])
