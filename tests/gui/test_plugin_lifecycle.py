@@ -199,3 +199,26 @@ def test_changed_settings_reach_the_panels(qgis_iface, main_window):
     finally:
         plugin.unload()
         flush_deletes()
+
+
+def test_dialog_buttons_are_chinese_without_qt_translations(qgis_iface, main_window, zh_locale):
+    """确定/取消 come from the plugin's translation: Qt's own (qtbase_zh_CN) is missing on many installs,
+    and then QDialogButtonBox shows OK/Cancel in an otherwise Chinese dialog."""
+    from qgis.PyQt.QtWidgets import QDialogButtonBox
+
+    from huijiao_plugin.gui.dialogs.dlg_settings import HuijiaoSettingsDialog
+    from huijiao_plugin.gui.map_tools.map_tool_mark_patch import HuijiaoPatchAttributesDialog
+
+    ensure_qm()
+    plugin = huijiao_plugin.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        for dialog in (HuijiaoSettingsDialog(main_window), HuijiaoPatchAttributesDialog({}, main_window)):
+            box = dialog.findChild(QDialogButtonBox)
+            ok = box.button(QDialogButtonBox.StandardButton.Ok).text().replace("&", "")
+            cancel = box.button(QDialogButtonBox.StandardButton.Cancel).text().replace("&", "")
+            assert (ok, cancel) == ("确定", "取消"), dialog.objectName()
+            dialog.deleteLater()
+    finally:
+        plugin.unload()
+        flush_deletes()

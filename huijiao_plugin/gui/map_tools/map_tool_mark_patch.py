@@ -33,7 +33,6 @@ from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFormLayout,
     QLineEdit,
     QPlainTextEdit,
@@ -43,6 +42,7 @@ from huijiao_plugin.core.patches import schema
 from huijiao_plugin.core.patches.geometry import RegionLookup, polygon_parts, project_regions
 from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError
 from huijiao_plugin.core.patches.workflow import WorkflowError
+from huijiao_plugin.gui.widgets.wdg_ok_cancel import ok_cancel_buttons
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -93,9 +93,7 @@ class HuijiaoPatchAttributesDialog(QDialog):
         layout.addRow(tr("Type"), self.type_combo)
         layout.addRow(tr("Reason"), self.reason_edit)
         layout.addRow(tr("Notes"), self.notes_edit)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
-        )
+        buttons = ok_cancel_buttons(self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addRow(buttons)
