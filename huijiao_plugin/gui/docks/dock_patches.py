@@ -240,6 +240,8 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.context_widget.apply_settings(settings)
         self.status_widget.user = settings.unit_name
         self.filters.set_unit(settings.area_unit)
+        if self.map_tool is not None:
+            self.map_tool.area_unit = settings.area_unit
         self.apply_filters()
 
     def _file_chosen(self, path: str) -> None:
@@ -554,6 +556,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
             self.map_tool.deactivated.connect(lambda: self.mark_button.setChecked(False))
         self.map_tool.user = self.session.settings.unit_name
         self.map_tool.region_code = self.session.settings.region_code
+        self.map_tool.area_unit = self.session.settings.area_unit
         self.map_tool.set_store(self.store, self.patch_layer(create=True))
         self.map_tool.set_mode(self.mode_combo.currentData())
         return self.map_tool
