@@ -48,6 +48,10 @@ def test_table_totals_match_the_data(dock_store):
         sum(m for _c, m in store.totals().values()), abs=0.01
     )
     assert dock.totals_tree.headerItem().text(2) == "面积（亩）"
+    # 比例 filled: the fixture's squares are 10,000 + 10,000 + 30,000 m² 非粮化 and 1,600 m² 非农化
+    assert dock.totals_tree.headerItem().text(3) == "比例（%）" and root.text(3) == "100.00"
+    shares = {root.child(i).text(0): root.child(i).text(3) for i in range(root.childCount())}
+    assert shares == {"非粮化": f"{100 * 50000 / 51600:.2f}", "非农化": f"{100 * 1600 / 51600:.2f}"}
 
 
 def test_filters_and_sorting(dock_store):

@@ -350,7 +350,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
     def apply_filters(self) -> None:
         unit = self.session.settings.area_unit
         self.table.setHorizontalHeaderLabels([label or area_header(unit) for _key, label in COLUMNS])
-        self.totals_tree.setHeaderLabels([tr("Type / status"), tr("Count"), area_header(unit)])
+        self.totals_tree.setHeaderLabels([tr("Type / status"), tr("Count"), area_header(unit), "比例（%）"])
         rows = self.filtered_rows()
         selected = set(self.selected_uuids())
         self.table.setSortingEnabled(False)
@@ -405,8 +405,12 @@ class HuijiaoPatchesDock(QgsDockWidget):
         all_count = sum(c for c, _m in totals.values())
         unit = self.session.settings.area_unit
         all_m2 = sum(m for _c, m in totals.values())
+
+        def share(m2: float) -> str:  # of the area of all patches shown, as in the comparison statistics
+            return f"{100.0 * m2 / all_m2:.2f}" if all_m2 > 0 else "0.00"
+
         root = QTreeWidgetItem(
-            self.totals_tree, [tr("All patches"), f"{all_count:,}", area_text(all_m2, unit)]
+            self.totals_tree, [tr("All patches"), f"{all_count:,}", area_text(all_m2, unit), share(all_m2)]
         )
         for patch_type, entries in by_type.items():
             type_item = QTreeWidgetItem(
@@ -415,10 +419,12 @@ class HuijiaoPatchesDock(QgsDockWidget):
                     schema.PATCH_TYPES.get(patch_type, patch_type),
                     f"{sum(e[1] for e in entries):,}",
                     area_text(sum(e[2] for e in entries), unit),
+                    share(sum(e[2] for e in entries)),
                 ],
             )
             for status, count, m2 in entries:
-                QTreeWidgetItem(type_item, [workflow.status_label(status), f"{count:,}", area_text(m2, unit)])
+                texts = [workflow.status_label(status), f"{count:,}", area_text(m2, unit), share(m2)]
+                QTreeWidgetItem(type_item, texts)
         self.totals_tree.expandAll()
         self.totals_tree.resizeColumnToContents(0)
 
