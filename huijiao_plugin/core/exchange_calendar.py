@@ -10,12 +10,12 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from huijiao_plugin.core.timefmt import local_time
 from huijiao_plugin.toolbelt.i18n import tr
 
 STATUS_ORDER = ("overdue", "pending", "late", "met")
@@ -41,22 +41,6 @@ def chart_fonts() -> list[str]:
     found = [name for name in CJK_FONTS if name in installed]
     found += sorted(n for n in installed if n not in found and any(h in n for h in CJK_HINTS))
     return [*found, "DejaVu Sans"]
-
-
-def local_time(value: str | None) -> str:
-    """An ISO time from the server (UTC) as local time, ``2026-12-07 14:05``; a date stays a date."""
-    if not value:
-        return ""
-    text = str(value).replace("Z", "+00:00")
-    try:
-        moment = _dt.datetime.fromisoformat(text)
-    except ValueError:
-        return str(value)
-    if len(text) <= 10:  # a plain date
-        return moment.strftime("%Y-%m-%d")
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_dt.timezone.utc)
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def status_label(status: str) -> str:

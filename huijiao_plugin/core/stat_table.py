@@ -11,10 +11,10 @@ from typing import Any
 from huijiao_plugin.core.compare.presets import PRESETS
 from huijiao_plugin.core.compare.statistics import LEVEL_NAMES, StatRow
 from huijiao_plugin.core.units import UNIT_EXCEL_FORMATS, area_header, rounded_area
-from huijiao_plugin.core.xlsx import write_table
+from huijiao_plugin.core.xlsx import TOTAL_LABEL, write_table
 from huijiao_plugin.toolbelt.i18n import tr
 
-TOTAL_LABEL = "合计"
+AREA_NOTE = "面积为 2000 国家大地坐标系椭球面积；1 亩 = 2000/3 平方米，1 公顷 = 10000 平方米"
 COUNT_COLUMN, AREA_COLUMN, RATIO_COLUMN = 4, 5, 6
 
 
@@ -70,26 +70,21 @@ def write_stat_table_xlsx(
 ) -> Path:
     """The panel's table (same headers, 合计 row last) plus a 规则参数 sheet in words."""
     headers, body, total = stat_table(rows, unit)
-    params: list[tuple[str, str]] = []
-    for result in results:
-        name = rule_name(result.rule_id)
-        for key, value in sorted((result.rule_params or {}).items()):
-            params.append(
-                (f"{name}：{key}", "、".join(map(str, value)) if isinstance(value, list) else str(value))
-            )
-        for role, version in sorted((result.inputs or {}).items()):
-            params.append((f"{name}：输入 {role}", _words(version)))
-    params.append(
-        ("面积说明", "面积为 2000 国家大地坐标系椭球面积；1 亩 = 2000/3 平方米，1 公顷 = 10000 平方米")
-    )
+    params = rule_parameter_rows(results)
     formats = {COUNT_COLUMN: "#,##0", AREA_COLUMN: UNIT_EXCEL_FORMATS[unit], RATIO_COLUMN: "0.00"}
     return write_table(path, headers, [*body, total], "比对统计", {"规则参数": params}, formats)
 
 
-def _words(value: Any) -> str:
-    """A parameter value as text (lists joined with 、, mappings as 键：值；…), never raw JSON."""
-    if isinstance(value, dict):
-        return "；".join(f"{k}：{_words(v)}" for k, v in value.items() if v not in (None, ""))
-    if isinstance(value, (list, tuple)):
-        return "、".join(_words(v) for v in value)
-    return "" if value is None else str(value)
+def rule_parameter_rows(results: Sequence[Any]) -> list[tuple[str, str]]:
+    """The 规则参数 sheet in words, as on the atlas pages: per rule its name, what it finds with its
+    parameters by their labels, the datasets compared by Chinese name and version; never ids or JSON."""
+    from huijiao_plugin.core.patches.atlas_text import inputs_description, rule_description
+
+    rows: list[tuple[str, str]] = []
+    for result in results:
+        name = rule_name(result.rule_id)
+        rows.append(("规则", name))
+        rows.append((f"{name}：说明", rule_description(result.rule_id, result.rule_params or {})))
+        rows.append((f"{name}：比对数据", inputs_description(result.inputs or {})))
+    rows.append(("面积说明", AREA_NOTE))
+    return rows

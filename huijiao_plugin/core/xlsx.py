@@ -1,5 +1,6 @@
 """xlsx export of comparison statistics (openpyxl): Chinese headers with units, one sheet of rule
-parameters."""
+parameters in words. Every table has the same look: a bold header on a shaded band, widths from the
+content, number formats per column, the header frozen, a bold 合计 row."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+HEADER_FILL = "FFD9E1F2"  # the header band (light blue-grey)
+TOTAL_LABEL = "合计"
 
 
 class XlsxError(Exception):
@@ -29,7 +33,7 @@ def write_table(
         path = path.with_suffix(".xlsx")
     try:
         from openpyxl import Workbook
-        from openpyxl.styles import Font
+        from openpyxl.styles import Alignment, Font, PatternFill
     except ImportError:  # e.g. qgis_process on a QGIS without openpyxl: a plain workbook, same content
         sheets = [(sheet_title, [list(headers)] + [list(r) for r in rows])]
         for title, pairs in (extra_sheets or {}).items():
@@ -39,10 +43,16 @@ def write_table(
     sheet = workbook.active
     sheet.title = sheet_title[:31]
     sheet.append(list(headers))
+    header_fill = PatternFill("solid", start_color=HEADER_FILL, end_color=HEADER_FILL)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
+        cell.fill = header_fill
+        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
     for row in rows:
         sheet.append([_cell(v) for v in row])
+    if rows and rows[-1] and rows[-1][0] == TOTAL_LABEL:
+        for cell in sheet[sheet.max_row]:
+            cell.font = Font(bold=True)
     for column, fmt in (number_formats or {}).items():
         for (cell,) in sheet.iter_rows(min_row=2, min_col=column + 1, max_col=column + 1):
             cell.number_format = fmt
@@ -57,6 +67,7 @@ def write_table(
         extra.append(["项目", "内容"])
         for cell in extra[1]:
             cell.font = Font(bold=True)
+            cell.fill = header_fill
         for key, value in pairs:
             extra.append([key, _json_text(value)])
         extra.column_dimensions["A"].width = 30
@@ -182,12 +193,8 @@ def write_statistics_xlsx(path: str | Path, rows: Sequence[Any], results: Sequen
         v = row.values()
         v[0] = LEVEL_NAMES.get(v[0], v[0])
         values.append(v)
-    params: list[tuple[str, str]] = []
-    for result in results:
-        params.append((result.rule_id + " 规则参数", json.dumps(result.rule_params, ensure_ascii=False)))
-        params.append((result.rule_id + " 输入图层", json.dumps(result.inputs, ensure_ascii=False)))
-    params.append(
-        ("面积说明", "面积为 2000 国家大地坐标系椭球面积；1 亩 = 2000/3 平方米，1 公顷 = 10000 平方米")
-    )
+    from huijiao_plugin.core.stat_table import rule_parameter_rows
+
+    params = rule_parameter_rows(results)
     formats = {7: "#,##0.00", 8: "#,##0.00", 9: "#,##0.0000", 10: "0.00"}
     return write_table(path, headers, values, "比对统计", {"规则参数": params}, formats)

@@ -1,4 +1,4 @@
-"""Background work of the 成果汇交 panel: a thread for the network transfer (:class:`Worker`) and a QgsTask
+"""Background work of the 成果汇交 panel (the upload itself is a task of gui/server_task.py): a QgsTask
 that opens layer snapshots in the task thread before running the work (:class:`LayerTask`); progress text.
 
 Layers are read in the task only through what the main thread handed over: a fresh layer on the same OGR
@@ -9,8 +9,6 @@ providers).
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from typing import Any, Callable
 
 from qgis.core import (
@@ -24,7 +22,6 @@ from qgis.core import (
     QgsVectorLayerFeatureSource,
 )
 
-from huijiao_plugin.core.exchange.transport import TransferControl
 from huijiao_plugin.core.package import PackageCanceledError, PackageError
 from huijiao_plugin.core.preflight import PreflightReport
 from huijiao_plugin.toolbelt.i18n import tr
@@ -51,42 +48,6 @@ def format_progress(done: int, total: int, elapsed: float, start_offset: int = 0
     if left is not None and done < total:
         text += ", " + tr("{seconds} s left").format(seconds=int(left + 0.5))
     return text
-
-
-class Worker:
-    """Runs one blocking client call in a thread; the GUI polls ``state`` with a QTimer."""
-
-    def __init__(
-        self,
-        func: Callable[[TransferControl, Callable[[int, int], None]], Any],
-        control: TransferControl | None = None,
-    ) -> None:
-        self.control = control or TransferControl()
-        self.progress = (0, 0)
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.done = False
-        self.started = time.monotonic()
-        self.first_offset: int | None = None
-        self._func = func
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _report(self, done: int, total: int) -> None:
-        if self.first_offset is None:
-            self.first_offset = done
-            self.started = time.monotonic()
-        self.progress = (done, total)
-
-    def _run(self) -> None:
-        try:
-            self.result = self._func(self.control, self._report)
-        except BaseException as error:  # reported to the user by the panel
-            self.error = error
-        finally:
-            self.done = True
-
-    def start(self) -> None:
-        self.thread.start()
 
 
 #: features copied per batch when a layer snapshot is materialised in a task

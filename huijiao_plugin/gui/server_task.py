@@ -30,7 +30,13 @@ class ServerTask(QgsTask):
     ``func(task)`` returns the result; it reports progress with :meth:`report` and is canceled through
     ``task.control`` (the client stops after the current block). The error is kept as a user message."""
 
-    def __init__(self, description: str, func: Callable[[ServerTask], Any], background: bool = False):
+    def __init__(
+        self,
+        description: str,
+        func: Callable[[ServerTask], Any],
+        background: bool = False,
+        control: TransferControl | None = None,
+    ):
         # a background check (the feed's long poll) is canceled silently when QGIS closes: without the
         # flag QGIS 3.40/3.44 ask "cancel these active tasks?" on exit and the desktop stays open
         flags = QgsTask.Flag.CanCancel
@@ -38,9 +44,10 @@ class ServerTask(QgsTask):
             flags = flags | QgsTask.Flag.CancelWithoutPrompt
         super().__init__(description, flags)
         self.func = func
-        self.control = TransferControl()
+        self.control = control or TransferControl()
         self.result: Any = None
         self.error = ""
+        self.exception: BaseException | None = None  # what ended the call, for callers that tell kinds apart
         self.canceled_by_user = False
         self.done_bytes = 0
         self.total_bytes = 0
@@ -59,13 +66,16 @@ class ServerTask(QgsTask):
         try:
             self.result = self.func(self)
             return not self.isCanceled()
-        except TransferCanceledError:
+        except TransferCanceledError as error:
+            self.exception = error
             self.canceled_by_user = True
             self.error = tr("The download was canceled.")
         except (ExchangeError, PackageError, ReceiptError) as error:
+            self.exception = error
             self.error = str(error)
         except Exception as error:  # noqa: BLE001 - a task must never raise; shown to the user
             log.exception("exchange task %s failed", self.description())
+            self.exception = error
             self.error = str(error)
         return False
 
@@ -73,6 +83,15 @@ class ServerTask(QgsTask):
         self.canceled_by_user = True
         self.control.cancel()
         super().cancel()
+
+
+class UploadTask(ServerTask):
+    """An upload: the panel's 取消 cancels it (``control.cancel()``), but a cancel from outside the panel
+    (QGIS closing, the task list) pauses it, so that the next 提交 resumes it where it stopped."""
+
+    def cancel(self) -> None:
+        self.control.pause()
+        QgsTask.cancel(self)
 
 
 def start_server_task(owner: QObject, task: QgsTask, done: Callable[[Any, bool], None]) -> Any:

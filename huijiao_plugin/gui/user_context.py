@@ -61,8 +61,14 @@ def area_unit_label(unit: str) -> str:
 
 
 def region_label(code: str) -> str:
-    name = region_name(code)
-    return "{code} {name}".format(code=code, name=name or tr("Unknown region")).strip()
+    """The user's region in the context lines: 陕西省（610000）; a code without a name is flagged."""
+    if not (code or "").strip():
+        return tr("Unknown region")
+    return (
+        region_display(code)
+        if region_name(code)
+        else tr("{name} ({code})").format(name=tr("Unknown region"), code=code)
+    )
 
 
 def region_display(code: str) -> str:

@@ -120,6 +120,13 @@ def test_run_preset_as_task(qgis_iface, project_county, tmp_path):
     rows = list(sheet.iter_rows(min_row=2, values_only=True))
     assert rows[-1][0] == "合计" and rows[-1][4] == 5 and sum(r[4] for r in rows[:-1]) == 5
     assert sheet.cell(row=2, column=6).number_format == "#,##0.00"
+    # a styled header band, the 合计 row in bold, the 区域 column wide enough for 名称（代码）
+    assert all(c.font.bold and c.fill.fgColor.rgb == "FFD9E1F2" for c in sheet[1])
+    assert all(c.font.bold for c in sheet[sheet.max_row]) and not sheet["A2"].font.bold
+    assert sheet.column_dimensions["B"].width >= max(len(str(r[1] or "")) for r in rows)
+    params = load_workbook(written)["规则参数"]
+    words = " ".join(str(c.value) for row in params.iter_rows(min_row=2) for c in row)
+    assert "huijiao:" not in words and "{" not in words and "min_area" not in words
     dock.deleteLater()
 
 

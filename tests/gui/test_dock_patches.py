@@ -48,6 +48,10 @@ def test_table_totals_match_the_data(dock_store):
         sum(m for _c, m in store.totals().values()), abs=0.01
     )
     assert dock.totals_tree.headerItem().text(2) == "面积（亩）"
+    # 比例 filled: the fixture's squares are 10,000 + 10,000 + 30,000 m² 非粮化 and 1,600 m² 非农化
+    assert dock.totals_tree.headerItem().text(3) == "比例（%）" and root.text(3) == "100.00"
+    shares = {root.child(i).text(0): root.child(i).text(3) for i in range(root.childCount())}
+    assert shares == {"非粮化": f"{100 * 50000 / 51600:.2f}", "非农化": f"{100 * 1600 / 51600:.2f}"}
 
 
 def test_filters_and_sorting(dock_store):
@@ -253,6 +257,14 @@ def test_patches_from_selected_features_of_another_layer(dock_store, tmp_path):
     year = datetime.date.today().year
     assert sorted(r["number"] for r in new) == [f"{COUNTY}{year}{n:04d}" for n in (1, 2)]
     assert all(r["village_code"].startswith("6104231002") for r in new)
+    # the table names the villages with their codes in brackets (names of make_regions' CJDCQ layer)
+    dock.refresh()
+    village = [key for key, _label in COLUMNS].index("village_code")
+    texts = {
+        dock.table.item(r, 0).text(): dock.table.item(r, village).text() for r in range(dock.table.rowCount())
+    }
+    assert dock.table.horizontalHeaderItem(village).text() == "村"
+    assert all(texts[r["number"]] == "村（{}）".format(r["village_code"]) for r in new), texts
     assert dock.patches_from_selection(dock.patch_layer()) == []  # not from the patch layer itself
 
 
@@ -373,3 +385,42 @@ def test_patch_layer_styled_by_status_and_selection_visible(dock_store, qgis_ifa
     assert (selection.red(), selection.green(), selection.blue()) != (255, 255, 0)
     assert selection.blue() > 200 and selection.red() < 50  # cyan, far from yellow
     assert QgsProject.instance().readNumEntry("Gui", "/SelectionColorBluePart")[0] == selection.blue()
+
+
+def test_detail_in_words_not_codes(dock_store, tmp_path):
+    """The 详情 tab and the history: the rule by its name with its parameters in words, the compared data by
+    Chinese name and version, regions as 名称（代码）, the source and how an edit was made in Chinese; never
+    a rule id, a parameter key, raw JSON or desk/comparison."""
+    from tests.unit.test_patches_helpers import make_regions
+
+    dock, store, _ids = dock_store
+    xzq, cjdcq = make_regions(tmp_path / "regions.gpkg")
+    regions = [QgsVectorLayer(uri, name, "ogr") for uri, name in ((xzq, "XZQ"), (cjdcq, "CJDCQ"))]
+    QgsProject.instance().addMapLayers(regions)
+    [uuid] = store.add_patches(
+        [
+            NewPatch(
+                QgsGeometry.fromWkt(rel_rect(0, 2000, 100, 2100)),
+                patch_type=schema.TYPE_NONGRAIN,
+                rule_id="huijiao:pbfnongrain",
+                rule_params={"nongrain_codes": ["FLS", "WG"], "min_area_m2": 0.5},
+                inputs={"YJJBNTBHTB": {"version": "2022"}, "DLTB": {"version": "2023"}},
+                source=schema.SOURCE_COMPARISON,
+                year=2025,
+                attributes={"township_code": "610423100", "village_code": "610423100201"},
+            )
+        ]
+    )
+    store.update(uuid, {"notes": "内业备注"}, user="内业员")
+    dock.refresh()
+    dock.select_uuids([uuid])
+    text = dock.detail.toPlainText()
+    assert "PBF non-grain use" in text and "Non-grain ZZSXDM codes：FLS、WG" in text
+    assert "永久基本农田保护图斑 2022" in text and "年度国土变更调查地类图斑 2023" in text
+    assert "镇（610423100）" in text and "村（610423100201）" in text and "泾阳县（610423）" in text
+    assert "比对结果" in text
+    for code in ("huijiao:", "nongrain_codes", "{", "YJJBNTBHTB", "comparison", "desk"):
+        assert code not in text, code
+    ways = {dock.history_table.item(r, 2).text() for r in range(dock.history_table.rowCount())}
+    assert "内业" in ways and not ways & {"desk", "comparison", "import", "field"}
+    QgsProject.instance().removeMapLayers([layer.id() for layer in regions])

@@ -6,6 +6,7 @@ deterministic), verifies, caches and loads it styled into the 一张图 group of
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import pytest
@@ -79,6 +80,11 @@ def test_feed_list_download_and_load_styled(qgis_iface, qgis_new_project, server
     assert rows[0]["submission_id"] == submitted.submission_id
     item = dock.server_item(rows[0]["version_id"])
     assert item is not None and item.text(0) == NAME_ZH
+    # names, not codes, and the local time, not ISO UTC
+    assert item.text(1) in ("新城区 (610102)", "新城区（610102）")
+    shared = dt.datetime.fromisoformat(rows[0]["created_at"].replace("Z", "+00:00"))
+    assert shared.tzinfo is not None
+    assert item.text(6) == shared.astimezone().strftime("%Y-%m-%d %H:%M")
     assert item.text(SRV_STATE) == "on the server"
 
     # 下载并加载 through the panel: progress, hash check, extraction, styled into the 自然资源 group

@@ -172,3 +172,53 @@ def test_layer_list_follows_the_project_and_ticks_the_chosen_dataset(dock):
     dock.unload()  # disconnects from the project
     QgsProject.instance().addMapLayer(dltb_layer(seed="late"))
     assert dock.layer_list.count() == 1
+
+
+def test_upload_is_a_task_and_quitting_pauses_it(qgis_iface, qgis_new_project, server, tmp_path):
+    """The upload runs as a QgsTask in QGIS's task manager (its bytes shown by the panel); a cancel from
+    outside the panel, as when QGIS closes and cancels its tasks, pauses it: the next 提交 resumes it and
+    the receipt comes back. (A slow relay, about 16 KB per 50 ms server → client, keeps it running.)"""
+    from qgis.core import QgsApplication, QgsTask
+
+    from tests.integration.server_support import CuttingRelay
+
+    relay = CuttingRelay(server.port, down_delay=0.05)
+    settings = HuijiaoSettings(department="zrzy", region_code="610102", unit_name="u", server_url=relay.url)
+
+    def make_dock():
+        widget = HuijiaoSubmitDock(qgis_iface)
+        widget.state_dir = tmp_path / "profile"
+        widget.client_factory = lambda: client_for(
+            relay.url, "demo_zrzy_submitter", tmp_path / "profile", chunk_size=2048
+        )
+        widget.apply_settings(settings)
+        widget.period_edit.setText("2025")
+        return widget
+
+    layer = dltb_layer(n=300, seed="quit")
+    QgsProject.instance().addMapLayer(layer)
+    first = make_dock()
+    first.select_layers([layer], "dltb_biangeng")
+    assert first.submit()
+    wait_until(lambda: first._upload is not None and first._upload.done_bytes > 0, 60)
+    upload = first._upload
+    manager = QgsApplication.taskManager()
+    assert upload in manager.activeTasks() and upload.description().endswith(first.last_package.name)
+    assert upload.flags() & QgsTask.Flag.CanCancel
+    wait_until(lambda: first.progress_bar.value() > 0, 10)
+    assert "KB" in first.progress_label.text()
+
+    manager.cancelAll()  # what QGIS does with running tasks when it closes
+    assert first.wait(60)
+    assert "Paused" in first.progress_label.text(), first.progress_label.text()
+    assert first.pending_packages() == [first.last_package]
+    first.deleteLater()
+
+    second = make_dock()  # QGIS started again
+    [package] = second.pending_packages()
+    assert second.submit()
+    assert second.wait(120)
+    assert second.last_result is not None and second.last_result.accepted
+    assert second.last_package == package and second.pending_packages() == []
+    second.deleteLater()
+    relay.close()

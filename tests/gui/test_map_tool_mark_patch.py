@@ -168,6 +168,20 @@ def test_form_asks_only_type_reason_notes(qgis_app):
     dialog.deleteLater()
 
 
+def test_form_area_in_the_user_unit_with_grouping(qgis_app):
+    """The computed line: the area in the session's unit with its decimals and thousands grouped (1 亩 =
+    2000/3 m²: 1,234,567 m² = 1,851.85 亩 = 123.4567 公顷), never a fixed 亩 with Python's default text."""
+    from qgis.PyQt.QtWidgets import QLineEdit
+
+    from huijiao_plugin.gui.map_tools.map_tool_mark_patch import HuijiaoPatchAttributesDialog
+
+    for unit, expected in (("mu", "1,851.85 亩"), ("ha", "123.4567 公顷"), ("m2", "1,234,567.00 平方米")):
+        dialog = HuijiaoPatchAttributesDialog({"number": "1", "area_m2": 1234567.0}, None, unit)
+        texts = [edit.text() for edit in dialog.findChildren(QLineEdit)]
+        assert any(expected in text for text in texts), texts
+        dialog.deleteLater()
+
+
 def test_region_codes_from_one_map_layer_names(setup):
     """Bug 3: 一张图 names the region layers 行政区(乡镇级) and 村级调查区 (no XZQ/CJDCQ in the name): the
     tool finds them by their recognised dataset and fills the township and village codes."""

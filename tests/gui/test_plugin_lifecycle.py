@@ -192,7 +192,33 @@ def test_changed_settings_reach_the_panels(qgis_iface, main_window):
             for label in dock.findChildren(QLabel, "HuijiaoContextLabel")
         ]
         assert labels, "no panel shows the user context"
-        assert all("610100 西安市" in label.text() for label in labels)
+        # the region by name with its code in brackets (the source string, the Chinese one in the UI)
+        assert all(
+            "西安市 (610100)" in label.text() or "西安市（610100）" in label.text() for label in labels
+        ), [label.text() for label in labels]
+    finally:
+        plugin.unload()
+        flush_deletes()
+
+
+def test_dialog_buttons_are_chinese_without_qt_translations(qgis_iface, main_window, zh_locale):
+    """确定/取消 come from the plugin's translation: Qt's own (qtbase_zh_CN) is missing on many installs,
+    and then QDialogButtonBox shows OK/Cancel in an otherwise Chinese dialog."""
+    from qgis.PyQt.QtWidgets import QDialogButtonBox
+
+    from huijiao_plugin.gui.dialogs.dlg_settings import HuijiaoSettingsDialog
+    from huijiao_plugin.gui.map_tools.map_tool_mark_patch import HuijiaoPatchAttributesDialog
+
+    ensure_qm()
+    plugin = huijiao_plugin.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        for dialog in (HuijiaoSettingsDialog(main_window), HuijiaoPatchAttributesDialog({}, main_window)):
+            box = dialog.findChild(QDialogButtonBox)
+            ok = box.button(QDialogButtonBox.StandardButton.Ok).text().replace("&", "")
+            cancel = box.button(QDialogButtonBox.StandardButton.Cancel).text().replace("&", "")
+            assert (ok, cancel) == ("确定", "取消"), dialog.objectName()
+            dialog.deleteLater()
     finally:
         plugin.unload()
         flush_deletes()

@@ -133,4 +133,4 @@ def test_region_names_and_context_lines(qgis_app):
     assert region_name("") is None
     lines = context_lines(HuijiaoSettings(region_code="6103", server_url=""), ("region", "server", "unknown"))
     assert len(lines) == 2
-    assert "6103 宝鸡市" in lines[0]
+    assert "宝鸡市 (6103)" in lines[0] or "宝鸡市（6103）" in lines[0]  # the name, its code in brackets

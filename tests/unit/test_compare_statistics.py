@@ -142,9 +142,17 @@ def test_xlsx_workbook(county, tmp_path):
     data = [[c.value for c in row] for row in sheet.iter_rows(min_row=2)]
     assert len(data) == 2
     assert data[0][0] == "乡镇级" and data[0][1] == T1 and data[0][6] == 2 and data[0][8] == 30.0
+    # the header on its shaded band, centred, bold; the header frozen
+    assert all(c.font.bold and c.fill.fgColor.rgb == "FFD9E1F2" for c in sheet[1])
+    assert sheet["A1"].alignment.horizontal == "center" and sheet.freeze_panes == "A2"
+    # the rule in words (its name, what it finds, its parameters by label), no ids, keys or JSON
     params = {r[0].value: r[1].value for r in workbook["规则参数"].iter_rows(min_row=2)}
-    assert json.loads(params["huijiao:pbfnongrain 规则参数"])["nongrain_codes"] == ["FLS", "WG"]
+    assert params["规则"] == "PBF non-grain use"
+    assert "Non-grain ZZSXDM codes：FLS、WG" in params["PBF non-grain use：说明"]
+    assert "永久基本农田保护图斑 2023" in params["PBF non-grain use：比对数据"]
     assert "2000/3" in params["面积说明"]
+    text = " ".join(f"{k} {v}" for k, v in params.items())
+    assert not any(code in text for code in ("huijiao:", "nongrain_codes", "{", "YJJBNTBHTB"))
 
 
 def test_plain_xlsx_without_openpyxl_reads_back(tmp_path):

@@ -140,6 +140,28 @@ def test_package_atlas_checklist_import(inputs):
     assert [sheet.cell(r, 2).value for r in (2, 3)] == numbers[:2]
     assert sheet.max_row == 3
 
+    # the rule by name and the regions by name with their codes: the county from the catalog, township
+    # and village from the region layers given (names and codes of make_regions); no rule id, no bare code
+    def columns(path, *names):
+        sheet = load_workbook(path)["核查清单"]
+        headers = [c.value for c in sheet[1]]
+        return [{sheet.cell(r, headers.index(h) + 1).value for r in (2, 3)} for h in names]
+
+    rule, county = columns(checklist["OUTPUT"], "规则", "县级行政区")
+    assert rule == {"PBF non-grain use"} and county == {"泾阳县（610423）"}
+    named = processing.run(
+        "huijiao:patchchecklist",
+        {
+            "STORE": store_path,
+            "LIMIT": 2,
+            "CONTEXT_LAYERS": [QgsVectorLayer(xzq, "XZQ", "ogr"), QgsVectorLayer(cjdcq, "CJDCQ", "ogr")],
+            "OUTPUT": str(tmp_path / "named.xlsx"),
+        },
+    )
+    towns, villages = columns(named["OUTPUT"], "乡镇", "村")
+    assert towns and all(re.fullmatch(r"镇（61042310[01]）", t) for t in towns), towns
+    assert villages and all(re.fullmatch(r"村（61042310[01]20[12]）", v) for v in villages), villages
+
     imported = import_field_results(store_path, package["GPKG"], tmp_path)
     assert (imported["APPLIED"], imported["CONFLICTS"], imported["REJECTED"]) == (1, 0, 0)
     with pytest.raises(QgsProcessingException, match="already imported"):
@@ -172,3 +194,30 @@ def test_checklist_without_openpyxl_uses_gdal(inputs):
     assert [sheet.cell(r, 2).value for r in range(2, 5)] == sorted(r[1] for r in rows)
     assert float(sheet.cell(2, 11).value) == pytest.approx(rows[0][10])
     assert workbook["说明"].cell(2, 2).value == "测试"
+
+
+def test_atlas_page_has_an_overview_inset_scale_and_legend(inputs):
+    """The page layout: a main map, an overview inset showing all patches with the page's frame on it (linked
+    to the main map, inside the page, not hiding the main map's centre), a numeric scale and a legend."""
+    from qgis.core import QgsLayoutItemLabel, QgsLayoutItemLegend, QgsLayoutItemMap, QgsProject
+
+    from huijiao_plugin.core.patches.atlas import build_atlas_layout
+
+    tmp_path, xzq, cjdcq, comparison = inputs
+    store = PatchStore(_from_comparison(tmp_path, xzq, cjdcq, comparison)["STORE"])
+    project = QgsProject()
+    coverage = store.qgs_layer("变化图斑")
+    project.addMapLayer(coverage)
+    layout = build_atlas_layout(project, coverage, [], "核查图")
+    main, inset = layout.itemById("main"), layout.itemById("overview")
+    assert isinstance(main, QgsLayoutItemMap) and isinstance(inset, QgsLayoutItemMap)
+    assert inset.overview().enabled() and inset.overview().linkedMap() is main
+    assert inset.extent().contains(coverage.extent())  # every patch of the atlas on the inset
+    page = layout.pageCollection().page(0).rect()
+    box, map_box = inset.sceneBoundingRect(), main.sceneBoundingRect()
+    assert page.contains(box) and box.width() < map_box.width() / 3
+    assert not box.contains(map_box.center())
+    legends = [i for i in layout.items() if isinstance(i, QgsLayoutItemLegend)]
+    assert len(legends) == 1 and legends[0].title() == "图例" and legends[0].linkedMap() is main
+    texts = [i.text() for i in layout.items() if isinstance(i, QgsLayoutItemLabel)]
+    assert any("比例尺 1:" in t and "map_scale" in t for t in texts)

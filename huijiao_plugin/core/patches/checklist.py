@@ -1,12 +1,16 @@
-"""外业核查清单: the checklist workbook (xlsx, one row per patch) that goes with a field package or atlas."""
+"""外业核查清单: the checklist workbook (xlsx, one row per patch) that goes with a field package or atlas.
+Regions by name with the code in brackets (names from the township/village layers given or in the project,
+counties from the catalog), the rule by its name: never a bare code or rule id."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from huijiao_plugin.core.patches import schema, workflow
+from huijiao_plugin.core.patches.atlas_text import region_label, region_names
 from huijiao_plugin.core.patches.store import PatchStore
 from huijiao_plugin.core.settings import AREA_UNIT_MU
+from huijiao_plugin.core.stat_table import rule_name
 from huijiao_plugin.core.units import UNIT_EXCEL_FORMATS, area_header, area_text, rounded_area
 from huijiao_plugin.core.xlsx import XlsxError, write_table
 
@@ -17,9 +21,9 @@ CHECKLIST_HEADERS = (
     "图斑类型",
     "原因",
     "规则",
-    "县级代码",
-    "乡级代码",
-    "村级代码",
+    "县级行政区",
+    "乡镇",
+    "村",
     "面积（平方米）",
     "面积（亩）",  # replaced by the chosen unit: checklist_headers()
     "中心点经度",
@@ -46,9 +50,14 @@ def checklist_headers(unit: str = AREA_UNIT_MU) -> tuple[str, ...]:
 
 
 def checklist_rows(
-    store: PatchStore, patch_uuids: list[str] | None = None, unit: str = AREA_UNIT_MU
+    store: PatchStore,
+    patch_uuids: list[str] | None = None,
+    unit: str = AREA_UNIT_MU,
+    context_layers: list | None = None,
 ) -> list[list]:
-    """Rows of the checklist, sorted by patch number; the area in m² and in ``unit``."""
+    """Rows of the checklist, sorted by patch number; the area in m² and in ``unit``; regions as
+    名称（代码） with names from ``context_layers`` and the project's region layers."""
+    names = region_names(context_layers or [])
     rows = store.patches(with_geometry=False)
     if patch_uuids is not None:
         wanted = set(patch_uuids)
@@ -66,10 +75,10 @@ def checklist_rows(
                 row["uuid"],
                 schema.PATCH_TYPES.get(row["patch_type"] or "", row["patch_type"]),
                 row["reason"],
-                row["rule_id"],
-                row["county_code"],
-                row["township_code"],
-                row["village_code"],
+                rule_name(row["rule_id"]) if row["rule_id"] else "",
+                region_label(row["county_code"] or "", names),
+                region_label(row["township_code"] or "", names),
+                region_label(row["village_code"] or "", names),
                 row["area_m2"],
                 rounded_area(row["area_m2"] or 0.0, unit),
                 row["lon"],
@@ -94,10 +103,11 @@ def write_checklist(
     patch_uuids: list[str] | None = None,
     title: str = "",
     unit: str = AREA_UNIT_MU,
+    context_layers: list | None = None,
 ) -> Path:
     """Write the checklist xlsx; a second sheet holds totals per type (count, 亩) and the notes on units.
     openpyxl is used when installed (styled workbook), else GDAL's XLSX driver."""
-    rows = checklist_rows(store, patch_uuids, unit)
+    rows = checklist_rows(store, patch_uuids, unit, context_layers)
     info = checklist_info(rows, title, unit)
     try:
         import openpyxl  # noqa: F401

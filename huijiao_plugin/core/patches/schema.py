@@ -81,12 +81,19 @@ PATCH_TYPES = {
 SOURCE_COMPARISON = "comparison"
 SOURCE_MANUAL = "manual"
 SOURCE_FEATURE = "feature"
+SOURCES = {SOURCE_COMPARISON: "比对结果", SOURCE_MANUAL: "手工标记", SOURCE_FEATURE: "由图层要素生成"}
 
 # --- how an edit was made (edit_source, copied into the history) -------------------------------------------
 EDIT_DESK = "desk"
 EDIT_FIELD = "field"
 EDIT_IMPORT = "import"
 EDIT_COMPARISON = "comparison"
+EDIT_SOURCES = {
+    EDIT_DESK: "内业",
+    EDIT_FIELD: "外业",
+    EDIT_IMPORT: "外业成果导入",
+    EDIT_COMPARISON: "比对生成",
+}
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -39,6 +38,7 @@ from huijiao_plugin.core.settings import (
 )
 from huijiao_plugin.gui.server_task import ServerTask, start_server_task
 from huijiao_plugin.gui.user_context import area_unit_label, department_label, load_region_names, region_name
+from huijiao_plugin.gui.widgets.wdg_ok_cancel import ok_cancel_buttons
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -167,9 +167,7 @@ class HuijiaoSettingsDialog(QDialog):
         self.error_label.hide()
         layout.addWidget(self.error_label)
 
-        self.button_box = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
-        )
+        self.button_box = ok_cancel_buttons(self)
         self.button_box.accepted.connect(self.accept)
         self.button_box.rejected.connect(self.reject)
         layout.addWidget(self.button_box)

@@ -37,6 +37,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from huijiao_plugin.core.patches import schema, workflow
+from huijiao_plugin.core.patches.atlas_text import region_label, region_names
 from huijiao_plugin.core.patches.field_package import (
     configure_patch_layer,
 )
@@ -44,12 +45,12 @@ from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError
 from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import AREA_UNITS, HuijiaoSettings
 from huijiao_plugin.core.styles import SELECTION_RGBA
+from huijiao_plugin.core.timefmt import local_time
 from huijiao_plugin.core.units import area_header, area_text
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
 from huijiao_plugin.gui.widgets.wdg_patch_detail import (
     HuijiaoPatchConflictsWidget,
     HuijiaoPatchDetailViews,
-    local_time,
 )
 from huijiao_plugin.gui.widgets.wdg_patch_filters import HuijiaoPatchFilters
 from huijiao_plugin.gui.widgets.wdg_patch_status import HuijiaoPatchStatusWidget
@@ -63,8 +64,8 @@ COLUMNS = (
     ("patch_type", "图斑类型"),
     ("status", "状态"),
     ("result", "核查结果"),
-    ("township_code", "乡级代码"),
-    ("village_code", "村级代码"),
+    ("township_code", "乡镇"),  # 名称（代码）
+    ("village_code", "村"),
     ("area_m2", ""),  # header and values in the user's area unit (area_header)
     ("verifier", "核查人"),
     ("updated_at", "更新时间"),
@@ -90,6 +91,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.session = session if session is not None else Session.load()
         self.store: PatchStore | None = None
         self.rows: list[dict] = []
+        self.region_names: dict[str, str] = {}
         self.map_tool = None
         self.setObjectName("HuijiaoPatchesDock")
         self.setWindowTitle(tr("Change patches"))
@@ -238,6 +240,8 @@ class HuijiaoPatchesDock(QgsDockWidget):
         self.context_widget.apply_settings(settings)
         self.status_widget.user = settings.unit_name
         self.filters.set_unit(settings.area_unit)
+        if self.map_tool is not None:
+            self.map_tool.area_unit = settings.area_unit
         self.apply_filters()
 
     def _file_chosen(self, path: str) -> None:
@@ -312,6 +316,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
             self.rows = []
         else:
             self.rows = self.store.patches()
+        self.region_names = region_names()  # from the project's township/village layers, by recognition
         layer = self.patch_layer(create=False)
         if layer is not None and not layer.isEditable():
             layer.reload()
@@ -345,7 +350,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
     def apply_filters(self) -> None:
         unit = self.session.settings.area_unit
         self.table.setHorizontalHeaderLabels([label or area_header(unit) for _key, label in COLUMNS])
-        self.totals_tree.setHeaderLabels([tr("Type / status"), tr("Count"), area_header(unit)])
+        self.totals_tree.setHeaderLabels([tr("Type / status"), tr("Count"), area_header(unit), "比例（%）"])
         rows = self.filtered_rows()
         selected = set(self.selected_uuids())
         self.table.setSortingEnabled(False)
@@ -363,6 +368,8 @@ class HuijiaoPatchesDock(QgsDockWidget):
                     text = area_text(value or 0.0, unit)
                 elif key == "updated_at":
                     text = local_time(value)
+                elif key in ("township_code", "village_code"):
+                    text = region_label(value or "", self.region_names)
                 else:
                     text = "" if value is None else str(value)
                 item = _NumberItem(text) if key == "area_m2" else QTableWidgetItem(text)
@@ -398,8 +405,12 @@ class HuijiaoPatchesDock(QgsDockWidget):
         all_count = sum(c for c, _m in totals.values())
         unit = self.session.settings.area_unit
         all_m2 = sum(m for _c, m in totals.values())
+
+        def share(m2: float) -> str:  # of the area of all patches shown, as in the comparison statistics
+            return f"{100.0 * m2 / all_m2:.2f}" if all_m2 > 0 else "0.00"
+
         root = QTreeWidgetItem(
-            self.totals_tree, [tr("All patches"), f"{all_count:,}", area_text(all_m2, unit)]
+            self.totals_tree, [tr("All patches"), f"{all_count:,}", area_text(all_m2, unit), share(all_m2)]
         )
         for patch_type, entries in by_type.items():
             type_item = QTreeWidgetItem(
@@ -408,10 +419,12 @@ class HuijiaoPatchesDock(QgsDockWidget):
                     schema.PATCH_TYPES.get(patch_type, patch_type),
                     f"{sum(e[1] for e in entries):,}",
                     area_text(sum(e[2] for e in entries), unit),
+                    share(sum(e[2] for e in entries)),
                 ],
             )
             for status, count, m2 in entries:
-                QTreeWidgetItem(type_item, [workflow.status_label(status), f"{count:,}", area_text(m2, unit)])
+                texts = [workflow.status_label(status), f"{count:,}", area_text(m2, unit), share(m2)]
+                QTreeWidgetItem(type_item, texts)
         self.totals_tree.expandAll()
         self.totals_tree.resizeColumnToContents(0)
 
@@ -451,7 +464,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
 
     def show_detail(self, patch_uuid: str) -> None:
         if self.store is not None:
-            self.views.show(self.store, patch_uuid)
+            self.views.show(self.store, patch_uuid, self.region_names)
 
     def zoom_to_selected(self) -> None:
         if self.store is None:
@@ -549,6 +562,7 @@ class HuijiaoPatchesDock(QgsDockWidget):
             self.map_tool.deactivated.connect(lambda: self.mark_button.setChecked(False))
         self.map_tool.user = self.session.settings.unit_name
         self.map_tool.region_code = self.session.settings.region_code
+        self.map_tool.area_unit = self.session.settings.area_unit
         self.map_tool.set_store(self.store, self.patch_layer(create=True))
         self.map_tool.set_mode(self.mode_combo.currentData())
         return self.map_tool

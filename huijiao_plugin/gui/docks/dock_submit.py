@@ -48,9 +48,9 @@ from huijiao_plugin.core.package import default_state_dir
 from huijiao_plugin.core.preflight import PreflightReport
 from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
-from huijiao_plugin.gui.layer_tasks import LayerTask, Worker, format_progress
+from huijiao_plugin.gui.layer_tasks import LayerTask, format_progress
 from huijiao_plugin.gui.package_flow import PackageFlow
-from huijiao_plugin.gui.server_task import ServerTask
+from huijiao_plugin.gui.server_task import ServerTask, UploadTask, start_server_task
 from huijiao_plugin.gui.wdg_user_context import HuijiaoUserContextWidget
 from huijiao_plugin.gui.widgets.wdg_deadlines import HuijiaoDeadlinesWidget
 from huijiao_plugin.gui.widgets.wdg_evaluation import HuijiaoEvaluationWidget
@@ -81,16 +81,16 @@ class HuijiaoSubmitDock(PackageFlow, QgsDockWidget):
         self.report: PreflightReport | None = None
         self.last_result: SubmitResult | None = None
         self.last_package: Path | None = None
-        self._worker: Worker | None = None
+        #: the running upload (a task; the timer shows its bytes, speed and time left)
+        self._upload: UploadTask | None = None
         #: the running validation or package-building task
         self._task: LayerTask | None = None
         self._task_text = ""
         #: pause/cancel of a whole submission (validation → build → upload), set by submit()
         self._control: TransferControl | None = None
-        self._on_worker_done: Callable[[Worker], None] | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(150)
-        self._timer.timeout.connect(self._poll_worker)
+        self._timer.timeout.connect(self._show_upload_progress)
         # the layer list follows the project (disconnected in unload)
         project = QgsProject.instance()
         self._project_connections = [
@@ -205,7 +205,7 @@ class HuijiaoSubmitDock(PackageFlow, QgsDockWidget):
         self.submit_button.setEnabled(not running)
         self.validate_button.setEnabled(not running)
         self.export_button.setEnabled(not running)
-        self.pause_button.setEnabled(running and (self._control is not None or self._worker is not None))
+        self.pause_button.setEnabled(running and (self._control is not None or self._upload is not None))
         self.cancel_button.setEnabled(running)
         pending = 0 if running else len(self.pending_packages())
         self.pending_label.setVisible(bool(pending))
@@ -215,10 +215,7 @@ class HuijiaoSubmitDock(PackageFlow, QgsDockWidget):
 
     def is_busy(self) -> bool:
         """A validation, a package build or a transfer is running."""
-        if getattr(self, "_task", None) is not None:
-            return True
-        worker = getattr(self, "_worker", None)
-        return worker is not None and not worker.done
+        return getattr(self, "_task", None) is not None or getattr(self, "_upload", None) is not None
 
     def submit(self) -> bool:
         """Validate, build and submit in the background; the receipt appears when done. An upload that
@@ -277,44 +274,38 @@ class HuijiaoSubmitDock(PackageFlow, QgsDockWidget):
         self.progress_bar.setValue(0)
         self.progress_label.setText(tr("Connecting…"))
 
-        def work(control: TransferControl, report: Callable[[int, int], None]) -> SubmitResult:
-            return client.submit_package(package, progress=report, control=control)
+        def work(task: ServerTask) -> SubmitResult:
+            return client.submit_package(package, progress=task.report, control=task.control)
 
-        self._start(work, self._submitted, control)
+        task = UploadTask(tr("Submitting {name}").format(name=package.name), work, control=control)
+        self._upload = task
+        self._set_running(True)
+        start_server_task(self, task, self._upload_done)
+        self._timer.start()
         return True
 
-    def _start(
-        self,
-        func: Callable[..., Any],
-        on_done: Callable[[Worker], None],
-        control: TransferControl | None = None,
-    ) -> None:
-        self._worker = Worker(func, control)
-        self._on_worker_done = on_done
-        self._set_running(True)
-        self._worker.start()
-        self._timer.start()
-
-    def _poll_worker(self) -> None:
-        worker = self._worker
-        if worker is None:
+    def _show_upload_progress(self) -> None:
+        """Bytes, speed and time left of the running upload (read on the main thread, every 150 ms)."""
+        task = self._upload
+        if task is None:
             self._timer.stop()
             return
-        done, total = worker.progress
+        done, total = task.done_bytes, task.total_bytes
         if total:
             self.progress_bar.setValue(int(1000 * done / total))
             self.progress_label.setText(
-                format_progress(done, total, time.monotonic() - worker.started, worker.first_offset or 0)
+                format_progress(done, total, time.monotonic() - task.started, task.first_offset or 0)
             )
-        if worker.done:
-            self._timer.stop()
-            self._worker = None  # handled once: a later poll must not overwrite the final text
-            self._control = None
-            self._set_running(self.is_busy())
-            callback = self._on_worker_done
-            self._on_worker_done = None
-            if callback is not None:
-                callback(worker)
+
+    def _upload_done(self, task: UploadTask, _ok: bool) -> None:
+        if task is not self._upload:  # forgotten by unload
+            return
+        self._show_upload_progress()
+        self._timer.stop()
+        self._upload = None
+        self._control = None
+        self._set_running(self.is_busy())
+        self._submitted(task)
 
     def wait(self, timeout: float = 60.0) -> bool:
         """Block (processing events) until the running validation, package build and transfer end; for
@@ -325,14 +316,13 @@ class HuijiaoSubmitDock(PackageFlow, QgsDockWidget):
         while self.is_busy() and time.monotonic() < deadline:
             QCoreApplication.processEvents()
             time.sleep(0.02)
-        self._poll_worker()
         return not self.is_busy()
 
     def pause(self) -> None:
         """Pause the upload; pressed while the package is still validated or built, the upload is
         registered with the server and paused at once (Submit resumes it)."""
-        if self._worker is not None and not self._worker.done:
-            self._worker.control.pause()
+        if self._upload is not None:
+            self._upload.control.pause()
         elif self._control is not None:
             self._control.pause()
 
@@ -345,8 +335,8 @@ class HuijiaoSubmitDock(PackageFlow, QgsDockWidget):
                 self._task.cancel()
             except RuntimeError:  # the task manager already deleted it
                 pass
-        if self._worker is not None and not self._worker.done:
-            self._worker.control.cancel()
+        if self._upload is not None:
+            self._upload.control.cancel()  # a real cancel: the task's own cancel() pauses
 
     def unload(self) -> None:
         """Called by the plugin's unload: cancel background work and forget its callbacks."""
@@ -356,9 +346,9 @@ class HuijiaoSubmitDock(PackageFlow, QgsDockWidget):
                 task.cancel()
             except RuntimeError:  # the task manager already deleted it
                 pass
-        if self._worker is not None and not self._worker.done:
-            self._worker.control.pause()
-        self._on_worker_done = None
+        upload, self._upload = self._upload, None
+        if upload is not None:
+            upload.control.pause()  # resumed by the next 提交, also after a restart
         self._timer.stop()
         for signal, connection in self._project_connections:
             try:
@@ -367,12 +357,13 @@ class HuijiaoSubmitDock(PackageFlow, QgsDockWidget):
                 pass
         self._project_connections = []
 
-    def _submitted(self, worker: Worker) -> None:
-        error = worker.error
+    def _submitted(self, task: ServerTask) -> None:
+        error = task.exception
         if isinstance(error, TransferPausedError):
             self.progress_label.setText(tr("Paused. Press Submit to resume the upload where it stopped."))
             return
-        if isinstance(error, TransferCanceledError):
+        if isinstance(error, TransferCanceledError) or (error is None and task.result is None):
+            # (a task canceled before it ran: nothing was sent)
             self.progress_label.setText(tr("Canceled."))
             self.progress_bar.setValue(0)
             return
@@ -382,7 +373,7 @@ class HuijiaoSubmitDock(PackageFlow, QgsDockWidget):
             self.receipt_view.setPlainText(text)
             self._message(text, Qgis.MessageLevel.Critical)
             return
-        result: SubmitResult = worker.result
+        result: SubmitResult = task.result
         self.last_result = result
         self.session.remember_own_package(str(result.receipt.get("package_sha256") or ""))
         self.progress_bar.setValue(1000)

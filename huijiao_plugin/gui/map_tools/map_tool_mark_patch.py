@@ -33,16 +33,19 @@ from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFormLayout,
     QLineEdit,
     QPlainTextEdit,
 )
 
 from huijiao_plugin.core.patches import schema
+from huijiao_plugin.core.patches.atlas_text import region_label, region_names
 from huijiao_plugin.core.patches.geometry import RegionLookup, polygon_parts, project_regions
 from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError
 from huijiao_plugin.core.patches.workflow import WorkflowError
+from huijiao_plugin.core.settings import AREA_UNIT_MU
+from huijiao_plugin.core.units import UNIT_NAMES, area_text
+from huijiao_plugin.gui.widgets.wdg_ok_cancel import ok_cancel_buttons
 from huijiao_plugin.toolbelt.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -69,10 +72,16 @@ def _succeeded(result) -> bool:
     return result == success or result == 0
 
 
+def _area_m2(values: dict) -> float:
+    if values.get("area_m2") is not None:
+        return float(values["area_m2"])
+    return float(values.get("area_mu") or 0.0) * 2000.0 / 3.0
+
+
 class HuijiaoPatchAttributesDialog(QDialog):
     """Only what a person decides: patch type, reason, notes."""
 
-    def __init__(self, defaults: dict, parent=None):
+    def __init__(self, defaults: dict, parent=None, unit: str = AREA_UNIT_MU):
         super().__init__(parent)
         self.setObjectName("HuijiaoPatchAttributesDialog")
         self.setWindowTitle(tr("New change patch"))
@@ -83,19 +92,19 @@ class HuijiaoPatchAttributesDialog(QDialog):
         self.type_combo.setCurrentIndex(max(self.type_combo.findData(defaults.get("patch_type")), 0))
         self.reason_edit = QLineEdit(defaults.get("reason") or "", self)
         self.notes_edit = QPlainTextEdit(defaults.get("notes") or "", self)
-        info = tr("{area} mu, township {township}, village {village}").format(
-            area=f"{defaults.get('area_mu', 0.0):.2f}",
-            township=defaults.get("township_code") or "-",
-            village=defaults.get("village_code") or "-",
+        # the area in the user's unit, the regions by name with their codes (names from the project's layers)
+        names = region_names()
+        info = tr("Area {area}; township {township}; village {village}").format(
+            area=f"{area_text(_area_m2(defaults), unit)} {UNIT_NAMES[unit]}",
+            township=region_label(defaults.get("township_code") or "", names) or "-",
+            village=region_label(defaults.get("village_code") or "", names) or "-",
         )
         layout.addRow(tr("Number"), QLineEdit(defaults.get("number", ""), self, readOnly=True))
         layout.addRow(tr("Computed"), QLineEdit(info, self, readOnly=True))
         layout.addRow(tr("Type"), self.type_combo)
         layout.addRow(tr("Reason"), self.reason_edit)
         layout.addRow(tr("Notes"), self.notes_edit)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
-        )
+        buttons = ok_cancel_buttons(self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addRow(buttons)
@@ -123,6 +132,7 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
         self.mode = MODE_DRAW
         self.user = ""  # who edits (the session's unit name, set by the panel)
         self.region_code = ""  # the session's region: county code when no region layer says otherwise
+        self.area_unit = AREA_UNIT_MU  # the session's area unit, for the new-patch form
         self.ask_attributes = True  # show the form; False uses the defaults (type 手工标记)
         self.default_type = schema.TYPE_MANUAL
         self.points: list[QgsPointXY] = []
@@ -317,7 +327,7 @@ class HuijiaoMarkPatchMapTool(QgsMapTool):
                 {"patch_type": self.default_type, "source": source, "source_ref": source_ref or None}
             )
             if self.ask_attributes:
-                dialog = HuijiaoPatchAttributesDialog(values, self.canvas())
+                dialog = HuijiaoPatchAttributesDialog(values, self.canvas(), self.area_unit)
                 if dialog.exec() != QDialog.DialogCode.Accepted:
                     continue
                 values.update(dialog.values())

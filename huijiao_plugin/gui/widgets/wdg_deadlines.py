@@ -15,8 +15,9 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from huijiao_plugin.core.exchange.transport import ExchangeError
-from huijiao_plugin.core.exchange_calendar import CalendarRow, calendar_rows, local_time, status_label
+from huijiao_plugin.core.exchange_calendar import CalendarRow, calendar_rows, status_label
 from huijiao_plugin.core.session import Session
+from huijiao_plugin.core.timefmt import local_time
 from huijiao_plugin.gui.server_task import ServerTask
 from huijiao_plugin.gui.user_context import region_display
 from huijiao_plugin.gui.widgets.wdg_year_bar import HuijiaoYearBar

@@ -4,7 +4,7 @@ ways out."""
 
 from __future__ import annotations
 
-import datetime as dt
+import html
 
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtGui import QIcon, QPixmap
@@ -22,28 +22,34 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from huijiao_plugin.core.patches import schema, workflow
+from huijiao_plugin.core.patches.atlas_text import inputs_description, region_label, rule_description
 from huijiao_plugin.core.patches.field_package import FieldPackageError, open_conflicts, resolve_conflict
 from huijiao_plugin.core.patches.store import PatchStore, PatchStoreError
 from huijiao_plugin.core.patches.workflow import WorkflowError
+from huijiao_plugin.core.stat_table import rule_name
+from huijiao_plugin.core.timefmt import local_time
 from huijiao_plugin.toolbelt.i18n import tr
 
 FID_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
-def local_time(iso: str | None) -> str:
-    """``2026-12-07T06:05:00.000Z`` → ``2026-12-07 14:05`` in the computer's time zone; other text stays."""
-    if not iso:
+def value_label(key: str, value, row: dict | None = None, names: dict[str, str] | None = None) -> str:
+    """A stored value as people read it: names for codes, the rule and its parameters in words, the
+    compared datasets by Chinese name, local times; ``row`` gives the rule of ``rule_params``."""
+    if value is None or str(value) == "NULL":
         return ""
-    try:
-        stamp = dt.datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
-    except ValueError:
-        return str(iso)
-    if stamp.tzinfo is None:
-        return stamp.strftime("%Y-%m-%d %H:%M")
-    return stamp.astimezone().strftime("%Y-%m-%d %H:%M")
-
-
-def value_label(key: str, value) -> str:
+    if key == "rule_id":
+        return rule_name(str(value))
+    if key == "rule_params":
+        return rule_description(str((row or {}).get("rule_id") or ""), value)
+    if key == "inputs":
+        return inputs_description(value)
+    if key in ("county_code", "township_code", "village_code"):
+        return region_label(str(value), names or {})
+    if key == "source":
+        return schema.SOURCES.get(str(value), str(value))
+    if key == "edit_source":
+        return schema.EDIT_SOURCES.get(str(value), str(value))
     if key == "status":
         return workflow.status_label(value)
     if key == "result":
@@ -52,7 +58,7 @@ def value_label(key: str, value) -> str:
         return schema.PATCH_TYPES.get(value or "", value or "")
     if key in ("created_at", "updated_at"):
         return local_time(value)
-    return "" if value is None else str(value)
+    return str(value)
 
 
 class HuijiaoPatchDetailViews:
@@ -68,14 +74,15 @@ class HuijiaoPatchDetailViews:
         self.photos.setViewMode(QListWidget.ViewMode.IconMode)
         self.photos.setIconSize(QPixmap(96, 96).size())
 
-    def show(self, store: PatchStore, patch_uuid: str) -> None:
+    def show(self, store: PatchStore, patch_uuid: str, names: dict[str, str] | None = None) -> None:
+        """``names``: region names by code (the project's township/village layers)."""
         row = store.get(patch_uuid)
         if row is None:
             return
-        lines = [
-            f"<tr><td><b>{spec.alias}</b></td><td>{value_label(spec.name, row.get(spec.name))}</td></tr>"
-            for spec in schema.PATCH_FIELDS
-        ]
+        lines = []
+        for spec in schema.PATCH_FIELDS:
+            text = html.escape(value_label(spec.name, row.get(spec.name), row, names))
+            lines.append(f"<tr><td><b>{spec.alias}</b></td><td>{text}</td></tr>")
         self.detail.setHtml("<table>" + "".join(lines) + "</table>")
         history = store.history(patch_uuid)
         self.history_table.setRowCount(len(history))
@@ -85,7 +92,7 @@ class HuijiaoPatchDetailViews:
             texts = [
                 local_time(h["changed_at"]),
                 h["changed_by"],
-                h["edit_source"],
+                value_label("edit_source", h["edit_source"]),
                 schema.ALIASES.get(field, field),
             ]
             for c, text in enumerate([*texts, f"{old} → {new}"]):

@@ -20,9 +20,9 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from huijiao_plugin.core.exchange.receipts import KeyPinStore, ReceiptStore, StoredReceipt
-from huijiao_plugin.core.exchange_calendar import local_time
 from huijiao_plugin.core.package import default_state_dir
 from huijiao_plugin.core.session import Session
+from huijiao_plugin.core.timefmt import local_time
 from huijiao_plugin.gui.user_context import region_display
 from huijiao_plugin.toolbelt.i18n import tr
 

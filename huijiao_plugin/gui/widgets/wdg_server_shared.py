@@ -39,6 +39,7 @@ from huijiao_plugin.core.one_map import (
 )
 from huijiao_plugin.core.package import ImportedPackage, PackageError, default_state_dir
 from huijiao_plugin.core.settings import HuijiaoSettings
+from huijiao_plugin.core.timefmt import local_time
 from huijiao_plugin.gui.server_task import ServerTask, start_server_task
 from huijiao_plugin.gui.user_context import region_display
 from huijiao_plugin.toolbelt.i18n import tr
@@ -289,12 +290,12 @@ class ServerSharedTab:
             item = QTreeWidgetItem(
                 [
                     name,
-                    str(version.get("region_code", "")),
+                    region_display(str(version.get("region_code", ""))),
                     str(version.get("period", "")),
                     str(version.get("version", "")),
                     DEPARTMENT_GROUPS.get(department, department),
                     _size_text(int(version.get("size") or 0)),
-                    str(version.get("created_at", ""))[:10],
+                    local_time(version.get("created_at")),
                     self._version_state(version),
                 ]
             )

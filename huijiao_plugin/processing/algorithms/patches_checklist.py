@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterString,
 )
 
@@ -30,6 +32,7 @@ class PatchChecklistAlgorithm(HuijiaoAlgorithm):
     ALG_ID = "patchchecklist"
     GROUP_ID = "patches"
 
+    CONTEXT_LAYERS = "CONTEXT_LAYERS"
     TITLE = "TITLE"
     OUTPUT = "OUTPUT"
 
@@ -39,15 +42,23 @@ class PatchChecklistAlgorithm(HuijiaoAlgorithm):
     def shortHelpString(self) -> str:
         return tr(
             "Writes the field-verification checklist: one row per change patch with number, UUID, type, "
-            "region codes, area (m² and the chosen unit), centroid, status, result, verifier, date, notes "
-            "and photo count, "
-            "plus a sheet with totals per type."
+            "regions by name and code, the rule by name, area (m² and the chosen unit), centroid, status, "
+            "result, verifier, date, notes and photo count, plus a sheet with totals per type. Township and "
+            "village names come from the context layers and the project's region layers."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         add_store_parameter(self)
         add_selection_parameters(self)
         add_area_unit_parameter(self)
+        self.addParameter(  # township/village layers naming the regions (the project's are used too)
+            QgsProcessingParameterMultipleLayers(
+                self.CONTEXT_LAYERS,
+                tr("Context layers"),
+                QgsProcessing.SourceType.TypeVectorPolygon,
+                optional=True,
+            )
+        )
         self.addParameter(QgsProcessingParameterString(self.TITLE, tr("Title"), optional=True))
         self.addParameter(
             QgsProcessingParameterFileDestination(self.OUTPUT, tr("Checklist"), "Excel (*.xlsx)")
@@ -66,6 +77,7 @@ class PatchChecklistAlgorithm(HuijiaoAlgorithm):
                 uuids,
                 self.parameterAsString(parameters, self.TITLE, context),
                 unit=area_unit(self, parameters, context),
+                context_layers=self.parameterAsLayerList(parameters, self.CONTEXT_LAYERS, context),
             )
         except XlsxError as exc:
             raise QgsProcessingException(str(exc)) from exc
