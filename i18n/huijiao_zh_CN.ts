@@ -199,22 +199,22 @@
             <translation>状态“{new}”需要填写核查结果（属实/不属实/存疑）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="52" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="56" />
             <source>Huijiao settings</source>
             <translation>汇交联动设置</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="61" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="68" />
             <source>User</source>
             <translation>用户</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="170" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="124" />
             <source>Department</source>
             <translation>部门</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="72" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="79" />
             <source>GB/T 2260 code of your province (2 digits), city (4) or county (6)</source>
             <translation>所在省（2 位）、市（4 位）或县（6 位）的 GB/T 2260 行政区划代码</translation>
         </message>
@@ -224,32 +224,32 @@
             <translation>行政区划代码</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="79" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="86" />
             <source>Unit name</source>
             <translation>单位名称</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="82" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="89" />
             <source>Exchange server</source>
             <translation>汇交服务器</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="87" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="94" />
             <source>Server URL</source>
             <translation>服务器地址</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="90" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="97" />
             <source>Credentials are kept in the QGIS authentication manager; only the id of the configuration is saved.</source>
             <translation>凭据保存在 QGIS 认证管理器中，设置里只保存认证配置的 ID。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="96" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="103" />
             <source>Authentication</source>
             <translation>认证配置</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="129" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="146" />
             <source>Display and configuration files</source>
             <translation>显示与配置文件</translation>
         </message>
@@ -259,42 +259,42 @@
             <translation>面积单位</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="142" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="159" />
             <source>JSON files (*.json);;All files (*)</source>
             <translation>JSON 文件 (*.json);;所有文件 (*)</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="233" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="280" />
             <source>Catalog override file</source>
             <translation>目录覆盖文件</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="233" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="280" />
             <source>Rules profile</source>
             <translation>规则配置文件</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="198" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="245" />
             <source>2, 4 or 6 digits</source>
             <translation>须为 2、4 或 6 位数字</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="201" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="248" />
             <source>Not in the region list; saved as typed.</source>
             <translation>不在行政区列表中，将按输入保存。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="222" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="269" />
             <source>The region code must have 2, 4 or 6 digits (GB/T 2260), for example 610100.</source>
             <translation>行政区划代码须为 2、4 或 6 位数字（GB/T 2260），例如 610100。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="226" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="273" />
             <source>The exchange server URL must start with http:// or https:// and name a host.</source>
             <translation>汇交服务器地址须以 http:// 或 https:// 开头并包含主机名。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="239" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="286" />
             <source>{label}: file not found: {path}</source>
             <translation>{label}：文件不存在：{path}</translation>
         </message>
@@ -304,7 +304,7 @@
             <translation>耕地比对</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="191" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="180" />
             <source>Compare the farmland boundaries of the natural-resources and the agriculture departments by policy rules and list every difference with its ellipsoidal area.</source>
             <translation>按政策规则比对自然资源与农业农村部门的耕地边界，逐一列出差异图斑及其椭球面积。</translation>
         </message>
@@ -324,22 +324,22 @@
             <translation>数据集</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="170" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="124" />
             <source>State</source>
             <translation>状态</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="70" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_year_bar.py" line="30" />
             <source>Year</source>
             <translation>年度</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="441" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="435" />
             <source>Result submission</source>
             <translation>成果汇交</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="103" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="104" />
             <source>Submit results to the exchange server and keep its signed receipt, or export an offline package when the server cannot be reached.</source>
             <translation>将成果提交到汇交服务器并保存其签名回执；服务器无法连接时，导出离线数据包。</translation>
         </message>
@@ -369,37 +369,37 @@
             <translation>平方米（m²）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="65" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="67" />
             <source>Unknown region</source>
             <translation>未知行政区</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="76" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="82" />
             <source>not set</source>
             <translation>未设置</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="78" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="84" />
             <source>Department: {department}</source>
             <translation>部门：{department}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="81" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="87" />
             <source>Region: {region}</source>
             <translation>行政区：{region}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="82" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="88" />
             <source>Unit: {unit}</source>
             <translation>单位：{unit}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="83" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="89" />
             <source>Exchange server: {url}</source>
             <translation>汇交服务器：{url}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="84" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="90" />
             <source>Area unit: {unit}</source>
             <translation>面积单位：{unit}</translation>
         </message>
@@ -529,7 +529,7 @@
             <translation>上传已暂停，将从中断处继续。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="409" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="361" />
             <source>The download was canceled.</source>
             <translation>下载已取消。</translation>
         </message>
@@ -544,102 +544,102 @@
             <translation>下载的数据包已损坏（sha256 不一致），请重新下载。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/atlas.py" line="264" />
+            <location filename="../huijiao_plugin/core/patches/atlas.py" line="310" />
             <source>Cannot open the change-patch layer of {path}</source>
             <translation>无法打开 {path} 中的变化图斑图层</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/atlas.py" line="267" />
+            <location filename="../huijiao_plugin/core/patches/atlas.py" line="313" />
             <source>Select at least one change patch for the atlas.</source>
             <translation>请至少选择一个变化图斑生成核查图。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/atlas.py" line="270" />
+            <location filename="../huijiao_plugin/core/patches/atlas.py" line="316" />
             <source>No change patches to print.</source>
             <translation>没有可输出的变化图斑。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/atlas.py" line="312" />
+            <location filename="../huijiao_plugin/core/patches/atlas.py" line="360" />
             <source>The atlas could not be written: {error}</source>
             <translation>核查图无法写出：{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="222" />
+            <location filename="../huijiao_plugin/core/patches/field_package/export.py" line="70" />
             <source>The package folder is not empty: {path}</source>
             <translation>外业包文件夹不是空的：{path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="224" />
+            <location filename="../huijiao_plugin/core/patches/field_package/export.py" line="72" />
             <source>Select at least one change patch for the field package.</source>
             <translation>请至少选择一个变化图斑生成外业核查包。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="516" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="438" />
             <source>No change patch with id {uuid}</source>
             <translation>不存在标识为 {uuid} 的变化图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="315" />
+            <location filename="../huijiao_plugin/core/patches/field_package/export.py" line="163" />
             <source>Field verification {name}</source>
             <translation>外业核查 {name}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="469" />
+            <location filename="../huijiao_plugin/core/patches/field_package/project.py" line="115" />
             <source>Basemap</source>
             <translation>底图</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="483" />
+            <location filename="../huijiao_plugin/core/patches/field_package/project.py" line="129" />
             <source>The field package GeoPackage cannot be opened: {path}</source>
             <translation>无法打开外业核查包 GeoPackage：{path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="560" />
+            <location filename="../huijiao_plugin/core/patches/field_package/project.py" line="206" />
             <source>Cannot write the project {path}</source>
             <translation>无法写入工程文件 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="592" />
+            <location filename="../huijiao_plugin/core/patches/field_package/importer.py" line="76" />
             <source>{applied} patches updated, {unchanged} unchanged, {conflicts} conflicts, {rejected} refused, {photos} photos added, {missing} photos missing, {new} new patches</source>
             <translation>更新图斑 {applied} 个，未变化 {unchanged} 个，冲突 {conflicts} 个，拒绝 {rejected} 个，新增照片 {photos} 张，缺失照片 {missing} 张，新图斑 {new} 个</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="612" />
+            <location filename="../huijiao_plugin/core/patches/field_package/importer.py" line="96" />
             <source>Unsafe path in package: {name}</source>
             <translation>核查包中存在不安全的路径：{name}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="627" />
+            <location filename="../huijiao_plugin/core/patches/field_package/importer.py" line="111" />
             <source>No field package GeoPackage found in {path}</source>
             <translation>在 {path} 中未找到外业核查包的 GeoPackage</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="258" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="180" />
             <source>Cannot open {path}</source>
             <translation>无法打开 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="683" />
+            <location filename="../huijiao_plugin/core/patches/field_package/importer.py" line="167" />
             <source>Field package not found: {path}</source>
             <translation>未找到外业核查包：{path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="711" />
+            <location filename="../huijiao_plugin/core/patches/field_package/importer.py" line="195" />
             <source>{path} is not a field package (no package id).</source>
             <translation>{path} 不是外业核查包（缺少核查包标识）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="715" />
+            <location filename="../huijiao_plugin/core/patches/field_package/importer.py" line="199" />
             <source>This field package was already imported on {when} by {who}; nothing was changed.</source>
             <translation>该外业核查包已于 {when} 由 {who} 导入，本次未做任何修改。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="736" />
+            <location filename="../huijiao_plugin/core/patches/field_package/importer.py" line="220" />
             <source>patch deleted at the desk</source>
             <translation>图斑已在内业删除</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="757" />
+            <location filename="../huijiao_plugin/core/patches/field_package/importer.py" line="241" />
             <source>changed at the desk and in the field since export</source>
             <translation>导出后内业和外业均修改了该图斑</translation>
         </message>
@@ -654,47 +654,47 @@
             <translation>比对结果没有 rule_id 字段，请选择要使用的图斑类型。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="546" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="468" />
             <source>Unknown patch type: {value}</source>
             <translation>未知的图斑类型：{value}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="141" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="63" />
             <source>Change-patch GeoPackage not found: {path}</source>
             <translation>未找到变化图斑 GeoPackage：{path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="145" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="67" />
             <source>{path} is not a change-patch GeoPackage (layer BGHTB missing).</source>
             <translation>{path} 不是变化图斑 GeoPackage（缺少 BGHTB 图层）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="175" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="97" />
             <source>File already exists: {path}</source>
             <translation>文件已存在：{path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="180" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="102" />
             <source>Change patches need the county's projected (Gauss-Krüger) CRS.</source>
             <translation>变化图斑须使用县级投影坐标系（高斯-克吕格）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="456" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="378" />
             <source>No 6-digit county code for a new patch: load XZQ/CJDCQ or set the county code.</source>
             <translation>新图斑缺少 6 位县级代码：请加载行政区（XZQ）/村级调查区（CJDCQ）图层或设置县级代码。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="555" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="477" />
             <source>A change patch needs a polygon geometry.</source>
             <translation>变化图斑必须是面状图形。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="533" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="455" />
             <source>The identity of a patch ({field}) cannot be changed.</source>
             <translation>图斑的标识字段（{field}）不能修改。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="550" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="472" />
             <source>Unknown patch fields: {fields}</source>
             <translation>未知的图斑字段：{fields}</translation>
         </message>
@@ -709,7 +709,7 @@
             <translation>未找到附件：{path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/store.py" line="614" />
+            <location filename="../huijiao_plugin/core/patches/store.py" line="536" />
             <source>Unknown patch numbers or ids: {ids}</source>
             <translation>未知的图斑编号或标识：{ids}</translation>
         </message>
@@ -729,7 +729,7 @@
             <translation>数据包行政区 {code} 不在您的辖区 {own} 内，不能提交。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/layer_tasks.py" line="150" />
+            <location filename="../huijiao_plugin/gui/layer_tasks.py" line="111" />
             <source>The layer {name} cannot be read.</source>
             <translation>无法读取图层 {name}。</translation>
         </message>
@@ -784,12 +784,12 @@
             <translation>汇交服务器出示的签名密钥与首次连接时记录的不同（{pinned}）。回执不可信：请向服务器管理员确认密钥是否已更换，然后在设置中删除已记录的密钥。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="143" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="159" />
             <source>Canceled.</source>
             <translation>已取消。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="166" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="155" />
             <source>Comparison failed: {error}</source>
             <translation>比对失败：{error}</translation>
         </message>
@@ -799,7 +799,7 @@
             <translation>规则</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="251" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="240" />
             <source>Fill inputs from recognised layers</source>
             <translation>按识别的图层填充输入</translation>
         </message>
@@ -854,7 +854,7 @@
             <translation>统计级别</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="266" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="255" />
             <source>Run</source>
             <translation>运行</translation>
         </message>
@@ -874,22 +874,22 @@
             <translation>留空 = 使用灰色显示的规则配置默认值。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="381" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="370" />
             <source>Missing input layers: {roles}</source>
             <translation>缺少输入图层：{roles}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="165" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="169" />
             <source>Running…</source>
             <translation>正在运行…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="476" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="465" />
             <source>Statistics written to {path}</source>
             <translation>统计已写入 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="480" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="469" />
             <source>Export statistics</source>
             <translation>导出统计</translation>
         </message>
@@ -914,27 +914,27 @@
             <translation>图斑库：</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="129" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_patch_filters.py" line="32" />
             <source>All types</source>
             <translation>全部类型</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="133" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_patch_filters.py" line="36" />
             <source>All statuses</source>
             <translation>全部状态</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="137" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_patch_filters.py" line="40" />
             <source>Region code prefix (county/township/village)</source>
             <translation>行政区代码前缀（县/乡/村）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="145" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_patch_filters.py" line="47" />
             <source>no limit</source>
             <translation>不限</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="397" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="353" />
             <source>Type / status</source>
             <translation>类型 / 状态</translation>
         </message>
@@ -944,7 +944,7 @@
             <translation>行政区</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="153" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_patch_filters.py" line="55" />
             <source>Area</source>
             <translation>面积</translation>
         </message>
@@ -954,17 +954,17 @@
             <translation>数量</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="189" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="162" />
             <source>Details</source>
             <translation>详情</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="190" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="163" />
             <source>Totals</source>
             <translation>统计</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="199" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="172" />
             <source>Zoom to</source>
             <translation>缩放至</translation>
         </message>
@@ -974,7 +974,7 @@
             <translation>设置状态</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="201" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="174" />
             <source>Mark patch</source>
             <translation>标记图斑</translation>
         </message>
@@ -984,17 +984,17 @@
             <translation>刷新</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="279" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="252" />
             <source>New change-patch GeoPackage</source>
             <translation>新建变化图斑 GeoPackage</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="428" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="386" />
             <source>{shown} of {total} patches shown</source>
             <translation>显示 {shown} / {total} 个图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="450" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="412" />
             <source>All patches</source>
             <translation>全部图斑</translation>
         </message>
@@ -1009,12 +1009,12 @@
             <translation>{n} 个被拒绝：{reason}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="280" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="290" />
             <source>Open or create a change-patch GeoPackage first.</source>
             <translation>请先打开或新建变化图斑 GeoPackage。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="323" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="275" />
             <source>loaded</source>
             <translation>已加载</translation>
         </message>
@@ -1079,7 +1079,7 @@
             <translation>按标准检查所选数据集(未选择时检查所有已找到的数据集)</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="104" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="107" />
             <source>Source</source>
             <translation>来源</translation>
         </message>
@@ -1219,7 +1219,7 @@
             <translation>导出检查结果</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="152" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="249" />
             <source>Excel workbook (*.xlsx)</source>
             <translation>Excel 工作簿 (*.xlsx)</translation>
         </message>
@@ -1229,12 +1229,12 @@
             <translation>检查结果已导出到 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/layer_tasks.py" line="48" />
+            <location filename="../huijiao_plugin/gui/layer_tasks.py" line="45" />
             <source>{done} / {total} MB, {speed} MB/s</source>
             <translation>{done} / {total} MB，{speed} MB/s</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/layer_tasks.py" line="52" />
+            <location filename="../huijiao_plugin/gui/layer_tasks.py" line="49" />
             <source>{seconds} s left</source>
             <translation>剩余 {seconds} 秒</translation>
         </message>
@@ -1244,12 +1244,12 @@
             <translation>提交</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="126" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="127" />
             <source>Receipts</source>
             <translation>回执</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="128" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="129" />
             <source>Deadlines</source>
             <translation>截止日期</translation>
         </message>
@@ -1319,22 +1319,22 @@
             <translation>重新校验</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_deadlines.py" line="63" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_deadlines.py" line="50" />
             <source>Due</source>
             <translation>截止日期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_offline.py" line="41" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_offline.py" line="53" />
             <source>Offline exchange: export a package to a folder or removable disk on the Submit tab; import a package received that way here. Register an exported package with the server when the network is back, so that the evaluation counts it.</source>
             <translation>离线交换：在“提交”页将数据包导出到文件夹或移动磁盘；在此导入以该方式收到的数据包。网络恢复后，将已导出的数据包向服务器登记，以便计入成效评估。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_offline.py" line="51" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_offline.py" line="63" />
             <source>Import package…</source>
             <translation>导入数据包…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_offline.py" line="54" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_offline.py" line="66" />
             <source>Register offline package with the server…</source>
             <translation>向服务器登记离线数据包…</translation>
         </message>
@@ -1374,27 +1374,27 @@
             <translation>预检发现 {n} 个警告：请检查后勾选确认接受。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="277" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="275" />
             <source>Connecting…</source>
             <translation>正在连接…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="372" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="363" />
             <source>Paused. Press Submit to resume the upload where it stopped.</source>
             <translation>已暂停。点击“提交”将从中断处继续上传。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="380" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="372" />
             <source>Submission failed.</source>
             <translation>提交失败。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="390" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="382" />
             <source>Submitted and accepted; the receipt is verified.</source>
             <translation>已提交并被接收，回执已校验。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="392" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="384" />
             <source>The server rejected the package; see the reasons in the receipt.</source>
             <translation>服务器拒收了该数据包，原因见回执。</translation>
         </message>
@@ -1469,17 +1469,17 @@
             <translation>数据包已拷贝到 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="433" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="427" />
             <source>Export offline package to</source>
             <translation>导出离线数据包到</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_offline.py" line="81" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_offline.py" line="147" />
             <source>Imported {dataset} {region} {period}: {n} layers loaded.</source>
             <translation>已导入 {dataset} {region} {period}：加载了 {n} 个图层。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_offline.py" line="93" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_offline.py" line="158" />
             <source>Import package</source>
             <translation>导入数据包</translation>
         </message>
@@ -1489,82 +1489,77 @@
             <translation>汇交数据包 (*.zip)</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_offline.py" line="113" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_offline.py" line="187" />
             <source>Register offline package</source>
             <translation>登记离线数据包</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="441" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="435" />
             <source>The upload is paused; it resumes with the next Submit.</source>
             <translation>上传已暂停，下次点击“提交”时继续。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="78" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="87" />
             <source>New change patch</source>
             <translation>新建变化图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="86" />
-            <source>{area} mu, township {township}, village {village}</source>
-            <translation>{area} 亩，乡 {township}，村 {village}</translation>
-        </message>
-        <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="91" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="102" />
             <source>Number</source>
             <translation>编号</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="92" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="103" />
             <source>Computed</source>
             <translation>自动计算</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="93" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="104" />
             <source>Type</source>
             <translation>类型</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="94" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="105" />
             <source>Reason</source>
             <translation>原因</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="95" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="106" />
             <source>Notes</source>
             <translation>备注</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="283" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="293" />
             <source>The patch layer cannot be edited.</source>
             <translation>变化图斑图层无法编辑。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="325" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="335" />
             <source>Mark change patch {number}</source>
             <translation>标记变化图斑 {number}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="356" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="366" />
             <source>No polygon feature under the cursor.</source>
             <translation>光标处没有面要素。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="399" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="409" />
             <source>Split change patches</source>
             <translation>分割变化图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="403" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="413" />
             <source>The line does not split any patch.</source>
             <translation>该线未分割任何图斑。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="437" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="447" />
             <source>Select at least two patches to merge.</source>
             <translation>请至少选择两个图斑进行合并。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="444" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="454" />
             <source>Merge change patches</source>
             <translation>合并变化图斑</translation>
         </message>
@@ -1646,7 +1641,7 @@ Outputs a findings table (one row per rule and value, severity error or warning,
             <translation>{n} 个要素中有 {errors} 个错误、{warnings} 个警告(用时 {s:.1f} 秒)</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="85" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="88" />
             <source>Rule profile (JSON, optional)</source>
             <translation>规则配置文件（JSON，可选）</translation>
         </message>
@@ -1661,7 +1656,7 @@ Outputs a findings table (one row per rule and value, severity error or warning,
             <translation>分区统计</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="93" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="105" />
             <source>Statistics workbook (xlsx)</source>
             <translation>统计工作簿（xlsx）</translation>
         </message>
@@ -2021,7 +2016,7 @@ Outputs a findings table (one row per rule and value, severity error or warning,
             <translation>参考图层</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/patches_checklist.py" line="51" />
+            <location filename="../huijiao_plugin/processing/algorithms/patches_checklist.py" line="62" />
             <source>Title</source>
             <translation>标题</translation>
         </message>
@@ -2041,17 +2036,17 @@ Outputs a findings table (one row per rule and value, severity error or warning,
             <translation>已写出 {n} 页到 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/patches_checklist.py" line="37" />
+            <location filename="../huijiao_plugin/processing/algorithms/patches_checklist.py" line="40" />
             <source>Patch checklist (xlsx)</source>
             <translation>图斑核查清单（xlsx）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/patches_checklist.py" line="52" />
+            <location filename="../huijiao_plugin/processing/algorithms/patches_checklist.py" line="63" />
             <source>Checklist</source>
             <translation>核查清单</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/patches_checklist.py" line="72" />
+            <location filename="../huijiao_plugin/processing/algorithms/patches_checklist.py" line="84" />
             <source>{n} rows written to {path}</source>
             <translation>已写出 {n} 行到 {path}</translation>
         </message>
@@ -2296,27 +2291,27 @@ Outputs a findings table (one row per rule and value, severity error or warning,
             <translation>图斑 {number} 的修改被拒绝：{reason}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="207" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="180" />
             <source>Draw</source>
             <translation>绘制</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="208" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="181" />
             <source>Pick features</source>
             <translation>选取要素</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="209" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="182" />
             <source>Split</source>
             <translation>分割</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="211" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="184" />
             <source>Merge selected</source>
             <translation>合并所选</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="213" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="186" />
             <source>Save edits</source>
             <translation>保存编辑</translation>
         </message>
@@ -2326,12 +2321,12 @@ Outputs a findings table (one row per rule and value, severity error or warning,
             <translation>数据所属行政区；须在本人辖区（设置）之内。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="211" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="212" />
             <source>{n} interrupted uploads: Submit resumes them where they stopped.</source>
             <translation>{n} 个上传被中断：点击“提交”将从中断处继续。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="265" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="263" />
             <source>Resuming the interrupted upload of {name}.</source>
             <translation>正在继续上传中断的 {name}。</translation>
         </message>
@@ -2353,27 +2348,27 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>无法写入输出图层：{error}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="224" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="197" />
             <source>Field package…</source>
             <translation>外业包…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="224" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="197" />
             <source>Map sheets…</source>
             <translation>核查图册…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="224" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="197" />
             <source>Checklist…</source>
             <translation>核查清单…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="224" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="197" />
             <source>Import results…</source>
             <translation>导入外业成果…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/layer_tasks.py" line="46" />
+            <location filename="../huijiao_plugin/gui/layer_tasks.py" line="43" />
             <source>{done} / {total} KB</source>
             <translation>{done} / {total} KB</translation>
         </message>
@@ -2428,37 +2423,37 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>回执所列的服务器密钥（{claimed}）与已固定的密钥（{pinned}）不同。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/patches/field_package.py" line="969" />
+            <location filename="../huijiao_plugin/core/patches/field_package/conflicts.py" line="56" />
             <source>No open conflict with id {id}</source>
             <translation>不存在编号为 {id} 的待处理冲突</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_patch_detail.py" line="121" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_patch_detail.py" line="128" />
             <source>Take field values</source>
             <translation>采用外业值</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_patch_detail.py" line="123" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_patch_detail.py" line="130" />
             <source>Keep desk values</source>
             <translation>保留内业值</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="215" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="188" />
             <source>From selection</source>
             <translation>由所选要素生成</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="216" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="189" />
             <source>Make a patch of every selected feature of the active layer</source>
             <translation>将当前图层的每个所选要素生成一个图斑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_patch_detail.py" line="155" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_patch_detail.py" line="162" />
             <source>Select a conflict first.</source>
             <translation>请先选择一个冲突。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="368" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="342" />
             <source>{n} conflicts resolved</source>
             <translation>已处理 {n} 条冲突</translation>
         </message>
@@ -2478,127 +2473,127 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>共享清单</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="525" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="474" />
             <source>Shared data from the server</source>
             <translation>服务器共享数据</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="140" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="94" />
             <source>Refresh list</source>
             <translation>刷新列表</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="143" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="97" />
             <source>Download and load</source>
             <translation>下载并加载</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="145" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="99" />
             <source>Download the selected package (resumed after a cut), check its hashes and load it styled</source>
             <translation>下载所选数据包（断线后续传），校验哈希值并按样式加载</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="153" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="107" />
             <source>Check for new data</source>
             <translation>检查新数据</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="164" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="118" />
             <source>Also list my department's data</source>
             <translation>同时列出本部门的数据</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="170" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="124" />
             <source>Version</source>
             <translation>版本</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="170" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="124" />
             <source>Size</source>
             <translation>大小</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="170" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="124" />
             <source>Shared on</source>
             <translation>共享日期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="293" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="245" />
             <source>Server {url}, region {region}</source>
             <translation>服务器 {url}，行政区 {region}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="296" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="248" />
             <source>Listing the shared data on the server</source>
             <translation>正在列出服务器上的共享数据</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="299" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="251" />
             <source>Asking the server…</source>
             <translation>正在查询服务器…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="325" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="277" />
             <source>downloaded</source>
             <translation>已下载</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="326" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="278" />
             <source>on the server</source>
             <translation>在服务器上</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="360" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="312" />
             <source>{count} shared datasets on the server.</source>
             <translation>服务器上有 {count} 个共享数据集。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="388" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="340" />
             <source>Choose a dataset in the list first.</source>
             <translation>请先在列表中选择一个数据集。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="402" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="354" />
             <source>Downloading {name}</source>
             <translation>正在下载{name}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="403" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="355" />
             <source>Downloading {name}…</source>
             <translation>正在下载{name}…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="428" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="380" />
             <source>{name} {region} {period} (version {version}) loaded: {count} layers.</source>
             <translation>已加载{name} {region} {period}（第 {version} 版）：{count} 个图层。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="436" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="388" />
             <source>(from the local cache)</source>
             <translation>（来自本地缓存）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="474" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="426" />
             <source>Checking the server for new shared data</source>
             <translation>正在检查服务器上的新共享数据</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="496" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="445" />
             <source>New {name} data has arrived ({region}, {period})</source>
             <translation>新的{name}数据已到达（{region}，{period}）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="511" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="460" />
             <source>No new shared data.</source>
             <translation>没有新的共享数据。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="515" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_server_shared.py" line="464" />
             <source>{count} new shared datasets have arrived.</source>
             <translation>已到达 {count} 个新的共享数据集。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="370" />
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="380" />
             <source>Select polygon features on another layer first.</source>
             <translation>请先在其他图层上选择面要素。</translation>
         </message>
@@ -3133,152 +3128,152 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>数据包中 {name} 出现了两次。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="64" />
+            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="48" />
             <source>On time</source>
             <translation>按时</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="65" />
+            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="49" />
             <source>Delivered late</source>
             <translation>逾期提交</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="195" />
+            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="179" />
             <source>Overdue</source>
             <translation>已逾期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="67" />
+            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="51" />
             <source>Not yet due</source>
             <translation>未到期</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="74" />
+            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="58" />
             <source>Data collection</source>
             <translation>数据采集汇聚</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="75" />
+            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="59" />
             <source>Sharing</source>
             <translation>共享开放</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="76" />
+            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="60" />
             <source>Security</source>
             <translation>安全保障</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="77" />
+            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="61" />
             <source>Use</source>
             <translation>应用成效</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="102" />
+            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="86" />
             <source>{done} of {required} this year</source>
             <translation>本年 {done}/{required} 次</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_deadlines.py" line="63" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_deadlines.py" line="50" />
             <source>Delivered</source>
             <translation>已提交</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="103" />
+            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="87" />
             <source>Not delivered</source>
             <translation>未提交</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="109" />
+            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="93" />
             <source>{days} days late</source>
             <translation>逾期 {days} 天</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="110" />
+            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="94" />
             <source>{days} days left</source>
             <translation>剩 {days} 天</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="181" />
+            <location filename="../huijiao_plugin/core/hsf_progress.py" line="295" />
             <source>Total</source>
             <translation>合计</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="195" />
+            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="179" />
             <source>Obligations</source>
             <translation>应交项</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="210" />
+            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="197" />
             <source>Evaluation {year}</source>
             <translation>成效评估{year}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="274" />
+            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="300" />
             <source>Rate (%)</source>
             <translation>比例（%）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="275" />
+            <location filename="../huijiao_plugin/core/exchange_calendar.py" line="301" />
             <source>Exchange evaluation {year}</source>
             <translation>{year} 年汇交成效评估</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="115" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="122" />
             <source>Test connection</source>
             <translation>测试连接</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="119" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="126" />
             <source>Server reachable, encrypted connection, account valid, department</source>
             <translation>检查服务器能否连接、连接是否加密、账号是否有效及所属部门</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="219" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="208" />
             <source>Inputs</source>
             <translation>输入</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="220" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="209" />
             <source>Results</source>
             <translation>结果</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="229" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="218" />
             <source>Province</source>
             <translation>全省</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="460" />
+            <location filename="../huijiao_plugin/gui/docks/dock_compare.py" line="449" />
             <source>{title}: {count} pieces, {area} {unit}</source>
             <translation>{title}：{count} 块，{area} {unit}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="182" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="155" />
             <source>Verify</source>
             <translation>核查</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="185" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="158" />
             <source>Edit</source>
             <translation>编辑</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="221" />
+            <location filename="../huijiao_plugin/gui/docks/dock_patches.py" line="194" />
             <source>Field work</source>
             <translation>外业</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="130" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="131" />
             <source>Evaluation</source>
             <translation>成效评估</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="135" />
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="136" />
             <source>Offline</source>
             <translation>离线交换</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/user_context.py" line="71" />
+            <location filename="../huijiao_plugin/gui/user_context.py" line="77" />
             <source>{name} ({code})</source>
             <translation>{name}（{code}）</translation>
         </message>
@@ -3288,7 +3283,7 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>保存在项目 GeoPackage 中的比对结果</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="76" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_year_bar.py" line="36" />
             <source>Load</source>
             <translation>加载</translation>
         </message>
@@ -3328,12 +3323,12 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>请先在地图上选择比对结果中的图斑。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_deadlines.py" line="55" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_deadlines.py" line="40" />
             <source>Ask the exchange server what your department owes this year</source>
             <translation>向汇交服务器查询本部门本年度应交的数据</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_deadlines.py" line="63" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_deadlines.py" line="50" />
             <source>Days</source>
             <translation>剩余</translation>
         </message>
@@ -3343,17 +3338,17 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>{year} 年共 {n} 项应交，{overdue} 项已逾期（截至 {day}）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_deadlines.py" line="109" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_deadlines.py" line="108" />
             <source>Released {date}; due 30 days later unless the catalog says otherwise.</source>
             <translation>{date} 发布；除目录另有规定外，发布后 30 天内汇交。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_deadlines.py" line="112" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_deadlines.py" line="111" />
             <source>Monitoring data: at least {n} exchanges a year.</source>
             <translation>监测数据：每年至少汇交 {n} 次。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_deadlines.py" line="114" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_deadlines.py" line="113" />
             <source>First delivered {time}</source>
             <translation>首次提交于 {time}</translation>
         </message>
@@ -3373,42 +3368,42 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>关闭面板</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="76" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="84" />
             <source>Ask the server</source>
             <translation>向服务器查询</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="79" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="88" />
             <source>Export the table to xlsx</source>
             <translation>将表格导出为 xlsx</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="82" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="91" />
             <source>Export chart and table to PDF</source>
             <translation>将图表和表格导出为 PDF</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="139" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="237" />
             <source>Indicators of {year}: rates of the obligations due so far.</source>
             <translation>{year} 年指标：按截至目前已到期的应交项计算的比例。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="159" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="256" />
             <source>Export evaluation</source>
             <translation>导出成效评估</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="161" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="258" />
             <source>Exported to {path}</source>
             <translation>已导出到 {path}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="159" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="256" />
             <source>PDF (*.pdf)</source>
             <translation>PDF（*.pdf）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_offline.py" line="53" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_offline.py" line="65" />
             <source>Register with the server…</source>
             <translation>向服务器登记…</translation>
         </message>
@@ -3473,102 +3468,97 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>已撤销 {n} 个图斑的上次修改</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="39" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="40" />
             <source>Queued</source>
             <translation>排队中</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="40" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="41" />
             <source>Running</source>
             <translation>运行中</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="41" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="42" />
             <source>Retrying</source>
             <translation>重试中</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="42" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="43" />
             <source>Done</source>
             <translation>已完成</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="43" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="44" />
             <source>Done earlier</source>
             <translation>此前已完成</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="44" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="45" />
             <source>Failed</source>
             <translation>失败</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="56" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="57" />
             <source>Province comparison</source>
             <translation>全省比对</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="87" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="88" />
             <source>Folder of county GeoPackages, or postgresql://…?schema=…</source>
             <translation>县级 GeoPackage 文件夹，或 postgresql://…?schema=…</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="91" />
-            <source>Output GeoPackage (re-run to resume)</source>
-            <translation>输出 GeoPackage（再次运行即断点续算）</translation>
-        </message>
-        <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="98" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="101" />
             <source>Dask scheduler address (empty = this computer)</source>
             <translation>Dask 调度器地址（留空 = 本机）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="101" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="104" />
             <source>Install dask[distributed] to use a Dask cluster.</source>
             <translation>安装 dask[distributed] 后可使用 Dask 集群。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="104" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="107" />
             <source>Output</source>
             <translation>输出</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="112" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="115" />
             <source>Worker processes</source>
             <translation>工作进程数</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="113" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="116" />
             <source>Dask scheduler</source>
             <translation>Dask 调度器</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="116" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="119" />
             <source>Progress</source>
             <translation>进度</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="119" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="122" />
             <source>Run province</source>
             <translation>运行全省比对</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="137" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="140" />
             <source>Folder of county GeoPackages</source>
             <translation>县级 GeoPackage 文件夹</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="90" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="93" />
             <source>Province result</source>
             <translation>全省比对结果</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="150" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="153" />
             <source>Choose a source and an output GeoPackage.</source>
             <translation>请选择数据源和输出 GeoPackage。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="224" />
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="228" />
             <source>{done} counties done, {failed} failed.</source>
             <translation>{done} 个县完成，{failed} 个县失败。</translation>
         </message>
@@ -3598,62 +3588,57 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>面积小于 MIN_AREA、平均宽度（面积/周长）小于 MIN_WIDTH 或处处窄于 NOISE_WIDTH（部门之间的数字化噪声；0 为关闭）的碎片不予报告。留空的参数均取规则配置中的值（domain.md §10）。每个输出要素带有 rule_id、类别及以平方米、亩和公顷计的椭球面积。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="54" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="55" />
             <source>Province comparison (county by county)</source>
             <translation>全省比对（逐县）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="57" />
-            <source>Runs one county preset (PRESET, e.g. pbfnongrain) over every county of SOURCE: a folder of county GeoPackages named by the 6-digit code, or a PostGIS URI (postgresql://user:password@host/db?schema=name) whose tables carry a county_code column. A piece belongs to the county holding its representative point, so nothing is counted twice. Counties run in WORKERS processes (Dask when installed, or the Dask scheduler at SCHEDULER) and are written to OUTPUT as each finishes; running again on the same OUTPUT skips the finished counties. Statistics per county, city and province.</source>
-            <translation>对 SOURCE 中的每个县运行同一县级比对规则（PRESET，如 pbfnongrain）：SOURCE 为以 6 位县级代码命名的县级 GeoPackage 文件夹，或表中带 county_code 字段的 PostGIS 连接地址（postgresql://用户:密码@主机/数据库?schema=模式名）。每个比对结果图斑归属于其代表点所在的县，不会重复统计。各县在 WORKERS 个进程中运行（已安装 Dask 时使用 Dask，或使用 SCHEDULER 指定的 Dask 调度器），每完成一个县即写入 OUTPUT；对同一 OUTPUT 再次运行时跳过已完成的县。统计按县、市和全省汇总。</translation>
-        </message>
-        <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="68" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="71" />
             <source>Preset id</source>
             <translation>比对规则编号</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="69" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="72" />
             <source>County GeoPackage folder or PostGIS URI</source>
             <translation>县级 GeoPackage 文件夹或 PostGIS 连接地址</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="73" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="76" />
             <source>Worker processes (0 = cores)</source>
             <translation>工作进程数（0 = CPU 核数）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="82" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="85" />
             <source>Dask scheduler address</source>
             <translation>Dask 调度器地址</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="98" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="110" />
             <source>Counties finished</source>
             <translation>完成的县数</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="99" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="111" />
             <source>Counties failed</source>
             <translation>失败的县数</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="106" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="118" />
             <source>Unknown preset: {preset}</source>
             <translation>未知的比对规则：{preset}</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="109" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="121" />
             <source>A Dask scheduler needs the optional package dask[distributed] (pip install it).</source>
             <translation>使用 Dask 调度器需要可选软件包 dask[distributed]（请用 pip 安装）。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="125" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="141" />
             <source>Dask is not installed: the counties run in a local process pool.</source>
             <translation>未安装 Dask：各县在本机进程池中运行。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="130" />
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="146" />
             <source>County {code}: {state} {message}</source>
             <translation>县 {code}：{state} {message}</translation>
         </message>
@@ -3661,11 +3646,6 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <location filename="../huijiao_plugin/processing/algorithms/patches_atlas.py" line="44" />
             <source>Writes a PDF with one A4 page per change patch: the patch over the context layers, its number, type, area in the chosen unit, region codes, centroid (CGCS2000 longitude/latitude and Gauss-Krüger X/Y), the corner coordinates, a scale bar, a north arrow and blank fields for the verifier.</source>
             <translation>输出 PDF，每个变化图斑一页（A4）：图斑叠加参考图层，标注编号、类型、所选单位的面积、行政区代码、中心点（CGCS2000 经纬度及高斯-克吕格 X/Y）、四至角点坐标、比例尺、指北针及核查人填写栏。</translation>
-        </message>
-        <message>
-            <location filename="../huijiao_plugin/processing/algorithms/patches_checklist.py" line="40" />
-            <source>Writes the field-verification checklist: one row per change patch with number, UUID, type, region codes, area (m² and the chosen unit), centroid, status, result, verifier, date, notes and photo count, plus a sheet with totals per type.</source>
-            <translation>输出外业核查清单：每个变化图斑一行，含编号、唯一标识、类型、行政区代码、面积（平方米及所选单位）、中心点、状态、核查结果、核查人、日期、说明和照片数，另附按类型汇总的工作表。</translation>
         </message>
         <message>
             <location filename="../huijiao_plugin/core/compare/presets.py" line="76" />
@@ -3703,44 +3683,179 @@ Optionally also fills TBMJ, KCMJ = TBMJ × KCXS and TBDLMJ = TBMJ − KCMJ (2 de
             <translation>未加密连接下无法信任服务器签名密钥 {found}：请在设置中填写其指纹，测试服务器可勾选“未加密的测试服务器”。</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="99" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="106" />
             <source>Certificates (*.pem *.crt *.cer)</source>
             <translation>证书 (*.pem *.crt *.cer)</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="100" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="107" />
             <source>An extra CA certificate for the server's TLS certificate (optional)</source>
             <translation>用于验证服务器 TLS 证书的附加 CA 证书（可选）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="233" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="280" />
             <source>CA certificate</source>
             <translation>CA 证书</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="105" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="112" />
             <source>The fingerprint of the server's receipt-signing key, as given by the server administrator</source>
             <translation>服务器回执签名密钥的指纹，由服务器管理员提供</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="108" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="115" />
             <source>Key fingerprint</source>
             <translation>密钥指纹</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="109" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="116" />
             <source>Unencrypted test server (http)</source>
             <translation>未加密的测试服务器（http）</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="111" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="118" />
             <source>Trust the server's signing key over plain http: only for a test server on a closed network</source>
             <translation>通过未加密的 http 信任服务器签名密钥：仅用于封闭网络中的测试服务器</translation>
         </message>
         <message>
-            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="232" />
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="279" />
             <source>The key fingerprint must look like SHA256: followed by 64 hexadecimal digits.</source>
             <translation>密钥指纹的格式应为 SHA256: 后接 64 位十六进制数字。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/hsf_progress.py" line="112" />
+            <source>Load these layers of the one map first (with their fields): {names}</source>
+            <translation>请先加载一张图中的以下图层（含所需字段）：{names}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/hsf_progress.py" line="297" />
+            <source>Target: all by {year}</source>
+            <translation>目标：{year}年全部建成</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/hsf_progress.py" line="306" />
+            <source>PBF built as HSF (%)</source>
+            <translation>建成比例（%）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/hsf_progress.py" line="307" />
+            <source>Permanent basic farmland built as high-standard farmland</source>
+            <translation>永久基本农田建成高标准农田进度</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/core/hsf_progress.py" line="307" />
+            <source>total {area}</source>
+            <translation>永久基本农田合计 {area}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/widgets/wdg_year_bar.py" line="37" />
+            <source>Stop waiting for the server</source>
+            <translation>停止等待服务器</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/dialogs/dlg_settings.py" line="201" />
+            <source>Testing the connection</source>
+            <translation>正在测试连接</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/docks/dock_submit.py" line="280" />
+            <source>Submitting {name}</source>
+            <translation>正在提交 {name}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/map_tools/map_tool_mark_patch.py" line="97" />
+            <source>Area {area}; township {township}; village {village}</source>
+            <translation>面积 {area}；乡镇 {township}；村 {village}</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/widgets/wdg_deadlines.py" line="75" />
+            <source>Loading the exchange calendar</source>
+            <translation>正在加载交换日历</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="106" />
+            <source>Indicators per county</source>
+            <translation>各县指标</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="180" />
+            <source>High-standard farmland progress</source>
+            <translation>高标准农田建设进度</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="108" />
+            <source>The chart shown below</source>
+            <translation>下方显示的图表</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="117" />
+            <source>Compute</source>
+            <translation>计算</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="119" />
+            <source>From the loaded one-map layers: permanent basic farmland built as high-standard farmland per year and township, toward the 2035 goal</source>
+            <translation>根据已加载的一张图图层，按年度和乡镇统计建成高标准农田的永久基本农田，对照2035年目标</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="179" />
+            <source>Computing the high-standard farmland progress…</source>
+            <translation>正在计算高标准农田建设进度…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="190" />
+            <source>No high-standard farmland with a build year lies on permanent basic farmland.</source>
+            <translation>没有带建设年度的高标准农田位于永久基本农田上。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="192" />
+            <source>By {year}, {share}% of the permanent basic farmland is high-standard farmland.</source>
+            <translation>截至{year}年，{share}%的永久基本农田已建成高标准农田。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/widgets/wdg_evaluation.py" line="216" />
+            <source>Loading the evaluation indicators</source>
+            <translation>正在加载评估指标</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/widgets/wdg_offline.py" line="136" />
+            <source>Importing the package…</source>
+            <translation>正在导入数据包…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/widgets/wdg_offline.py" line="173" />
+            <source>Registering the package with the server…</source>
+            <translation>正在向服务器登记数据包…</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/widgets/wdg_ok_cancel.py" line="15" />
+            <source>&amp;OK</source>
+            <translation>确定</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/gui/widgets/wdg_province_run.py" line="92" />
+            <source>Output GeoPackage, or postgresql://…?schema=… (re-run to resume)</source>
+            <translation>输出 GeoPackage，或 postgresql://…?schema=…（再次运行即续跑）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="58" />
+            <source>Runs one county preset (PRESET, e.g. pbfnongrain) over every county of SOURCE: a folder of county GeoPackages named by the 6-digit code, or a PostGIS URI (postgresql://user:password@host/db?schema=name) whose tables carry a county_code column. A piece belongs to the county holding its representative point, so nothing is counted twice. Counties run in WORKERS processes (Dask when installed, or the Dask scheduler at SCHEDULER) and are written to OUTPUT as each finishes; running again on the same OUTPUT skips the finished counties. Statistics per county, city and province. OUTPUT_PG (postgresql://user:password@host/db?schema=name), when given, replaces OUTPUT: the same tables in that PostgreSQL schema, the finished counties recorded there.</source>
+            <translation>对 SOURCE 中的每个县运行一个县级比对规则（PRESET，如 pbfnongrain）：SOURCE 为按 6 位县级代码命名的县级 GeoPackage 文件夹，或表中带 county_code 列的 PostGIS URI（postgresql://用户:密码@主机/数据库?schema=模式名）。每个图斑归属于其代表点所在的县，因此不会重复统计。各县在 WORKERS 个进程中运行（已安装 Dask 时使用 Dask，或使用 SCHEDULER 处的 Dask 调度器），每完成一个县即写入 OUTPUT；对同一 OUTPUT 再次运行时跳过已完成的县。按县、市、省分别统计。给出 OUTPUT_PG（postgresql://用户:密码@主机/数据库?schema=模式名）时代替 OUTPUT：相同的表写入该 PostgreSQL 模式，已完成的县也记录在其中。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="98" />
+            <source>Province result in PostgreSQL (URI with ?schema=, instead of OUTPUT)</source>
+            <translation>全省结果写入 PostgreSQL（带 ?schema= 的 URI，代替 OUTPUT）</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/compare_province.py" line="128" />
+            <source>Choose an output GeoPackage or a PostgreSQL schema.</source>
+            <translation>请选择输出 GeoPackage 或 PostgreSQL 模式。</translation>
+        </message>
+        <message>
+            <location filename="../huijiao_plugin/processing/algorithms/patches_checklist.py" line="43" />
+            <source>Writes the field-verification checklist: one row per change patch with number, UUID, type, regions by name and code, the rule by name, area (m² and the chosen unit), centroid, status, result, verifier, date, notes and photo count, plus a sheet with totals per type. Township and village names come from the context layers and the project's region layers.</source>
+            <translation>写出外业核查清单：每个变化图斑一行，含编号、唯一标识、类型、行政区名称及代码、规则名称、面积（平方米及所选单位）、中心点、状态、核查结果、核查人、日期、说明和照片数，另有一页按类型汇总。乡镇和村名称取自上下文图层及工程中的行政区图层。</translation>
         </message>
     </context>
 </TS>
