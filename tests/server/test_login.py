@@ -144,3 +144,39 @@ def test_trusted_network_is_throttled_per_account_only(tmp_path_factory, catalog
         assert statuses == [401, 401, 401, 429]
     finally:
         srv.stop()
+
+
+def test_unauthenticated_records_trimmed_on_sqlite(tmp_path):
+    """The same bound and retention on SQLite (PostgreSQL with two workers: tests/deploy)."""
+    import datetime as dt
+
+    from sqlalchemy import text
+
+    from exchange_server import db
+    from exchange_server.services.guard import AuditBudget
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    db.init_schema(engine)
+    budget = AuditBudget(engine, 2, 30 * 86400)
+    assert [budget.record("auth", "refused", "", {}, "192.0.2.9") for _ in range(5)] == [True] * 2 + [
+        False
+    ] * 3
+    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=31)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO unauth_audit (ts, action, outcome, target, detail, client_ip) "
+                "VALUES (:ts, 'login', 'refused', '', '{}', '192.0.2.1')"
+            ),
+            {"ts": old.strftime("%Y-%m-%d %H:%M:%S.%f")},
+        )
+        conn.execute(
+            text("INSERT INTO unauth_audit_counts VALUES ('192.0.2.1', :m, 3)"),
+            {"m": int(old.timestamp() // 60)},
+        )
+    budget.trim()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT client_ip FROM unauth_audit")).fetchall() == [("192.0.2.9",)] * 2
+        assert conn.execute(text("SELECT client_ip, requests FROM unauth_audit_counts")).fetchall() == [
+            ("192.0.2.9", 5)
+        ]
