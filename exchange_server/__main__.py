@@ -52,6 +52,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         "login_max_failures_address",
         "login_window_seconds",
         "unauthenticated_audit_per_minute",
+        "unauthenticated_audit_retention_days",
     ):
         value = getattr(args, name, None)
         if value is not None:
@@ -116,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         "login-max-failures-address",
         "login-window-seconds",
         "unauthenticated-audit-per-minute",
+        "unauthenticated-audit-retention-days",
     ):
         serve.add_argument("--" + opt, type=int)
     serve.add_argument(

@@ -50,6 +50,8 @@ class ServerConfig:
     # many users share: one user's failures there must not lock the others out
     login_trusted_networks: tuple[str, ...] = ()
     unauthenticated_audit_per_minute: int = 20
+    # days the records of unauthenticated requests (and their counts) are kept
+    unauthenticated_audit_retention_days: int = 30
     extra: dict = field(default_factory=dict)
 
     @property

@@ -146,6 +146,32 @@ audit = Table(
 )
 Index("ix_audit_action", audit.c.action, audit.c.target)
 
+# requests without a valid account (refused logins and tokens), kept apart from the append-only audit so that
+# they can be bounded and trimmed: one row per request up to a budget per address and minute (table
+# unauth_audit), and the count of every request per address and minute (table unauth_audit_counts); both
+# removed after the retention by the expiry loop (exchange_server/services/guard.py)
+unauth_audit = Table(
+    "unauth_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("target", String(200), nullable=False, default=""),
+    Column("detail", Text, nullable=False, default="{}"),
+    Column("client_ip", String(64), nullable=False, default=""),
+)
+Index("ix_unauth_audit_ts", unauth_audit.c.ts)
+
+unauth_audit_counts = Table(
+    "unauth_audit_counts",
+    metadata,
+    Column("client_ip", String(64), primary_key=True),
+    Column("minute", Integer, primary_key=True),  # minutes since the epoch
+    Column("requests", Integer, nullable=False),
+)
+Index("ix_unauth_audit_counts_minute", unauth_audit_counts.c.minute)
+
 # failed logins per key (the sha256 of "account:<name>" or "address:<ip>") in a window that starts at the
 # first failure: shared by every worker process (exchange_server/services/guard.py)
 login_failures = Table(

@@ -49,5 +49,6 @@ async def read_audit(
     action: str | None = None,
     after_id: Cursor = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    unauthenticated: bool = False,
 ) -> dict:
-    return {"items": await me.run(me.ex.audit_rows, action, after_id, limit)}
+    return {"items": await me.run(me.ex.audit_rows, action, after_id, limit, unauthenticated)}

@@ -42,7 +42,11 @@ class Exchange(AccountService, AuditService, UploadService, SubmissionService, F
                 cfg.login_trusted_networks,
             ),
         )
-        self.audit_budget = AuditBudget(cfg.unauthenticated_audit_per_minute)
+        self.audit_budget = AuditBudget(
+            self.engine,
+            cfg.unauthenticated_audit_per_minute,
+            cfg.unauthenticated_audit_retention_days * 86400,
+        )
 
     @classmethod
     def open(cls, config: ServerConfig) -> Exchange:

@@ -176,14 +176,8 @@ class AccountService(ServiceBase):
         return self.issue_token(username, ttl, "login")
 
     def audit_unauthenticated(self, action: str, outcome: str, target: str, detail: dict, ip: str) -> None:
-        """An audit row for a request without a valid account, within the address's budget."""
-        suppressed = self.audit_budget.take(ip)
-        if suppressed is None:
-            return
-        if suppressed:
-            detail = {**detail, "suppressed": suppressed}
-        with self.engine.begin() as conn:
-            db.write_audit(conn, action, outcome, None, target, detail, ip)
+        """A record of a request without a valid account (table unauth_audit), within the address's budget."""
+        self.audit_budget.record(action, outcome, target, detail, ip)
 
     def revoke_tokens(
         self, username: str | None = None, token: str | None = None, actor: dict | None = None

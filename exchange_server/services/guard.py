@@ -5,14 +5,15 @@ The failure counts live in the database (table ``login_failures``), so that ever
 PostgreSQL database counts the same failures: N wrong passwords spread over several workers are throttled
 at the same count as on one. Each key's window starts at its first failure and lasts ``window`` seconds; a
 count is changed only by one atomic INSERT ... ON CONFLICT DO UPDATE ... RETURNING (PostgreSQL and SQLite).
-The audit budget stays in each process's memory: with W workers, at most W times the budget is written."""
+The records of unauthenticated requests are bounded the same way, per address and minute (AuditBudget)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import ipaddress
+import json
 import math
-import threading
 import time
 
 from sqlalchemy import case, delete, select
@@ -106,28 +107,54 @@ def trim_login_failures(engine: Engine, window: float) -> int:
 
 
 class AuditBudget:
-    """At most ``per_minute`` audit rows a minute for unauthenticated requests from one address; the rows
-    not written are counted and reported in the next row written (``suppressed``)."""
+    """Records of requests without a valid account, bounded per address and minute across every worker: the
+    request is counted in ``unauth_audit_counts`` (one atomic INSERT ... ON CONFLICT DO UPDATE ... RETURNING)
+    and only the first ``per_minute`` of a minute get a row in ``unauth_audit``; both are trimmed after
+    ``retention`` seconds."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, engine: Engine, per_minute: int, retention: float) -> None:
+        self.engine = engine
         self.per_minute = per_minute
-        self.slots: dict[str, list] = {}  # address -> [minute, rows written, rows suppressed]
-        self.mutex = threading.Lock()
+        self.retention = retention
 
-    def take(self, address: str) -> int | None:
-        """None: do not write a row; else the number of rows suppressed before this one."""
-        minute = int(time.monotonic() // 60)
-        with self.mutex:
-            slot = self.slots.get(address)
-            if slot is None or slot[0] != minute:
-                if len(self.slots) > 100_000:
-                    self.slots.clear()
-                suppressed = slot[2] if slot is not None else 0
-                self.slots[address] = [minute, 1, 0]
-                return suppressed
-            if slot[1] >= self.per_minute:
-                slot[2] += 1
-                return None
-            slot[1] += 1
-            suppressed, slot[2] = slot[2], 0
-            return suppressed
+    def record(self, action: str, outcome: str, target: str, detail: dict, address: str) -> bool:
+        """Count the request; True when a row was written for it."""
+        now = db.utcnow()
+        minute = int(now.timestamp() // 60)
+        table = db.unauth_audit_counts
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        count = (
+            insert(table)
+            .values(client_ip=address[:64], minute=minute, requests=1)
+            .on_conflict_do_update(
+                index_elements=[table.c.client_ip, table.c.minute], set_={"requests": table.c.requests + 1}
+            )
+            .returning(table.c.requests)
+        )
+        with self.engine.begin() as conn:
+            if conn.execute(count).scalar_one() > self.per_minute:
+                return False
+            row = {
+                "ts": now,
+                "action": action,
+                "outcome": outcome,
+                "target": target[:200],
+                "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True),
+                "client_ip": address[:64],
+            }
+            conn.execute(db.unauth_audit.insert().values(**row))
+        return True
+
+    def trim(self) -> int:
+        """Remove the rows and counts older than the retention (the expiry loop calls it)."""
+        cutoff = db.utcnow().timestamp() - self.retention
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                delete(db.unauth_audit).where(
+                    db.unauth_audit.c.ts < dt.datetime.fromtimestamp(cutoff, dt.timezone.utc)
+                )
+            )
+            conn.execute(
+                delete(db.unauth_audit_counts).where(db.unauth_audit_counts.c.minute < int(cutoff // 60))
+            )
+        return res.rowcount

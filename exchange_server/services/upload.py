@@ -159,4 +159,5 @@ class UploadService(ServiceBase):
         if done:
             self.audit("upload.expire", "ok", None, "", {"count": len(done)})
         trim_login_failures(self.engine, self.config.login_window_seconds)
+        self.audit_budget.trim()
         return len(done)

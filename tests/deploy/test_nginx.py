@@ -107,3 +107,8 @@ def test_the_systemd_unit_runs_the_server_command_line():
     assert service["EnvironmentFile"] == "/etc/huijiao/exchange.env"
     assert service["UMask"] == "0077"
     assert "/var/lib/huijiao" in service["ReadWritePaths"]
+    # the several-workers variant, commented out, runs the launcher that keeps the read time-outs
+    text = (REPO / "exchange_server" / "deploy" / "huijiao-exchange.service").read_text(encoding="utf-8")
+    workers = shlex.split(text.split("#WorkersExecStart=")[1].splitlines()[0])
+    assert workers[1:3] == ["-m", "exchange_server.asgi"]
+    assert workers[3:] == ["--workers", "4", "--host", "127.0.0.1", "--port", "8765"]

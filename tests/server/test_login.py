@@ -79,12 +79,25 @@ def test_disabled_account_told_as_wrong_password(guarded):
 
 
 def test_unauthenticated_audit_rows_bounded(guarded):
-    before = db_rows(guarded, "SELECT count(*) FROM audit")[0][0]
+    """60 refused tokens from one address: at most 5 records a minute, the count of every request kept, and
+    nothing written to the append-only audit."""
+    count_sql = "SELECT coalesce(sum(requests), 0) FROM unauth_audit_counts WHERE client_ip = '127.0.0.1'"
+    audit_before = db_rows(guarded, "SELECT count(*) FROM audit")[0][0]
+    counted_before = db_rows(guarded, count_sql)[0][0]
+    rows_before = db_rows(guarded, "SELECT max(id) FROM unauth_audit")[0][0] or 0
+    t0 = time.time()
     for _ in range(60):
         r = requests.get(guarded.url + API + "/auth/me", headers={"Authorization": "Bearer x"}, timeout=10)
         assert r.status_code == 401
-    after = db_rows(guarded, "SELECT count(*) FROM audit")[0][0]
-    assert after - before <= 5 + 1, (before, after)
+    minutes = int(time.time() // 60) - int(t0 // 60) + 1  # the requests may straddle a minute
+    rows = db_rows(guarded, f"SELECT action, outcome FROM unauth_audit WHERE id > {rows_before}")
+    assert len(rows) <= 5 * minutes and set(rows) <= {("auth", "refused")}, rows
+    # every minute of this address: a record for each request up to the bound
+    counts = db_rows(guarded, "SELECT requests FROM unauth_audit_counts WHERE client_ip = '127.0.0.1'")
+    recorded = db_rows(guarded, "SELECT count(*) FROM unauth_audit WHERE client_ip = '127.0.0.1'")[0][0]
+    assert recorded == sum(min(n, 5) for (n,) in counts), (recorded, counts)
+    assert db_rows(guarded, count_sql)[0][0] - counted_before == 60
+    assert db_rows(guarded, "SELECT count(*) FROM audit")[0][0] == audit_before
 
 
 def test_tokens_revoked_by_password_reset_and_role_change(guarded):
@@ -131,3 +144,39 @@ def test_trusted_network_is_throttled_per_account_only(tmp_path_factory, catalog
         assert statuses == [401, 401, 401, 429]
     finally:
         srv.stop()
+
+
+def test_unauthenticated_records_trimmed_on_sqlite(tmp_path):
+    """The same bound and retention on SQLite (PostgreSQL with two workers: tests/deploy)."""
+    import datetime as dt
+
+    from sqlalchemy import text
+
+    from exchange_server import db
+    from exchange_server.services.guard import AuditBudget
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    db.init_schema(engine)
+    budget = AuditBudget(engine, 2, 30 * 86400)
+    assert [budget.record("auth", "refused", "", {}, "192.0.2.9") for _ in range(5)] == [True] * 2 + [
+        False
+    ] * 3
+    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=31)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO unauth_audit (ts, action, outcome, target, detail, client_ip) "
+                "VALUES (:ts, 'login', 'refused', '', '{}', '192.0.2.1')"
+            ),
+            {"ts": old.strftime("%Y-%m-%d %H:%M:%S.%f")},
+        )
+        conn.execute(
+            text("INSERT INTO unauth_audit_counts VALUES ('192.0.2.1', :m, 3)"),
+            {"m": int(old.timestamp() // 60)},
+        )
+    budget.trim()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT client_ip FROM unauth_audit")).fetchall() == [("192.0.2.9",)] * 2
+        assert conn.execute(text("SELECT client_ip, requests FROM unauth_audit_counts")).fetchall() == [
+            ("192.0.2.9", 5)
+        ]
