@@ -5,7 +5,14 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsProject, QgsRectangle, QgsVectorLayer
+from qgis.core import (
+    QgsApplication,
+    QgsCoordinateReferenceSystem,
+    QgsGeometry,
+    QgsProject,
+    QgsRectangle,
+    QgsVectorLayer,
+)
 from qgis.PyQt.QtCore import QDate, Qt
 from qgis.PyQt.QtTest import QTest
 
@@ -414,6 +421,17 @@ def test_detail_in_words_not_codes(dock_store, tmp_path):
     store.update(uuid, {"notes": "内业备注"}, user="内业员")
     dock.refresh()
     dock.select_uuids([uuid])
+    layer = dock.patch_layer(create=True)
+    fields = layer.fields()
+    shown = {}
+    for name in ("rule_id", "source"):
+        index = fields.indexOf(name)
+        setup = layer.editorWidgetSetup(index)
+        formatter = QgsApplication.fieldFormatterRegistry().fieldFormatter(setup.type())
+        value = next(f for f in layer.getFeatures() if f["uuid"] == uuid)[name]
+        shown[name] = formatter.representValue(layer, index, setup.config(), None, value)
+    # the attribute form and table show the rule and the source in words, not huijiao:pbfnongrain/comparison
+    assert shown == {"rule_id": "PBF non-grain use", "source": "比对结果"}
     text = dock.detail.toPlainText()
     assert "PBF non-grain use" in text and "Non-grain ZZSXDM codes：FLS、WG" in text
     assert "永久基本农田保护图斑 2022" in text and "年度国土变更调查地类图斑 2023" in text

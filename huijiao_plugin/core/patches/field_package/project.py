@@ -20,6 +20,7 @@ from qgis.core import (
 )
 
 from huijiao_plugin.core.patches import schema, workflow
+from huijiao_plugin.core.patches.atlas import rule_labels
 from huijiao_plugin.core.patches.field_package.common import (
     DESK_EDITABLE,
     PHOTO_DIR,
@@ -64,6 +65,10 @@ def configure_patch_layer(patches: QgsVectorLayer, desk: bool = True) -> None:
             patches.setEditorWidgetSetup(field_index, _value_map(workflow.RESULTS))
         elif spec.name == "patch_type":
             patches.setEditorWidgetSetup(field_index, _value_map(schema.PATCH_TYPES))
+        elif spec.name == "rule_id":  # the form and attribute table name the rule, the store keeps its id
+            patches.setEditorWidgetSetup(field_index, _value_map(rule_labels()))
+        elif spec.name == "source":
+            patches.setEditorWidgetSetup(field_index, _value_map(schema.SOURCES))
         elif spec.name == "verify_date":
             patches.setEditorWidgetSetup(
                 field_index,
