@@ -80,7 +80,14 @@ in_root() { # run a bash script in the root
 }
 
 # A marker holds the hash of the step's inputs (package list, pins): a step is redone when they change.
-step_done() { [ -f "$COMPAT_CACHE/$1.steps/$2" ] && [ "$(cat "$COMPAT_CACHE/$1.steps/$2")" = "${3:-}" ]; }
+# A step not done (or done for other inputs) loses its marker before it runs again: a step that then fails
+# halfway (a venv removed, its pip install failed) is redone next time, never taken as done.
+step_done() {
+  local marker=$COMPAT_CACHE/$1.steps/$2
+  [ -f "$marker" ] && [ "$(cat "$marker")" = "${3:-}" ] && return 0
+  rm -f "$marker"
+  return 1
+}
 mark_done() { mkdir -p "$COMPAT_CACHE/$1.steps" && printf '%s' "${3:-}" >"$COMPAT_CACHE/$1.steps/$2"; }
 inputs_hash() { printf '%s\n' "$@" | sha256sum | cut -d' ' -f1; }
 
