@@ -23,24 +23,21 @@ QGIS_PYTHON_HAS_SHAPELY = (
 PROBE = textwrap.dedent(
     """
     import json, logging, sys
-    from importlib.machinery import PathFinder
     sys.path.insert(0, {root!r})
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     ext = {ext!r}
 
-    class HideOwnShapely:
-        # QGIS's Python as Debian 12 ships it, where this one has a shapely of its own (Debian 13, sid):
-        # shapely is found only in the ext-libs folder
-        def find_spec(self, name, path=None, target=None):
-            if name != "shapely":
-                return None
-            spec = PathFinder.find_spec(name, [ext]) if ext in sys.path else None
-            if spec is None:
-                raise ModuleNotFoundError("No module named 'shapely'", name=name)
-            return spec
-
     if {hide!r}:
-        sys.meta_path.insert(0, HideOwnShapely())
+        # QGIS's Python as Debian 12 ships it, where this one has a shapely of its own (Debian 13, sid): each
+        # sys.path folder holding a shapely is replaced by a view of that folder without it
+        import os, tempfile
+        for i, folder in enumerate(list(sys.path)):
+            if folder and os.path.isdir(os.path.join(folder, "shapely")):
+                view = tempfile.mkdtemp()
+                for entry in os.listdir(folder):
+                    if not entry.startswith("shapely"):
+                        os.symlink(os.path.join(folder, entry), os.path.join(view, entry))
+                sys.path[i] = view
     from huijiao_plugin import compat
     compat.EXT_LIBS = ext
     found, np = compat.vectorised_shapely()
