@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import shapely
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
@@ -31,8 +32,6 @@ from huijiao_plugin.core.session import Session
 from huijiao_plugin.core.settings import HuijiaoSettings
 from huijiao_plugin.gui.widgets.wdg_evaluation import HuijiaoEvaluationWidget
 from tests.gui.task_support import wait_until
-
-shapely = pytest.importorskip("shapely", minversion="2.0")
 
 X0, Y0 = 500000.0, 3800000.0
 TOWNS = [
