@@ -12,8 +12,8 @@ import time
 import pytest
 import requests
 
-from tests.server.conftest import ADMIN_PASSWORD, PG_SKIP, PgSchema, pg_url
-from tests.server.helpers import API, ServerProcess, db_rows, login, write_catalog
+from tests.server.conftest import ADMIN_PASSWORD, PG_SKIP, pg_url
+from tests.server.helpers import API, ServerProcess, db_rows, login, two_workers
 
 BOUND = 5
 
@@ -22,23 +22,10 @@ BOUND = 5
 def workers(tmp_path):
     if not pg_url():
         pytest.skip(PG_SKIP)
-    schema = PgSchema(pg_url())
-    catalog = write_catalog(tmp_path / "catalog")
-    data = tmp_path / "data"
     extra = ["--unauthenticated-audit-per-minute", str(BOUND), "--cleanup-interval-seconds", "1"]
     extra += ["--unauthenticated-audit-retention-days", "30"]
-    first = ServerProcess(data, catalog, schema.url, extra, tag="-a")
-    first.cli("create-account", "--username", "admin", "--password", ADMIN_PASSWORD, "--department", "zrzy",
-              "--region", "610000", "--role", "admin")  # fmt: skip
-    procs = [first, ServerProcess(data, catalog, schema.url, extra, tag="-b")]
-    try:
-        for proc in procs:
-            proc.start()
+    with two_workers(tmp_path, pg_url(), extra) as procs:
         yield procs
-    finally:
-        for proc in procs:
-            proc.stop()
-        schema.drop()
 
 
 def _refused(proc: ServerProcess, n: int, statuses: list) -> None:

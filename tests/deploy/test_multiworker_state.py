@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from tests.server.conftest import ADMIN_PASSWORD, PASSWORD, PG_SKIP, PgSchema, pg_url
+from tests.server.conftest import ADMIN_PASSWORD, PASSWORD, PG_SKIP, pg_url
 from tests.server.helpers import (
     API,
     Client,
@@ -21,7 +21,7 @@ from tests.server.helpers import (
     db_rows,
     login,
     slow_patch,
-    write_catalog,
+    two_workers,
 )
 
 ACCOUNT_LIMIT = 4
@@ -32,24 +32,11 @@ ADDRESS_LIMIT = 10
 def workers(tmp_path):
     if not pg_url():
         pytest.skip(PG_SKIP)
-    schema = PgSchema(pg_url())
-    catalog = write_catalog(tmp_path / "catalog")
-    data = tmp_path / "data"
     extra = ["--login-max-failures-account", str(ACCOUNT_LIMIT)]
     extra += ["--login-max-failures-address", str(ADDRESS_LIMIT), "--login-window-seconds", "600"]
     extra += ["--log-level", "info"]  # the commit retries are logged at info
-    first = ServerProcess(data, catalog, schema.url, extra, tag="-a")
-    first.cli("create-account", "--username", "admin", "--password", ADMIN_PASSWORD, "--department", "zrzy",
-              "--region", "610000", "--role", "admin")  # fmt: skip
-    procs = [first, ServerProcess(data, catalog, schema.url, extra, tag="-b")]
-    try:
-        for proc in procs:
-            proc.start()
+    with two_workers(tmp_path, pg_url(), extra) as procs:
         yield procs
-    finally:
-        for proc in procs:
-            proc.stop()
-        schema.drop()
 
 
 def _account(admin: Client, name: str, department: str = "zrzy", region: str = "610102") -> None:

@@ -14,6 +14,8 @@ import sys
 import time
 import uuid
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -181,6 +183,29 @@ class ServerProcess:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@contextmanager
+def two_workers(tmp_path: Path, pg: str, extra: list[str]) -> Iterator[list[ServerProcess]]:
+    """Two real server processes on one PostgreSQL schema and data folder (an admin account made first);
+    stopped and the schema dropped on exit."""
+    from tests.server.conftest import ADMIN_PASSWORD, PgSchema
+
+    schema = PgSchema(pg)
+    catalog = write_catalog(tmp_path / "catalog")
+    data = tmp_path / "data"
+    first = ServerProcess(data, catalog, schema.url, extra, tag="-a")
+    first.cli("create-account", "--username", "admin", "--password", ADMIN_PASSWORD, "--department", "zrzy",
+              "--region", "610000", "--role", "admin")  # fmt: skip
+    procs = [first, ServerProcess(data, catalog, schema.url, extra, tag="-b")]
+    try:
+        for proc in procs:
+            proc.start()
+        yield procs
+    finally:
+        for proc in procs:
+            proc.stop()
+        schema.drop()
 
 
 def db_rows(server: ServerProcess, sql: str) -> list[tuple]:
