@@ -27,9 +27,9 @@ FARM = {"0101", "0102", "0103"}
 CONSTRUCTION = ("05", "06", "07", "08", "09", "10")
 MONITORING = {"20", "YH", "DL1", "DL2", "DL3", "TL", "SJ", "CK", "GF", "JC"}
 EXACT = CompareOptions(min_area=0.0, min_width=0.0, noise_width=0.0)
-# Two exact computations in different operation orders (per feature here, whole layers in shapely) agree to
-# floating-point noise along the boundaries: ~1e-5 m² per km of edge, a few 1e-9 of these small areas.
-REL = 1e-8
+# The bound: two exact computations in different operation orders (per feature in the product, whole
+# layers in shapely here) agree to 1e-9 of the area, measured on the ellipsoid (compare_support.geod_area).
+REL = 1e-9
 
 
 def union(geoms):  # noqa: ANN001, ANN201

@@ -101,5 +101,5 @@ def test_categories_add_up_to_the_documented_union(qgis_processing, dlbm, pbf, h
             for options in (EXACT, CompareOptions()):
                 result = run_preset(preset_id, CountyOverlay(dict(roles)), options)
                 got = geod_area([shape(p.geom) for p in result.pieces])
-                assert abs(got - want) <= 1e-8 * want + 1e-6, (preset_id, options, got, want)
+                assert abs(got - want) <= 1e-9 * want + 1e-6, (preset_id, options, got, want)
         layers.clear()
