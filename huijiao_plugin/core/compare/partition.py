@@ -236,12 +236,16 @@ def partition(
         if len(group) > 1 and any(passes[u] for u in group):
             for u in group:
                 verdict[u] = True
-    for group, union in zip(together, unite(together)):
-        # judged together: each connected part of their union
-        parts = single_parts(union)
-        ok = [passes_sliver_rule(part, *thresholds) for part in parts]
-        for u in group:
-            verdict[u] = ok[_part_of(units[u][1], parts)]
+    if unit_shapes is not None and together:
+        for u, ok in _judged_together(unit_shapes, together, thresholds):
+            verdict[u] = ok
+    else:
+        for group, union in zip(together, unite(together)):
+            # judged together: each connected part of their union
+            parts = single_parts(union)
+            ok = [passes_sliver_rule(part, *thresholds) for part in parts]
+            for u in group:
+                verdict[u] = ok[_part_of(units[u][1], parts)]
     host = _hosts(units, passes, verdict, joined)
     received: dict[int, list[int]] = {}
     for u, n in enumerate(host):
@@ -288,6 +292,48 @@ def partition(
         geom = polys[0] if len(polys) == 1 else QgsGeometry.collectGeometry(polys)
         out.append(Piece(geom, WITHIN, {"tolerance_of": category}, zl))
     return out
+
+
+def _judged_together(
+    unit_shapes: Any, together: Sequence[Sequence[int]], thresholds: tuple[float, float, float]
+) -> list[tuple[int, bool]]:
+    """For the units of each group (none passing the rule alone): the verdict of the connected part of the
+    group's union that holds the unit, in whole arrays (``_part_of`` and ``passes_sliver_rule`` per part)."""
+    np, shapely = vectorized.np, vectorized.shapely
+    unions = _unions(unit_shapes, shapely.area(unit_shapes), [np.asarray(g) for g in together])
+    parts, group_of = _polygon_parts(unions)
+    ok = _passes([], parts, thresholds)
+    members = np.concatenate([np.asarray(g, dtype=np.int64) for g in together])
+    member_group = np.repeat(np.arange(len(together)), [len(g) for g in together])
+    points = shapely.point_on_surface(unit_shapes[members])  # units are single parts: their own largest
+    at, hit = vectorized.index(parts).query(points, predicate="intersects")
+    same = group_of[hit] == member_group[at]
+    first = np.full(len(members), len(parts), dtype=np.int64)
+    np.minimum.at(first, at[same], hit[same])  # the first part in order wins, as in _part_of
+    out = []
+    for m, (u, k) in enumerate(zip(members.tolist(), member_group.tolist())):
+        part = int(first[m])
+        if part == len(parts):  # no part holds the point (GEOS rounding): the part it overlaps most
+            mine = np.nonzero(group_of == k)[0]
+            part = int(mine[np.argmax(shapely.area(shapely.intersection(parts[mine], unit_shapes[u])))])
+        out.append((u, ok[part]))
+    return out
+
+
+def _polygon_parts(geoms: Any) -> tuple[Any, Any]:
+    """The polygons of each geometry (collections and multipolygons taken apart, lines and points left out)
+    and, for each, the position of the geometry it came from."""
+    np, shapely = vectorized.np, vectorized.shapely
+    parts, index = shapely.get_parts(geoms, return_index=True)
+    nested = shapely.get_type_id(parts) == 6  # a multipolygon inside a collection
+    if nested.any():
+        inner, k = shapely.get_parts(parts[nested], return_index=True)
+        parts = np.concatenate([parts[~nested], inner])
+        index = np.concatenate([index[~nested], index[nested][k]])
+        order = np.argsort(index, kind="stable")
+        parts, index = parts[order], index[order]
+    polygon = (shapely.get_type_id(parts) == 3) & ~shapely.is_empty(parts)
+    return parts[polygon], index[polygon]
 
 
 def _hosts(

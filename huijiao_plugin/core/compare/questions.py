@@ -49,17 +49,15 @@ def _thresholds(ov: CountyOverlay, opt: CompareOptions) -> tuple[float, float, f
 
 
 def _attr(ov: CountyOverlay, role: str, i: int, key: str) -> str:
-    return _text(ov.features(role).attrs[i].get(key))
+    return ov.texts(role, key)[i]
 
 
 def _zl(ov: CountyOverlay, role: str, i: int) -> str:
-    fs = ov.features(role)
-    return _text(fs.attrs[i].get("ZLDWDM")) or _text(fs.attrs[i].get("XZQDM"))
+    return ov.texts(role, "ZLDWDM")[i] or ov.texts(role, "XZQDM")[i]
 
 
 def _id(ov: CountyOverlay, role: str, i: int) -> str:
-    fs = ov.features(role)
-    return _text(fs.attrs[i].get("BSM")) or str(fs.fids[i])
+    return ov.texts(role, "BSM")[i] or str(ov.features(role).fids[i])
 
 
 def _pieces_from(

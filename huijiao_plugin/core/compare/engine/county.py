@@ -21,7 +21,7 @@ from huijiao_plugin.core.compare.engine.pairwise import pairwise_intersection
 from huijiao_plugin.core.compare.engine.reading import ROLE_KEYS, FeatureSet, LayerSnapshot, load_feature_set
 from huijiao_plugin.core.compare.engine.runner import Pred, _Runner
 from huijiao_plugin.core.compare.engine.unions import _union_op, proximity_groups
-from huijiao_plugin.core.compare.rules import RuleProfile
+from huijiao_plugin.core.compare.rules import RuleProfile, _text
 
 LOG = logging.getLogger(__name__)
 
@@ -102,6 +102,16 @@ class CountyOverlay:
                 fs = self.features(role)
                 out[role] = dict(fs.info, repaired=len(fs.repaired))
         return out
+
+    def texts(self, role: str, key: str) -> list[str]:
+        """Attribute ``key`` of every feature of ``role`` as stripped text ('' for NULL or a missing field),
+        made once per layer: one feature meets many pieces."""
+        cache_key = ("texts", role, key)
+        if cache_key not in self._cache:
+            attrs = self.features(role).attrs
+            column = attrs.column(key) if key in attrs else [None] * len(attrs)
+            self._cache[cache_key] = list(map(_text, column))
+        return self._cache[cache_key]
 
     def repaired_report(self) -> dict[str, list[int]]:
         return {role: sorted(fs.repaired) for role, fs in self._sets.items() if fs.repaired}

@@ -50,6 +50,8 @@ def passes_sliver_rule(
 def kept_parts(
     geom: QgsGeometry | None, min_area: float, min_width: float, noise_width: float = 0.0
 ) -> list[QgsGeometry]:
+    if min_area <= 0 and min_width <= 0 and noise_width <= 0:
+        return single_parts(geom)  # tolerances off: every part passes (exact pieces, judged later)
     return [p for p in single_parts(geom) if passes_sliver_rule(p, min_area, min_width, noise_width)]
 
 

@@ -44,8 +44,8 @@ def _union_op(
     noise_cover = None
     if a is not None and noise > 0 and mode == "difference" and vectorized.enabled():
         noise_cover = Cover(a, b, noise / 2.0, runner)
-    if noise_cover is None and noise <= 0 and a is not None and geoms is a.geoms and vectorized.enabled():
-        exact = _union_op_vectorized(a, b, runner, b_pred, mode, items)
+    if noise_cover is None and noise <= 0 and vectorized.enabled():
+        exact = _union_op_vectorized(geoms, a, b, runner, b_pred, mode, items)
         if exact is not None:
             return exact
 
@@ -111,13 +111,25 @@ def _union_op(
 
 
 def _union_op_vectorized(
-    a: FeatureSet, b: FeatureSet, runner: _Runner, b_pred: Pred, mode: str, items: Sequence[int]
+    geoms: Sequence[QgsGeometry],
+    a: FeatureSet | None,
+    b: FeatureSet,
+    runner: _Runner,
+    b_pred: Pred,
+    mode: str,
+    items: Sequence[int],
 ) -> list[tuple[int, QgsGeometry | None]] | None:
-    """``_union_op`` without noise, in whole arrays: the features of ``b`` meeting each feature of ``a``
-    (one tree query), their union per feature, then one difference / intersection call per chunk with the
-    GIL released. None when a geometry cannot be read here (the caller works per feature)."""
+    """``_union_op`` without noise, in whole arrays: the features of ``b`` meeting each geometry (one tree
+    query), their union per geometry, then one difference / intersection call per chunk with the GIL
+    released. ``geoms`` are a feature set's own (``a.geoms``: read as the set reads them) or pieces of an
+    earlier overlay. None when a geometry cannot be read here (the caller works per feature)."""
     b_sel = _selected(len(b), b_pred)
-    ga = _shapes(a, items, runner)
+    if a is not None and geoms is a.geoms:
+        ga = _shapes(a, items, runner)
+    else:
+        ga = vectorized.read_wkb([bytes(geoms[i].asWkb()) for i in items])
+        if vectorized.any_missing(ga) or not vectorized.valid(ga, runner.workers, runner.check).all():
+            return None  # a piece GEOS would reject: the per-feature path repairs as it goes
     gb = _shapes(b, b_sel, runner) if b_sel else np.empty(0, dtype=object)
     if ga is None or gb is None:
         return None
@@ -152,7 +164,7 @@ def _union_op_vectorized(
         for p, q in enumerate(chunk):
             i = item_ids[q]
             if starts[p + 1] == starts[p]:  # meets nothing of b
-                out.append((i, a.geoms[i] if difference else None))
+                out.append((i, geoms[i] if difference else None))
             else:
                 wkb = done[p]
                 out.append((i, polygonal(_from_wkb(wkb)) if wkb is not None else None))
@@ -167,17 +179,41 @@ def _unions(geoms: Any, areas: Any, groups: Sequence[Any]) -> Any:
     than an overlay union; a result that is not valid or whose area is not the sum of its parts (overlaps,
     edges not noded alike) is made again by the overlay union."""
     shapely = vectorized.shapely
-    out = np.empty(len(groups), dtype=object)
-    for k, g in enumerate(groups):
-        try:
-            out[k] = shapely.coverage_union_all(geoms[g])
-        except shapely.errors.GEOSException:
-            out[k] = None
+    out = _coverage_unions(geoms, groups)
     total = np.asarray([areas[g].sum() for g in groups])
     ok = ~shapely.is_missing(out)
     ok[ok] = shapely.is_valid(out[ok]) & (np.abs(shapely.area(out[ok]) - total[ok]) <= 1e-9 * total[ok])
     for k in np.nonzero(~ok)[0].tolist():
         out[k] = shapely.union_all(geoms[groups[k]])
+    return out
+
+
+def _coverage_unions(geoms: Any, groups: Sequence[Any]) -> Any:
+    """The coverage union of ``geoms[g]`` for each group ``g`` (None where GEOS refuses one). Groups of
+    similar size go in one call, as the rows of a table padded with missing values (ignored by the union):
+    tens of thousands of small groups cost one call per size class instead of one each."""
+    shapely = vectorized.shapely
+    out = np.empty(len(groups), dtype=object)
+    if not len(groups):
+        return out
+    sizes = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
+    size_class = np.ceil(np.log2(np.maximum(sizes, 1))).astype(np.int64)  # rows of 2^(c-1)+1 … 2^c members
+    for c in np.unique(size_class).tolist():
+        rows = np.nonzero(size_class == c)[0]
+        members = np.concatenate([np.asarray(groups[k], dtype=np.int64) for k in rows.tolist()])
+        counts = sizes[rows]
+        row = np.repeat(np.arange(len(rows)), counts)
+        column = np.arange(len(members)) - np.repeat(np.cumsum(counts) - counts, counts)
+        table = np.full((len(rows), int(counts.max())), None, dtype=object)
+        table[row, column] = geoms[members]
+        try:
+            out[rows] = shapely.coverage_union_all(table, axis=1)
+        except shapely.errors.GEOSException:  # one group refused: each group of this class alone
+            for k in rows.tolist():
+                try:
+                    out[k] = shapely.coverage_union_all(geoms[groups[k]])
+                except shapely.errors.GEOSException:
+                    out[k] = None
     return out
 
 
