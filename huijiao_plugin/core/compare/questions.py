@@ -23,6 +23,7 @@ from huijiao_plugin.core.compare.engine import (
     polygonal,
     union_parts,
 )
+from huijiao_plugin.core.compare.engine.pairwise import pieces_by_features
 from huijiao_plugin.core.compare.engine.reading import Columns
 from huijiao_plugin.core.compare.engine.runner import _prepared
 from huijiao_plugin.core.compare.engine.unions import difference_by_union
@@ -49,15 +50,15 @@ def _thresholds(ov: CountyOverlay, opt: CompareOptions) -> tuple[float, float, f
 
 
 def _attr(ov: CountyOverlay, role: str, i: int, key: str) -> str:
-    return ov.texts(role, key)[i]
+    return ov.text(role, key, i)
 
 
 def _zl(ov: CountyOverlay, role: str, i: int) -> str:
-    return ov.texts(role, "ZLDWDM")[i] or ov.texts(role, "XZQDM")[i]
+    return ov.text(role, "ZLDWDM", i) or ov.text(role, "XZQDM", i)
 
 
 def _id(ov: CountyOverlay, role: str, i: int) -> str:
-    return ov.texts(role, "BSM")[i] or str(ov.features(role).fids[i])
+    return ov.text(role, "BSM", i) or str(ov.features(role).fids[i])
 
 
 def _pieces_from(
@@ -88,16 +89,11 @@ def hsf_not_in_pbf(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any
     """(HSF ∩ DLTB farmland) − PBF: 已建高标准农田未划入永农 — candidates to bring into PBF."""
     ov.require("DLTB", "HSF", "PBF")
     thr = _thresholds(ov, opt)
-    prof = ov.profile
-    dltb = ov.features("DLTB")
-    farm = dltb.attrs.mask(prof.is_farmland, "DLBM")
-    # farmland patches inside one PBF patch up to the noise give only noise: no overlay for them
-    covered = ov.covered("DLTB", "PBF", thr[2]) if thr[2] > 0 else None
-    pairs = ov.pairs("HSF", "DLTB", b_pred=Selection(farm), key="farmland-pbf", noise=thr[2], b_noise=covered)
-    diffs = difference_by_union([p[2] for p in pairs], ov.features("PBF"), ov.runner, noise=thr[2])
+    farm = ov.features("DLTB").attrs.mask(ov.profile.is_farmland, "DLBM")
+    # (HSF ∩ farmland) − PBF = (HSF − PBF) ∩ farmland: one difference per plot, not one per plot and patch
+    rest = [(i, g) for i, g in ov.by_union("HSF", "PBF", "difference") if g is not None]
     pieces: list[Piece] = []
-    for k, geom in diffs:
-        i, j, _ = pairs[k]
+    for i, j, geom in pieces_by_features(rest, ov.features("DLTB"), ov.runner, Selection(farm)):
         attrs = {
             "XMBH": _attr(ov, "HSF", i, "XMBH"),
             "XMMC": _attr(ov, "HSF", i, "XMMC"),

@@ -59,6 +59,7 @@ class CountyOverlay:
         self.runner = _Runner(workers, feedback)
         self._sets: dict[str, FeatureSet] = {}
         self._cache: dict[tuple[Any, ...], Any] = {}
+        self._texts: dict[tuple[str, str], dict[int, str]] = {}
         self._area_calc: Any = None
 
     def has(self, role: str) -> bool:
@@ -103,15 +104,17 @@ class CountyOverlay:
                 out[role] = dict(fs.info, repaired=len(fs.repaired))
         return out
 
-    def texts(self, role: str, key: str) -> list[str]:
-        """Attribute ``key`` of every feature of ``role`` as stripped text ('' for NULL or a missing field),
-        made once per layer: one feature meets many pieces."""
-        cache_key = ("texts", role, key)
-        if cache_key not in self._cache:
+    def text(self, role: str, key: str, i: int) -> str:
+        """Attribute ``key`` of feature ``i`` of ``role`` as stripped text ('' for NULL or a missing field),
+        made once per feature: one feature meets many pieces."""
+        memo = self._texts.get((role, key))
+        if memo is None:
+            memo = self._texts[(role, key)] = {}
+        value = memo.get(i)
+        if value is None:
             attrs = self.features(role).attrs
-            column = attrs.column(key) if key in attrs else [None] * len(attrs)
-            self._cache[cache_key] = list(map(_text, column))
-        return self._cache[cache_key]
+            value = memo[i] = _text(attrs.get(i, key)) if key in attrs else ""
+        return value
 
     def repaired_report(self) -> dict[str, list[int]]:
         return {role: sorted(fs.repaired) for role, fs in self._sets.items() if fs.repaired}

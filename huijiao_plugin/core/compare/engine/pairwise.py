@@ -207,6 +207,20 @@ def _shapes(fs: FeatureSet, items: Sequence[int], runner: _Runner) -> Any:
     return None if vectorized.any_missing(geoms) else geoms
 
 
+def _near(b: FeatureSet, b_sel: list[int], ga: Any) -> list[int]:
+    """The selected features of ``b`` whose boxes meet the boxes of the shapely geometries ``ga``: a few
+    geometries against many features read and check only those candidates (from the source's index, as
+    the walk per feature does); all of ``b_sel`` when the geometries are not few or queries are dear."""
+    if len(ga) * 4 > len(b_sel) or not b.queries_are_cheap(len(ga)):
+        return b_sel
+    b.ensure_index(len(ga))
+    selected = set(b_sel)
+    touched: set[int] = set()
+    for x0, y0, x1, y1 in vectorized.bounds(ga).tolist():
+        touched.update(j for j in b.candidates(QgsRectangle(x0, y0, x1, y1)) if j in selected)
+    return sorted(touched)
+
+
 def _pairs_vectorized(
     a: FeatureSet,
     b: FeatureSet,
@@ -227,15 +241,8 @@ def _pairs_vectorized(
     ga = _shapes(a, items, runner)
     if ga is None:
         return None
-    if not same and len(items) * 4 <= len(b_sel) and b.queries_are_cheap(len(items)):
-        # a few features against many: only the candidates of their boxes are read and checked (from the
-        # source's index, as the walk per feature does)
-        b.ensure_index(len(items))
-        selected = set(b_sel)
-        touched: set[int] = set()
-        for x0, y0, x1, y1 in vectorized.bounds(ga).tolist():
-            touched.update(j for j in b.candidates(QgsRectangle(x0, y0, x1, y1)) if j in selected)
-        b_sel = sorted(touched)
+    if not same:
+        b_sel = _near(b, b_sel, ga)
         if not b_sel:
             return []
     gb = ga if same and b_sel == list(items) else _shapes(b, b_sel, runner)
@@ -280,6 +287,63 @@ def _pairs_vectorized(
         return out
 
     return runner.map(work, list(range(len(items))), 2048)
+
+
+def pieces_by_features(
+    geoms: Sequence[tuple[int, QgsGeometry]], b: FeatureSet, runner: _Runner, b_pred: Pred = None
+) -> list[tuple[int, int, QgsGeometry]]:
+    """Every polygonal ``g ∩ b_j`` of the geometries ``(i, g)`` (pieces of an earlier overlay) with the
+    selected features of ``b``, as (i, j, piece) in the order of a walk (by i, then j): in whole arrays
+    with shapely, else one geometry at a time."""
+    b_sel = _selected(len(b), b_pred)
+    if not geoms or not b_sel:
+        return []
+    if vectorized.enabled():
+        ga = vectorized.read_wkb([bytes(g.asWkb()) for _, g in geoms])
+        readable = not vectorized.any_missing(ga) and vectorized.valid(ga, runner.workers, runner.check).all()
+        b_sel = _near(b, b_sel, ga) if readable else b_sel
+        if not b_sel:
+            return []
+        gb = _shapes(b, b_sel, runner) if readable else None
+        if gb is not None:
+            ids = np.asarray([i for i, _ in geoms], dtype=np.int64)
+            b_ids = np.asarray(b_sel, dtype=np.int64)
+            tree = vectorized.index(gb)
+
+            def work(chunk: Sequence[int]) -> list[tuple[int, int, QgsGeometry]]:
+                at, bt = tree.query(ga[chunk], predicate="intersects")
+                at = np.asarray(chunk, dtype=np.int64)[at]
+                vectorized.prepare(ga[chunk])
+                out = []
+                for p, q, wkb in vectorized.pair_pieces(ga, gb, at, bt, None, None):  # sorted by p, q
+                    if wkb is None:  # b_j inside the geometry: the piece is b_j itself
+                        piece: QgsGeometry | None = b.geoms[int(b_ids[q])]
+                    elif wkb == vectorized.A_WHOLE:  # the geometry inside b_j
+                        piece = geoms[p][1]
+                    else:
+                        piece = polygonal(_from_wkb(wkb))
+                    if piece is not None:
+                        out.append((int(ids[p]), int(b_ids[q]), piece))
+                return out
+
+            return runner.map(work, list(range(len(geoms))), 2048)
+    b.ensure_index(len(geoms))
+    chosen = set(b_sel)
+
+    def walk(chunk: Sequence[int]) -> list[tuple[int, int, QgsGeometry]]:
+        out = []
+        for n in chunk:
+            i, g = geoms[n]
+            engine = _prepared(g)
+            for j in sorted(j for j in b.candidates(g.boundingBox()) if j in chosen):
+                gb = b.geoms[j]  # kept: the engine reads the geometry behind constGet()
+                if engine.intersects(gb.constGet()):
+                    piece = polygonal(g.intersection(gb))
+                    if piece is not None:
+                        out.append((i, j, piece))
+        return out
+
+    return runner.map(walk, list(range(len(geoms))))
 
 
 def _intersect_pairs(

@@ -16,7 +16,7 @@ from huijiao_plugin.core.compare import vectorized
 from huijiao_plugin.core.compare.engine.featureset import FeatureSet
 from huijiao_plugin.core.compare.engine.geometry import polygonal, union_parts
 from huijiao_plugin.core.compare.engine.noise import Cover, _noise_only_difference, _subtract_each
-from huijiao_plugin.core.compare.engine.pairwise import _from_wkb, _shapes
+from huijiao_plugin.core.compare.engine.pairwise import _from_wkb, _near, _shapes
 from huijiao_plugin.core.compare.engine.runner import Pred, _prepared, _Runner, _selected, _vertex_count
 
 LOG = logging.getLogger(__name__)
@@ -130,8 +130,11 @@ def _union_op_vectorized(
         ga = vectorized.read_wkb([bytes(geoms[i].asWkb()) for i in items])
         if vectorized.any_missing(ga) or not vectorized.valid(ga, runner.workers, runner.check).all():
             return None  # a piece GEOS would reject: the per-feature path repairs as it goes
+    if ga is None:
+        return None
+    b_sel = _near(b, b_sel, ga)
     gb = _shapes(b, b_sel, runner) if b_sel else np.empty(0, dtype=object)
-    if ga is None or gb is None:
+    if gb is None:
         return None
     shapely = vectorized.shapely
     tree = vectorized.index(gb)
@@ -192,7 +195,6 @@ def _coverage_unions(geoms: Any, groups: Sequence[Any]) -> Any:
     """The coverage union of ``geoms[g]`` for each group ``g`` (None where GEOS refuses one). Groups of
     similar size go in one call, as the rows of a table padded with missing values (ignored by the union):
     tens of thousands of small groups cost one call per size class instead of one each."""
-    shapely = vectorized.shapely
     out = np.empty(len(groups), dtype=object)
     if not len(groups):
         return out
@@ -200,21 +202,32 @@ def _coverage_unions(geoms: Any, groups: Sequence[Any]) -> Any:
     size_class = np.ceil(np.log2(np.maximum(sizes, 1))).astype(np.int64)  # rows of 2^(c-1)+1 … 2^c members
     for c in np.unique(size_class).tolist():
         rows = np.nonzero(size_class == c)[0]
-        members = np.concatenate([np.asarray(groups[k], dtype=np.int64) for k in rows.tolist()])
-        counts = sizes[rows]
-        row = np.repeat(np.arange(len(rows)), counts)
-        column = np.arange(len(members)) - np.repeat(np.cumsum(counts) - counts, counts)
-        table = np.full((len(rows), int(counts.max())), None, dtype=object)
-        table[row, column] = geoms[members]
-        try:
-            out[rows] = shapely.coverage_union_all(table, axis=1)
-        except shapely.errors.GEOSException:  # one group refused: each group of this class alone
-            for k in rows.tolist():
-                try:
-                    out[k] = shapely.coverage_union_all(geoms[groups[k]])
-                except shapely.errors.GEOSException:
-                    out[k] = None
+        for start in range(0, len(rows), _ROWS):
+            _coverage_union_rows(geoms, groups, sizes, rows[start : start + _ROWS], out)
     return out
+
+
+_ROWS = 64  # groups per call: where GEOS refuses one (GEOS 3.11 raises on a non-coverage) only these redo
+
+
+def _coverage_union_rows(geoms: Any, groups: Sequence[Any], sizes: Any, rows: Any, out: Any) -> None:
+    """``_coverage_unions`` of the groups ``rows`` in one call; when GEOS refuses one of them, each group
+    alone (a refused one is None: ``_unions`` makes it by the overlay union)."""
+    shapely = vectorized.shapely
+    members = np.concatenate([np.asarray(groups[k], dtype=np.int64) for k in rows.tolist()])
+    counts = sizes[rows]
+    row = np.repeat(np.arange(len(rows)), counts)
+    column = np.arange(len(members)) - np.repeat(np.cumsum(counts) - counts, counts)
+    table = np.full((len(rows), int(counts.max())), None, dtype=object)
+    table[row, column] = geoms[members]
+    try:
+        out[rows] = shapely.coverage_union_all(table, axis=1)
+    except shapely.errors.GEOSException:
+        for k in rows.tolist():
+            try:
+                out[k] = shapely.coverage_union_all(geoms[groups[k]])
+            except shapely.errors.GEOSException:
+                out[k] = None
 
 
 def difference_by_union(
