@@ -90,9 +90,11 @@ def _read(geoms: Sequence[QgsGeometry]) -> Any:
     return None if vectorized.any_missing(shapes) else shapes
 
 
-def _passes(units: Sequence[QgsGeometry], shapes: Any, thresholds: tuple[float, float, float]) -> list[bool]:
+def _passes(
+    units: Sequence[QgsGeometry], shapes: Any, thresholds: tuple[float, float, float], workers: int = 1
+) -> list[bool]:
     """``passes_sliver_rule`` of each unit, over the whole array when shapely has read them (only the thin
-    ones are eroded)."""
+    ones are eroded, on ``workers`` threads)."""
     if shapes is None:
         return [passes_sliver_rule(u, *thresholds) for u in units]
     np, shapely = vectorized.np, vectorized.shapely
@@ -104,8 +106,14 @@ def _passes(units: Sequence[QgsGeometry], shapes: Any, thresholds: tuple[float, 
     if noise > 0:
         thin = np.nonzero(ok & ~flat & (width <= noise / 2.0))[0]
         if len(thin):
-            core = shapely.buffer(shapes[thin], -noise / 2.0, quad_segs=4)
-            ok[thin] = shapely.area(core) > 0.01
+            thin_shapes = shapes[thin]
+            cores = vectorized._parallel(
+                lambda s: shapely.area(shapely.buffer(thin_shapes[s], -noise / 2.0, quad_segs=4)),
+                len(thin),
+                workers,
+                lambda: None,
+            )
+            ok[thin] = np.concatenate(cores) > 0.01
     return ok.tolist()
 
 
@@ -187,7 +195,7 @@ def partition(
             unit_shapes[again] = vectorized.read_wkb([bytes(units[u][1].asWkb()) for u in again])
         if vectorized.any_missing(unit_shapes):
             unit_shapes = None
-    passes = _passes([part for _n, part in units], unit_shapes, thresholds)
+    passes = _passes([part for _n, part in units], unit_shapes, thresholds, workers)
     groups = _Groups(len(units))
     joined: list[tuple[int, int]] = []  # units sharing an edge, one of them failing the rule on its own
     # a piece left whole by step 1 and in one part is its own unit: its pair's matrix already answers
@@ -227,7 +235,7 @@ def partition(
         """The union of the units of each job: in whole arrays when shapely has read the units."""
         if unit_shapes is not None and jobs:
             areas = vectorized.shapely.area(unit_shapes)
-            unions = _unions(unit_shapes, areas, [vectorized.np.asarray(job) for job in jobs])
+            unions = _unions(unit_shapes, areas, [vectorized.np.asarray(job) for job in jobs], workers)
             return [polygonal(_from_wkb(w)) if w is not None else None for w in vectorized.to_wkbs(unions)]
         return [polygonal(QgsGeometry.unaryUnion([units[u][1] for u in job])) for job in jobs]
 
@@ -237,7 +245,7 @@ def partition(
             for u in group:
                 verdict[u] = True
     if unit_shapes is not None and together:
-        for u, ok in _judged_together(unit_shapes, together, thresholds):
+        for u, ok in _judged_together(unit_shapes, together, thresholds, workers):
             verdict[u] = ok
     else:
         for group, union in zip(together, unite(together)):
@@ -295,14 +303,14 @@ def partition(
 
 
 def _judged_together(
-    unit_shapes: Any, together: Sequence[Sequence[int]], thresholds: tuple[float, float, float]
+    unit_shapes: Any, together: Sequence[Sequence[int]], thresholds: tuple[float, float, float], workers: int
 ) -> list[tuple[int, bool]]:
     """For the units of each group (none passing the rule alone): the verdict of the connected part of the
     group's union that holds the unit, in whole arrays (``_part_of`` and ``passes_sliver_rule`` per part)."""
     np, shapely = vectorized.np, vectorized.shapely
-    unions = _unions(unit_shapes, shapely.area(unit_shapes), [np.asarray(g) for g in together])
+    unions = _unions(unit_shapes, shapely.area(unit_shapes), [np.asarray(g) for g in together], workers)
     parts, group_of = _polygon_parts(unions)
-    ok = _passes([], parts, thresholds)
+    ok = _passes([], parts, thresholds, workers)
     members = np.concatenate([np.asarray(g, dtype=np.int64) for g in together])
     member_group = np.repeat(np.arange(len(together)), [len(g) for g in together])
     points = shapely.point_on_surface(unit_shapes[members])  # units are single parts: their own largest

@@ -176,11 +176,15 @@ def _union_op_vectorized(
     return runner.map(work, list(range(len(item_ids))), 1024)
 
 
-def _unions(geoms: Any, areas: Any, groups: Sequence[Any]) -> Any:
+def _unions(geoms: Any, areas: Any, groups: Sequence[Any], workers: int = 1) -> Any:
     """The union of ``geoms[g]`` for each group ``g``. Neighbours in a polygon coverage (patches sharing
     their edges vertex for vertex, as a 三调 layer is) are united by coverage union, several times faster
     than an overlay union; a result that is not valid or whose area is not the sum of its parts (overlaps,
-    edges not noded alike) is made again by the overlay union."""
+    edges not noded alike) is made again by the overlay union. ``workers`` > 1: slices of the groups on
+    that many threads (GEOS runs with the GIL released); a caller already on the runner's threads uses 1."""
+    if workers > 1 and len(groups) > 1:
+        parts = vectorized._parallel(lambda s: _unions(geoms, areas, groups[s]), len(groups), workers, _none)
+        return np.concatenate(parts)
     shapely = vectorized.shapely
     out = _coverage_unions(geoms, groups)
     total = np.asarray([areas[g].sum() for g in groups])
@@ -189,6 +193,10 @@ def _unions(geoms: Any, areas: Any, groups: Sequence[Any]) -> Any:
     for k in np.nonzero(~ok)[0].tolist():
         out[k] = shapely.union_all(geoms[groups[k]])
     return out
+
+
+def _none() -> None:
+    """No cancel check (the caller checks between its own steps)."""
 
 
 def _coverage_unions(geoms: Any, groups: Sequence[Any]) -> Any:
