@@ -218,6 +218,7 @@ PRESETS: dict[str, PresetSpec] = {
             ),
             param_keys=["boundary_a_dlbm", "boundary_b_dlbm", "farmland_codes"],
             func=boundary_compare,
+            disjoint_by_definition=True,
             help=QT_TRANSLATE_NOOP("@default", "Any two polygon layers: only in A, only in B, in both, and the overlap ratio per feature."),  # noqa: E501
         ),
     )
@@ -318,7 +319,7 @@ def run_preset(
             pieces = partition(
                 pieces,
                 spec.category_values(),
-                spec.exclusive,
+                spec.exclusive and not spec.disjoint_by_definition,
                 (min_area, min_width, noise),
                 ov.runner.workers,
             )

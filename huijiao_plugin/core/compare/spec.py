@@ -142,6 +142,9 @@ class PresetSpec:
     reads: Callable[[CompareOptions], tuple[str, ...]] | None = None  # the roles read, when options decide
     partition: bool = True  # categories partition the documented union (partition.py); else as computed
     exclusive: bool = True  # categories exclude each other (False: e.g. one piece in several exit reasons)
+    # the categories are differences and intersections of the same sets (A − B, B − A, A ∩ B), so two pieces
+    # of different categories never share area whatever the inputs: only pieces of one category are compared
+    disjoint_by_definition: bool = False
     applicable: Callable[[Callable[[str], bool]], bool] | None = None  # given ``has(role)``
 
     @property
