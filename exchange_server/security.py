@@ -66,32 +66,55 @@ class ReceiptSigner:
     def __init__(self, keys_dir: Path) -> None:
         keys_dir.mkdir(parents=True, exist_ok=True)
         path = keys_dir / "receipt_ed25519.pem"
-        if path.exists():
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            if not isinstance(key, Ed25519PrivateKey):
-                raise ValueError(f"{path} is not an Ed25519 key")
-        else:
-            key = Ed25519PrivateKey.generate()
-            pem = key.private_bytes(
+        if not path.exists():
+            pem = Ed25519PrivateKey.generate().private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
-            tmp = path.with_suffix(".tmp")
-            fd = platform.open_fd(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(pem)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            _create_once(path, pem)
+        # the file's key, not the one made here: workers starting together sign with the same key
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{path} is not an Ed25519 key")
         self._key = key
         self.public_raw = key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
         self.public_b64 = base64.b64encode(self.public_raw).decode()
         self.fingerprint = fingerprint(self.public_raw)
-        (keys_dir / "receipt_ed25519.pub").write_text(self.public_b64 + "\n", encoding="ascii")
+        pub = keys_dir / "receipt_ed25519.pub"
+        if not pub.exists() or pub.read_text(encoding="ascii").strip() != self.public_b64:
+            _create_once(pub, (self.public_b64 + "\n").encode("ascii"), replace=True, mode=0o644)
 
     def sign(self, receipt: dict) -> str:
         return base64.b64encode(self._key.sign(canonical_json(receipt))).decode()
+
+
+def _create_once(path: Path, data: bytes, replace: bool = False, mode: int = 0o600) -> bool:
+    """Write ``data`` to ``path`` whole (``mode``): a private temporary file, written and synced, is linked
+    into place. A link never replaces a file, so of several processes creating ``path`` at the same moment
+    exactly one succeeds and the others read its file (False); ``replace``: overwrite instead. Where the
+    filesystem has no hard links the file is moved into place (the last writer wins)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = platform.open_fd(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if replace:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here (e.g. FAT, some network shares)
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def fingerprint(public_raw: bytes) -> str:
