@@ -5,6 +5,7 @@ so both checks live here; the account found is handed to ``deps.current_account`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -24,6 +25,11 @@ LOG = logging.getLogger(__name__)
 # routes reachable without a token (everything else under the prefix needs one)
 PUBLIC = {"/health", "/server-key", "/errors", "/openapi.json", "/docs", "/auth/token"}
 BODY_METHODS = {"POST", "PUT", "PATCH"}
+# A refused request whose declared body is at most this large is read (and dropped) before the answer: a
+# server that closes with the client's bytes unread makes the kernel reset the connection, and the client
+# sees "connection reset" instead of the 413 / 401. Larger bodies are refused unread (Connection: close).
+DRAIN_MAX = 4 * 1024 * 1024
+DRAIN_SECONDS = 15.0
 
 
 class BodyTooLarge(HTTPException):
@@ -74,7 +80,7 @@ class RequestGate:
                 await _error(ApiError("REQUEST_INVALID", "Content-Length"), True)(scope, receive, send)
                 return
             if size > limit:
-                await _error(ApiError("BODY_TOO_LARGE", f"max {limit} bytes"), True)(scope, receive, send)
+                await _refuse(ApiError("BODY_TOO_LARGE", f"max {limit} bytes"), size, scope, receive, send)
                 return
         if method in BODY_METHODS and path not in PUBLIC and self._tus_ok(headers):
             raw = headers.get(b"authorization", b"").decode("latin-1")
@@ -83,7 +89,8 @@ class RequestGate:
             try:
                 account = await run_in_threadpool(self.ex.authenticate, token, ip)
             except ApiError as err:
-                await _error(err, True)(scope, receive, send)
+                size = int(declared) if declared is not None else None
+                await _refuse(err, size, scope, receive, send)
                 return
             except (OperationalError, SqlTimeoutError) as exc:
                 # outside the app's handlers: a database fault here is transient (503) as everywhere else
@@ -98,6 +105,35 @@ class RequestGate:
         """A wrong tus version is the route's to answer (412), before the token."""
         version = headers.get(b"tus-resumable")
         return version is None or version.decode("latin-1") == TUS_VERSION
+
+
+async def _refuse(err: ApiError, size: int | None, scope: dict, receive: Any, send: Any) -> None:
+    """Answer ``err`` to a request whose body was not read: a declared body of at most ``DRAIN_MAX`` bytes
+    is read and dropped first (the connection then stays usable), anything else is refused unread."""
+    drained = size is not None and size <= DRAIN_MAX and await _drained(receive, size)
+    await _error(err, not drained)(scope, receive, send)
+
+
+async def _drained(receive: Any, size: int) -> bool:
+    """Read and drop a body of ``size`` declared bytes; False when the client stops, sends more than it
+    declared or takes longer than ``DRAIN_SECONDS``."""
+
+    async def drain() -> bool:
+        got = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return False
+            got += len(message.get("body", b""))
+            if got > size:
+                return False
+            if not message.get("more_body", False):
+                return True
+
+    try:
+        return await asyncio.wait_for(drain(), DRAIN_SECONDS)
+    except asyncio.TimeoutError:
+        return False
 
 
 def _counting(receive: Any, limit: int) -> Any:

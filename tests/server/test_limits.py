@@ -4,6 +4,7 @@ without a token, declared by Content-Length or streamed chunked (the server's ow
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
@@ -135,3 +136,23 @@ def test_refused_commits_leave_no_lock_behind(fresh_server):
         assert r.status_code in (400, 403), r.text  # refused: manifest invalid / role
     after = memory_kib(srv.proc.pid)
     assert after["VmRSS"] - before["VmRSS"] < 16 * 1024, (before, after)
+
+
+def test_refused_bodies_are_answered_not_reset(fresh_server):
+    """A body refused before it is parsed (too large, or a bad token) is read and dropped first when it is
+    small enough: a client still sending it reads the 413 / 401, never a connection reset."""
+    token = login(fresh_server.url, "admin", "admin-pass-123").token
+    host, port = fresh_server.url.split("//")[1].split(":")
+    for auth, size, status in ((token, MB + 100, b"413"), ("not-a-token", MB - 100, b"401")):
+        head = (
+            f"POST {API}/admin/tokens/revoke HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {auth}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
+        )
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(head.encode("ascii"))
+            body = b"x" * size
+            for k in range(0, size, 64 * 1024):  # a client on a slow line: the answer comes before the end
+                sock.sendall(body[k : k + 64 * 1024])
+                time.sleep(0.01)
+            answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
