@@ -207,6 +207,15 @@ def _shapes(fs: FeatureSet, items: Sequence[int], runner: _Runner) -> Any:
     return None if vectorized.any_missing(geoms) else geoms
 
 
+def _read_pieces(geoms: Sequence[QgsGeometry], runner: _Runner) -> Any:
+    """shapely geometries of pieces of an earlier overlay; None when one cannot be read or GEOS would reject
+    it (the caller then works one geometry at a time, repairing as it goes)."""
+    shapes = vectorized.read_wkb([bytes(g.asWkb()) for g in geoms])
+    if vectorized.any_missing(shapes) or not vectorized.valid(shapes, runner.workers, runner.check).all():
+        return None
+    return shapes
+
+
 def _near(b: FeatureSet, b_sel: list[int], ga: Any) -> list[int]:
     """The selected features of ``b`` whose boxes meet the boxes of the shapely geometries ``ga``: a few
     geometries against many features read and check only those candidates (from the source's index, as
@@ -299,12 +308,11 @@ def pieces_by_features(
     if not geoms or not b_sel:
         return []
     if vectorized.enabled():
-        ga = vectorized.read_wkb([bytes(g.asWkb()) for _, g in geoms])
-        readable = not vectorized.any_missing(ga) and vectorized.valid(ga, runner.workers, runner.check).all()
-        b_sel = _near(b, b_sel, ga) if readable else b_sel
+        ga = _read_pieces([g for _, g in geoms], runner)
+        b_sel = _near(b, b_sel, ga) if ga is not None else b_sel
         if not b_sel:
             return []
-        gb = _shapes(b, b_sel, runner) if readable else None
+        gb = _shapes(b, b_sel, runner) if ga is not None else None
         if gb is not None:
             ids = np.asarray([i for i, _ in geoms], dtype=np.int64)
             b_ids = np.asarray(b_sel, dtype=np.int64)

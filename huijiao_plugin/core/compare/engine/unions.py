@@ -16,7 +16,7 @@ from huijiao_plugin.core.compare import vectorized
 from huijiao_plugin.core.compare.engine.featureset import FeatureSet
 from huijiao_plugin.core.compare.engine.geometry import polygonal, union_parts
 from huijiao_plugin.core.compare.engine.noise import Cover, _noise_only_difference, _subtract_each
-from huijiao_plugin.core.compare.engine.pairwise import _from_wkb, _near, _shapes
+from huijiao_plugin.core.compare.engine.pairwise import _from_wkb, _near, _read_pieces, _shapes
 from huijiao_plugin.core.compare.engine.runner import Pred, _prepared, _Runner, _selected, _vertex_count
 
 LOG = logging.getLogger(__name__)
@@ -127,9 +127,7 @@ def _union_op_vectorized(
     if a is not None and geoms is a.geoms:
         ga = _shapes(a, items, runner)
     else:
-        ga = vectorized.read_wkb([bytes(geoms[i].asWkb()) for i in items])
-        if vectorized.any_missing(ga) or not vectorized.valid(ga, runner.workers, runner.check).all():
-            return None  # a piece GEOS would reject: the per-feature path repairs as it goes
+        ga = _read_pieces([geoms[i] for i in items], runner)
     if ga is None:
         return None
     b_sel = _near(b, b_sel, ga)
@@ -183,7 +181,11 @@ def _unions(geoms: Any, areas: Any, groups: Sequence[Any], workers: int = 1) -> 
     edges not noded alike) is made again by the overlay union. ``workers`` > 1: slices of the groups on
     that many threads (GEOS runs with the GIL released); a caller already on the runner's threads uses 1."""
     if workers > 1 and len(groups) > 1:
-        parts = vectorized._parallel(lambda s: _unions(geoms, areas, groups[s]), len(groups), workers, _none)
+
+        def unite(part: slice) -> Any:
+            return _unions(geoms, areas, groups[part])
+
+        parts = vectorized._parallel(unite, len(groups), workers, lambda: None)
         return np.concatenate(parts)
     shapely = vectorized.shapely
     out = _coverage_unions(geoms, groups)
@@ -193,10 +195,6 @@ def _unions(geoms: Any, areas: Any, groups: Sequence[Any], workers: int = 1) -> 
     for k in np.nonzero(~ok)[0].tolist():
         out[k] = shapely.union_all(geoms[groups[k]])
     return out
-
-
-def _none() -> None:
-    """No cancel check (the caller checks between its own steps)."""
 
 
 def _coverage_unions(geoms: Any, groups: Sequence[Any]) -> Any:
