@@ -61,20 +61,14 @@ venv: system $(VENV)/.deps $(QT6_VENV)/.deps
 # QGIS's own Python (Debian 12: no shapely at all) gets a pinned shapely 2 as the plugin's ext-libs folder
 # (built in build/ext-libs, copied into the plugin by `make deploy` and `make run`), which compat.py uses only
 # where no shapely can be imported: the vectorised comparison engine in the desktop and in qgis_process.
-# Inside QGIS the GEOS QGIS links is the one the process resolves first, so the pin is the shapely release
-# whose wheel bundles QGIS's GEOS major.minor (2.0.7: GEOS 3.11, Debian 12; 2.1.2: GEOS 3.13); both wheels
-# need numpy >= 1.21. Skipped where QGIS's Python has a shapely.
+# The wheel runs on the GEOS it bundles (3.13), whatever GEOS QGIS links: compat.py loads it so that its
+# calls never reach QGIS's GEOS. It needs numpy >= 1.21. Skipped where QGIS's Python has a shapely.
 EXT_LIBS := build/ext-libs
-EXT_LIBS_SHAPELY_3.11 := 2.0.7
-EXT_LIBS_SHAPELY_3.13 := 2.1.2
+EXT_LIBS_SHAPELY := 2.1.2
 ext-libs: venv
 	@if $(SYS_PYTHON) -c "import shapely" 2>/dev/null; then echo "QGIS's Python has shapely: no ext-libs"; \
-	else geos=$$(QT_QPA_PLATFORM=offscreen $(SYS_PYTHON) -c "from qgis.core import Qgis; \
-			print(f'{Qgis.geosVersionMajor()}.{Qgis.geosVersionMinor()}')"); \
-		case $$geos in 3.11) pin=$(EXT_LIBS_SHAPELY_3.11) ;; 3.13) pin=$(EXT_LIBS_SHAPELY_3.13) ;; \
-			*) echo "no shapely release pinned for QGIS's GEOS $$geos: no ext-libs"; exit 0 ;; esac; \
-		rm -rf $(EXT_LIBS) && \
-		$(PY) -m pip install -q --no-deps --only-binary=:all: --target $(EXT_LIBS) shapely==$$pin && \
+	else rm -rf $(EXT_LIBS) && \
+		$(PY) -m pip install -q --no-deps --only-binary=:all: --target $(EXT_LIBS) shapely==$(EXT_LIBS_SHAPELY) && \
 		rm -rf $(EXT_LIBS)/shapely/tests && \
 		$(SYS_PYTHON) -c "import sys; sys.path.append('$(EXT_LIBS)'); import numpy, shapely; \
 			print('ext-libs: shapely', shapely.__version__, 'GEOS', shapely.geos_version, 'numpy', numpy.__version__)"; \

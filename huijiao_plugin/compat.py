@@ -72,12 +72,35 @@ _VECTORISED_NAMES = (
 
 # The Python of QGIS on Debian 12 has no shapely; `make ext-libs` puts a pinned shapely 2 wheel (built for
 # numpy >= 1.21, whose C API it uses) into the plugin's own folder. That folder is used only where no shapely
-# can be imported at all (never beside another shapely a QGIS plugin may have loaded), the numpy here is one
-# the wheel works with, and the wheel's GEOS has QGIS's GEOS major.minor: inside QGIS the GEOS that QGIS
-# links comes first in the process's symbol lookup, so a wheel built on another GEOS would call into it (the
-# Makefile picks the shapely release that bundles QGIS's GEOS minor version).
+# can be imported at all (never beside another shapely a QGIS plugin may have loaded) and the numpy here is
+# one the wheel works with.
+# The wheel brings its own GEOS (3.13, under a renamed file). On Linux the qgis and qgis_process programs
+# link QGIS's GEOS themselves, so by default the wheel's calls would be bound to QGIS's GEOS (3.11 on Debian
+# 12) wherever the names match: a mix that crashes QGIS. Loaded with RTLD_DEEPBIND, the wheel's modules and
+# its GEOS look up names in their own libraries first, so the wheel runs on its own GEOS, as it does in a
+# plain Python. Windows and macOS bind each library to the one it names: no flag needed there. Elsewhere
+# (an ELF system without the flag) the wheel is taken only when its GEOS is QGIS's major.minor.
 EXT_LIBS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ext-libs")
 EXT_LIBS_NUMPY = (1, 21)
+_SHAPELY_EXTENSIONS = ("shapely.lib", "shapely._geos", "shapely._geometry_helpers")
+
+
+def _import_with_own_libraries() -> Any:
+    """shapely and its compiled modules, each bound to the libraries it ships (see above)."""
+    deepbind = getattr(os, "RTLD_DEEPBIND", 0)
+    flags = sys.getdlopenflags() if deepbind else 0
+    if deepbind:
+        sys.setdlopenflags(flags | deepbind)
+    try:
+        import shapely
+
+        for name in _SHAPELY_EXTENSIONS:  # every compiled module now, not later without the flag
+            if importlib.util.find_spec(name) is not None:
+                importlib.import_module(name)
+    finally:
+        if deepbind:
+            sys.setdlopenflags(flags)
+    return shapely
 
 
 def _use_ext_libs() -> None:
@@ -100,10 +123,10 @@ def _use_ext_libs() -> None:
         return
     sys.path.append(EXT_LIBS)
     try:
-        import shapely
-
+        shapely = _import_with_own_libraries()
         ours = (Qgis.geosVersionMajor(), Qgis.geosVersionMinor())
-        if tuple(shapely.geos_version[:2]) != ours:
+        own_geos = bool(getattr(os, "RTLD_DEEPBIND", 0)) or sys.platform in ("win32", "darwin")
+        if not own_geos and tuple(shapely.geos_version[:2]) != ours:
             raise ImportError(f"its GEOS {shapely.geos_version} is not QGIS's GEOS {ours}")
     except Exception as exc:  # noqa: BLE001 - the folder is then left alone: one feature at a time
         sys.path.remove(EXT_LIBS)
@@ -111,7 +134,10 @@ def _use_ext_libs() -> None:
             del sys.modules[name]
         log.info("The plugin's ext-libs shapely is not used (%s): one feature at a time", exc)
         return
-    log.info("shapely %s from the plugin's ext-libs folder (%s)", shapely.__version__, EXT_LIBS)
+    log.info(
+        "shapely %s (GEOS %s) from the plugin's ext-libs folder (%s); QGIS runs on GEOS %s",
+        shapely.__version__, shapely.geos_version_string, EXT_LIBS, Qgis.geosVersion(),
+    )  # fmt: skip
 
 
 def vectorised_shapely() -> tuple[Any, Any]:

@@ -9,8 +9,11 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import pytest
 import shapely
-from qgis.core import Qgis
+from qgis.core import Qgis, QgsVectorLayer
+
+from huijiao_plugin.core.compare import provenance
 
 ROOT = Path(__file__).resolve().parents[2]
 QGIS_PYTHON = "/usr/bin/python3"  # what QGIS and qgis_process run on Debian
@@ -69,18 +72,47 @@ def copy_shapely(target: Path) -> None:
         shutil.copytree(libs, target / "shapely.libs")
 
 
-def test_qgis_python_without_shapely_takes_an_ext_libs_shapely_only_on_qgis_geos(tmp_path):
-    """Taken when the wheel's GEOS is QGIS's major.minor, else refused with a note (inside QGIS, QGIS's GEOS
-    would answer the wheel's calls)."""
+def test_qgis_python_without_shapely_takes_the_ext_libs_shapely_with_its_own_geos(tmp_path):
+    """Taken whatever GEOS QGIS links (3.11 on Debian 12, the wheel's is 3.13): it runs on its own."""
     ext = tmp_path / "ext-libs"
     copy_shapely(ext)
     found, log = probe(QGIS_PYTHON, ext, hide_own_shapely=QGIS_PYTHON_HAS_SHAPELY)
-    if tuple(shapely.geos_version[:2]) == QGIS_GEOS:
-        assert found["file"] == str(ext / "shapely" / "__init__.py")
-        assert found["in_path"] and "from the plugin's ext-libs folder" in log
+    assert found["file"] == str(ext / "shapely" / "__init__.py")
+    assert found["geos"] == list(shapely.geos_version)
+    assert found["in_path"] and "from the plugin's ext-libs folder" in log
+
+
+def test_qgis_process_runs_the_ext_libs_shapely_on_its_own_geos(tmp_path):
+    """The real qgis_process program links QGIS's GEOS itself, where a plain Python does not: there a wheel
+    bound to the wrong GEOS crashes. With the ext-libs folder in the installed plugin, a preset runs, its
+    provenance names the engine that computed it, and it gives the rows of the run in this process."""
+    from huijiao_plugin.core.compare.engine import CountyOverlay
+    from huijiao_plugin.core.compare.presets import run_preset
+    from tests.datagen import COMPARE_ROLES
+    from tests.datagen.__main__ import main
+    from tests.qgis_process_support import install_plugin, run_algorithm
+
+    args = ["--out", str(tmp_path), "--size", "1500", "--seed", "3", "--formats", "gpkg", "--quiet"]
+    assert main(args) == 0
+    county = tmp_path / "county.gpkg"
+    env = install_plugin(tmp_path / "config")
+    plugin_dir = tmp_path / "config" / "profiles" / "default" / "python" / "plugins" / "huijiao_plugin"
+    copy_shapely(plugin_dir / "ext-libs")
+    params = {role: f"{county}|layername={COMPARE_ROLES[role]}" for role in ("PBF", "DLTB", "XZQ", "CJDCQ")}
+    out = tmp_path / "out.gpkg"
+    results = run_algorithm(env, "huijiao:pbfnongrain", {**params, "OUTPUT": str(out)})
+
+    [record] = provenance.read_gpkg(str(out), "out")
+    if QGIS_PYTHON_HAS_SHAPELY:  # Debian 13, sid: QGIS's Python has its own, never the folder's
+        assert "(whole arrays)" in record["engine"]
     else:
-        assert found == {"file": None, "geos": [], "in_path": False}
-        assert "is not QGIS's GEOS" in log and "one feature at a time" in log
+        wheel = f"shapely {shapely.__version__}, GEOS {shapely.geos_version_string} (whole arrays)"
+        assert record["engine"].startswith(wheel)
+        assert f"GEOS {Qgis.geosVersion()}" in record["engine"]  # QGIS's own, beside it
+    layers = {role: QgsVectorLayer(uri, role, "ogr") for role, uri in params.items()}
+    here = run_preset("pbfnongrain", CountyOverlay(layers))
+    assert results["COUNT"] == len(here.pieces) > 0
+    assert results["AREA_M2"] == pytest.approx(sum(p.area_m2 for p in here.pieces), abs=0.01)
 
 
 def test_no_ext_libs_folder_leaves_the_path_alone(tmp_path):

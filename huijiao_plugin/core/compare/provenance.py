@@ -4,7 +4,8 @@ GeoPackage, as a row of the table ``huijiao_provenance`` (output layer, rule id,
 
 It records, per input: its layer name, source file, layer in the file, subset filter, feature count, CRS,
 dataset id and year/version when known; the preset, the rule profile (its files and the resolved values the
-preset read), the tolerances and how they were applied, the plugin version and the time.
+preset read), the tolerances and how they were applied, the plugin version, the geometry engine (QGIS's GEOS
+or shapely's) and the time.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from contextlib import closing
 from datetime import datetime, timezone
 from typing import Any
 
-from qgis.core import QgsLayerMetadata, QgsMapLayer, QgsProviderRegistry
+from qgis.core import Qgis, QgsLayerMetadata, QgsMapLayer, QgsProviderRegistry
 
+from huijiao_plugin.core.compare import vectorized
 from huijiao_plugin.toolbelt.resources import plugin_version
 
 TABLE = "huijiao_provenance"
@@ -46,6 +48,7 @@ def build(
         "tolerance_policy": TOLERANCE_POLICY,
         "inputs": inputs,
         "plugin_version": plugin_version(),
+        "engine": f"{vectorized.describe()}; QGIS {Qgis.version()}, GEOS {Qgis.geosVersion()}",
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     out.update(extra or {})

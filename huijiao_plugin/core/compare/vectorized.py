@@ -41,6 +41,14 @@ def enabled(value: bool | None = None) -> bool:
     return _enabled and shapely is not None
 
 
+def describe() -> str:
+    """Which GEOS computes a run, for its provenance (the last digits of areas may differ between GEOS
+    versions)."""
+    if enabled():
+        return f"shapely {shapely.__version__}, GEOS {shapely.geos_version_string} (whole arrays)"
+    return "QGIS geometry engine (one feature at a time)"
+
+
 def read_wkb(wkbs: Sequence[bytes]) -> Any:
     """shapely geometries of ``wkbs`` (None where a WKB cannot be read, e.g. curves)."""
     arr = np.empty(len(wkbs), dtype=object)
