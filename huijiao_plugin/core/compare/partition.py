@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from qgis.core import QgsGeometry, QgsSpatialIndex
 
 from huijiao_plugin.core.compare import vectorized
@@ -34,52 +35,56 @@ from huijiao_plugin.core.compare.spec import Piece
 WITHIN = "within_tolerance"
 
 
-def _relate(a: Any, b: Any, workers: int) -> list[str]:
-    """The DE-9IM matrix of each pair (a[k], b[k]) of shapely arrays, on ``workers`` threads."""
+def _relate(a: Any, b: Any, workers: int) -> Any:
+    """The DE-9IM matrix of each pair (a[k], b[k]) of shapely arrays, on ``workers`` threads, as an (n, 9)
+    array of characters."""
     parts = vectorized._parallel(
-        lambda s: vectorized.shapely.relate(a[s], b[s]).tolist(), len(a), workers, lambda: None
+        lambda s: vectorized.shapely.relate(a[s], b[s]).astype("U9"), len(a), workers, lambda: None
     )
-    return [m for part in parts for m in part]
+    matrices = np.concatenate(parts) if parts else np.empty(0, dtype="U9")
+    return matrices.view("U1").reshape(-1, 9)
 
 
-def _candidate_pairs(
-    geoms: Sequence[QgsGeometry], workers: int = 1, shapes: Any = None, same: Any = None
-) -> tuple[list[tuple[int, int]], set[tuple[int, int]] | None, dict[tuple[int, int], bool]]:
-    """Pairs (i < j) whose geometries intersect (touching counts); with vectorised GEOS also the set of
-    those whose interiors overlap (else None: decided pair by pair) and, per pair, whether the two share an
-    edge (``_share_an_edge``). One DE-9IM matrix per pair answers both: GEOS computes the whole matrix for
-    any relate call, so asking twice costs twice. ``shapes``: the geometries as read by shapely (None: read
-    here); ``same``: category codes per geometry, when only pairs of one category matter."""
-    if shapes is None and vectorized.enabled() and geoms:
-        shapes = _read(geoms)
+class _Pairs:
+    """The pairs (left[k] < right[k]) of pieces whose geometries meet (touching counts) and, when one DE-9IM
+    matrix per pair has told it, whether their interiors overlap and whether they share an edge (None:
+    decided pair by pair)."""
+
+    def __init__(self, left: Any, right: Any, overlap: Any = None, edge: Any = None) -> None:
+        self.left, self.right, self.overlap, self.edge = left, right, overlap, edge
+
+
+def _candidate_pairs(geoms: Sequence[QgsGeometry], workers: int, shapes: Any, same: Any) -> _Pairs:
+    """Pairs of pieces that meet; ``shapes``: the geometries as read by shapely (None: per geometry with
+    QGIS); ``same``: category codes per piece when only pairs of one category matter, else None. One DE-9IM
+    matrix per pair answers overlap and shared edge at once: GEOS computes the whole matrix for any relate
+    call, so asking twice costs twice."""
     if shapes is not None:
         tree = vectorized.index(shapes)
-        left, right = tree.query(shapes)  # boxes only: the matrix below tells which pairs intersect
+        left, right = tree.query(shapes)  # boxes only: the matrix below tells which pairs meet
         keep = left < right
         if same is not None:
             keep &= same[left] == same[right]
         left, right = left[keep], right[keep]
         try:
-            matrices = _relate(shapes[left], shapes[right], workers)
+            m = _relate(shapes[left], shapes[right], workers)
         except vectorized.shapely.errors.GEOSException:  # decided pair by pair
             left, right = tree.query(shapes, predicate="intersects")
             keep = (left < right) & (same[left] == same[right] if same is not None else True)
-            return list(zip(left[keep].tolist(), right[keep].tolist())), None, {}
-        meet = [not (m[0] == m[1] == m[3] == m[4] == "F") for m in matrices]  # not disjoint
-        pairs = [pair for pair, x in zip(zip(left.tolist(), right.tolist()), meet) if x]
-        matrices = [m for m, x in zip(matrices, meet) if x]
-        inner = [m[0] == "2" for m in matrices]
-        edges = {pair: m[0] == "2" or m[4] == "1" for pair, m in zip(pairs, matrices)}
-        return pairs, {pair for pair, x in zip(pairs, inner) if x}, edges
+            return _Pairs(left[keep], right[keep])
+        meet = ~((m[:, 0] == "F") & (m[:, 1] == "F") & (m[:, 3] == "F") & (m[:, 4] == "F"))
+        inner = m[:, 0] == "2"
+        return _Pairs(left[meet], right[meet], inner[meet], (inner | (m[:, 4] == "1"))[meet])
     index = QgsSpatialIndex()
     for n, g in enumerate(geoms):
         index.addFeature(n, g.boundingBox())
     out = []
     for i, g in enumerate(geoms):
         for j in index.intersects(g.boundingBox()):
-            if j > i and g.intersects(geoms[j]):
+            if j > i and (same is None or same[i] == same[j]) and g.intersects(geoms[j]):
                 out.append((i, j))
-    return out, None, {}
+    pairs = np.asarray(out, dtype=np.int64).reshape(-1, 2)
+    return _Pairs(pairs[:, 0], pairs[:, 1])
 
 
 def _read(geoms: Sequence[QgsGeometry]) -> Any:
@@ -92,12 +97,12 @@ def _read(geoms: Sequence[QgsGeometry]) -> Any:
 
 def _passes(
     units: Sequence[QgsGeometry], shapes: Any, thresholds: tuple[float, float, float], workers: int = 1
-) -> list[bool]:
-    """``passes_sliver_rule`` of each unit, over the whole array when shapely has read them (only the thin
-    ones are eroded, on ``workers`` threads)."""
+) -> Any:
+    """``passes_sliver_rule`` of each unit (a boolean array), over the whole array when shapely has read
+    them (only the thin ones are eroded, on ``workers`` threads)."""
     if shapes is None:
-        return [passes_sliver_rule(u, *thresholds) for u in units]
-    np, shapely = vectorized.np, vectorized.shapely
+        return np.asarray([passes_sliver_rule(u, *thresholds) for u in units], dtype=bool)
+    shapely = vectorized.shapely
     min_area, min_width, noise = thresholds
     area, perimeter = shapely.area(shapes), shapely.length(shapes)
     flat = perimeter <= 0
@@ -114,7 +119,7 @@ def _passes(
                 lambda: None,
             )
             ok[thin] = np.concatenate(cores) > 0.01
-    return ok.tolist()
+    return ok
 
 
 def _interiors_meet(a: QgsGeometry, b: QgsGeometry) -> bool:
@@ -122,22 +127,24 @@ def _interiors_meet(a: QgsGeometry, b: QgsGeometry) -> bool:
     return bool(engine.relatePattern(b.constGet(), "2********"))
 
 
-class _Groups:
-    """Union-find over positions."""
-
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-
-    def find(self, x: int) -> int:
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
-        return x
-
-    def join(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
+def _components(n: int, a: Any, b: Any) -> Any:
+    """The connected components of the graph on ``range(n)`` with edges (a[k], b[k]): per node, the smallest
+    node of its component (roots hooked under the smaller root, then paths halved, until no edge joins two
+    roots)."""
+    label = np.arange(n)
+    while len(a):
+        la, lb = label[a], label[b]
+        differ = la != lb
+        if not differ.any():
+            break
+        la, lb = la[differ], lb[differ]
+        np.minimum.at(label, np.maximum(la, lb), np.minimum(la, lb))
+        while True:
+            up = label[label]
+            if (up == label).all():
+                break
+            label = up
+    return label
 
 
 def partition(
@@ -157,18 +164,19 @@ def partition(
     )  # stable: a category's pieces keep their order
     geoms = [p.geom for p in pieces]
     shapes = _read(geoms) if vectorized.enabled() else None
-    same = None  # categories that exclude each other: pairs across categories matter too
-    if not exclusive and shapes is not None:
-        codes = {c: n for n, c in enumerate(dict.fromkeys(p.category for p in pieces))}
-        same = vectorized.np.asarray([codes[p.category] for p in pieces])
-    pairs, overlapping, edges = _candidate_pairs(geoms, workers, shapes, same)
+    codes = {c: n for n, c in enumerate(dict.fromkeys(p.category for p in pieces))}
+    category = np.asarray([codes[p.category] for p in pieces], dtype=np.int64)
+    # categories that exclude each other: pairs across categories matter too
+    pairs = _candidate_pairs(geoms, workers, shapes, None if exclusive else category)
     # 1. overlaps counted once
     earlier: dict[int, list[int]] = {}
-    for i, j in pairs:
-        if not (exclusive or pieces[i].category == pieces[j].category):
-            continue
-        if (i, j) in overlapping if overlapping is not None else _interiors_meet(geoms[i], geoms[j]):
+    if pairs.overlap is not None:
+        for i, j in zip(pairs.left[pairs.overlap].tolist(), pairs.right[pairs.overlap].tolist()):
             earlier.setdefault(j, []).append(i)
+    else:
+        for i, j in zip(pairs.left.tolist(), pairs.right.tolist()):
+            if _interiors_meet(geoms[i], geoms[j]):
+                earlier.setdefault(j, []).append(i)
     for j, before in earlier.items():
         original = pieces[j].geom
         rest = polygonal(original.difference(QgsGeometry.unaryUnion([geoms[i] for i in before])))
@@ -178,128 +186,188 @@ def partition(
     if not any(thresholds):
         return [pieces[n] for n in kept]
     # 2. tolerances per connected part of each category's union, judged on single parts ("units")
-    units: list[tuple[int, QgsGeometry]] = [(n, part) for n in kept for part in single_parts(pieces[n].geom)]
-    by_piece: dict[int, list[int]] = {}
-    for u, (n, _part) in enumerate(units):
-        by_piece.setdefault(n, []).append(u)
-    unit_shapes = None
-    if shapes is not None:  # a piece left whole and in one part is its own unit: read once
-        unit_shapes = vectorized.np.empty(len(units), dtype=object)
-        again = []
-        for u, (n, _part) in enumerate(units):
-            if n not in earlier and len(by_piece[n]) == 1:
-                unit_shapes[u] = shapes[n]
-            else:
-                again.append(u)
-        if again:
-            unit_shapes[again] = vectorized.read_wkb([bytes(units[u][1].asWkb()) for u in again])
-        if vectorized.any_missing(unit_shapes):
-            unit_shapes = None
-    passes = _passes([part for _n, part in units], unit_shapes, thresholds, workers)
-    groups = _Groups(len(units))
-    joined: list[tuple[int, int]] = []  # units sharing an edge, one of them failing the rule on its own
-    # a piece left whole by step 1 and in one part is its own unit: its pair's matrix already answers
-    whole = {n for n in kept if n not in earlier and len(by_piece[n]) == 1}
-    asked = []
-    for i, j in pairs:
-        if pieces[i].category != pieces[j].category or i not in by_piece or j not in by_piece:
-            continue
-        known = edges.get((i, j)) if i in whole and j in whole else None
-        for u in by_piece[i]:
-            for v in by_piece[j]:
-                if passes[u] and passes[v]:
-                    continue
-                if known is None:
-                    asked.append((u, v))
-                elif known:
-                    groups.join(u, v)
-                    joined.append((u, v))
-    if unit_shapes is not None and asked:
-        left = vectorized.np.asarray([u for u, _ in asked])
-        right = vectorized.np.asarray([v for _, v in asked])
-        shared = _edges_of(unit_shapes[left], unit_shapes[right], workers)
-    else:
-        shared = None
-    if shared is None:
-        shared = _edges_shared([units[u][1] for u, _ in asked], [units[v][1] for _, v in asked], workers)
-    for (u, v), edge in zip(asked, shared):
-        if edge:
-            groups.join(u, v)
-            joined.append((u, v))
-    members: dict[int, list[int]] = {}
-    for u in range(len(units)):
-        members.setdefault(groups.find(u), []).append(u)
-    verdict = passes[:]
+    units = _Units(pieces, kept, shapes, earlier)
+    passes = _passes(units.parts if units.shapes is None else (), units.shapes, thresholds, workers)
+    # units sharing an edge, one of them failing the rule on its own
+    ju, jv = _joined(pairs, units, passes, category, workers)
+    group = _components(len(passes), ju, jv)
+    verdict = passes.copy()
+    sizes = np.bincount(group, minlength=len(passes))
+    with_passing = np.zeros(len(passes), dtype=bool)
+    with_passing[group[passes]] = True
+    verdict |= with_passing[group]  # a part holding a unit that passes alone is reported whole
+    alone = ~with_passing[group] & (sizes[group] > 1)
+    order_ = np.argsort(group[alone], kind="stable")
+    members = np.nonzero(alone)[0][order_]
+    together = (
+        [g.tolist() for g in np.split(members, np.nonzero(np.diff(group[members]))[0] + 1)]
+        if len(members)
+        else []
+    )
 
     def unite(jobs: list[list[int]]) -> list[QgsGeometry | None]:
         """The union of the units of each job: in whole arrays when shapely has read the units."""
-        if unit_shapes is not None and jobs:
-            areas = vectorized.shapely.area(unit_shapes)
-            unions = _unions(unit_shapes, areas, [vectorized.np.asarray(job) for job in jobs], workers)
+        if units.shapes is not None and jobs:
+            areas = vectorized.shapely.area(units.shapes)
+            unions = _unions(units.shapes, areas, [np.asarray(job) for job in jobs], workers)
             return [polygonal(_from_wkb(w)) if w is not None else None for w in vectorized.to_wkbs(unions)]
-        return [polygonal(QgsGeometry.unaryUnion([units[u][1] for u in job])) for job in jobs]
+        return [polygonal(QgsGeometry.unaryUnion([units.geom(u) for u in job])) for job in jobs]
 
-    together = [g for g in members.values() if len(g) > 1 and not any(passes[u] for u in g)]
-    for group in members.values():
-        if len(group) > 1 and any(passes[u] for u in group):
-            for u in group:
-                verdict[u] = True
-    if unit_shapes is not None and together:
-        for u, ok in _judged_together(unit_shapes, together, thresholds, workers):
+    if units.shapes is not None and together:
+        for u, ok in _judged_together(units.shapes, together, thresholds, workers):
             verdict[u] = ok
     else:
-        for group, union in zip(together, unite(together)):
+        for members_, union in zip(together, unite(together)):
             # judged together: each connected part of their union
             parts = single_parts(union)
             ok = [passes_sliver_rule(part, *thresholds) for part in parts]
-            for u in group:
-                verdict[u] = ok[_part_of(units[u][1], parts)]
-    host = _hosts(units, passes, verdict, joined)
+            for u in members_:
+                verdict[u] = ok[_part_of(units.geom(u), parts)]
+    host = _hosts(units.piece, passes, verdict, ju, jv)
+    # a unit reported in another piece's row: the slivers kept with a piece join its row
+    moved = (host >= 0) & (host != units.piece)
     received: dict[int, list[int]] = {}
-    for u, n in enumerate(host):
-        if n is not None and n != units[u][0]:
-            received.setdefault(n, []).append(u)
+    for u, n in zip(np.nonzero(moved)[0].tolist(), host[moved].tolist()):
+        received.setdefault(n, []).append(u)
+    units_of = units.of
     hosts = [n for n in kept if n in received]
-    # slivers kept with a piece join its row: not split finer than needed
     joined_rows = dict(
         zip(
             hosts,
-            unite([[u for u in by_piece[n] if verdict[u] and host[u] == n] + received[n] for n in hosts]),
+            unite([[u for u in units_of(n) if verdict[u] and host[u] == n] + received[n] for n in hosts]),
         )
+    )
+    # a piece all of whose units stay in its own row, with none received, is reported as it is
+    as_is = np.zeros(len(pieces), dtype=bool)
+    mine = verdict & (host == units.piece)
+    as_is[kept] = (
+        np.bincount(units.piece, weights=mine, minlength=len(pieces))[kept]
+        == np.bincount(units.piece, minlength=len(pieces))[kept]
     )
     out: list[Piece] = []
     judged: dict[tuple[str, str], list[int]] = {}
     for n in kept:
         p = pieces[n]
-        good = [units[u][1] for u in by_piece[n] if verdict[u] and host[u] == n]
-        noisy = [u for u in by_piece[n] if not verdict[u]]
-        noise = [units[u][1] for u in noisy]
+        if as_is[n] and n not in received:
+            out.append(p)
+            continue
+        good = [units.geom(u) for u in units_of(n) if verdict[u] and host[u] == n]
+        noisy = [u for u in units_of(n) if not verdict[u]]
         if n in received:
             p.geom = joined_rows[n]
             out.append(p)
         elif good:
             p.geom = good[0] if len(good) == 1 else QgsGeometry.collectGeometry(good)
             out.append(p)
-        if noise and p.zldwdm:  # one row per category and 坐落单位: what was judged noise there
+        if noisy and p.zldwdm:  # one row per category and 坐落单位: what was judged noise there
             judged.setdefault((p.category, p.zldwdm), []).extend(noisy)
-        elif noise:  # no 坐落单位: its region comes from its own geometry, so it keeps its own row
+        elif noisy:  # no 坐落单位: its region comes from its own geometry, so it keeps its own row
+            noise = [units.geom(u) for u in noisy]
             geom = noise[0] if len(noise) == 1 else QgsGeometry.collectGeometry(noise)
             out.append(Piece(geom, WITHIN, {"tolerance_of": p.category}, p.zldwdm))
     # noise units share an edge only inside their group: only those are united, the rest collected
     rows: list[tuple[str, str, list[list[int]]]] = []
-    for (category, zl), noisy in judged.items():
+    for (category_, zl), noisy in judged.items():
         by_group: dict[int, list[int]] = {}
         for u in noisy:
-            by_group.setdefault(groups.find(u), []).append(u)
-        rows.append((category, zl, list(by_group.values())))
+            by_group.setdefault(int(group[u]), []).append(u)
+        rows.append((category_, zl, list(by_group.values())))
     merged = iter(unite([g for _c, _z, gs in rows for g in gs if len(g) > 1]))
-    for category, zl, gs in rows:
+    for category_, zl, gs in rows:
         polys = [
-            part for g in gs for part in ([units[g[0]][1]] if len(g) == 1 else single_parts(next(merged)))
+            part for g in gs for part in ([units.geom(g[0])] if len(g) == 1 else single_parts(next(merged)))
         ]
         geom = polys[0] if len(polys) == 1 else QgsGeometry.collectGeometry(polys)
-        out.append(Piece(geom, WITHIN, {"tolerance_of": category}, zl))
+        out.append(Piece(geom, WITHIN, {"tolerance_of": category_}, zl))
     return out
+
+
+class _Units:
+    """The single parts ("units") of the kept pieces, in piece order: ``piece[u]`` the piece of unit u,
+    ``of(n)`` the units of piece n (consecutive), ``shapes`` the units as shapely geometries (None without
+    shapely) and ``geom(u)`` one as a QGIS geometry (made on first use: most units are reported as their
+    piece, whole)."""
+
+    def __init__(self, pieces: list[Piece], kept: list[int], shapes: Any, changed: dict[int, Any]) -> None:
+        self.pieces = pieces
+        self.shapes = None
+        self.parts: list[QgsGeometry] = []
+        self._geoms: dict[int, QgsGeometry] = {}
+        if shapes is not None and kept:
+            source = shapes.copy()
+            redo = [n for n in kept if n in changed]  # cut by step 1: read again
+            if redo:
+                source[redo] = vectorized.read_wkb([bytes(pieces[n].geom.asWkb()) for n in redo])
+            if not vectorized.any_missing(source[kept]):
+                parts, at = vectorized.shapely.get_parts(source[kept], return_index=True)
+                live = ~vectorized.shapely.is_empty(parts)
+                self.shapes, piece = parts[live], np.asarray(kept, dtype=np.int64)[at[live]]
+        if self.shapes is None:
+            pairs = [(n, part) for n in kept for part in single_parts(pieces[n].geom)]
+            self.parts = [part for _n, part in pairs]
+            piece = np.asarray([n for n, _part in pairs], dtype=np.int64)
+        self.piece = piece
+        self.changed = np.zeros(len(pieces), dtype=bool)
+        self.changed[list(changed)] = True
+        self.count = (
+            np.bincount(piece, minlength=len(pieces)) if len(piece) else np.zeros(len(pieces), dtype=np.int64)
+        )
+        self.first = np.full(len(pieces), -1, dtype=np.int64)
+        self.first[piece[::-1]] = np.arange(len(piece) - 1, -1, -1)
+
+    def of(self, n: int) -> range:
+        start = int(self.first[n])
+        return range(start, start + int(self.count[n])) if start >= 0 else range(0)
+
+    def geom(self, u: int) -> QgsGeometry:
+        if self.shapes is None:
+            return self.parts[u]
+        g = self._geoms.get(u)
+        if g is None:
+            n = int(self.piece[u])
+            if self.count[n] == 1 and not self.pieces[n].geom.isMultipart():
+                g = self.pieces[n].geom
+            else:
+                g = _from_wkb(vectorized.shapely.to_wkb(self.shapes[u]))
+            self._geoms[u] = g
+        return g
+
+
+def _joined(pairs: _Pairs, units: _Units, passes: Any, category: Any, workers: int) -> tuple[Any, Any]:
+    """The pairs of units (u, v) of one category that share an edge, one of them failing the sliver rule on
+    its own, as two arrays. A pair of pieces each left whole in one part by step 1 is a pair of units whose
+    matrix is already known; the other pairs of units are asked here."""
+    left, right = pairs.left, pairs.right
+    same = category[left] == category[right]
+    count, first = units.count, units.first
+    whole = (count[left] == 1) & (count[right] == 1) & ~units.changed[left] & ~units.changed[right]
+    if pairs.edge is not None:
+        u, v = first[left], first[right]
+        known = same & whole & (u >= 0) & (v >= 0)
+        known &= ~(passes[np.where(known, u, 0)] & passes[np.where(known, v, 0)])
+        ku, kv = u[known & pairs.edge], v[known & pairs.edge]
+        rest = same & ~whole & (count[left] > 0) & (count[right] > 0)
+    else:
+        ku = kv = np.zeros(0, dtype=np.int64)
+        rest = same & (count[left] > 0) & (count[right] > 0)
+    asked = []
+    units_of = units.of
+    for i, j in zip(left[rest].tolist(), right[rest].tolist()):
+        for u in units_of(i):
+            for v in units_of(j):
+                if not (passes[u] and passes[v]):
+                    asked.append((u, v))
+    if not asked:
+        return ku, kv
+    au = np.asarray([u for u, _ in asked], dtype=np.int64)
+    av = np.asarray([v for _, v in asked], dtype=np.int64)
+    shared = _edges_of(units.shapes[au], units.shapes[av], workers) if units.shapes is not None else None
+    if shared is None:
+        shared = _edges_shared(
+            [units.geom(u) for u in au.tolist()], [units.geom(v) for v in av.tolist()], workers
+        )
+    shared = np.asarray(shared, dtype=bool)
+    return np.concatenate([ku, au[shared]]), np.concatenate([kv, av[shared]])
 
 
 def _judged_together(
@@ -344,35 +412,26 @@ def _polygon_parts(geoms: Any) -> tuple[Any, Any]:
     return parts[polygon], index[polygon]
 
 
-def _hosts(
-    units: Sequence[tuple[int, QgsGeometry]],
-    passes: Sequence[bool],
-    verdict: Sequence[bool],
-    joined: Sequence[tuple[int, int]],
-) -> list[int | None]:
-    """The piece whose row reports each kept unit (None: noise). A unit that passes the rule on its own stays
-    in its piece; a kept unit that fails it alone (a sliver reported because it shares an edge with a real
-    piece, or judged with its neighbours) joins the row of the piece it reaches first through shared edges,
-    so slivers do not become rows of their own."""
-    near: dict[int, list[int]] = {}
-    for u, v in joined:
-        near.setdefault(u, []).append(v)
-        near.setdefault(v, []).append(u)
-    host: list[int | None] = [units[u][0] if passes[u] else None for u in range(len(units))]
-    seeds = [u for u in range(len(units)) if passes[u]]
-    seeds += [u for u in range(len(units)) if verdict[u] and not passes[u]]
-    for seed in seeds:
-        if host[seed] is not None and not passes[seed]:
-            continue  # reached from an earlier seed
-        if host[seed] is None:
-            host[seed] = units[seed][0]
-        queue = [seed]
-        while queue:  # breadth-first over kept slivers only: a real piece never joins another row
-            u = queue.pop()
-            for v in near.get(u, ()):
-                if host[v] is None and verdict[v] and not passes[v]:
-                    host[v] = host[seed]
-                    queue.append(v)
+def _hosts(piece: Any, passes: Any, verdict: Any, ju: Any, jv: Any) -> Any:
+    """The piece whose row reports each unit (-1: noise). A unit that passes the rule on its own stays in its
+    piece. The kept units that fail it alone (slivers reported because they share an edge with a real piece,
+    or judged with their neighbours) join rows so that slivers do not become rows of their own: each
+    connected set of them (through shared edges) joins the row of the first unit passing alone that it
+    touches, else the row of its own first unit."""
+    host = np.full(len(passes), -1, dtype=np.int64)
+    host[passes] = piece[passes]
+    sliver = verdict & ~passes
+    both = sliver[ju] & sliver[jv]
+    label = _components(len(passes), ju[both], jv[both])  # sets of kept slivers
+    best = np.full(len(passes), len(passes), dtype=np.int64)  # per set: the first passing unit it touches
+    for a, b in ((ju, jv), (jv, ju)):
+        touch = passes[a] & sliver[b]
+        np.minimum.at(best, label[b[touch]], a[touch])
+    units = np.nonzero(sliver)[0]
+    first = best[label[units]]
+    host[units] = np.where(
+        first < len(passes), piece[np.minimum(first, len(passes) - 1)], piece[label[units]]
+    )
     return host
 
 
@@ -388,13 +447,14 @@ def _edges_shared(a: Sequence[QgsGeometry], b: Sequence[QgsGeometry], workers: i
     return [_share_an_edge(x, y) for x, y in zip(a, b)]
 
 
-def _edges_of(sa: Any, sb: Any, workers: int) -> list[bool] | None:
-    """Whether each pair (sa[k], sb[k]) of shapely geometries shares more than points (None: GEOS rejects
-    one here, decide pair by pair)."""
+def _edges_of(sa: Any, sb: Any, workers: int) -> Any:
+    """Whether each pair (sa[k], sb[k]) of shapely geometries shares more than points, as a boolean array
+    (None: GEOS rejects one here, decide pair by pair)."""
     try:  # the common part is more than points: a shared edge (dimension ≥ 1); one matrix a pair
-        return [m[0] == "2" or m[4] == "1" for m in _relate(sa, sb, workers)]
+        m = _relate(sa, sb, workers)
     except vectorized.shapely.errors.GEOSException:
         return None
+    return (m[:, 0] == "2") | (m[:, 4] == "1")
 
 
 def _share_an_edge(a: QgsGeometry, b: QgsGeometry) -> bool:
