@@ -28,6 +28,7 @@ from qgis.core import QgsGeometry, QgsSpatialIndex
 
 from huijiao_plugin.core.compare import vectorized
 from huijiao_plugin.core.compare.engine import passes_sliver_rule, polygonal, single_parts
+from huijiao_plugin.core.compare.engine.noise import sliver_rule_passes
 from huijiao_plugin.core.compare.engine.pairwise import _from_wkb
 from huijiao_plugin.core.compare.engine.unions import _unions
 from huijiao_plugin.core.compare.spec import Piece
@@ -87,41 +88,6 @@ def _candidate_pairs(geoms: Sequence[QgsGeometry], workers: int, shapes: Any, sa
     return _Pairs(pairs[:, 0], pairs[:, 1])
 
 
-def _read(geoms: Sequence[QgsGeometry]) -> Any:
-    """shapely geometries of ``geoms`` (None when one cannot be read here: the caller goes per geometry)."""
-    if not geoms:
-        return None
-    shapes = vectorized.read_wkb([bytes(g.asWkb()) for g in geoms])
-    return None if vectorized.any_missing(shapes) else shapes
-
-
-def _passes(
-    units: Sequence[QgsGeometry], shapes: Any, thresholds: tuple[float, float, float], workers: int = 1
-) -> Any:
-    """``passes_sliver_rule`` of each unit (a boolean array), over the whole array when shapely has read
-    them (only the thin ones are eroded, on ``workers`` threads)."""
-    if shapes is None:
-        return np.asarray([passes_sliver_rule(u, *thresholds) for u in units], dtype=bool)
-    shapely = vectorized.shapely
-    min_area, min_width, noise = thresholds
-    area, perimeter = shapely.area(shapes), shapely.length(shapes)
-    flat = perimeter <= 0
-    width = np.where(flat, np.inf, area / np.where(flat, 1.0, perimeter))
-    ok = (area >= min_area) & (flat | (width >= min_width))
-    if noise > 0:
-        thin = np.nonzero(ok & ~flat & (width <= noise / 2.0))[0]
-        if len(thin):
-            thin_shapes = shapes[thin]
-            cores = vectorized._parallel(
-                lambda s: shapely.area(shapely.buffer(thin_shapes[s], -noise / 2.0, quad_segs=4)),
-                len(thin),
-                workers,
-                lambda: None,
-            )
-            ok[thin] = np.concatenate(cores) > 0.01
-    return ok
-
-
 def _interiors_meet(a: QgsGeometry, b: QgsGeometry) -> bool:
     engine = QgsGeometry.createGeometryEngine(a.constGet())
     return bool(engine.relatePattern(b.constGet(), "2********"))
@@ -163,7 +129,7 @@ def partition(
         key=lambda p: rank.get(p.category, len(rank)),
     )  # stable: a category's pieces keep their order
     geoms = [p.geom for p in pieces]
-    shapes = _read(geoms) if vectorized.enabled() else None
+    shapes = vectorized.read_geometries(geoms) if vectorized.enabled() else None
     codes = {c: n for n, c in enumerate(dict.fromkeys(p.category for p in pieces))}
     category = np.asarray([codes[p.category] for p in pieces], dtype=np.int64)
     # categories that exclude each other: pairs across categories matter too
@@ -187,7 +153,7 @@ def partition(
         return [pieces[n] for n in kept]
     # 2. tolerances per connected part of each category's union, judged on single parts ("units")
     units = _Units(pieces, kept, shapes, earlier)
-    passes = _passes(units.parts if units.shapes is None else (), units.shapes, thresholds, workers)
+    passes = sliver_rule_passes(units.parts, units.shapes, thresholds, workers)
     # units sharing an edge, one of them failing the rule on its own
     ju, jv = _joined(pairs, units, passes, category, workers)
     group = _components(len(passes), ju, jv)
@@ -378,7 +344,7 @@ def _judged_together(
     np, shapely = vectorized.np, vectorized.shapely
     unions = _unions(unit_shapes, shapely.area(unit_shapes), [np.asarray(g) for g in together], workers)
     parts, group_of = _polygon_parts(unions)
-    ok = _passes([], parts, thresholds, workers)
+    ok = sliver_rule_passes([], parts, thresholds, workers)
     members = np.concatenate([np.asarray(g, dtype=np.int64) for g in together])
     member_group = np.repeat(np.arange(len(together)), [len(g) for g in together])
     points = shapely.point_on_surface(unit_shapes[members])  # units are single parts: their own largest

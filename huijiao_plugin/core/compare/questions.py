@@ -14,15 +14,16 @@ import numpy
 from qgis.core import QgsGeometry
 
 from huijiao_plugin.compat import FieldType
+from huijiao_plugin.core.compare import vectorized
 from huijiao_plugin.core.compare.engine import (
     CompareError,
     CountyOverlay,
     Selection,
     kept_parts,
-    passes_sliver_rule,
     polygonal,
     union_parts,
 )
+from huijiao_plugin.core.compare.engine.noise import sliver_rule_passes
 from huijiao_plugin.core.compare.engine.pairwise import pieces_by_features
 from huijiao_plugin.core.compare.engine.reading import Columns
 from huijiao_plugin.core.compare.engine.runner import _prepared
@@ -223,16 +224,20 @@ def pbf_nongrain(ov: CountyOverlay, opt: CompareOptions, params: dict[str, Any])
     pbf_all = range(len(ov.features("PBF")))
     cover = ov.cover("PBF", "DLTB", thr[2], pbf_all) if thr[2] > 0 else None
     flagged = Selection([bool(c) for c in category])
+    patches: dict[int, tuple[str, str, str, str]] = {}  # one DLTB patch meets many PBF parcels: read once
     for i, j, geom in ov.pairs("PBF", "DLTB", b_pred=flagged, key="nongrain", noise=thr[2], a_cover=cover):
         if not category[j]:
             continue
-        attrs = {
-            "PBF_ID": _id(ov, "PBF", i),
-            "DLTB_BSM": _id(ov, "DLTB", j),
-            "DLBM": _attr(ov, "DLTB", j, "DLBM"),
-            "ZZSXDM": _attr(ov, "DLTB", j, "ZZSXDM"),
-        }
-        pieces += _pieces_from(geom, category[j], attrs, _zl(ov, "DLTB", j), thr)
+        patch = patches.get(j)
+        if patch is None:
+            patch = patches[j] = (
+                _id(ov, "DLTB", j),
+                _attr(ov, "DLTB", j, "DLBM"),
+                _attr(ov, "DLTB", j, "ZZSXDM"),
+                _zl(ov, "DLTB", j),
+            )
+        attrs = {"PBF_ID": _id(ov, "PBF", i), "DLTB_BSM": patch[0], "DLBM": patch[1], "ZZSXDM": patch[2]}
+        pieces += _pieces_from(geom, category[j], attrs, patch[3], thr)
     fields = [("PBF_ID", S), ("DLTB_BSM", S), ("DLBM", S), ("ZZSXDM", S)]
     return pieces, fields
 
@@ -489,12 +494,8 @@ def boundary_compare(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
     # 套合率 with the run's tolerances (the pieces themselves may be exact: see partition.py)
     real = (params["min_area_m2"], params["min_width_m"], params["noise_width_m"])
     # (the parts of one overlay result never share an edge: judged as they are, no union needed)
-    ratio_a = _overlap_ratios(
-        a.geoms, [(i, [x for x in p if passes_sliver_rule(x, *real)]) for i, p in only_a]
-    )  # noqa: E501
-    ratio_b = _overlap_ratios(
-        b.geoms, [(j, [x for x in p if passes_sliver_rule(x, *real)]) for j, p in only_b]
-    )  # noqa: E501
+    ratio_a = _overlap_ratios(a.geoms, _passing(only_a, real, ov.runner.workers))
+    ratio_b = _overlap_ratios(b.geoms, _passing(only_b, real, ov.runner.workers))
     pieces: list[Piece] = []
     for i, parts in only_a:
         attrs = {"A_ID": _id(ov, "A", i), "B_ID": "", "A_RATIO": ratio_a[i], "B_RATIO": None}
@@ -512,6 +513,16 @@ def boundary_compare(ov: CountyOverlay, opt: CompareOptions, params: dict[str, A
         pieces += _pieces_from(geom, "both", attrs, _zl(ov, "A", i), thr)
     fields = [("A_ID", S), ("B_ID", S), ("A_RATIO", D), ("B_RATIO", D)]
     return pieces, fields
+
+
+def _passing(
+    rows: list[tuple[int, list[QgsGeometry]]], thresholds: tuple[float, float, float], workers: int
+) -> list[tuple[int, list[QgsGeometry]]]:
+    """The parts of each row that pass the sliver rule on their own (in whole arrays with shapely)."""
+    parts = [x for _i, row in rows for x in row]
+    shapes = vectorized.read_geometries(parts) if vectorized.enabled() else None
+    ok = iter(sliver_rule_passes(parts, shapes, thresholds, workers).tolist())
+    return [(i, [x for x in row if next(ok)]) for i, row in rows]
 
 
 def _side(ov: CountyOverlay, role: str, codes: Any) -> tuple[Selection | None, str]:

@@ -60,6 +60,15 @@ def read_wkb(wkbs: Sequence[bytes]) -> Any:
     )
 
 
+def read_geometries(geoms: Sequence[Any]) -> Any:
+    """shapely geometries of QGIS geometries (through their WKB); None when there are none or one cannot
+    be read here (the caller then goes one geometry at a time)."""
+    if not geoms:
+        return None
+    shapes = read_wkb([bytes(g.asWkb()) for g in geoms])
+    return None if any_missing(shapes) else shapes
+
+
 def _parallel(func: Callable[[slice], Any], n: int, workers: int, check: Callable[[], None]) -> list[Any]:
     """``func`` over slices of ``range(n)`` on ``workers`` threads (shapely releases the GIL), in order;
     ``check`` (cancel) runs between slices."""

@@ -47,6 +47,33 @@ def passes_sliver_rule(
     return core is not None and not core.isEmpty() and core.area() > 0.01
 
 
+def sliver_rule_passes(
+    geoms: Sequence[QgsGeometry], shapes: Any, thresholds: tuple[float, float, float], workers: int = 1
+) -> Any:
+    """``passes_sliver_rule`` of each geometry as a boolean array; over the whole array when shapely has
+    read them (``shapes``; only the thin ones are eroded, on ``workers`` threads), else one at a time."""
+    if shapes is None:
+        return np.asarray([passes_sliver_rule(g, *thresholds) for g in geoms], dtype=bool)
+    shapely = vectorized.shapely
+    min_area, min_width, noise = thresholds
+    area, perimeter = shapely.area(shapes), shapely.length(shapes)
+    flat = perimeter <= 0
+    width = np.where(flat, np.inf, area / np.where(flat, 1.0, perimeter))
+    ok = (area >= min_area) & (flat | (width >= min_width))
+    if noise > 0:
+        thin = np.nonzero(ok & ~flat & (width <= noise / 2.0))[0]
+        if len(thin):
+            thin_shapes = shapes[thin]
+            cores = vectorized._parallel(
+                lambda s: shapely.area(shapely.buffer(thin_shapes[s], -noise / 2.0, quad_segs=4)),
+                len(thin),
+                workers,
+                lambda: None,
+            )
+            ok[thin] = np.concatenate(cores) > 0.01
+    return ok
+
+
 def kept_parts(
     geom: QgsGeometry | None, min_area: float, min_width: float, noise_width: float = 0.0
 ) -> list[QgsGeometry]:
