@@ -401,12 +401,11 @@ def _hosts(piece: Any, passes: Any, verdict: Any, ju: Any, jv: Any) -> Any:
     return host
 
 
-def _edges_shared(a: Sequence[QgsGeometry], b: Sequence[QgsGeometry], workers: int = 1) -> list[bool]:
+def _edges_shared(a: Sequence[QgsGeometry], b: Sequence[QgsGeometry], workers: int = 1) -> Any:
     """``_share_an_edge`` for each pair (a[k], b[k]), in vectorised calls when shapely is available."""
     if vectorized.enabled() and a:
-        sa = vectorized.read_wkb([bytes(g.asWkb()) for g in a])
-        sb = vectorized.read_wkb([bytes(g.asWkb()) for g in b])
-        if not (vectorized.any_missing(sa) or vectorized.any_missing(sb)):
+        sa, sb = vectorized.read_geometries(a), vectorized.read_geometries(b)
+        if sa is not None and sb is not None:
             found = _edges_of(sa, sb, workers)
             if found is not None:
                 return found
