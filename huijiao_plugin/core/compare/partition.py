@@ -36,14 +36,10 @@ from huijiao_plugin.core.compare.spec import Piece
 WITHIN = "within_tolerance"
 
 
-def _relate(a: Any, b: Any, workers: int) -> Any:
-    """The DE-9IM matrix of each pair (a[k], b[k]) of shapely arrays, on ``workers`` threads, as an (n, 9)
-    array of characters."""
-    parts = vectorized._parallel(
-        lambda s: vectorized.shapely.relate(a[s], b[s]).astype("U9"), len(a), workers, lambda: None
-    )
-    matrices = np.concatenate(parts) if parts else np.empty(0, dtype="U9")
-    return matrices.view("U1").reshape(-1, 9)
+def _relate(a: Any, b: Any) -> Any:
+    """The DE-9IM matrix of each pair (a[k], b[k]) of shapely arrays, as an (n, 9) array of characters. One
+    thread: shapely holds the GIL while it makes a string per pair, and a second thread only slowed it."""
+    return vectorized.shapely.relate(a, b).astype("U9").view("U1").reshape(-1, 9)
 
 
 class _Pairs:
@@ -55,7 +51,7 @@ class _Pairs:
         self.left, self.right, self.overlap, self.edge = left, right, overlap, edge
 
 
-def _candidate_pairs(geoms: Sequence[QgsGeometry], workers: int, shapes: Any, same: Any) -> _Pairs:
+def _candidate_pairs(geoms: Sequence[QgsGeometry], shapes: Any, same: Any) -> _Pairs:
     """Pairs of pieces that meet; ``shapes``: the geometries as read by shapely (None: per geometry with
     QGIS); ``same``: category codes per piece when only pairs of one category matter, else None. One DE-9IM
     matrix per pair answers overlap and shared edge at once: GEOS computes the whole matrix for any relate
@@ -68,7 +64,7 @@ def _candidate_pairs(geoms: Sequence[QgsGeometry], workers: int, shapes: Any, sa
             keep &= same[left] == same[right]
         left, right = left[keep], right[keep]
         try:
-            m = _relate(shapes[left], shapes[right], workers)
+            m = _relate(shapes[left], shapes[right])
         except vectorized.shapely.errors.GEOSException:  # decided pair by pair
             left, right = tree.query(shapes, predicate="intersects")
             keep = (left < right) & (same[left] == same[right] if same is not None else True)
@@ -133,7 +129,7 @@ def partition(
     codes = {c: n for n, c in enumerate(dict.fromkeys(p.category for p in pieces))}
     category = np.asarray([codes[p.category] for p in pieces], dtype=np.int64)
     # categories that exclude each other: pairs across categories matter too
-    pairs = _candidate_pairs(geoms, workers, shapes, None if exclusive else category)
+    pairs = _candidate_pairs(geoms, shapes, None if exclusive else category)
     # 1. overlaps counted once
     earlier: dict[int, list[int]] = {}
     if pairs.overlap is not None:
@@ -155,7 +151,7 @@ def partition(
     units = _Units(pieces, kept, shapes, earlier)
     passes = sliver_rule_passes(units.parts, units.shapes, thresholds, workers)
     # units sharing an edge, one of them failing the rule on its own
-    ju, jv = _joined(pairs, units, passes, category, workers)
+    ju, jv = _joined(pairs, units, passes, category)
     group = _components(len(passes), ju, jv)
     verdict = passes.copy()
     sizes = np.bincount(group, minlength=len(passes))
@@ -174,13 +170,12 @@ def partition(
     def unite(jobs: list[list[int]]) -> list[QgsGeometry | None]:
         """The union of the units of each job: in whole arrays when shapely has read the units."""
         if units.shapes is not None and jobs:
-            areas = vectorized.shapely.area(units.shapes)
-            unions = _unions(units.shapes, areas, [np.asarray(job) for job in jobs], workers)
+            unions = _unions(units.shapes, units.areas, [np.asarray(job) for job in jobs], workers)
             return [polygonal(_from_wkb(w)) if w is not None else None for w in vectorized.to_wkbs(unions)]
         return [polygonal(QgsGeometry.unaryUnion([units.geom(u) for u in job])) for job in jobs]
 
     if units.shapes is not None and together:
-        for u, ok in _judged_together(units.shapes, together, thresholds, workers):
+        for u, ok in _judged_together(units.shapes, units.areas, together, thresholds, workers):
             verdict[u] = ok
     else:
         for members_, union in zip(together, unite(together)):
@@ -206,10 +201,7 @@ def partition(
     # a piece all of whose units stay in its own row, with none received, is reported as it is
     as_is = np.zeros(len(pieces), dtype=bool)
     mine = verdict & (host == units.piece)
-    as_is[kept] = (
-        np.bincount(units.piece, weights=mine, minlength=len(pieces))[kept]
-        == np.bincount(units.piece, minlength=len(pieces))[kept]
-    )
+    as_is[kept] = np.bincount(units.piece, weights=mine, minlength=len(pieces))[kept] == units.count[kept]
     out: list[Piece] = []
     judged: dict[tuple[str, str], list[int]] = {}
     for n in kept:
@@ -256,7 +248,7 @@ class _Units:
 
     def __init__(self, pieces: list[Piece], kept: list[int], shapes: Any, changed: dict[int, Any]) -> None:
         self.pieces = pieces
-        self.shapes = None
+        self.shapes = self.areas = None
         self.parts: list[QgsGeometry] = []
         self._geoms: dict[int, QgsGeometry] = {}
         if shapes is not None and kept:
@@ -268,6 +260,7 @@ class _Units:
                 parts, at = vectorized.shapely.get_parts(source[kept], return_index=True)
                 live = ~vectorized.shapely.is_empty(parts)
                 self.shapes, piece = parts[live], np.asarray(kept, dtype=np.int64)[at[live]]
+                self.areas = vectorized.shapely.area(self.shapes)
         if self.shapes is None:
             pairs = [(n, part) for n in kept for part in single_parts(pieces[n].geom)]
             self.parts = [part for _n, part in pairs]
@@ -299,7 +292,7 @@ class _Units:
         return g
 
 
-def _joined(pairs: _Pairs, units: _Units, passes: Any, category: Any, workers: int) -> tuple[Any, Any]:
+def _joined(pairs: _Pairs, units: _Units, passes: Any, category: Any) -> tuple[Any, Any]:
     """The pairs of units (u, v) of one category that share an edge, one of them failing the sliver rule on
     its own, as two arrays. A pair of pieces each left whole in one part by step 1 is a pair of units whose
     matrix is already known; the other pairs of units are asked here."""
@@ -308,10 +301,10 @@ def _joined(pairs: _Pairs, units: _Units, passes: Any, category: Any, workers: i
     count, first = units.count, units.first
     whole = (count[left] == 1) & (count[right] == 1) & ~units.changed[left] & ~units.changed[right]
     if pairs.edge is not None:
-        u, v = first[left], first[right]
-        known = same & whole & (u >= 0) & (v >= 0)
-        known &= ~(passes[np.where(known, u, 0)] & passes[np.where(known, v, 0)])
-        ku, kv = u[known & pairs.edge], v[known & pairs.edge]
+        k = np.nonzero(same & whole & pairs.edge)[0]
+        u, v = first[left[k]], first[right[k]]  # each piece is its one unit
+        one_fails = ~(passes[u] & passes[v])
+        ku, kv = u[one_fails], v[one_fails]
         rest = same & ~whole & (count[left] > 0) & (count[right] > 0)
     else:
         ku = kv = np.zeros(0, dtype=np.int64)
@@ -327,22 +320,24 @@ def _joined(pairs: _Pairs, units: _Units, passes: Any, category: Any, workers: i
         return ku, kv
     au = np.asarray([u for u, _ in asked], dtype=np.int64)
     av = np.asarray([v for _, v in asked], dtype=np.int64)
-    shared = _edges_of(units.shapes[au], units.shapes[av], workers) if units.shapes is not None else None
+    shared = _edges_of(units.shapes[au], units.shapes[av]) if units.shapes is not None else None
     if shared is None:
-        shared = _edges_shared(
-            [units.geom(u) for u in au.tolist()], [units.geom(v) for v in av.tolist()], workers
-        )
+        shared = _edges_shared([units.geom(u) for u in au.tolist()], [units.geom(v) for v in av.tolist()])
     shared = np.asarray(shared, dtype=bool)
     return np.concatenate([ku, au[shared]]), np.concatenate([kv, av[shared]])
 
 
 def _judged_together(
-    unit_shapes: Any, together: Sequence[Sequence[int]], thresholds: tuple[float, float, float], workers: int
+    unit_shapes: Any,
+    areas: Any,
+    together: Sequence[Sequence[int]],
+    thresholds: tuple[float, float, float],
+    workers: int,
 ) -> list[tuple[int, bool]]:
     """For the units of each group (none passing the rule alone): the verdict of the connected part of the
     group's union that holds the unit, in whole arrays (``_part_of`` and ``passes_sliver_rule`` per part)."""
     np, shapely = vectorized.np, vectorized.shapely
-    unions = _unions(unit_shapes, shapely.area(unit_shapes), [np.asarray(g) for g in together], workers)
+    unions = _unions(unit_shapes, areas, [np.asarray(g) for g in together], workers)
     parts, group_of = _polygon_parts(unions)
     ok = sliver_rule_passes([], parts, thresholds, workers)
     members = np.concatenate([np.asarray(g, dtype=np.int64) for g in together])
@@ -394,29 +389,29 @@ def _hosts(piece: Any, passes: Any, verdict: Any, ju: Any, jv: Any) -> Any:
         touch = passes[a] & sliver[b]
         np.minimum.at(best, label[b[touch]], a[touch])
     units = np.nonzero(sliver)[0]
+    host[units] = piece[label[units]]  # the set's own first unit (its label) ...
     first = best[label[units]]
-    host[units] = np.where(
-        first < len(passes), piece[np.minimum(first, len(passes) - 1)], piece[label[units]]
-    )
+    touches = first < len(passes)
+    host[units[touches]] = piece[first[touches]]  # ... unless it touches a unit passing alone
     return host
 
 
-def _edges_shared(a: Sequence[QgsGeometry], b: Sequence[QgsGeometry], workers: int = 1) -> Any:
+def _edges_shared(a: Sequence[QgsGeometry], b: Sequence[QgsGeometry]) -> Any:
     """``_share_an_edge`` for each pair (a[k], b[k]), in vectorised calls when shapely is available."""
     if vectorized.enabled() and a:
         sa, sb = vectorized.read_geometries(a), vectorized.read_geometries(b)
         if sa is not None and sb is not None:
-            found = _edges_of(sa, sb, workers)
+            found = _edges_of(sa, sb)
             if found is not None:
                 return found
     return [_share_an_edge(x, y) for x, y in zip(a, b)]
 
 
-def _edges_of(sa: Any, sb: Any, workers: int) -> Any:
+def _edges_of(sa: Any, sb: Any) -> Any:
     """Whether each pair (sa[k], sb[k]) of shapely geometries shares more than points, as a boolean array
     (None: GEOS rejects one here, decide pair by pair)."""
     try:  # the common part is more than points: a shared edge (dimension ≥ 1); one matrix a pair
-        m = _relate(sa, sb, workers)
+        m = _relate(sa, sb)
     except vectorized.shapely.errors.GEOSException:
         return None
     return (m[:, 0] == "2") | (m[:, 4] == "1")

@@ -210,8 +210,8 @@ def _shapes(fs: FeatureSet, items: Sequence[int], runner: _Runner) -> Any:
 def _read_pieces(geoms: Sequence[QgsGeometry], runner: _Runner) -> Any:
     """shapely geometries of pieces of an earlier overlay; None when one cannot be read or GEOS would reject
     it (the caller then works one geometry at a time, repairing as it goes)."""
-    shapes = vectorized.read_wkb([bytes(g.asWkb()) for g in geoms])
-    if vectorized.any_missing(shapes) or not vectorized.valid(shapes, runner.workers, runner.check).all():
+    shapes = vectorized.read_geometries(geoms)
+    if shapes is None or not vectorized.valid(shapes, runner.workers, runner.check).all():
         return None
     return shapes
 
